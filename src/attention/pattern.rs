@@ -1,0 +1,323 @@
+//! The [`AttentionPattern`] enum: the patterns an experiment file can name.
+
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{Mask, blockwise, local, longformer, sparse_transformer};
+
+/// Names of every pattern `kind`, in the order the GUI and the docs list them.
+pub const PATTERN_KINDS: [&str; 8] = [
+    "dense",
+    "local",
+    "dilated",
+    "strided",
+    "fixed",
+    "block",
+    "longformer",
+    "bigbird",
+];
+
+/// Which keys a query may attend to in one attention layer.
+///
+/// In an experiment file a pattern is a name (`attention = "dense"`, parameters take
+/// their defaults) or a table (`attention = { kind = "local", window = 8 }`).
+/// Distances are in positions; `window` is a radius, so key `j` is visible from
+/// query `i` when `|i - j| <= window`. Every pattern lets a query see itself, so no
+/// softmax row is ever empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(remote = "Self", tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum AttentionPattern {
+    /// Every query sees every key: O(n^2).
+    #[default]
+    Dense,
+    /// `|i - j| <= window`.
+    Local {
+        #[serde(default = "default_window")]
+        window: usize,
+    },
+    /// `j = i + k * dilation` with `|k| <= window`: a local window with holes.
+    Dilated {
+        #[serde(default = "default_dilated_window")]
+        window: usize,
+        #[serde(default = "default_dilation")]
+        dilation: usize,
+    },
+    /// Sparse Transformer "strided": `|i - j| < stride`, or `(i - j) mod stride == 0`.
+    Strided {
+        #[serde(default = "default_block")]
+        stride: usize,
+    },
+    /// Sparse Transformer "fixed": the same block of `block` positions, or `j` among
+    /// the last `summary` positions of its own block.
+    Fixed {
+        #[serde(default = "default_block")]
+        block: usize,
+        #[serde(default = "default_summary")]
+        summary: usize,
+    },
+    /// Only the same block of `size` positions.
+    Block {
+        #[serde(default = "default_block")]
+        size: usize,
+    },
+    /// Longformer: local `window` plus the first `global` positions, which see and are
+    /// seen by every position.
+    Longformer {
+        #[serde(default = "default_window")]
+        window: usize,
+        #[serde(default = "default_global")]
+        global: usize,
+    },
+    /// BigBird on blocks of `block` positions: a sliding window of `window_blocks`
+    /// blocks (odd: itself and `(window_blocks - 1) / 2` on each side), the first
+    /// `global_blocks` blocks global, and `random_blocks` seeded random key blocks per
+    /// query block.
+    #[serde(rename = "bigbird")]
+    BigBird {
+        #[serde(default = "default_block")]
+        block: usize,
+        #[serde(default = "default_window_blocks")]
+        window_blocks: usize,
+        #[serde(default = "default_global_blocks")]
+        global_blocks: usize,
+        #[serde(default = "default_random_blocks")]
+        random_blocks: usize,
+    },
+}
+
+fn default_window() -> usize {
+    8
+}
+fn default_dilated_window() -> usize {
+    4
+}
+fn default_dilation() -> usize {
+    2
+}
+fn default_block() -> usize {
+    16
+}
+fn default_summary() -> usize {
+    2
+}
+fn default_global() -> usize {
+    1
+}
+fn default_window_blocks() -> usize {
+    3
+}
+fn default_global_blocks() -> usize {
+    1
+}
+fn default_random_blocks() -> usize {
+    1
+}
+
+impl AttentionPattern {
+    /// The pattern with its default parameters for a `kind` name (see [`PATTERN_KINDS`]).
+    pub fn from_kind(kind: &str) -> Option<Self> {
+        use serde::de::value::{Error, MapDeserializer};
+        let map = MapDeserializer::<_, Error>::new(std::iter::once(("kind", kind)));
+        Self::deserialize(map).ok()
+    }
+
+    /// The `kind` name as written in experiment files.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Dense => "dense",
+            Self::Local { .. } => "local",
+            Self::Dilated { .. } => "dilated",
+            Self::Strided { .. } => "strided",
+            Self::Fixed { .. } => "fixed",
+            Self::Block { .. } => "block",
+            Self::Longformer { .. } => "longformer",
+            Self::BigBird { .. } => "bigbird",
+        }
+    }
+
+    /// The boolean mask of this pattern at sequence length `n`. `seed` fixes BigBird's
+    /// random blocks (other patterns ignore it); `causal` also hides keys after the query.
+    pub fn mask(&self, n: usize, causal: bool, seed: u64) -> Mask {
+        let mask = match *self {
+            Self::Dense => Mask::from_fn(n, |_, _| true),
+            Self::Local { window } => Mask::from_fn(n, |i, j| local::local(i, j, window)),
+            Self::Dilated { window, dilation } => {
+                Mask::from_fn(n, |i, j| local::dilated(i, j, window, dilation))
+            }
+            Self::Strided { stride } => {
+                Mask::from_fn(n, |i, j| sparse_transformer::strided(i, j, stride))
+            }
+            Self::Fixed { block, summary } => {
+                Mask::from_fn(n, |i, j| sparse_transformer::fixed(i, j, block, summary))
+            }
+            Self::Block { size } => Mask::from_fn(n, |i, j| blockwise::same_block(i, j, size)),
+            Self::Longformer { window, global } => {
+                Mask::from_fn(n, |i, j| longformer::allows(i, j, window, global))
+            }
+            Self::BigBird {
+                block,
+                window_blocks,
+                global_blocks,
+                random_blocks,
+            } => {
+                let layout = blockwise::BigBirdLayout::new(
+                    n,
+                    block,
+                    window_blocks,
+                    global_blocks,
+                    random_blocks,
+                    seed,
+                );
+                Mask::from_fn(n, |i, j| layout.allows(i, j))
+            }
+        };
+        if causal { mask.causal() } else { mask }
+    }
+
+    /// How far (in positions) one layer of this pattern moves information when only
+    /// its local part is counted; `None` when some path links any two positions in one
+    /// or two hops (dense, global tokens, strides). `L` layers of a pattern with a
+    /// local reach of `r` link positions at most `L * r` apart.
+    pub fn local_reach(&self) -> Option<usize> {
+        match *self {
+            Self::Local { window } => Some(window),
+            Self::Dilated { window, dilation } => Some(window * dilation),
+            Self::Block { size } => Some(size.saturating_sub(1)),
+            _ => None,
+        }
+    }
+
+    /// A short human-readable label, e.g. `local w=8`.
+    pub fn label(&self) -> String {
+        match *self {
+            Self::Dense => "dense".into(),
+            Self::Local { window } => format!("local w={window}"),
+            Self::Dilated { window, dilation } => format!("dilated w={window} d={dilation}"),
+            Self::Strided { stride } => format!("strided s={stride}"),
+            Self::Fixed { block, summary } => format!("fixed b={block} c={summary}"),
+            Self::Block { size } => format!("block {size}"),
+            Self::Longformer { window, global } => format!("longformer w={window} g={global}"),
+            Self::BigBird {
+                block,
+                window_blocks,
+                global_blocks,
+                random_blocks,
+            } => format!("bigbird b={block} w={window_blocks} g={global_blocks} r={random_blocks}"),
+        }
+    }
+
+    /// Checks the parameters against a sequence length. Returns the offending parameter
+    /// name and what is allowed.
+    pub fn check(&self, seq_len: usize) -> Result<(), (&'static str, usize, String)> {
+        let positive = |name: &'static str, v: usize| {
+            if v == 0 {
+                Err((name, v, "must be at least 1".to_string()))
+            } else {
+                Ok(())
+            }
+        };
+        let divides = |name: &'static str, v: usize| {
+            if seq_len % v != 0 {
+                Err((
+                    name,
+                    v,
+                    format!("must divide task.seq_len = {seq_len} (this pattern works on whole blocks)"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match *self {
+            Self::Dense => Ok(()),
+            Self::Local { window } => positive("window", window),
+            Self::Dilated { window, dilation } => {
+                positive("window", window)?;
+                positive("dilation", dilation)
+            }
+            Self::Strided { stride } => positive("stride", stride),
+            Self::Fixed { block, summary } => {
+                positive("block", block)?;
+                divides("block", block)?;
+                positive("summary", summary)?;
+                if summary > block {
+                    return Err(("summary", summary, format!("must be at most block = {block}")));
+                }
+                Ok(())
+            }
+            Self::Block { size } => {
+                positive("size", size)?;
+                divides("size", size)
+            }
+            Self::Longformer { window, global } => {
+                positive("window", window)?;
+                if global >= seq_len {
+                    return Err(("global", global, format!("must be below task.seq_len = {seq_len}")));
+                }
+                Ok(())
+            }
+            Self::BigBird {
+                block,
+                window_blocks,
+                global_blocks,
+                ..
+            } => {
+                positive("block", block)?;
+                divides("block", block)?;
+                if window_blocks == 0 || window_blocks % 2 == 0 {
+                    return Err((
+                        "window_blocks",
+                        window_blocks,
+                        "must be odd (the block itself plus as many on each side): 1, 3, 5, ...".into(),
+                    ));
+                }
+                if global_blocks >= seq_len / block {
+                    return Err((
+                        "global_blocks",
+                        global_blocks,
+                        format!("must be below the number of blocks ({})", seq_len / block),
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl fmt::Display for AttentionPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+impl Serialize for AttentionPattern {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Dense => serializer.serialize_str("dense"),
+            other => AttentionPattern::serialize(other, serializer),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AttentionPattern {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PatternVisitor;
+        impl<'de> Visitor<'de> for PatternVisitor {
+            type Value = AttentionPattern;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a pattern name such as \"dense\" or a table such as { kind = \"local\", window = 8 }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, kind: &str) -> Result<Self::Value, E> {
+                let map = de::value::MapDeserializer::<_, E>::new(std::iter::once(("kind", kind)));
+                AttentionPattern::deserialize(map)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                AttentionPattern::deserialize(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+        deserializer.deserialize_any(PatternVisitor)
+    }
+}

@@ -1,0 +1,332 @@
+//! The command line: `attnlab` with no arguments opens the workbench; subcommands
+//! run experiment files headless.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+
+use crate::config::{BackendChoice, Experiment, RunPlan};
+use crate::runs::DEFAULT_ROOT;
+use crate::trainer::{Event, RunStatus, RunSummary, StartRun, Trainer};
+
+/// attnlab: see how self-attention captures long-range dependencies and what sparse
+/// attention gains or loses.
+#[derive(Debug, Parser)]
+#[command(name = "attnlab", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do; with none, the workbench window opens.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Headless subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train every run of one or more experiment files, recording each under --out.
+    Run {
+        /// Experiment files (TOML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Override every run's backend.
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
+        /// Folder for run records.
+        #[arg(long, default_value = DEFAULT_ROOT)]
+        out: PathBuf,
+        /// Only the runs with these names (repeatable).
+        #[arg(long = "run", value_name = "NAME")]
+        runs: Vec<String>,
+        /// Override every run's number of steps (e.g. for a quick look).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Print only the final table.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check experiment files without training; exit status 1 if any is invalid.
+    Validate {
+        /// Experiment files (TOML).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// `--backend` values.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum BackendArg {
+    /// wgpu on a real GPU, else the CPU.
+    Auto,
+    /// burn's flex CPU backend.
+    Cpu,
+    /// wgpu, whatever the adapter.
+    Wgpu,
+}
+
+impl From<BackendArg> for BackendChoice {
+    fn from(b: BackendArg) -> Self {
+        match b {
+            BackendArg::Auto => BackendChoice::Auto,
+            BackendArg::Cpu => BackendChoice::Cpu,
+            BackendArg::Wgpu => BackendChoice::Wgpu,
+        }
+    }
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        None => crate::app::run(),
+        Some(Command::Validate { files }) => validate(&files),
+        Some(Command::Run {
+            files,
+            backend,
+            out,
+            runs,
+            steps,
+            quiet,
+        }) => run(&files, backend.map(Into::into), &out, &runs, steps, quiet),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let mut ok = true;
+    for file in files {
+        match Experiment::load(file).and_then(|e| e.plan().map(|plans| (e, plans)).map_err(|err| err.in_file(&file.display().to_string()))) {
+            Ok((experiment, plans)) => {
+                println!("ok      {}: \"{}\", {} run(s)", file.display(), experiment.name, plans.len());
+            }
+            Err(errors) => {
+                ok = false;
+                println!("invalid {}", file.display());
+                for e in &errors.0 {
+                    println!("  {e}");
+                }
+            }
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// Loads, validates and filters the runs of every file; nothing trains unless every
+/// file is valid.
+fn load_plans(
+    files: &[PathBuf],
+    backend: Option<BackendChoice>,
+    only: &[String],
+    steps: Option<usize>,
+) -> anyhow::Result<Vec<RunPlan>> {
+    let mut plans = Vec::new();
+    let mut errors = Vec::new();
+    for file in files {
+        match Experiment::load(file).and_then(|e| e.plan().map_err(|err| err.in_file(&file.display().to_string()))) {
+            Ok(file_plans) => plans.extend(file_plans),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        anyhow::bail!("invalid experiment file(s), nothing was trained:\n{}", errors.join("\n"));
+    }
+    if !only.is_empty() {
+        let unknown: Vec<&String> = only.iter().filter(|n| !plans.iter().any(|p| &p.name == *n)).collect();
+        if !unknown.is_empty() {
+            let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+            anyhow::bail!("no run named {unknown:?}; the runs are {names:?}");
+        }
+        plans.retain(|p| only.contains(&p.name));
+    }
+    for plan in &mut plans {
+        if let Some(b) = backend {
+            plan.settings.train.backend = b;
+        }
+        if let Some(s) = steps {
+            anyhow::ensure!(s > 0, "--steps must be at least 1");
+            plan.settings.train.steps = s;
+        }
+    }
+    Ok(plans)
+}
+
+fn run(
+    files: &[PathBuf],
+    backend: Option<BackendChoice>,
+    out: &std::path::Path,
+    only: &[String],
+    steps: Option<usize>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let plans = load_plans(files, backend, only, steps)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    let trainer = Trainer::spawn(Box::new(|| {})).context("cannot start the trainer thread")?;
+    let commands = trainer.commands();
+    if let Err(e) = ctrlc::set_handler(move || {
+        eprintln!("\ninterrupted: stopping (the current run is recorded as stopped)");
+        let _ = commands.send(crate::trainer::Command::StopAll);
+    }) {
+        eprintln!("warning: Ctrl+C will not stop runs gracefully: {e}");
+    }
+    let progress = Progress::new(&plans, quiet);
+    for (id, plan) in plans.iter().enumerate() {
+        trainer.start(StartRun {
+            id: id as u64,
+            plan: plan.clone(),
+            record_root: Some(out.to_path_buf()),
+        })?;
+    }
+    let mut summaries = BTreeMap::new();
+    while summaries.len() < plans.len() {
+        let Ok(event) = trainer.events().recv() else {
+            anyhow::bail!("the trainer thread ended unexpectedly");
+        };
+        if let Event::Finished { id, summary } = &event {
+            summaries.insert(*id, summary.as_ref().clone());
+        }
+        progress.on_event(&event);
+    }
+    drop(progress);
+    print_table(&summaries);
+    let failed = summaries.values().any(|s| s.status == RunStatus::Failed);
+    let stopped = summaries.values().any(|s| s.status == RunStatus::Stopped);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else if stopped {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn print_table(summaries: &BTreeMap<u64, RunSummary>) {
+    println!(
+        "{:<28} {:<9} {:>7} {:>9} {:>9} {:>8} {:>7}  record",
+        "run", "status", "steps", "eval loss", "eval acc", "steps/s", "backend"
+    );
+    for s in summaries.values() {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+        println!(
+            "{:<28} {:<9} {:>7} {:>9} {:>9} {:>8.2} {:>7}  {}",
+            truncate(&s.name, 28),
+            s.status.name(),
+            s.steps,
+            f(s.final_loss),
+            f(s.final_accuracy),
+            s.steps_per_sec,
+            s.backend,
+            s.run_id.as_deref().unwrap_or("-")
+        );
+        if let Some(m) = &s.message {
+            println!("    {m}");
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(std::iter::once('…')).collect()
+    }
+}
+
+/// A progress bar per run on a terminal; a line per evaluation otherwise.
+struct Progress {
+    bars: Vec<ProgressBar>,
+    names: Vec<String>,
+    terminal: bool,
+    quiet: bool,
+}
+
+impl Progress {
+    fn new(plans: &[RunPlan], quiet: bool) -> Self {
+        let terminal = std::io::stderr().is_terminal() && !quiet;
+        let multi = MultiProgress::new();
+        let style = ProgressStyle::with_template(
+            "{prefix:>20} {bar:30.cyan/blue} {pos:>6}/{len:6} {msg} [{elapsed_precise} eta {eta}]",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let bars = plans
+            .iter()
+            .map(|p| {
+                let bar = if terminal {
+                    multi.add(ProgressBar::new(p.settings.train.steps as u64))
+                } else {
+                    ProgressBar::hidden()
+                };
+                bar.set_style(style.clone());
+                bar.set_prefix(truncate(&p.name, 20));
+                bar.set_message("queued");
+                bar
+            })
+            .collect();
+        Self {
+            bars,
+            names: plans.iter().map(|p| p.name.clone()).collect(),
+            terminal,
+            quiet,
+        }
+    }
+
+    fn on_event(&self, event: &Event) {
+        let id = event.run_id() as usize;
+        let (Some(bar), Some(name)) = (self.bars.get(id), self.names.get(id)) else {
+            return;
+        };
+        let log = !self.terminal && !self.quiet;
+        match event {
+            Event::Started { backend, record_dir, .. } => {
+                bar.enable_steady_tick(Duration::from_millis(250));
+                bar.set_message(format!("on {}", backend.backend));
+                if log {
+                    eprintln!(
+                        "[{name}] started on {} ({}; {}){}",
+                        backend.backend,
+                        backend.adapter,
+                        backend.reason,
+                        record_dir.as_ref().map_or(String::new(), |d| format!(", recording to {}", d.display()))
+                    );
+                }
+            }
+            Event::Step { metrics, .. } => {
+                bar.set_position(metrics.step as u64);
+                bar.set_message(format!("loss {:.4} acc {:.3}", metrics.loss, metrics.accuracy));
+            }
+            Event::Eval { metrics, .. } => {
+                if log {
+                    eprintln!(
+                        "[{name}] step {:>6}  eval loss {:.4}  acc {:.3}  ({:.1} s)",
+                        metrics.step, metrics.loss, metrics.accuracy, metrics.elapsed_secs
+                    );
+                }
+            }
+            Event::Warning { message, .. } => {
+                bar.suspend(|| eprintln!("[{name}] warning: {message}"));
+            }
+            Event::Finished { summary, .. } => {
+                bar.disable_steady_tick();
+                bar.finish_with_message(format!(
+                    "{} acc {}",
+                    summary.status.name(),
+                    summary.final_accuracy.map_or("-".into(), |a| format!("{a:.3}"))
+                ));
+                if log {
+                    eprintln!("[{name}] {}", summary.status.name());
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! Validation: an [`Experiment`] becomes a list of [`RunPlan`]s, checked once.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ConfigError, ConfigErrors, Experiment, ModelKind, Run, Settings};
+use crate::attention::{AttentionPattern, Mask};
+
+/// Largest model dimension accepted (keeps a typo from allocating gigabytes).
+const MAX_WIDTH: usize = 4096;
+
+/// A run that passed every check: the only thing the trainer accepts.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunPlan {
+    /// The experiment's name.
+    pub experiment: String,
+    /// The run's name, unique within the experiment.
+    pub name: String,
+    /// The resolved settings.
+    pub settings: Settings,
+}
+
+impl RunPlan {
+    /// The attention pattern of each layer (empty for the LSTM).
+    pub fn layer_patterns(&self) -> Vec<AttentionPattern> {
+        match self.settings.model.kind {
+            ModelKind::Transformer => self.settings.model.layer_patterns(),
+            ModelKind::Lstm => Vec::new(),
+        }
+    }
+
+    /// The mask of each layer at the task's sequence length. Layer `l`'s BigBird random
+    /// blocks are seeded by the run seed and the layer index.
+    pub fn layer_masks(&self) -> Vec<Mask> {
+        let n = self.settings.task.seq_len;
+        let causal = self.settings.model.causal;
+        self.layer_patterns()
+            .iter()
+            .enumerate()
+            .map(|(l, p)| p.mask(n, causal, self.settings.train.seed.wrapping_add(l as u64)))
+            .collect()
+    }
+
+    /// This run alone as an experiment file (what a run record stores as config.toml);
+    /// running that file reproduces the run.
+    pub fn config_toml(&self) -> String {
+        let mut experiment = Experiment::single(&self.experiment, self.settings.clone());
+        experiment.runs[0].name = self.name.clone();
+        experiment.to_toml()
+    }
+}
+
+impl Experiment {
+    /// Checks every run and returns their plans, or every problem found.
+    ///
+    /// Problems inherited from the base tables are reported once, at the base field
+    /// (`model.heads`); problems only a run has, at that run (`runs[1].model.heads`).
+    pub fn plan(&self) -> Result<Vec<RunPlan>, ConfigErrors> {
+        let mut errors = Vec::new();
+        if self.name.trim().is_empty() {
+            errors.push(ConfigError::new("name", "must not be empty"));
+        }
+        if self.runs.is_empty() {
+            errors.push(ConfigError::new("runs", "an experiment needs at least one run"));
+        }
+        let base_errors = check_settings(&self.base);
+        errors.extend(base_errors.iter().cloned());
+        for (index, run) in self.runs.iter().enumerate() {
+            if self.runs[..index].iter().any(|r| r.name == run.name) {
+                errors.push(ConfigError::new(
+                    format!("runs[{index}].name"),
+                    format!("\"{}\" is used by an earlier run; run names must be unique", run.name),
+                ));
+            }
+            for e in self.check_run(index, run) {
+                let inherited = base_errors
+                    .iter()
+                    .any(|b| e.field.ends_with(&format!(".{}", b.field)) && e.message == b.message);
+                if !inherited {
+                    errors.push(e);
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(self
+            .runs
+            .iter()
+            .map(|run| RunPlan {
+                experiment: self.name.clone(),
+                name: run.name.clone(),
+                settings: run.settings.clone(),
+            })
+            .collect())
+    }
+
+    /// The problems of one run, with fields prefixed `runs[index].`.
+    pub fn check_run(&self, index: usize, run: &Run) -> Vec<ConfigError> {
+        check_settings(&run.settings)
+            .into_iter()
+            .map(|mut e| {
+                e.field = format!("runs[{index}].{}", e.field);
+                e
+            })
+            .collect()
+    }
+}
+
+/// Every problem in one set of settings, fields relative to the file's top level.
+pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    if let Err((field, value, why)) = s.task.check() {
+        bad(&mut errors, &format!("task.{field}"), &value, &why);
+    }
+    let m = &s.model;
+    let n = s.task.seq_len;
+    if m.layers == 0 || m.layers > 48 {
+        bad(&mut errors, "model.layers", &m.layers, "must be between 1 and 48");
+    }
+    if m.d_model == 0 || m.d_model > MAX_WIDTH {
+        bad(&mut errors, "model.d_model", &m.d_model, &format!("must be between 1 and {MAX_WIDTH}"));
+    }
+    if m.kind == ModelKind::Transformer {
+        if m.heads == 0 || (m.d_model > 0 && m.d_model % m.heads != 0) {
+            let divisors: Vec<String> = (1..=m.d_model.min(64))
+                .filter(|h| m.d_model % h == 0)
+                .map(|h| h.to_string())
+                .collect();
+            bad(&mut errors, 
+                "model.heads",
+                &m.heads,
+                &format!("must divide model.d_model = {} (e.g. {})", m.d_model, divisors.join(", ")),
+            );
+        }
+        if m.d_ff == 0 || m.d_ff > 4 * MAX_WIDTH {
+            bad(&mut errors, "model.d_ff", &m.d_ff, &format!("must be between 1 and {}", 4 * MAX_WIDTH));
+        }
+        match &m.layer_attention {
+            Some(per_layer) => {
+                if per_layer.len() != m.layers {
+                    errors.push(ConfigError::new(
+                        "model.layer_attention",
+                        format!(
+                            "has {} patterns but model.layers = {}: give one pattern per layer",
+                            per_layer.len(),
+                            m.layers
+                        ),
+                    ));
+                }
+                for (l, p) in per_layer.iter().enumerate() {
+                    if let Err((param, value, why)) = p.check(n) {
+                        errors.push(ConfigError::new(
+                            format!("model.layer_attention[{l}].{param}"),
+                            format!("{value} is not allowed for {}: {why}", p.kind()),
+                        ));
+                    }
+                }
+            }
+            None => {
+                if let Err((param, value, why)) = m.attention.check(n) {
+                    errors.push(ConfigError::new(
+                        format!("model.attention.{param}"),
+                        format!("{value} is not allowed for {}: {why}", m.attention.kind()),
+                    ));
+                }
+            }
+        }
+    }
+    let t = &s.train;
+    if t.steps == 0 {
+        errors.push(ConfigError::new("train.steps", "0 is not allowed: must be at least 1"));
+    }
+    if t.batch == 0 || t.batch > 4096 {
+        errors.push(ConfigError::new(
+            "train.batch",
+            format!("{} is not allowed: must be between 1 and 4096", t.batch),
+        ));
+    }
+    if !(t.lr.is_finite() && t.lr > 0.0 && t.lr <= 10.0) {
+        errors.push(ConfigError::new(
+            "train.lr",
+            format!("{} is not allowed: must be a positive number at most 10 (e.g. 1e-3)", t.lr),
+        ));
+    }
+    if t.eval_batches == 0 {
+        errors.push(ConfigError::new("train.eval_batches", "0 is not allowed: must be at least 1"));
+    }
+    errors
+}
+
+fn bad(errors: &mut Vec<ConfigError>, field: &str, value: &dyn std::fmt::Display, why: &str) {
+    errors.push(ConfigError::new(field, format!("{value} is not allowed: {why}")));
+}

@@ -1,0 +1,156 @@
+//! The `[task]`, `[model]` and `[train]` tables and their defaults.
+
+use serde::{Deserialize, Serialize};
+
+use crate::attention::AttentionPattern;
+use crate::tasks::TaskConfig;
+
+/// Everything one run needs besides its name.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// The synthetic task.
+    pub task: TaskConfig,
+    /// The model and its attention patterns.
+    pub model: ModelConfig,
+    /// Optimisation and logging.
+    pub train: TrainConfig,
+}
+
+/// Transformer or the recurrent baseline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Pre-LN transformer encoder with learned positions.
+    #[default]
+    Transformer,
+    /// Stacked LSTM: the RNN baseline.
+    Lstm,
+}
+
+/// The `[model]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// `transformer` or `lstm`.
+    pub kind: ModelKind,
+    /// Number of layers (transformer blocks or LSTM layers).
+    pub layers: usize,
+    /// Attention heads per layer; must divide `d_model`.
+    pub heads: usize,
+    /// Width of the residual stream (the LSTM's hidden size).
+    pub d_model: usize,
+    /// Width of the feed-forward block.
+    pub d_ff: usize,
+    /// Whether a query may only see keys at or before it.
+    pub causal: bool,
+    /// The pattern of every layer, unless `layer_attention` is given.
+    pub attention: AttentionPattern,
+    /// One pattern per layer, first layer first (overrides `attention`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer_attention: Option<Vec<AttentionPattern>>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            kind: ModelKind::Transformer,
+            layers: 2,
+            heads: 4,
+            d_model: 64,
+            d_ff: 256,
+            causal: false,
+            attention: AttentionPattern::Dense,
+            layer_attention: None,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// The pattern of each layer, first layer first.
+    pub fn layer_patterns(&self) -> Vec<AttentionPattern> {
+        match &self.layer_attention {
+            Some(per_layer) => per_layer.clone(),
+            None => vec![self.attention.clone(); self.layers],
+        }
+    }
+
+    /// A short description of the attention, e.g. `local w=8` or `local w=8 / dense`.
+    pub fn attention_label(&self) -> String {
+        match self.kind {
+            ModelKind::Lstm => "lstm".into(),
+            ModelKind::Transformer => match &self.layer_attention {
+                None => self.attention.label(),
+                Some(layers) => layers
+                    .iter()
+                    .map(AttentionPattern::label)
+                    .collect::<Vec<_>>()
+                    .join(" / "),
+            },
+        }
+    }
+}
+
+/// Where to train.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendChoice {
+    /// wgpu on a real GPU adapter, otherwise the CPU backend.
+    #[default]
+    Auto,
+    /// burn's `flex` CPU backend.
+    Cpu,
+    /// burn on wgpu, whatever the adapter (even a software one).
+    Wgpu,
+}
+
+impl BackendChoice {
+    /// Every choice, as listed in docs and the GUI.
+    pub const ALL: [BackendChoice; 3] = [BackendChoice::Auto, BackendChoice::Cpu, BackendChoice::Wgpu];
+
+    /// The name as written in experiment files and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendChoice::Auto => "auto",
+            BackendChoice::Cpu => "cpu",
+            BackendChoice::Wgpu => "wgpu",
+        }
+    }
+}
+
+/// The `[train]` table.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Sequences per step.
+    pub batch: usize,
+    /// Adam learning rate.
+    pub lr: f64,
+    /// Seeds parameters, data and BigBird's random blocks.
+    pub seed: u64,
+    /// Evaluate on fresh held-out batches every this many steps (0: only at the end).
+    pub eval_every: usize,
+    /// Batches per evaluation.
+    pub eval_batches: usize,
+    /// Record the probe example's attention every this many steps (0: only at the end).
+    pub snapshot_every: usize,
+    /// `auto`, `cpu` or `wgpu`.
+    pub backend: BackendChoice,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 1500,
+            batch: 32,
+            lr: 1e-3,
+            seed: 1,
+            eval_every: 100,
+            eval_batches: 4,
+            snapshot_every: 50,
+            backend: BackendChoice::Auto,
+        }
+    }
+}

@@ -1,0 +1,123 @@
+//! `attention.bin`: the probe's attention at every recorded step.
+//!
+//! Layout, little-endian: the magic `ATTNSNP1`, a `u32` header length, the header as
+//! JSON ([`SnapshotHeader`]), then one record per snapshot: `u64` step followed by
+//! `layers * heads * n * n` `f32` weights. Appending a record never rewrites the file,
+//! so a run that crashes keeps every snapshot written before.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+
+use crate::trainer::{AttentionSnapshot, Probe};
+
+const MAGIC: &[u8; 8] = b"ATTNSNP1";
+
+/// What every snapshot of a run shares.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SnapshotHeader {
+    /// Layers.
+    pub layers: usize,
+    /// Heads per layer.
+    pub heads: usize,
+    /// Side of each stored map.
+    pub n: usize,
+    /// The probe's sequence length.
+    pub seq_len: usize,
+    /// The probe example.
+    pub probe: Probe,
+}
+
+/// Writes the magic and the header.
+pub(crate) fn write_header(out: &mut impl Write, header: &SnapshotHeader) -> io::Result<()> {
+    let json = serde_json::to_vec(header)?;
+    out.write_all(MAGIC)?;
+    out.write_all(&(json.len() as u32).to_le_bytes())?;
+    out.write_all(&json)
+}
+
+/// Appends one snapshot record.
+pub(crate) fn write_record(out: &mut impl Write, snapshot: &AttentionSnapshot) -> io::Result<()> {
+    out.write_all(&(snapshot.step as u64).to_le_bytes())?;
+    let mut bytes = Vec::with_capacity(snapshot.weights.len() * 4);
+    for w in &snapshot.weights {
+        bytes.extend_from_slice(&w.to_le_bytes());
+    }
+    out.write_all(&bytes)
+}
+
+/// Reads a whole `attention.bin`. A truncated last record (a crash mid-write) is ignored.
+pub fn read_snapshots(mut input: impl Read) -> io::Result<(SnapshotHeader, Vec<AttentionSnapshot>)> {
+    let mut magic = [0u8; 8];
+    input.read_exact(&mut magic)?;
+    if &magic != MAGIC {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, "not an attnlab snapshot file"));
+    }
+    let mut len = [0u8; 4];
+    input.read_exact(&mut len)?;
+    let mut json = vec![0u8; u32::from_le_bytes(len) as usize];
+    input.read_exact(&mut json)?;
+    let header: SnapshotHeader = serde_json::from_slice(&json)?;
+    let mut rest = Vec::new();
+    input.read_to_end(&mut rest)?;
+    let floats = header.layers * header.heads * header.n * header.n;
+    let record = 8 + floats * 4;
+    let snapshots = rest
+        .chunks_exact(record.max(8))
+        .map(|chunk| {
+            let (step, weights) = chunk.split_at(8);
+            let mut step_bytes = [0u8; 8];
+            step_bytes.copy_from_slice(step);
+            AttentionSnapshot {
+                step: u64::from_le_bytes(step_bytes) as usize,
+                layers: header.layers,
+                heads: header.heads,
+                n: header.n,
+                seq_len: header.seq_len,
+                weights: weights
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            }
+        })
+        .collect();
+    Ok((header, snapshots))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_truncation() {
+        let header = SnapshotHeader {
+            layers: 2,
+            heads: 3,
+            n: 4,
+            seq_len: 4,
+            probe: Probe {
+                tokens: vec![1, 2, 3, 4],
+                dependencies: vec![(3, 1)],
+            },
+        };
+        let snap = |step: usize| AttentionSnapshot {
+            step,
+            layers: 2,
+            heads: 3,
+            n: 4,
+            seq_len: 4,
+            weights: (0..96).map(|i| (i + step) as f32 / 7.0).collect(),
+        };
+        let mut bytes = Vec::new();
+        write_header(&mut bytes, &header).unwrap();
+        write_record(&mut bytes, &snap(0)).unwrap();
+        write_record(&mut bytes, &snap(50)).unwrap();
+        let (h, s) = read_snapshots(&bytes[..]).unwrap();
+        assert_eq!(h, header);
+        assert_eq!(s, vec![snap(0), snap(50)]);
+        bytes.truncate(bytes.len() - 10);
+        let (_, s) = read_snapshots(&bytes[..]).unwrap();
+        assert_eq!(s, vec![snap(0)]);
+        assert!(read_snapshots(&b"garbage!garbage"[..]).is_err());
+    }
+}

@@ -1,0 +1,350 @@
+//! Synthetic long-range tasks, generated on the fly from a seed.
+//!
+//! Every task produces sequences of `seq_len` tokens and, per position, either a
+//! target token or [`IGNORE`]. Loss and accuracy count only the positions with a
+//! target. Each task also names its *dependencies*: for a query position, the key
+//! position the answer must come from, which the GUI marks on attention maps.
+
+use rand::{RngExt, SeedableRng, rngs::StdRng};
+use serde::{Deserialize, Serialize};
+
+/// Target value for positions that carry no loss.
+pub const IGNORE: i64 = -1;
+
+/// Which synthetic task to train on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Every position `t >= distance` must output the token at `t - distance`.
+    #[default]
+    Recall,
+    /// Multi-query associative recall: key-value pairs at the start, then each key
+    /// again later; at a repeated key the model must output its value.
+    Mqar,
+    /// Content tokens scattered among filler; at the final marker positions the model
+    /// must output them in order.
+    SelectiveCopy,
+    /// A trigger token followed by a value, `distance` positions before the end; at the
+    /// last position the trigger appears again and the model must output the value.
+    Induction,
+}
+
+impl TaskKind {
+    /// Every kind, in the order the docs and the GUI list them.
+    pub const ALL: [TaskKind; 4] = [
+        TaskKind::Recall,
+        TaskKind::Mqar,
+        TaskKind::SelectiveCopy,
+        TaskKind::Induction,
+    ];
+
+    /// The name as written in experiment files.
+    pub fn name(self) -> &'static str {
+        match self {
+            TaskKind::Recall => "recall",
+            TaskKind::Mqar => "mqar",
+            TaskKind::SelectiveCopy => "selective_copy",
+            TaskKind::Induction => "induction",
+        }
+    }
+}
+
+/// The `[task]` table of an experiment file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskConfig {
+    /// Which task.
+    pub kind: TaskKind,
+    /// Tokens per sequence.
+    pub seq_len: usize,
+    /// Number of distinct tokens (including any filler or marker tokens).
+    pub vocab: usize,
+    /// Recall and induction: how far back the answer lies.
+    pub distance: usize,
+    /// MQAR: key-value pairs per sequence.
+    pub pairs: usize,
+    /// Selective copy: content tokens to copy.
+    pub tokens: usize,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        Self {
+            kind: TaskKind::Recall,
+            seq_len: 128,
+            vocab: 16,
+            distance: 64,
+            pairs: 8,
+            tokens: 8,
+        }
+    }
+}
+
+impl TaskConfig {
+    /// Checks the combination; returns `(field, value, what is allowed)` on error.
+    pub fn check(&self) -> Result<(), (&'static str, String, String)> {
+        let err = |f: &'static str, v: usize, why: String| Err((f, v.to_string(), why));
+        if self.seq_len < 2 {
+            return err("seq_len", self.seq_len, "must be at least 2".into());
+        }
+        if self.seq_len > 8192 {
+            return err("seq_len", self.seq_len, "must be at most 8192".into());
+        }
+        match self.kind {
+            TaskKind::Recall => {
+                if self.vocab < 2 {
+                    return err("vocab", self.vocab, "must be at least 2".into());
+                }
+                if self.distance == 0 || self.distance >= self.seq_len {
+                    return err(
+                        "distance",
+                        self.distance,
+                        format!("must be between 1 and seq_len - 1 = {}", self.seq_len - 1),
+                    );
+                }
+            }
+            TaskKind::Induction => {
+                if self.vocab < 3 {
+                    return err("vocab", self.vocab, "must be at least 3 (a trigger token and two values)".into());
+                }
+                if self.distance == 0 || self.distance + 2 > self.seq_len {
+                    return err(
+                        "distance",
+                        self.distance,
+                        format!("must be between 1 and seq_len - 2 = {}", self.seq_len.saturating_sub(2)),
+                    );
+                }
+            }
+            TaskKind::Mqar => {
+                if self.vocab < 5 {
+                    return err("vocab", self.vocab, "must be at least 5 (filler, keys, values)".into());
+                }
+                let keys = (self.vocab - 1) / 2;
+                if self.pairs == 0 || self.pairs > keys {
+                    return err(
+                        "pairs",
+                        self.pairs,
+                        format!("must be between 1 and {keys} (half the non-filler vocabulary, as keys must differ)"),
+                    );
+                }
+                if 3 * self.pairs > self.seq_len {
+                    return err(
+                        "pairs",
+                        self.pairs,
+                        format!("must be at most seq_len / 3 = {} (pairs, then one query per key)", self.seq_len / 3),
+                    );
+                }
+            }
+            TaskKind::SelectiveCopy => {
+                if self.vocab < 3 {
+                    return err("vocab", self.vocab, "must be at least 3 (filler, marker, content)".into());
+                }
+                if self.tokens == 0 || 2 * self.tokens > self.seq_len {
+                    return err(
+                        "tokens",
+                        self.tokens,
+                        format!("must be between 1 and seq_len / 2 = {}", self.seq_len / 2),
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Accuracy of guessing uniformly among the possible answers.
+    pub fn chance_accuracy(&self) -> f64 {
+        match self.kind {
+            TaskKind::Recall => 1.0 / self.vocab as f64,
+            TaskKind::Induction => 1.0 / (self.vocab - 1) as f64,
+            TaskKind::Mqar => 1.0 / (self.vocab - 1 - (self.vocab - 1) / 2) as f64,
+            TaskKind::SelectiveCopy => 1.0 / (self.vocab - 2) as f64,
+        }
+    }
+
+    /// One seeded example: tokens, targets and dependencies.
+    pub fn example(&self, rng: &mut StdRng) -> Example {
+        let n = self.seq_len;
+        let mut tokens = vec![0i64; n];
+        let mut targets = vec![IGNORE; n];
+        let mut deps = Vec::new();
+        match self.kind {
+            TaskKind::Recall => {
+                for t in tokens.iter_mut() {
+                    *t = rng.random_range(0..self.vocab as i64);
+                }
+                for t in self.distance..n {
+                    targets[t] = tokens[t - self.distance];
+                    deps.push((t, t - self.distance));
+                }
+            }
+            TaskKind::Induction => {
+                let trigger = self.vocab as i64 - 1;
+                for t in tokens.iter_mut() {
+                    *t = rng.random_range(0..trigger);
+                }
+                let value_pos = n - 1 - self.distance;
+                tokens[value_pos - 1] = trigger;
+                tokens[n - 1] = trigger;
+                targets[n - 1] = tokens[value_pos];
+                deps.push((n - 1, value_pos));
+            }
+            TaskKind::Mqar => {
+                let keys = (self.vocab - 1) / 2;
+                let mut key_ids: Vec<i64> = (1..=keys as i64).collect();
+                partial_shuffle(&mut key_ids, self.pairs, rng);
+                let values: Vec<i64> = (0..self.pairs)
+                    .map(|_| rng.random_range(1 + keys as i64..self.vocab as i64))
+                    .collect();
+                for p in 0..self.pairs {
+                    tokens[2 * p] = key_ids[p];
+                    tokens[2 * p + 1] = values[p];
+                }
+                let mut slots: Vec<usize> = (2 * self.pairs..n).collect();
+                partial_shuffle(&mut slots, self.pairs, rng);
+                for p in 0..self.pairs {
+                    let q = slots[p];
+                    tokens[q] = key_ids[p];
+                    targets[q] = values[p];
+                    deps.push((q, 2 * p + 1));
+                }
+            }
+            TaskKind::SelectiveCopy => {
+                let marker = self.vocab as i64 - 1;
+                let body = n - self.tokens;
+                let mut slots: Vec<usize> = (0..body).collect();
+                partial_shuffle(&mut slots, self.tokens, rng);
+                let mut chosen = slots[..self.tokens].to_vec();
+                chosen.sort_unstable();
+                for (k, &pos) in chosen.iter().enumerate() {
+                    tokens[pos] = rng.random_range(1..marker);
+                    let q = body + k;
+                    tokens[q] = marker;
+                    targets[q] = tokens[pos];
+                    deps.push((q, pos));
+                }
+            }
+        }
+        Example {
+            tokens,
+            targets,
+            dependencies: deps,
+        }
+    }
+
+    /// A batch of `batch` examples, flattened row-major `[batch, seq_len]`.
+    pub fn batch(&self, batch: usize, rng: &mut StdRng) -> Batch {
+        let mut tokens = Vec::with_capacity(batch * self.seq_len);
+        let mut targets = Vec::with_capacity(batch * self.seq_len);
+        for _ in 0..batch {
+            let ex = self.example(rng);
+            tokens.extend(ex.tokens);
+            targets.extend(ex.targets);
+        }
+        Batch {
+            batch,
+            seq_len: self.seq_len,
+            tokens,
+            targets,
+        }
+    }
+
+    /// The fixed example whose attention the trainer snapshots: the same for every
+    /// run of an experiment with the same task and seed, so runs compare on one input.
+    pub fn probe(&self, seed: u64) -> Example {
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
+        self.example(&mut rng)
+    }
+}
+
+/// Moves `count` uniformly chosen elements to the front (a partial Fisher-Yates shuffle).
+fn partial_shuffle<T>(items: &mut [T], count: usize, rng: &mut StdRng) {
+    for i in 0..count.min(items.len()) {
+        let j = rng.random_range(i..items.len());
+        items.swap(i, j);
+    }
+}
+
+/// One sequence with its targets.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Example {
+    /// Input tokens, `seq_len`.
+    pub tokens: Vec<i64>,
+    /// Target per position, or [`IGNORE`].
+    pub targets: Vec<i64>,
+    /// `(query position, key position)`: where each answer must come from.
+    pub dependencies: Vec<(usize, usize)>,
+}
+
+/// A batch of sequences, row-major `[batch, seq_len]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Batch {
+    /// Number of sequences.
+    pub batch: usize,
+    /// Tokens per sequence.
+    pub seq_len: usize,
+    /// Input tokens.
+    pub tokens: Vec<i64>,
+    /// Targets or [`IGNORE`].
+    pub targets: Vec<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(kind: TaskKind) -> TaskConfig {
+        TaskConfig {
+            kind,
+            seq_len: 64,
+            vocab: 16,
+            distance: 20,
+            pairs: 6,
+            tokens: 5,
+        }
+    }
+
+    #[test]
+    fn every_task_answers_from_its_dependencies() {
+        let mut rng = StdRng::seed_from_u64(3);
+        for kind in TaskKind::ALL {
+            let c = cfg(kind);
+            c.check().unwrap();
+            for _ in 0..20 {
+                let ex = c.example(&mut rng);
+                assert_eq!(ex.tokens.len(), 64);
+                assert!(!ex.dependencies.is_empty(), "{kind:?}");
+                for &(q, k) in &ex.dependencies {
+                    assert_eq!(ex.targets[q], ex.tokens[k], "{kind:?} q={q} k={k}");
+                }
+                let with_target = ex.targets.iter().filter(|&&t| t != IGNORE).count();
+                assert_eq!(with_target, ex.dependencies.len(), "{kind:?}");
+                assert!(ex.tokens.iter().all(|&t| (0..16).contains(&t)));
+            }
+        }
+    }
+
+    #[test]
+    fn recall_dependencies_are_at_distance() {
+        let c = cfg(TaskKind::Recall);
+        let ex = c.probe(1);
+        assert!(ex.dependencies.iter().all(|&(q, k)| q - k == 20));
+        assert_eq!(ex.dependencies.len(), 64 - 20);
+    }
+
+    #[test]
+    fn same_seed_same_data() {
+        let c = cfg(TaskKind::Mqar);
+        assert_eq!(c.probe(7), c.probe(7));
+        assert_ne!(c.probe(7), c.probe(8));
+    }
+
+    #[test]
+    fn bad_combinations_name_the_field() {
+        let mut c = cfg(TaskKind::Recall);
+        c.distance = 64;
+        assert_eq!(c.check().unwrap_err().0, "distance");
+        let mut c = cfg(TaskKind::Mqar);
+        c.pairs = 9;
+        assert_eq!(c.check().unwrap_err().0, "pairs");
+    }
+}

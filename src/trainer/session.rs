@@ -1,0 +1,411 @@
+//! One run, start to finish: backend, model, the training loop, evaluation,
+//! snapshots and the run record.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::{SeedableRng, rngs::StdRng};
+
+use super::sink::EventSink;
+use super::worker::unstarted_summary;
+use super::{
+    AttentionSnapshot, BackendInfo, Event, MAX_SNAPSHOT_SIDE, Metrics, Probe, RunId, RunStatus, RunSummary,
+    StartRun, select_backend,
+};
+use crate::config::{ModelKind, RunPlan};
+use crate::model::{LayerMasks, LstmNet, SequenceModel, Transformer, layer_masks, masked_cross_entropy};
+use crate::runs::{RecordWriter, SnapshotHeader, new_run_id};
+use crate::tasks::{Batch, IGNORE};
+
+/// Whether the run goes on after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    Stop,
+}
+
+/// What a run needs from the thread that drives it.
+pub(crate) trait Control {
+    /// Handles pending commands (blocking while paused); called after every step.
+    fn poll(&mut self, current: RunId) -> Flow;
+    /// Where events go.
+    fn sink(&mut self) -> &mut EventSink;
+}
+
+/// Trains one run and returns its summary; never panics (a panic inside training
+/// ends the run as `failed`).
+pub(crate) fn train(run: &StartRun, control: &mut dyn Control) -> RunSummary {
+    let mut summary = unstarted_summary(run, RunStatus::Running);
+    let (device, backend) = match select_backend(run.plan.settings.train.backend) {
+        Ok(selected) => selected,
+        Err(message) => {
+            summary.status = RunStatus::Failed;
+            summary.message = Some(message);
+            return summary;
+        }
+    };
+    summary.backend = backend.backend.clone();
+    summary.adapter = backend.adapter.clone();
+    let mut recorder = Recorder::create(run, &mut summary, control.sink());
+    let started = Instant::now();
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        let mut ctx = RunContext::new(run, device, control, &mut recorder, &mut summary);
+        match run.plan.settings.model.kind {
+            ModelKind::Transformer => {
+                let model = Transformer::new(&run.plan, &ctx.train_device);
+                ctx.train_loop(model, backend)
+            }
+            ModelKind::Lstm => {
+                let model = LstmNet::new(&run.plan, &ctx.train_device);
+                ctx.train_loop(model, backend)
+            }
+        }
+    }));
+    match outcome {
+        Ok((status, message)) => {
+            summary.status = status;
+            summary.message = message;
+        }
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            summary.status = RunStatus::Failed;
+            summary.message = Some(format!("training panicked: {what}"));
+        }
+    }
+    if summary.elapsed_secs == 0.0 {
+        summary.elapsed_secs = started.elapsed().as_secs_f64();
+    }
+    summary.dropped_snapshots += control.sink().take_dropped();
+    recorder.finish(&summary, control.sink());
+    summary
+}
+
+/// The run record, if any; write errors become one warning and stop recording.
+struct Recorder {
+    id: RunId,
+    writer: Option<RecordWriter>,
+    header: Option<SnapshotHeader>,
+}
+
+impl Recorder {
+    fn create(run: &StartRun, summary: &mut RunSummary, sink: &mut EventSink) -> Self {
+        let mut recorder = Self {
+            id: run.id,
+            writer: None,
+            header: None,
+        };
+        if let Some(root) = &run.record_root {
+            let run_id = new_run_id(root, &run.plan.experiment, &run.plan.name);
+            summary.run_id = Some(run_id.clone());
+            match RecordWriter::create(root, &run_id, &run.plan.config_toml(), summary) {
+                Ok(writer) => recorder.writer = Some(writer),
+                Err(e) => {
+                    summary.run_id = None;
+                    recorder.warn(sink, format!("not recording this run: {e}"));
+                }
+            }
+        }
+        recorder
+    }
+
+    fn dir(&self) -> Option<PathBuf> {
+        self.writer.as_ref().map(|w| w.dir().to_path_buf())
+    }
+
+    fn warn(&mut self, sink: &mut EventSink, message: String) {
+        self.writer = None;
+        sink.send(Event::Warning { id: self.id, message });
+    }
+
+    fn write(&mut self, sink: &mut EventSink, f: impl FnOnce(&mut RecordWriter) -> Result<(), crate::runs::RecordError>) {
+        if let Some(writer) = &mut self.writer
+            && let Err(e) = f(writer)
+        {
+            self.warn(sink, format!("recording stopped: {e}"));
+        }
+    }
+
+    fn finish(&mut self, summary: &RunSummary, sink: &mut EventSink) {
+        if let Some(writer) = self.writer.take()
+            && let Err(e) = writer.finish(summary)
+        {
+            sink.send(Event::Warning {
+                id: self.id,
+                message: format!("could not finish the run record: {e}"),
+            });
+        }
+    }
+}
+
+/// Everything the training loop of one run shares.
+struct RunContext<'a> {
+    id: RunId,
+    plan: &'a RunPlan,
+    device: Device,
+    train_device: Device,
+    control: &'a mut dyn Control,
+    recorder: &'a mut Recorder,
+    summary: &'a mut RunSummary,
+    /// Seconds spent stepping, evaluating and snapshotting (pauses excluded).
+    busy_secs: f64,
+}
+
+impl<'a> RunContext<'a> {
+    fn new(
+        run: &'a StartRun,
+        device: Device,
+        control: &'a mut dyn Control,
+        recorder: &'a mut Recorder,
+        summary: &'a mut RunSummary,
+    ) -> Self {
+        device.seed(run.plan.settings.train.seed);
+        let train_device = device.clone().autodiff();
+        Self {
+            id: run.id,
+            plan: &run.plan,
+            device,
+            train_device,
+            control,
+            recorder,
+            summary,
+            busy_secs: 0.0,
+        }
+    }
+
+    fn metrics(&self, step: usize, loss: f64, accuracy: f64) -> Metrics {
+        Metrics {
+            step,
+            loss,
+            accuracy,
+            elapsed_secs: self.busy_secs,
+        }
+    }
+
+    /// The loop: step, report, evaluate, snapshot, poll for commands.
+    fn train_loop<M: SequenceModel>(&mut self, mut model: M, backend: BackendInfo) -> (RunStatus, Option<String>) {
+        let settings = &self.plan.settings;
+        let task = &settings.task;
+        let train = &settings.train;
+        let masks_train = layer_masks(self.plan, &self.train_device);
+        let masks_eval = layer_masks(self.plan, &self.device);
+        let mut data_rng = StdRng::seed_from_u64(train.seed);
+        let mut eval_rng = StdRng::seed_from_u64(train.seed ^ 0x5EED_E7A1);
+        let eval_set: Vec<Batch> = (0..train.eval_batches).map(|_| task.batch(train.batch, &mut eval_rng)).collect();
+        let probe = task.probe(train.seed);
+        let probe = Probe {
+            tokens: probe.tokens,
+            dependencies: probe.dependencies,
+        };
+        self.summary.params = model.num_params();
+        let mut optim = AdamConfig::new().init();
+
+        self.control.sink().send(Event::Started {
+            id: self.id,
+            backend,
+            record_dir: self.recorder.dir(),
+            params: self.summary.params,
+            probe: probe.clone(),
+        });
+        self.snapshot(&model, &masks_eval, &probe, 0);
+
+        for step in 1..=train.steps {
+            let t0 = Instant::now();
+            let batch = task.batch(train.batch, &mut data_rng);
+            let tokens = tokens_tensor(&batch, &self.train_device);
+            let logits = model.forward(tokens, &masks_train);
+            let loss = masked_cross_entropy(logits.clone(), &batch.targets);
+            let loss_value = scalar(loss.clone());
+            let accuracy = accuracy(logits.detach(), &batch.targets);
+            if !loss_value.is_finite() {
+                self.busy_secs += t0.elapsed().as_secs_f64();
+                self.summary.steps = step - 1;
+                return (
+                    RunStatus::Diverged,
+                    Some(format!(
+                        "the training loss became {loss_value} at step {step}; try a smaller train.lr (now {})",
+                        train.lr
+                    )),
+                );
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(train.lr, model, grads);
+            self.busy_secs += t0.elapsed().as_secs_f64();
+
+            self.summary.steps = step;
+            self.summary.train_loss = Some(loss_value);
+            let metrics = self.metrics(step, loss_value, accuracy);
+            self.recorder.write(self.control.sink(), |w| w.metric("train", &metrics));
+            self.control.sink().send(Event::Step { id: self.id, metrics });
+
+            let last = step == train.steps;
+            if last || (train.eval_every > 0 && step % train.eval_every == 0) {
+                self.evaluate(&model, &masks_eval, &eval_set, step);
+            }
+            if last || (train.snapshot_every > 0 && step % train.snapshot_every == 0) {
+                self.snapshot(&model, &masks_eval, &probe, step);
+            }
+            if !last && self.control.poll(self.id) == Flow::Stop {
+                self.evaluate(&model, &masks_eval, &eval_set, step);
+                self.finish_timing();
+                return (RunStatus::Stopped, Some(format!("stopped at step {step}")));
+            }
+        }
+        self.finish_timing();
+        (RunStatus::Finished, None)
+    }
+
+    fn finish_timing(&mut self) {
+        self.summary.elapsed_secs = self.busy_secs;
+        if self.busy_secs > 0.0 {
+            self.summary.steps_per_sec = self.summary.steps as f64 / self.busy_secs;
+        }
+    }
+
+    /// Held-out loss and accuracy on the fixed evaluation set.
+    fn evaluate<M: SequenceModel>(&mut self, model: &M, masks: &LayerMasks, eval_set: &[Batch], step: usize) {
+        let t0 = Instant::now();
+        let model = model.valid();
+        let (mut loss_sum, mut correct, mut total) = (0.0, 0.0, 0.0);
+        for batch in eval_set {
+            let logits = model.forward(tokens_tensor(batch, &self.device), masks);
+            let counted = batch.targets.iter().filter(|&&t| t != IGNORE).count() as f64;
+            loss_sum += scalar(masked_cross_entropy(logits.clone(), &batch.targets)) * counted;
+            correct += accuracy(logits, &batch.targets) * counted;
+            total += counted;
+        }
+        self.busy_secs += t0.elapsed().as_secs_f64();
+        let total = total.max(1.0);
+        let metrics = self.metrics(step, loss_sum / total, correct / total);
+        self.summary.final_loss = Some(metrics.loss);
+        self.summary.final_accuracy = Some(metrics.accuracy);
+        self.recorder.write(self.control.sink(), |w| {
+            w.metric("eval", &metrics)?;
+            w.flush()
+        });
+        self.control.sink().send(Event::Eval { id: self.id, metrics });
+    }
+
+    /// Attention of every layer and head on the probe example.
+    fn snapshot<M: SequenceModel>(&mut self, model: &M, masks: &LayerMasks, probe: &Probe, step: usize) {
+        let t0 = Instant::now();
+        let n = probe.tokens.len();
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(probe.tokens.clone(), [1, n]), &self.device);
+        let (_, weights) = model.valid().forward_with_attention(tokens, masks);
+        if weights.is_empty() {
+            return;
+        }
+        let layers = weights.len();
+        let [_, heads, _, _] = weights[0].dims();
+        let all: Vec<f32> = Tensor::cat(weights, 0)
+            .into_data()
+            .try_into_vec_as::<f32>()
+            .unwrap_or_default();
+        let (side, all) = downsample(&all, layers * heads, n, MAX_SNAPSHOT_SIDE);
+        let snapshot = Arc::new(AttentionSnapshot {
+            step,
+            layers,
+            heads,
+            n: side,
+            seq_len: n,
+            weights: all,
+        });
+        self.busy_secs += t0.elapsed().as_secs_f64();
+        let header = self.recorder.header.get_or_insert_with(|| SnapshotHeader {
+            layers,
+            heads,
+            n: side,
+            seq_len: n,
+            probe: probe.clone(),
+        });
+        let header = header.clone();
+        self.recorder.write(self.control.sink(), |w| w.snapshot(&header, &snapshot));
+        self.control.sink().send_snapshot(Event::Snapshot { id: self.id, snapshot });
+    }
+}
+
+/// Tokens of a batch as an int tensor `[batch, seq]`.
+fn tokens_tensor(batch: &Batch, device: &Device) -> Tensor<2, Int> {
+    Tensor::from_data(
+        TensorData::new(batch.tokens.clone(), [batch.batch, batch.seq_len]),
+        device,
+    )
+}
+
+fn scalar(t: Tensor<1>) -> f64 {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .ok()
+        .and_then(|v| v.first().copied())
+        .map_or(f64::NAN, f64::from)
+}
+
+/// Fraction of positions with a target whose arg-max prediction is right.
+///
+/// # Shapes
+/// `logits`: `[batch, seq, vocab]`; `targets`: `batch * seq`, row-major.
+fn accuracy(logits: Tensor<3>, targets: &[i64]) -> f64 {
+    let predicted = logits.argmax(2).into_data().try_into_vec_as::<i64>().unwrap_or_default();
+    let (mut right, mut counted) = (0usize, 0usize);
+    for (p, &t) in predicted.iter().zip(targets) {
+        if t != IGNORE {
+            counted += 1;
+            right += usize::from(*p == t);
+        }
+    }
+    if counted == 0 { 0.0 } else { right as f64 / counted as f64 }
+}
+
+/// Averages `maps` square maps of side `n` down to at most `max_side` (rows stay
+/// distributions: the mean of rows that each sum to one sums to one).
+fn downsample(weights: &[f32], maps: usize, n: usize, max_side: usize) -> (usize, Vec<f32>) {
+    if n <= max_side {
+        return (n, weights.to_vec());
+    }
+    let factor = n.div_ceil(max_side);
+    let side = n.div_ceil(factor);
+    let mut out = vec![0.0f32; maps * side * side];
+    for m in 0..maps {
+        let src = &weights[m * n * n..(m + 1) * n * n];
+        let dst = &mut out[m * side * side..(m + 1) * side * side];
+        for i in 0..n {
+            for j in 0..n {
+                dst[(i / factor) * side + j / factor] += src[i * n + j];
+            }
+        }
+        for (r, row) in dst.chunks_mut(side).enumerate() {
+            let rows_in_tile = (n - r * factor).min(factor) as f32;
+            for v in row {
+                *v /= rows_in_tile;
+            }
+        }
+    }
+    (side, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::downsample;
+
+    #[test]
+    fn downsampled_rows_stay_distributions() {
+        let n = 10;
+        let mut w = vec![0.0f32; n * n];
+        for i in 0..n {
+            w[i * n + (i * 7) % n] = 1.0;
+        }
+        let (side, d) = downsample(&w, 1, n, 4);
+        assert_eq!(side, 4);
+        for row in d.chunks(side) {
+            let s: f32 = row.iter().sum();
+            assert!((s - 1.0).abs() < 1e-5, "{s}");
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The trainer thread and the handle that owns it.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+
+use super::session::{self, Flow};
+use super::sink::EventSink;
+use super::{Command, Event, RunId, RunStatus, RunSummary, StartRun};
+
+/// Capacity of the command channel.
+const COMMAND_CAPACITY: usize = 64;
+/// Capacity of the event channel; beyond it metrics wait in the trainer's backlog.
+const EVENT_CAPACITY: usize = 1024;
+
+/// The trainer thread has ended (it only does on `Shutdown` or when dropped).
+#[derive(Debug, thiserror::Error)]
+#[error("the trainer thread is no longer running")]
+pub struct TrainerGone;
+
+/// Handle to the trainer thread. Dropping it stops every run and joins the thread.
+pub struct Trainer {
+    commands: Sender<Command>,
+    events: Receiver<Event>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Trainer {
+    /// Starts the trainer thread. `wake` is called (from the trainer thread) whenever
+    /// events are waiting; the GUI passes a closure that requests a repaint.
+    pub fn spawn(wake: Box<dyn Fn() + Send>) -> std::io::Result<Self> {
+        let (command_tx, command_rx) = bounded(COMMAND_CAPACITY);
+        let (event_tx, event_rx) = bounded(EVENT_CAPACITY);
+        let thread = std::thread::Builder::new()
+            .name("attnlab-trainer".into())
+            .spawn(move || {
+                Worker {
+                    commands: command_rx,
+                    sink: EventSink::new(event_tx, wake),
+                    queue: VecDeque::new(),
+                    paused: false,
+                    shutdown: false,
+                }
+                .run();
+            })?;
+        Ok(Self {
+            commands: command_tx,
+            events: event_rx,
+            thread: Some(thread),
+        })
+    }
+
+    /// Queues a run.
+    pub fn start(&self, run: StartRun) -> Result<(), TrainerGone> {
+        self.send(Command::Start(Box::new(run)))
+    }
+
+    /// Sends any command.
+    pub fn send(&self, command: Command) -> Result<(), TrainerGone> {
+        self.commands.send(command).map_err(|_| TrainerGone)
+    }
+
+    /// A sender for commands, e.g. for a Ctrl+C handler.
+    pub fn commands(&self) -> Sender<Command> {
+        self.commands.clone()
+    }
+
+    /// The events, in the order documented in [`super::protocol`].
+    pub fn events(&self) -> &Receiver<Event> {
+        &self.events
+    }
+}
+
+impl Drop for Trainer {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Shutdown);
+        // Let the thread finish its current step; drain events so it never waits on us.
+        if let Some(thread) = self.thread.take() {
+            while !thread.is_finished() {
+                while self.events.try_recv().is_ok() {}
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let _ = thread.join();
+        }
+    }
+}
+
+/// State owned by the trainer thread.
+struct Worker {
+    commands: Receiver<Command>,
+    sink: EventSink,
+    queue: VecDeque<StartRun>,
+    paused: bool,
+    shutdown: bool,
+}
+
+impl Worker {
+    fn run(mut self) {
+        while !self.shutdown && !self.sink.disconnected {
+            if let Some(run) = self.queue.pop_front() {
+                self.train(run);
+                continue;
+            }
+            match self.commands.recv() {
+                Ok(command) => {
+                    self.handle(command, None);
+                }
+                Err(_) => break,
+            }
+        }
+        // Anything still queued ends as stopped, so every run gets its `Finished`.
+        while let Some(run) = self.queue.pop_front() {
+            self.finish_unstarted(&run, RunStatus::Stopped, "the trainer shut down");
+        }
+        self.sink.drain_blocking();
+    }
+
+    fn train(&mut self, run: StartRun) {
+        let id = run.id;
+        let result = catch_unwind(AssertUnwindSafe(|| session::train(&run, &mut *self)));
+        let summary = match result {
+            Ok(summary) => summary,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                let mut summary = unstarted_summary(&run, RunStatus::Failed);
+                summary.message = Some(format!("the trainer panicked: {what}"));
+                summary
+            }
+        };
+        self.paused = false;
+        self.sink.send(Event::Finished {
+            id,
+            summary: Box::new(summary),
+        });
+        self.sink.drain_blocking();
+    }
+
+    fn finish_unstarted(&mut self, run: &StartRun, status: RunStatus, message: &str) {
+        let mut summary = unstarted_summary(run, status);
+        summary.message = Some(message.into());
+        self.sink.send(Event::Finished {
+            id: run.id,
+            summary: Box::new(summary),
+        });
+    }
+
+    /// Applies one command; `current` is the running run, if any. Returns whether the
+    /// current run must stop.
+    fn handle(&mut self, command: Command, current: Option<RunId>) -> bool {
+        match command {
+            Command::Start(run) => {
+                self.sink.send(Event::Queued { id: run.id });
+                self.queue.push_back(*run);
+                false
+            }
+            Command::Stop(id) => {
+                if Some(id) == current {
+                    return true;
+                }
+                if let Some(pos) = self.queue.iter().position(|r| r.id == id)
+                    && let Some(run) = self.queue.remove(pos)
+                {
+                    self.finish_unstarted(&run, RunStatus::Stopped, "stopped before it started");
+                }
+                false
+            }
+            Command::StopAll => {
+                while let Some(run) = self.queue.pop_front() {
+                    self.finish_unstarted(&run, RunStatus::Stopped, "stopped before it started");
+                }
+                current.is_some()
+            }
+            Command::Pause => {
+                if let Some(id) = current
+                    && !self.paused
+                {
+                    self.paused = true;
+                    self.sink.send(Event::Paused { id });
+                }
+                false
+            }
+            Command::Resume => {
+                if let Some(id) = current
+                    && self.paused
+                {
+                    self.paused = false;
+                    self.sink.send(Event::Resumed { id });
+                }
+                false
+            }
+            Command::Shutdown => {
+                self.shutdown = true;
+                true
+            }
+        }
+    }
+}
+
+impl session::Control for Worker {
+    fn poll(&mut self, current: RunId) -> Flow {
+        loop {
+            while let Ok(command) = self.commands.try_recv() {
+                if self.handle(command, Some(current)) {
+                    return Flow::Stop;
+                }
+            }
+            if self.sink.disconnected {
+                return Flow::Stop;
+            }
+            if !self.paused {
+                return Flow::Continue;
+            }
+            match self.commands.recv_timeout(Duration::from_millis(200)) {
+                Ok(command) => {
+                    if self.handle(command, Some(current)) {
+                        return Flow::Stop;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return Flow::Stop,
+            }
+        }
+    }
+
+    fn sink(&mut self) -> &mut EventSink {
+        &mut self.sink
+    }
+}
+
+/// A summary for a run that never trained.
+pub(crate) fn unstarted_summary(run: &StartRun, status: RunStatus) -> RunSummary {
+    RunSummary {
+        name: run.plan.name.clone(),
+        experiment: run.plan.experiment.clone(),
+        run_id: None,
+        status,
+        steps: 0,
+        planned_steps: run.plan.settings.train.steps,
+        final_loss: None,
+        final_accuracy: None,
+        train_loss: None,
+        backend: String::new(),
+        adapter: String::new(),
+        params: 0,
+        elapsed_secs: 0.0,
+        steps_per_sec: 0.0,
+        dropped_snapshots: 0,
+        message: None,
+    }
+}
