@@ -105,9 +105,18 @@ pub fn main() -> ExitCode {
 fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut ok = true;
     for file in files {
-        match Experiment::load(file).and_then(|e| e.plan().map(|plans| (e, plans)).map_err(|err| err.in_file(&file.display().to_string()))) {
+        match Experiment::load(file).and_then(|e| {
+            e.plan()
+                .map(|plans| (e, plans))
+                .map_err(|err| err.in_file(&file.display().to_string()))
+        }) {
             Ok((experiment, plans)) => {
-                println!("ok      {}: \"{}\", {} run(s)", file.display(), experiment.name, plans.len());
+                println!(
+                    "ok      {}: \"{}\", {} run(s)",
+                    file.display(),
+                    experiment.name,
+                    plans.len()
+                );
             }
             Err(errors) => {
                 ok = false;
@@ -118,7 +127,11 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// Loads, validates and filters the runs of every file; nothing trains unless every
@@ -132,16 +145,25 @@ fn load_plans(
     let mut plans = Vec::new();
     let mut errors = Vec::new();
     for file in files {
-        match Experiment::load(file).and_then(|e| e.plan().map_err(|err| err.in_file(&file.display().to_string()))) {
+        match Experiment::load(file).and_then(|e| {
+            e.plan()
+                .map_err(|err| err.in_file(&file.display().to_string()))
+        }) {
             Ok(file_plans) => plans.extend(file_plans),
             Err(e) => errors.push(e.to_string()),
         }
     }
     if !errors.is_empty() {
-        anyhow::bail!("invalid experiment file(s), nothing was trained:\n{}", errors.join("\n"));
+        anyhow::bail!(
+            "invalid experiment file(s), nothing was trained:\n{}",
+            errors.join("\n")
+        );
     }
     if !only.is_empty() {
-        let unknown: Vec<&String> = only.iter().filter(|n| !plans.iter().any(|p| &p.name == *n)).collect();
+        let unknown: Vec<&String> = only
+            .iter()
+            .filter(|n| !plans.iter().any(|p| &p.name == *n))
+            .collect();
         if !unknown.is_empty() {
             let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
             anyhow::bail!("no run named {unknown:?}; the runs are {names:?}");
@@ -169,7 +191,8 @@ fn run(
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     let plans = load_plans(files, backend, only, steps)?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the output folder {}", out.display()))?;
     let trainer = Trainer::spawn(Box::new(|| {})).context("cannot start the trainer thread")?;
     let commands = trainer.commands();
     if let Err(e) = ctrlc::set_handler(move || {
@@ -180,11 +203,11 @@ fn run(
     }
     let progress = Progress::new(&plans, quiet);
     for (id, plan) in plans.iter().enumerate() {
-        trainer.start(StartRun {
-            id: id as u64,
-            plan: plan.clone(),
-            record_root: Some(out.to_path_buf()),
-        })?;
+        trainer.start(StartRun::new(
+            id as u64,
+            plan.clone(),
+            Some(out.to_path_buf()),
+        ))?;
     }
     let mut summaries = BTreeMap::new();
     while summaries.len() < plans.len() {
@@ -287,7 +310,11 @@ impl Progress {
         };
         let log = !self.terminal && !self.quiet;
         match event {
-            Event::Started { backend, record_dir, .. } => {
+            Event::Started {
+                backend,
+                record_dir,
+                ..
+            } => {
                 bar.enable_steady_tick(Duration::from_millis(250));
                 bar.set_message(format!("on {}", backend.backend));
                 if log {
@@ -296,13 +323,18 @@ impl Progress {
                         backend.backend,
                         backend.adapter,
                         backend.reason,
-                        record_dir.as_ref().map_or(String::new(), |d| format!(", recording to {}", d.display()))
+                        record_dir
+                            .as_ref()
+                            .map_or(String::new(), |d| format!(", recording to {}", d.display()))
                     );
                 }
             }
             Event::Step { metrics, .. } => {
                 bar.set_position(metrics.step as u64);
-                bar.set_message(format!("loss {:.4} acc {:.3}", metrics.loss, metrics.accuracy));
+                bar.set_message(format!(
+                    "loss {:.4} acc {:.3}",
+                    metrics.loss, metrics.accuracy
+                ));
             }
             Event::Eval { metrics, .. } => {
                 if log {
@@ -320,7 +352,9 @@ impl Progress {
                 bar.finish_with_message(format!(
                     "{} acc {}",
                     summary.status.name(),
-                    summary.final_accuracy.map_or("-".into(), |a| format!("{a:.3}"))
+                    summary
+                        .final_accuracy
+                        .map_or("-".into(), |a| format!("{a:.3}"))
                 ));
                 if log {
                     eprintln!("[{name}] {}", summary.status.name());

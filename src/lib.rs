@@ -4,7 +4,10 @@
 //! The library is everything below the GUI: experiment files ([`config`]), attention
 //! patterns ([`attention`]), synthetic tasks ([`tasks`]), the burn models ([`model`]),
 //! the background trainer and its protocol ([`trainer`]) and run records on disk
-//! ([`runs`]). The binary adds the command line ([`cli`]).
+//! ([`runs`]). On top sit the two front ends: the command line ([`cli`]) and the
+//! workbench window ([`app`]).
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
 pub mod attention;

@@ -27,7 +27,12 @@ pub const PATTERN_KINDS: [&str; 8] = [
 /// query `i` when `|i - j| <= window`. Every pattern lets a query see itself, so no
 /// softmax row is ever empty.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(remote = "Self", tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(
+    remote = "Self",
+    tag = "kind",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 pub enum AttentionPattern {
     /// Every query sees every key: O(n^2).
     #[default]
@@ -223,7 +228,9 @@ impl AttentionPattern {
                 Err((
                     name,
                     v,
-                    format!("must divide task.seq_len = {seq_len} (this pattern works on whole blocks)"),
+                    format!(
+                        "must divide task.seq_len = {seq_len} (this pattern works on whole blocks)"
+                    ),
                 ))
             } else {
                 Ok(())
@@ -242,7 +249,11 @@ impl AttentionPattern {
                 divides("block", block)?;
                 positive("summary", summary)?;
                 if summary > block {
-                    return Err(("summary", summary, format!("must be at most block = {block}")));
+                    return Err((
+                        "summary",
+                        summary,
+                        format!("must be at most block = {block}"),
+                    ));
                 }
                 Ok(())
             }
@@ -253,7 +264,11 @@ impl AttentionPattern {
             Self::Longformer { window, global } => {
                 positive("window", window)?;
                 if global >= seq_len {
-                    return Err(("global", global, format!("must be below task.seq_len = {seq_len}")));
+                    return Err((
+                        "global",
+                        global,
+                        format!("must be below task.seq_len = {seq_len}"),
+                    ));
                 }
                 Ok(())
             }
@@ -269,7 +284,8 @@ impl AttentionPattern {
                     return Err((
                         "window_blocks",
                         window_blocks,
-                        "must be odd (the block itself plus as many on each side): 1, 3, 5, ...".into(),
+                        "must be odd (the block itself plus as many on each side): 1, 3, 5, ..."
+                            .into(),
                     ));
                 }
                 if global_blocks >= seq_len / block {

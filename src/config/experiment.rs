@@ -117,7 +117,8 @@ impl Experiment {
                 .map(|run| {
                     let mut table = Table::new();
                     table.insert("name".into(), Value::String(run.name.clone()));
-                    let value = Value::try_from(&run.settings).unwrap_or(Value::Table(Table::new()));
+                    let value =
+                        Value::try_from(&run.settings).unwrap_or(Value::Table(Table::new()));
                     if let (Value::Table(over), Value::Table(base)) = (value, &base_value) {
                         for (section, fields) in over {
                             if let (Value::Table(fields), Some(Value::Table(base_fields))) =
@@ -151,8 +152,10 @@ impl Experiment {
     /// Reads and parses a file; errors carry its path.
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigErrors> {
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigErrors::from(ConfigError::new("", format!("cannot read the file: {e}"))).in_file(&shown))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors::from(ConfigError::new("", format!("cannot read the file: {e}")))
+                .in_file(&shown)
+        })?;
         Self::from_toml(&text).map_err(|e| e.in_file(&shown))
     }
 }
@@ -202,7 +205,12 @@ fn resolve_run(index: usize, table: &Table, base: &Value, text: &str) -> Result<
                 format!("must be a non-empty string, found {other}"),
             ));
         }
-        None => return Err(at(format!("runs[{index}].name"), "every run needs a `name`".into())),
+        None => {
+            return Err(at(
+                format!("runs[{index}].name"),
+                "every run needs a `name`".into(),
+            ));
+        }
     };
     let mut merged = base.clone();
     if let Value::Table(merged_sections) = &mut merged {
@@ -226,7 +234,13 @@ fn resolve_run(index: usize, table: &Table, base: &Value, text: &str) -> Result<
         } else {
             format!("runs[{index}].{path}")
         };
-        at(field, format!("{} (in run \"{name}\")", did_you_mean(e.inner().message().trim())))
+        at(
+            field,
+            format!(
+                "{} (in run \"{name}\")",
+                did_you_mean(e.inner().message().trim())
+            ),
+        )
     })?;
     Ok(Run { name, settings })
 }

@@ -60,7 +60,10 @@ impl Experiment {
             errors.push(ConfigError::new("name", "must not be empty"));
         }
         if self.runs.is_empty() {
-            errors.push(ConfigError::new("runs", "an experiment needs at least one run"));
+            errors.push(ConfigError::new(
+                "runs",
+                "an experiment needs at least one run",
+            ));
         }
         let base_errors = check_settings(&self.base);
         errors.extend(base_errors.iter().cloned());
@@ -68,7 +71,10 @@ impl Experiment {
             if self.runs[..index].iter().any(|r| r.name == run.name) {
                 errors.push(ConfigError::new(
                     format!("runs[{index}].name"),
-                    format!("\"{}\" is used by an earlier run; run names must be unique", run.name),
+                    format!(
+                        "\"{}\" is used by an earlier run; run names must be unique",
+                        run.name
+                    ),
                 ));
             }
             for e in self.check_run(index, run) {
@@ -115,10 +121,20 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
     let m = &s.model;
     let n = s.task.seq_len;
     if m.layers == 0 || m.layers > 48 {
-        bad(&mut errors, "model.layers", &m.layers, "must be between 1 and 48");
+        bad(
+            &mut errors,
+            "model.layers",
+            &m.layers,
+            "must be between 1 and 48",
+        );
     }
     if m.d_model == 0 || m.d_model > MAX_WIDTH {
-        bad(&mut errors, "model.d_model", &m.d_model, &format!("must be between 1 and {MAX_WIDTH}"));
+        bad(
+            &mut errors,
+            "model.d_model",
+            &m.d_model,
+            &format!("must be between 1 and {MAX_WIDTH}"),
+        );
     }
     if m.kind == ModelKind::Transformer {
         if m.heads == 0 || (m.d_model > 0 && m.d_model % m.heads != 0) {
@@ -126,14 +142,24 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
                 .filter(|h| m.d_model % h == 0)
                 .map(|h| h.to_string())
                 .collect();
-            bad(&mut errors, 
+            bad(
+                &mut errors,
                 "model.heads",
                 &m.heads,
-                &format!("must divide model.d_model = {} (e.g. {})", m.d_model, divisors.join(", ")),
+                &format!(
+                    "must divide model.d_model = {} (e.g. {})",
+                    m.d_model,
+                    divisors.join(", ")
+                ),
             );
         }
         if m.d_ff == 0 || m.d_ff > 4 * MAX_WIDTH {
-            bad(&mut errors, "model.d_ff", &m.d_ff, &format!("must be between 1 and {}", 4 * MAX_WIDTH));
+            bad(
+                &mut errors,
+                "model.d_ff",
+                &m.d_ff,
+                &format!("must be between 1 and {}", 4 * MAX_WIDTH),
+            );
         }
         match &m.layer_attention {
             Some(per_layer) => {
@@ -168,7 +194,10 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
     }
     let t = &s.train;
     if t.steps == 0 {
-        errors.push(ConfigError::new("train.steps", "0 is not allowed: must be at least 1"));
+        errors.push(ConfigError::new(
+            "train.steps",
+            "0 is not allowed: must be at least 1",
+        ));
     }
     if t.batch == 0 || t.batch > 4096 {
         errors.push(ConfigError::new(
@@ -179,15 +208,24 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
     if !(t.lr.is_finite() && t.lr > 0.0 && t.lr <= 10.0) {
         errors.push(ConfigError::new(
             "train.lr",
-            format!("{} is not allowed: must be a positive number at most 10 (e.g. 1e-3)", t.lr),
+            format!(
+                "{} is not allowed: must be a positive number at most 10 (e.g. 1e-3)",
+                t.lr
+            ),
         ));
     }
     if t.eval_batches == 0 {
-        errors.push(ConfigError::new("train.eval_batches", "0 is not allowed: must be at least 1"));
+        errors.push(ConfigError::new(
+            "train.eval_batches",
+            "0 is not allowed: must be at least 1",
+        ));
     }
     errors
 }
 
 fn bad(errors: &mut Vec<ConfigError>, field: &str, value: &dyn std::fmt::Display, why: &str) {
-    errors.push(ConfigError::new(field, format!("{value} is not allowed: {why}")));
+    errors.push(ConfigError::new(
+        field,
+        format!("{value} is not allowed: {why}"),
+    ));
 }

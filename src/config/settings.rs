@@ -106,7 +106,8 @@ pub enum BackendChoice {
 
 impl BackendChoice {
     /// Every choice, as listed in docs and the GUI.
-    pub const ALL: [BackendChoice; 3] = [BackendChoice::Auto, BackendChoice::Cpu, BackendChoice::Wgpu];
+    pub const ALL: [BackendChoice; 3] =
+        [BackendChoice::Auto, BackendChoice::Cpu, BackendChoice::Wgpu];
 
     /// The name as written in experiment files and on the command line.
     pub fn name(self) -> &'static str {

@@ -6,7 +6,11 @@
 pub fn did_you_mean(message: &str) -> String {
     let Some(wrong) = ["unknown field `", "unknown variant `"]
         .iter()
-        .find_map(|lead| message.split_once(lead).and_then(|(_, rest)| rest.split('`').next()))
+        .find_map(|lead| {
+            message
+                .split_once(lead)
+                .and_then(|(_, rest)| rest.split('`').next())
+        })
     else {
         return message.to_string();
     };

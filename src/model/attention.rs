@@ -37,7 +37,10 @@ pub fn masked_attention(
     let scale = 1.0 / (head_dim as f64).sqrt();
     let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
     let scores = match blocked {
-        Some(mask) => scores.mask_fill(mask.clone().expand([batch, heads, seq, seq]), f32::NEG_INFINITY),
+        Some(mask) => scores.mask_fill(
+            mask.clone().expand([batch, heads, seq, seq]),
+            f32::NEG_INFINITY,
+        ),
         None => scores,
     };
     let weights = softmax(scores, 3);

@@ -15,7 +15,10 @@ pub fn masked_cross_entropy(logits: Tensor<3>, targets: &[i64]) -> Tensor<1> {
     let device = logits.device();
     let rows = batch * seq;
     let clamped: Vec<i64> = targets.iter().map(|&t| t.max(0)).collect();
-    let weights: Vec<f32> = targets.iter().map(|&t| if t == IGNORE { 0.0 } else { 1.0 }).collect();
+    let weights: Vec<f32> = targets
+        .iter()
+        .map(|&t| if t == IGNORE { 0.0 } else { 1.0 })
+        .collect();
     let count = weights.iter().filter(|&&w| w > 0.0).count().max(1);
     let index = Tensor::<2, Int>::from_data(TensorData::new(clamped, [rows, 1]), &device);
     let weight = Tensor::<1>::from_data(TensorData::new(weights, [rows]), &device);

@@ -39,7 +39,11 @@ impl SequenceModel for LstmNet {
         self.head.forward(x)
     }
 
-    fn forward_with_attention(&self, tokens: Tensor<2, Int>, masks: &LayerMasks) -> (Tensor<3>, Vec<Tensor<4>>) {
+    fn forward_with_attention(
+        &self,
+        tokens: Tensor<2, Int>,
+        masks: &LayerMasks,
+    ) -> (Tensor<3>, Vec<Tensor<4>>) {
         (self.forward(tokens, masks), Vec::new())
     }
 }

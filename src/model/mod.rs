@@ -6,8 +6,8 @@
 //! itself comes from [`crate::attention`].
 
 mod attention;
-mod lstm;
 mod loss;
+mod lstm;
 mod transformer;
 
 use burn::module::Module;
@@ -30,7 +30,11 @@ pub trait SequenceModel: Module + Sized {
 
     /// Logits and, per layer, the attention weights `[batch, heads, seq, seq]`
     /// (empty for models without attention).
-    fn forward_with_attention(&self, tokens: Tensor<2, Int>, masks: &LayerMasks) -> (Tensor<3>, Vec<Tensor<4>>);
+    fn forward_with_attention(
+        &self,
+        tokens: Tensor<2, Int>,
+        masks: &LayerMasks,
+    ) -> (Tensor<3>, Vec<Tensor<4>>);
 }
 
 /// Builds the boolean masks of a run on `device`: `true` where attention is *blocked*,

@@ -74,7 +74,9 @@ impl Block {
         let (out, weights) = masked_attention(split(0), split(1), split(2), masks.layer(layer));
         let out = out.swap_dims(1, 2).reshape([batch, seq, d_model]);
         let x = x + self.proj.forward(out);
-        let ff = self.ff_out.forward(gelu(self.ff_in.forward(self.norm_ff.forward(x.clone()))));
+        let ff = self
+            .ff_out
+            .forward(gelu(self.ff_in.forward(self.norm_ff.forward(x.clone()))));
         (x + ff, weights)
     }
 }
@@ -84,7 +86,11 @@ impl SequenceModel for Transformer {
         self.forward_with_attention(tokens, masks).0
     }
 
-    fn forward_with_attention(&self, tokens: Tensor<2, Int>, masks: &LayerMasks) -> (Tensor<3>, Vec<Tensor<4>>) {
+    fn forward_with_attention(
+        &self,
+        tokens: Tensor<2, Int>,
+        masks: &LayerMasks,
+    ) -> (Tensor<3>, Vec<Tensor<4>>) {
         let [_, seq] = tokens.dims();
         let device = tokens.device();
         let positions = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);

@@ -79,7 +79,12 @@ pub struct RecordWriter {
 impl RecordWriter {
     /// Creates `<root>/<run_id>/` with `config.toml`, the CSV header and a `running`
     /// summary (so a record whose process died still lists).
-    pub fn create(root: &Path, run_id: &str, config_toml: &str, summary: &RunSummary) -> Result<Self, RecordError> {
+    pub fn create(
+        root: &Path,
+        run_id: &str,
+        config_toml: &str,
+        summary: &RunSummary,
+    ) -> Result<Self, RecordError> {
         let dir = root.join(run_id);
         fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         let config = dir.join("config.toml");
@@ -112,7 +117,11 @@ impl RecordWriter {
     }
 
     /// Appends a snapshot, writing the file's header on the first.
-    pub fn snapshot(&mut self, header: &SnapshotHeader, snapshot: &AttentionSnapshot) -> Result<(), RecordError> {
+    pub fn snapshot(
+        &mut self,
+        header: &SnapshotHeader,
+        snapshot: &AttentionSnapshot,
+    ) -> Result<(), RecordError> {
         let path = self.dir.join("attention.bin");
         if self.snapshots.is_none() {
             let mut out = BufWriter::new(File::create(&path).map_err(io_at(&path))?);
@@ -127,9 +136,12 @@ impl RecordWriter {
 
     /// Flushes metrics and snapshots to disk.
     pub fn flush(&mut self) -> Result<(), RecordError> {
-        self.metrics.flush().map_err(io_at(&self.dir.join("metrics.csv")))?;
+        self.metrics
+            .flush()
+            .map_err(io_at(&self.dir.join("metrics.csv")))?;
         if let Some(out) = &mut self.snapshots {
-            out.flush().map_err(io_at(&self.dir.join("attention.bin")))?;
+            out.flush()
+                .map_err(io_at(&self.dir.join("attention.bin")))?;
         }
         Ok(())
     }
@@ -138,10 +150,11 @@ impl RecordWriter {
     pub fn write_summary(&self, summary: &RunSummary) -> Result<(), RecordError> {
         let path = self.dir.join("summary.json");
         let tmp = self.dir.join("summary.json.tmp");
-        let json = serde_json::to_string_pretty(summary).map_err(|source| RecordError::Summary {
-            path: path.clone(),
-            source,
-        })?;
+        let json =
+            serde_json::to_string_pretty(summary).map_err(|source| RecordError::Summary {
+                path: path.clone(),
+                source,
+            })?;
         fs::write(&tmp, json + "\n").map_err(io_at(&tmp))?;
         fs::rename(&tmp, &path).map_err(io_at(&path))
     }
@@ -176,7 +189,8 @@ impl RunRecord {
     pub fn open(dir: &Path) -> Result<Self, RecordError> {
         let path = dir.join("summary.json");
         let text = fs::read_to_string(&path).map_err(io_at(&path))?;
-        let summary = serde_json::from_str(&text).map_err(|source| RecordError::Summary { path, source })?;
+        let summary =
+            serde_json::from_str(&text).map_err(|source| RecordError::Summary { path, source })?;
         Ok(Self {
             dir: dir.to_path_buf(),
             summary,
@@ -218,7 +232,9 @@ impl RunRecord {
     }
 
     /// The attention snapshots, if the run recorded any.
-    pub fn snapshots(&self) -> Result<Option<(SnapshotHeader, Vec<AttentionSnapshot>)>, RecordError> {
+    pub fn snapshots(
+        &self,
+    ) -> Result<Option<(SnapshotHeader, Vec<AttentionSnapshot>)>, RecordError> {
         let path = self.dir.join("attention.bin");
         match File::open(&path) {
             Ok(file) => snapshots::read_snapshots(BufReader::new(file))

@@ -47,11 +47,16 @@ pub(crate) fn write_record(out: &mut impl Write, snapshot: &AttentionSnapshot) -
 }
 
 /// Reads a whole `attention.bin`. A truncated last record (a crash mid-write) is ignored.
-pub fn read_snapshots(mut input: impl Read) -> io::Result<(SnapshotHeader, Vec<AttentionSnapshot>)> {
+pub fn read_snapshots(
+    mut input: impl Read,
+) -> io::Result<(SnapshotHeader, Vec<AttentionSnapshot>)> {
     let mut magic = [0u8; 8];
     input.read_exact(&mut magic)?;
     if &magic != MAGIC {
-        return Err(io::Error::new(io::ErrorKind::InvalidData, "not an attnlab snapshot file"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not an attnlab snapshot file",
+        ));
     }
     let mut len = [0u8; 4];
     input.read_exact(&mut len)?;

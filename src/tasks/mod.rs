@@ -105,39 +105,59 @@ impl TaskConfig {
             }
             TaskKind::Induction => {
                 if self.vocab < 3 {
-                    return err("vocab", self.vocab, "must be at least 3 (a trigger token and two values)".into());
+                    return err(
+                        "vocab",
+                        self.vocab,
+                        "must be at least 3 (a trigger token and two values)".into(),
+                    );
                 }
                 if self.distance == 0 || self.distance + 2 > self.seq_len {
                     return err(
                         "distance",
                         self.distance,
-                        format!("must be between 1 and seq_len - 2 = {}", self.seq_len.saturating_sub(2)),
+                        format!(
+                            "must be between 1 and seq_len - 2 = {}",
+                            self.seq_len.saturating_sub(2)
+                        ),
                     );
                 }
             }
             TaskKind::Mqar => {
                 if self.vocab < 5 {
-                    return err("vocab", self.vocab, "must be at least 5 (filler, keys, values)".into());
+                    return err(
+                        "vocab",
+                        self.vocab,
+                        "must be at least 5 (filler, keys, values)".into(),
+                    );
                 }
                 let keys = (self.vocab - 1) / 2;
                 if self.pairs == 0 || self.pairs > keys {
                     return err(
                         "pairs",
                         self.pairs,
-                        format!("must be between 1 and {keys} (half the non-filler vocabulary, as keys must differ)"),
+                        format!(
+                            "must be between 1 and {keys} (half the non-filler vocabulary, as keys must differ)"
+                        ),
                     );
                 }
                 if 3 * self.pairs > self.seq_len {
                     return err(
                         "pairs",
                         self.pairs,
-                        format!("must be at most seq_len / 3 = {} (pairs, then one query per key)", self.seq_len / 3),
+                        format!(
+                            "must be at most seq_len / 3 = {} (pairs, then one query per key)",
+                            self.seq_len / 3
+                        ),
                     );
                 }
             }
             TaskKind::SelectiveCopy => {
                 if self.vocab < 3 {
-                    return err("vocab", self.vocab, "must be at least 3 (filler, marker, content)".into());
+                    return err(
+                        "vocab",
+                        self.vocab,
+                        "must be at least 3 (filler, marker, content)".into(),
+                    );
                 }
                 if self.tokens == 0 || 2 * self.tokens > self.seq_len {
                     return err(

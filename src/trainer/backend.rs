@@ -40,7 +40,9 @@ impl Adapter {
     fn is_hardware(&self) -> bool {
         matches!(
             self.device_type,
-            wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu | wgpu::DeviceType::VirtualGpu
+            wgpu::DeviceType::DiscreteGpu
+                | wgpu::DeviceType::IntegratedGpu
+                | wgpu::DeviceType::VirtualGpu
         )
     }
 
@@ -64,18 +66,20 @@ impl Adapter {
 fn adapters() -> &'static [Adapter] {
     static ADAPTERS: OnceLock<Vec<Adapter>> = OnceLock::new();
     ADAPTERS.get_or_init(|| {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-        let mut found: Vec<Adapter> = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-            .iter()
-            .map(|a| {
-                let info = a.get_info();
-                Adapter {
-                    name: info.name,
-                    device_type: info.device_type,
-                    backend: info.backend,
-                }
-            })
-            .collect();
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let mut found: Vec<Adapter> =
+            pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+                .iter()
+                .map(|a| {
+                    let info = a.get_info();
+                    Adapter {
+                        name: info.name,
+                        device_type: info.device_type,
+                        backend: info.backend,
+                    }
+                })
+                .collect();
         let rank = |t: wgpu::DeviceType| match t {
             wgpu::DeviceType::DiscreteGpu => 0,
             wgpu::DeviceType::IntegratedGpu => 1,
@@ -130,7 +134,10 @@ pub fn select_backend(choice: BackendChoice) -> Result<(Device, BackendInfo), St
                 None if all.is_empty() => cpu("auto: no GPU adapter".into()),
                 None => cpu(format!(
                     "auto: only software adapters ({}), which train far slower than the CPU backend",
-                    all.iter().map(|a| a.name.as_str()).collect::<Vec<_>>().join(", ")
+                    all.iter()
+                        .map(|a| a.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
             }
         }

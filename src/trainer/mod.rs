@@ -16,7 +16,8 @@ mod worker;
 
 pub use backend::{CpuBackend, select_backend};
 pub use protocol::{
-    AttentionSnapshot, BackendInfo, Command, Event, Metrics, Probe, RunId, RunStatus, RunSummary, StartRun,
+    AttentionSnapshot, BackendInfo, Command, Event, Fault, Metrics, Probe, RunId, RunStatus,
+    RunSummary, StartRun,
 };
 pub use worker::{Trainer, TrainerGone};
 

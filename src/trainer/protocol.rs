@@ -56,6 +56,30 @@ pub struct StartRun {
     pub plan: RunPlan,
     /// Where to write the run record (`<root>/<run-id>/...`); `None` records nothing.
     pub record_root: Option<PathBuf>,
+    /// A failure to inject, so the failure paths (divergence, a panic inside training)
+    /// can be tested end to end. `None` for real runs.
+    pub fault: Option<Fault>,
+}
+
+impl StartRun {
+    /// A run to train and record under `record_root`.
+    pub fn new(id: RunId, plan: RunPlan, record_root: Option<PathBuf>) -> Self {
+        Self {
+            id,
+            plan,
+            record_root,
+            fault: None,
+        }
+    }
+}
+
+/// An injected failure (see [`StartRun::fault`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// The training loss reads as NaN at this step.
+    NanLossAt(usize),
+    /// Training panics at this step.
+    PanicAt(usize),
 }
 
 /// Which backend a run trains on.

@@ -13,11 +13,13 @@ use rand::{SeedableRng, rngs::StdRng};
 use super::sink::EventSink;
 use super::worker::unstarted_summary;
 use super::{
-    AttentionSnapshot, BackendInfo, Event, MAX_SNAPSHOT_SIDE, Metrics, Probe, RunId, RunStatus, RunSummary,
-    StartRun, select_backend,
+    AttentionSnapshot, BackendInfo, Event, Fault, MAX_SNAPSHOT_SIDE, Metrics, Probe, RunId,
+    RunStatus, RunSummary, StartRun, select_backend,
 };
 use crate::config::{ModelKind, RunPlan};
-use crate::model::{LayerMasks, LstmNet, SequenceModel, Transformer, layer_masks, masked_cross_entropy};
+use crate::model::{
+    LayerMasks, LstmNet, SequenceModel, Transformer, layer_masks, masked_cross_entropy,
+};
 use crate::runs::{RecordWriter, SnapshotHeader, new_run_id};
 use crate::tasks::{Batch, IGNORE};
 
@@ -122,10 +124,17 @@ impl Recorder {
 
     fn warn(&mut self, sink: &mut EventSink, message: String) {
         self.writer = None;
-        sink.send(Event::Warning { id: self.id, message });
+        sink.send(Event::Warning {
+            id: self.id,
+            message,
+        });
     }
 
-    fn write(&mut self, sink: &mut EventSink, f: impl FnOnce(&mut RecordWriter) -> Result<(), crate::runs::RecordError>) {
+    fn write(
+        &mut self,
+        sink: &mut EventSink,
+        f: impl FnOnce(&mut RecordWriter) -> Result<(), crate::runs::RecordError>,
+    ) {
         if let Some(writer) = &mut self.writer
             && let Err(e) = f(writer)
         {
@@ -156,6 +165,8 @@ struct RunContext<'a> {
     summary: &'a mut RunSummary,
     /// Seconds spent stepping, evaluating and snapshotting (pauses excluded).
     busy_secs: f64,
+    /// Injected failure, for tests.
+    fault: Option<Fault>,
 }
 
 impl<'a> RunContext<'a> {
@@ -177,6 +188,7 @@ impl<'a> RunContext<'a> {
             recorder,
             summary,
             busy_secs: 0.0,
+            fault: run.fault,
         }
     }
 
@@ -190,7 +202,11 @@ impl<'a> RunContext<'a> {
     }
 
     /// The loop: step, report, evaluate, snapshot, poll for commands.
-    fn train_loop<M: SequenceModel>(&mut self, mut model: M, backend: BackendInfo) -> (RunStatus, Option<String>) {
+    fn train_loop<M: SequenceModel>(
+        &mut self,
+        mut model: M,
+        backend: BackendInfo,
+    ) -> (RunStatus, Option<String>) {
         let settings = &self.plan.settings;
         let task = &settings.task;
         let train = &settings.train;
@@ -198,7 +214,9 @@ impl<'a> RunContext<'a> {
         let masks_eval = layer_masks(self.plan, &self.device);
         let mut data_rng = StdRng::seed_from_u64(train.seed);
         let mut eval_rng = StdRng::seed_from_u64(train.seed ^ 0x5EED_E7A1);
-        let eval_set: Vec<Batch> = (0..train.eval_batches).map(|_| task.batch(train.batch, &mut eval_rng)).collect();
+        let eval_set: Vec<Batch> = (0..train.eval_batches)
+            .map(|_| task.batch(train.batch, &mut eval_rng))
+            .collect();
         let probe = task.probe(train.seed);
         let probe = Probe {
             tokens: probe.tokens,
@@ -222,7 +240,12 @@ impl<'a> RunContext<'a> {
             let tokens = tokens_tensor(&batch, &self.train_device);
             let logits = model.forward(tokens, &masks_train);
             let loss = masked_cross_entropy(logits.clone(), &batch.targets);
-            let loss_value = scalar(loss.clone());
+            let mut loss_value = scalar(loss.clone());
+            match self.fault {
+                Some(Fault::NanLossAt(at)) if at == step => loss_value = f64::NAN,
+                Some(Fault::PanicAt(at)) if at == step => panic!("injected fault at step {step}"),
+                _ => {}
+            }
             let accuracy = accuracy(logits.detach(), &batch.targets);
             if !loss_value.is_finite() {
                 self.busy_secs += t0.elapsed().as_secs_f64();
@@ -242,8 +265,12 @@ impl<'a> RunContext<'a> {
             self.summary.steps = step;
             self.summary.train_loss = Some(loss_value);
             let metrics = self.metrics(step, loss_value, accuracy);
-            self.recorder.write(self.control.sink(), |w| w.metric("train", &metrics));
-            self.control.sink().send(Event::Step { id: self.id, metrics });
+            self.recorder
+                .write(self.control.sink(), |w| w.metric("train", &metrics));
+            self.control.sink().send(Event::Step {
+                id: self.id,
+                metrics,
+            });
 
             let last = step == train.steps;
             if last || (train.eval_every > 0 && step % train.eval_every == 0) {
@@ -270,7 +297,13 @@ impl<'a> RunContext<'a> {
     }
 
     /// Held-out loss and accuracy on the fixed evaluation set.
-    fn evaluate<M: SequenceModel>(&mut self, model: &M, masks: &LayerMasks, eval_set: &[Batch], step: usize) {
+    fn evaluate<M: SequenceModel>(
+        &mut self,
+        model: &M,
+        masks: &LayerMasks,
+        eval_set: &[Batch],
+        step: usize,
+    ) {
         let t0 = Instant::now();
         let model = model.valid();
         let (mut loss_sum, mut correct, mut total) = (0.0, 0.0, 0.0);
@@ -290,14 +323,26 @@ impl<'a> RunContext<'a> {
             w.metric("eval", &metrics)?;
             w.flush()
         });
-        self.control.sink().send(Event::Eval { id: self.id, metrics });
+        self.control.sink().send(Event::Eval {
+            id: self.id,
+            metrics,
+        });
     }
 
     /// Attention of every layer and head on the probe example.
-    fn snapshot<M: SequenceModel>(&mut self, model: &M, masks: &LayerMasks, probe: &Probe, step: usize) {
+    fn snapshot<M: SequenceModel>(
+        &mut self,
+        model: &M,
+        masks: &LayerMasks,
+        probe: &Probe,
+        step: usize,
+    ) {
         let t0 = Instant::now();
         let n = probe.tokens.len();
-        let tokens = Tensor::<2, Int>::from_data(TensorData::new(probe.tokens.clone(), [1, n]), &self.device);
+        let tokens = Tensor::<2, Int>::from_data(
+            TensorData::new(probe.tokens.clone(), [1, n]),
+            &self.device,
+        );
         let (_, weights) = model.valid().forward_with_attention(tokens, masks);
         if weights.is_empty() {
             return;
@@ -326,8 +371,12 @@ impl<'a> RunContext<'a> {
             probe: probe.clone(),
         });
         let header = header.clone();
-        self.recorder.write(self.control.sink(), |w| w.snapshot(&header, &snapshot));
-        self.control.sink().send_snapshot(Event::Snapshot { id: self.id, snapshot });
+        self.recorder
+            .write(self.control.sink(), |w| w.snapshot(&header, &snapshot));
+        self.control.sink().send_snapshot(Event::Snapshot {
+            id: self.id,
+            snapshot,
+        });
     }
 }
 
@@ -352,7 +401,11 @@ fn scalar(t: Tensor<1>) -> f64 {
 /// # Shapes
 /// `logits`: `[batch, seq, vocab]`; `targets`: `batch * seq`, row-major.
 fn accuracy(logits: Tensor<3>, targets: &[i64]) -> f64 {
-    let predicted = logits.argmax(2).into_data().try_into_vec_as::<i64>().unwrap_or_default();
+    let predicted = logits
+        .argmax(2)
+        .into_data()
+        .try_into_vec_as::<i64>()
+        .unwrap_or_default();
     let (mut right, mut counted) = (0usize, 0usize);
     for (p, &t) in predicted.iter().zip(targets) {
         if t != IGNORE {
@@ -360,7 +413,11 @@ fn accuracy(logits: Tensor<3>, targets: &[i64]) -> f64 {
             right += usize::from(*p == t);
         }
     }
-    if counted == 0 { 0.0 } else { right as f64 / counted as f64 }
+    if counted == 0 {
+        0.0
+    } else {
+        right as f64 / counted as f64
+    }
 }
 
 /// Averages `maps` square maps of side `n` down to at most `max_side` (rows stay

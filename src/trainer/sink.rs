@@ -133,7 +133,10 @@ mod tests {
             seq_len: 1,
             weights: vec![1.0],
         });
-        sink.send_snapshot(Event::Snapshot { id: 9, snapshot: snap });
+        sink.send_snapshot(Event::Snapshot {
+            id: 9,
+            snapshot: snap,
+        });
         assert_eq!(sink.take_dropped(), 1);
         let mut got = Vec::new();
         got.extend(rx.try_iter().map(|e| e.run_id()));

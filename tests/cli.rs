@@ -1,0 +1,200 @@
+//! The `attnlab` binary headless: `run` writes complete run records, `validate` exit codes.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use attnlab::runs::RunRecord;
+use attnlab::trainer::RunStatus;
+
+fn attnlab(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_attnlab"))
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const TINY: &str = r#"
+name = "tiny"
+[task]
+seq_len = 16
+vocab = 8
+distance = 4
+[model]
+layers = 2
+heads = 2
+d_model = 16
+d_ff = 32
+[train]
+steps = 5
+batch = 4
+eval_every = 5
+eval_batches = 1
+snapshot_every = 2
+backend = "cpu"
+
+[[runs]]
+name = "dense"
+[[runs]]
+name = "local w=1"
+model.attention = { kind = "local", window = 1 }
+[[runs]]
+name = "lstm"
+model.kind = "lstm"
+"#;
+
+#[test]
+fn run_writes_a_complete_record_per_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("tiny.toml"), TINY).expect("write");
+    let out = attnlab(&["run", "tiny.toml", "--out", "records"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("dense") && all.contains("local w=1") && all.contains("lstm"),
+        "{all}"
+    );
+
+    let mut dirs: Vec<_> = std::fs::read_dir(dir.path().join("records"))
+        .expect("records/")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    dirs.sort();
+    assert_eq!(dirs.len(), 3, "{dirs:?}");
+    let mut names = Vec::new();
+    for d in &dirs {
+        for file in ["config.toml", "metrics.csv", "summary.json"] {
+            assert!(d.join(file).is_file(), "{} lacks {file}", d.display());
+        }
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(d.join("summary.json")).expect("read"))
+                .expect("json");
+        for key in [
+            "name",
+            "status",
+            "steps",
+            "final_loss",
+            "final_accuracy",
+            "backend",
+        ] {
+            assert!(
+                summary.get(key).is_some(),
+                "summary.json lacks {key}: {summary}"
+            );
+        }
+        assert_eq!(summary["status"], "finished");
+        assert_eq!(summary["steps"], 5);
+        assert_eq!(summary["backend"], "cpu");
+        let csv = std::fs::read_to_string(d.join("metrics.csv")).expect("read");
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("step,split,loss,accuracy,elapsed_secs"));
+        assert_eq!(lines.clone().filter(|l| l.contains(",train,")).count(), 5);
+        assert_eq!(lines.filter(|l| l.contains(",eval,")).count(), 1);
+
+        let record = RunRecord::open(d).expect("opens");
+        assert_eq!(record.summary.status, RunStatus::Finished);
+        let snapshots = record.snapshots().expect("readable");
+        if record.summary.name == "lstm" {
+            assert!(snapshots.is_none());
+        } else {
+            let (header, snaps) = snapshots.expect("attention.bin");
+            assert_eq!((header.layers, header.heads, header.n), (2, 2, 16));
+            assert_eq!(
+                snaps.iter().map(|s| s.step).collect::<Vec<_>>(),
+                vec![0, 2, 4, 5]
+            );
+        }
+        // config.toml is a valid experiment file with exactly this run.
+        let e = record.experiment().expect("config.toml");
+        assert_eq!(e.runs.len(), 1);
+        names.push(e.runs[0].name.clone());
+    }
+    names.sort();
+    assert_eq!(names, vec!["dense", "local w=1", "lstm"]);
+}
+
+#[test]
+fn run_filters_and_overrides() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("tiny.toml"), TINY).expect("write");
+    let out = attnlab(
+        &[
+            "run",
+            "tiny.toml",
+            "--out",
+            "r",
+            "--run",
+            "lstm",
+            "--steps",
+            "2",
+            "--backend",
+            "cpu",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let records: Vec<_> = std::fs::read_dir(dir.path().join("r"))
+        .expect("r/")
+        .collect();
+    assert_eq!(records.len(), 1);
+    let record = RunRecord::open(&records[0].as_ref().expect("entry").path()).expect("opens");
+    assert_eq!(
+        (record.summary.name.as_str(), record.summary.steps),
+        ("lstm", 2)
+    );
+
+    let out = attnlab(&["run", "tiny.toml", "--run", "nope"], dir.path());
+    assert!(!out.status.success());
+    assert!(text(&out).contains("nope"), "{}", text(&out));
+}
+
+#[test]
+fn validate_exit_codes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("good.toml"), TINY).expect("write");
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "name = \"x\"\n[model]\nhead = 4\n",
+    )
+    .expect("write");
+
+    let out = attnlab(&["validate", "good.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+
+    let out = attnlab(&["validate", "good.toml", "bad.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(all.contains("bad.toml:3") && all.contains("heads"), "{all}");
+
+    let out = attnlab(&["validate", "missing.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+
+    // A bad file given to `run` trains nothing.
+    let out = attnlab(&["run", "bad.toml", "--out", "r"], dir.path());
+    assert!(!out.status.success());
+    assert!(!dir.path().join("r").exists());
+}
+
+#[test]
+fn shipped_experiments_validate_from_the_cli() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<String> = std::fs::read_dir(root.join("experiments"))
+        .expect("experiments/")
+        .map(|e| e.expect("entry").path().display().to_string())
+        .collect();
+    files.sort();
+    let mut args = vec!["validate"];
+    args.extend(files.iter().map(String::as_str));
+    let out = attnlab(&args, root);
+    assert!(out.status.success(), "{}", text(&out));
+}

@@ -1,0 +1,216 @@
+//! Experiment files: defaults, round trips, every shipped file, and clear errors for
+//! bad files.
+
+use std::path::PathBuf;
+
+use attnlab::config::{AttentionPattern, Experiment, ModelKind, TaskKind};
+
+fn experiments_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments")
+}
+
+fn shipped() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(experiments_dir())
+        .expect("experiments/ exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The single error of a file that should fail, as text.
+fn error_of(text: &str) -> String {
+    match Experiment::from_toml(text).and_then(|e| e.plan().map(|_| e)) {
+        Ok(_) => panic!("expected an error for:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn every_shipped_experiment_validates() {
+    let files = shipped();
+    assert!(
+        files.len() >= 6,
+        "ship several experiments, found {}",
+        files.len()
+    );
+    for path in files {
+        let experiment =
+            Experiment::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let plans = experiment
+            .plan()
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(!plans.is_empty());
+        assert!(
+            !experiment.description.is_empty(),
+            "{} should say what it shows",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn shipped_files_round_trip() {
+    for path in shipped() {
+        let experiment = Experiment::load(&path).expect("valid");
+        let text = experiment.to_toml();
+        let again = Experiment::from_toml(&text)
+            .unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
+        assert_eq!(experiment, again, "{}", path.display());
+    }
+}
+
+#[test]
+fn omitted_fields_take_defaults_and_runs_override_fields() {
+    let e = Experiment::from_toml(
+        r#"
+name = "x"
+[task]
+distance = 10
+[[runs]]
+name = "a"
+[[runs]]
+name = "b"
+model.attention = { kind = "local", window = 3 }
+train.steps = 7
+"#,
+    )
+    .expect("valid");
+    assert_eq!(e.runs.len(), 2);
+    let a = &e.runs[0].settings;
+    assert_eq!(a.task.kind, TaskKind::Recall);
+    assert_eq!(a.task.seq_len, 128);
+    assert_eq!(a.task.distance, 10);
+    assert_eq!(a.model.kind, ModelKind::Transformer);
+    assert_eq!((a.model.layers, a.model.heads, a.model.d_model), (2, 4, 64));
+    assert_eq!(a.model.attention, AttentionPattern::Dense);
+    assert_eq!(a.train.steps, 1500);
+    let b = &e.runs[1].settings;
+    assert_eq!(b.model.attention, AttentionPattern::Local { window: 3 });
+    assert_eq!(b.train.steps, 7);
+    assert_eq!(
+        b.task.distance, 10,
+        "a run keeps the base fields it does not override"
+    );
+    assert_eq!(b.train.lr, a.train.lr);
+    e.plan().expect("valid plan");
+}
+
+#[test]
+fn a_pattern_name_alone_takes_its_default_parameters() {
+    let e = Experiment::from_toml("name = \"x\"\n[model]\nattention = \"local\"\n").expect("valid");
+    assert_eq!(
+        e.base.model.attention,
+        AttentionPattern::Local { window: 8 }
+    );
+    assert_eq!(e.runs.len(), 1, "a file without [[runs]] is one run");
+}
+
+#[test]
+fn unknown_field_is_named_with_a_suggestion() {
+    let msg = error_of("name = \"x\"\n[model]\nlayer = 2\n");
+    assert!(msg.contains("layer"), "{msg}");
+    assert!(msg.contains("layers"), "should suggest `layers`: {msg}");
+    assert!(msg.contains("line 3"), "should give the line: {msg}");
+
+    let msg = error_of(
+        "name = \"x\"\n[[runs]]\nname = \"a\"\nmodel.attention = { kind = \"local\", widnow = 4 }\n",
+    );
+    assert!(msg.contains("widnow") && msg.contains("window"), "{msg}");
+    assert!(msg.contains("runs[0]"), "{msg}");
+
+    let msg = error_of("name = \"x\"\n[model]\nattention = \"lokal\"\n");
+    assert!(msg.contains("lokal") && msg.contains("local"), "{msg}");
+}
+
+#[test]
+fn wrong_type_names_field_and_line() {
+    let msg = error_of("name = \"x\"\n[train]\nsteps = \"many\"\n");
+    assert!(msg.contains("train.steps"), "{msg}");
+    assert!(msg.contains("line 3"), "{msg}");
+}
+
+#[test]
+fn invalid_combinations_name_field_value_and_rule() {
+    let msg = error_of("name = \"x\"\n[model]\nheads = 3\nd_model = 64\n");
+    assert!(
+        msg.contains("model.heads") && msg.contains('3') && msg.contains("divide"),
+        "{msg}"
+    );
+
+    let msg = error_of("name = \"x\"\n[task]\nseq_len = 32\ndistance = 32\n");
+    assert!(msg.contains("task.distance") && msg.contains("32"), "{msg}");
+
+    let msg = error_of("name = \"x\"\n[model]\nattention = { kind = \"local\", window = 0 }\n");
+    assert!(
+        msg.contains("window") && msg.contains("at least 1"),
+        "{msg}"
+    );
+
+    let msg = error_of(
+        "name = \"x\"\n[task]\nseq_len = 60\ndistance = 8\n[model]\nattention = { kind = \"block\", size = 16 }\n",
+    );
+    assert!(
+        msg.contains("size") && msg.contains("16") && msg.contains("divide"),
+        "{msg}"
+    );
+
+    let msg =
+        error_of("name = \"x\"\n[model]\nlayers = 3\nlayer_attention = [\"dense\", \"dense\"]\n");
+    assert!(msg.contains("layer_attention"), "{msg}");
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let e = Experiment::from_toml(
+        "name = \"x\"\n[[runs]]\nname = \"a\"\nmodel.heads = 3\n[[runs]]\nname = \"b\"\ntrain.batch = 0\n",
+    )
+    .expect("parses");
+    let errors = e.plan().expect_err("two bad runs");
+    assert!(
+        errors.for_field("runs[0].model.heads").is_some(),
+        "{errors}"
+    );
+    assert!(
+        errors.for_field("runs[1].train.batch").is_some(),
+        "{errors}"
+    );
+}
+
+#[test]
+fn empty_and_non_toml_files_are_clear_errors() {
+    let msg = error_of("");
+    assert!(msg.contains("empty"), "{msg}");
+    let msg = error_of("   \n\n");
+    assert!(msg.contains("empty"), "{msg}");
+    let msg = error_of("this is not toml {");
+    assert!(msg.contains("line 1"), "{msg}");
+    let msg = error_of("[task]\nseq_len = 64\n");
+    assert!(msg.contains("name"), "a missing name is named: {msg}");
+}
+
+#[test]
+fn duplicate_run_names_are_rejected() {
+    let msg = error_of("name = \"x\"\n[[runs]]\nname = \"a\"\n[[runs]]\nname = \"a\"\n");
+    assert!(
+        msg.contains("runs[1].name") && msg.contains("unique"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn loading_names_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "name = \"x\"\n[model]\nlayerz = 2\n").expect("write");
+    let msg = Experiment::load(&path).expect_err("bad").to_string();
+    assert!(msg.contains("bad.toml:3"), "{msg}");
+    let missing = Experiment::load(&dir.path().join("missing.toml"))
+        .expect_err("missing")
+        .to_string();
+    assert!(
+        missing.contains("missing.toml") && missing.contains("cannot read"),
+        "{missing}"
+    );
+}

@@ -1,0 +1,309 @@
+//! The trainer thread through its public protocol: event order, stop, pause, seeding,
+//! divergence, and run records.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use attnlab::config::{BackendChoice, Experiment, RunPlan};
+use attnlab::runs::RunRecord;
+use attnlab::trainer::{Command, Event, Fault, RunStatus, StartRun, Trainer};
+
+const TIMEOUT: Duration = Duration::from_secs(600);
+
+/// burn's CPU backend keeps one process-wide RNG, which `device.seed` resets at the
+/// start of each run; tests that train take turns so that one test's parameter
+/// initialisation never draws from another's seeded stream.
+static TRAINING: Mutex<()> = Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    TRAINING
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A tiny run; `extra` lines override fields of its `[train]` table.
+fn plan(extra: &str) -> RunPlan {
+    let mut train = "steps = 6\nbatch = 4\neval_every = 3\neval_batches = 1\nsnapshot_every = 2\nbackend = \"cpu\"\n".to_string();
+    for line in extra.lines() {
+        let key = line.split('=').next().unwrap_or_default().trim();
+        train = train
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{key} ")))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        train.push_str(line);
+        train.push('\n');
+    }
+    let text = format!(
+        "name = \"t\"\n[task]\nseq_len = 16\nvocab = 8\ndistance = 4\n[model]\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\n[train]\n{train}"
+    );
+    let experiment = Experiment::from_toml(&text).expect("valid");
+    experiment.plan().expect("valid").remove(0)
+}
+
+fn start(trainer: &Trainer, id: u64, plan: RunPlan, root: Option<&std::path::Path>) {
+    trainer
+        .start(StartRun::new(id, plan, root.map(Into::into)))
+        .expect("trainer alive");
+}
+
+/// Collects events until `count` runs have finished.
+fn collect(trainer: &Trainer, count: usize) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut finished = 0;
+    while finished < count {
+        let event = trainer
+            .events()
+            .recv_timeout(TIMEOUT)
+            .expect("events keep coming");
+        if matches!(event, Event::Finished { .. }) {
+            finished += 1;
+        }
+        events.push(event);
+    }
+    events
+}
+
+fn name(e: &Event) -> &'static str {
+    match e {
+        Event::Queued { .. } => "queued",
+        Event::Started { .. } => "started",
+        Event::Step { .. } => "step",
+        Event::Eval { .. } => "eval",
+        Event::Snapshot { .. } => "snapshot",
+        Event::Paused { .. } => "paused",
+        Event::Resumed { .. } => "resumed",
+        Event::Warning { .. } => "warning",
+        Event::Finished { .. } => "finished",
+    }
+}
+
+#[test]
+fn events_follow_the_documented_order_and_records_are_complete() {
+    let _turn = one_at_a_time();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    start(&trainer, 1, plan(""), Some(dir.path()));
+    let events = collect(&trainer, 1);
+    let names: Vec<_> = events.iter().map(name).collect();
+    assert_eq!(names[0], "queued");
+    assert_eq!(names[1], "started");
+    assert_eq!(*names.last().expect("events"), "finished");
+    assert_eq!(names.iter().filter(|n| **n == "step").count(), 6);
+    assert!(!names.contains(&"warning"), "{names:?}");
+    // Eval at 3 and 6 (the end), snapshots at 0, 2, 4, 6.
+    let evals: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Eval { metrics, .. } => Some(metrics.step),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(evals, vec![3, 6]);
+    let snaps: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Snapshot { snapshot, .. } => Some(snapshot.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        snaps.iter().map(|s| s.step).collect::<Vec<_>>(),
+        vec![0, 2, 4, 6]
+    );
+    let s = &snaps[0];
+    assert_eq!((s.layers, s.heads, s.n, s.seq_len), (1, 2, 16, 16));
+    assert_eq!(s.weights.len(), 2 * 16 * 16);
+    let Event::Started {
+        backend,
+        record_dir,
+        probe,
+        params,
+        ..
+    } = &events[1]
+    else {
+        panic!("second event is Started")
+    };
+    assert_eq!(backend.backend, "cpu");
+    assert!(!backend.adapter.is_empty());
+    assert!(*params > 0);
+    assert_eq!(probe.tokens.len(), 16);
+    assert_eq!(probe.dependencies.len(), 12);
+    let Some(Event::Finished { summary, .. }) = events.last() else {
+        panic!()
+    };
+    assert_eq!(summary.status, RunStatus::Finished, "{:?}", summary.message);
+    assert_eq!(summary.steps, 6);
+    assert!(summary.final_accuracy.is_some() && summary.final_loss.is_some());
+
+    // The run record holds the same run.
+    let record = RunRecord::open(record_dir.as_deref().expect("recorded")).expect("record opens");
+    assert_eq!(record.summary.status, RunStatus::Finished);
+    assert_eq!(record.summary.backend, "cpu");
+    let metrics = record.metrics().expect("metrics.csv");
+    assert_eq!(metrics.iter().filter(|m| !m.eval).count(), 6);
+    assert_eq!(metrics.iter().filter(|m| m.eval).count(), 2);
+    let (_, stored) = record
+        .snapshots()
+        .expect("readable")
+        .expect("snapshots stored");
+    assert_eq!(stored.len(), 4);
+    assert_eq!(stored[3].weights, snaps[3].weights);
+    let again = record.experiment().expect("config.toml parses");
+    assert_eq!(again.runs[0].settings, plan("").settings);
+}
+
+#[test]
+fn same_seed_same_metrics_and_other_seed_differs() {
+    let _turn = one_at_a_time();
+    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    start(&trainer, 1, plan(""), None);
+    start(&trainer, 2, plan(""), None);
+    start(&trainer, 3, plan("seed = 99\n"), None);
+    let events = collect(&trainer, 3);
+    let losses = |id: u64| -> Vec<f64> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Step { id: i, metrics } if *i == id => Some(metrics.loss),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(losses(1).len(), 6);
+    assert_eq!(losses(1), losses(2), "same file and seed, same metrics");
+    assert_ne!(losses(1), losses(3), "another seed gives other metrics");
+}
+
+#[test]
+fn stop_ends_a_run_within_a_step_and_drops_queued_runs() {
+    let _turn = one_at_a_time();
+    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    start(&trainer, 1, plan("steps = 100000\n"), None);
+    start(&trainer, 2, plan(""), None);
+    // Wait for the first step of run 1, then stop everything.
+    loop {
+        let e = trainer.events().recv_timeout(TIMEOUT).expect("events");
+        if matches!(e, Event::Step { id: 1, .. }) {
+            break;
+        }
+    }
+    trainer.send(Command::StopAll).expect("alive");
+    let events = collect(&trainer, 2);
+    let summaries: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Finished { id, summary } => Some((*id, summary.status, summary.steps)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(summaries.len(), 2);
+    let (_, status, steps) = summaries.iter().find(|s| s.0 == 1).copied().expect("run 1");
+    assert_eq!(status, RunStatus::Stopped);
+    assert!(steps < 50, "stopped promptly, after {steps} steps");
+    let (_, status, steps) = summaries.iter().find(|s| s.0 == 2).copied().expect("run 2");
+    assert_eq!((status, steps), (RunStatus::Stopped, 0));
+}
+
+#[test]
+fn pause_and_resume() {
+    let _turn = one_at_a_time();
+    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    start(&trainer, 1, plan("steps = 40\n"), None);
+    loop {
+        if matches!(
+            trainer.events().recv_timeout(TIMEOUT).expect("events"),
+            Event::Step { .. }
+        ) {
+            break;
+        }
+    }
+    trainer.send(Command::Pause).expect("alive");
+    loop {
+        if let Event::Paused { .. } = trainer.events().recv_timeout(TIMEOUT).expect("events") {
+            break;
+        }
+    }
+    // Nothing trains while paused.
+    assert!(
+        trainer
+            .events()
+            .recv_timeout(Duration::from_millis(300))
+            .is_err(),
+        "no events while paused"
+    );
+    trainer.send(Command::Resume).expect("alive");
+    let events = collect(&trainer, 1);
+    assert!(matches!(events[0], Event::Resumed { .. }));
+    let Some(Event::Finished { summary, .. }) = events.last() else {
+        panic!()
+    };
+    assert_eq!((summary.status, summary.steps), (RunStatus::Finished, 40));
+}
+
+#[test]
+fn divergence_and_panics_end_only_their_run() {
+    let _turn = one_at_a_time();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let mut nan = StartRun::new(1, plan("steps = 20\n"), Some(dir.path().into()));
+    nan.fault = Some(Fault::NanLossAt(4));
+    let mut boom = StartRun::new(2, plan("steps = 20\n"), Some(dir.path().into()));
+    boom.fault = Some(Fault::PanicAt(3));
+    trainer.start(nan).expect("alive");
+    trainer.start(boom).expect("alive");
+    start(&trainer, 3, plan(""), None);
+    let events = collect(&trainer, 3);
+    let summaries: Vec<_> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Finished { summary, .. } => Some(summary.as_ref().clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(summaries[0].status, RunStatus::Diverged);
+    assert_eq!(summaries[0].steps, 3, "the diverged step does not count");
+    let message = summaries[0].message.as_deref().unwrap_or("");
+    assert!(
+        message.contains("NaN") && message.contains("step 4") && message.contains("lr"),
+        "{message}"
+    );
+    assert_eq!(summaries[1].status, RunStatus::Failed);
+    let message = summaries[1].message.as_deref().unwrap_or("");
+    assert!(
+        message.contains("panicked") && message.contains("injected fault"),
+        "{message}"
+    );
+    assert_eq!(
+        summaries[2].status,
+        RunStatus::Finished,
+        "the thread survives and trains on"
+    );
+
+    // Both failures are in their run records, with the message.
+    let records = attnlab::runs::list_records(dir.path());
+    assert_eq!(records.len(), 2);
+    for r in records {
+        assert!(matches!(
+            r.summary.status,
+            RunStatus::Diverged | RunStatus::Failed
+        ));
+        assert!(r.summary.message.is_some());
+    }
+}
+
+#[test]
+fn lstm_trains_and_has_no_attention_maps() {
+    let _turn = one_at_a_time();
+    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let mut p = plan("");
+    p.settings.model.kind = attnlab::config::ModelKind::Lstm;
+    p.settings.train.backend = BackendChoice::Cpu;
+    start(&trainer, 1, p, None);
+    let events = collect(&trainer, 1);
+    assert!(!events.iter().any(|e| matches!(e, Event::Snapshot { .. })));
+    let Some(Event::Finished { summary, .. }) = events.last() else {
+        panic!()
+    };
+    assert_eq!(summary.status, RunStatus::Finished, "{:?}", summary.message);
+}
