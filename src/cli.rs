@@ -336,13 +336,11 @@ impl Progress {
                     metrics.loss, metrics.accuracy
                 ));
             }
-            Event::Eval { metrics, .. } => {
-                if log {
-                    eprintln!(
-                        "[{name}] step {:>6}  eval loss {:.4}  acc {:.3}  ({:.1} s)",
-                        metrics.step, metrics.loss, metrics.accuracy, metrics.elapsed_secs
-                    );
-                }
+            Event::Eval { metrics, .. } if log => {
+                eprintln!(
+                    "[{name}] step {:>6}  eval loss {:.4}  acc {:.3}  ({:.1} s)",
+                    metrics.step, metrics.loss, metrics.accuracy, metrics.elapsed_secs
+                );
             }
             Event::Warning { message, .. } => {
                 bar.suspend(|| eprintln!("[{name}] warning: {message}"));

@@ -8,5 +8,5 @@ pub fn local(i: usize, j: usize, window: usize) -> bool {
 /// `j = i + k * dilation` for some `|k| <= window`.
 pub fn dilated(i: usize, j: usize, window: usize, dilation: usize) -> bool {
     let d = i.abs_diff(j);
-    d % dilation == 0 && d / dilation <= window
+    d.is_multiple_of(dilation) && d / dilation <= window
 }

@@ -224,7 +224,7 @@ impl AttentionPattern {
             }
         };
         let divides = |name: &'static str, v: usize| {
-            if seq_len % v != 0 {
+            if !seq_len.is_multiple_of(v) {
                 Err((
                     name,
                     v,

@@ -3,7 +3,7 @@
 /// "Strided": `|i - j| < stride`, or `(i - j) mod stride == 0`.
 pub fn strided(i: usize, j: usize, stride: usize) -> bool {
     let d = i.abs_diff(j);
-    d < stride || d % stride == 0
+    d < stride || d.is_multiple_of(stride)
 }
 
 /// "Fixed": `i` and `j` in the same block of `block` positions, or `j` among the last

@@ -137,9 +137,9 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
         );
     }
     if m.kind == ModelKind::Transformer {
-        if m.heads == 0 || (m.d_model > 0 && m.d_model % m.heads != 0) {
+        if m.heads == 0 || (m.d_model > 0 && !m.d_model.is_multiple_of(m.heads)) {
             let divisors: Vec<String> = (1..=m.d_model.min(64))
-                .filter(|h| m.d_model % h == 0)
+                .filter(|h| m.d_model.is_multiple_of(*h))
                 .map(|h| h.to_string())
                 .collect();
             bad(

@@ -171,14 +171,17 @@ impl TaskConfig {
         Ok(())
     }
 
-    /// Accuracy of guessing uniformly among the possible answers.
+    /// Accuracy of guessing uniformly among the possible answers (defined for any
+    /// vocabulary, even one [`TaskConfig::check`] rejects, so editors can show it).
     pub fn chance_accuracy(&self) -> f64 {
-        match self.kind {
-            TaskKind::Recall => 1.0 / self.vocab as f64,
-            TaskKind::Induction => 1.0 / (self.vocab - 1) as f64,
-            TaskKind::Mqar => 1.0 / (self.vocab - 1 - (self.vocab - 1) / 2) as f64,
-            TaskKind::SelectiveCopy => 1.0 / (self.vocab - 2) as f64,
-        }
+        let v = self.vocab;
+        let answers = match self.kind {
+            TaskKind::Recall => v,
+            TaskKind::Induction => v.saturating_sub(1),
+            TaskKind::Mqar => v.saturating_sub(1) - v.saturating_sub(1) / 2,
+            TaskKind::SelectiveCopy => v.saturating_sub(2),
+        };
+        1.0 / answers.max(1) as f64
     }
 
     /// One seeded example: tokens, targets and dependencies.

@@ -1,0 +1,62 @@
+//! The shipped experiment files, built into the binary so the window offers them
+//! wherever it runs.
+
+/// One shipped experiment.
+#[derive(Clone, Copy, Debug)]
+pub struct Example {
+    /// File name under `experiments/`.
+    pub file: &'static str,
+    /// Its TOML text.
+    pub text: &'static str,
+}
+
+/// Every shipped experiment, in menu order.
+pub const EXAMPLES: [Example; 7] = [
+    Example {
+        file: "dense_vs_local.toml",
+        text: include_str!("../../experiments/dense_vs_local.toml"),
+    },
+    Example {
+        file: "distance_sweep.toml",
+        text: include_str!("../../experiments/distance_sweep.toml"),
+    },
+    Example {
+        file: "block_boundaries.toml",
+        text: include_str!("../../experiments/block_boundaries.toml"),
+    },
+    Example {
+        file: "sparse_transformer.toml",
+        text: include_str!("../../experiments/sparse_transformer.toml"),
+    },
+    Example {
+        file: "longformer_global.toml",
+        text: include_str!("../../experiments/longformer_global.toml"),
+    },
+    Example {
+        file: "per_layer_mix.toml",
+        text: include_str!("../../experiments/per_layer_mix.toml"),
+    },
+    Example {
+        file: "transformer_vs_lstm.toml",
+        text: include_str!("../../experiments/transformer_vs_lstm.toml"),
+    },
+];
+
+/// The experiment open on first launch.
+pub const DEFAULT: Example = EXAMPLES[0];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_example_is_valid_and_every_shipped_file_is_built_in() {
+        for e in EXAMPLES {
+            let experiment = crate::config::Experiment::from_toml(e.text).expect(e.file);
+            experiment.plan().expect(e.file);
+        }
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+        let files = std::fs::read_dir(dir).expect("experiments/").count();
+        assert_eq!(files, EXAMPLES.len(), "add new experiment files to EXAMPLES");
+    }
+}

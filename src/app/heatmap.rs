@@ -1,0 +1,151 @@
+//! Attention maps and masks as textures: built once when a snapshot arrives (or a
+//! pattern changes), drawn every frame, with exact values looked up on hover.
+
+use std::collections::HashMap;
+
+use egui::{Color32, ColorImage, Pos2, Rect, Response, Sense, Stroke, TextureHandle, TextureOptions, Ui, Vec2};
+
+use crate::attention::Mask;
+
+/// Textures by key; rebuilt only for keys not seen yet.
+#[derive(Default)]
+pub struct TextureCache {
+    textures: HashMap<String, TextureHandle>,
+}
+
+impl TextureCache {
+    /// Most textures kept; beyond this the cache starts over (each map is small).
+    const MAX: usize = 768;
+
+    /// The texture for `key`, made by `build` the first time.
+    pub fn get(&mut self, ui: &Ui, key: &str, build: impl FnOnce() -> ColorImage) -> TextureHandle {
+        if let Some(t) = self.textures.get(key) {
+            return t.clone();
+        }
+        if self.textures.len() >= Self::MAX {
+            self.textures.clear();
+        }
+        let texture = ui.ctx().load_texture(key, build(), TextureOptions::NEAREST);
+        self.textures.insert(key.to_string(), texture.clone());
+        texture
+    }
+
+    /// Number of textures held (for tests: textures are not rebuilt every frame).
+    pub fn len(&self) -> usize {
+        self.textures.len()
+    }
+
+    /// Whether no texture is held.
+    pub fn is_empty(&self) -> bool {
+        self.textures.is_empty()
+    }
+}
+
+/// A perceptual dark-to-bright colour scale (viridis stops).
+pub fn colormap(t: f32) -> Color32 {
+    const STOPS: [[f32; 3]; 6] = [
+        [68.0, 1.0, 84.0],
+        [65.0, 68.0, 135.0],
+        [42.0, 120.0, 142.0],
+        [34.0, 168.0, 132.0],
+        [122.0, 209.0, 81.0],
+        [253.0, 231.0, 37.0],
+    ];
+    let t = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f32;
+    let i = (t.floor() as usize).min(STOPS.len() - 2);
+    let f = t - i as f32;
+    let c = |k: usize| (STOPS[i][k] + (STOPS[i + 1][k] - STOPS[i][k]) * f) as u8;
+    Color32::from_rgb(c(0), c(1), c(2))
+}
+
+/// An `n x n` attention map as an image: each cell relative to the map's largest
+/// weight, on a square-root scale so weak but real attention stays visible.
+pub fn attention_image(map: &[f32], n: usize) -> ColorImage {
+    let max = map.iter().copied().fold(0.0f32, f32::max).max(1e-12);
+    let pixels = map.iter().map(|&w| colormap((w / max).sqrt())).collect();
+    ColorImage::new([n, n], pixels)
+}
+
+/// A mask as an image: visible pairs bright, hidden pairs dark.
+pub fn mask_image(mask: &Mask) -> ColorImage {
+    let pixels = mask
+        .as_slice()
+        .iter()
+        .map(|&v| if v { Color32::from_rgb(90, 170, 255) } else { Color32::from_gray(28) })
+        .collect();
+    ColorImage::new([mask.n(), mask.n()], pixels)
+}
+
+/// A mask as a translucent overlay: hidden pairs shaded.
+pub fn mask_overlay_image(mask: &Mask) -> ColorImage {
+    let pixels = mask
+        .as_slice()
+        .iter()
+        .map(|&v| if v { Color32::TRANSPARENT } else { Color32::from_black_alpha(150) })
+        .collect();
+    ColorImage::new([mask.n(), mask.n()], pixels)
+}
+
+/// A drawn square map: where it is and which cell the pointer is over.
+pub struct MapResponse {
+    /// The widget's response.
+    pub response: Response,
+    /// `(query, key)` under the pointer, in map cells.
+    pub hovered: Option<(usize, usize)>,
+}
+
+/// Draws `texture` (an `n x n` map, row = query, column = key) in a square of side
+/// `side`, with an optional overlay texture and marked cells (`(query, key)` in map
+/// cells).
+pub fn map_ui(
+    ui: &mut Ui,
+    texture: &TextureHandle,
+    overlay: Option<&TextureHandle>,
+    n: usize,
+    side: f32,
+    marks: &[(usize, usize)],
+) -> MapResponse {
+    let (rect, response) = ui.allocate_exact_size(Vec2::splat(side), Sense::hover());
+    let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
+    let painter = ui.painter_at(rect);
+    painter.image(texture.id(), rect, uv, Color32::WHITE);
+    if let Some(overlay) = overlay {
+        painter.image(overlay.id(), rect, uv, Color32::WHITE);
+    }
+    let cell = side / n.max(1) as f32;
+    let stroke = Stroke::new(1.0, Color32::from_rgb(255, 80, 80));
+    for &(q, k) in marks.iter().take(1024) {
+        let min = rect.min + Vec2::new(k as f32 * cell, q as f32 * cell);
+        let r = Rect::from_min_size(min, Vec2::splat(cell.max(2.0)));
+        painter.rect_stroke(r, 0.0, stroke, egui::StrokeKind::Outside);
+    }
+    painter.rect_stroke(rect, 0.0, Stroke::new(1.0, Color32::from_gray(90)), egui::StrokeKind::Outside);
+    let hovered = response.hover_pos().and_then(|p| {
+        let rel = p - rect.min;
+        let (k, q) = ((rel.x / cell) as usize, (rel.y / cell) as usize);
+        (q < n && k < n).then_some((q, k))
+    });
+    MapResponse { response, hovered }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colormap_runs_dark_to_bright() {
+        let lum = |c: Color32| c.r() as u32 + c.g() as u32 + c.b() as u32;
+        assert!(lum(colormap(0.0)) < lum(colormap(0.5)));
+        assert!(lum(colormap(0.5)) < lum(colormap(1.0)));
+        assert_eq!(colormap(2.0), colormap(1.0));
+    }
+
+    #[test]
+    fn images_have_one_pixel_per_cell() {
+        let img = attention_image(&[0.0, 1.0, 0.5, 0.5], 2);
+        assert_eq!(img.size, [2, 2]);
+        assert_eq!(img.pixels[1], colormap(1.0));
+        let mask = crate::attention::AttentionPattern::Local { window: 1 }.mask(5, false, 0);
+        assert_eq!(mask_image(&mask).size, [5, 5]);
+    }
+}

@@ -1,0 +1,46 @@
+//! What the window remembers between launches (eframe persistence). Runtime handles
+//! (trainer, textures, live runs) are never persisted.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Persisted UI state.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PersistedState {
+    /// The experiment being edited, as TOML (kept even when unsaved).
+    pub experiment_toml: String,
+    /// The file it was opened from or saved to.
+    pub experiment_path: Option<PathBuf>,
+    /// Whether it differs from that file.
+    pub dirty: bool,
+    /// Folder for run records.
+    pub runs_root: PathBuf,
+    /// Smoothing of the curves, 0 (raw) ..< 1.
+    pub smoothing: f32,
+    /// Log-scale loss axis.
+    pub log_scale: bool,
+    /// Overlay the pattern's mask on attention maps.
+    pub show_mask: bool,
+    /// Mark the task's dependencies on attention maps.
+    pub show_dependencies: bool,
+    /// The folder file dialogs start in.
+    pub last_dir: Option<PathBuf>,
+}
+
+impl Default for PersistedState {
+    fn default() -> Self {
+        Self {
+            experiment_toml: super::examples::DEFAULT.text.to_string(),
+            experiment_path: None,
+            dirty: false,
+            runs_root: PathBuf::from(crate::runs::DEFAULT_ROOT),
+            smoothing: 0.6,
+            log_scale: true,
+            show_mask: false,
+            show_dependencies: true,
+            last_dir: None,
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Small labelled widgets shared by the panels. Every input carries an accessible
+//! name (its label), which screen readers and the GUI tests use.
+
+use egui::{Color32, DragValue, Response, RichText, Ui};
+
+use crate::config::ConfigErrors;
+
+/// Red, for errors.
+pub const ERROR_COLOR: Color32 = Color32::from_rgb(230, 80, 70);
+
+/// `label: [value]` for an integer, marked with `error` when there is one.
+pub fn usize_ui(ui: &mut Ui, label: &str, value: &mut usize, max: usize, error: Option<&str>) -> Response {
+    let response = ui
+        .horizontal(|ui| {
+            let l = ui.label(label);
+            ui.add(DragValue::new(value).range(0..=max).speed(0.2)).labelled_by(l.id)
+        })
+        .inner;
+    error_ui(ui, error);
+    response
+}
+
+/// `label: [value]` for a float shown in scientific notation (learning rates).
+pub fn f64_ui(ui: &mut Ui, label: &str, value: &mut f64, error: Option<&str>) -> Response {
+    let response = ui
+        .horizontal(|ui| {
+            let l = ui.label(label);
+            let speed = (value.abs() * 0.01).max(1e-6);
+            ui.add(
+                DragValue::new(value)
+                    .speed(speed)
+                    .range(0.0..=10.0)
+                    .custom_formatter(|v, _| format!("{v:.1e}"))
+                    .custom_parser(|s| s.trim().parse::<f64>().ok()),
+            )
+            .labelled_by(l.id)
+        })
+        .inner;
+    error_ui(ui, error);
+    response
+}
+
+/// The error message of a field, in red, if any.
+pub fn error_ui(ui: &mut Ui, error: Option<&str>) {
+    if let Some(message) = error {
+        ui.label(RichText::new(message).color(ERROR_COLOR).small());
+    }
+}
+
+/// The message of the error at `field` (a dotted path), if any.
+pub fn field_error<'a>(errors: &'a ConfigErrors, field: &str) -> Option<&'a str> {
+    errors.for_field(field).map(|e| e.message.as_str())
+}
+
+/// A compact `mm:ss` / `h:mm:ss` duration.
+pub fn duration_text(secs: f64) -> String {
+    let secs = secs.max(0.0).round() as u64;
+    if secs >= 3600 {
+        format!("{}:{:02}:{:02}", secs / 3600, secs / 60 % 60, secs % 60)
+    } else {
+        format!("{}:{:02}", secs / 60, secs % 60)
+    }
+}
+
+/// The colour of the `index`-th run in every plot and list.
+pub fn run_color(index: usize) -> Color32 {
+    const PALETTE: [Color32; 8] = [
+        Color32::from_rgb(66, 133, 244),
+        Color32::from_rgb(234, 67, 53),
+        Color32::from_rgb(52, 168, 83),
+        Color32::from_rgb(251, 188, 5),
+        Color32::from_rgb(171, 71, 188),
+        Color32::from_rgb(0, 172, 193),
+        Color32::from_rgb(255, 112, 67),
+        Color32::from_rgb(158, 157, 36),
+    ];
+    PALETTE[index % PALETTE.len()]
+}
