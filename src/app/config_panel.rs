@@ -104,7 +104,9 @@ impl Editor {
 /// Copies each base field that changed from `old` to `new` into every run that had the
 /// old value (so runs keep their own overrides).
 fn propagate(old: &Settings, new: &Settings, runs: &mut [Run]) {
-    let (Ok(Value::Table(old)), Ok(Value::Table(new))) = (Value::try_from(old), Value::try_from(new)) else {
+    let (Ok(Value::Table(old)), Ok(Value::Table(new))) =
+        (Value::try_from(old), Value::try_from(new))
+    else {
         return;
     };
     for run in runs {
@@ -112,13 +114,16 @@ fn propagate(old: &Settings, new: &Settings, runs: &mut [Run]) {
             continue;
         };
         for (section, new_fields) in &new {
-            let (Some(Value::Table(old_fields)), Value::Table(new_fields)) = (old.get(section), new_fields) else {
+            let (Some(Value::Table(old_fields)), Value::Table(new_fields)) =
+                (old.get(section), new_fields)
+            else {
                 continue;
             };
             let Some(Value::Table(run_fields)) = value.get_mut(section) else {
                 continue;
             };
-            let keys: std::collections::BTreeSet<&String> = old_fields.keys().chain(new_fields.keys()).collect();
+            let keys: std::collections::BTreeSet<&String> =
+                old_fields.keys().chain(new_fields.keys()).collect();
             for key in keys {
                 let (before, after) = (old_fields.get(key), new_fields.get(key));
                 if before != after && run_fields.get(key) == before {
@@ -159,13 +164,21 @@ pub fn editor_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
     let errors = editor.errors.clone();
     let err = |field: &str| field_error(&errors, &format!("{prefix}{field}")).map(str::to_owned);
 
-    egui::CollapsingHeader::new("Task").default_open(true).show(ui, |ui| task_ui(ui, &mut settings, &err));
-    egui::CollapsingHeader::new("Model").default_open(true).show(ui, |ui| model_ui(ui, &mut settings, &err));
-    egui::CollapsingHeader::new("Training").default_open(true).show(ui, |ui| train_ui(ui, &mut settings, &err));
+    egui::CollapsingHeader::new("Task")
+        .default_open(true)
+        .show(ui, |ui| task_ui(ui, &mut settings, &err));
+    egui::CollapsingHeader::new("Model")
+        .default_open(true)
+        .show(ui, |ui| model_ui(ui, &mut settings, &err));
+    egui::CollapsingHeader::new("Training")
+        .default_open(true)
+        .show(ui, |ui| train_ui(ui, &mut settings, &err));
 
     if settings != before {
         match editor.target {
-            Target::Run(i) if i < editor.experiment.runs.len() => editor.experiment.runs[i].settings = settings,
+            Target::Run(i) if i < editor.experiment.runs.len() => {
+                editor.experiment.runs[i].settings = settings
+            }
             _ => {
                 propagate(&before, &settings, &mut editor.experiment.runs);
                 editor.experiment.base = settings;
@@ -179,7 +192,13 @@ pub fn editor_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
 
     if !editor.errors.0.is_empty() {
         ui.separator();
-        ui.label(RichText::new(format!("{} problem(s) to fix before running:", editor.errors.0.len())).color(ERROR_COLOR));
+        ui.label(
+            RichText::new(format!(
+                "{} problem(s) to fix before running:",
+                editor.errors.0.len()
+            ))
+            .color(ERROR_COLOR),
+        );
         for e in &editor.errors.0 {
             ui.label(RichText::new(e.to_string()).color(ERROR_COLOR).small());
         }
@@ -190,7 +209,12 @@ pub fn editor_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
 /// Which settings are edited, and the run list (add, duplicate, remove, rename).
 fn target_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
     let mut changed = false;
-    let names: Vec<String> = editor.experiment.runs.iter().map(|r| r.name.clone()).collect();
+    let names: Vec<String> = editor
+        .experiment
+        .runs
+        .iter()
+        .map(|r| r.name.clone())
+        .collect();
     let selected = match editor.target {
         Target::Base => "all runs (base)".to_string(),
         Target::Run(i) => names.get(i).cloned().unwrap_or_default(),
@@ -205,7 +229,11 @@ fn target_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
             }
         });
     ui.horizontal(|ui| {
-        if ui.button("Duplicate run").on_hover_text("Add a copy of this run to vary it").clicked() {
+        if ui
+            .button("Duplicate run")
+            .on_hover_text("Add a copy of this run to vary it")
+            .clicked()
+        {
             editor.duplicate_run();
             changed = true;
         }
@@ -225,7 +253,10 @@ fn target_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
         && let Some(run) = editor.experiment.runs.get_mut(i)
     {
         let l = ui.label("Run name");
-        changed |= ui.add(TextEdit::singleline(&mut run.name)).labelled_by(l.id).changed();
+        changed |= ui
+            .add(TextEdit::singleline(&mut run.name))
+            .labelled_by(l.id)
+            .changed();
         error_ui(ui, field_error(&editor.errors, &format!("runs[{i}].name")));
     } else {
         ui.label(
@@ -248,17 +279,47 @@ fn task_ui(ui: &mut Ui, s: &mut Settings, err: &dyn Fn(&str) -> Option<String>) 
                 ui.selectable_value(&mut t.kind, kind, kind.name());
             }
         });
-    usize_ui(ui, "seq_len", &mut t.seq_len, 8192, err("task.seq_len").as_deref());
-    usize_ui(ui, "vocab", &mut t.vocab, 4096, err("task.vocab").as_deref());
+    usize_ui(
+        ui,
+        "seq_len",
+        &mut t.seq_len,
+        8192,
+        err("task.seq_len").as_deref(),
+    );
+    usize_ui(
+        ui,
+        "vocab",
+        &mut t.vocab,
+        4096,
+        err("task.vocab").as_deref(),
+    );
     match t.kind {
         TaskKind::Recall | TaskKind::Induction => {
-            usize_ui(ui, "distance", &mut t.distance, 8192, err("task.distance").as_deref());
+            usize_ui(
+                ui,
+                "distance",
+                &mut t.distance,
+                8192,
+                err("task.distance").as_deref(),
+            );
         }
         TaskKind::Mqar => {
-            usize_ui(ui, "pairs", &mut t.pairs, 4096, err("task.pairs").as_deref());
+            usize_ui(
+                ui,
+                "pairs",
+                &mut t.pairs,
+                4096,
+                err("task.pairs").as_deref(),
+            );
         }
         TaskKind::SelectiveCopy => {
-            usize_ui(ui, "tokens", &mut t.tokens, 4096, err("task.tokens").as_deref());
+            usize_ui(
+                ui,
+                "tokens",
+                &mut t.tokens,
+                4096,
+                err("task.tokens").as_deref(),
+            );
         }
     }
     ui.label(RichText::new(format!("chance accuracy {:.3}", t.chance_accuracy())).small());
@@ -275,8 +336,20 @@ fn model_ui(ui: &mut Ui, s: &mut Settings, err: &dyn Fn(&str) -> Option<String>)
             ui.selectable_value(&mut m.kind, ModelKind::Transformer, "transformer");
             ui.selectable_value(&mut m.kind, ModelKind::Lstm, "lstm");
         });
-    usize_ui(ui, "layers", &mut m.layers, 48, err("model.layers").as_deref());
-    usize_ui(ui, "d_model", &mut m.d_model, 4096, err("model.d_model").as_deref());
+    usize_ui(
+        ui,
+        "layers",
+        &mut m.layers,
+        48,
+        err("model.layers").as_deref(),
+    );
+    usize_ui(
+        ui,
+        "d_model",
+        &mut m.d_model,
+        4096,
+        err("model.d_model").as_deref(),
+    );
     if m.kind == ModelKind::Lstm {
         return;
     }
@@ -299,14 +372,26 @@ fn model_ui(ui: &mut Ui, s: &mut Settings, err: &dyn Fn(&str) -> Option<String>)
                 layers.resize(m.layers, m.attention.clone());
             }
             for (l, p) in layers.iter_mut().enumerate() {
-                pattern_ui(ui, &format!("layer {}", l + 1), p, &format!("model.layer_attention[{l}]"), err);
+                pattern_ui(
+                    ui,
+                    &format!("layer {}", l + 1),
+                    p,
+                    &format!("model.layer_attention[{l}]"),
+                    err,
+                );
             }
         }
     }
 }
 
 /// One pattern: kind and its own parameters.
-fn pattern_ui(ui: &mut Ui, label: &str, p: &mut AttentionPattern, field: &str, err: &dyn Fn(&str) -> Option<String>) {
+fn pattern_ui(
+    ui: &mut Ui,
+    label: &str,
+    p: &mut AttentionPattern,
+    field: &str,
+    err: &dyn Fn(&str) -> Option<String>,
+) {
     ui.push_id(field, |ui| {
         ComboBox::from_label(format!("{label} pattern"))
             .selected_text(p.kind())
@@ -352,9 +437,27 @@ fn pattern_ui(ui: &mut Ui, label: &str, p: &mut AttentionPattern, field: &str, e
                     random_blocks,
                 } => {
                     usize_ui(ui, "block", block, 8192, e("block").as_deref());
-                    usize_ui(ui, "window_blocks", window_blocks, 255, e("window_blocks").as_deref());
-                    usize_ui(ui, "global_blocks", global_blocks, 255, e("global_blocks").as_deref());
-                    usize_ui(ui, "random_blocks", random_blocks, 255, e("random_blocks").as_deref());
+                    usize_ui(
+                        ui,
+                        "window_blocks",
+                        window_blocks,
+                        255,
+                        e("window_blocks").as_deref(),
+                    );
+                    usize_ui(
+                        ui,
+                        "global_blocks",
+                        global_blocks,
+                        255,
+                        e("global_blocks").as_deref(),
+                    );
+                    usize_ui(
+                        ui,
+                        "random_blocks",
+                        random_blocks,
+                        255,
+                        e("random_blocks").as_deref(),
+                    );
                 }
             }
         });
@@ -363,16 +466,46 @@ fn pattern_ui(ui: &mut Ui, label: &str, p: &mut AttentionPattern, field: &str, e
 
 fn train_ui(ui: &mut Ui, s: &mut Settings, err: &dyn Fn(&str) -> Option<String>) {
     let t = &mut s.train;
-    usize_ui(ui, "steps", &mut t.steps, 10_000_000, err("train.steps").as_deref());
-    usize_ui(ui, "batch", &mut t.batch, 4096, err("train.batch").as_deref());
+    usize_ui(
+        ui,
+        "steps",
+        &mut t.steps,
+        10_000_000,
+        err("train.steps").as_deref(),
+    );
+    usize_ui(
+        ui,
+        "batch",
+        &mut t.batch,
+        4096,
+        err("train.batch").as_deref(),
+    );
     f64_ui(ui, "lr", &mut t.lr, err("train.lr").as_deref());
     let mut seed = t.seed as usize;
     if usize_ui(ui, "seed", &mut seed, usize::MAX, None).changed() {
         t.seed = seed as u64;
     }
-    usize_ui(ui, "eval_every", &mut t.eval_every, 10_000_000, err("train.eval_every").as_deref());
-    usize_ui(ui, "eval_batches", &mut t.eval_batches, 1000, err("train.eval_batches").as_deref());
-    usize_ui(ui, "snapshot_every", &mut t.snapshot_every, 10_000_000, err("train.snapshot_every").as_deref());
+    usize_ui(
+        ui,
+        "eval_every",
+        &mut t.eval_every,
+        10_000_000,
+        err("train.eval_every").as_deref(),
+    );
+    usize_ui(
+        ui,
+        "eval_batches",
+        &mut t.eval_batches,
+        1000,
+        err("train.eval_batches").as_deref(),
+    );
+    usize_ui(
+        ui,
+        "snapshot_every",
+        &mut t.snapshot_every,
+        10_000_000,
+        err("train.snapshot_every").as_deref(),
+    );
     ComboBox::from_label("backend")
         .selected_text(t.backend.name())
         .show_ui(ui, |ui| {
@@ -404,10 +537,17 @@ mod tests {
 
     #[test]
     fn duplicate_gets_a_unique_name_and_becomes_the_target() {
-        let mut editor = Editor::new(Experiment::from_toml("name = \"x\"\n[[runs]]\nname = \"a\"\n").expect("valid"));
+        let mut editor = Editor::new(
+            Experiment::from_toml("name = \"x\"\n[[runs]]\nname = \"a\"\n").expect("valid"),
+        );
         editor.duplicate_run();
         editor.duplicate_run();
-        let names: Vec<_> = editor.experiment.runs.iter().map(|r| r.name.as_str()).collect();
+        let names: Vec<_> = editor
+            .experiment
+            .runs
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
         assert_eq!(names, ["a", "a copy", "a copy copy"]);
         assert_eq!(editor.target, Target::Run(2));
         assert!(editor.is_valid());

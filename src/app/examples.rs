@@ -57,6 +57,10 @@ mod tests {
         }
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
         let files = std::fs::read_dir(dir).expect("experiments/").count();
-        assert_eq!(files, EXAMPLES.len(), "add new experiment files to EXAMPLES");
+        assert_eq!(
+            files,
+            EXAMPLES.len(),
+            "add new experiment files to EXAMPLES"
+        );
     }
 }

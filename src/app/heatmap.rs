@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use egui::{Color32, ColorImage, Pos2, Rect, Response, Sense, Stroke, TextureHandle, TextureOptions, Ui, Vec2};
+use egui::{
+    Color32, ColorImage, Pos2, Rect, Response, Sense, Stroke, TextureHandle, TextureOptions, Ui,
+    Vec2,
+};
 
 use crate::attention::Mask;
 
@@ -31,13 +34,8 @@ impl TextureCache {
     }
 
     /// Number of textures held (for tests: textures are not rebuilt every frame).
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.textures.len()
-    }
-
-    /// Whether no texture is held.
-    pub fn is_empty(&self) -> bool {
-        self.textures.is_empty()
     }
 }
 
@@ -71,7 +69,13 @@ pub fn mask_image(mask: &Mask) -> ColorImage {
     let pixels = mask
         .as_slice()
         .iter()
-        .map(|&v| if v { Color32::from_rgb(90, 170, 255) } else { Color32::from_gray(28) })
+        .map(|&v| {
+            if v {
+                Color32::from_rgb(90, 170, 255)
+            } else {
+                Color32::from_gray(28)
+            }
+        })
         .collect();
     ColorImage::new([mask.n(), mask.n()], pixels)
 }
@@ -81,7 +85,13 @@ pub fn mask_overlay_image(mask: &Mask) -> ColorImage {
     let pixels = mask
         .as_slice()
         .iter()
-        .map(|&v| if v { Color32::TRANSPARENT } else { Color32::from_black_alpha(150) })
+        .map(|&v| {
+            if v {
+                Color32::TRANSPARENT
+            } else {
+                Color32::from_black_alpha(150)
+            }
+        })
         .collect();
     ColorImage::new([mask.n(), mask.n()], pixels)
 }
@@ -119,7 +129,12 @@ pub fn map_ui(
         let r = Rect::from_min_size(min, Vec2::splat(cell.max(2.0)));
         painter.rect_stroke(r, 0.0, stroke, egui::StrokeKind::Outside);
     }
-    painter.rect_stroke(rect, 0.0, Stroke::new(1.0, Color32::from_gray(90)), egui::StrokeKind::Outside);
+    painter.rect_stroke(
+        rect,
+        0.0,
+        Stroke::new(1.0, Color32::from_gray(90)),
+        egui::StrokeKind::Outside,
+    );
     let hovered = response.hover_pos().and_then(|p| {
         let rel = p - rect.min;
         let (k, q) = ((rel.x / cell) as usize, (rel.y / cell) as usize);

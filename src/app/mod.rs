@@ -1,10 +1,49 @@
-//! The workbench window (eframe/egui).
+//! The workbench window (eframe/egui): edit an experiment, run it on the background
+//! trainer, watch curves and attention maps live, compare runs, reopen past runs.
+//!
+//! `app` holds the frame loop and owns every piece of state; each panel is a file
+//! with a `*_ui` function that draws from (and edits) the state it is given. Nothing
+//! here is shared with the trainer thread except its channels.
+
+mod app;
+mod attention_view;
+mod compare;
+mod config_panel;
+mod examples;
+mod files;
+mod heatmap;
+mod loss_plot;
+mod mask_preview;
+mod runs;
+mod runs_panel;
+mod state;
+mod widgets;
 
 use std::process::ExitCode;
 
-/// Opens the workbench window.
+pub use app::{App, Pane};
+pub use config_panel::{Editor, Target};
+pub use examples::{EXAMPLES, Example};
+pub use files::{FileChoice, FileRequest};
+pub use runs::{RunView, Runs, Source};
+pub use state::PersistedState;
+
+/// Opens the workbench window and returns when it is closed.
 pub fn run() -> anyhow::Result<ExitCode> {
-    anyhow::bail!(
-        "the workbench window is not part of this build yet; use `attnlab run FILE` or `attnlab validate FILE`"
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("attnlab")
+            .with_app_id("attnlab")
+            .with_inner_size([1500.0, 950.0])
+            .with_min_inner_size([900.0, 600.0])
+            .with_drag_and_drop(true),
+        ..Default::default()
+    };
+    eframe::run_native(
+        "attnlab",
+        options,
+        Box::new(|cc| Ok(Box::new(App::new(cc)))),
     )
+    .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -8,7 +8,9 @@ use std::time::Instant;
 use crate::attention::Mask;
 use crate::config::{RunPlan, Settings};
 use crate::runs::RunRecord;
-use crate::trainer::{AttentionSnapshot, BackendInfo, Event, Metrics, Probe, RunId, RunStatus, RunSummary};
+use crate::trainer::{
+    AttentionSnapshot, BackendInfo, Event, Metrics, Probe, RunId, RunStatus, RunSummary,
+};
 
 /// Where a run's data comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -258,7 +260,9 @@ impl Runs {
 
     /// Whether a record folder is already open.
     pub fn has_record(&self, dir: &std::path::Path) -> bool {
-        self.views.iter().any(|v| v.record_dir.as_deref() == Some(dir))
+        self.views
+            .iter()
+            .any(|v| v.record_dir.as_deref() == Some(dir))
     }
 
     /// Removes every run that is not queued or training.

@@ -9,11 +9,18 @@ use crate::config::ConfigErrors;
 pub const ERROR_COLOR: Color32 = Color32::from_rgb(230, 80, 70);
 
 /// `label: [value]` for an integer, marked with `error` when there is one.
-pub fn usize_ui(ui: &mut Ui, label: &str, value: &mut usize, max: usize, error: Option<&str>) -> Response {
+pub fn usize_ui(
+    ui: &mut Ui,
+    label: &str,
+    value: &mut usize,
+    max: usize,
+    error: Option<&str>,
+) -> Response {
     let response = ui
         .horizontal(|ui| {
             let l = ui.label(label);
-            ui.add(DragValue::new(value).range(0..=max).speed(0.2)).labelled_by(l.id)
+            ui.add(DragValue::new(value).range(0..=max).speed(0.2))
+                .labelled_by(l.id)
         })
         .inner;
     error_ui(ui, error);

@@ -11,7 +11,7 @@
 mod record;
 mod snapshots;
 
-pub use record::{MetricRow, RecordError, RecordWriter, RunRecord, list_records, new_run_id};
+pub use record::{MetricRow, RecordError, RecordWriter, RunRecord, list_records, new_run_id, slug};
 pub use snapshots::{SnapshotHeader, read_snapshots};
 
 /// Default folder for run records, relative to the working directory (the convention

@@ -56,7 +56,8 @@ pub fn new_run_id(root: &Path, experiment: &str, run: &str) -> String {
 }
 
 /// Lower-case ASCII letters, digits and single dashes.
-fn slug(s: &str) -> String {
+/// A file-system-safe, lower-case version of a name (`Dense vs Local` -> `dense-vs-local`).
+pub fn slug(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
         if c.is_ascii_alphanumeric() {

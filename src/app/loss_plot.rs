@@ -1,0 +1,177 @@
+//! Loss and accuracy curves of every run: train (raw and smoothed) and eval, a colour
+//! per run, optional log-scale loss.
+
+use egui::Ui;
+use egui_plot::{GridMark, HoverPosition, Legend, Line, LineStyle, Plot, PlotPoints, Points};
+
+use super::runs::RunView;
+use super::widgets::run_color;
+use crate::trainer::Metrics;
+
+/// Display options for the curves (persisted).
+#[derive(Clone, Copy, Debug)]
+pub struct CurveOptions {
+    /// Exponential smoothing of training curves, 0 (raw) ..< 1.
+    pub smoothing: f32,
+    /// Log10 loss axis.
+    pub log_scale: bool,
+}
+
+/// Exponential moving average with bias correction (as TensorBoard shows it).
+pub fn smooth(values: &[f64], weight: f64) -> Vec<f64> {
+    let weight = weight.clamp(0.0, 0.999);
+    let mut last = 0.0;
+    let mut out = Vec::with_capacity(values.len());
+    for (i, &v) in values.iter().enumerate() {
+        last = last * weight + (1.0 - weight) * v;
+        let correction = 1.0 - weight.powi(i as i32 + 1);
+        out.push(if correction > 0.0 {
+            last / correction
+        } else {
+            v
+        });
+    }
+    out
+}
+
+/// Too many points slow the plot down; keep at most this many per raw line.
+const MAX_RAW_POINTS: usize = 4000;
+
+fn points(metrics: &[Metrics], value: impl Fn(&Metrics) -> f64, log: bool) -> Vec<[f64; 2]> {
+    let stride = metrics.len().div_ceil(MAX_RAW_POINTS).max(1);
+    metrics
+        .iter()
+        .step_by(stride)
+        .map(|m| {
+            let v = value(m);
+            [m.step as f64, if log { v.max(1e-8).log10() } else { v }]
+        })
+        .collect()
+}
+
+/// Which metric a plot shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Metric {
+    Loss,
+    Accuracy,
+}
+
+/// The two plots side by side for `runs` (each with its colour index).
+pub fn curves_ui(ui: &mut Ui, runs: &[(usize, &RunView)], options: CurveOptions, id: &str) {
+    if runs
+        .iter()
+        .all(|(_, r)| r.train.is_empty() && r.eval.is_empty())
+    {
+        ui.label("No metrics yet: press Run (Ctrl+Enter) or open a past run.");
+        return;
+    }
+    let link = egui::Id::unique(("curves-link", id));
+    ui.columns(2, |cols| {
+        plot_ui(&mut cols[0], runs, options, Metric::Loss, link, id);
+        plot_ui(&mut cols[1], runs, options, Metric::Accuracy, link, id);
+    });
+}
+
+fn plot_ui(
+    ui: &mut Ui,
+    runs: &[(usize, &RunView)],
+    options: CurveOptions,
+    metric: Metric,
+    link: egui::Id,
+    id: &str,
+) {
+    let log = metric == Metric::Loss && options.log_scale;
+    let (title, value): (&str, fn(&Metrics) -> f64) = match metric {
+        Metric::Loss => ("loss", |m| m.loss),
+        Metric::Accuracy => ("accuracy", |m| m.accuracy),
+    };
+    let mut plot = Plot::new((id, title))
+        .legend(Legend::default())
+        .x_axis_label("step")
+        .y_axis_label(if log { "loss (log10)" } else { title })
+        .link_axis(link, [true, false])
+        .link_cursor(link, [true, false])
+        .allow_scroll(false)
+        .label_formatter(move |hover: &HoverPosition<'_>| {
+            let (name, p) = match hover {
+                HoverPosition::NearDataPoint {
+                    plot_name,
+                    position,
+                    ..
+                } => (*plot_name, *position),
+                HoverPosition::Elsewhere { position } => ("", *position),
+            };
+            let y = if log { 10f64.powf(p.y) } else { p.y };
+            Some(format!("{name}\nstep {:.0}\n{title} {y:.4}", p.x))
+        });
+    if log {
+        plot = plot.y_axis_formatter(|mark: GridMark, _| {
+            let v = 10f64.powf(mark.value);
+            if v >= 0.01 {
+                format!("{v:.2}")
+            } else {
+                format!("{v:.0e}")
+            }
+        });
+    } else if metric == Metric::Accuracy {
+        plot = plot.include_y(0.0).include_y(1.0);
+    }
+    plot.show(ui, |plot_ui| {
+        for &(color_index, run) in runs {
+            let color = run_color(color_index);
+            let raw = points(&run.train, value, log);
+            if options.smoothing > 0.0 && raw.len() > 1 {
+                let ys: Vec<f64> = raw.iter().map(|p| p[1]).collect();
+                let smoothed: Vec<[f64; 2]> = smooth(&ys, options.smoothing as f64)
+                    .into_iter()
+                    .zip(&raw)
+                    .map(|(y, p)| [p[0], y])
+                    .collect();
+                plot_ui.line(
+                    Line::new(format!("{} train", run.name), PlotPoints::from(raw))
+                        .color(color.gamma_multiply(0.25)),
+                );
+                plot_ui.line(
+                    Line::new(
+                        format!("{} train (smoothed)", run.name),
+                        PlotPoints::from(smoothed),
+                    )
+                    .color(color)
+                    .width(1.5),
+                );
+            } else {
+                plot_ui.line(
+                    Line::new(format!("{} train", run.name), PlotPoints::from(raw)).color(color),
+                );
+            }
+            let eval = points(&run.eval, value, log);
+            if !eval.is_empty() {
+                plot_ui.line(
+                    Line::new(format!("{} eval", run.name), PlotPoints::from(eval.clone()))
+                        .color(color)
+                        .width(2.0)
+                        .style(LineStyle::Dashed { length: 8.0 }),
+                );
+                plot_ui.points(
+                    Points::new(format!("{} eval", run.name), eval)
+                        .color(color)
+                        .radius(2.5),
+                );
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smoothing_keeps_constants_and_follows_the_trend() {
+        assert_eq!(smooth(&[2.0, 2.0, 2.0], 0.9), vec![2.0, 2.0, 2.0]);
+        assert_eq!(smooth(&[1.0, 3.0], 0.0), vec![1.0, 3.0]);
+        let s = smooth(&[0.0, 10.0, 10.0, 10.0], 0.5);
+        assert!(s.windows(2).all(|w| w[0] <= w[1]));
+        assert!(s[3] < 10.0 && s[3] > 5.0);
+    }
+}

@@ -1,0 +1,169 @@
+//! The pattern preview: each layer's mask at the current sequence length before
+//! anything trains, and what the stack of layers can link (its receptive field).
+
+use egui::{RichText, Ui};
+
+use super::heatmap::{TextureCache, map_ui, mask_image};
+use super::widgets::ERROR_COLOR;
+use crate::attention::{Mask, Reach, compose};
+use crate::config::{ModelKind, RunPlan, Settings, TaskKind};
+
+/// Most positions previewed (and composed); longer sequences show their first
+/// `MAX_PREVIEW` positions.
+const MAX_PREVIEW: usize = 512;
+
+/// Masks and their composition, computed when the settings change, not every frame.
+#[derive(Default)]
+pub struct PreviewCache {
+    textures: TextureCache,
+    computed: Option<(String, Vec<Mask>, Reach, Mask)>,
+}
+
+/// Previews `settings` (named `label`).
+pub fn mask_preview_ui(ui: &mut Ui, cache: &mut PreviewCache, label: &str, settings: &Settings) {
+    if settings.model.kind == ModelKind::Lstm {
+        ui.label(
+            "An LSTM has no attention: information moves one position per step through its state.",
+        );
+        return;
+    }
+    let n_full = settings.task.seq_len;
+    let checks: Vec<_> = settings
+        .model
+        .layer_patterns()
+        .iter()
+        .filter_map(|p| p.check(n_full).err())
+        .collect();
+    if n_full < 2 || settings.model.layers == 0 || !checks.is_empty() {
+        ui.label(
+            RichText::new("Fix the attention settings to see the preview.").color(ERROR_COLOR),
+        );
+        return;
+    }
+    let n = n_full.min(MAX_PREVIEW);
+    let mut preview = settings.clone();
+    preview.task.seq_len = n;
+    let plan = RunPlan {
+        experiment: String::new(),
+        name: label.to_string(),
+        settings: preview,
+    };
+    let causal = settings.model.causal;
+    let patterns = settings.model.layer_patterns();
+    let key_base = format!("{patterns:?}/{n}/{causal}/{}", settings.train.seed);
+    if cache.computed.as_ref().is_none_or(|(k, ..)| *k != key_base) {
+        let masks = plan.layer_masks();
+        let reach = compose(&masks);
+        let reach_mask = reach.to_mask();
+        cache.computed = Some((key_base.clone(), masks, reach, reach_mask));
+    }
+    let Some((_, masks, reach, reach_mask)) = &cache.computed else {
+        return;
+    };
+
+    ui.heading(format!("{label}: {}", settings.model.attention_label()));
+    let radius = reach.full_radius(causal);
+    let within = if radius + 1 >= n {
+        format!("every pair of positions (of the first {n}) is linked")
+    } else {
+        format!("every pair of positions up to {radius} apart is linked")
+    };
+    let mut summary = format!(
+        "{} layer(s) at seq_len {n_full}: {within}; {:.0}% of all pairs are linked.",
+        masks.len(),
+        reach.coverage() * 100.0
+    );
+    if let Some(per_layer) = patterns
+        .iter()
+        .map(|p| p.local_reach())
+        .collect::<Option<Vec<_>>>()
+    {
+        let total: usize = per_layer.iter().sum();
+        summary.push_str(&format!(
+            " Local reach per layer adds up to {total} (L x w)."
+        ));
+    }
+    ui.label(summary);
+    if matches!(settings.task.kind, TaskKind::Recall | TaskKind::Induction) {
+        let d = settings.task.distance;
+        if d >= n {
+            ui.label(format!(
+                "The task's distance {d} is beyond the {n} previewed positions."
+            ));
+        } else if reach.links_distance(d) {
+            ui.label(
+                RichText::new(format!(
+                    "The task's distance {d} is within reach: the model can learn it."
+                ))
+                .strong(),
+            );
+        } else {
+            ui.label(
+                RichText::new(format!(
+                    "The task's distance {d} is out of reach: no number of training steps can solve it (expect chance accuracy)."
+                ))
+                .color(ERROR_COLOR)
+                .strong(),
+            );
+        }
+    }
+    if n < n_full {
+        ui.label(RichText::new(format!("Showing the first {n} of {n_full} positions.")).small());
+    }
+
+    let side = ((ui.available_width() - 16.0) / (masks.len() + 1) as f32).clamp(96.0, 320.0);
+    let textures = &mut cache.textures;
+    egui::ScrollArea::horizontal().show(ui, |ui| {
+        ui.horizontal_top(|ui| {
+            for (l, mask) in masks.iter().enumerate() {
+                map_column_ui(
+                    ui,
+                    textures,
+                    &format!("mask/{key_base}/{l}"),
+                    mask,
+                    side,
+                    &format!("layer {}", l + 1),
+                    &patterns[l].label(),
+                );
+            }
+            map_column_ui(
+                ui,
+                textures,
+                &format!("reach/{key_base}"),
+                reach_mask,
+                side,
+                "all layers",
+                "what the stack links",
+            );
+        });
+    });
+}
+
+fn map_column_ui(
+    ui: &mut Ui,
+    cache: &mut TextureCache,
+    key: &str,
+    mask: &Mask,
+    side: f32,
+    title: &str,
+    subtitle: &str,
+) {
+    ui.vertical(|ui| {
+        ui.label(RichText::new(title).strong());
+        ui.label(
+            RichText::new(format!(
+                "{subtitle}, {:.1}% of pairs",
+                mask.density() * 100.0
+            ))
+            .small(),
+        );
+        let texture = cache.get(ui, key, || mask_image(mask));
+        let shown = map_ui(ui, &texture, None, mask.n(), side, &[]);
+        if let Some((q, k)) = shown.hovered {
+            shown.response.on_hover_text(format!(
+                "query {q}, key {k}: {}",
+                if mask.get(q, k) { "visible" } else { "hidden" }
+            ));
+        }
+    });
+}

@@ -1,0 +1,177 @@
+//! The runs panel: live runs with status, progress, steps/s, ETA and Stop; past runs
+//! from the records folder, to reopen without retraining.
+
+use egui::{ProgressBar, RichText, Ui};
+
+use super::runs::{RunView, Source};
+use super::widgets::{ERROR_COLOR, duration_text, run_color};
+use crate::runs::RunRecord;
+use crate::trainer::{RunId, RunStatus};
+
+/// What the user asked for in the panel.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunsAction {
+    /// Show this run in the attention view.
+    Select(RunId),
+    /// Stop one run.
+    Stop(RunId),
+    /// Open a past run.
+    OpenRecord(std::path::PathBuf),
+    /// Re-read the records folder.
+    Refresh,
+    /// Choose another records folder.
+    ChooseFolder,
+    /// Forget finished runs (their records stay on disk).
+    ClearFinished,
+}
+
+/// Live and opened runs.
+pub fn runs_ui(
+    ui: &mut Ui,
+    runs: &[RunView],
+    selected: Option<RunId>,
+    actions: &mut Vec<RunsAction>,
+) {
+    if runs.is_empty() {
+        ui.label("No runs yet. Press Run (Ctrl+Enter) to train the experiment.");
+        return;
+    }
+    ui.horizontal(|ui| {
+        ui.label(RichText::new("Runs").strong());
+        if ui.button("Clear finished").clicked() {
+            actions.push(RunsAction::ClearFinished);
+        }
+    });
+    egui::Grid::new("runs-grid")
+        .striped(true)
+        .spacing([10.0, 4.0])
+        .show(ui, |ui| {
+            for (i, run) in runs.iter().enumerate() {
+                let name = RichText::new(&run.name).color(run_color(i));
+                if ui
+                    .selectable_label(selected == Some(run.id), name)
+                    .on_hover_text("Show this run's attention")
+                    .clicked()
+                {
+                    actions.push(RunsAction::Select(run.id));
+                }
+                let status = match (run.status, run.paused) {
+                    (RunStatus::Running, true) => "paused".to_string(),
+                    (s, _) => s.name().to_string(),
+                };
+                let status_text = match run.status {
+                    RunStatus::Failed | RunStatus::Diverged => {
+                        RichText::new(status).color(ERROR_COLOR)
+                    }
+                    _ => RichText::new(status),
+                };
+                ui.label(status_text);
+                ui.add(
+                    ProgressBar::new(run.progress())
+                        .desired_width(140.0)
+                        .text(format!("{}/{}", run.steps_done(), run.planned_steps())),
+                );
+                ui.label(
+                    run.steps_per_sec()
+                        .map_or("-".into(), |s| format!("{s:.1} steps/s")),
+                );
+                ui.label(
+                    run.eta_secs()
+                        .map_or(String::new(), |s| format!("ETA {}", duration_text(s))),
+                );
+                ui.label(
+                    run.final_accuracy()
+                        .map_or("-".into(), |a| format!("acc {a:.3}")),
+                );
+                if !run.status.is_terminal() {
+                    if ui
+                        .button("Stop")
+                        .on_hover_text("Stop this run (Esc stops all)")
+                        .clicked()
+                    {
+                        actions.push(RunsAction::Stop(run.id));
+                    }
+                } else {
+                    let origin = match &run.source {
+                        Source::Live => run
+                            .backend
+                            .as_ref()
+                            .map_or(String::new(), |b| b.backend.clone()),
+                        Source::Record(_) => "record".into(),
+                    };
+                    ui.label(RichText::new(origin).small());
+                }
+                ui.end_row();
+                if let Some(message) = run
+                    .message()
+                    .filter(|_| matches!(run.status, RunStatus::Failed | RunStatus::Diverged))
+                {
+                    ui.label("");
+                    ui.label(RichText::new(message).color(ERROR_COLOR).small());
+                    ui.end_row();
+                }
+            }
+        });
+}
+
+/// The records folder and the past runs in it.
+pub fn records_ui(
+    ui: &mut Ui,
+    root: &std::path::Path,
+    records: &[RunRecord],
+    open: &[bool],
+    actions: &mut Vec<RunsAction>,
+) {
+    ui.horizontal(|ui| {
+        ui.label(RichText::new("Past runs").strong());
+        ui.label(
+            RichText::new(root.display().to_string())
+                .monospace()
+                .small(),
+        );
+        if ui.button("Change folder...").clicked() {
+            actions.push(RunsAction::ChooseFolder);
+        }
+        if ui.button("Refresh").clicked() {
+            actions.push(RunsAction::Refresh);
+        }
+    });
+    if records.is_empty() {
+        ui.label(RichText::new("No run records here yet.").small());
+        return;
+    }
+    egui::ScrollArea::vertical()
+        .id_salt("records")
+        .max_height(160.0)
+        .show(ui, |ui| {
+            egui::Grid::new("records-grid")
+                .striped(true)
+                .spacing([10.0, 2.0])
+                .show(ui, |ui| {
+                    for (record, &is_open) in records.iter().zip(open) {
+                        let s = &record.summary;
+                        let id = record
+                            .dir
+                            .file_name()
+                            .map(|n| n.to_string_lossy().to_string())
+                            .unwrap_or_default();
+                        ui.label(RichText::new(id).monospace().small());
+                        ui.label(&s.name);
+                        ui.label(s.status.name());
+                        ui.label(format!("{} steps", s.steps));
+                        ui.label(
+                            s.final_accuracy
+                                .map_or("-".into(), |a| format!("acc {a:.3}")),
+                        );
+                        if ui
+                            .add_enabled(!is_open, egui::Button::new("Open"))
+                            .on_hover_text("View and compare this run without retraining")
+                            .clicked()
+                        {
+                            actions.push(RunsAction::OpenRecord(record.dir.clone()));
+                        }
+                        ui.end_row();
+                    }
+                });
+        });
+}

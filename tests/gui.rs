@@ -1,0 +1,305 @@
+//! The workbench driven as a user would, through egui_kittest: widgets found by their
+//! labels, the real `App`, the real trainer thread on the CPU backend.
+
+use std::time::{Duration, Instant};
+
+use attnlab::app::{App, PersistedState};
+use attnlab::config::Experiment;
+use attnlab::trainer::RunStatus;
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
+
+const TINY: &str = r#"
+name = "tiny"
+[task]
+seq_len = 16
+vocab = 8
+distance = 4
+[model]
+layers = 2
+heads = 2
+d_model = 16
+d_ff = 32
+[train]
+steps = 12
+batch = 4
+eval_every = 4
+eval_batches = 1
+snapshot_every = 4
+backend = "cpu"
+
+[[runs]]
+name = "dense"
+[[runs]]
+name = "local w=1"
+model.attention = { kind = "local", window = 1 }
+"#;
+
+fn harness(dir: &std::path::Path, toml: &str) -> Harness<'static, App> {
+    let state = PersistedState {
+        experiment_toml: toml.to_string(),
+        runs_root: dir.join("runs"),
+        ..PersistedState::default()
+    };
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(move |cc| App::with_state(cc.egui_ctx.clone(), state.clone()))
+}
+
+/// Steps frames (the trainer runs on its own thread) until `done` or a generous timeout.
+fn step_until(h: &mut Harness<'static, App>, done: impl Fn(&App) -> bool) {
+    let started = Instant::now();
+    while !done(h.state()) {
+        assert!(started.elapsed() < Duration::from_secs(600), "timed out");
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.run_steps(3);
+}
+
+fn is_disabled(h: &Harness<'static, App>, label: &str) -> bool {
+    h.get_by_label(label).accesskit_node().is_disabled()
+}
+
+#[test]
+fn run_trains_every_run_and_fills_curves_and_attention() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(dir.path(), TINY);
+    h.run_steps(2);
+    assert!(!is_disabled(&h, "Run"));
+    h.get_by_label("Run").click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().runs().views.len(),
+        2,
+        "one live run per experiment run"
+    );
+    step_until(&mut h, |app| !app.runs().any_active());
+
+    for run in &h.state().runs().views {
+        assert_eq!(
+            run.status,
+            RunStatus::Finished,
+            "{}: {:?}",
+            run.name,
+            run.message()
+        );
+        assert_eq!(run.train.len(), 12, "a loss point per step");
+        assert_eq!(run.eval.len(), 3);
+        assert_eq!(run.snapshots.len(), 4, "snapshots at 0, 4, 8, 12");
+        assert!(
+            run.record_dir
+                .as_ref()
+                .is_some_and(|d| d.join("summary.json").is_file())
+        );
+    }
+    // The runs panel says so, and the past-runs list picked up both records.
+    assert_eq!(
+        h.query_all_by_label("finished").count(),
+        4,
+        "2 live runs + 2 records"
+    );
+    assert_eq!(
+        h.query_all_by_label("Open").count(),
+        2,
+        "both records listed (disabled: already open)"
+    );
+
+    // The attention grid of the selected run: 2 layers x 2 heads.
+    h.get_by_label("Attention").click();
+    h.run_steps(3);
+    h.get_by_label("layer 2");
+    h.get_by_label("head 2");
+    let textures = h.state().texture_count();
+    assert!(textures >= 4, "one texture per map, got {textures}");
+    h.run_steps(5);
+    assert_eq!(
+        h.state().texture_count(),
+        textures,
+        "textures are not rebuilt every frame"
+    );
+
+    // Compare shows both runs side by side with what differs.
+    h.get_by_label("Compare").click();
+    h.run_steps(3);
+    h.get_by_label("model.attention");
+    assert!(h.query_all_by_label("snapshot at step 12").count() == 2);
+}
+
+#[test]
+fn an_invalid_field_disables_run_and_says_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(dir.path(), TINY);
+    h.run_steps(2);
+    h.get_by_label("heads").set_value_accesskit(3.0);
+    h.run_steps(3);
+    assert_eq!(h.state().experiment().base.model.heads, 3);
+    assert!(
+        h.state()
+            .experiment()
+            .runs
+            .iter()
+            .all(|r| r.settings.model.heads == 3),
+        "base edits reach the runs"
+    );
+    assert!(is_disabled(&h, "Run"));
+    assert!(
+        h.query_all_by_label_contains("must divide model.d_model = 16")
+            .count()
+            >= 1
+    );
+    assert!(h.state().is_dirty());
+    // Ctrl+Enter does nothing while invalid.
+    h.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::CTRL,
+        egui::Key::Enter,
+    );
+    h.run_steps(2);
+    assert!(h.state().runs().views.is_empty());
+
+    h.get_by_label("heads").set_value_accesskit(4.0);
+    h.run_steps(3);
+    assert!(!is_disabled(&h, "Run"));
+    assert_eq!(h.query_all_by_label_contains("must divide").count(), 0);
+}
+
+#[test]
+fn ctrl_enter_runs_and_escape_stops() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let long = TINY.replace("steps = 12", "steps = 100000");
+    let mut h = harness(dir.path(), &long);
+    h.run_steps(2);
+    h.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::CTRL,
+        egui::Key::Enter,
+    );
+    h.run_steps(2);
+    assert_eq!(h.state().runs().views.len(), 2);
+    step_until(&mut h, |app| app.runs().views[0].steps_done() > 0);
+    h.key_press(egui::Key::Escape);
+    step_until(&mut h, |app| !app.runs().any_active());
+    for run in &h.state().runs().views {
+        assert_eq!(run.status, RunStatus::Stopped);
+        assert!(run.steps_done() < 100000);
+    }
+}
+
+#[test]
+fn a_broken_file_shows_its_error_and_keeps_the_experiment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(dir.path(), TINY);
+    h.run_steps(2);
+    let before = h.state().experiment().clone();
+    let bad = dir.path().join("broken.toml");
+    std::fs::write(&bad, "name = \"x\"\n[model]\nlayerz = 2\n").expect("write");
+    h.state_mut().open_path(&bad);
+    h.run_steps(3);
+    let error = h.state().load_error().expect("error shown").to_string();
+    assert!(
+        error.contains("broken.toml:3") && error.contains("layers"),
+        "{error}"
+    );
+    h.get_by_label("This file could not be opened");
+    assert_eq!(
+        *h.state().experiment(),
+        before,
+        "the open experiment is untouched"
+    );
+    h.get_by_label("OK").click();
+    h.run_steps(3);
+    assert!(h.state().load_error().is_none());
+}
+
+#[test]
+fn save_then_open_gives_the_same_experiment_and_unsaved_edits_are_confirmed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(dir.path(), TINY);
+    h.run_steps(2);
+    h.get_by_label("heads").set_value_accesskit(8.0);
+    h.run_steps(2);
+    assert!(h.state().is_dirty());
+    let path = dir.path().join("saved.toml");
+    assert!(h.state_mut().save_to(&path));
+    h.run_steps(2);
+    assert!(!h.state().is_dirty());
+    let saved = h.state().experiment().clone();
+    assert_eq!(Experiment::load(&path).expect("valid file"), saved);
+
+    // Open an example, then the saved file again: same experiment.
+    h.state_mut().open_example("block_boundaries.toml");
+    h.run_steps(2);
+    assert_eq!(h.state().experiment().name, "block boundaries");
+    h.state_mut().open_path(&path);
+    h.run_steps(2);
+    assert_eq!(*h.state().experiment(), saved);
+
+    // An edit, then opening another file asks first; Cancel keeps the edit.
+    h.get_by_label("heads").set_value_accesskit(2.0);
+    h.run_steps(2);
+    h.state_mut().open_example("dense_vs_local.toml");
+    h.run_steps(2);
+    h.get_by_label("Discard unsaved changes?");
+    h.get_by_label("Cancel").click();
+    h.run_steps(2);
+    assert_eq!(h.state().experiment().base.model.heads, 2);
+    h.state_mut().open_example("dense_vs_local.toml");
+    h.run_steps(2);
+    h.get_by_label("Discard changes").click();
+    h.run_steps(2);
+    assert_eq!(h.state().experiment().name, "dense vs local");
+}
+
+#[test]
+fn state_survives_a_restart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(dir.path(), TINY);
+    h.run_steps(2);
+    h.get_by_label("heads").set_value_accesskit(8.0);
+    h.run_steps(2);
+    let persisted = h.state().persisted();
+    let again = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(move |cc| App::with_state(cc.egui_ctx.clone(), persisted.clone()));
+    assert_eq!(again.state().experiment(), h.state().experiment());
+    assert!(
+        again.state().is_dirty(),
+        "unsaved edits are still flagged after a restart"
+    );
+}
+
+#[test]
+fn first_launch_opens_a_shipped_example_and_previews_its_masks() {
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(|cc| App::with_state(cc.egui_ctx.clone(), PersistedState::default()));
+    h.run_steps(3);
+    assert_eq!(h.state().experiment().name, "dense vs local");
+    // The mask preview is the first tab shown, with the receptive field verdict.
+    h.get_by_label("all layers");
+    assert!(h.query_by_label_contains("within reach").is_some());
+}
+
+#[test]
+fn past_runs_reopen_without_retraining() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let mut h = harness(dir.path(), TINY);
+        h.run_steps(2);
+        h.get_by_label("Run").click();
+        step_until(&mut h, |app| {
+            app.runs().views.len() == 2 && !app.runs().any_active()
+        });
+    }
+    let mut h = harness(dir.path(), TINY);
+    h.run_steps(2);
+    assert!(h.state().runs().views.is_empty());
+    let opens: Vec<_> = h.get_all_by_label("Open").collect();
+    assert_eq!(opens.len(), 2);
+    opens[0].click();
+    h.run_steps(3);
+    let runs = &h.state().runs().views;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Finished);
+    assert_eq!(runs[0].train.len(), 12);
+    assert_eq!(runs[0].snapshots.len(), 4);
+}
