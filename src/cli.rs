@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use crate::bench::{Workload, bench_patterns, run_one};
 use crate::config::{BackendChoice, Experiment, RunPlan};
 use crate::runs::DEFAULT_ROOT;
 use crate::trainer::{Event, RunStatus, RunSummary, StartRun, Trainer};
@@ -55,10 +56,41 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Time the reference workloads (BENCHMARK.md); one JSON object per line on stdout.
+    Bench(BenchArgs),
+}
+
+/// `attnlab bench` options.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// w1: training step; w2: one attention layer; overhead: trainer vs bare loop.
+    #[arg(long, value_enum, num_args = 1.., default_values_t = [Workload::W1, Workload::W2])]
+    pub workload: Vec<Workload>,
+    /// cpu (default) or wgpu.
+    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+    pub backend: BackendArg,
+    /// Sequence lengths (default: W1 256 1024; W2 256 ... 4096).
+    #[arg(long, num_args = 1..)]
+    pub seq: Vec<usize>,
+    /// Patterns by name, with BENCHMARK.md's parameters (window 64, block 64, ...).
+    #[arg(long, num_args = 1..)]
+    pub attn: Vec<String>,
+    /// Timed steps per configuration.
+    #[arg(long, default_value_t = 10)]
+    pub steps: usize,
+    /// Untimed warm-up steps.
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// A CI-sized smoke run (small sizes, 2 steps); its times mean nothing.
+    #[arg(long)]
+    pub quick: bool,
+    /// Run one configuration in this process (used by the parent run).
+    #[arg(long, hide = true)]
+    pub single: bool,
 }
 
 /// `--backend` values.
-#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendArg {
     /// wgpu on a real GPU, else the CPU.
     Auto,
@@ -66,6 +98,12 @@ pub enum BackendArg {
     Cpu,
     /// wgpu, whatever the adapter.
     Wgpu,
+}
+
+impl BackendArg {
+    fn name(self) -> &'static str {
+        BackendChoice::from(self).name()
+    }
 }
 
 impl From<BackendArg> for BackendChoice {
@@ -84,6 +122,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         None => crate::app::run(),
         Some(Command::Validate { files }) => validate(&files),
+        Some(Command::Bench(args)) => bench(&args),
         Some(Command::Run {
             files,
             backend,
@@ -361,4 +400,65 @@ impl Progress {
             _ => {}
         }
     }
+}
+
+fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let backend: BackendChoice = args.backend.into();
+    if args.single {
+        let (Some(&workload), Some(attn), Some(&seq)) = (args.workload.first(), args.attn.first(), args.seq.first())
+        else {
+            anyhow::bail!("--single needs one --workload, --attn and --seq");
+        };
+        let result = run_one(workload, attn, seq, backend, args.warmup, args.steps).map_err(anyhow::Error::msg)?;
+        println!("{}", serde_json::to_string(&result)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (steps, warmup) = if args.quick { (2, 1) } else { (args.steps.max(1), args.warmup) };
+    let exe = std::env::current_exe().context("cannot find the attnlab executable")?;
+    let mut failed = false;
+    for &workload in &args.workload {
+        let seqs = match (args.seq.is_empty(), args.quick, workload) {
+            (false, _, _) => args.seq.clone(),
+            (true, true, Workload::W2) => vec![128, 256],
+            (true, true, _) => vec![64],
+            (true, false, Workload::W2) => vec![256, 512, 1024, 2048, 4096],
+            (true, false, _) => vec![256, 1024],
+        };
+        let attns: Vec<String> = if args.attn.is_empty() {
+            bench_patterns(workload).into_iter().map(String::from).collect()
+        } else {
+            args.attn.clone()
+        };
+        for seq in &seqs {
+            for attn in &attns {
+                if crate::bench::default_pattern(attn).is_none() {
+                    anyhow::bail!("unknown pattern `{attn}`; one of {:?}", crate::attention::PATTERN_KINDS);
+                }
+                let name = format!("{workload:?}").to_lowercase();
+                eprint!("{name} {attn:>10} seq {seq:>5} ... ");
+                let output = std::process::Command::new(&exe)
+                    .args(["bench", "--single", "--workload", &name, "--attn", attn])
+                    .args(["--seq", &seq.to_string(), "--steps", &steps.to_string()])
+                    .args(["--warmup", &warmup.to_string(), "--backend", args.backend.name()])
+                    .stderr(std::process::Stdio::inherit())
+                    .output()
+                    .context("cannot start a benchmark process")?;
+                let line = String::from_utf8_lossy(&output.stdout);
+                if output.status.success() {
+                    let line = line.trim();
+                    let summary: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+                    eprintln!(
+                        "{:.1} ms/step, {:.0} MiB",
+                        summary["step_ms"].as_f64().unwrap_or(0.0),
+                        summary["peak_rss_mb"].as_f64().unwrap_or(0.0)
+                    );
+                    println!("{line}");
+                } else {
+                    failed = true;
+                    eprintln!("failed");
+                }
+            }
+        }
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod attention;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod model;

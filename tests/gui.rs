@@ -274,9 +274,11 @@ fn first_launch_opens_a_shipped_example_and_previews_its_masks() {
         .build_eframe(|cc| App::with_state(cc.egui_ctx.clone(), PersistedState::default()));
     h.run_steps(3);
     assert_eq!(h.state().experiment().name, "dense vs local");
-    // The mask preview is the first tab shown, with the receptive field verdict.
-    h.get_by_label("all layers");
-    assert!(h.query_by_label_contains("within reach").is_some());
+    // The mask preview is the first tab shown: every run's masks and what its layers
+    // reach. Dense and local w=16 (2 x 16 = 32) reach distance 24; local w=4 (8) does not.
+    assert_eq!(h.query_all_by_label("all layers").count(), 3);
+    assert_eq!(h.query_all_by_label_contains("within reach").count(), 2);
+    assert_eq!(h.query_all_by_label_contains("is out of reach").count(), 1);
 }
 
 #[test]

@@ -14,7 +14,7 @@ use super::examples::{DEFAULT, EXAMPLES};
 use super::files::{Dialogs, FileChoice, FileRequest};
 use super::heatmap::TextureCache;
 use super::loss_plot::{CurveOptions, curves_ui};
-use super::mask_preview::{PreviewCache, mask_preview_ui};
+use super::mask_preview::{PreviewCache, experiment_preview_ui, mask_preview_ui};
 use super::runs::{RunView, Runs};
 use super::runs_panel::{RunsAction, records_ui, runs_ui};
 use super::state::PersistedState;
@@ -802,19 +802,23 @@ impl egui_tiles::Behavior<Pane> for Panes<'_> {
                     curves,
                     overlays,
                 ),
-                Pane::Preview => {
-                    let label = match app.editor.target {
-                        super::Target::Run(i) => app
+                Pane::Preview => match app.editor.target {
+                    super::Target::Run(i) if i < app.editor.experiment.runs.len() => {
+                        let run = &app.editor.experiment.runs[i];
+                        let (name, settings) = (run.name.clone(), run.settings.clone());
+                        mask_preview_ui(ui, &mut app.preview, &name, &settings, 320.0);
+                    }
+                    _ => {
+                        let runs: Vec<(String, crate::config::Settings)> = app
                             .editor
                             .experiment
                             .runs
-                            .get(i)
-                            .map_or("run".into(), |r| r.name.clone()),
-                        super::Target::Base => "all runs".into(),
-                    };
-                    let settings = app.editor.settings().clone();
-                    mask_preview_ui(ui, &mut app.preview, &label, &settings);
-                }
+                            .iter()
+                            .map(|r| (r.name.clone(), r.settings.clone()))
+                            .collect();
+                        experiment_preview_ui(ui, &mut app.preview, &runs);
+                    }
+                },
             }
             app.state.show_mask = overlays.mask;
             app.state.show_dependencies = overlays.dependencies;
@@ -844,7 +848,8 @@ impl eframe::App for App {
         egui::Panel::bottom("status").show(ui, |ui| self.status_ui(ui));
         egui::Panel::bottom("runs")
             .resizable(true)
-            .default_size(200.0)
+            .default_size(210.0)
+            .min_size(150.0)
             .show(ui, |ui| self.bottom_ui(ui));
         egui::Panel::left("editor")
             .resizable(true)

@@ -16,11 +16,22 @@ const MAX_PREVIEW: usize = 512;
 #[derive(Default)]
 pub struct PreviewCache {
     textures: TextureCache,
-    computed: Option<(String, Vec<Mask>, Reach, Mask)>,
+    computed: std::collections::HashMap<String, (Vec<Mask>, Reach, Mask)>,
 }
 
-/// Previews `settings` (named `label`).
-pub fn mask_preview_ui(ui: &mut Ui, cache: &mut PreviewCache, label: &str, settings: &Settings) {
+/// Previews every run of an experiment, one row each (the base is what they share).
+pub fn experiment_preview_ui(ui: &mut Ui, cache: &mut PreviewCache, runs: &[(String, Settings)]) {
+    egui::ScrollArea::vertical().id_salt("preview-runs").show(ui, |ui| {
+        let side = ((ui.available_width() - 40.0) / 5.0).clamp(96.0, 220.0);
+        for (name, settings) in runs {
+            ui.push_id(name, |ui| mask_preview_ui(ui, cache, name, settings, side));
+            ui.separator();
+        }
+    });
+}
+
+/// Previews `settings` (named `label`), maps at most `max_side` wide.
+pub fn mask_preview_ui(ui: &mut Ui, cache: &mut PreviewCache, label: &str, settings: &Settings, max_side: f32) {
     if settings.model.kind == ModelKind::Lstm {
         ui.label(
             "An LSTM has no attention: information moves one position per step through its state.",
@@ -51,13 +62,16 @@ pub fn mask_preview_ui(ui: &mut Ui, cache: &mut PreviewCache, label: &str, setti
     let causal = settings.model.causal;
     let patterns = settings.model.layer_patterns();
     let key_base = format!("{patterns:?}/{n}/{causal}/{}", settings.train.seed);
-    if cache.computed.as_ref().is_none_or(|(k, ..)| *k != key_base) {
+    if !cache.computed.contains_key(&key_base) {
+        if cache.computed.len() > 32 {
+            cache.computed.clear();
+        }
         let masks = plan.layer_masks();
         let reach = compose(&masks);
         let reach_mask = reach.to_mask();
-        cache.computed = Some((key_base.clone(), masks, reach, reach_mask));
+        cache.computed.insert(key_base.clone(), (masks, reach, reach_mask));
     }
-    let Some((_, masks, reach, reach_mask)) = &cache.computed else {
+    let Some((masks, reach, reach_mask)) = cache.computed.get(&key_base) else {
         return;
     };
 
@@ -111,9 +125,9 @@ pub fn mask_preview_ui(ui: &mut Ui, cache: &mut PreviewCache, label: &str, setti
         ui.label(RichText::new(format!("Showing the first {n} of {n_full} positions.")).small());
     }
 
-    let side = ((ui.available_width() - 16.0) / (masks.len() + 1) as f32).clamp(96.0, 320.0);
+    let side = ((ui.available_width() - 16.0) / (masks.len() + 1) as f32).clamp(96.0, max_side);
     let textures = &mut cache.textures;
-    egui::ScrollArea::horizontal().show(ui, |ui| {
+    egui::ScrollArea::horizontal().id_salt("preview-maps").show(ui, |ui| {
         ui.horizontal_top(|ui| {
             for (l, mask) in masks.iter().enumerate() {
                 map_column_ui(

@@ -1,0 +1,13 @@
+//! `attnlab bench`: the reference workloads of BENCHMARK.md, timed.
+//!
+//! * W1: a full training step (forward, loss, backward, Adam) of the W1 transformer.
+//! * W2: one multi-head attention layer alone, forward + backward.
+//! * overhead: W1 through the real trainer thread (metrics, snapshots, channels, run
+//!   record) against the bare loop, to show what the instrumentation costs.
+//!
+//! Each configuration runs in its own child process so its peak memory is its own;
+//! results are JSON lines on stdout, progress on stderr.
+
+mod workloads;
+
+pub use workloads::{BenchResult, Workload, bench_patterns, default_pattern, run_one, w1_plan};

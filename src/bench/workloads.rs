@@ -1,0 +1,318 @@
+//! The workloads themselves (run inside one process).
+
+use std::time::{Duration, Instant};
+
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use rand::{SeedableRng, rngs::StdRng};
+use serde::Serialize;
+
+use crate::attention::AttentionPattern;
+use crate::config::{BackendChoice, Experiment, RunPlan};
+use crate::model::{LayerMasks, SequenceModel, Transformer, layer_masks, masked_attention, masked_cross_entropy};
+use crate::trainer::{Event, StartRun, Trainer, select_backend};
+
+/// Which workload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Workload {
+    /// A training step of the W1 transformer.
+    W1,
+    /// One attention layer, forward + backward.
+    W2,
+    /// W1 through the trainer thread vs the bare loop.
+    Overhead,
+}
+
+/// One JSON line of output.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchResult {
+    /// Always `attnlab`.
+    #[serde(rename = "impl")]
+    pub implementation: String,
+    /// `cpu` or `wgpu`.
+    pub backend: String,
+    /// `train_step`, `attention_layer` or `trainer_overhead`.
+    pub workload: String,
+    /// Pattern name as in experiment files.
+    pub attn: String,
+    /// The pattern with its parameters.
+    pub pattern: String,
+    /// Sequence length.
+    pub seq: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Median milliseconds per step.
+    pub step_ms: f64,
+    /// Tokens processed per second (batch * seq / step time).
+    pub tokens_per_s: f64,
+    /// Peak resident memory of the process, MiB.
+    pub peak_rss_mb: f64,
+    /// Timed steps.
+    pub steps: usize,
+    /// Attended (query, key) pairs per head: the pattern's true cost.
+    pub attended_pairs: usize,
+    /// For `trainer_overhead`: median ms per bare step.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bare_step_ms: Option<f64>,
+    /// For `trainer_overhead`: extra time per step through the trainer, percent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overhead_pct: Option<f64>,
+}
+
+/// A pattern name with the BENCHMARK.md parameters (window 64, block 64, ...).
+pub fn default_pattern(name: &str) -> Option<AttentionPattern> {
+    Some(match name {
+        "dense" => AttentionPattern::Dense,
+        "local" => AttentionPattern::Local { window: 64 },
+        "dilated" => AttentionPattern::Dilated { window: 32, dilation: 2 },
+        "strided" => AttentionPattern::Strided { stride: 64 },
+        "fixed" => AttentionPattern::Fixed { block: 64, summary: 8 },
+        "block" => AttentionPattern::Block { size: 64 },
+        "longformer" => AttentionPattern::Longformer { window: 64, global: 4 },
+        "bigbird" => AttentionPattern::BigBird {
+            block: 64,
+            window_blocks: 3,
+            global_blocks: 2,
+            random_blocks: 3,
+        },
+        _ => return None,
+    })
+}
+
+/// The default patterns of a workload.
+pub fn bench_patterns(workload: Workload) -> Vec<&'static str> {
+    match workload {
+        Workload::W1 | Workload::Overhead => vec!["dense", "local", "block"],
+        Workload::W2 => vec!["dense", "local", "block", "strided", "longformer", "bigbird"],
+    }
+}
+
+/// The W1 model as a run plan: vocab 64, d_model 128, 4 heads, d_ff 512, 2 layers,
+/// batch 16, Adam lr 1e-3, recall at distance seq / 4.
+pub fn w1_plan(pattern: &AttentionPattern, seq: usize, backend: BackendChoice, steps: usize) -> RunPlan {
+    let mut experiment = Experiment::single("bench", Default::default());
+    let s = &mut experiment.runs[0].settings;
+    s.task.seq_len = seq;
+    s.task.vocab = 64;
+    s.task.distance = (seq / 4).max(1);
+    s.model.layers = 2;
+    s.model.heads = 4;
+    s.model.d_model = 128;
+    s.model.d_ff = 512;
+    s.model.attention = pattern.clone();
+    s.train.batch = 16;
+    s.train.lr = 1e-3;
+    s.train.steps = steps;
+    s.train.backend = backend;
+    RunPlan {
+        experiment: "bench".into(),
+        name: pattern.label(),
+        settings: experiment.runs[0].settings.clone(),
+    }
+}
+
+fn mean_ms(times: &[Duration]) -> f64 {
+    if times.is_empty() {
+        return 0.0;
+    }
+    times.iter().map(Duration::as_secs_f64).sum::<f64>() * 1000.0 / times.len() as f64
+}
+
+fn median_ms(mut times: Vec<Duration>) -> f64 {
+    times.sort();
+    times.get(times.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+/// Peak resident memory of this process (VmHWM), MiB; 0 where unknown.
+pub fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+/// Times the bare W1 loop; returns per-step durations of the timed steps.
+fn w1_bare(plan: &RunPlan, device: &Device, warmup: usize, steps: usize) -> Vec<Duration> {
+    device.seed(plan.settings.train.seed);
+    let train_device = device.clone().autodiff();
+    let task = &plan.settings.task;
+    let batch = plan.settings.train.batch;
+    let masks = layer_masks(plan, &train_device);
+    let mut model = Transformer::new(plan, &train_device);
+    let mut optim = AdamConfig::new().init();
+    let mut rng = StdRng::seed_from_u64(1);
+    let mut times = Vec::with_capacity(steps);
+    for step in 0..warmup + steps {
+        let data = task.batch(batch, &mut rng);
+        let t0 = Instant::now();
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(data.tokens, [batch, task.seq_len]), &train_device);
+        let logits = model.forward(tokens, &masks);
+        let loss = masked_cross_entropy(logits, &data.targets);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(plan.settings.train.lr, model, grads);
+        let _ = device.sync();
+        if step >= warmup {
+            times.push(t0.elapsed());
+        }
+    }
+    times
+}
+
+/// One multi-head attention layer: fused qkv projection, attention, output projection.
+#[derive(Module, Debug)]
+struct AttentionLayer {
+    qkv: Linear,
+    proj: Linear,
+    heads: usize,
+}
+
+impl AttentionLayer {
+    fn forward(&self, x: Tensor<3>, masks: &LayerMasks) -> Tensor<3> {
+        let [batch, seq, d] = x.dims();
+        let head_dim = d / self.heads;
+        let qkv = self.qkv.forward(x);
+        let split = |part: usize| {
+            qkv.clone()
+                .slice([0..batch, 0..seq, part * d..(part + 1) * d])
+                .reshape([batch, seq, self.heads, head_dim])
+                .swap_dims(1, 2)
+        };
+        let (out, _) = masked_attention(split(0), split(1), split(2), masks.layer(0));
+        self.proj.forward(out.swap_dims(1, 2).reshape([batch, seq, d]))
+    }
+}
+
+/// Times W2: forward + backward of one attention layer, d_model 128, 4 heads, batch 4.
+fn w2(pattern: &AttentionPattern, seq: usize, device: &Device, warmup: usize, steps: usize) -> Vec<Duration> {
+    device.seed(1);
+    let train_device = device.clone().autodiff();
+    let mut plan = w1_plan(pattern, seq, BackendChoice::Cpu, 1);
+    plan.settings.model.layers = 1;
+    let masks = layer_masks(&plan, &train_device);
+    let layer = AttentionLayer {
+        qkv: LinearConfig::new(128, 384).init(&train_device),
+        proj: LinearConfig::new(128, 128).init(&train_device),
+        heads: 4,
+    };
+    let mut times = Vec::with_capacity(steps);
+    for step in 0..warmup + steps {
+        let x = Tensor::<3>::random([4, seq, 128], Distribution::Normal(0.0, 1.0), &train_device).require_grad();
+        let t0 = Instant::now();
+        let out = layer.forward(x.clone(), &masks);
+        let grads = out.powi_scalar(2).mean().backward();
+        let _ = x.grad(&grads);
+        let _ = device.sync();
+        if step >= warmup {
+            times.push(t0.elapsed());
+        }
+    }
+    times
+}
+
+/// Times W1 through the trainer thread (every event consumed, a run record written);
+/// returns per-step wall times measured between consecutive `Step` events.
+fn w1_trainer(plan: &RunPlan, warmup: usize, steps: usize) -> Result<Vec<Duration>, String> {
+    let dir = std::env::temp_dir().join(format!("attnlab-bench-{}", std::process::id()));
+    let trainer = Trainer::spawn(Box::new(|| {})).map_err(|e| e.to_string())?;
+    let mut plan = plan.clone();
+    plan.settings.train.steps = warmup + steps;
+    trainer
+        .start(StartRun::new(1, plan, Some(dir.clone())))
+        .map_err(|e| e.to_string())?;
+    let mut times = Vec::new();
+    let mut last: Option<Instant> = None;
+    let mut result = Ok(());
+    while let Ok(event) = trainer.events().recv() {
+        match event {
+            Event::Step { metrics, .. } => {
+                let now = Instant::now();
+                if let Some(prev) = last
+                    && metrics.step > warmup
+                {
+                    times.push(now - prev);
+                }
+                last = Some(now);
+            }
+            Event::Finished { summary, .. } => {
+                if let Some(message) = summary.message {
+                    result = Err(message);
+                }
+                break;
+            }
+            _ => {}
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    result.map(|()| times)
+}
+
+/// Measured step times: every timed step (reported as the median), or a mean.
+enum Timing {
+    Steps(Vec<Duration>),
+    Mean(f64),
+}
+
+/// Runs one configuration in this process.
+pub fn run_one(
+    workload: Workload,
+    attn: &str,
+    seq: usize,
+    backend: BackendChoice,
+    warmup: usize,
+    steps: usize,
+) -> Result<BenchResult, String> {
+    let pattern = default_pattern(attn).ok_or_else(|| format!("unknown pattern `{attn}`"))?;
+    pattern
+        .check(seq)
+        .map_err(|(p, v, why)| format!("{attn} at seq {seq}: {p} = {v} {why}"))?;
+    let (device, info) = select_backend(backend)?;
+    let attended_pairs = pattern.mask(seq, false, 1).attended_pairs();
+    let (workload_name, batch, times, bare) = match workload {
+        Workload::W1 => {
+            let plan = w1_plan(&pattern, seq, backend, steps);
+            ("train_step", 16, Timing::Steps(w1_bare(&plan, &device, warmup, steps)), None)
+        }
+        Workload::W2 => ("attention_layer", 4, Timing::Steps(w2(&pattern, seq, &device, warmup, steps)), None),
+        Workload::Overhead => {
+            let mut plan = w1_plan(&pattern, seq, backend, steps);
+            // More instrumentation than an experiment's default: metrics every step, a
+            // snapshot every 10 steps (default 50), evaluation only at the end (its
+            // forward passes are work, not overhead). Means, not medians, so the
+            // snapshot steps count.
+            plan.settings.train.snapshot_every = 10;
+            plan.settings.train.eval_every = 0;
+            plan.settings.train.eval_batches = 1;
+            let bare = mean_ms(&w1_bare(&plan, &device, warmup, steps));
+            let through = mean_ms(&w1_trainer(&plan, warmup, steps)?);
+            ("trainer_overhead", 16, Timing::Mean(through), Some(bare))
+        }
+    };
+    let step_ms = match times {
+        Timing::Steps(times) => median_ms(times),
+        Timing::Mean(mean) => mean,
+    };
+    Ok(BenchResult {
+        implementation: "attnlab".into(),
+        backend: info.backend,
+        workload: workload_name.into(),
+        attn: attn.into(),
+        pattern: pattern.label(),
+        seq,
+        batch,
+        step_ms,
+        tokens_per_s: if step_ms > 0.0 { (batch * seq) as f64 / (step_ms / 1000.0) } else { 0.0 },
+        peak_rss_mb: peak_rss_mb(),
+        steps,
+        attended_pairs,
+        bare_step_ms: bare,
+        overhead_pct: bare.map(|b| if b > 0.0 { (step_ms - b) / b * 100.0 } else { 0.0 }),
+    })
+}
