@@ -81,6 +81,9 @@ pub struct BenchArgs {
     /// Untimed warm-up steps.
     #[arg(long, default_value_t = 3)]
     pub warmup: usize,
+    /// Compute sparse patterns as masked dense attention (the O(n^2) reference).
+    #[arg(long)]
+    pub masked: bool,
     /// A CI-sized smoke run (small sizes, 2 steps); its times mean nothing.
     #[arg(long)]
     pub quick: bool,
@@ -405,41 +408,67 @@ impl Progress {
 fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let backend: BackendChoice = args.backend.into();
     if args.single {
-        let (Some(&workload), Some(attn), Some(&seq)) = (args.workload.first(), args.attn.first(), args.seq.first())
+        let (Some(&workload), Some(attn), Some(&seq)) =
+            (args.workload.first(), args.attn.first(), args.seq.first())
         else {
             anyhow::bail!("--single needs one --workload, --attn and --seq");
         };
-        let result = run_one(workload, attn, seq, backend, args.warmup, args.steps).map_err(anyhow::Error::msg)?;
+        let result = run_one(
+            workload,
+            attn,
+            seq,
+            backend,
+            !args.masked,
+            args.warmup,
+            args.steps,
+        )
+        .map_err(anyhow::Error::msg)?;
         println!("{}", serde_json::to_string(&result)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let (steps, warmup) = if args.quick { (2, 1) } else { (args.steps.max(1), args.warmup) };
+    let (steps, warmup) = if args.quick {
+        (2, 1)
+    } else {
+        (args.steps.max(1), args.warmup)
+    };
     let exe = std::env::current_exe().context("cannot find the attnlab executable")?;
     let mut failed = false;
     for &workload in &args.workload {
         let seqs = match (args.seq.is_empty(), args.quick, workload) {
             (false, _, _) => args.seq.clone(),
-            (true, true, Workload::W2) => vec![128, 256],
+            (true, true, Workload::W2) => vec![256, 512],
             (true, true, _) => vec![64],
             (true, false, Workload::W2) => vec![256, 512, 1024, 2048, 4096],
             (true, false, _) => vec![256, 1024],
         };
         let attns: Vec<String> = if args.attn.is_empty() {
-            bench_patterns(workload).into_iter().map(String::from).collect()
+            bench_patterns(workload)
+                .into_iter()
+                .map(String::from)
+                .collect()
         } else {
             args.attn.clone()
         };
         for seq in &seqs {
             for attn in &attns {
                 if crate::bench::default_pattern(attn).is_none() {
-                    anyhow::bail!("unknown pattern `{attn}`; one of {:?}", crate::attention::PATTERN_KINDS);
+                    anyhow::bail!(
+                        "unknown pattern `{attn}`; one of {:?}",
+                        crate::attention::PATTERN_KINDS
+                    );
                 }
                 let name = format!("{workload:?}").to_lowercase();
                 eprint!("{name} {attn:>10} seq {seq:>5} ... ");
                 let output = std::process::Command::new(&exe)
                     .args(["bench", "--single", "--workload", &name, "--attn", attn])
                     .args(["--seq", &seq.to_string(), "--steps", &steps.to_string()])
-                    .args(["--warmup", &warmup.to_string(), "--backend", args.backend.name()])
+                    .args([
+                        "--warmup",
+                        &warmup.to_string(),
+                        "--backend",
+                        args.backend.name(),
+                    ])
+                    .args(args.masked.then_some("--masked"))
                     .stderr(std::process::Stdio::inherit())
                     .output()
                     .context("cannot start a benchmark process")?;
@@ -460,5 +489,9 @@ fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -102,7 +102,10 @@ fn plot_ui(
                 HoverPosition::Elsewhere { position } => ("", *position),
             };
             let y = if log { 10f64.powf(p.y) } else { p.y };
-            Some(format!("{name}\nstep {:.0}\n{title} {y:.4}", p.x))
+            Some(format!(
+                "{name}\nstep {:.0}\n{title} {y:.4}\n(solid: train, dashed: eval)",
+                p.x
+            ))
         });
     if log {
         plot = plot.y_axis_formatter(|mark: GridMark, _| {
@@ -127,36 +130,27 @@ fn plot_ui(
                     .zip(&raw)
                     .map(|(y, p)| [p[0], y])
                     .collect();
+                // One legend entry per run: every line of a run shares its name.
                 plot_ui.line(
-                    Line::new(format!("{} train", run.name), PlotPoints::from(raw))
-                        .color(color.gamma_multiply(0.25)),
+                    Line::new(&run.name, PlotPoints::from(raw)).color(color.gamma_multiply(0.25)),
                 );
                 plot_ui.line(
-                    Line::new(
-                        format!("{} train (smoothed)", run.name),
-                        PlotPoints::from(smoothed),
-                    )
-                    .color(color)
-                    .width(1.5),
+                    Line::new(&run.name, PlotPoints::from(smoothed))
+                        .color(color)
+                        .width(1.5),
                 );
             } else {
-                plot_ui.line(
-                    Line::new(format!("{} train", run.name), PlotPoints::from(raw)).color(color),
-                );
+                plot_ui.line(Line::new(&run.name, PlotPoints::from(raw)).color(color));
             }
             let eval = points(&run.eval, value, log);
             if !eval.is_empty() {
                 plot_ui.line(
-                    Line::new(format!("{} eval", run.name), PlotPoints::from(eval.clone()))
+                    Line::new(&run.name, PlotPoints::from(eval.clone()))
                         .color(color)
                         .width(2.0)
                         .style(LineStyle::Dashed { length: 8.0 }),
                 );
-                plot_ui.points(
-                    Points::new(format!("{} eval", run.name), eval)
-                        .color(color)
-                        .radius(2.5),
-                );
+                plot_ui.points(Points::new(&run.name, eval).color(color).radius(2.5));
             }
         }
     });

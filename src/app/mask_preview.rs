@@ -21,17 +21,25 @@ pub struct PreviewCache {
 
 /// Previews every run of an experiment, one row each (the base is what they share).
 pub fn experiment_preview_ui(ui: &mut Ui, cache: &mut PreviewCache, runs: &[(String, Settings)]) {
-    egui::ScrollArea::vertical().id_salt("preview-runs").show(ui, |ui| {
-        let side = ((ui.available_width() - 40.0) / 5.0).clamp(96.0, 220.0);
-        for (name, settings) in runs {
-            ui.push_id(name, |ui| mask_preview_ui(ui, cache, name, settings, side));
-            ui.separator();
-        }
-    });
+    egui::ScrollArea::vertical()
+        .id_salt("preview-runs")
+        .show(ui, |ui| {
+            let side = ((ui.available_width() - 40.0) / 5.0).clamp(96.0, 220.0);
+            for (name, settings) in runs {
+                ui.push_id(name, |ui| mask_preview_ui(ui, cache, name, settings, side));
+                ui.separator();
+            }
+        });
 }
 
 /// Previews `settings` (named `label`), maps at most `max_side` wide.
-pub fn mask_preview_ui(ui: &mut Ui, cache: &mut PreviewCache, label: &str, settings: &Settings, max_side: f32) {
+pub fn mask_preview_ui(
+    ui: &mut Ui,
+    cache: &mut PreviewCache,
+    label: &str,
+    settings: &Settings,
+    max_side: f32,
+) {
     if settings.model.kind == ModelKind::Lstm {
         ui.label(
             "An LSTM has no attention: information moves one position per step through its state.",
@@ -69,7 +77,9 @@ pub fn mask_preview_ui(ui: &mut Ui, cache: &mut PreviewCache, label: &str, setti
         let masks = plan.layer_masks();
         let reach = compose(&masks);
         let reach_mask = reach.to_mask();
-        cache.computed.insert(key_base.clone(), (masks, reach, reach_mask));
+        cache
+            .computed
+            .insert(key_base.clone(), (masks, reach, reach_mask));
     }
     let Some((masks, reach, reach_mask)) = cache.computed.get(&key_base) else {
         return;
@@ -127,30 +137,32 @@ pub fn mask_preview_ui(ui: &mut Ui, cache: &mut PreviewCache, label: &str, setti
 
     let side = ((ui.available_width() - 16.0) / (masks.len() + 1) as f32).clamp(96.0, max_side);
     let textures = &mut cache.textures;
-    egui::ScrollArea::horizontal().id_salt("preview-maps").show(ui, |ui| {
-        ui.horizontal_top(|ui| {
-            for (l, mask) in masks.iter().enumerate() {
+    egui::ScrollArea::horizontal()
+        .id_salt("preview-maps")
+        .show(ui, |ui| {
+            ui.horizontal_top(|ui| {
+                for (l, mask) in masks.iter().enumerate() {
+                    map_column_ui(
+                        ui,
+                        textures,
+                        &format!("mask/{key_base}/{l}"),
+                        mask,
+                        side,
+                        &format!("layer {}", l + 1),
+                        &patterns[l].label(),
+                    );
+                }
                 map_column_ui(
                     ui,
                     textures,
-                    &format!("mask/{key_base}/{l}"),
-                    mask,
+                    &format!("reach/{key_base}"),
+                    reach_mask,
                     side,
-                    &format!("layer {}", l + 1),
-                    &patterns[l].label(),
+                    "all layers",
+                    "what the stack links",
                 );
-            }
-            map_column_ui(
-                ui,
-                textures,
-                &format!("reach/{key_base}"),
-                reach_mask,
-                side,
-                "all layers",
-                "what the stack links",
-            );
+            });
         });
-    });
 }
 
 fn map_column_ui(

@@ -5,10 +5,10 @@
 //! with a `*_ui` function that draws from (and edits) the state it is given. Nothing
 //! here is shared with the trainer thread except its channels.
 
-mod app;
 mod attention_view;
 mod compare;
 mod config_panel;
+mod cost_view;
 mod examples;
 mod files;
 mod heatmap;
@@ -18,15 +18,16 @@ mod runs;
 mod runs_panel;
 mod state;
 mod widgets;
+mod workbench;
 
 use std::process::ExitCode;
 
-pub use app::{App, Pane};
 pub use config_panel::{Editor, Target};
 pub use examples::{EXAMPLES, Example};
 pub use files::{FileChoice, FileRequest};
 pub use runs::{RunView, Runs, Source};
 pub use state::PersistedState;
+pub use workbench::{App, Pane};
 
 /// Opens the workbench window and returns when it is closed.
 pub fn run() -> anyhow::Result<ExitCode> {

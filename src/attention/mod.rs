@@ -9,6 +9,7 @@
 //! (strided, fixed), `blockwise` (block, BigBird), `longformer`.
 
 mod blockwise;
+mod layout;
 mod local;
 mod longformer;
 mod mask;
@@ -17,6 +18,7 @@ mod reach;
 mod sparse_transformer;
 
 pub use blockwise::BigBirdLayout;
+pub use layout::{BlockComponent, PAD, SharedComponent, SparseLayout};
 pub use mask::Mask;
 pub use pattern::{AttentionPattern, PATTERN_KINDS};
 pub use reach::{Reach, compose};

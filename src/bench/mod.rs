@@ -8,6 +8,12 @@
 //! Each configuration runs in its own child process so its peak memory is its own;
 //! results are JSON lines on stdout, progress on stderr.
 
+mod alloc;
 mod workloads;
 
-pub use workloads::{BenchResult, Workload, bench_patterns, default_pattern, run_one, w1_plan};
+pub use alloc::{CountingAlloc, is_counting, peak_bytes, reset_peak};
+
+pub use workloads::{
+    BenchResult, CostPoint, Workload, bench_patterns, default_pattern, measure_layer, run_one,
+    w1_plan,
+};

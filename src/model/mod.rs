@@ -1,13 +1,16 @@
 //! The burn models: a pre-LN transformer whose layers each use one attention pattern,
 //! and an LSTM baseline.
 //!
-//! Both map tokens `[batch, seq]` to logits `[batch, seq, vocab]`. Attention is
-//! computed here as masked dense attention (the reference computation); the pattern
+//! Both map tokens `[batch, seq]` to logits `[batch, seq, vocab]`. Training
+//! computes sparse patterns block-sparsely ([`SparseAttention`]: only the blocks the
+//! pattern's layout turns on); masked dense attention ([`masked_attention`]) is the
+//! reference, used for dense layers and for the probe's attention weights. The pattern
 //! itself comes from [`crate::attention`].
 
 mod attention;
 mod loss;
 mod lstm;
+mod sparse;
 mod transformer;
 
 use burn::module::Module;
@@ -16,6 +19,7 @@ use burn::tensor::{Bool, Device, Int, Tensor};
 pub use attention::{LayerMasks, masked_attention};
 pub use loss::masked_cross_entropy;
 pub use lstm::LstmNet;
+pub use sparse::SparseAttention;
 pub use transformer::Transformer;
 
 use crate::config::RunPlan;
@@ -37,21 +41,38 @@ pub trait SequenceModel: Module + Sized {
     ) -> (Tensor<3>, Vec<Tensor<4>>);
 }
 
-/// Builds the boolean masks of a run on `device`: `true` where attention is *blocked*,
-/// `None` for a layer that sees everything.
+/// Builds how each layer of a run attends, on `device`: the masked reference (`true`
+/// where attention is *hidden*, `None` for a layer that sees everything) and, when
+/// `sparse`, the block-sparse computation of every pattern that has one.
 pub fn layer_masks(plan: &RunPlan, device: &Device) -> LayerMasks {
+    layer_masks_with(plan, device, true)
+}
+
+/// [`layer_masks`] with the block-sparse computation on or off.
+pub fn layer_masks_with(plan: &RunPlan, device: &Device, sparse: bool) -> LayerMasks {
     let n = plan.settings.task.seq_len;
-    let masks = plan
-        .layer_masks()
-        .into_iter()
-        .map(|mask| {
-            if mask.attended_pairs() == n * n {
-                return None;
-            }
-            let blocked: Vec<bool> = mask.as_slice().iter().map(|v| !v).collect();
-            let data = burn::tensor::TensorData::new(blocked, [1, 1, n, n]);
-            Some(Tensor::<4, Bool>::from_data(data, device))
-        })
-        .collect();
-    LayerMasks { masks }
+    let seed = plan.settings.train.seed;
+    let mut out = LayerMasks::default();
+    for (l, (pattern, mask)) in plan
+        .layer_patterns()
+        .iter()
+        .zip(plan.layer_masks())
+        .enumerate()
+    {
+        if mask.attended_pairs() == n * n {
+            out.masks.push(None);
+            out.sparse.push(None);
+            continue;
+        }
+        let blocked: Vec<bool> = mask.as_slice().iter().map(|v| !v).collect();
+        let data = burn::tensor::TensorData::new(blocked, [1, 1, n, n]);
+        out.masks
+            .push(Some(Tensor::<4, Bool>::from_data(data, device)));
+        out.sparse.push(if sparse {
+            SparseAttention::new(pattern, &mask, seed.wrapping_add(l as u64), device)
+        } else {
+            None
+        });
+    }
+    out
 }

@@ -58,9 +58,18 @@ impl Transformer {
 }
 
 impl Block {
+    /// With `weights`, attention is the masked-dense reference and its weights come
+    /// back; without, the layer's block-sparse computation is used where it has one.
+    ///
     /// # Shapes
     /// `x`: `[batch, seq, d_model]` → same, plus weights `[batch, heads, seq, seq]`.
-    fn forward(&self, x: Tensor<3>, masks: &LayerMasks, layer: usize) -> (Tensor<3>, Tensor<4>) {
+    fn forward(
+        &self,
+        x: Tensor<3>,
+        masks: &LayerMasks,
+        layer: usize,
+        weights: bool,
+    ) -> (Tensor<3>, Option<Tensor<4>>) {
         let [batch, seq, d_model] = x.dims();
         let heads = self.heads;
         let head_dim = d_model / heads;
@@ -71,7 +80,12 @@ impl Block {
                 .reshape([batch, seq, heads, head_dim])
                 .swap_dims(1, 2)
         };
-        let (out, weights) = masked_attention(split(0), split(1), split(2), masks.layer(layer));
+        let (out, weights) = if weights {
+            let (out, w) = masked_attention(split(0), split(1), split(2), masks.layer(layer));
+            (out, Some(w))
+        } else {
+            (masks.attend(layer, split(0), split(1), split(2)), None)
+        };
         let out = out.swap_dims(1, 2).reshape([batch, seq, d_model]);
         let x = x + self.proj.forward(out);
         let ff = self
@@ -83,7 +97,7 @@ impl Block {
 
 impl SequenceModel for Transformer {
     fn forward(&self, tokens: Tensor<2, Int>, masks: &LayerMasks) -> Tensor<3> {
-        self.forward_with_attention(tokens, masks).0
+        self.run(tokens, masks, false).0
     }
 
     fn forward_with_attention(
@@ -91,15 +105,26 @@ impl SequenceModel for Transformer {
         tokens: Tensor<2, Int>,
         masks: &LayerMasks,
     ) -> (Tensor<3>, Vec<Tensor<4>>) {
+        self.run(tokens, masks, true)
+    }
+}
+
+impl Transformer {
+    fn run(
+        &self,
+        tokens: Tensor<2, Int>,
+        masks: &LayerMasks,
+        with_weights: bool,
+    ) -> (Tensor<3>, Vec<Tensor<4>>) {
         let [_, seq] = tokens.dims();
         let device = tokens.device();
         let positions = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
         let mut x = self.tokens.forward(tokens) + self.positions.forward(positions);
         let mut weights = Vec::with_capacity(self.blocks.len());
         for (layer, block) in self.blocks.iter().enumerate() {
-            let (next, w) = block.forward(x, masks, layer);
+            let (next, w) = block.forward(x, masks, layer, with_weights);
             x = next;
-            weights.push(w);
+            weights.extend(w);
         }
         (self.head.forward(self.norm.forward(x)), weights)
     }

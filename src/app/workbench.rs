@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::attention_view::{AttentionViewState, Overlays, attention_ui};
 use super::compare::{CompareState, compare_ui};
 use super::config_panel::{Editor, editor_ui};
+use super::cost_view::{CostView, cost_ui};
 use super::examples::{DEFAULT, EXAMPLES};
 use super::files::{Dialogs, FileChoice, FileRequest};
 use super::heatmap::TextureCache;
@@ -25,6 +26,9 @@ use crate::trainer::{Command, RunId, StartRun, Trainer};
 
 /// Longest time spent applying trainer events in one frame; the rest wait for the next.
 const EVENT_BUDGET: Duration = Duration::from_millis(8);
+
+/// Frames kept for the frame-time statistics.
+const FRAME_HISTORY: usize = 600;
 
 const RUN: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
 const SAVE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::S);
@@ -44,6 +48,8 @@ pub enum Pane {
     Compare,
     /// The pattern's masks and receptive field.
     Preview,
+    /// Time and memory per step against sequence length.
+    Cost,
 }
 
 impl Pane {
@@ -53,6 +59,7 @@ impl Pane {
             Pane::Attention => "Attention",
             Pane::Compare => "Compare",
             Pane::Preview => "Mask preview",
+            Pane::Cost => "Cost",
         }
     }
 }
@@ -80,6 +87,7 @@ pub struct App {
     tree: egui_tiles::Tree<Pane>,
     textures: TextureCache,
     preview: PreviewCache,
+    cost: CostView,
     attention: AttentionViewState,
     compare: CompareState,
     selected: Option<RunId>,
@@ -126,7 +134,13 @@ impl App {
         };
         let mut tree = egui_tiles::Tree::new_tabs(
             egui::Id::unique("attnlab-tiles"),
-            vec![Pane::Curves, Pane::Attention, Pane::Compare, Pane::Preview],
+            vec![
+                Pane::Curves,
+                Pane::Attention,
+                Pane::Compare,
+                Pane::Preview,
+                Pane::Cost,
+            ],
         );
         tree.make_active(|_, tile| matches!(tile, egui_tiles::Tile::Pane(Pane::Preview)));
         let records = list_records(&state.runs_root);
@@ -138,6 +152,7 @@ impl App {
             tree,
             textures: TextureCache::default(),
             preview: PreviewCache::default(),
+            cost: CostView::default(),
             attention: AttentionViewState::default(),
             compare: CompareState::default(),
             selected: None,
@@ -190,6 +205,27 @@ impl App {
     /// Attention and mask textures alive (they are built once per snapshot, not per frame).
     pub fn texture_count(&self) -> usize {
         self.textures.count()
+    }
+
+    /// Every distinct attention pattern of the experiment, dense first.
+    pub fn experiment_patterns(&self) -> Vec<crate::attention::AttentionPattern> {
+        let mut patterns = vec![crate::attention::AttentionPattern::Dense];
+        for run in &self.editor.experiment.runs {
+            if run.settings.model.kind != crate::config::ModelKind::Transformer {
+                continue;
+            }
+            for p in run.settings.model.layer_patterns() {
+                if !patterns.contains(&p) {
+                    patterns.push(p);
+                }
+            }
+        }
+        patterns
+    }
+
+    /// Whether the cost view is measuring.
+    pub fn cost_running(&self) -> bool {
+        self.cost.is_running()
     }
 
     /// The folder run records go to.
@@ -546,7 +582,13 @@ impl App {
                 }
             });
             ui.menu_button("View", |ui| {
-                for pane in [Pane::Curves, Pane::Attention, Pane::Compare, Pane::Preview] {
+                for pane in [
+                    Pane::Curves,
+                    Pane::Attention,
+                    Pane::Compare,
+                    Pane::Preview,
+                    Pane::Cost,
+                ] {
                     if ui.button(pane.title()).clicked() {
                         self.tree.make_active(
                             |_, tile| matches!(tile, egui_tiles::Tile::Pane(p) if *p == pane),
@@ -671,16 +713,23 @@ impl App {
                 ui.label(RichText::new("Ctrl+Enter run · Esc stop · Ctrl+S save · Ctrl+O open · drop a .toml to open").small());
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
-                if let Some(ms) = self.mean_frame_ms() {
-                    ui.label(RichText::new(format!("frame {ms:.1} ms")).small());
+                if let Some((median, p95)) = self.frame_ms() {
+                    ui.label(RichText::new(format!("frame {median:.1} ms (p95 {p95:.1})")).small())
+                        .on_hover_text("CPU time per frame over the last frames (median, 95th percentile)");
                 }
             });
         });
     }
 
-    fn mean_frame_ms(&self) -> Option<f32> {
-        (!self.frame_secs.is_empty())
-            .then(|| self.frame_secs.iter().sum::<f32>() / self.frame_secs.len() as f32 * 1000.0)
+    /// Median and 95th percentile of the recent frames' CPU time, in milliseconds.
+    fn frame_ms(&self) -> Option<(f32, f32)> {
+        if self.frame_secs.is_empty() {
+            return None;
+        }
+        let mut sorted = self.frame_secs.clone();
+        sorted.sort_by(f32::total_cmp);
+        let at = |q: f32| sorted[((sorted.len() - 1) as f32 * q).round() as usize] * 1000.0;
+        Some((at(0.5), at(0.95)))
     }
 
     fn modals_ui(&mut self, ui: &mut Ui) {
@@ -802,6 +851,14 @@ impl egui_tiles::Behavior<Pane> for Panes<'_> {
                     curves,
                     overlays,
                 ),
+                Pane::Cost => {
+                    let patterns = app.experiment_patterns();
+                    let ctx = app.ctx.clone();
+                    let busy = app.runs.any_active();
+                    cost_ui(ui, &mut app.cost, &patterns, busy, move || {
+                        ctx.request_repaint()
+                    });
+                }
                 Pane::Preview => match app.editor.target {
                     super::Target::Run(i) if i < app.editor.experiment.runs.len() => {
                         let run = &app.editor.experiment.runs[i];
@@ -835,9 +892,16 @@ impl egui_tiles::Behavior<Pane> for Panes<'_> {
 }
 
 impl eframe::App for App {
-    fn ui(&mut self, ui: &mut Ui, _frame: &mut eframe::Frame) {
-        let started = Instant::now();
+    fn ui(&mut self, ui: &mut Ui, frame: &mut eframe::Frame) {
+        // eframe's CPU time of the previous frame (app + tessellation), for W4.
+        if let Some(cpu) = frame.info().cpu_usage {
+            if self.frame_secs.len() >= FRAME_HISTORY {
+                self.frame_secs.remove(0);
+            }
+            self.frame_secs.push(cpu);
+        }
         self.drain_events(EVENT_BUDGET);
+        self.cost.poll();
         if let Some(choice) = self.dialogs.poll() {
             self.on_choice(choice);
         }
@@ -864,11 +928,6 @@ impl eframe::App for App {
             self.tree = tree;
         });
         self.modals_ui(ui);
-
-        if self.frame_secs.len() >= 120 {
-            self.frame_secs.remove(0);
-        }
-        self.frame_secs.push(started.elapsed().as_secs_f32());
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
@@ -877,10 +936,10 @@ impl eframe::App for App {
 
     fn on_exit(&mut self) {
         if std::env::var_os("ATTNLAB_FRAME_STATS").is_some()
-            && let Some(ms) = self.mean_frame_ms()
+            && let Some((median, p95)) = self.frame_ms()
         {
             eprintln!(
-                "attnlab: mean frame time over the last {} frames: {ms:.2} ms",
+                "attnlab: frame time over the last {} frames: median {median:.2} ms, p95 {p95:.2} ms",
                 self.frame_secs.len()
             );
         }

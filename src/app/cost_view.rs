@@ -1,0 +1,381 @@
+//! The cost view: what each of the experiment's patterns costs as sequences grow.
+//! Measures one attention layer (W2's shape) per pattern and length on a background
+//! thread, next to the pairs each pattern attends, on log-log axes. Results are
+//! cached per machine and backend, so a second look is instant.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use crossbeam_channel::{Receiver, bounded};
+use egui::{ProgressBar, RichText, Ui};
+use egui_plot::{GridMark, Legend, Line, Plot, Points};
+use serde::{Deserialize, Serialize};
+
+use super::widgets::{ERROR_COLOR, run_color};
+use crate::attention::AttentionPattern;
+use crate::bench::{CostPoint, measure_layer};
+use crate::config::BackendChoice;
+
+/// Lengths measured.
+pub const COST_LENGTHS: [usize; 5] = [256, 512, 1024, 2048, 4096];
+
+/// What the measuring thread reports.
+enum CostMessage {
+    Started(String),
+    Point(CostPoint),
+    Failed(String),
+    Done,
+}
+
+/// Cached measurements: key `machine/backend/pattern/n`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct CostCache {
+    /// The points.
+    pub points: BTreeMap<String, CostPoint>,
+}
+
+impl CostCache {
+    fn path() -> Option<PathBuf> {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+        Some(base.join("attnlab").join("cost-cache.json"))
+    }
+
+    fn load() -> Self {
+        Self::path()
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    fn store(&self) {
+        if let (Some(path), Ok(text)) = (Self::path(), serde_json::to_string_pretty(self)) {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = std::fs::write(path, text);
+        }
+    }
+}
+
+/// Identifies this machine in the cache (CPU model and thread count).
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cpu} x{threads}")
+}
+
+fn key(machine: &str, pattern: &str, n: usize) -> String {
+    format!("{machine}/cpu/{pattern}/{n}")
+}
+
+/// The view's state: cached points, a running sweep.
+pub struct CostView {
+    cache: CostCache,
+    machine: String,
+    running: Option<Receiver<CostMessage>>,
+    done: usize,
+    total: usize,
+    current: String,
+    error: Option<String>,
+    /// Longest length to measure.
+    pub max_len: usize,
+}
+
+impl Default for CostView {
+    fn default() -> Self {
+        Self {
+            cache: CostCache::load(),
+            machine: machine(),
+            running: None,
+            done: 0,
+            total: 0,
+            current: String::new(),
+            error: None,
+            max_len: 4096,
+        }
+    }
+}
+
+impl CostView {
+    /// Whether a sweep is measuring.
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
+    }
+
+    /// Measures every (pattern, length) not cached yet, on a background thread.
+    pub fn start(&mut self, patterns: &[AttentionPattern], wake: impl Fn() + Send + 'static) {
+        if self.running.is_some() {
+            return;
+        }
+        let lengths: Vec<usize> = COST_LENGTHS
+            .iter()
+            .copied()
+            .filter(|&n| n <= self.max_len)
+            .collect();
+        let todo: Vec<(AttentionPattern, usize)> = patterns
+            .iter()
+            .flat_map(|p| lengths.iter().map(move |&n| (p.clone(), n)))
+            .filter(|(p, n)| {
+                p.check(*n).is_ok()
+                    && !self
+                        .cache
+                        .points
+                        .contains_key(&key(&self.machine, &p.label(), *n))
+            })
+            .collect();
+        self.done = 0;
+        self.total = todo.len();
+        self.error = None;
+        if todo.is_empty() {
+            return;
+        }
+        let (tx, rx) = bounded(64);
+        let spawned = std::thread::Builder::new()
+            .name("attnlab-cost".into())
+            .spawn(move || {
+                for (pattern, n) in todo {
+                    let _ = tx.send(CostMessage::Started(format!(
+                        "{} at n = {n}",
+                        pattern.label()
+                    )));
+                    wake();
+                    let message = match measure_layer(&pattern, n, BackendChoice::Cpu, 1, 3) {
+                        Ok(point) => CostMessage::Point(point),
+                        Err(e) => CostMessage::Failed(e),
+                    };
+                    if tx.send(message).is_err() {
+                        return;
+                    }
+                    wake();
+                }
+                let _ = tx.send(CostMessage::Done);
+                wake();
+            });
+        match spawned {
+            Ok(_) => self.running = Some(rx),
+            Err(e) => self.error = Some(format!("cannot start the measuring thread: {e}")),
+        }
+    }
+
+    /// Applies what the thread reported.
+    pub fn poll(&mut self) {
+        let Some(rx) = &self.running else { return };
+        let mut finished = false;
+        let mut changed = false;
+        while let Ok(message) = rx.try_recv() {
+            match message {
+                CostMessage::Started(what) => self.current = what,
+                CostMessage::Point(point) => {
+                    self.done += 1;
+                    self.cache
+                        .points
+                        .insert(key(&self.machine, &point.pattern, point.seq), point);
+                    changed = true;
+                }
+                CostMessage::Failed(e) => {
+                    self.done += 1;
+                    self.error = Some(e);
+                }
+                CostMessage::Done => finished = true,
+            }
+        }
+        if changed {
+            self.cache.store();
+        }
+        if finished
+            || (self.running.as_ref().is_some_and(|r| r.is_empty()) && self.done >= self.total)
+        {
+            self.running = None;
+        }
+    }
+
+    /// Forgets this machine's cached points.
+    pub fn clear(&mut self) {
+        let prefix = format!("{}/", self.machine);
+        self.cache.points.retain(|k, _| !k.starts_with(&prefix));
+        self.cache.store();
+    }
+
+    fn points(&self, pattern: &str) -> Vec<&CostPoint> {
+        let mut points: Vec<&CostPoint> = COST_LENGTHS
+            .iter()
+            .filter_map(|&n| self.cache.points.get(&key(&self.machine, pattern, n)))
+            .collect();
+        points.sort_by_key(|p| p.seq);
+        points
+    }
+}
+
+/// The view for the experiment's distinct patterns (dense always included).
+pub fn cost_ui(
+    ui: &mut Ui,
+    view: &mut CostView,
+    patterns: &[AttentionPattern],
+    busy_training: bool,
+    wake: impl Fn() + Send + 'static,
+) {
+    ui.label(
+        "One attention layer (d_model 128, 4 heads, batch 4), forward + backward, on the CPU backend: \
+         block-sparse patterns compute only the pairs they attend, so their cost grows like n * w while dense grows like n^2.",
+    );
+    ui.horizontal(|ui| {
+        let can = !view.is_running() && !busy_training;
+        if ui
+            .add_enabled(can, egui::Button::new("Measure"))
+            .on_hover_text(
+                "Time each pattern at n = 256 ... the longest length (cached per machine)",
+            )
+            .on_disabled_hover_text(
+                "Wait for training (or the current sweep) to finish: they share the CPU",
+            )
+            .clicked()
+        {
+            view.start(patterns, wake);
+        }
+        let l = ui.label("up to n =");
+        egui::ComboBox::from_id_salt("cost-max")
+            .selected_text(view.max_len.to_string())
+            .show_ui(ui, |ui| {
+                for n in COST_LENGTHS {
+                    ui.selectable_value(&mut view.max_len, n, n.to_string());
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        if ui
+            .add_enabled(!view.is_running(), egui::Button::new("Clear cache"))
+            .clicked()
+        {
+            view.clear();
+        }
+    });
+    if view.is_running() {
+        let fraction = view.done as f32 / view.total.max(1) as f32;
+        ui.add(
+            ProgressBar::new(fraction)
+                .text(format!("{}/{}: {}", view.done, view.total, view.current)),
+        );
+    }
+    if let Some(e) = &view.error {
+        ui.label(RichText::new(e).color(ERROR_COLOR));
+    }
+    let labels: Vec<String> = patterns.iter().map(AttentionPattern::label).collect();
+    if labels.iter().all(|l| view.points(l).is_empty()) {
+        ui.label("Nothing measured yet for these patterns: press Measure.");
+        return;
+    }
+    let log_axis = |mark: GridMark, _: &std::ops::RangeInclusive<f64>| {
+        let v = 10f64.powf(mark.value);
+        if (mark.value - mark.value.round()).abs() > 1e-6 {
+            String::new()
+        } else if v >= 1000.0 {
+            format!("{:.0e}", v)
+        } else {
+            format!("{v}")
+        }
+    };
+    let n_axis =
+        |mark: GridMark, _: &std::ops::RangeInclusive<f64>| format!("{:.0}", 2f64.powf(mark.value));
+    ui.columns(3, |cols| {
+        for (col, (title, value)) in cols.iter_mut().zip([
+            ("ms per step", 0usize),
+            ("peak memory (MiB)", 1),
+            ("attended pairs per head", 2),
+        ]) {
+            col.label(RichText::new(title).strong());
+            Plot::new(("cost", value))
+                .legend(Legend::default())
+                .x_axis_label("n (log2)")
+                .x_axis_formatter(n_axis)
+                .y_axis_formatter(log_axis)
+                .height(300.0)
+                .allow_scroll(false)
+                .label_formatter(move |hover| {
+                    let p = match hover {
+                        egui_plot::HoverPosition::NearDataPoint { position, .. } => *position,
+                        egui_plot::HoverPosition::Elsewhere { position } => *position,
+                    };
+                    Some(format!("n = {:.0}\n{:.3}", 2f64.powf(p.x), 10f64.powf(p.y)))
+                })
+                .show(col, |plot| {
+                    for (i, label) in labels.iter().enumerate() {
+                        let pts: Vec<[f64; 2]> = view
+                            .points(label)
+                            .iter()
+                            .filter_map(|p| {
+                                let y = match value {
+                                    0 => Some(p.step_ms),
+                                    1 => p.peak_mb,
+                                    _ => Some(p.attended_pairs as f64),
+                                }?;
+                                (y > 0.0).then(|| [(p.seq as f64).log2(), y.log10()])
+                            })
+                            .collect();
+                        if pts.is_empty() {
+                            continue;
+                        }
+                        plot.line(
+                            Line::new(label.as_str(), pts.clone())
+                                .color(run_color(i))
+                                .width(2.0),
+                        );
+                        plot.points(
+                            Points::new(label.as_str(), pts)
+                                .color(run_color(i))
+                                .radius(3.0),
+                        );
+                    }
+                });
+        }
+    });
+    cost_table_ui(ui, view, &labels);
+}
+
+fn cost_table_ui(ui: &mut Ui, view: &CostView, labels: &[String]) {
+    let dense: BTreeMap<usize, f64> = view
+        .points("dense")
+        .iter()
+        .map(|p| (p.seq, p.step_ms))
+        .collect();
+    egui::Grid::new("cost-table")
+        .striped(true)
+        .spacing([14.0, 3.0])
+        .show(ui, |ui| {
+            ui.label(RichText::new("pattern").strong());
+            for n in COST_LENGTHS {
+                ui.label(RichText::new(format!("n = {n}")).strong());
+            }
+            ui.end_row();
+            for label in labels {
+                ui.label(label);
+                let points = view.points(label);
+                for n in COST_LENGTHS {
+                    match points.iter().find(|p| p.seq == n) {
+                        Some(p) => {
+                            let speedup = dense
+                                .get(&n)
+                                .filter(|_| label != "dense")
+                                .map_or(String::new(), |d| format!(" ({:.1}x)", d / p.step_ms));
+                            let mem = p.peak_mb.map_or(String::new(), |m| format!(", {m:.0} MiB"));
+                            ui.label(format!("{:.1} ms{speedup}{mem}", p.step_ms));
+                        }
+                        None => {
+                            ui.label("-");
+                        }
+                    }
+                }
+                ui.end_row();
+            }
+        });
+}

@@ -1,0 +1,283 @@
+//! Block-sparse layouts: how a pattern is *computed* without touching the pairs it
+//! hides, in the spirit of DeepSpeed / xformers sparsity configs.
+//!
+//! A layout is a set of components whose key sets together cover every visible
+//! (query, key) pair exactly once:
+//!
+//! * [`BlockComponent`]: queries and keys cut into blocks of `block` positions; each
+//!   query block attends to a fixed number of key blocks (a row of the block layout),
+//!   optionally after permuting positions (the Sparse Transformer's reshape-transpose
+//!   trick puts every `stride`-th position next to each other, so "same residue mod
+//!   stride" becomes block-diagonal).
+//! * [`SharedComponent`]: a small set of key positions every query may see (global
+//!   tokens, the summary cells of the fixed pattern).
+//! * `dense_rows`: the first queries (global tokens) that see every key are computed
+//!   as dense rows.
+//!
+//! Which pairs are *visible* is always decided by the pattern's own [`Mask`]; the
+//! layout only decides which pairs are *computed*, and [`SparseLayout::visibility`]
+//! assigns each visible pair to the first component that computes it. The cost is the
+//! number of computed pairs, [`SparseLayout::computed_pairs`], which grows like
+//! `n * w` for local patterns instead of `n^2`.
+
+use super::{AttentionPattern, BigBirdLayout, Mask};
+
+/// Per component, which computed pairs are visible: block components first, then
+/// shared ones (see [`SparseLayout::visibility`]).
+pub type Visibility = (Vec<Vec<bool>>, Vec<Vec<bool>>);
+
+/// Marks a padded slot of a permuted or padded sequence.
+pub const PAD: usize = usize::MAX;
+
+/// Query and key blocks, each query block attending to `key_blocks[qb]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockComponent {
+    /// Block size (queries and keys).
+    pub block: usize,
+    /// The component's sequence: slot -> original position (or [`PAD`]). Its length is
+    /// a multiple of `block`.
+    pub positions: Vec<usize>,
+    /// Per query block, the key blocks it attends to; every row has the same length
+    /// (repeats are masked out).
+    pub key_blocks: Vec<Vec<usize>>,
+}
+
+impl BlockComponent {
+    /// Blocks of the component's sequence.
+    pub fn blocks(&self) -> usize {
+        self.positions.len() / self.block
+    }
+
+    /// Key blocks per query block.
+    pub fn width(&self) -> usize {
+        self.key_blocks.first().map_or(0, Vec::len)
+    }
+
+    /// Whether the positions are the identity (no permutation), padded at the end.
+    pub fn is_identity(&self) -> bool {
+        self.positions
+            .iter()
+            .enumerate()
+            .all(|(i, &p)| p == i || p == PAD)
+    }
+
+    fn identity(n: usize, block: usize, key_blocks: impl Fn(usize, usize) -> Vec<usize>) -> Self {
+        let blocks = n.div_ceil(block).max(1);
+        let positions = (0..blocks * block)
+            .map(|i| if i < n { i } else { PAD })
+            .collect();
+        let rows: Vec<Vec<usize>> = (0..blocks).map(|qb| key_blocks(qb, blocks)).collect();
+        Self {
+            block,
+            positions,
+            key_blocks: pad_rows(rows),
+        }
+    }
+}
+
+/// A set of keys every query may attend to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedComponent {
+    /// Key positions.
+    pub keys: Vec<usize>,
+}
+
+/// How a pattern is computed sparsely at one sequence length.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SparseLayout {
+    /// Sequence length.
+    pub n: usize,
+    /// Queries `0..dense_rows` attend densely (global tokens).
+    pub dense_rows: usize,
+    /// Block components.
+    pub blocks: Vec<BlockComponent>,
+    /// Shared-key components.
+    pub shared: Vec<SharedComponent>,
+}
+
+/// Every row padded to the longest by repeating its first entry (repeats are masked).
+fn pad_rows(mut rows: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+    for row in &mut rows {
+        let first = row.first().copied().unwrap_or(0);
+        row.resize(width, first);
+    }
+    rows
+}
+
+/// Key blocks within `radius` blocks of `qb`.
+fn neighbours(qb: usize, blocks: usize, radius: usize) -> Vec<usize> {
+    (qb.saturating_sub(radius)..=(qb + radius).min(blocks - 1)).collect()
+}
+
+/// Block size for a local reach of `reach` positions: big enough that few blocks
+/// cover the window, at most 64 and at most `n`.
+fn local_block(reach: usize, n: usize) -> usize {
+    reach.clamp(8, 64).min(n.max(1))
+}
+
+impl SparseLayout {
+    /// The layout of `pattern` at length `n`, or `None` when the pattern is dense (or
+    /// so dense at this length that blocks would not save anything).
+    pub fn of(pattern: &AttentionPattern, n: usize, seed: u64) -> Option<Self> {
+        let mut layout = Self {
+            n,
+            dense_rows: 0,
+            blocks: Vec::new(),
+            shared: Vec::new(),
+        };
+        match *pattern {
+            AttentionPattern::Dense => return None,
+            AttentionPattern::Local { window } => layout.local(window),
+            AttentionPattern::Dilated { window, dilation } => layout.local(window * dilation),
+            AttentionPattern::Block { size } => {
+                layout
+                    .blocks
+                    .push(BlockComponent::identity(n, size.max(1), |qb, _| vec![qb]));
+            }
+            AttentionPattern::Strided { stride } => {
+                let stride = stride.max(1);
+                layout.local(stride - 1);
+                // Reshape-transpose: slot r * rows + t holds position t * stride + r, so
+                // the positions sharing a residue mod stride form one block of `rows`.
+                let rows = n.div_ceil(stride);
+                let positions = (0..stride * rows)
+                    .map(|slot| {
+                        let (r, t) = (slot / rows, slot % rows);
+                        let p = t * stride + r;
+                        if p < n { p } else { PAD }
+                    })
+                    .collect();
+                layout.blocks.push(BlockComponent {
+                    block: rows,
+                    positions,
+                    key_blocks: (0..stride).map(|qb| vec![qb]).collect(),
+                });
+            }
+            AttentionPattern::Fixed { block, summary } => {
+                let block = block.max(1);
+                layout
+                    .blocks
+                    .push(BlockComponent::identity(n, block, |qb, _| vec![qb]));
+                let keys = (0..n)
+                    .filter(|j| j % block >= block - summary.min(block))
+                    .collect();
+                layout.shared.push(SharedComponent { keys });
+            }
+            AttentionPattern::Longformer { window, global } => {
+                layout.dense_rows = global.min(n);
+                layout.local(window);
+                if global > 0 {
+                    layout.shared.push(SharedComponent {
+                        keys: (0..global.min(n)).collect(),
+                    });
+                }
+            }
+            AttentionPattern::BigBird {
+                block,
+                window_blocks,
+                global_blocks,
+                random_blocks,
+            } => {
+                let block = block.max(1);
+                let bb =
+                    BigBirdLayout::new(n, block, window_blocks, global_blocks, random_blocks, seed);
+                layout.dense_rows = (global_blocks * block).min(n);
+                let blocks = bb.blocks();
+                layout
+                    .blocks
+                    .push(BlockComponent::identity(n, block, |qb, _| {
+                        if qb < global_blocks {
+                            // Dense rows: computed apart; keep the row narrow.
+                            vec![qb]
+                        } else {
+                            (0..blocks).filter(|&kb| bb.block_on(qb, kb)).collect()
+                        }
+                    }));
+            }
+        }
+        // Nothing saved: as many computed pairs as dense.
+        (layout.computed_pairs() < n * n).then_some(layout)
+    }
+
+    fn local(&mut self, reach: usize) {
+        let block = local_block(reach, self.n);
+        let radius = reach.div_ceil(block);
+        self.blocks
+            .push(BlockComponent::identity(self.n, block, |qb, blocks| {
+                neighbours(qb, blocks, radius)
+            }));
+    }
+
+    /// (query, key) pairs computed, counting padding: the work this layout does.
+    pub fn computed_pairs(&self) -> usize {
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .map(|c| c.blocks() * c.block * c.width() * c.block)
+            .sum();
+        let shared: usize = self.shared.iter().map(|s| self.n * s.keys.len()).sum();
+        blocks + shared + self.dense_rows * self.n
+    }
+
+    /// For each component, which computed pairs are visible, given the pattern's mask.
+    ///
+    /// Blocks first, then shared components: a visible pair counts in the first
+    /// component that computes it and is hidden in later ones; repeated key blocks of a
+    /// row are hidden. Block masks are `[blocks][block][width * block]` flattened,
+    /// shared masks `[n][keys]`. Returns an error naming a visible pair no component
+    /// computes (a layout bug: the tests check every pattern).
+    pub fn visibility(&self, mask: &Mask) -> Result<Visibility, (usize, usize)> {
+        let n = self.n;
+        let mut claimed = vec![false; n * n];
+        let mut block_masks = Vec::with_capacity(self.blocks.len());
+        for c in &self.blocks {
+            let (b, width) = (c.block, c.width());
+            let mut out = vec![false; c.blocks() * b * width * b];
+            for (qb, row) in c.key_blocks.iter().enumerate() {
+                for (slot, &kb) in row.iter().enumerate() {
+                    if row[..slot].contains(&kb) {
+                        continue;
+                    }
+                    for qi in 0..b {
+                        let q = c.positions[qb * b + qi];
+                        if q == PAD {
+                            continue;
+                        }
+                        for ki in 0..b {
+                            let k = c.positions[kb * b + ki];
+                            if k == PAD || !mask.get(q, k) || claimed[q * n + k] {
+                                continue;
+                            }
+                            claimed[q * n + k] = true;
+                            out[((qb * b + qi) * width + slot) * b + ki] = true;
+                        }
+                    }
+                }
+            }
+            block_masks.push(out);
+        }
+        let mut shared_masks = Vec::with_capacity(self.shared.len());
+        for s in &self.shared {
+            let m = s.keys.len();
+            let mut out = vec![false; n * m];
+            for q in 0..n {
+                for (slot, &k) in s.keys.iter().enumerate() {
+                    if mask.get(q, k) && !claimed[q * n + k] {
+                        claimed[q * n + k] = true;
+                        out[q * m + slot] = true;
+                    }
+                }
+            }
+            shared_masks.push(out);
+        }
+        for q in self.dense_rows..n {
+            for k in 0..n {
+                if mask.get(q, k) && !claimed[q * n + k] {
+                    return Err((q, k));
+                }
+            }
+        }
+        Ok((block_masks, shared_masks))
+    }
+}

@@ -1,0 +1,292 @@
+//! Block-sparse attention: computes only the (query, key) pairs a pattern's
+//! [`SparseLayout`] lists, with burn tensor ops, so autodiff gives the backward pass
+//! and it runs on every backend.
+//!
+//! Each component (key blocks gathered per query block; a shared key set) yields a
+//! partial softmax per query: its row maximum `m`, the sum of `exp(s - m)` (`l`) and
+//! the weighted values (`o`). They are merged with the log-sum-exp rule,
+//! `out = sum_c e^(m_c - M) o_c / sum_c e^(m_c - M) l_c`, exactly as one softmax over
+//! the union of their keys. Global query rows are computed densely. Memory grows with
+//! the computed pairs (`n * w` for local patterns), never with `n^2`.
+
+use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+
+use super::attention::masked_attention;
+use crate::attention::{AttentionPattern, Mask, PAD, SparseLayout};
+
+/// Stands in for "no visible key" maxima so that `exp(m - M)` is 0, not NaN.
+const NO_KEY: f32 = -1.0e30;
+
+#[derive(Clone)]
+struct BlockPart {
+    block: usize,
+    blocks: usize,
+    width: usize,
+    /// `Some((gather, scatter))` when the component permutes positions: `gather` maps
+    /// slots to positions (padding -> the appended zero row `n`), `scatter` maps
+    /// positions back to slots.
+    permutation: Option<(Tensor<1, Int>, Tensor<1, Int>)>,
+    /// Key blocks of every query block, flattened `[blocks * width]`.
+    key_blocks: Tensor<1, Int>,
+    /// `[1, blocks, block, width * block]`, `true` = not computed here.
+    hidden: Tensor<4, Bool>,
+}
+
+#[derive(Clone)]
+struct SharedPart {
+    keys: Tensor<1, Int>,
+    /// `[1, n, keys]`, `true` = not computed here.
+    hidden: Tensor<3, Bool>,
+}
+
+/// A pattern's block-sparse computation at one sequence length, built once per run
+/// (index and mask tensors live on the device).
+#[derive(Clone)]
+pub struct SparseAttention {
+    n: usize,
+    dense_rows: usize,
+    /// `[1, 1, dense_rows, n]`, `true` = hidden (for the dense global rows).
+    dense_hidden: Option<Tensor<4, Bool>>,
+    blocks: Vec<BlockPart>,
+    shared: Vec<SharedPart>,
+    computed_pairs: usize,
+}
+
+fn int_tensor(values: Vec<i64>, device: &Device) -> Tensor<1, Int> {
+    let len = values.len();
+    Tensor::from_data(TensorData::new(values, [len]), device)
+}
+
+impl std::fmt::Debug for SparseAttention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SparseAttention")
+            .field("n", &self.n)
+            .field("dense_rows", &self.dense_rows)
+            .field("block_components", &self.blocks.len())
+            .field("shared_components", &self.shared.len())
+            .field("computed_pairs", &self.computed_pairs)
+            .finish()
+    }
+}
+
+impl SparseAttention {
+    /// The sparse computation of `pattern` at length `n` (`mask` is its mask, causal
+    /// or not), or `None` when the pattern gains nothing from it (dense) or the layout
+    /// does not cover the mask (then the masked-dense reference is used).
+    pub fn new(
+        pattern: &AttentionPattern,
+        mask: &Mask,
+        seed: u64,
+        device: &Device,
+    ) -> Option<Self> {
+        let n = mask.n();
+        let layout = SparseLayout::of(pattern, n, seed)?;
+        let (block_masks, shared_masks) = layout.visibility(mask).ok()?;
+        let blocks = layout
+            .blocks
+            .iter()
+            .zip(block_masks)
+            .map(|(c, visible)| {
+                let (block, blocks, width) = (c.block, c.blocks(), c.width());
+                let permutation = (!c.is_identity()).then(|| {
+                    let gather: Vec<i64> = c
+                        .positions
+                        .iter()
+                        .map(|&p| if p == PAD { n as i64 } else { p as i64 })
+                        .collect();
+                    let mut scatter = vec![0i64; n];
+                    for (slot, &p) in c.positions.iter().enumerate() {
+                        if p != PAD {
+                            scatter[p] = slot as i64;
+                        }
+                    }
+                    (int_tensor(gather, device), int_tensor(scatter, device))
+                });
+                let key_blocks = int_tensor(
+                    c.key_blocks.iter().flatten().map(|&b| b as i64).collect(),
+                    device,
+                );
+                let hidden: Vec<bool> = visible.iter().map(|v| !v).collect();
+                let hidden = Tensor::from_data(
+                    TensorData::new(hidden, [1, blocks, block, width * block]),
+                    device,
+                );
+                BlockPart {
+                    block,
+                    blocks,
+                    width,
+                    permutation,
+                    key_blocks,
+                    hidden,
+                }
+            })
+            .collect();
+        let shared = layout
+            .shared
+            .iter()
+            .zip(shared_masks)
+            .map(|(s, visible)| {
+                let m = s.keys.len();
+                let hidden: Vec<bool> = visible.iter().map(|v| !v).collect();
+                SharedPart {
+                    keys: int_tensor(s.keys.iter().map(|&k| k as i64).collect(), device),
+                    hidden: Tensor::from_data(TensorData::new(hidden, [1, n, m]), device),
+                }
+            })
+            .collect();
+        let dense_rows = layout.dense_rows;
+        let dense_hidden = (dense_rows > 0).then(|| {
+            let hidden: Vec<bool> = (0..dense_rows)
+                .flat_map(|q| mask.row(q).iter().map(|v| !v).collect::<Vec<_>>())
+                .collect();
+            Tensor::from_data(TensorData::new(hidden, [1, 1, dense_rows, n]), device)
+        });
+        Some(Self {
+            n,
+            dense_rows,
+            dense_hidden,
+            blocks,
+            shared,
+            computed_pairs: layout.computed_pairs(),
+        })
+    }
+
+    /// (query, key) pairs computed per head, padding included.
+    pub fn computed_pairs(&self) -> usize {
+        self.computed_pairs
+    }
+
+    /// Scaled dot-product attention over the pattern's visible pairs.
+    ///
+    /// # Shapes
+    /// `q`, `k`, `v`: `[batch, heads, n, head_dim]` → `[batch, heads, n, head_dim]`.
+    pub fn forward(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+        let [batch, heads, n, d] = q.dims();
+        debug_assert_eq!(n, self.n);
+        let scale = 1.0 / (d as f64).sqrt();
+        let bh = batch * heads;
+        let (q3, k3, v3) = (
+            q.clone().reshape([bh, n, d]),
+            k.clone().reshape([bh, n, d]),
+            v.clone().reshape([bh, n, d]),
+        );
+        let mut parts: Vec<(Tensor<3>, Tensor<3>, Tensor<3>)> = Vec::new();
+        for part in &self.blocks {
+            parts.push(block_part(part, q3.clone(), k3.clone(), v3.clone(), scale));
+        }
+        for part in &self.shared {
+            let keys = k3.clone().select(1, part.keys.clone());
+            let values = v3.clone().select(1, part.keys.clone());
+            let m = part.keys.dims()[0];
+            let scores = q3.clone().matmul(keys.swap_dims(1, 2)).mul_scalar(scale);
+            let scores =
+                scores.mask_fill(part.hidden.clone().expand([bh, n, m]), f32::NEG_INFINITY);
+            parts.push(partial_softmax(scores, values));
+        }
+        let mut merged = None;
+        if let Some(top) = parts
+            .iter()
+            .map(|(m, _, _)| m.clone())
+            .reduce(|a, b| a.max_pair(b))
+        {
+            let (mut num, mut den) = (None::<Tensor<3>>, None::<Tensor<3>>);
+            for (m, l, o) in parts {
+                let w = (m - top.clone()).exp();
+                let o = o * w.clone();
+                let l = l * w;
+                num = Some(match num {
+                    Some(acc) => acc + o,
+                    None => o,
+                });
+                den = Some(match den {
+                    Some(acc) => acc + l,
+                    None => l,
+                });
+            }
+            if let (Some(num), Some(den)) = (num, den) {
+                merged = Some((num / den).reshape([batch, heads, n, d]));
+            }
+        }
+        let sparse = merged.unwrap_or_else(|| Tensor::zeros([batch, heads, n, d], &q.device()));
+        match &self.dense_hidden {
+            Some(hidden) if self.dense_rows > 0 => {
+                let g = self.dense_rows;
+                let rows = q.slice([0..batch, 0..heads, 0..g, 0..d]);
+                let (dense, _) = masked_attention(rows, k, v, Some(hidden));
+                if g == n {
+                    dense
+                } else {
+                    Tensor::cat(
+                        vec![dense, sparse.slice([0..batch, 0..heads, g..n, 0..d])],
+                        2,
+                    )
+                }
+            }
+            _ => sparse,
+        }
+    }
+}
+
+/// One partial softmax: row maximum (detached: the merged result does not depend on
+/// it), sum of exponentials and weighted values.
+///
+/// # Shapes
+/// `scores`: `[.., rows, keys]`, `values`: `[.., keys, d]` → `[.., rows, 1]` twice and
+/// `[.., rows, d]`.
+fn partial_softmax<const D: usize>(
+    scores: Tensor<D>,
+    values: Tensor<D>,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let last = D - 1;
+    let m = scores.clone().max_dim(last).detach().clamp_min(NO_KEY);
+    let p = (scores - m.clone()).exp();
+    let l = p.clone().sum_dim(last);
+    let o = p.matmul(values);
+    (m, l, o)
+}
+
+/// A block component: gather key blocks per query block, attend, return per-position
+/// partial softmax results in the original order.
+fn block_part(
+    part: &BlockPart,
+    q: Tensor<3>,
+    k: Tensor<3>,
+    v: Tensor<3>,
+    scale: f64,
+) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
+    let [bh, n, d] = q.dims();
+    let (b, nb, w) = (part.block, part.blocks, part.width);
+    let len = nb * b;
+    let device = q.device();
+    let to_slots = |x: Tensor<3>| -> Tensor<3> {
+        match &part.permutation {
+            Some((gather, _)) => Tensor::cat(vec![x, Tensor::zeros([bh, 1, d], &device)], 1)
+                .select(1, gather.clone()),
+            None if len > n => Tensor::cat(vec![x, Tensor::zeros([bh, len - n, d], &device)], 1),
+            None => x,
+        }
+    };
+    let qb = to_slots(q).reshape([bh, nb, b, d]);
+    let gather_blocks = |x: Tensor<3>| -> Tensor<4> {
+        to_slots(x)
+            .reshape([bh, nb, b, d])
+            .select(1, part.key_blocks.clone())
+            .reshape([bh, nb, w * b, d])
+    };
+    let (kb, vb) = (gather_blocks(k), gather_blocks(v));
+    let scores = qb.matmul(kb.swap_dims(2, 3)).mul_scalar(scale);
+    let scores = scores.mask_fill(
+        part.hidden.clone().expand([bh, nb, b, w * b]),
+        f32::NEG_INFINITY,
+    );
+    let (m, l, o) = partial_softmax(scores, vb);
+    let back = |x: Tensor<4>, width: usize| -> Tensor<3> {
+        let x = x.reshape([bh, len, width]);
+        match &part.permutation {
+            Some((_, scatter)) => x.select(1, scatter.clone()),
+            None if len > n => x.slice([0..bh, 0..n, 0..width]),
+            None => x,
+        }
+    };
+    (back(m, 1), back(l, 1), back(o, d))
+}
