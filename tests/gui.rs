@@ -305,3 +305,62 @@ fn past_runs_reopen_without_retraining() {
     assert_eq!(runs[0].train.len(), 12);
     assert_eq!(runs[0].snapshots.len(), 4);
 }
+
+#[test]
+fn the_cost_view_measures_the_experiments_patterns_and_caches_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cache = dir.path().join("cost-cache.json");
+    let state = PersistedState {
+        experiment_toml: TINY.to_string(),
+        runs_root: dir.path().join("runs"),
+        cost_max_len: 256,
+        cost_cache: Some(cache.clone()),
+        ..PersistedState::default()
+    };
+    let build = |state: PersistedState| {
+        Harness::builder()
+            .with_size(egui::vec2(1400.0, 900.0))
+            .build_eframe(move |cc| App::with_state(cc.egui_ctx.clone(), state.clone()))
+    };
+    let mut h = build(state.clone());
+    h.run_steps(2);
+    h.get_by_label("Cost").click();
+    h.run_steps(2);
+    h.get_by_label("Nothing measured yet for these patterns: press Measure.");
+    h.get_by_label("Measure").click();
+    h.run_steps(1);
+    assert!(h.state().cost_running(), "the sweep runs in the background");
+    step_until(&mut h, |app| !app.cost_running());
+    // One row per pattern of the experiment (dense, local w=1), measured at n = 256.
+    h.get_by_label("n = 256");
+    let cells: Vec<String> = h
+        .query_all_by_label_contains(" ms")
+        .filter_map(|n| {
+            let node = n.accesskit_node();
+            node.label().or(node.value())
+        })
+        .filter(|l| !l.starts_with("frame"))
+        .collect();
+    assert_eq!(
+        cells.len(),
+        2,
+        "a time for dense and for local at n = 256: {cells:?}"
+    );
+    assert!(
+        cells.iter().any(|c| c.ends_with("x)")),
+        "local's speed-up over dense: {cells:?}"
+    );
+    let cached = std::fs::read_to_string(&cache).expect("cache written");
+    assert!(cached.contains("/256"), "{cached}");
+
+    // A new window reads the cache: nothing to measure again.
+    let mut h = build(state);
+    h.run_steps(2);
+    h.get_by_label("Cost").click();
+    h.run_steps(2);
+    assert!(
+        h.query_by_label("Nothing measured yet for these patterns: press Measure.")
+            .is_none()
+    );
+    h.get_by_label("n = 256");
+}

@@ -36,22 +36,23 @@ pub struct CostCache {
 }
 
 impl CostCache {
-    fn path() -> Option<PathBuf> {
+    /// The user's cache file: `$XDG_CACHE_HOME` or `~/.cache`, then
+    /// `attnlab/cost-cache.json`.
+    pub fn default_path() -> Option<PathBuf> {
         let base = std::env::var_os("XDG_CACHE_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
         Some(base.join("attnlab").join("cost-cache.json"))
     }
 
-    fn load() -> Self {
-        Self::path()
-            .and_then(|p| std::fs::read_to_string(p).ok())
+    fn load(path: Option<&PathBuf>) -> Self {
+        path.and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|t| serde_json::from_str(&t).ok())
             .unwrap_or_default()
     }
 
-    fn store(&self) {
-        if let (Some(path), Ok(text)) = (Self::path(), serde_json::to_string_pretty(self)) {
+    fn store(&self, path: Option<&PathBuf>) {
+        if let (Some(path), Ok(text)) = (path, serde_json::to_string_pretty(self)) {
             if let Some(dir) = path.parent() {
                 let _ = std::fs::create_dir_all(dir);
             }
@@ -82,6 +83,7 @@ fn key(machine: &str, pattern: &str, n: usize) -> String {
 /// The view's state: cached points, a running sweep.
 pub struct CostView {
     cache: CostCache,
+    cache_path: Option<PathBuf>,
     machine: String,
     running: Option<Receiver<CostMessage>>,
     done: usize,
@@ -92,22 +94,23 @@ pub struct CostView {
     pub max_len: usize,
 }
 
-impl Default for CostView {
-    fn default() -> Self {
+impl CostView {
+    /// The view with the points cached at `cache_path` (`None`: the user's cache).
+    pub fn new(cache_path: Option<PathBuf>, max_len: usize) -> Self {
+        let cache_path = cache_path.or_else(CostCache::default_path);
         Self {
-            cache: CostCache::load(),
+            cache: CostCache::load(cache_path.as_ref()),
+            cache_path,
             machine: machine(),
             running: None,
             done: 0,
             total: 0,
             current: String::new(),
             error: None,
-            max_len: 4096,
+            max_len,
         }
     }
-}
 
-impl CostView {
     /// Whether a sweep is measuring.
     pub fn is_running(&self) -> bool {
         self.running.is_some()
@@ -191,7 +194,7 @@ impl CostView {
             }
         }
         if changed {
-            self.cache.store();
+            self.cache.store(self.cache_path.as_ref());
         }
         if finished
             || (self.running.as_ref().is_some_and(|r| r.is_empty()) && self.done >= self.total)
@@ -204,7 +207,7 @@ impl CostView {
     pub fn clear(&mut self) {
         let prefix = format!("{}/", self.machine);
         self.cache.points.retain(|k, _| !k.starts_with(&prefix));
-        self.cache.store();
+        self.cache.store(self.cache_path.as_ref());
     }
 
     fn points(&self, pattern: &str) -> Vec<&CostPoint> {

@@ -27,6 +27,12 @@ pub struct PersistedState {
     pub show_dependencies: bool,
     /// The folder file dialogs start in.
     pub last_dir: Option<PathBuf>,
+    /// The longest sequence the cost view measures.
+    pub cost_max_len: usize,
+    /// Where the cost view caches its measurements; `None`: the user's cache folder
+    /// (`$XDG_CACHE_HOME` or `~/.cache`, then `attnlab/cost-cache.json`). Not persisted.
+    #[serde(skip)]
+    pub cost_cache: Option<PathBuf>,
 }
 
 impl Default for PersistedState {
@@ -41,6 +47,8 @@ impl Default for PersistedState {
             show_mask: false,
             show_dependencies: true,
             last_dir: None,
+            cost_max_len: 4096,
+            cost_cache: None,
         }
     }
 }

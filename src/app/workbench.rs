@@ -144,6 +144,7 @@ impl App {
         );
         tree.make_active(|_, tile| matches!(tile, egui_tiles::Tile::Pane(Pane::Preview)));
         let records = list_records(&state.runs_root);
+        let cost = CostView::new(state.cost_cache.clone(), state.cost_max_len);
         Self {
             editor: Editor::new(experiment),
             state,
@@ -152,7 +153,7 @@ impl App {
             tree,
             textures: TextureCache::default(),
             preview: PreviewCache::default(),
-            cost: CostView::default(),
+            cost,
             attention: AttentionViewState::default(),
             compare: CompareState::default(),
             selected: None,
@@ -189,6 +190,7 @@ impl App {
     pub fn persisted(&self) -> PersistedState {
         let mut state = self.state.clone();
         state.experiment_toml = self.editor.experiment.to_toml();
+        state.cost_max_len = self.cost.max_len;
         state
     }
 

@@ -129,7 +129,38 @@ impl SparseLayout {
         match *pattern {
             AttentionPattern::Dense => return None,
             AttentionPattern::Local { window } => layout.local(window),
-            AttentionPattern::Dilated { window, dilation } => layout.local(window * dilation),
+            AttentionPattern::Dilated { window, dilation } if dilation > 1 => {
+                // Reshape-transpose again: the positions sharing a residue mod
+                // `dilation` become one contiguous class (padded to whole blocks), in
+                // which the dilated window is a plain local window of radius `window`.
+                let rows = n.div_ceil(dilation);
+                let block = local_block(window, rows);
+                let per_class = rows.div_ceil(block);
+                let class_len = per_class * block;
+                let positions = (0..dilation * class_len)
+                    .map(|slot| {
+                        let (r, t) = (slot / class_len, slot % class_len);
+                        let p = t * dilation + r;
+                        if p < n { p } else { PAD }
+                    })
+                    .collect();
+                let radius = window.div_ceil(block);
+                let key_blocks = (0..dilation * per_class)
+                    .map(|qb| {
+                        let (class, local) = (qb / per_class, qb % per_class);
+                        neighbours(local, per_class, radius)
+                            .into_iter()
+                            .map(|kb| class * per_class + kb)
+                            .collect()
+                    })
+                    .collect();
+                layout.blocks.push(BlockComponent {
+                    block,
+                    positions,
+                    key_blocks: pad_rows(key_blocks),
+                });
+            }
+            AttentionPattern::Dilated { window, .. } => layout.local(window),
             AttentionPattern::Block { size } => {
                 layout
                     .blocks
