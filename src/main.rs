@@ -5,5 +5,6 @@
 static ALLOC: attnlab::bench::CountingAlloc = attnlab::bench::CountingAlloc;
 
 fn main() -> std::process::ExitCode {
+    attnlab::bench::keep_freed_memory();
     attnlab::cli::main()
 }

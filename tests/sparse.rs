@@ -3,7 +3,7 @@
 //! layouts compute far fewer pairs than dense.
 
 use attnlab::attention::{AttentionPattern, SparseLayout};
-use attnlab::model::{SparseAttention, masked_attention};
+use attnlab::model::{SparseAttention, attention_output, masked_attention};
 use attnlab::trainer::CpuBackend;
 use burn::tensor::{Bool, Distribution, Tensor, TensorData};
 use proptest::prelude::*;
@@ -22,32 +22,26 @@ fn values(t: Tensor<4>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().expect("f32")
 }
 
-/// Output and input gradients of both computations for one pattern and shape.
-fn check(pattern: &AttentionPattern, n: usize, causal: bool, seed: u64) {
+/// Output and input gradients of a fast computation against the masked-dense
+/// reference, on random inputs.
+fn compare(
+    n: usize,
+    hidden: &Tensor<4, Bool>,
+    fast: impl Fn(Tensor<4>, Tensor<4>, Tensor<4>) -> Tensor<4>,
+    tag: &str,
+) {
     let device = CpuBackend::device().autodiff();
-    device.seed(seed);
-    let mask = pattern.mask(n, causal, seed);
-    let Some(sparse) = SparseAttention::new(pattern, &mask, seed, &device) else {
-        // Nothing to gain at this size: the model uses the reference, nothing to check.
-        assert!(
-            SparseLayout::of(pattern, n, seed).is_none(),
-            "{pattern} n={n}: layout does not cover its mask"
-        );
-        return;
-    };
-    let hidden: Vec<bool> = mask.as_slice().iter().map(|v| !v).collect();
-    let hidden = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [1, 1, n, n]), &device);
     let shape = [2, 2, n, 8];
     let inputs: Vec<Tensor<4>> = (0..3)
         .map(|_| Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.5), &device))
         .collect();
     let weight = Tensor::<4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-    let run = |use_sparse: bool| {
+    let run = |use_fast: bool| {
         let [q, k, v] = [0, 1, 2].map(|i| inputs[i].clone().detach().require_grad());
-        let out = if use_sparse {
-            sparse.forward(q.clone(), k.clone(), v.clone())
+        let out = if use_fast {
+            fast(q.clone(), k.clone(), v.clone())
         } else {
-            masked_attention(q.clone(), k.clone(), v.clone(), Some(&hidden)).0
+            masked_attention(q.clone(), k.clone(), v.clone(), Some(hidden)).0
         };
         let grads = (out.clone() * weight.clone()).sum().backward();
         let g = |t: &Tensor<4>| values(t.grad(&grads).expect("gradient"));
@@ -55,15 +49,41 @@ fn check(pattern: &AttentionPattern, n: usize, causal: bool, seed: u64) {
     };
     let (o1, q1, k1, v1) = run(true);
     let (o2, q2, k2, v2) = run(false);
-    let tag = format!("{pattern} n={n} causal={causal}");
     close(&o1, &o2, &format!("{tag} output"));
     close(&q1, &q2, &format!("{tag} dq"));
     close(&k1, &k2, &format!("{tag} dk"));
     close(&v1, &v2, &format!("{tag} dv"));
 }
 
+/// The block-sparse computation of `pattern` (and the dense training path with its
+/// mask) against the reference.
+fn check(pattern: &AttentionPattern, n: usize, causal: bool, seed: u64) {
+    let device = CpuBackend::device().autodiff();
+    device.seed(seed);
+    let mask = pattern.mask(n, causal, seed);
+    let hidden: Vec<bool> = mask.as_slice().iter().map(|v| !v).collect();
+    let hidden = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [1, 1, n, n]), &device);
+    let tag = format!("{pattern} n={n} causal={causal}");
+    compare(
+        n,
+        &hidden,
+        |q, k, v| attention_output(q, k, v, Some(&hidden)),
+        &format!("{tag} (dense path)"),
+    );
+    let Some(sparse) = SparseAttention::new(pattern, &mask, seed, &device) else {
+        // Nothing to gain at this size: the model uses the dense path, checked above.
+        assert!(
+            SparseLayout::of(pattern, n, seed).is_none(),
+            "{pattern} n={n}: layout does not cover its mask"
+        );
+        return;
+    };
+    compare(n, &hidden, |q, k, v| sparse.forward(q, k, v), &tag);
+}
+
 fn pattern_strategy() -> impl Strategy<Value = AttentionPattern> {
     prop_oneof![
+        Just(AttentionPattern::Dense),
         (1usize..20).prop_map(|window| AttentionPattern::Local { window }),
         (1usize..5, 1usize..4)
             .prop_map(|(window, dilation)| AttentionPattern::Dilated { window, dilation }),

@@ -70,3 +70,21 @@ pub fn peak_bytes() -> usize {
 pub fn is_counting() -> bool {
     CURRENT.load(Ordering::Relaxed) > 0
 }
+
+/// Asks glibc's malloc to keep freed memory for reuse instead of handing it back to
+/// the kernel after every step.
+///
+/// A training step allocates and frees the same large activation buffers (megabytes
+/// each) every step. By default glibc serves them with `mmap` and returns them with
+/// `munmap`, so every step pays page faults on fresh pages (measured: ~20% of a W1
+/// step at n = 256). With the mmap threshold at its maximum (32 MiB) and trimming
+/// off, the buffers are recycled from the heap. Larger buffers still use `mmap`.
+/// Call once at start-up, before other threads allocate; no-op off glibc.
+pub fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes malloc's tuning parameters; called at start-up.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 * 1024 * 1024);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+    }
+}

@@ -16,7 +16,7 @@ mod transformer;
 use burn::module::Module;
 use burn::tensor::{Bool, Device, Int, Tensor};
 
-pub use attention::{LayerMasks, masked_attention};
+pub use attention::{LayerMasks, attention_output, masked_attention};
 pub use loss::masked_cross_entropy;
 pub use lstm::LstmNet;
 pub use sparse::SparseAttention;

@@ -11,7 +11,7 @@
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use super::attention::masked_attention;
+use super::attention::attention_output;
 use crate::attention::{AttentionPattern, Mask, PAD, SparseLayout};
 
 /// Stands in for "no visible key" maxima so that `exp(m - M)` is 0, not NaN.
@@ -165,20 +165,18 @@ impl SparseAttention {
         debug_assert_eq!(n, self.n);
         let scale = 1.0 / (d as f64).sqrt();
         let bh = batch * heads;
-        let (q3, k3, v3) = (
-            q.clone().reshape([bh, n, d]),
-            k.clone().reshape([bh, n, d]),
-            v.clone().reshape([bh, n, d]),
-        );
+        // The scale goes on q (n x d), not on the scores.
+        let q3 = q.clone().reshape([bh, n, d]).mul_scalar(scale);
+        let (k3, v3) = (k.clone().reshape([bh, n, d]), v.clone().reshape([bh, n, d]));
         let mut parts: Vec<(Tensor<3>, Tensor<3>, Tensor<3>)> = Vec::new();
         for part in &self.blocks {
-            parts.push(block_part(part, q3.clone(), k3.clone(), v3.clone(), scale));
+            parts.push(block_part(part, q3.clone(), k3.clone(), v3.clone()));
         }
         for part in &self.shared {
             let keys = k3.clone().select(1, part.keys.clone());
             let values = v3.clone().select(1, part.keys.clone());
             let m = part.keys.dims()[0];
-            let scores = q3.clone().matmul(keys.swap_dims(1, 2)).mul_scalar(scale);
+            let scores = q3.clone().matmul(keys.swap_dims(1, 2));
             let scores =
                 scores.mask_fill(part.hidden.clone().expand([bh, n, m]), f32::NEG_INFINITY);
             parts.push(partial_softmax(scores, values));
@@ -212,7 +210,7 @@ impl SparseAttention {
             Some(hidden) if self.dense_rows > 0 => {
                 let g = self.dense_rows;
                 let rows = q.slice([0..batch, 0..heads, 0..g, 0..d]);
-                let (dense, _) = masked_attention(rows, k, v, Some(hidden));
+                let dense = attention_output(rows, k, v, Some(hidden));
                 if g == n {
                     dense
                 } else {
@@ -246,13 +244,12 @@ fn partial_softmax<const D: usize>(
 }
 
 /// A block component: gather key blocks per query block, attend, return per-position
-/// partial softmax results in the original order.
+/// partial softmax results in the original order (`q` already scaled).
 fn block_part(
     part: &BlockPart,
     q: Tensor<3>,
     k: Tensor<3>,
     v: Tensor<3>,
-    scale: f64,
 ) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
     let [bh, n, d] = q.dims();
     let (b, nb, w) = (part.block, part.blocks, part.width);
@@ -274,7 +271,7 @@ fn block_part(
             .reshape([bh, nb, w * b, d])
     };
     let (kb, vb) = (gather_blocks(k), gather_blocks(v));
-    let scores = qb.matmul(kb.swap_dims(2, 3)).mul_scalar(scale);
+    let scores = qb.matmul(kb.swap_dims(2, 3));
     let scores = scores.mask_fill(
         part.hidden.clone().expand([bh, nb, b, w * b]),
         f32::NEG_INFINITY,
