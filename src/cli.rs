@@ -20,10 +20,13 @@ use crate::trainer::{Event, RunStatus, RunSummary, StartRun, Trainer};
 /// attention gains or loses.
 #[derive(Debug, Parser)]
 #[command(name = "attnlab", version, about, long_about = None)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Cli {
     /// What to do; with none, the workbench window opens.
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// An experiment file to open in the window (default: the last one open).
+    pub file: Option<PathBuf>,
 }
 
 /// Headless subcommands.
@@ -123,7 +126,7 @@ impl From<BackendArg> for BackendChoice {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        None => crate::app::run(),
+        None => crate::app::run(cli.file),
         Some(Command::Validate { files }) => validate(&files),
         Some(Command::Bench(args)) => bench(&args),
         Some(Command::Run {
@@ -494,4 +497,31 @@ fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command};
+
+    #[test]
+    fn a_file_alone_opens_the_window_with_it_and_subcommands_still_parse() {
+        let cli =
+            Cli::try_parse_from(["attnlab", "experiments/dense_vs_local.toml"]).expect("parses");
+        assert!(cli.command.is_none());
+        assert_eq!(
+            cli.file.as_deref(),
+            Some(std::path::Path::new("experiments/dense_vs_local.toml"))
+        );
+        let cli = Cli::try_parse_from(["attnlab", "validate", "a.toml"]).expect("parses");
+        assert!(matches!(cli.command, Some(Command::Validate { .. })));
+        assert!(cli.file.is_none());
+        assert!(
+            Cli::try_parse_from(["attnlab"])
+                .expect("parses")
+                .file
+                .is_none()
+        );
+    }
 }

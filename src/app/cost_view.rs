@@ -153,7 +153,9 @@ impl CostView {
                         pattern.label()
                     )));
                     wake();
-                    let message = match measure_layer(&pattern, n, BackendChoice::Cpu, 1, 3) {
+                    // Short sequences are quick and noisy: more steps there.
+                    let steps = if n <= 1024 { 8 } else { 3 };
+                    let message = match measure_layer(&pattern, n, BackendChoice::Cpu, 1, steps) {
                         Ok(point) => CostMessage::Point(point),
                         Err(e) => CostMessage::Failed(e),
                     };
@@ -298,7 +300,7 @@ pub fn cost_ui(
         ]) {
             col.label(RichText::new(title).strong());
             Plot::new(("cost", value))
-                .legend(Legend::default())
+                .legend(Legend::default().position(egui_plot::Corner::LeftTop))
                 .x_axis_label("n (log2)")
                 .x_axis_formatter(n_axis)
                 .y_axis_formatter(log_axis)

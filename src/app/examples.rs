@@ -11,7 +11,7 @@ pub struct Example {
 }
 
 /// Every shipped experiment, in menu order.
-pub const EXAMPLES: [Example; 7] = [
+pub const EXAMPLES: [Example; 8] = [
     Example {
         file: "dense_vs_local.toml",
         text: include_str!("../../experiments/dense_vs_local.toml"),
@@ -39,6 +39,10 @@ pub const EXAMPLES: [Example; 7] = [
     Example {
         file: "transformer_vs_lstm.toml",
         text: include_str!("../../experiments/transformer_vs_lstm.toml"),
+    },
+    Example {
+        file: "long_sequences.toml",
+        text: include_str!("../../experiments/long_sequences.toml"),
     },
 ];
 

@@ -29,8 +29,9 @@ pub use runs::{RunView, Runs, Source};
 pub use state::PersistedState;
 pub use workbench::{App, Pane};
 
-/// Opens the workbench window and returns when it is closed.
-pub fn run() -> anyhow::Result<ExitCode> {
+/// Opens the workbench window (with the experiment `file`, if given) and returns when
+/// it is closed.
+pub fn run(file: Option<std::path::PathBuf>) -> anyhow::Result<ExitCode> {
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("attnlab")
@@ -43,7 +44,13 @@ pub fn run() -> anyhow::Result<ExitCode> {
     eframe::run_native(
         "attnlab",
         options,
-        Box::new(|cc| Ok(Box::new(App::new(cc)))),
+        Box::new(move |cc| {
+            let mut app = App::new(cc);
+            if let Some(path) = &file {
+                app.open_path(path);
+            }
+            Ok(Box::new(app))
+        }),
     )
     .map_err(|e| anyhow::anyhow!("cannot open the window: {e}"))?;
     Ok(ExitCode::SUCCESS)

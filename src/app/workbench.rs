@@ -29,6 +29,8 @@ const EVENT_BUDGET: Duration = Duration::from_millis(8);
 
 /// Frames kept for the frame-time statistics.
 const FRAME_HISTORY: usize = 600;
+/// The longest a trainer event waits for the window to redraw.
+const TRAINER_REPAINT: Duration = Duration::from_millis(150);
 
 const RUN: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
 const SAVE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::S);
@@ -101,6 +103,8 @@ pub struct App {
     title: String,
     ctx: egui::Context,
     frame_secs: Vec<f32>,
+    /// Frames drawn since launch, and when it launched (W4: frames per second).
+    frames: (u64, Instant),
 }
 
 impl App {
@@ -166,6 +170,7 @@ impl App {
             title: String::new(),
             ctx,
             frame_secs: Vec::new(),
+            frames: (0, Instant::now()),
         }
     }
 
@@ -318,7 +323,10 @@ impl App {
         };
         if self.trainer.is_none() {
             let ctx = self.ctx.clone();
-            match Trainer::spawn(Box::new(move || ctx.request_repaint())) {
+            // Trainer events arrive every step; redrawing at most every
+            // TRAINER_REPAINT is live enough for curves and keeps the window's own
+            // CPU time (software rendering included) away from training.
+            match Trainer::spawn(Box::new(move || ctx.request_repaint_after(TRAINER_REPAINT))) {
                 Ok(t) => self.trainer = Some(t),
                 Err(e) => {
                     self.notice = Some(Notice {
@@ -901,6 +909,7 @@ impl eframe::App for App {
                 self.frame_secs.remove(0);
             }
             self.frame_secs.push(cpu);
+            self.frames.0 += 1;
         }
         self.drain_events(EVENT_BUDGET);
         self.cost.poll();
@@ -940,9 +949,12 @@ impl eframe::App for App {
         if std::env::var_os("ATTNLAB_FRAME_STATS").is_some()
             && let Some((median, p95)) = self.frame_ms()
         {
+            let (frames, since) = self.frames;
             eprintln!(
-                "attnlab: frame time over the last {} frames: median {median:.2} ms, p95 {p95:.2} ms",
-                self.frame_secs.len()
+                "attnlab: frame time over the last {} frames: median {median:.2} ms, p95 {p95:.2} ms; \
+                 {frames} frames in {:.0} s",
+                self.frame_secs.len(),
+                since.elapsed().as_secs_f64()
             );
         }
         self.stop_all();
