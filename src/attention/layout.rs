@@ -110,6 +110,18 @@ fn neighbours(qb: usize, blocks: usize, radius: usize) -> Vec<usize> {
     (qb.saturating_sub(radius)..=(qb + radius).min(blocks - 1)).collect()
 }
 
+/// Positions grouped by residue mod `modulus` (the reshape-transpose trick): slot
+/// `r * class_len + t` holds position `t * modulus + r`, or [`PAD`] past the end.
+fn residue_major(n: usize, modulus: usize, class_len: usize) -> Vec<usize> {
+    (0..modulus * class_len)
+        .map(|slot| {
+            let (r, t) = (slot / class_len, slot % class_len);
+            let p = t * modulus + r;
+            if p < n { p } else { PAD }
+        })
+        .collect()
+}
+
 /// Block size for a local reach of `reach` positions: big enough that few blocks
 /// cover the window, at most 64 and at most `n`.
 fn local_block(reach: usize, n: usize) -> usize {
@@ -137,13 +149,7 @@ impl SparseLayout {
                 let block = local_block(window, rows);
                 let per_class = rows.div_ceil(block);
                 let class_len = per_class * block;
-                let positions = (0..dilation * class_len)
-                    .map(|slot| {
-                        let (r, t) = (slot / class_len, slot % class_len);
-                        let p = t * dilation + r;
-                        if p < n { p } else { PAD }
-                    })
-                    .collect();
+                let positions = residue_major(n, dilation, class_len);
                 let radius = window.div_ceil(block);
                 let key_blocks = (0..dilation * per_class)
                     .map(|qb| {
@@ -172,13 +178,7 @@ impl SparseLayout {
                 // Reshape-transpose: slot r * rows + t holds position t * stride + r, so
                 // the positions sharing a residue mod stride form one block of `rows`.
                 let rows = n.div_ceil(stride);
-                let positions = (0..stride * rows)
-                    .map(|slot| {
-                        let (r, t) = (slot / rows, slot % rows);
-                        let p = t * stride + r;
-                        if p < n { p } else { PAD }
-                    })
-                    .collect();
+                let positions = residue_major(n, stride, rows);
                 layout.blocks.push(BlockComponent {
                     block: rows,
                     positions,
