@@ -5,6 +5,5 @@
 static ALLOC: attnlab::bench::CountingAlloc = attnlab::bench::CountingAlloc;
 
 fn main() -> std::process::ExitCode {
-    attnlab::bench::keep_freed_memory();
     attnlab::cli::main()
 }

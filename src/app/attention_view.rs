@@ -70,7 +70,7 @@ pub fn attention_ui(
     if let Some(acc) = run.eval.iter().rev().find(|m| m.step <= snapshot.step) {
         ui.label(
             RichText::new(format!(
-                "eval accuracy at step {}: {:.3}. Red outlines: where each answer must be read from.",
+                "eval accuracy at step {}: {:.3}. Red marks: where each answer must be read from (outlined, or a tick to its left on small cells).",
                 acc.step, acc.accuracy
             ))
             .small(),

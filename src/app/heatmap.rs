@@ -126,8 +126,19 @@ pub fn map_ui(
     let stroke = Stroke::new(1.0, Color32::from_rgb(255, 80, 80));
     for &(q, k) in marks.iter().take(1024) {
         let min = rect.min + Vec2::new(k as f32 * cell, q as f32 * cell);
-        let r = Rect::from_min_size(min, Vec2::splat(cell.max(2.0)));
-        painter.rect_stroke(r, 0.0, stroke, egui::StrokeKind::Outside);
+        if cell >= 5.0 {
+            // Big cells: outline the cell, its colour stays visible inside.
+            let r = Rect::from_min_size(min, Vec2::splat(cell));
+            painter.rect_stroke(r, 0.0, stroke, egui::StrokeKind::Outside);
+        } else {
+            // Small cells: an outline would cover the cell, so a tick just left of
+            // it points at it instead.
+            let y = min.y + cell / 2.0;
+            painter.line_segment(
+                [Pos2::new(min.x - 5.0, y), Pos2::new(min.x - 1.5, y)],
+                stroke,
+            );
+        }
     }
     painter.rect_stroke(
         rect,

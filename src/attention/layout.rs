@@ -38,7 +38,7 @@ pub struct BlockComponent {
     /// a multiple of `block`.
     pub positions: Vec<usize>,
     /// Per query block, the key blocks it attends to; every row has the same length
-    /// (repeats are masked out).
+    /// (repeats and [`PAD`] entries are masked out).
     pub key_blocks: Vec<Vec<usize>>,
 }
 
@@ -59,6 +59,38 @@ impl BlockComponent {
             .iter()
             .enumerate()
             .all(|(i, &p)| p == i || p == PAD)
+    }
+
+    /// The modulus `m` when the positions are grouped by residue mod `m` (see
+    /// [`residue_major`]), `None` for the identity order (or any other order).
+    pub fn residue_modulus(&self, n: usize) -> Option<usize> {
+        let len = self.positions.len();
+        let m = *self.positions.get(1)?;
+        (m > 1
+            && m != PAD
+            && len.is_multiple_of(m)
+            && self.positions == residue_major(n, m, len / m))
+        .then_some(m)
+    }
+
+    /// The offsets `o_j` when every row is `qb + o_j` (or [`PAD`]) in every slot `j`:
+    /// then key blocks can be gathered by shifting.
+    pub fn band_offsets(&self) -> Option<Vec<isize>> {
+        let width = self.width();
+        let mut offsets: Vec<Option<isize>> = vec![None; width];
+        for (qb, row) in self.key_blocks.iter().enumerate() {
+            for (j, &kb) in row.iter().enumerate() {
+                if kb == PAD {
+                    continue;
+                }
+                let o = kb as isize - qb as isize;
+                match offsets[j] {
+                    Some(prev) if prev != o => return None,
+                    _ => offsets[j] = Some(o),
+                }
+            }
+        }
+        Some(offsets.into_iter().map(|o| o.unwrap_or(0)).collect())
     }
 
     fn identity(n: usize, block: usize, key_blocks: impl Fn(usize, usize) -> Vec<usize>) -> Self {
@@ -105,14 +137,24 @@ fn pad_rows(mut rows: Vec<Vec<usize>>) -> Vec<Vec<usize>> {
     rows
 }
 
-/// Key blocks within `radius` blocks of `qb`.
+/// Key blocks `qb - radius ..= qb + radius`, [`PAD`] where that falls outside
+/// `0..blocks`: every row has the same offsets, so the blocks can be gathered by
+/// shifting the sequence instead of indexing it.
 fn neighbours(qb: usize, blocks: usize, radius: usize) -> Vec<usize> {
-    (qb.saturating_sub(radius)..=(qb + radius).min(blocks - 1)).collect()
+    (qb as isize - radius as isize..=(qb + radius) as isize)
+        .map(|kb| {
+            if (0..blocks as isize).contains(&kb) {
+                kb as usize
+            } else {
+                PAD
+            }
+        })
+        .collect()
 }
 
 /// Positions grouped by residue mod `modulus` (the reshape-transpose trick): slot
 /// `r * class_len + t` holds position `t * modulus + r`, or [`PAD`] past the end.
-fn residue_major(n: usize, modulus: usize, class_len: usize) -> Vec<usize> {
+pub fn residue_major(n: usize, modulus: usize, class_len: usize) -> Vec<usize> {
     (0..modulus * class_len)
         .map(|slot| {
             let (r, t) = (slot / class_len, slot % class_len);
@@ -156,7 +198,13 @@ impl SparseLayout {
                         let (class, local) = (qb / per_class, qb % per_class);
                         neighbours(local, per_class, radius)
                             .into_iter()
-                            .map(|kb| class * per_class + kb)
+                            .map(|kb| {
+                                if kb == PAD {
+                                    PAD
+                                } else {
+                                    class * per_class + kb
+                                }
+                            })
                             .collect()
                     })
                     .collect();
@@ -267,7 +315,7 @@ impl SparseLayout {
             let mut out = vec![false; c.blocks() * b * width * b];
             for (qb, row) in c.key_blocks.iter().enumerate() {
                 for (slot, &kb) in row.iter().enumerate() {
-                    if row[..slot].contains(&kb) {
+                    if kb == PAD || row[..slot].contains(&kb) {
                         continue;
                     }
                     for qi in 0..b {

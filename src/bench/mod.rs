@@ -11,7 +11,7 @@
 mod alloc;
 mod workloads;
 
-pub use alloc::{CountingAlloc, is_counting, keep_freed_memory, peak_bytes, reset_peak};
+pub use alloc::{CountingAlloc, is_counting, peak_bytes, reset_peak};
 
 pub use workloads::{
     BenchResult, CostPoint, Workload, bench_patterns, default_pattern, measure_layer, run_one,

@@ -12,9 +12,12 @@ use serde::Serialize;
 use crate::attention::AttentionPattern;
 use crate::config::{BackendChoice, Experiment, RunPlan};
 use crate::model::{
-    LayerMasks, SequenceModel, Transformer, layer_masks_with, masked_cross_entropy,
+    LayerMasks, SequenceModel, Transformer, layer_masks_with, masked_cross_entropy, sparse_pays_off,
 };
 use crate::trainer::{Event, StartRun, Trainer, select_backend};
+
+/// Alternations of bare loop and trainer in the overhead workload.
+const OVERHEAD_ROUNDS: usize = 2;
 
 /// Which workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -373,7 +376,9 @@ pub fn run_one(
     let (device, info) = select_backend(backend)?;
     let attended_pairs = pattern.mask(seq, false, 1).attended_pairs();
     let computed_pairs = match (sparse, crate::attention::SparseLayout::of(&pattern, seq, 1)) {
-        (true, Some(layout)) => layout.computed_pairs(),
+        (true, Some(layout)) if sparse_pays_off(layout.computed_pairs(), seq) => {
+            layout.computed_pairs()
+        }
         _ => seq * seq,
     };
     let kernel = match (&pattern, sparse) {
@@ -407,8 +412,14 @@ pub fn run_one(
             plan.settings.train.snapshot_every = 10;
             plan.settings.train.eval_every = 0;
             plan.settings.train.eval_batches = 1;
-            let bare = mean_ms(&w1_bare(&plan, &device, true, warmup, steps));
-            let through = mean_ms(&w1_trainer(&plan, warmup, steps)?);
+            // Alternate the two (bare, trainer, bare, trainer) so that drift in the
+            // machine's speed falls on both alike.
+            let (mut bare, mut through) = (Vec::new(), Vec::new());
+            for _ in 0..OVERHEAD_ROUNDS {
+                bare.extend(w1_bare(&plan, &device, true, warmup, steps));
+                through.extend(w1_trainer(&plan, warmup, steps)?);
+            }
+            let (bare, through) = (mean_ms(&bare), mean_ms(&through));
             ("trainer_overhead", 16, Timing::Mean(through), Some(bare))
         }
     };

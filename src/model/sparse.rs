@@ -17,17 +17,33 @@ use crate::attention::{AttentionPattern, Mask, PAD, SparseLayout};
 /// Stands in for "no visible key" maxima so that `exp(m - M)` is 0, not NaN.
 const NO_KEY: f32 = -1.0e30;
 
+/// The order of a block component's sequence.
+#[derive(Clone, Copy, Debug)]
+enum Order {
+    /// Positions in order, zero-padded at the end to whole blocks.
+    Identity,
+    /// Grouped by residue mod `modulus` in classes of `class_len` slots: a zero pad,
+    /// a reshape and a transpose (the Sparse Transformer's trick), no gather.
+    Residue { modulus: usize, class_len: usize },
+}
+
+/// How a query block's key blocks are fetched.
+#[derive(Clone)]
+enum KeyAccess {
+    /// Row `qb` is blocks `qb + o` for each offset `o` (out of range: zeros): shifted
+    /// copies of the sequence, whose backward pass is a slice, not a scatter-add.
+    Shifts(Vec<isize>),
+    /// Any layout: an index per (query block, slot), `blocks` = an appended zero block.
+    Gather(Box<Tensor<1, Int>>),
+}
+
 #[derive(Clone)]
 struct BlockPart {
     block: usize,
     blocks: usize,
     width: usize,
-    /// `Some((gather, scatter))` when the component permutes positions: `gather` maps
-    /// slots to positions (padding -> the appended zero row `n`), `scatter` maps
-    /// positions back to slots.
-    permutation: Option<(Tensor<1, Int>, Tensor<1, Int>)>,
-    /// Key blocks of every query block, flattened `[blocks * width]`.
-    key_blocks: Tensor<1, Int>,
+    order: Order,
+    keys: KeyAccess,
     /// `[1, blocks, block, width * block]`, `true` = not computed here.
     hidden: Tensor<4, Bool>,
 }
@@ -88,39 +104,41 @@ impl SparseAttention {
             .zip(block_masks)
             .map(|(c, visible)| {
                 let (block, blocks, width) = (c.block, c.blocks(), c.width());
-                let permutation = (!c.is_identity()).then(|| {
-                    let gather: Vec<i64> = c
-                        .positions
-                        .iter()
-                        .map(|&p| if p == PAD { n as i64 } else { p as i64 })
-                        .collect();
-                    let mut scatter = vec![0i64; n];
-                    for (slot, &p) in c.positions.iter().enumerate() {
-                        if p != PAD {
-                            scatter[p] = slot as i64;
-                        }
-                    }
-                    (int_tensor(gather, device), int_tensor(scatter, device))
-                });
-                let key_blocks = int_tensor(
-                    c.key_blocks.iter().flatten().map(|&b| b as i64).collect(),
-                    device,
-                );
+                let order = match c.residue_modulus(n) {
+                    Some(modulus) => Order::Residue {
+                        modulus,
+                        class_len: c.positions.len() / modulus,
+                    },
+                    None if c.is_identity() => Order::Identity,
+                    // No other orders are built; refuse rather than compute wrongly.
+                    None => return None,
+                };
+                let keys = match c.band_offsets() {
+                    Some(offsets) => KeyAccess::Shifts(offsets),
+                    None => KeyAccess::Gather(Box::new(int_tensor(
+                        c.key_blocks
+                            .iter()
+                            .flatten()
+                            .map(|&b| if b == PAD { blocks as i64 } else { b as i64 })
+                            .collect(),
+                        device,
+                    ))),
+                };
                 let hidden: Vec<bool> = visible.iter().map(|v| !v).collect();
                 let hidden = Tensor::from_data(
                     TensorData::new(hidden, [1, blocks, block, width * block]),
                     device,
                 );
-                BlockPart {
+                Some(BlockPart {
                     block,
                     blocks,
                     width,
-                    permutation,
-                    key_blocks,
+                    order,
+                    keys,
                     hidden,
-                }
+                })
             })
-            .collect();
+            .collect::<Option<Vec<_>>>()?;
         let shared = layout
             .shared
             .iter()
@@ -181,30 +199,14 @@ impl SparseAttention {
                 scores.mask_fill(part.hidden.clone().expand([bh, n, m]), f32::NEG_INFINITY);
             parts.push(partial_softmax(scores, values));
         }
-        let mut merged = None;
-        if let Some(top) = parts
-            .iter()
-            .map(|(m, _, _)| m.clone())
-            .reduce(|a, b| a.max_pair(b))
-        {
-            let (mut num, mut den) = (None::<Tensor<3>>, None::<Tensor<3>>);
-            for (m, l, o) in parts {
-                let w = (m - top.clone()).exp();
-                let o = o * w.clone();
-                let l = l * w;
-                num = Some(match num {
-                    Some(acc) => acc + o,
-                    None => o,
-                });
-                den = Some(match den {
-                    Some(acc) => acc + l,
-                    None => l,
-                });
-            }
-            if let (Some(num), Some(den)) = (num, den) {
-                merged = Some((num / den).reshape([batch, heads, n, d]));
-            }
-        }
+        let merged = if parts.len() == 1 {
+            // One component (local, block, dilated, BigBird): nothing to rescale.
+            parts
+                .pop()
+                .map(|(_, l, o)| (o / l).reshape([batch, heads, n, d]))
+        } else {
+            merge(parts).map(|out| out.reshape([batch, heads, n, d]))
+        };
         let sparse = merged.unwrap_or_else(|| Tensor::zeros([batch, heads, n, d], &q.device()));
         match &self.dense_hidden {
             Some(hidden) if self.dense_rows > 0 => {
@@ -223,6 +225,25 @@ impl SparseAttention {
             _ => sparse,
         }
     }
+}
+
+/// Merges partial softmax results with the log-sum-exp rule:
+/// `sum_c e^(m_c - M) o_c / sum_c e^(m_c - M) l_c`, `M` the largest maximum.
+fn merge(parts: Vec<(Tensor<3>, Tensor<3>, Tensor<3>)>) -> Option<Tensor<3>> {
+    let top = parts
+        .iter()
+        .map(|(m, _, _)| m.clone())
+        .reduce(|a, b| a.max_pair(b))?;
+    let mut sums: Option<(Tensor<3>, Tensor<3>)> = None;
+    for (m, l, o) in parts {
+        let w = (m - top.clone()).exp();
+        let (o, l) = (o * w.clone(), l * w);
+        sums = Some(match sums {
+            Some((num, den)) => (num + o, den + l),
+            None => (o, l),
+        });
+    }
+    sums.map(|(num, den)| num / den)
 }
 
 /// One partial softmax: row maximum (detached: the merged result does not depend on
@@ -255,20 +276,55 @@ fn block_part(
     let (b, nb, w) = (part.block, part.blocks, part.width);
     let len = nb * b;
     let device = q.device();
+    let pad = |x: Tensor<3>, to: usize| -> Tensor<3> {
+        if to > n {
+            Tensor::cat(vec![x, Tensor::zeros([bh, to - n, d], &device)], 1)
+        } else {
+            x
+        }
+    };
     let to_slots = |x: Tensor<3>| -> Tensor<3> {
-        match &part.permutation {
-            Some((gather, _)) => Tensor::cat(vec![x, Tensor::zeros([bh, 1, d], &device)], 1)
-                .select(1, gather.clone()),
-            None if len > n => Tensor::cat(vec![x, Tensor::zeros([bh, len - n, d], &device)], 1),
-            None => x,
+        match part.order {
+            Order::Identity => pad(x, len),
+            Order::Residue { modulus, class_len } => pad(x, len)
+                .reshape([bh, class_len, modulus, d])
+                .swap_dims(1, 2)
+                .reshape([bh, len, d]),
         }
     };
     let qb = to_slots(q).reshape([bh, nb, b, d]);
     let gather_blocks = |x: Tensor<3>| -> Tensor<4> {
-        to_slots(x)
-            .reshape([bh, nb, b, d])
-            .select(1, part.key_blocks.clone())
-            .reshape([bh, nb, w * b, d])
+        let x = to_slots(x).reshape([bh, nb, b, d]);
+        let zeros = |count: usize| Tensor::<4>::zeros([bh, count, b, d], &device);
+        match &part.keys {
+            KeyAccess::Shifts(offsets) => {
+                let shifted: Vec<Tensor<4>> = offsets
+                    .iter()
+                    .map(|&o| {
+                        let s = o.unsigned_abs().min(nb);
+                        if o == 0 {
+                            x.clone()
+                        } else if s == nb {
+                            zeros(nb)
+                        } else if o < 0 {
+                            Tensor::cat(
+                                vec![zeros(s), x.clone().slice([0..bh, 0..nb - s, 0..b, 0..d])],
+                                1,
+                            )
+                        } else {
+                            Tensor::cat(
+                                vec![x.clone().slice([0..bh, s..nb, 0..b, 0..d]), zeros(s)],
+                                1,
+                            )
+                        }
+                    })
+                    .collect();
+                Tensor::cat(shifted, 2)
+            }
+            KeyAccess::Gather(index) => Tensor::cat(vec![x, zeros(1)], 1)
+                .select(1, index.as_ref().clone())
+                .reshape([bh, nb, w * b, d]),
+        }
     };
     let (kb, vb) = (gather_blocks(k), gather_blocks(v));
     let scores = qb.matmul(kb.swap_dims(2, 3));
@@ -278,11 +334,17 @@ fn block_part(
     );
     let (m, l, o) = partial_softmax(scores, vb);
     let back = |x: Tensor<4>, width: usize| -> Tensor<3> {
-        let x = x.reshape([bh, len, width]);
-        match &part.permutation {
-            Some((_, scatter)) => x.select(1, scatter.clone()),
-            None if len > n => x.slice([0..bh, 0..n, 0..width]),
-            None => x,
+        let x = match part.order {
+            Order::Identity => x.reshape([bh, len, width]),
+            Order::Residue { modulus, class_len } => x
+                .reshape([bh, modulus, class_len, width])
+                .swap_dims(1, 2)
+                .reshape([bh, len, width]),
+        };
+        if len > n {
+            x.slice([0..bh, 0..n, 0..width])
+        } else {
+            x
         }
     };
     (back(m, 1), back(l, 1), back(o, d))
