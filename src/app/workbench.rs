@@ -102,7 +102,7 @@ pub struct App {
     path_input: String,
     title: String,
     ctx: egui::Context,
-    frame_secs: Vec<f32>,
+    frame_secs: std::collections::VecDeque<f32>,
     /// Frames drawn since launch, and when it launched (W4: frames per second).
     frames: (u64, Instant),
 }
@@ -169,7 +169,7 @@ impl App {
             path_input: String::new(),
             title: String::new(),
             ctx,
-            frame_secs: Vec::new(),
+            frame_secs: std::collections::VecDeque::with_capacity(FRAME_HISTORY),
             frames: (0, Instant::now()),
         }
     }
@@ -736,7 +736,7 @@ impl App {
         if self.frame_secs.is_empty() {
             return None;
         }
-        let mut sorted = self.frame_secs.clone();
+        let mut sorted: Vec<f32> = self.frame_secs.iter().copied().collect();
         sorted.sort_by(f32::total_cmp);
         let at = |q: f32| sorted[((sorted.len() - 1) as f32 * q).round() as usize] * 1000.0;
         Some((at(0.5), at(0.95)))
@@ -906,9 +906,9 @@ impl eframe::App for App {
         // eframe's CPU time of the previous frame (app + tessellation), for W4.
         if let Some(cpu) = frame.info().cpu_usage {
             if self.frame_secs.len() >= FRAME_HISTORY {
-                self.frame_secs.remove(0);
+                self.frame_secs.pop_front();
             }
-            self.frame_secs.push(cpu);
+            self.frame_secs.push_back(cpu);
             self.frames.0 += 1;
         }
         self.drain_events(EVENT_BUDGET);
