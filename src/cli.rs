@@ -1,20 +1,26 @@
-//! The command line: `attnlab` with no arguments opens the workbench; subcommands
-//! run experiment files headless.
+//! The command line: the arguments (`attnlab` with none opens the workbench, which
+//! `main.rs` dispatches) and the headless subcommands that run experiment files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use crate::bench::{Workload, bench_patterns, run_one};
+use crate::bench::{Workload, bench_patterns, default_pattern, run_one};
 use crate::config::{BackendChoice, Experiment, RunPlan};
-use crate::runs::DEFAULT_ROOT;
-use crate::trainer::{Event, RunStatus, RunSummary, StartRun, Trainer};
+use crate::records::{DEFAULT_ROOT, RunStatus, RunSummary};
+use crate::trainer::{Command, Event, StartRun, Trainer};
+
+/// Runs queued on the trainer ahead of the one training: enough to keep it busy,
+/// few enough that the trainer's events never wait on a CLI still queueing runs.
+const RUNS_AHEAD: usize = 4;
 
 /// attnlab: see how self-attention captures long-range dependencies and what sparse
 /// attention gains or loses.
@@ -24,14 +30,14 @@ use crate::trainer::{Event, RunStatus, RunSummary, StartRun, Trainer};
 pub struct Cli {
     /// What to do; with none, the workbench window opens.
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub command: Option<HeadlessCommand>,
     /// An experiment file to open in the window (default: the last one open).
     pub file: Option<PathBuf>,
 }
 
-/// Headless subcommands.
+/// The headless subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub enum HeadlessCommand {
     /// Train every run of one or more experiment files, recording each under --out.
     Run {
         /// Experiment files (TOML).
@@ -39,7 +45,7 @@ pub enum Command {
         files: Vec<PathBuf>,
         /// Override every run's backend.
         #[arg(long, value_enum)]
-        backend: Option<BackendArg>,
+        backend: Option<BackendChoice>,
         /// Folder for run records.
         #[arg(long, default_value = DEFAULT_ROOT)]
         out: PathBuf,
@@ -59,7 +65,8 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
-    /// Time the reference workloads (BENCHMARK.md); one JSON object per line on stdout.
+    /// Time the reference workloads (README.md, "Reference workloads"); one JSON
+    /// object per line on stdout.
     Bench(BenchArgs),
 }
 
@@ -70,12 +77,12 @@ pub struct BenchArgs {
     #[arg(long, value_enum, num_args = 1.., default_values_t = [Workload::W1, Workload::W2])]
     pub workload: Vec<Workload>,
     /// cpu (default) or wgpu.
-    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
-    pub backend: BackendArg,
+    #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
+    pub backend: BackendChoice,
     /// Sequence lengths (default: W1 256 1024; W2 256 ... 4096).
     #[arg(long, num_args = 1..)]
     pub seq: Vec<usize>,
-    /// Patterns by name, with BENCHMARK.md's parameters (window 64, block 64, ...).
+    /// Patterns by name, with the reference workloads' parameters (window 64, block 64, ...).
     #[arg(long, num_args = 1..)]
     pub attn: Vec<String>,
     /// Timed steps per configuration.
@@ -95,49 +102,24 @@ pub struct BenchArgs {
     pub single: bool,
 }
 
-/// `--backend` values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum BackendArg {
-    /// wgpu on a real GPU, else the CPU.
-    Auto,
-    /// burn's flex CPU backend.
-    Cpu,
-    /// wgpu, whatever the adapter.
-    Wgpu,
-}
-
-impl BackendArg {
-    fn name(self) -> &'static str {
-        BackendChoice::from(self).name()
-    }
-}
-
-impl From<BackendArg> for BackendChoice {
-    fn from(b: BackendArg) -> Self {
-        match b {
-            BackendArg::Auto => BackendChoice::Auto,
-            BackendArg::Cpu => BackendChoice::Cpu,
-            BackendArg::Wgpu => BackendChoice::Wgpu,
-        }
-    }
-}
-
-/// Entry point of the binary.
-pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        None => crate::app::run(cli.file),
-        Some(Command::Validate { files }) => validate(&files),
-        Some(Command::Bench(args)) => bench(&args),
-        Some(Command::Run {
+/// Runs a headless subcommand.
+pub fn execute(command: HeadlessCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        HeadlessCommand::Validate { files } => validate(&files),
+        HeadlessCommand::Bench(args) => bench(&args),
+        HeadlessCommand::Run {
             files,
             backend,
             out,
             runs,
             steps,
             quiet,
-        }) => run(&files, backend.map(Into::into), &out, &runs, steps, quiet),
-    };
+        } => run(&files, backend, &out, &runs, steps, quiet),
+    }
+}
+
+/// The process's exit code for a front end's result; an error is printed once, here.
+pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -207,24 +189,31 @@ fn load_plans(
     if !only.is_empty() {
         let unknown: Vec<&String> = only
             .iter()
-            .filter(|n| !plans.iter().any(|p| &p.name == *n))
+            .filter(|n| !plans.iter().any(|p| p.name() == n.as_str()))
             .collect();
         if !unknown.is_empty() {
-            let names: Vec<&str> = plans.iter().map(|p| p.name.as_str()).collect();
+            let names: Vec<&str> = plans.iter().map(RunPlan::name).collect();
             anyhow::bail!("no run named {unknown:?}; the runs are {names:?}");
         }
-        plans.retain(|p| only.contains(&p.name));
+        plans.retain(|p| only.iter().any(|n| n == p.name()));
     }
-    for plan in &mut plans {
-        if let Some(b) = backend {
-            plan.settings.train.backend = b;
-        }
-        if let Some(s) = steps {
-            anyhow::ensure!(s > 0, "--steps must be at least 1");
-            plan.settings.train.steps = s;
-        }
+    if backend.is_none() && steps.is_none() {
+        return Ok(plans);
     }
-    Ok(plans)
+    plans
+        .iter()
+        .map(|plan| {
+            plan.revise(|s| {
+                if let Some(b) = backend {
+                    s.train.backend = b;
+                }
+                if let Some(steps) = steps {
+                    s.train.steps = steps;
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("with --steps/--backend, run \"{}\": {e}", plan.name()))
+        })
+        .collect()
 }
 
 fn run(
@@ -240,33 +229,68 @@ fn run(
         .with_context(|| format!("cannot create the output folder {}", out.display()))?;
     let trainer = Trainer::spawn(Box::new(|| {})).context("cannot start the trainer thread")?;
     let commands = trainer.commands();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
     if let Err(e) = ctrlc::set_handler(move || {
         eprintln!("\ninterrupted: stopping (the current run is recorded as stopped)");
-        let _ = commands.send(crate::trainer::Command::StopAll);
+        flag.store(true, Ordering::SeqCst);
+        // Ignored: if the trainer is gone there is nothing left to stop.
+        let _ = commands.send(Command::StopAll);
     }) {
         eprintln!("warning: Ctrl+C will not stop runs gracefully: {e}");
     }
     let progress = Progress::new(&plans, quiet);
-    for (id, plan) in plans.iter().enumerate() {
-        trainer.start(StartRun::new(
-            id as u64,
-            plan.clone(),
-            Some(out.to_path_buf()),
-        ))?;
-    }
+    // Runs are queued a few at a time as earlier ones finish, so a file of hundreds
+    // of runs never fills the command channel while the trainer waits to deliver
+    // events (each side would wait on the other forever).
+    let mut waiting: VecDeque<(u64, &RunPlan)> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (i as u64, p))
+        .collect();
     let mut summaries = BTreeMap::new();
-    while summaries.len() < plans.len() {
-        let Ok(event) = trainer.events().recv() else {
-            anyhow::bail!("the trainer thread ended unexpectedly");
+    let mut queued = 0usize;
+    loop {
+        while queued < RUNS_AHEAD && !interrupted.load(Ordering::SeqCst) {
+            let Some((id, plan)) = waiting.pop_front() else {
+                break;
+            };
+            trainer.start(StartRun::new(id, plan.clone(), Some(out.to_path_buf())))?;
+            queued += 1;
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            for (id, plan) in waiting.drain(..) {
+                let mut summary =
+                    RunSummary::unstarted(plan.experiment(), plan.name(), 0, RunStatus::Stopped);
+                summary.message = Some("stopped before it started".into());
+                progress.on_event(&Event::Finished {
+                    id,
+                    summary: Box::new(summary.clone()),
+                });
+                summaries.insert(id, summary);
+            }
+        }
+        if queued == 0 {
+            break;
+        }
+        let event = match trainer.events().recv_timeout(Duration::from_millis(250)) {
+            Ok(event) => event,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                anyhow::bail!("the trainer thread ended unexpectedly")
+            }
         };
         if let Event::Finished { id, summary } = &event {
             summaries.insert(*id, summary.as_ref().clone());
+            queued -= 1;
         }
         progress.on_event(&event);
     }
     drop(progress);
     print_table(&summaries);
-    let failed = summaries.values().any(|s| s.status == RunStatus::Failed);
+    let failed = summaries
+        .values()
+        .any(|s| matches!(s.status, RunStatus::Failed | RunStatus::Diverged));
     let stopped = summaries.values().any(|s| s.status == RunStatus::Stopped);
     Ok(if failed {
         ExitCode::FAILURE
@@ -293,7 +317,7 @@ fn print_table(summaries: &BTreeMap<u64, RunSummary>) {
             f(s.final_accuracy),
             s.steps_per_sec,
             s.backend,
-            s.run_id.as_deref().unwrap_or("-")
+            s.record_id.as_deref().unwrap_or("-")
         );
         if let Some(m) = &s.message {
             println!("    {m}");
@@ -330,19 +354,19 @@ impl Progress {
             .iter()
             .map(|p| {
                 let bar = if terminal {
-                    multi.add(ProgressBar::new(p.settings.train.steps as u64))
+                    multi.add(ProgressBar::new(p.settings().train.steps as u64))
                 } else {
                     ProgressBar::hidden()
                 };
                 bar.set_style(style.clone());
-                bar.set_prefix(truncate(&p.name, 20));
+                bar.set_prefix(truncate(p.name(), 20));
                 bar.set_message("queued");
                 bar
             })
             .collect();
         Self {
             bars,
-            names: plans.iter().map(|p| p.name.clone()).collect(),
+            names: plans.iter().map(|p| p.name().to_string()).collect(),
             terminal,
             quiet,
         }
@@ -409,7 +433,7 @@ impl Progress {
 }
 
 fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
-    let backend: BackendChoice = args.backend.into();
+    let backend = args.backend;
     if args.single {
         let (Some(&workload), Some(attn), Some(&seq)) =
             (args.workload.first(), args.attn.first(), args.seq.first())
@@ -424,8 +448,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             !args.masked,
             args.warmup,
             args.steps,
-        )
-        .map_err(anyhow::Error::msg)?;
+        )?;
         println!("{}", serde_json::to_string(&result)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -454,7 +477,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         };
         for seq in &seqs {
             for attn in &attns {
-                if crate::bench::default_pattern(attn).is_none() {
+                if default_pattern(attn).is_none() {
                     anyhow::bail!(
                         "unknown pattern `{attn}`; one of {:?}",
                         crate::attention::PATTERN_KINDS
@@ -465,12 +488,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
                 let output = std::process::Command::new(&exe)
                     .args(["bench", "--single", "--workload", &name, "--attn", attn])
                     .args(["--seq", &seq.to_string(), "--steps", &steps.to_string()])
-                    .args([
-                        "--warmup",
-                        &warmup.to_string(),
-                        "--backend",
-                        args.backend.name(),
-                    ])
+                    .args(["--warmup", &warmup.to_string(), "--backend", backend.name()])
                     .args(args.masked.then_some("--masked"))
                     .stderr(std::process::Stdio::inherit())
                     .output()
@@ -503,7 +521,7 @@ fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
 mod tests {
     use clap::Parser;
 
-    use super::{Cli, Command};
+    use super::{Cli, HeadlessCommand};
 
     #[test]
     fn a_file_alone_opens_the_window_with_it_and_subcommands_still_parse() {
@@ -515,7 +533,10 @@ mod tests {
             Some(std::path::Path::new("experiments/dense_vs_local.toml"))
         );
         let cli = Cli::try_parse_from(["attnlab", "validate", "a.toml"]).expect("parses");
-        assert!(matches!(cli.command, Some(Command::Validate { .. })));
+        assert!(matches!(
+            cli.command,
+            Some(HeadlessCommand::Validate { .. })
+        ));
         assert!(cli.file.is_none());
         assert!(
             Cli::try_parse_from(["attnlab"])

@@ -1,11 +1,17 @@
 //! attnlab: a workbench for seeing how self-attention captures long-range
 //! dependencies and what sparse attention gains or loses.
 //!
-//! The library is everything below the GUI: experiment files ([`config`]), attention
-//! patterns ([`attention`]), synthetic tasks ([`tasks`]), the burn models ([`model`]),
-//! the background trainer and its protocol ([`trainer`]) and run records on disk
-//! ([`runs`]). On top sit the two front ends: the command line ([`cli`]) and the
-//! workbench window ([`app`]).
+//! The library is layered; a module uses only the modules below it (checked by
+//! `tests/architecture.rs`, drawn in ARCHITECTURE.md):
+//!
+//! ```text
+//! app, cli          front ends: the workbench window and the headless commands
+//! bench             the reference workloads, timed
+//! trainer           the background thread: one session per run, Command/Event
+//! model, records    burn models and attention kernels; run records on disk
+//! config            experiment files -> validated RunPlans
+//! attention, tasks  pattern definitions, masks, layouts; synthetic tasks
+//! ```
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
@@ -15,6 +21,6 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod model;
-pub mod runs;
+pub mod records;
 pub mod tasks;
 pub mod trainer;

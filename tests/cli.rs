@@ -3,8 +3,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use attnlab::runs::RunRecord;
-use attnlab::trainer::RunStatus;
+use attnlab::records::{RunRecord, RunStatus};
 
 fn attnlab(args: &[&str], cwd: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_attnlab"))

@@ -78,7 +78,7 @@ train.steps = 7
     )
     .expect("valid");
     assert_eq!(e.runs.len(), 2);
-    let a = &e.runs[0].settings;
+    let a = &e.run_settings(0).expect("resolves");
     assert_eq!(a.task.kind, TaskKind::Recall);
     assert_eq!(a.task.seq_len, 128);
     assert_eq!(a.task.distance, 10);
@@ -86,7 +86,7 @@ train.steps = 7
     assert_eq!((a.model.layers, a.model.heads, a.model.d_model), (2, 4, 64));
     assert_eq!(a.model.attention, AttentionPattern::Dense);
     assert_eq!(a.train.steps, 1500);
-    let b = &e.runs[1].settings;
+    let b = &e.run_settings(1).expect("resolves");
     assert_eq!(b.model.attention, AttentionPattern::Local { window: 3 });
     assert_eq!(b.train.steps, 7);
     assert_eq!(
@@ -110,18 +110,23 @@ fn a_pattern_name_alone_takes_its_default_parameters() {
 #[test]
 fn unknown_field_is_named_with_a_suggestion() {
     let msg = error_of("name = \"x\"\n[model]\nlayer = 2\n");
-    assert!(msg.contains("layer"), "{msg}");
-    assert!(msg.contains("layers"), "should suggest `layers`: {msg}");
+    assert!(msg.contains("unknown field `layer`"), "{msg}");
+    assert!(
+        msg.contains("(did you mean `layers`?)"),
+        "should suggest `layers`: {msg}"
+    );
     assert!(msg.contains("line 3"), "should give the line: {msg}");
 
     let msg = error_of(
         "name = \"x\"\n[[runs]]\nname = \"a\"\nmodel.attention = { kind = \"local\", widnow = 4 }\n",
     );
-    assert!(msg.contains("widnow") && msg.contains("window"), "{msg}");
+    assert!(msg.contains("`widnow`"), "{msg}");
+    assert!(msg.contains("(did you mean `window`?)"), "{msg}");
     assert!(msg.contains("runs[0]"), "{msg}");
 
     let msg = error_of("name = \"x\"\n[model]\nattention = \"lokal\"\n");
-    assert!(msg.contains("lokal") && msg.contains("local"), "{msg}");
+    assert!(msg.contains("`lokal`"), "{msg}");
+    assert!(msg.contains("(did you mean `local`?)"), "{msg}");
 }
 
 #[test]
@@ -213,4 +218,31 @@ fn loading_names_the_file() {
         missing.contains("missing.toml") && missing.contains("cannot read"),
         "{missing}"
     );
+}
+
+/// A run that sets a field to the base's current value keeps it when the base
+/// changes, also after saving and reopening the file.
+#[test]
+fn a_run_that_sets_the_base_value_keeps_it_when_the_base_is_edited() {
+    let mut e = Experiment::from_toml(
+        "name = \"x\"\n[task]\ndistance = 10\n[[runs]]\nname = \"a\"\n[[runs]]\nname = \"b\"\ntask.distance = 10\n",
+    )
+    .expect("valid");
+    e.base.task.distance = 20;
+    assert_eq!(
+        e.run_settings(0).expect("a").task.distance,
+        20,
+        "a inherits"
+    );
+    assert_eq!(e.run_settings(1).expect("b").task.distance, 10, "b sets it");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("x.toml");
+    std::fs::write(&path, e.to_toml()).expect("save");
+    let mut reopened = Experiment::load(&path).expect("reopens");
+    assert_eq!(reopened, e);
+    reopened.base.task.distance = 30;
+    assert_eq!(reopened.run_settings(0).expect("a").task.distance, 30);
+    assert_eq!(reopened.run_settings(1).expect("b").task.distance, 10);
+    assert_eq!(reopened.runs[1].overridden_fields(), ["task.distance"]);
 }

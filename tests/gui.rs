@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use attnlab::app::{App, PersistedState};
 use attnlab::config::Experiment;
-use attnlab::trainer::RunStatus;
+use attnlab::records::RunStatus;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
@@ -134,12 +134,10 @@ fn an_invalid_field_disables_run_and_says_why() {
     h.get_by_label("heads").set_value_accesskit(3.0);
     h.run_steps(3);
     assert_eq!(h.state().experiment().base.model.heads, 3);
+    let experiment = h.state().experiment();
     assert!(
-        h.state()
-            .experiment()
-            .runs
-            .iter()
-            .all(|r| r.settings.model.heads == 3),
+        (0..experiment.runs.len())
+            .all(|i| experiment.run_settings(i).map(|s| s.model.heads) == Ok(3)),
         "base edits reach the runs"
     );
     assert!(is_disabled(&h, "Run"));

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use attnlab::attention::compose;
 use attnlab::config::Experiment;
-use attnlab::trainer::{Event, RunStatus, RunSummary, StartRun, Trainer};
+use attnlab::records::{RunStatus, RunSummary};
+use attnlab::trainer::{Event, StartRun, Trainer};
 
 const EXPERIMENT: &str = r#"
 name = "science"
@@ -67,7 +68,7 @@ fn train_all(experiment: &Experiment) -> Vec<RunSummary> {
 fn dense_learns_long_recall_and_local_cannot() {
     let experiment = Experiment::from_toml(EXPERIMENT).expect("valid");
     let plans = experiment.plan().expect("valid");
-    let task = &plans[0].settings.task;
+    let task = &plans[0].settings().task;
     let chance = task.chance_accuracy();
 
     // The structural argument first: 2 layers of radius 2 reach 4 < 12.

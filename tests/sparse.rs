@@ -3,7 +3,7 @@
 //! layouts compute far fewer pairs than dense.
 
 use attnlab::attention::{AttentionPattern, SparseLayout};
-use attnlab::model::{SparseAttention, attention_output, masked_attention};
+use attnlab::model::{BlockSparseAttention, SparseUnavailable, attention_output, masked_attention};
 use attnlab::trainer::CpuBackend;
 use burn::tensor::{Bool, Distribution, Tensor, TensorData};
 use proptest::prelude::*;
@@ -70,13 +70,14 @@ fn check(pattern: &AttentionPattern, n: usize, causal: bool, seed: u64) {
         |q, k, v| attention_output(q, k, v, Some(&hidden)),
         &format!("{tag} (dense path)"),
     );
-    let Some(sparse) = SparseAttention::new(pattern, &mask, seed, &device) else {
-        // Nothing to gain at this size: the model uses the dense path, checked above.
-        assert!(
-            SparseLayout::of(pattern, n, seed).is_none(),
-            "{pattern} n={n}: layout does not cover its mask"
-        );
-        return;
+    let sparse = match BlockSparseAttention::new(pattern, &mask, seed, &device) {
+        Ok(sparse) => sparse,
+        Err(SparseUnavailable::NoLayout) => {
+            // Nothing to gain: the model uses the dense path, checked above.
+            assert!(SparseLayout::of(pattern, n, seed).is_none());
+            return;
+        }
+        Err(e) => panic!("{pattern} n={n}: {e}"),
     };
     compare(n, &hidden, |q, k, v| sparse.forward(q, k, v), &tag);
 }

@@ -1,14 +1,17 @@
 //! The trainer thread through its public protocol: event order, stop, pause, seeding,
-//! divergence, and run records.
+//! divergence, backend failure, warnings, and run records.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use attnlab::config::{BackendChoice, Experiment, RunPlan};
-use attnlab::runs::RunRecord;
-use attnlab::trainer::{Command, Event, Fault, RunStatus, StartRun, Trainer};
+use attnlab::config::{BackendChoice, Experiment, ModelKind, RunPlan};
+use attnlab::records::{RunRecord, RunStatus};
+use attnlab::trainer::{Command, Event, Fault, StartRun, Trainer};
 
-const TIMEOUT: Duration = Duration::from_secs(600);
+/// The longest any one test waits for its events, in all: a broken Stop or a hung
+/// trainer fails the test in minutes, not hours.
+const DEADLINE: Duration = Duration::from_secs(240);
 
 /// burn's CPU backend keeps one process-wide RNG, which `device.seed` resets at the
 /// start of each run; tests that train take turns so that one test's parameter
@@ -47,21 +50,70 @@ fn start(trainer: &Trainer, id: u64, plan: RunPlan, root: Option<&std::path::Pat
         .expect("trainer alive");
 }
 
-/// Collects events until `count` runs have finished.
-fn collect(trainer: &Trainer, count: usize) -> Vec<Event> {
+/// The next event, failing the test once the overall deadline has passed.
+fn next(trainer: &Trainer, deadline: Instant) -> Event {
+    let left = deadline.saturating_duration_since(Instant::now());
+    trainer
+        .events()
+        .recv_timeout(left)
+        .unwrap_or_else(|_| panic!("no event within the test's {DEADLINE:?} deadline"))
+}
+
+/// Collects events until `count` runs have finished (within the deadline from
+/// `since`), and checks each run's events follow the documented order.
+fn collect_since(trainer: &Trainer, count: usize, since: Instant) -> Vec<Event> {
+    let deadline = since + DEADLINE;
     let mut events = Vec::new();
     let mut finished = 0;
     while finished < count {
-        let event = trainer
-            .events()
-            .recv_timeout(TIMEOUT)
-            .expect("events keep coming");
+        let event = next(trainer, deadline);
         if matches!(event, Event::Finished { .. }) {
             finished += 1;
         }
         events.push(event);
     }
+    check_order(&events);
     events
+}
+
+fn collect(trainer: &Trainer, count: usize) -> Vec<Event> {
+    collect_since(trainer, count, Instant::now())
+}
+
+/// Each run's events follow ARCHITECTURE.md's order:
+/// `Queued -> Warning* -> Started -> (Step | Eval | Snapshot | Warning | Paused | Resumed)* -> Finished`
+/// or, never started, `Queued -> Warning* -> Finished`. (A run whose `Queued` came
+/// before `events` began is checked from where it stands.)
+fn check_order(events: &[Event]) {
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum At {
+        Queued,
+        Running,
+        Done,
+    }
+    let mut at: HashMap<u64, At> = HashMap::new();
+    for e in events {
+        let id = e.run_id();
+        let state = at.get(&id).copied();
+        let next = match (state, e) {
+            (None, Event::Queued { .. }) => At::Queued,
+            (Some(At::Queued), Event::Warning { .. }) => At::Queued,
+            (Some(At::Queued) | None, Event::Started { .. }) => At::Running,
+            (Some(At::Queued), Event::Finished { .. }) => At::Done,
+            (Some(At::Running) | None, Event::Finished { .. }) => At::Done,
+            (
+                Some(At::Running) | None,
+                Event::Step { .. }
+                | Event::Eval { .. }
+                | Event::Snapshot { .. }
+                | Event::Warning { .. }
+                | Event::Paused { .. }
+                | Event::Resumed { .. },
+            ) => At::Running,
+            (state, e) => panic!("run {id}: {} after {state:?}", name(e)),
+        };
+        at.insert(id, next);
+    }
 }
 
 fn name(e: &Event) -> &'static str {
@@ -150,7 +202,11 @@ fn events_follow_the_documented_order_and_records_are_complete() {
     assert_eq!(stored.len(), 4);
     assert_eq!(stored[3].weights, snaps[3].weights);
     let again = record.experiment().expect("config.toml parses");
-    assert_eq!(again.runs[0].settings, plan("").settings);
+    assert_eq!(
+        again.run_settings(0).ok().as_ref(),
+        Some(plan("").settings())
+    );
+    assert_eq!(record.summary.kernels.len(), 1);
 }
 
 #[test]
@@ -182,14 +238,14 @@ fn stop_ends_a_run_within_a_step_and_drops_queued_runs() {
     start(&trainer, 1, plan("steps = 100000\n"), None);
     start(&trainer, 2, plan(""), None);
     // Wait for the first step of run 1, then stop everything.
+    let since = Instant::now();
     loop {
-        let e = trainer.events().recv_timeout(TIMEOUT).expect("events");
-        if matches!(e, Event::Step { id: 1, .. }) {
+        if matches!(next(&trainer, since + DEADLINE), Event::Step { id: 1, .. }) {
             break;
         }
     }
     trainer.send(Command::StopAll).expect("alive");
-    let events = collect(&trainer, 2);
+    let events = collect_since(&trainer, 2, since);
     let summaries: Vec<_> = events
         .iter()
         .filter_map(|e| match e {
@@ -210,17 +266,15 @@ fn pause_and_resume() {
     let _turn = one_at_a_time();
     let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
     start(&trainer, 1, plan("steps = 40\n"), None);
+    let since = Instant::now();
     loop {
-        if matches!(
-            trainer.events().recv_timeout(TIMEOUT).expect("events"),
-            Event::Step { .. }
-        ) {
+        if matches!(next(&trainer, since + DEADLINE), Event::Step { .. }) {
             break;
         }
     }
     trainer.send(Command::Pause).expect("alive");
     loop {
-        if let Event::Paused { .. } = trainer.events().recv_timeout(TIMEOUT).expect("events") {
+        if let Event::Paused { .. } = next(&trainer, since + DEADLINE) {
             break;
         }
     }
@@ -233,7 +287,7 @@ fn pause_and_resume() {
         "no events while paused"
     );
     trainer.send(Command::Resume).expect("alive");
-    let events = collect(&trainer, 1);
+    let events = collect_since(&trainer, 1, since);
     assert!(matches!(events[0], Event::Resumed { .. }));
     let Some(Event::Finished { summary, .. }) = events.last() else {
         panic!()
@@ -281,7 +335,7 @@ fn divergence_and_panics_end_only_their_run() {
     );
 
     // Both failures are in their run records, with the message.
-    let records = attnlab::runs::list_records(dir.path());
+    let records = attnlab::records::list_records(dir.path());
     assert_eq!(records.len(), 2);
     for r in records {
         assert!(matches!(
@@ -296,9 +350,12 @@ fn divergence_and_panics_end_only_their_run() {
 fn lstm_trains_and_has_no_attention_maps() {
     let _turn = one_at_a_time();
     let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
-    let mut p = plan("");
-    p.settings.model.kind = attnlab::config::ModelKind::Lstm;
-    p.settings.train.backend = BackendChoice::Cpu;
+    let p = plan("")
+        .revise(|s| {
+            s.model.kind = ModelKind::Lstm;
+            s.train.backend = BackendChoice::Cpu;
+        })
+        .expect("valid");
     start(&trainer, 1, p, None);
     let events = collect(&trainer, 1);
     assert!(!events.iter().any(|e| matches!(e, Event::Snapshot { .. })));
@@ -306,4 +363,97 @@ fn lstm_trains_and_has_no_attention_maps() {
         panic!()
     };
     assert_eq!(summary.status, RunStatus::Finished, "{:?}", summary.message);
+}
+
+#[test]
+fn a_run_without_a_backend_goes_from_queued_to_failed() {
+    let _turn = one_at_a_time();
+    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let mut run = StartRun::new(1, plan(""), None);
+    run.fault = Some(Fault::NoBackend);
+    trainer.start(run).expect("alive");
+    start(&trainer, 2, plan("steps = 1\n"), None);
+    let events = collect(&trainer, 2);
+    let first: Vec<_> = events
+        .iter()
+        .filter(|e| e.run_id() == 1)
+        .map(name)
+        .collect();
+    assert_eq!(first, ["queued", "finished"]);
+    let Some(Event::Finished { summary, .. }) = events
+        .iter()
+        .find(|e| e.run_id() == 1 && matches!(e, Event::Finished { .. }))
+    else {
+        panic!("run 1 finished")
+    };
+    assert_eq!(summary.status, RunStatus::Failed);
+    assert!(
+        summary
+            .message
+            .as_deref()
+            .unwrap_or("")
+            .contains("no backend"),
+        "{:?}",
+        summary.message
+    );
+    let second: Vec<_> = events
+        .iter()
+        .filter(|e| e.run_id() == 2)
+        .map(name)
+        .collect();
+    assert_eq!(second.last(), Some(&"finished"));
+    assert!(
+        second.contains(&"started"),
+        "the next run trains: {second:?}"
+    );
+}
+
+#[test]
+fn an_unwritable_record_folder_warns_and_the_run_trains_unrecorded() {
+    let _turn = one_at_a_time();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A file where the records folder should be: nothing can be created under it.
+    let blocked = dir.path().join("not-a-folder");
+    std::fs::write(&blocked, "x").expect("write");
+    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    start(&trainer, 1, plan("steps = 2\n"), Some(&blocked));
+    let events = collect(&trainer, 1);
+    let names: Vec<_> = events.iter().map(name).collect();
+    assert_eq!(names[..2], ["queued", "warning"], "{names:?}");
+    let Event::Warning { message, .. } = &events[1] else {
+        panic!()
+    };
+    assert!(message.contains("not recording"), "{message}");
+    let Some(Event::Finished { summary, .. }) = events.last() else {
+        panic!()
+    };
+    assert_eq!(summary.status, RunStatus::Finished);
+    assert_eq!(summary.record_id, None);
+}
+
+#[test]
+fn started_names_each_layers_kernel() {
+    let _turn = one_at_a_time();
+    let text = "name = \"k\"\n[task]\nseq_len = 256\nvocab = 8\ndistance = 4\n\
+                [model]\nheads = 2\nd_model = 16\nd_ff = 32\n\
+                layer_attention = [\"dense\", { kind = \"local\", window = 4 }, { kind = \"local\", window = 100 }]\n\
+                layers = 3\n[train]\nsteps = 1\nbatch = 2\neval_batches = 1\nbackend = \"cpu\"\n";
+    let plan = Experiment::from_toml(text)
+        .expect("parses")
+        .plan()
+        .expect("valid")
+        .remove(0);
+    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    start(&trainer, 1, plan, None);
+    let events = collect(&trainer, 1);
+    let Some(Event::Started { kernels, .. }) =
+        events.iter().find(|e| matches!(e, Event::Started { .. }))
+    else {
+        panic!("started")
+    };
+    let names: Vec<&str> = kernels.iter().map(|k| k.kernel.as_str()).collect();
+    assert_eq!(names, ["dense", "block_sparse", "masked_dense"]);
+    assert_eq!(kernels[0].reason, None);
+    assert_eq!(kernels[1].reason, None);
+    assert!(kernels[2].reason.is_some(), "masked dense says why");
 }

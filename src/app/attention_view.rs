@@ -5,9 +5,9 @@
 use egui::{RichText, Slider, Ui};
 
 use super::heatmap::{MapResponse, TextureCache, attention_image, map_ui, mask_overlay_image};
-use super::runs::RunView;
+use super::run_views::RunView;
 use crate::attention::Mask;
-use crate::trainer::AttentionSnapshot;
+use crate::records::AttentionSnapshot;
 
 /// Which snapshot the view shows.
 #[derive(Clone, Copy, Debug, Default)]

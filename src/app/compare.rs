@@ -9,7 +9,7 @@ use toml::Value;
 use super::attention_view::{AttentionCell, Overlays};
 use super::heatmap::TextureCache;
 use super::loss_plot::{CurveOptions, curves_ui};
-use super::runs::RunView;
+use super::run_views::RunView;
 use super::widgets::{duration_text, run_color};
 use crate::config::Settings;
 use crate::trainer::RunId;

@@ -1,148 +1,12 @@
-//! The experiment editor: task, model, attention pattern(s) and training settings of
-//! the base configuration or of one run, with errors marked at the field.
+//! The experiment editor's panel: task, model, attention pattern(s) and training
+//! settings of the base configuration or of one run, with errors marked at the field.
 
 use egui::{ComboBox, RichText, TextEdit, Ui};
-use toml::Value;
 
+use super::editor::{Editor, Target};
 use super::widgets::{ERROR_COLOR, error_ui, f64_ui, field_error, usize_ui};
 use crate::attention::{AttentionPattern, PATTERN_KINDS};
-use crate::config::{BackendChoice, ConfigErrors, Experiment, ModelKind, Run, Settings, TaskKind};
-
-/// What the editor is editing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    /// The base tables: a change goes to every run that does not override the field.
-    Base,
-    /// One run's full settings.
-    Run(usize),
-}
-
-/// The experiment being edited and its validation.
-#[derive(Clone, Debug)]
-pub struct Editor {
-    /// The experiment.
-    pub experiment: Experiment,
-    /// Base or one run.
-    pub target: Target,
-    /// Every problem, refreshed after each change.
-    pub errors: ConfigErrors,
-}
-
-impl Editor {
-    /// Opens an experiment for editing.
-    pub fn new(experiment: Experiment) -> Self {
-        let mut editor = Self {
-            experiment,
-            target: Target::Base,
-            errors: ConfigErrors(Vec::new()),
-        };
-        editor.validate();
-        editor
-    }
-
-    /// Re-checks the experiment.
-    pub fn validate(&mut self) {
-        self.errors = match self.experiment.plan() {
-            Ok(_) => ConfigErrors(Vec::new()),
-            Err(e) => e,
-        };
-    }
-
-    /// Whether every run is valid (Run is enabled).
-    pub fn is_valid(&self) -> bool {
-        self.errors.0.is_empty()
-    }
-
-    /// The settings the editor shows.
-    pub fn settings(&self) -> &Settings {
-        match self.target {
-            Target::Run(i) if i < self.experiment.runs.len() => &self.experiment.runs[i].settings,
-            _ => &self.experiment.base,
-        }
-    }
-
-    fn prefix(&self) -> String {
-        match self.target {
-            Target::Base => String::new(),
-            Target::Run(i) => format!("runs[{i}]."),
-        }
-    }
-
-    /// Duplicates the run being edited (or the last run) and edits the copy.
-    pub fn duplicate_run(&mut self) {
-        let source = match self.target {
-            Target::Run(i) if i < self.experiment.runs.len() => self.experiment.runs[i].clone(),
-            _ => self.experiment.runs.last().cloned().unwrap_or_else(|| Run {
-                name: "run".into(),
-                settings: self.experiment.base.clone(),
-            }),
-        };
-        let mut name = format!("{} copy", source.name);
-        let mut k = 2;
-        while self.experiment.runs.iter().any(|r| r.name == name) {
-            name = format!("{} copy {k}", source.name);
-            k += 1;
-        }
-        self.experiment.runs.push(Run {
-            name,
-            settings: source.settings,
-        });
-        self.target = Target::Run(self.experiment.runs.len() - 1);
-        self.validate();
-    }
-
-    /// Removes run `i` (an experiment keeps at least one).
-    pub fn remove_run(&mut self, i: usize) {
-        if self.experiment.runs.len() > 1 && i < self.experiment.runs.len() {
-            self.experiment.runs.remove(i);
-            self.target = Target::Base;
-            self.validate();
-        }
-    }
-}
-
-/// Copies each base field that changed from `old` to `new` into every run that had the
-/// old value (so runs keep their own overrides).
-fn propagate(old: &Settings, new: &Settings, runs: &mut [Run]) {
-    let (Ok(Value::Table(old)), Ok(Value::Table(new))) =
-        (Value::try_from(old), Value::try_from(new))
-    else {
-        return;
-    };
-    for run in runs {
-        let Ok(Value::Table(mut value)) = Value::try_from(&run.settings) else {
-            continue;
-        };
-        for (section, new_fields) in &new {
-            let (Some(Value::Table(old_fields)), Value::Table(new_fields)) =
-                (old.get(section), new_fields)
-            else {
-                continue;
-            };
-            let Some(Value::Table(run_fields)) = value.get_mut(section) else {
-                continue;
-            };
-            let keys: std::collections::BTreeSet<&String> =
-                old_fields.keys().chain(new_fields.keys()).collect();
-            for key in keys {
-                let (before, after) = (old_fields.get(key), new_fields.get(key));
-                if before != after && run_fields.get(key) == before {
-                    match after {
-                        Some(v) => {
-                            run_fields.insert(key.clone(), v.clone());
-                        }
-                        None => {
-                            run_fields.remove(key);
-                        }
-                    }
-                }
-            }
-        }
-        if let Ok(settings) = Value::Table(value).try_into() {
-            run.settings = settings;
-        }
-    }
-}
+use crate::config::{BackendChoice, ModelKind, Settings, TaskKind};
 
 /// The whole editor. Returns whether the experiment changed.
 pub fn editor_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
@@ -159,8 +23,7 @@ pub fn editor_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
     ui.separator();
 
     let prefix = editor.prefix();
-    let before = editor.settings().clone();
-    let mut settings = before.clone();
+    let mut settings = editor.settings().clone();
     let errors = editor.errors.clone();
     let err = |field: &str| field_error(&errors, &format!("{prefix}{field}")).map(str::to_owned);
 
@@ -174,19 +37,9 @@ pub fn editor_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
         .default_open(true)
         .show(ui, |ui| train_ui(ui, &mut settings, &err));
 
-    if settings != before {
-        match editor.target {
-            Target::Run(i) if i < editor.experiment.runs.len() => {
-                editor.experiment.runs[i].settings = settings
-            }
-            _ => {
-                propagate(&before, &settings, &mut editor.experiment.runs);
-                editor.experiment.base = settings;
-            }
-        }
+    if editor.apply(settings) {
         changed = true;
-    }
-    if changed {
+    } else if changed {
         editor.validate();
     }
 
@@ -258,6 +111,28 @@ fn target_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
             .labelled_by(l.id)
             .changed();
         error_ui(ui, field_error(&editor.errors, &format!("runs[{i}].name")));
+        let own = run.overridden_fields();
+        let reset = ui
+            .horizontal_wrapped(|ui| {
+                if own.is_empty() {
+                    ui.label(
+                        RichText::new("Sets nothing itself: everything comes from the base.")
+                            .small(),
+                    );
+                    false
+                } else {
+                    ui.label(RichText::new(format!("Sets itself: {}", own.join(", "))).small())
+                        .on_hover_text("Base edits do not reach these fields of this run");
+                    ui.small_button("Reset to base")
+                        .on_hover_text("Inherit every field from the base again")
+                        .clicked()
+                }
+            })
+            .inner;
+        if reset {
+            editor.reset_run(i);
+            changed = true;
+        }
     } else {
         ui.label(
             RichText::new(format!(
@@ -513,43 +388,4 @@ fn train_ui(ui: &mut Ui, s: &mut Settings, err: &dyn Fn(&str) -> Option<String>)
                 ui.selectable_value(&mut t.backend, b, b.name());
             }
         });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn base_changes_reach_runs_that_do_not_override_the_field() {
-        let e = Experiment::from_toml(
-            "name = \"x\"\n[[runs]]\nname = \"a\"\n[[runs]]\nname = \"b\"\ntask.seq_len = 64\n",
-        )
-        .expect("valid");
-        let mut runs = e.runs.clone();
-        let mut new = e.base.clone();
-        new.task.seq_len = 256;
-        new.train.steps = 9;
-        propagate(&e.base, &new, &mut runs);
-        assert_eq!(runs[0].settings.task.seq_len, 256);
-        assert_eq!(runs[1].settings.task.seq_len, 64, "b overrides seq_len");
-        assert!(runs.iter().all(|r| r.settings.train.steps == 9));
-    }
-
-    #[test]
-    fn duplicate_gets_a_unique_name_and_becomes_the_target() {
-        let mut editor = Editor::new(
-            Experiment::from_toml("name = \"x\"\n[[runs]]\nname = \"a\"\n").expect("valid"),
-        );
-        editor.duplicate_run();
-        editor.duplicate_run();
-        let names: Vec<_> = editor
-            .experiment
-            .runs
-            .iter()
-            .map(|r| r.name.as_str())
-            .collect();
-        assert_eq!(names, ["a", "a copy", "a copy copy"]);
-        assert_eq!(editor.target, Target::Run(2));
-        assert!(editor.is_valid());
-    }
 }

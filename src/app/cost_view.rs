@@ -45,19 +45,47 @@ impl CostCache {
         Some(base.join("attnlab").join("cost-cache.json"))
     }
 
-    fn load(path: Option<&PathBuf>) -> Self {
-        path.and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default()
+    /// The cache at `path`: empty when there is none yet; an unreadable or damaged
+    /// file is an error (the view shows it and starts empty; measuring again
+    /// overwrites it).
+    fn load(path: Option<&PathBuf>) -> Result<Self, String> {
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(e) => {
+                return Err(format!(
+                    "cannot read the cost cache {}: {e}",
+                    path.display()
+                ));
+            }
+        };
+        serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "the cost cache {} is damaged ({e}); it will be rewritten",
+                path.display()
+            )
+        })
     }
 
-    fn store(&self, path: Option<&PathBuf>) {
-        if let (Some(path), Ok(text)) = (path, serde_json::to_string_pretty(self)) {
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
-            let _ = std::fs::write(path, text);
+    /// Writes the cache (atomically); an error says why it could not.
+    fn store(&self, path: Option<&PathBuf>) -> Result<(), String> {
+        let Some(path) = path else {
+            return Ok(());
+        };
+        let fail = |e: &dyn std::fmt::Display| {
+            format!("cannot save the cost cache {}: {e}", path.display())
+        };
+        let text = serde_json::to_string_pretty(self).map_err(|e| fail(&e))?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
         }
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| fail(&e))
     }
 }
 
@@ -98,15 +126,19 @@ impl CostView {
     /// The view with the points cached at `cache_path` (`None`: the user's cache).
     pub fn new(cache_path: Option<PathBuf>, max_len: usize) -> Self {
         let cache_path = cache_path.or_else(CostCache::default_path);
+        let (cache, error) = match CostCache::load(cache_path.as_ref()) {
+            Ok(cache) => (cache, None),
+            Err(e) => (CostCache::default(), Some(e)),
+        };
         Self {
-            cache: CostCache::load(cache_path.as_ref()),
+            cache,
             cache_path,
             machine: machine(),
             running: None,
             done: 0,
             total: 0,
             current: String::new(),
-            error: None,
+            error,
             max_len,
         }
     }
@@ -148,22 +180,23 @@ impl CostView {
             .name("attnlab-cost".into())
             .spawn(move || {
                 for (pattern, n) in todo {
-                    let _ = tx.send(CostMessage::Started(format!(
-                        "{} at n = {n}",
-                        pattern.label()
-                    )));
+                    let started = CostMessage::Started(format!("{} at n = {n}", pattern.label()));
+                    if tx.send(started).is_err() {
+                        return; // the view is gone
+                    }
                     wake();
                     // Short sequences are quick and noisy: more steps there.
                     let steps = if n <= 1024 { 8 } else { 3 };
                     let message = match measure_layer(&pattern, n, BackendChoice::Cpu, 1, steps) {
                         Ok(point) => CostMessage::Point(point),
-                        Err(e) => CostMessage::Failed(e),
+                        Err(e) => CostMessage::Failed(e.to_string()),
                     };
                     if tx.send(message).is_err() {
                         return;
                     }
                     wake();
                 }
+                // Ignored: if the view is gone nobody waits for the end.
                 let _ = tx.send(CostMessage::Done);
                 wake();
             });
@@ -195,8 +228,8 @@ impl CostView {
                 CostMessage::Done => finished = true,
             }
         }
-        if changed {
-            self.cache.store(self.cache_path.as_ref());
+        if changed && let Err(e) = self.cache.store(self.cache_path.as_ref()) {
+            self.error = Some(e);
         }
         if finished
             || (self.running.as_ref().is_some_and(|r| r.is_empty()) && self.done >= self.total)
@@ -209,7 +242,9 @@ impl CostView {
     pub fn clear(&mut self) {
         let prefix = format!("{}/", self.machine);
         self.cache.points.retain(|k, _| !k.starts_with(&prefix));
-        self.cache.store(self.cache_path.as_ref());
+        if let Err(e) = self.cache.store(self.cache_path.as_ref()) {
+            self.error = Some(e);
+        }
     }
 
     fn points(&self, pattern: &str) -> Vec<&CostPoint> {

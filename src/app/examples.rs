@@ -3,7 +3,7 @@
 
 /// One shipped experiment.
 #[derive(Clone, Copy, Debug)]
-pub struct Example {
+pub struct ShippedExperiment {
     /// File name under `experiments/`.
     pub file: &'static str,
     /// Its TOML text.
@@ -11,43 +11,43 @@ pub struct Example {
 }
 
 /// Every shipped experiment, in menu order.
-pub const EXAMPLES: [Example; 8] = [
-    Example {
+pub const SHIPPED: [ShippedExperiment; 8] = [
+    ShippedExperiment {
         file: "dense_vs_local.toml",
         text: include_str!("../../experiments/dense_vs_local.toml"),
     },
-    Example {
+    ShippedExperiment {
         file: "distance_sweep.toml",
         text: include_str!("../../experiments/distance_sweep.toml"),
     },
-    Example {
+    ShippedExperiment {
         file: "block_boundaries.toml",
         text: include_str!("../../experiments/block_boundaries.toml"),
     },
-    Example {
+    ShippedExperiment {
         file: "sparse_transformer.toml",
         text: include_str!("../../experiments/sparse_transformer.toml"),
     },
-    Example {
+    ShippedExperiment {
         file: "longformer_global.toml",
         text: include_str!("../../experiments/longformer_global.toml"),
     },
-    Example {
+    ShippedExperiment {
         file: "per_layer_mix.toml",
         text: include_str!("../../experiments/per_layer_mix.toml"),
     },
-    Example {
+    ShippedExperiment {
         file: "transformer_vs_lstm.toml",
         text: include_str!("../../experiments/transformer_vs_lstm.toml"),
     },
-    Example {
+    ShippedExperiment {
         file: "long_sequences.toml",
         text: include_str!("../../experiments/long_sequences.toml"),
     },
 ];
 
 /// The experiment open on first launch.
-pub const DEFAULT: Example = EXAMPLES[0];
+pub const DEFAULT: ShippedExperiment = SHIPPED[0];
 
 #[cfg(test)]
 mod tests {
@@ -55,16 +55,12 @@ mod tests {
 
     #[test]
     fn every_example_is_valid_and_every_shipped_file_is_built_in() {
-        for e in EXAMPLES {
+        for e in SHIPPED {
             let experiment = crate::config::Experiment::from_toml(e.text).expect(e.file);
             experiment.plan().expect(e.file);
         }
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
         let files = std::fs::read_dir(dir).expect("experiments/").count();
-        assert_eq!(
-            files,
-            EXAMPLES.len(),
-            "add new experiment files to EXAMPLES"
-        );
+        assert_eq!(files, SHIPPED.len(), "add new experiment files to SHIPPED");
     }
 }

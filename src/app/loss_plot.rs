@@ -4,9 +4,9 @@
 use egui::Ui;
 use egui_plot::{GridMark, HoverPosition, Legend, Line, LineStyle, Plot, PlotPoints, Points};
 
-use super::runs::RunView;
+use super::run_views::RunView;
 use super::widgets::run_color;
-use crate::trainer::Metrics;
+use crate::records::Metrics;
 
 /// Display options for the curves (persisted).
 #[derive(Clone, Copy, Debug)]

@@ -6,7 +6,7 @@ use egui::{RichText, Ui};
 use super::heatmap::{TextureCache, map_ui, mask_image};
 use super::widgets::ERROR_COLOR;
 use crate::attention::{Mask, Reach, compose};
-use crate::config::{ModelKind, RunPlan, Settings, TaskKind};
+use crate::config::{ModelKind, Settings, TaskKind};
 
 /// Most positions previewed (and composed); longer sequences show their first
 /// `MAX_PREVIEW` positions.
@@ -60,13 +60,6 @@ pub fn mask_preview_ui(
         return;
     }
     let n = n_full.min(MAX_PREVIEW);
-    let mut preview = settings.clone();
-    preview.task.seq_len = n;
-    let plan = RunPlan {
-        experiment: String::new(),
-        name: label.to_string(),
-        settings: preview,
-    };
     let causal = settings.model.causal;
     let patterns = settings.model.layer_patterns();
     let key_base = format!("{patterns:?}/{n}/{causal}/{}", settings.train.seed);
@@ -74,7 +67,7 @@ pub fn mask_preview_ui(
         if cache.computed.len() > 32 {
             cache.computed.clear();
         }
-        let masks = plan.layer_masks();
+        let masks = settings.model.layer_masks(n, settings.train.seed);
         let reach = compose(&masks);
         let reach_mask = reach.to_mask();
         cache

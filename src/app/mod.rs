@@ -1,33 +1,48 @@
 //! The workbench window (eframe/egui): edit an experiment, run it on the background
 //! trainer, watch curves and attention maps live, compare runs, reopen past runs.
 //!
-//! `app` holds the frame loop and owns every piece of state; each panel is a file
-//! with a `*_ui` function that draws from (and edits) the state it is given. Nothing
-//! here is shared with the trainer thread except its channels.
+//! The shell follows rerun's viewer: `workbench` holds the state, `frame` the order
+//! of one frame, `actions` what the user can do (what the menus, shortcuts and tests
+//! call), `commands` every command's label, shortcut and hover text, `pane` the list
+//! of tabs. Each panel is a file with a `*_ui` function that draws from (and edits)
+//! the state it is given. Nothing here is shared with the trainer thread except its
+//! channels.
 
+mod actions;
 mod attention_view;
+mod commands;
 mod compare;
 mod config_panel;
 mod cost_view;
+mod editor;
 mod examples;
 mod files;
+mod frame;
+mod frame_stats;
 mod heatmap;
 mod loss_plot;
 mod mask_preview;
-mod runs;
+mod menu;
+mod modals;
+mod pane;
+mod run_views;
 mod runs_panel;
+mod shell;
 mod state;
+mod tiles;
 mod widgets;
 mod workbench;
 
 use std::process::ExitCode;
 
-pub use config_panel::{Editor, Target};
-pub use examples::{EXAMPLES, Example};
+pub use commands::UiCommand;
+pub use editor::{Editor, Target};
+pub use examples::{SHIPPED, ShippedExperiment};
 pub use files::{FileChoice, FileRequest};
-pub use runs::{RunView, Runs, Source};
+pub use pane::Pane;
+pub use run_views::{RunView, RunViews, Source};
 pub use state::PersistedState;
-pub use workbench::{App, Pane};
+pub use workbench::App;
 
 /// Opens the workbench window (with the experiment `file`, if given) and returns when
 /// it is closed.

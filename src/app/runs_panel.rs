@@ -3,10 +3,10 @@
 
 use egui::{ProgressBar, RichText, Ui};
 
-use super::runs::{RunView, Source};
+use super::run_views::{RunView, Source};
 use super::widgets::{ERROR_COLOR, duration_text, run_color};
-use crate::runs::RunRecord;
-use crate::trainer::{RunId, RunStatus};
+use crate::records::{RunRecord, RunStatus};
+use crate::trainer::RunId;
 
 /// What the user asked for in the panel.
 #[derive(Clone, Debug, PartialEq)]

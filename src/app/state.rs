@@ -41,7 +41,7 @@ impl Default for PersistedState {
             experiment_toml: super::examples::DEFAULT.text.to_string(),
             experiment_path: None,
             dirty: false,
-            runs_root: PathBuf::from(crate::runs::DEFAULT_ROOT),
+            runs_root: PathBuf::from(crate::records::DEFAULT_ROOT),
             smoothing: 0.6,
             log_scale: true,
             show_mask: false,

@@ -20,5 +20,5 @@ mod sparse_transformer;
 pub use blockwise::BigBirdLayout;
 pub use layout::{BlockComponent, PAD, SharedComponent, SparseLayout};
 pub use mask::Mask;
-pub use pattern::{AttentionPattern, PATTERN_KINDS};
+pub use pattern::{AttentionPattern, MAX_PARAM, PATTERN_KINDS, PatternError};
 pub use reach::{Reach, compose};

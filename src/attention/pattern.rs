@@ -19,6 +19,22 @@ pub const PATTERN_KINDS: [&str; 8] = [
     "bigbird",
 ];
 
+/// Largest value any pattern parameter may take (sequences are at most 8192 long;
+/// the bound keeps products such as `window * dilation` far from overflowing).
+pub const MAX_PARAM: usize = 1 << 20;
+
+/// A pattern parameter that is not allowed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{param} = {value}: {reason}")]
+pub struct PatternError {
+    /// The parameter, e.g. `window`.
+    pub param: &'static str,
+    /// Its value.
+    pub value: usize,
+    /// What is allowed.
+    pub reason: String,
+}
+
 /// Which keys a query may attend to in one attention layer.
 ///
 /// In an experiment file a pattern is a name (`attention = "dense"`, parameters take
@@ -144,8 +160,12 @@ impl AttentionPattern {
 
     /// The boolean mask of this pattern at sequence length `n`. `seed` fixes BigBird's
     /// random blocks (other patterns ignore it); `causal` also hides keys after the query.
+    ///
+    /// Defined for any parameters, even those [`AttentionPattern::check`] rejects (a
+    /// zero block or dilation counts as 1, a summary longer than its block as the
+    /// block), so a preview of a half-edited pattern never divides by zero.
     pub fn mask(&self, n: usize, causal: bool, seed: u64) -> Mask {
-        let mask = match *self {
+        let mask = match self.sanitized() {
             Self::Dense => Mask::from_fn(n, |_, _| true),
             Self::Local { window } => Mask::from_fn(n, |i, j| local::local(i, j, window)),
             Self::Dilated { window, dilation } => {
@@ -181,6 +201,44 @@ impl AttentionPattern {
         if causal { mask.causal() } else { mask }
     }
 
+    /// The same pattern with the parameters that divide clamped to at least 1 and
+    /// every parameter to at most [`MAX_PARAM`].
+    fn sanitized(&self) -> Self {
+        let p = |v: usize| v.clamp(1, MAX_PARAM);
+        let any = |v: usize| v.min(MAX_PARAM);
+        match *self {
+            Self::Dense => Self::Dense,
+            Self::Local { window } => Self::Local {
+                window: any(window),
+            },
+            Self::Dilated { window, dilation } => Self::Dilated {
+                window: any(window),
+                dilation: p(dilation),
+            },
+            Self::Strided { stride } => Self::Strided { stride: p(stride) },
+            Self::Fixed { block, summary } => Self::Fixed {
+                block: p(block),
+                summary: summary.clamp(1, p(block)),
+            },
+            Self::Block { size } => Self::Block { size: p(size) },
+            Self::Longformer { window, global } => Self::Longformer {
+                window: any(window),
+                global: any(global),
+            },
+            Self::BigBird {
+                block,
+                window_blocks,
+                global_blocks,
+                random_blocks,
+            } => Self::BigBird {
+                block: p(block),
+                window_blocks: any(window_blocks),
+                global_blocks: any(global_blocks),
+                random_blocks: any(random_blocks),
+            },
+        }
+    }
+
     /// How far (in positions) one layer of this pattern moves information when only
     /// its local part is counted; `None` when some path links any two positions in one
     /// or two hops (dense, global tokens, strides). `L` layers of a pattern with a
@@ -188,7 +246,7 @@ impl AttentionPattern {
     pub fn local_reach(&self) -> Option<usize> {
         match *self {
             Self::Local { window } => Some(window),
-            Self::Dilated { window, dilation } => Some(window * dilation),
+            Self::Dilated { window, dilation } => Some(window.saturating_mul(dilation)),
             Self::Block { size } => Some(size.saturating_sub(1)),
             _ => None,
         }
@@ -213,19 +271,26 @@ impl AttentionPattern {
         }
     }
 
-    /// Checks the parameters against a sequence length. Returns the offending parameter
-    /// name and what is allowed.
-    pub fn check(&self, seq_len: usize) -> Result<(), (&'static str, usize, String)> {
+    /// Checks the parameters against a sequence length; the error names the
+    /// offending parameter and what is allowed.
+    pub fn check(&self, seq_len: usize) -> Result<(), PatternError> {
+        let error = |param: &'static str, value: usize, reason: String| PatternError {
+            param,
+            value,
+            reason,
+        };
         let positive = |name: &'static str, v: usize| {
             if v == 0 {
-                Err((name, v, "must be at least 1".to_string()))
+                Err(error(name, v, "must be at least 1".to_string()))
+            } else if v > MAX_PARAM {
+                Err(error(name, v, format!("must be at most {MAX_PARAM}")))
             } else {
                 Ok(())
             }
         };
         let divides = |name: &'static str, v: usize| {
             if !seq_len.is_multiple_of(v) {
-                Err((
+                Err(error(
                     name,
                     v,
                     format!(
@@ -249,7 +314,7 @@ impl AttentionPattern {
                 divides("block", block)?;
                 positive("summary", summary)?;
                 if summary > block {
-                    return Err((
+                    return Err(error(
                         "summary",
                         summary,
                         format!("must be at most block = {block}"),
@@ -264,7 +329,7 @@ impl AttentionPattern {
             Self::Longformer { window, global } => {
                 positive("window", window)?;
                 if global >= seq_len {
-                    return Err((
+                    return Err(error(
                         "global",
                         global,
                         format!("must be below task.seq_len = {seq_len}"),
@@ -281,7 +346,7 @@ impl AttentionPattern {
                 positive("block", block)?;
                 divides("block", block)?;
                 if window_blocks == 0 || window_blocks % 2 == 0 {
-                    return Err((
+                    return Err(error(
                         "window_blocks",
                         window_blocks,
                         "must be odd (the block itself plus as many on each side): 1, 3, 5, ..."
@@ -289,7 +354,7 @@ impl AttentionPattern {
                     ));
                 }
                 if global_blocks >= seq_len / block {
-                    return Err((
+                    return Err(error(
                         "global_blocks",
                         global_blocks,
                         format!("must be below the number of blocks ({})", seq_len / block),

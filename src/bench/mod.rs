@@ -1,4 +1,4 @@
-//! `attnlab bench`: the reference workloads of BENCHMARK.md, timed.
+//! `attnlab bench`: the reference workloads (README.md, "Reference workloads"), timed.
 //!
 //! * W1: a full training step (forward, loss, backward, Adam) of the W1 transformer.
 //! * W2: one multi-head attention layer alone, forward + backward.
@@ -14,6 +14,6 @@ mod workloads;
 pub use alloc::{CountingAlloc, is_counting, peak_bytes, reset_peak};
 
 pub use workloads::{
-    BenchResult, CostPoint, Workload, bench_patterns, default_pattern, measure_layer, run_one,
-    w1_plan,
+    BenchError, BenchResult, CostPoint, Workload, bench_patterns, default_pattern, measure_layer,
+    peak_rss_mb, run_one, w1_plan,
 };

@@ -2,19 +2,47 @@
 
 use std::time::{Duration, Instant};
 
-use burn::module::Module;
-use burn::nn::{Linear, LinearConfig};
-use burn::optim::{AdamConfig, GradientsParams};
-use burn::tensor::{Device, Distribution, Int, Tensor, TensorData};
+use burn::optim::AdamConfig;
+use burn::tensor::{Device, Distribution, Tensor};
 use rand::{SeedableRng, rngs::StdRng};
 use serde::Serialize;
 
-use crate::attention::AttentionPattern;
-use crate::config::{BackendChoice, Experiment, RunPlan};
+use crate::attention::{AttentionPattern, PatternError, SparseLayout};
+use crate::config::{BackendChoice, ConfigErrors, Experiment, RunPlan};
 use crate::model::{
-    LayerMasks, SequenceModel, Transformer, layer_masks_with, masked_cross_entropy, sparse_pays_off,
+    AttentionKernels, KernelKind, ReadbackError, SelfAttentionConfig, SparseMode, TransformerConfig,
 };
-use crate::trainer::{Event, StartRun, Trainer, select_backend};
+use crate::trainer::{BackendError, Event, StartRun, Trainer, select_backend, train_step};
+
+/// Why a benchmark configuration could not be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The pattern name is not one of [`crate::attention::PATTERN_KINDS`].
+    #[error("unknown pattern `{0}`; one of {kinds:?}", kinds = crate::attention::PATTERN_KINDS)]
+    UnknownPattern(String),
+    /// The pattern's parameters do not fit the sequence length.
+    #[error("{pattern} at n = {seq}: {error}")]
+    Pattern {
+        /// The pattern's label.
+        pattern: String,
+        /// The sequence length.
+        seq: usize,
+        /// What is wrong.
+        error: PatternError,
+    },
+    /// The workload's run does not validate (e.g. a length the task refuses).
+    #[error("the workload is not a valid run: {0}")]
+    Plan(#[from] ConfigErrors),
+    /// No device for the backend.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A result could not be read back from the device.
+    #[error(transparent)]
+    Readback(#[from] ReadbackError),
+    /// The trainer thread could not be started or ended a run with an error.
+    #[error("through the trainer: {0}")]
+    Trainer(String),
+}
 
 /// Alternations of bare loop and trainer in the overhead workload.
 const OVERHEAD_ROUNDS: usize = 2;
@@ -74,7 +102,8 @@ pub struct BenchResult {
     pub overhead_pct: Option<f64>,
 }
 
-/// A pattern name with the BENCHMARK.md parameters (window 64, block 64, ...).
+/// A pattern name with the reference workloads' parameters (README.md, "Reference
+/// workloads": window 64, block 64, ...).
 pub fn default_pattern(name: &str) -> Option<AttentionPattern> {
     Some(match name {
         "dense" => AttentionPattern::Dense,
@@ -118,33 +147,39 @@ pub fn bench_patterns(workload: Workload) -> Vec<&'static str> {
     }
 }
 
-/// The W1 model as a run plan: vocab 64, d_model 128, 4 heads, d_ff 512, 2 layers,
-/// batch 16, Adam lr 1e-3, recall at distance seq / 4.
+/// The W1 model as a validated run plan: vocab 64, d_model 128, 4 heads, d_ff 512,
+/// `layers` layers (2 in W1), batch 16, Adam lr 1e-3, recall at distance seq / 4.
 pub fn w1_plan(
     pattern: &AttentionPattern,
     seq: usize,
+    layers: usize,
     backend: BackendChoice,
     steps: usize,
-) -> RunPlan {
-    let mut experiment = Experiment::single("bench", Default::default());
-    let s = &mut experiment.runs[0].settings;
-    s.task.seq_len = seq;
-    s.task.vocab = 64;
-    s.task.distance = (seq / 4).max(1);
-    s.model.layers = 2;
-    s.model.heads = 4;
-    s.model.d_model = 128;
-    s.model.d_ff = 512;
-    s.model.attention = pattern.clone();
-    s.train.batch = 16;
-    s.train.lr = 1e-3;
-    s.train.steps = steps;
-    s.train.backend = backend;
-    RunPlan {
-        experiment: "bench".into(),
-        name: pattern.label(),
-        settings: experiment.runs[0].settings.clone(),
+) -> Result<RunPlan, ConfigErrors> {
+    let mut settings = crate::config::Settings::default();
+    settings.task.seq_len = seq;
+    settings.task.vocab = 64;
+    settings.task.distance = (seq / 4).max(1);
+    settings.model.layers = layers;
+    settings.model.heads = 4;
+    settings.model.d_model = 128;
+    settings.model.d_ff = 512;
+    settings.model.attention = pattern.clone();
+    settings.train.batch = 16;
+    settings.train.lr = 1e-3;
+    settings.train.steps = steps;
+    settings.train.backend = backend;
+    let mut experiment = Experiment::single("bench", settings);
+    if let Some(run) = experiment.runs.first_mut() {
+        run.name = pattern.label();
     }
+    let mut plans = experiment.plan()?;
+    plans.pop().ok_or_else(|| {
+        ConfigErrors::from(crate::config::ConfigError::new(
+            "runs",
+            "no run was planned",
+        ))
+    })
 }
 
 fn mean_ms(times: &[Duration]) -> f64 {
@@ -174,112 +209,86 @@ pub fn peak_rss_mb() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
-/// Times the bare W1 loop; returns per-step durations of the timed steps.
+/// Times the bare W1 loop (the trainer's own [`train_step`], no events, no record);
+/// returns per-step durations of the timed steps.
 fn w1_bare(
     plan: &RunPlan,
     device: &Device,
-    sparse: bool,
+    mode: SparseMode,
     warmup: usize,
     steps: usize,
-) -> Vec<Duration> {
-    device.seed(plan.settings.train.seed);
+) -> Result<Vec<Duration>, BenchError> {
+    let settings = plan.settings();
+    device.seed(settings.train.seed);
     let train_device = device.clone().autodiff();
-    let task = &plan.settings.task;
-    let batch = plan.settings.train.batch;
-    let masks = layer_masks_with(plan, &train_device, sparse);
-    let mut model = Transformer::new(plan, &train_device);
+    let kernels = AttentionKernels::for_plan(plan, &train_device, mode);
+    let mut model = TransformerConfig::from_plan(plan).init(&train_device);
     let mut optim = AdamConfig::new().init();
     let mut rng = StdRng::seed_from_u64(1);
     let mut times = Vec::with_capacity(steps);
     for step in 0..warmup + steps {
-        let data = task.batch(batch, &mut rng);
+        let batch = settings.task.batch(settings.train.batch, &mut rng);
         let t0 = Instant::now();
-        let tokens = Tensor::<2, Int>::from_data(
-            TensorData::new(data.tokens, [batch, task.seq_len]),
+        let (next, _) = train_step(
+            model,
+            &mut optim,
+            &batch,
+            &kernels,
+            settings.train.lr,
             &train_device,
-        );
-        let logits = model.forward(tokens, &masks);
-        let loss = masked_cross_entropy(logits, &data.targets);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(plan.settings.train.lr, model, grads);
+        )?;
+        model = next;
+        // Ignored: a failed sync shows as a faster step, not as a wrong result.
         let _ = device.sync();
         if step >= warmup {
             times.push(t0.elapsed());
         }
     }
-    times
+    Ok(times)
 }
 
-/// One multi-head attention layer: fused qkv projection, attention, output projection.
-#[derive(Module, Debug)]
-struct AttentionLayer {
-    qkv: Linear,
-    proj: Linear,
-    heads: usize,
-}
-
-impl AttentionLayer {
-    fn forward(&self, x: Tensor<3>, masks: &LayerMasks) -> Tensor<3> {
-        let [batch, seq, d] = x.dims();
-        let head_dim = d / self.heads;
-        let qkv = self.qkv.forward(x);
-        let split = |part: usize| {
-            qkv.clone()
-                .slice([0..batch, 0..seq, part * d..(part + 1) * d])
-                .reshape([batch, seq, self.heads, head_dim])
-                .swap_dims(1, 2)
-        };
-        let out = masks.attend(0, split(0), split(1), split(2));
-        self.proj
-            .forward(out.swap_dims(1, 2).reshape([batch, seq, d]))
-    }
-}
-
-/// Times W2: forward + backward of one attention layer, d_model 128, 4 heads, batch 4.
+/// Times W2: forward + backward of one self-attention layer (the transformer's own
+/// [`crate::model::SelfAttention`]), d_model 128, 4 heads, batch 4.
 fn w2(
     pattern: &AttentionPattern,
     seq: usize,
     device: &Device,
-    sparse: bool,
+    mode: SparseMode,
     warmup: usize,
     steps: usize,
-) -> Vec<Duration> {
+) -> Result<Vec<Duration>, BenchError> {
     device.seed(1);
     let train_device = device.clone().autodiff();
-    let mut plan = w1_plan(pattern, seq, BackendChoice::Cpu, 1);
-    plan.settings.model.layers = 1;
-    let masks = layer_masks_with(&plan, &train_device, sparse);
-    let layer = AttentionLayer {
-        qkv: LinearConfig::new(128, 384).init(&train_device),
-        proj: LinearConfig::new(128, 128).init(&train_device),
-        heads: 4,
-    };
+    let plan = w1_plan(pattern, seq, 1, BackendChoice::Cpu, 1)?;
+    let kernels = AttentionKernels::for_plan(&plan, &train_device, mode);
+    let layer = SelfAttentionConfig::new(128, 4).init(&train_device);
     let mut times = Vec::with_capacity(steps);
     for step in 0..warmup + steps {
         let x = Tensor::<3>::random([4, seq, 128], Distribution::Normal(0.0, 1.0), &train_device)
             .require_grad();
         let t0 = Instant::now();
-        let out = layer.forward(x.clone(), &masks);
+        let out = layer.forward(x.clone(), &kernels, 0);
         let grads = out.powi_scalar(2).mean().backward();
         let _ = x.grad(&grads);
+        // Ignored: a failed sync shows as a faster step, not as a wrong result.
         let _ = device.sync();
         if step >= warmup {
             times.push(t0.elapsed());
         }
     }
-    times
+    Ok(times)
 }
 
 /// Times W1 through the trainer thread (every event consumed, a run record written);
 /// returns per-step wall times measured between consecutive `Step` events.
-fn w1_trainer(plan: &RunPlan, warmup: usize, steps: usize) -> Result<Vec<Duration>, String> {
+fn w1_trainer(plan: &RunPlan, warmup: usize, steps: usize) -> Result<Vec<Duration>, BenchError> {
     let dir = std::env::temp_dir().join(format!("attnlab-bench-{}", std::process::id()));
-    let trainer = Trainer::spawn(Box::new(|| {})).map_err(|e| e.to_string())?;
-    let mut plan = plan.clone();
-    plan.settings.train.steps = warmup + steps;
+    let trainer =
+        Trainer::spawn(Box::new(|| {})).map_err(|e| BenchError::Trainer(e.to_string()))?;
+    let plan = plan.revise(|s| s.train.steps = warmup + steps)?;
     trainer
         .start(StartRun::new(1, plan, Some(dir.clone())))
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| BenchError::Trainer(e.to_string()))?;
     let mut times = Vec::new();
     let mut last: Option<Instant> = None;
     let mut result = Ok(());
@@ -296,13 +305,14 @@ fn w1_trainer(plan: &RunPlan, warmup: usize, steps: usize) -> Result<Vec<Duratio
             }
             Event::Finished { summary, .. } => {
                 if let Some(message) = summary.message {
-                    result = Err(message);
+                    result = Err(BenchError::Trainer(message));
                 }
                 break;
             }
             _ => {}
         }
     }
+    // Ignored: a temporary folder left behind is harmless.
     let _ = std::fs::remove_dir_all(&dir);
     result.map(|()| times)
 }
@@ -333,16 +343,25 @@ pub fn measure_layer(
     backend: BackendChoice,
     warmup: usize,
     steps: usize,
-) -> Result<CostPoint, String> {
-    pattern
-        .check(seq)
-        .map_err(|(p, v, why)| format!("{} at n = {seq}: {p} = {v} {why}", pattern.label()))?;
+) -> Result<CostPoint, BenchError> {
+    pattern.check(seq).map_err(|error| BenchError::Pattern {
+        pattern: pattern.label(),
+        seq,
+        error,
+    })?;
     let (device, _) = select_backend(backend)?;
     let before = super::alloc::reset_peak();
-    let times = w2(pattern, seq, &device, true, warmup, steps.max(1));
+    let times = w2(
+        pattern,
+        seq,
+        &device,
+        SparseMode::WherePaysOff,
+        warmup,
+        steps.max(1),
+    )?;
     let peak = super::alloc::peak_bytes().saturating_sub(before);
-    let computed_pairs = crate::attention::SparseLayout::of(pattern, seq, 1)
-        .map_or(seq * seq, |l| l.computed_pairs());
+    let computed_pairs =
+        SparseLayout::of(pattern, seq, 1).map_or(seq * seq, |l| l.computed_pairs());
     Ok(CostPoint {
         pattern: pattern.label(),
         seq,
@@ -368,55 +387,65 @@ pub fn run_one(
     sparse: bool,
     warmup: usize,
     steps: usize,
-) -> Result<BenchResult, String> {
-    let pattern = default_pattern(attn).ok_or_else(|| format!("unknown pattern `{attn}`"))?;
-    pattern
-        .check(seq)
-        .map_err(|(p, v, why)| format!("{attn} at seq {seq}: {p} = {v} {why}"))?;
+) -> Result<BenchResult, BenchError> {
+    let pattern = default_pattern(attn).ok_or_else(|| BenchError::UnknownPattern(attn.into()))?;
+    pattern.check(seq).map_err(|error| BenchError::Pattern {
+        pattern: pattern.label(),
+        seq,
+        error,
+    })?;
     let (device, info) = select_backend(backend)?;
+    let mode = if sparse {
+        SparseMode::WherePaysOff
+    } else {
+        SparseMode::Off
+    };
     let attended_pairs = pattern.mask(seq, false, 1).attended_pairs();
-    let computed_pairs = match (sparse, crate::attention::SparseLayout::of(&pattern, seq, 1)) {
-        (true, Some(layout)) if sparse_pays_off(layout.computed_pairs(), seq) => {
-            layout.computed_pairs()
+    // The kernel the layer really uses, as the trainer builds it.
+    let probe_plan = w1_plan(&pattern, seq, 1, backend, 1)?;
+    let kind = AttentionKernels::for_plan(&probe_plan, &device, mode)
+        .layers()
+        .first()
+        .map_or(KernelKind::Dense, |k| k.kind);
+    let computed_pairs = match kind {
+        KernelKind::BlockSparse => {
+            SparseLayout::of(&pattern, seq, 1).map_or(seq * seq, |l| l.computed_pairs())
         }
-        _ => seq * seq,
+        KernelKind::Dense | KernelKind::MaskedDense => seq * seq,
     };
-    let kernel = match (&pattern, sparse) {
-        (AttentionPattern::Dense, _) => "dense",
-        (_, true) if computed_pairs < seq * seq => "block_sparse",
-        _ => "masked_dense",
-    };
+    let kernel = kind.name();
     let alloc_before = super::alloc::reset_peak();
     let (workload_name, batch, times, bare) = match workload {
         Workload::W1 => {
-            let plan = w1_plan(&pattern, seq, backend, steps);
+            let plan = w1_plan(&pattern, seq, 2, backend, steps)?;
             (
                 "train_step",
                 16,
-                Timing::Steps(w1_bare(&plan, &device, sparse, warmup, steps)),
+                Timing::Steps(w1_bare(&plan, &device, mode, warmup, steps)?),
                 None,
             )
         }
         Workload::W2 => (
             "attention_layer",
             4,
-            Timing::Steps(w2(&pattern, seq, &device, sparse, warmup, steps)),
+            Timing::Steps(w2(&pattern, seq, &device, mode, warmup, steps)?),
             None,
         ),
         Workload::Overhead => {
-            let mut plan = w1_plan(&pattern, seq, backend, steps);
             // More instrumentation than an experiment's default: metrics every step, a
             // snapshot every 10 steps (default 50), evaluation only at the end (its
             // forward passes are work, not overhead). Means, not medians, so the
             // snapshot steps count.
-            plan.settings.train.snapshot_every = 10;
-            plan.settings.train.eval_every = 0;
-            plan.settings.train.eval_batches = 1;
+            let plan = w1_plan(&pattern, seq, 2, backend, steps)?.revise(|s| {
+                s.train.snapshot_every = 10;
+                s.train.eval_every = 0;
+                s.train.eval_batches = 1;
+            })?;
             // Alternate the two (bare, trainer, bare, trainer) so that drift in the
             // machine's speed falls on both alike.
             let (mut bare, mut through) = (Vec::new(), Vec::new());
             for _ in 0..OVERHEAD_ROUNDS {
-                bare.extend(w1_bare(&plan, &device, true, warmup, steps));
+                bare.extend(w1_bare(&plan, &device, mode, warmup, steps)?);
                 through.extend(w1_trainer(&plan, warmup, steps)?);
             }
             let (bare, through) = (mean_ms(&bare), mean_ms(&through));

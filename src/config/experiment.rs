@@ -9,23 +9,146 @@ use super::{ConfigError, ConfigErrors, Settings};
 /// One experiment: a base configuration and the runs that vary it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Experiment {
-    /// Shown in the GUI and used in run ids.
+    /// Shown in the GUI and used in record ids.
     pub name: String,
     /// Free text: what the experiment shows.
     pub description: String,
     /// The `[task]`, `[model]` and `[train]` tables every run starts from.
     pub base: Settings,
-    /// The resolved runs (base merged with each run's overrides), in file order.
-    pub runs: Vec<Run>,
+    /// The runs in file order, each with only what it sets itself; resolved against
+    /// the base on demand ([`Experiment::run_settings`]), so an edit of the base
+    /// reaches exactly the runs that do not set that field.
+    pub runs: Vec<RunSpec>,
 }
 
-/// One run of an experiment, with its overrides already applied.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Run {
+/// One `[[runs]]` entry: a name and the fields it sets, as written.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunSpec {
     /// Unique within the experiment.
     pub name: String,
-    /// The full settings of this run.
-    pub settings: Settings,
+    /// `section -> field -> value` (`task.distance = 12` is `{task: {distance: 12}}`);
+    /// a field's value (a whole attention pattern, say) replaces the base's.
+    overrides: Table,
+}
+
+impl RunSpec {
+    /// A run that sets nothing of its own.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            overrides: Table::new(),
+        }
+    }
+
+    /// The fields this run sets itself, as dotted paths (`task.distance`), sorted.
+    pub fn overridden_fields(&self) -> Vec<String> {
+        let mut fields = Vec::new();
+        for (section, value) in &self.overrides {
+            match value {
+                Value::Table(t) => fields.extend(t.keys().map(|k| format!("{section}.{k}"))),
+                _ => fields.push(section.clone()),
+            }
+        }
+        fields
+    }
+
+    /// Whether this run sets nothing of its own.
+    pub fn has_overrides(&self) -> bool {
+        !self.overrides.is_empty()
+    }
+
+    /// Stops setting `field` (dotted, `task.distance`): the run inherits the base's.
+    pub fn clear_override(&mut self, field: &str) {
+        let (section, key) = field.split_once('.').unwrap_or((field, ""));
+        if key.is_empty() {
+            self.overrides.remove(section);
+            return;
+        }
+        if let Some(Value::Table(t)) = self.overrides.get_mut(section) {
+            t.remove(key);
+            if t.is_empty() {
+                self.overrides.remove(section);
+            }
+        }
+    }
+
+    /// This run's settings: the base with the run's fields merged over it (the one
+    /// merge every caller goes through).
+    pub fn resolve(&self, base: &Settings) -> Result<Settings, ResolveError> {
+        let mut merged = Value::try_from(base).map_err(|e| ResolveError {
+            path: String::new(),
+            message: e.to_string(),
+        })?;
+        if let Value::Table(sections) = &mut merged {
+            for (section, value) in &self.overrides {
+                match (sections.get_mut(section), value) {
+                    (Some(Value::Table(fields)), Value::Table(over)) => {
+                        for (k, v) in over {
+                            fields.insert(k.clone(), v.clone());
+                        }
+                    }
+                    _ => {
+                        sections.insert(section.clone(), value.clone());
+                    }
+                }
+            }
+        }
+        serde_path_to_error::deserialize(merged).map_err(|e| ResolveError {
+            path: path_string(e.path()),
+            message: did_you_mean(e.inner().message().trim()),
+        })
+    }
+
+    /// Makes the run's settings equal `new`, given that they are `old` now: each
+    /// field that differs becomes (or stays) one of the run's own. A field `new` lacks
+    /// (an optional field turned off) stops being overridden.
+    pub fn record_changes(&mut self, old: &Settings, new: &Settings) {
+        let (Ok(Value::Table(old)), Ok(Value::Table(new))) =
+            (Value::try_from(old), Value::try_from(new))
+        else {
+            return;
+        };
+        let empty = Table::new();
+        for (section, new_fields) in &new {
+            let Value::Table(new_fields) = new_fields else {
+                continue;
+            };
+            let old_fields = match old.get(section) {
+                Some(Value::Table(t)) => t,
+                _ => &empty,
+            };
+            let keys: std::collections::BTreeSet<&String> =
+                old_fields.keys().chain(new_fields.keys()).collect();
+            for key in keys {
+                let (before, after) = (old_fields.get(key), new_fields.get(key));
+                if before == after {
+                    continue;
+                }
+                match after {
+                    Some(v) => {
+                        let entry = self
+                            .overrides
+                            .entry(section.clone())
+                            .or_insert_with(|| Value::Table(Table::new()));
+                        if let Value::Table(t) = entry {
+                            t.insert(key.clone(), v.clone());
+                        }
+                    }
+                    None => self.clear_override(&format!("{section}.{key}")),
+                }
+            }
+        }
+    }
+}
+
+/// A run's fields do not fit the settings (wrong type, unknown field).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ResolveError {
+    /// Dotted path of the field, relative to the run (`model.heads`); empty if unknown.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
 }
 
 /// The file as written: the typed base and the raw run tables, which are merged onto
@@ -52,16 +175,23 @@ impl Experiment {
         Self {
             name: name.to_string(),
             description: String::new(),
-            base: settings.clone(),
-            runs: vec![Run {
-                name: name.to_string(),
-                settings,
-            }],
+            base: settings,
+            runs: vec![RunSpec::new(name)],
         }
     }
 
-    /// Parses an experiment file and applies each run's overrides. Syntax and type
-    /// errors carry the line; value checks happen later in [`Experiment::plan`].
+    /// The settings of run `index`: the base with the run's own fields.
+    pub fn run_settings(&self, index: usize) -> Result<Settings, ConfigError> {
+        let run = self
+            .runs
+            .get(index)
+            .ok_or_else(|| ConfigError::new(format!("runs[{index}]"), "no such run"))?;
+        run.resolve(&self.base)
+            .map_err(|e| run_error(index, &run.name, e, None))
+    }
+
+    /// Parses an experiment file and checks that each run's fields fit. Syntax and
+    /// type errors carry the line; value checks happen later in [`Experiment::plan`].
     pub fn from_toml(text: &str) -> Result<Self, ConfigErrors> {
         if text.trim().is_empty() {
             return Err(ConfigError::new(
@@ -76,20 +206,20 @@ impl Experiment {
             model: file.model,
             train: file.train,
         };
-        let base_value = Value::try_from(&base).map_err(|e| ConfigError::new("", e.to_string()))?;
         let mut runs = Vec::new();
         let mut errors = Vec::new();
-        for (index, table) in file.runs.iter().enumerate() {
-            match resolve_run(index, table, &base_value, text) {
-                Ok(run) => runs.push(run),
+        for (index, table) in file.runs.into_iter().enumerate() {
+            let line = nth_runs_header_line(text, index);
+            match run_spec(index, table, line) {
+                Ok(run) => match run.resolve(&base) {
+                    Ok(_) => runs.push(run),
+                    Err(e) => errors.push(run_error(index, &run.name, e, line)),
+                },
                 Err(e) => errors.push(e),
             }
         }
-        if file.runs.is_empty() {
-            runs.push(Run {
-                name: file.name.clone(),
-                settings: base.clone(),
-            });
+        if runs.is_empty() && errors.is_empty() {
+            runs.push(RunSpec::new(file.name.clone()));
         }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -102,13 +232,11 @@ impl Experiment {
         })
     }
 
-    /// Writes the experiment back as TOML: the base tables, then each run with only
-    /// the fields that differ from the base. `from_toml(to_toml(e)) == e`.
+    /// Writes the experiment back as TOML: the base tables, then each run with the
+    /// fields it sets. `from_toml(to_toml(e)) == e`.
     pub fn to_toml(&self) -> String {
-        let implicit = self.runs.len() == 1
-            && self.runs[0].name == self.name
-            && self.runs[0].settings == self.base;
-        let base_value = Value::try_from(&self.base).unwrap_or(Value::Table(Table::new()));
+        let implicit =
+            self.runs.len() == 1 && self.runs[0].name == self.name && !self.runs[0].has_overrides();
         let runs = if implicit {
             Vec::new()
         } else {
@@ -117,23 +245,7 @@ impl Experiment {
                 .map(|run| {
                     let mut table = Table::new();
                     table.insert("name".into(), Value::String(run.name.clone()));
-                    let value =
-                        Value::try_from(&run.settings).unwrap_or(Value::Table(Table::new()));
-                    if let (Value::Table(over), Value::Table(base)) = (value, &base_value) {
-                        for (section, fields) in over {
-                            if let (Value::Table(fields), Some(Value::Table(base_fields))) =
-                                (fields, base.get(&section))
-                            {
-                                let changed: Table = fields
-                                    .into_iter()
-                                    .filter(|(k, v)| base_fields.get(k) != Some(v))
-                                    .collect();
-                                if !changed.is_empty() {
-                                    table.insert(section, Value::Table(changed));
-                                }
-                            }
-                        }
-                    }
+                    table.extend(run.overrides.clone());
                     table
                 })
                 .collect()
@@ -146,6 +258,8 @@ impl Experiment {
             train: self.base.train.clone(),
             runs,
         };
+        // Every field is plain data that TOML can hold, so this cannot fail; an empty
+        // string would only ever show up as an empty file.
         toml::to_string_pretty(&file).unwrap_or_default()
     }
 
@@ -187,62 +301,38 @@ fn line_of(text: &str, byte: usize) -> usize {
     text[..byte.min(text.len())].matches('\n').count() + 1
 }
 
-/// Merges one `[[runs]]` table onto the base: sections merge field by field, a
-/// field's value (a whole attention pattern, say) replaces the base's.
-fn resolve_run(index: usize, table: &Table, base: &Value, text: &str) -> Result<Run, ConfigError> {
-    let line = nth_runs_header_line(text, index);
-    let at = |field: String, message: String| ConfigError {
+/// A `[[runs]]` table as written: its name and the fields it sets.
+fn run_spec(index: usize, mut table: Table, line: Option<usize>) -> Result<RunSpec, ConfigError> {
+    let at = |message: String| ConfigError {
+        file: None,
+        line,
+        field: format!("runs[{index}].name"),
+        message,
+    };
+    let name = match table.remove("name") {
+        Some(Value::String(name)) if !name.trim().is_empty() => name,
+        Some(other) => return Err(at(format!("must be a non-empty string, found {other}"))),
+        None => return Err(at("every run needs a `name`".into())),
+    };
+    Ok(RunSpec {
+        name,
+        overrides: table,
+    })
+}
+
+/// A run's resolve error as a config error at `runs[index].<path>`.
+fn run_error(index: usize, name: &str, e: ResolveError, line: Option<usize>) -> ConfigError {
+    let field = if e.path.is_empty() {
+        format!("runs[{index}]")
+    } else {
+        format!("runs[{index}].{}", e.path)
+    };
+    ConfigError {
         file: None,
         line,
         field,
-        message,
-    };
-    let name = match table.get("name") {
-        Some(Value::String(name)) if !name.trim().is_empty() => name.clone(),
-        Some(other) => {
-            return Err(at(
-                format!("runs[{index}].name"),
-                format!("must be a non-empty string, found {other}"),
-            ));
-        }
-        None => {
-            return Err(at(
-                format!("runs[{index}].name"),
-                "every run needs a `name`".into(),
-            ));
-        }
-    };
-    let mut merged = base.clone();
-    if let Value::Table(merged_sections) = &mut merged {
-        for (section, value) in table.iter().filter(|(k, _)| k.as_str() != "name") {
-            match (merged_sections.get_mut(section), value) {
-                (Some(Value::Table(fields)), Value::Table(over)) => {
-                    for (k, v) in over {
-                        fields.insert(k.clone(), v.clone());
-                    }
-                }
-                _ => {
-                    merged_sections.insert(section.clone(), value.clone());
-                }
-            }
-        }
+        message: format!("{} (in run \"{name}\")", e.message),
     }
-    let settings: Settings = serde_path_to_error::deserialize(merged).map_err(|e| {
-        let path = path_string(e.path());
-        let field = if path.is_empty() {
-            format!("runs[{index}]")
-        } else {
-            format!("runs[{index}].{path}")
-        };
-        at(
-            field,
-            format!(
-                "{} (in run \"{name}\")",
-                did_you_mean(e.inner().message().trim())
-            ),
-        )
-    })?;
-    Ok(Run { name, settings })
 }
 
 fn nth_runs_header_line(text: &str, index: usize) -> Option<usize> {

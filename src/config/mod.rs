@@ -1,9 +1,10 @@
 //! Experiment files: what the user wrote (TOML, serde) and the validated plan.
 //!
 //! One file is one experiment: a base configuration (`[task]`, `[model]`, `[train]`)
-//! and one or more `[[runs]]` that override parts of it. [`Experiment::from_toml`]
-//! parses and resolves the overrides; [`Experiment::plan`] validates every run once
-//! into [`RunPlan`]s, which is all the trainer ever sees.
+//! and one or more `[[runs]]` that set some fields themselves. [`Experiment`] keeps
+//! each run as its name and the fields it sets ([`RunSpec`]) and resolves them
+//! against the base on demand; [`Experiment::plan`] validates every run once into
+//! [`RunPlan`]s, which is all the trainer ever sees.
 
 mod error;
 mod experiment;
@@ -12,8 +13,8 @@ mod settings;
 mod suggest;
 
 pub use error::{ConfigError, ConfigErrors};
-pub use experiment::{Experiment, Run};
-pub use plan::RunPlan;
+pub use experiment::{Experiment, ResolveError, RunSpec};
+pub use plan::{RunPlan, check_settings};
 pub use settings::{BackendChoice, ModelConfig, ModelKind, Settings, TrainConfig};
 pub use suggest::did_you_mean;
 

@@ -1,25 +1,56 @@
 //! Validation: an [`Experiment`] becomes a list of [`RunPlan`]s, checked once.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::{ConfigError, ConfigErrors, Experiment, ModelKind, Run, Settings};
+use super::{ConfigError, ConfigErrors, Experiment, ModelKind, Settings};
 use crate::attention::{AttentionPattern, Mask};
 
 /// Largest model dimension accepted (keeps a typo from allocating gigabytes).
 const MAX_WIDTH: usize = 4096;
 
-/// A run that passed every check: the only thing the trainer accepts.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A run that passed every check: the only thing the trainer accepts. Its fields are
+/// private, so the only ways to get one are [`Experiment::plan`] and
+/// [`RunPlan::revise`], which both validate.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RunPlan {
-    /// The experiment's name.
-    pub experiment: String,
-    /// The run's name, unique within the experiment.
-    pub name: String,
-    /// The resolved settings.
-    pub settings: Settings,
+    experiment: String,
+    name: String,
+    settings: Settings,
 }
 
 impl RunPlan {
+    /// The experiment's name.
+    pub fn experiment(&self) -> &str {
+        &self.experiment
+    }
+
+    /// The run's name, unique within the experiment.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The resolved, valid settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// This plan with `change` applied to its settings, checked again (e.g. the CLI's
+    /// `--steps` and `--backend`).
+    pub fn revise(&self, change: impl FnOnce(&mut Settings)) -> Result<RunPlan, ConfigErrors> {
+        let mut settings = self.settings.clone();
+        change(&mut settings);
+        let errors = check_settings(&settings);
+        if errors.is_empty() {
+            Ok(RunPlan {
+                experiment: self.experiment.clone(),
+                name: self.name.clone(),
+                settings,
+            })
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
     /// The attention pattern of each layer (empty for the LSTM).
     pub fn layer_patterns(&self) -> Vec<AttentionPattern> {
         match self.settings.model.kind {
@@ -28,23 +59,21 @@ impl RunPlan {
         }
     }
 
-    /// The mask of each layer at the task's sequence length. Layer `l`'s BigBird random
-    /// blocks are seeded by the run seed and the layer index.
+    /// The mask of each layer at the task's sequence length (empty for the LSTM).
+    /// Layer `l`'s BigBird random blocks are seeded by the run seed and the layer index.
     pub fn layer_masks(&self) -> Vec<Mask> {
-        let n = self.settings.task.seq_len;
-        let causal = self.settings.model.causal;
-        self.layer_patterns()
-            .iter()
-            .enumerate()
-            .map(|(l, p)| p.mask(n, causal, self.settings.train.seed.wrapping_add(l as u64)))
-            .collect()
+        self.settings
+            .model
+            .layer_masks(self.settings.task.seq_len, self.settings.train.seed)
     }
 
     /// This run alone as an experiment file (what a run record stores as config.toml);
     /// running that file reproduces the run.
     pub fn config_toml(&self) -> String {
         let mut experiment = Experiment::single(&self.experiment, self.settings.clone());
-        experiment.runs[0].name = self.name.clone();
+        if let Some(run) = experiment.runs.first_mut() {
+            run.name = self.name.clone();
+        }
         experiment.to_toml()
     }
 }
@@ -67,6 +96,7 @@ impl Experiment {
         }
         let base_errors = check_settings(&self.base);
         errors.extend(base_errors.iter().cloned());
+        let mut plans = Vec::with_capacity(self.runs.len());
         for (index, run) in self.runs.iter().enumerate() {
             if self.runs[..index].iter().any(|r| r.name == run.name) {
                 errors.push(ConfigError::new(
@@ -77,46 +107,45 @@ impl Experiment {
                     ),
                 ));
             }
-            for e in self.check_run(index, run) {
+            let settings = match self.run_settings(index) {
+                Ok(settings) => settings,
+                Err(e) => {
+                    errors.push(e);
+                    continue;
+                }
+            };
+            for mut e in check_settings(&settings) {
                 let inherited = base_errors
                     .iter()
-                    .any(|b| e.field.ends_with(&format!(".{}", b.field)) && e.message == b.message);
+                    .any(|b| b.field == e.field && b.message == e.message);
                 if !inherited {
+                    e.field = format!("runs[{index}].{}", e.field);
                     errors.push(e);
                 }
             }
+            plans.push(RunPlan {
+                experiment: self.name.clone(),
+                name: run.name.clone(),
+                settings,
+            });
         }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        Ok(self
-            .runs
-            .iter()
-            .map(|run| RunPlan {
-                experiment: self.name.clone(),
-                name: run.name.clone(),
-                settings: run.settings.clone(),
-            })
-            .collect())
-    }
-
-    /// The problems of one run, with fields prefixed `runs[index].`.
-    pub fn check_run(&self, index: usize, run: &Run) -> Vec<ConfigError> {
-        check_settings(&run.settings)
-            .into_iter()
-            .map(|mut e| {
-                e.field = format!("runs[{index}].{}", e.field);
-                e
-            })
-            .collect()
+        Ok(plans)
     }
 }
 
 /// Every problem in one set of settings, fields relative to the file's top level.
 pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
     let mut errors = Vec::new();
-    if let Err((field, value, why)) = s.task.check() {
-        bad(&mut errors, &format!("task.{field}"), &value, &why);
+    if let Err(e) = s.task.check() {
+        bad(
+            &mut errors,
+            &format!("task.{}", e.field),
+            &e.value,
+            &e.reason,
+        );
     }
     let m = &s.model;
     let n = s.task.seq_len;
@@ -174,19 +203,24 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
                     ));
                 }
                 for (l, p) in per_layer.iter().enumerate() {
-                    if let Err((param, value, why)) = p.check(n) {
+                    if let Err(e) = p.check(n) {
                         errors.push(ConfigError::new(
-                            format!("model.layer_attention[{l}].{param}"),
-                            format!("{value} is not allowed for {}: {why}", p.kind()),
+                            format!("model.layer_attention[{l}].{}", e.param),
+                            format!("{} is not allowed for {}: {}", e.value, p.kind(), e.reason),
                         ));
                     }
                 }
             }
             None => {
-                if let Err((param, value, why)) = m.attention.check(n) {
+                if let Err(e) = m.attention.check(n) {
                     errors.push(ConfigError::new(
-                        format!("model.attention.{param}"),
-                        format!("{value} is not allowed for {}: {why}", m.attention.kind()),
+                        format!("model.attention.{}", e.param),
+                        format!(
+                            "{} is not allowed for {}: {}",
+                            e.value,
+                            m.attention.kind(),
+                            e.reason
+                        ),
                     ));
                 }
             }

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::attention::AttentionPattern;
+use crate::attention::{AttentionPattern, Mask};
 use crate::tasks::TaskConfig;
 
 /// Everything one run needs besides its name.
@@ -75,6 +75,19 @@ impl ModelConfig {
         }
     }
 
+    /// The mask of each layer at sequence length `n` (empty for the LSTM). Layer `l`'s
+    /// BigBird random blocks are seeded by `seed + l`.
+    pub fn layer_masks(&self, n: usize, seed: u64) -> Vec<Mask> {
+        if self.kind == ModelKind::Lstm {
+            return Vec::new();
+        }
+        self.layer_patterns()
+            .iter()
+            .enumerate()
+            .map(|(l, p)| p.mask(n, self.causal, seed.wrapping_add(l as u64)))
+            .collect()
+    }
+
     /// A short description of the attention, e.g. `local w=8` or `local w=8 / dense`.
     pub fn attention_label(&self) -> String {
         match self.kind {
@@ -91,8 +104,10 @@ impl ModelConfig {
     }
 }
 
-/// Where to train.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Where to train (also the CLI's `--backend` values).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BackendChoice {
     /// wgpu on a real GPU adapter, otherwise the CPU backend.

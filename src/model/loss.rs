@@ -1,9 +1,30 @@
-//! Cross-entropy over the positions that carry a target.
+//! Cross-entropy and accuracy over the positions that carry a target.
 
 use burn::tensor::activation::log_softmax;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use crate::tasks::IGNORE;
+
+/// A tensor could not be read back from the device as numbers.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("cannot read {what} back from the device: {message}")]
+pub struct ReadbackError {
+    /// What was being read.
+    pub what: &'static str,
+    /// burn's reason.
+    pub message: String,
+}
+
+/// Reads every element of `data` as `E`.
+pub fn read_back<E: burn::tensor::Element>(
+    data: TensorData,
+    what: &'static str,
+) -> Result<Vec<E>, ReadbackError> {
+    data.try_into_vec_as::<E>().map_err(|e| ReadbackError {
+        what,
+        message: format!("{e:?}"),
+    })
+}
 
 /// Mean cross-entropy over positions whose target is not [`IGNORE`].
 ///
@@ -25,4 +46,34 @@ pub fn masked_cross_entropy(logits: Tensor<3>, targets: &[i64]) -> Tensor<1> {
     let log_probs = log_softmax(logits.reshape([rows, vocab]), 1);
     let picked = log_probs.gather(1, index).reshape([rows]);
     picked.mul(weight).sum().neg().div_scalar(count as f64)
+}
+
+/// The value of a scalar tensor `[1]`.
+pub fn scalar(t: Tensor<1>, what: &'static str) -> Result<f64, ReadbackError> {
+    let values = read_back::<f32>(t.into_data(), what)?;
+    values.first().map(|&v| f64::from(v)).ok_or(ReadbackError {
+        what,
+        message: "the tensor is empty".into(),
+    })
+}
+
+/// Fraction of positions with a target whose arg-max prediction is right (0 when no
+/// position has a target).
+///
+/// # Shapes
+/// `logits`: `[batch, seq, vocab]`; `targets`: `batch * seq`, row-major.
+pub fn accuracy(logits: Tensor<3>, targets: &[i64]) -> Result<f64, ReadbackError> {
+    let predicted = read_back::<i64>(logits.argmax(2).into_data(), "the predictions")?;
+    let (mut right, mut counted) = (0usize, 0usize);
+    for (p, &t) in predicted.iter().zip(targets) {
+        if t != IGNORE {
+            counted += 1;
+            right += usize::from(*p == t);
+        }
+    }
+    Ok(if counted == 0 {
+        0.0
+    } else {
+        right as f64 / counted as f64
+    })
 }

@@ -1,11 +1,42 @@
 //! The recurrent baseline: stacked LSTM layers over token embeddings.
 
+use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, Lstm, LstmConfig};
 use burn::tensor::{Device, Int, Tensor};
 
-use super::{LayerMasks, SequenceModel};
+use super::{AttentionKernels, SequenceModel};
 use crate::config::RunPlan;
+
+/// The shape of an [`LstmNet`].
+#[derive(Config, Debug)]
+pub struct LstmNetConfig {
+    /// Token vocabulary.
+    pub vocab: usize,
+    /// LSTM layers.
+    pub layers: usize,
+    /// Hidden size.
+    pub d_model: usize,
+}
+
+impl LstmNetConfig {
+    /// The LSTM a validated run describes.
+    pub fn from_plan(plan: &RunPlan) -> Self {
+        let s = plan.settings();
+        Self::new(s.task.vocab, s.model.layers, s.model.d_model)
+    }
+
+    /// A model with fresh parameters (drawn from the device's RNG).
+    pub fn init(&self, device: &Device) -> LstmNet {
+        LstmNet {
+            tokens: EmbeddingConfig::new(self.vocab, self.d_model).init(device),
+            layers: (0..self.layers)
+                .map(|_| LstmConfig::new(self.d_model, self.d_model, true).init(device))
+                .collect(),
+            head: LinearConfig::new(self.d_model, self.vocab).init(device),
+        }
+    }
+}
 
 /// Embedding, `layers` unidirectional LSTMs of width `d_model`, a linear head.
 #[derive(Module, Debug)]
@@ -15,23 +46,8 @@ pub struct LstmNet {
     head: Linear,
 }
 
-impl LstmNet {
-    /// Builds the LSTM of a run.
-    pub fn new(plan: &RunPlan, device: &Device) -> Self {
-        let m = &plan.settings.model;
-        let vocab = plan.settings.task.vocab;
-        Self {
-            tokens: EmbeddingConfig::new(vocab, m.d_model).init(device),
-            layers: (0..m.layers)
-                .map(|_| LstmConfig::new(m.d_model, m.d_model, true).init(device))
-                .collect(),
-            head: LinearConfig::new(m.d_model, vocab).init(device),
-        }
-    }
-}
-
 impl SequenceModel for LstmNet {
-    fn forward(&self, tokens: Tensor<2, Int>, _masks: &LayerMasks) -> Tensor<3> {
+    fn forward(&self, tokens: Tensor<2, Int>, _kernels: &AttentionKernels) -> Tensor<3> {
         let mut x = self.tokens.forward(tokens);
         for layer in &self.layers {
             x = layer.forward(x, None).0;
@@ -42,8 +58,8 @@ impl SequenceModel for LstmNet {
     fn forward_with_attention(
         &self,
         tokens: Tensor<2, Int>,
-        masks: &LayerMasks,
+        kernels: &AttentionKernels,
     ) -> (Tensor<3>, Vec<Tensor<4>>) {
-        (self.forward(tokens, masks), Vec::new())
+        (self.forward(tokens, kernels), Vec::new())
     }
 }

@@ -81,9 +81,16 @@ impl Default for TaskConfig {
 }
 
 impl TaskConfig {
-    /// Checks the combination; returns `(field, value, what is allowed)` on error.
-    pub fn check(&self) -> Result<(), (&'static str, String, String)> {
-        let err = |f: &'static str, v: usize, why: String| Err((f, v.to_string(), why));
+    /// Checks the combination; the error names the field, its value and what is
+    /// allowed.
+    pub fn check(&self) -> Result<(), TaskError> {
+        let err = |field: &'static str, value: usize, reason: String| {
+            Err(TaskError {
+                field,
+                value,
+                reason,
+            })
+        };
         if self.seq_len < 2 {
             return err("seq_len", self.seq_len, "must be at least 2".into());
         }
@@ -287,6 +294,18 @@ fn partial_shuffle<T>(items: &mut [T], count: usize, rng: &mut StdRng) {
     }
 }
 
+/// A task setting that is not allowed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("task.{field} = {value}: {reason}")]
+pub struct TaskError {
+    /// The field of `[task]`, e.g. `distance`.
+    pub field: &'static str,
+    /// Its value.
+    pub value: usize,
+    /// What is allowed.
+    pub reason: String,
+}
+
 /// One sequence with its targets.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Example {
@@ -365,9 +384,9 @@ mod tests {
     fn bad_combinations_name_the_field() {
         let mut c = cfg(TaskKind::Recall);
         c.distance = 64;
-        assert_eq!(c.check().unwrap_err().0, "distance");
+        assert_eq!(c.check().unwrap_err().field, "distance");
         let mut c = cfg(TaskKind::Mqar);
         c.pairs = 9;
-        assert_eq!(c.check().unwrap_err().0, "pairs");
+        assert_eq!(c.check().unwrap_err().field, "pairs");
     }
 }

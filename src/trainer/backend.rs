@@ -9,8 +9,22 @@ use std::sync::OnceLock;
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, DeviceKind};
 
-use super::BackendInfo;
 use crate::config::BackendChoice;
+use crate::records::BackendInfo;
+
+/// No device can be had for the backend asked for.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// `backend = "wgpu"` on a machine without any wgpu adapter.
+    #[error(
+        "backend = \"wgpu\" but no wgpu adapter was found (is a Vulkan driver installed? \
+         Debian: mesa-vulkan-drivers); use \"auto\" or \"cpu\""
+    )]
+    NoWgpuAdapter,
+    /// A fault injected by a test ([`super::Fault::NoBackend`]).
+    #[error("no backend available (injected for a test)")]
+    Injected,
+}
 
 /// The CPU backend attnlab trains on.
 pub enum CpuBackend {}
@@ -94,7 +108,7 @@ fn adapters() -> &'static [Adapter] {
 
 /// Picks the device for a run and says why. Fails only when `wgpu` is forced and no
 /// adapter exists.
-pub fn select_backend(choice: BackendChoice) -> Result<(Device, BackendInfo), String> {
+pub fn select_backend(choice: BackendChoice) -> Result<(Device, BackendInfo), BackendError> {
     let cpu = |reason: String| {
         (
             CpuBackend::device(),
@@ -119,13 +133,7 @@ pub fn select_backend(choice: BackendChoice) -> Result<(Device, BackendInfo), St
         BackendChoice::Cpu => cpu("backend = \"cpu\"".into()),
         BackendChoice::Wgpu => match adapters().first() {
             Some(adapter) => gpu(adapter, "backend = \"wgpu\"".into()),
-            None => {
-                return Err(
-                    "backend = \"wgpu\" but no wgpu adapter was found (is a Vulkan driver installed? \
-                     Debian: mesa-vulkan-drivers); use \"auto\" or \"cpu\""
-                        .into(),
-                );
-            }
+            None => return Err(BackendError::NoWgpuAdapter),
         },
         BackendChoice::Auto => {
             let all = adapters();

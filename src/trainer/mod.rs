@@ -7,19 +7,21 @@
 //! snapshots are dropped (and counted) instead. A callback (`wake`) tells the consumer
 //! that events are waiting, so the GUI can request a repaint without the trainer
 //! knowing about egui.
+//!
+//! Inside: `worker` (the thread: queue, pause, stop) drives `session` (one run:
+//! backend, model, loop, evaluation, snapshots, record), which runs `step` (one
+//! optimiser step, also what the benchmarks time); `sink` sends events without
+//! blocking; `backend` picks the device.
 
 mod backend;
 mod protocol;
 mod session;
 mod sink;
+mod step;
 mod worker;
 
-pub use backend::{CpuBackend, select_backend};
-pub use protocol::{
-    AttentionSnapshot, BackendInfo, Command, Event, Fault, Metrics, Probe, RunId, RunStatus,
-    RunSummary, StartRun,
-};
-pub use worker::{Trainer, TrainerGone};
-
-/// Largest attention map side sent in snapshots; longer probes are averaged down.
-pub const MAX_SNAPSHOT_SIDE: usize = 256;
+pub use backend::{BackendError, CpuBackend, select_backend};
+pub use protocol::{Command, Event, Fault, RunId, StartRun};
+pub use session::MAX_SNAPSHOT_SIDE;
+pub use step::{StepOutcome, tokens_tensor, train_step};
+pub use worker::{Trainer, TrainerGone, TryStartError};

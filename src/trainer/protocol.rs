@@ -6,13 +6,20 @@
 //! # Order of events for one run
 //!
 //! ```text
-//! Queued -> Started -> (Step | Eval | Snapshot | Paused | Resumed)* -> Finished
+//! Queued -> Started -> (Step | Eval | Snapshot | Warning | Paused | Resumed)* -> Finished
+//! Queued -> (Warning)* -> Finished                  (never started: stopped while queued,
+//!                                                   or no backend / model could be built)
 //! ```
 //!
 //! * `Queued` as soon as the `Start` command is read; runs execute one at a time in
 //!   the order they were queued.
 //! * `Started` once the backend is up and the model is built; it carries the backend,
-//!   the run record's folder and the probe example.
+//!   how each layer's attention is computed, the run record's folder and the probe
+//!   example. A run whose backend cannot be had (`wgpu` forced with no adapter) goes
+//!   from `Queued` straight to `Finished` as `failed`, with the reason.
+//! * `Warning` whenever something went wrong that does not end the run: the run
+//!   record cannot be written (the run trains on, unrecorded), a layer's sparse
+//!   layout cannot be built (it trains with masked dense attention).
 //! * `Step` after every optimiser step; `Eval` every `eval_every` steps and once at the
 //!   end; `Snapshot` every `snapshot_every` steps, at step 0 and at the end. Snapshots
 //!   are dropped (and counted) when the consumer is behind; the other events never are.
@@ -22,9 +29,10 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
 use crate::config::RunPlan;
+use crate::records::{
+    AttentionSnapshot, BackendInfo, LayerKernelInfo, Metrics, Probe, RunStatus, RunSummary,
+};
 
 /// Identifies a run within one trainer session; chosen by whoever queues it.
 pub type RunId = u64;
@@ -71,6 +79,16 @@ impl StartRun {
             fault: None,
         }
     }
+
+    /// The summary of this run before (or without) training a step.
+    pub fn unstarted_summary(&self, status: RunStatus) -> RunSummary {
+        RunSummary::unstarted(
+            self.plan.experiment(),
+            self.plan.name(),
+            self.plan.settings().train.steps,
+            status,
+        )
+    }
 }
 
 /// An injected failure (see [`StartRun::fault`]).
@@ -80,139 +98,8 @@ pub enum Fault {
     NanLossAt(usize),
     /// Training panics at this step.
     PanicAt(usize),
-}
-
-/// Which backend a run trains on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BackendInfo {
-    /// `cpu` or `wgpu`.
-    pub backend: String,
-    /// The adapter or CPU description, e.g. `flex (CPU, 2 threads)` or the GPU name.
-    pub adapter: String,
-    /// Why this backend was chosen, e.g. `auto: only a software adapter (llvmpipe)`.
-    pub reason: String,
-}
-
-/// How a run ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RunStatus {
-    /// Queued, not started yet.
-    Queued,
-    /// Training.
-    Running,
-    /// Trained every step.
-    Finished,
-    /// Stopped by the user.
-    Stopped,
-    /// An error or a panic ended it.
-    Failed,
-    /// The loss became NaN or infinite.
-    Diverged,
-}
-
-impl RunStatus {
-    /// The name used in run records.
-    pub fn name(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::Finished => "finished",
-            RunStatus::Stopped => "stopped",
-            RunStatus::Failed => "failed",
-            RunStatus::Diverged => "diverged",
-        }
-    }
-
-    /// Whether the run has ended.
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, RunStatus::Queued | RunStatus::Running)
-    }
-}
-
-/// Training or held-out metrics at one step.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Metrics {
-    /// Optimiser steps done.
-    pub step: usize,
-    /// Mean cross-entropy over positions with a target.
-    pub loss: f64,
-    /// Fraction of positions with a target predicted exactly.
-    pub accuracy: f64,
-    /// Seconds since the run started training.
-    pub elapsed_secs: f64,
-}
-
-/// The probe example whose attention is snapshotted.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Probe {
-    /// Input tokens.
-    pub tokens: Vec<i64>,
-    /// `(query, key)`: where each answer must come from.
-    pub dependencies: Vec<(usize, usize)>,
-}
-
-/// The attention of every layer and head on the probe example at one step.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct AttentionSnapshot {
-    /// Optimiser steps done when it was taken.
-    pub step: usize,
-    /// Layers.
-    pub layers: usize,
-    /// Heads per layer.
-    pub heads: usize,
-    /// Side of each stored map: the sequence length, or less when downsampled.
-    pub n: usize,
-    /// The probe's sequence length (`n` < `seq_len` means each cell averages a tile).
-    pub seq_len: usize,
-    /// `[layers][heads][n][n]`, row = query, column = key; each row sums to 1.
-    pub weights: Vec<f32>,
-}
-
-impl AttentionSnapshot {
-    /// The `n x n` map of one layer and head.
-    pub fn map(&self, layer: usize, head: usize) -> &[f32] {
-        let size = self.n * self.n;
-        let start = (layer * self.heads + head) * size;
-        &self.weights[start..start + size]
-    }
-}
-
-/// The final word on a run.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RunSummary {
-    /// The run's name.
-    pub name: String,
-    /// The experiment's name.
-    pub experiment: String,
-    /// The record folder's name, when recorded.
-    pub run_id: Option<String>,
-    /// How it ended.
-    pub status: RunStatus,
-    /// Optimiser steps done.
-    pub steps: usize,
-    /// Steps the run was configured for.
-    pub planned_steps: usize,
-    /// Held-out loss at the end (the last training loss when no evaluation ran).
-    pub final_loss: Option<f64>,
-    /// Held-out accuracy at the end.
-    pub final_accuracy: Option<f64>,
-    /// Last training loss.
-    pub train_loss: Option<f64>,
-    /// Backend it trained on (empty when it never started).
-    pub backend: String,
-    /// Adapter / device description.
-    pub adapter: String,
-    /// Trainable parameters.
-    pub params: usize,
-    /// Wall time training, seconds.
-    pub elapsed_secs: f64,
-    /// Mean optimiser steps per second.
-    pub steps_per_sec: f64,
-    /// Snapshots dropped because the consumer was behind.
-    pub dropped_snapshots: usize,
-    /// Why it did not finish, when it did not.
-    pub message: Option<String>,
+    /// No backend can be had (as when `wgpu` is forced on a machine without one).
+    NoBackend,
 }
 
 /// What the trainer reports.
@@ -229,6 +116,8 @@ pub enum Event {
         id: RunId,
         /// Where it trains.
         backend: BackendInfo,
+        /// How each layer's attention is computed (empty for the LSTM).
+        kernels: Vec<LayerKernelInfo>,
         /// Its run record, when recorded.
         record_dir: Option<PathBuf>,
         /// Trainable parameters.

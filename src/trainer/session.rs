@@ -6,22 +6,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{SeedableRng, rngs::StdRng};
 
+use super::backend::{BackendError, select_backend};
+use super::protocol::{Event, Fault, RunId, StartRun};
 use super::sink::EventSink;
-use super::worker::unstarted_summary;
-use super::{
-    AttentionSnapshot, BackendInfo, Event, Fault, MAX_SNAPSHOT_SIDE, Metrics, Probe, RunId,
-    RunStatus, RunSummary, StartRun, select_backend,
-};
+use super::step::{tokens_tensor, train_step};
 use crate::config::{ModelKind, RunPlan};
 use crate::model::{
-    LayerMasks, LstmNet, SequenceModel, Transformer, layer_masks, masked_cross_entropy,
+    AttentionKernels, LstmNetConfig, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
+    accuracy, masked_cross_entropy, read_back, scalar,
 };
-use crate::runs::{RecordWriter, SnapshotHeader, new_run_id};
+use crate::records::{
+    AttentionSnapshot, BackendInfo, LayerKernelInfo, Metrics, Probe, RecordError, RecordWriter,
+    RunStatus, RunSummary, SnapshotHeader, new_record_id,
+};
 use crate::tasks::{Batch, IGNORE};
+
+/// Largest attention map side sent in snapshots; longer probes are averaged down.
+pub const MAX_SNAPSHOT_SIDE: usize = 256;
 
 /// Whether the run goes on after a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,15 +43,28 @@ pub(crate) trait Control {
     fn sink(&mut self) -> &mut EventSink;
 }
 
+/// The text of a caught panic.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
 /// Trains one run and returns its summary; never panics (a panic inside training
 /// ends the run as `failed`).
 pub(crate) fn train(run: &StartRun, control: &mut dyn Control) -> RunSummary {
-    let mut summary = unstarted_summary(run, RunStatus::Running);
-    let (device, backend) = match select_backend(run.plan.settings.train.backend) {
+    let mut summary = run.unstarted_summary(RunStatus::Running);
+    let selected = match run.fault {
+        Some(Fault::NoBackend) => Err(BackendError::Injected),
+        _ => select_backend(run.plan.settings().train.backend),
+    };
+    let (device, backend) = match selected {
         Ok(selected) => selected,
-        Err(message) => {
+        Err(e) => {
             summary.status = RunStatus::Failed;
-            summary.message = Some(message);
+            summary.message = Some(e.to_string());
             return summary;
         }
     };
@@ -56,30 +74,29 @@ pub(crate) fn train(run: &StartRun, control: &mut dyn Control) -> RunSummary {
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut ctx = RunContext::new(run, device, control, &mut recorder, &mut summary);
-        match run.plan.settings.model.kind {
+        match run.plan.settings().model.kind {
             ModelKind::Transformer => {
-                let model = Transformer::new(&run.plan, &ctx.train_device);
+                let model = TransformerConfig::from_plan(&run.plan).init(&ctx.train_device);
                 ctx.train_loop(model, backend)
             }
             ModelKind::Lstm => {
-                let model = LstmNet::new(&run.plan, &ctx.train_device);
+                let model = LstmNetConfig::from_plan(&run.plan).init(&ctx.train_device);
                 ctx.train_loop(model, backend)
             }
         }
     }));
     match outcome {
-        Ok((status, message)) => {
+        Ok(Ok((status, message))) => {
             summary.status = status;
             summary.message = message;
         }
-        Err(panic) => {
-            let what = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
+        Ok(Err(e)) => {
             summary.status = RunStatus::Failed;
-            summary.message = Some(format!("training panicked: {what}"));
+            summary.message = Some(e.to_string());
+        }
+        Err(panic) => {
+            summary.status = RunStatus::Failed;
+            summary.message = Some(format!("training panicked: {}", panic_text(panic.as_ref())));
         }
     }
     if summary.elapsed_secs == 0.0 {
@@ -105,12 +122,12 @@ impl Recorder {
             header: None,
         };
         if let Some(root) = &run.record_root {
-            let run_id = new_run_id(root, &run.plan.experiment, &run.plan.name);
-            summary.run_id = Some(run_id.clone());
-            match RecordWriter::create(root, &run_id, &run.plan.config_toml(), summary) {
+            let record_id = new_record_id(root, run.plan.experiment(), run.plan.name());
+            summary.record_id = Some(record_id.clone());
+            match RecordWriter::create(root, &record_id, &run.plan.config_toml(), summary) {
                 Ok(writer) => recorder.writer = Some(writer),
                 Err(e) => {
-                    summary.run_id = None;
+                    summary.record_id = None;
                     recorder.warn(sink, format!("not recording this run: {e}"));
                 }
             }
@@ -133,7 +150,7 @@ impl Recorder {
     fn write(
         &mut self,
         sink: &mut EventSink,
-        f: impl FnOnce(&mut RecordWriter) -> Result<(), crate::runs::RecordError>,
+        f: impl FnOnce(&mut RecordWriter) -> Result<(), RecordError>,
     ) {
         if let Some(writer) = &mut self.writer
             && let Err(e) = f(writer)
@@ -177,7 +194,7 @@ impl<'a> RunContext<'a> {
         recorder: &'a mut Recorder,
         summary: &'a mut RunSummary,
     ) -> Self {
-        device.seed(run.plan.settings.train.seed);
+        device.seed(run.plan.settings().train.seed);
         let train_device = device.clone().autodiff();
         Self {
             id: run.id,
@@ -201,17 +218,42 @@ impl<'a> RunContext<'a> {
         }
     }
 
+    fn warn(&mut self, message: String) {
+        let id = self.id;
+        self.control.sink().send(Event::Warning { id, message });
+    }
+
     /// The loop: step, report, evaluate, snapshot, poll for commands.
     fn train_loop<M: SequenceModel>(
         &mut self,
         mut model: M,
         backend: BackendInfo,
-    ) -> (RunStatus, Option<String>) {
-        let settings = &self.plan.settings;
+    ) -> Result<(RunStatus, Option<String>), ReadbackError> {
+        let settings = self.plan.settings();
         let task = &settings.task;
         let train = &settings.train;
-        let masks_train = layer_masks(self.plan, &self.train_device);
-        let masks_eval = layer_masks(self.plan, &self.device);
+        let kernels_train =
+            AttentionKernels::for_plan(self.plan, &self.train_device, SparseMode::WherePaysOff);
+        let kernels_eval =
+            AttentionKernels::for_plan(self.plan, &self.device, SparseMode::WherePaysOff);
+        let kernels: Vec<LayerKernelInfo> = kernels_train
+            .layers()
+            .iter()
+            .map(|k| LayerKernelInfo {
+                kernel: k.kind.name().into(),
+                reason: k.reason.clone(),
+            })
+            .collect();
+        for (l, k) in kernels_train.layers().iter().enumerate() {
+            if k.fault
+                && let Some(reason) = &k.reason
+            {
+                self.warn(format!(
+                    "layer {}: {reason}; it trains with masked dense attention (O(n^2))",
+                    l + 1
+                ));
+            }
+        }
         let mut data_rng = StdRng::seed_from_u64(train.seed);
         let mut eval_rng = StdRng::seed_from_u64(train.seed ^ 0x5EED_E7A1);
         let eval_set: Vec<Batch> = (0..train.eval_batches)
@@ -223,48 +265,52 @@ impl<'a> RunContext<'a> {
             dependencies: probe.dependencies,
         };
         self.summary.params = model.num_params();
+        self.summary.kernels = kernels.clone();
         let mut optim = AdamConfig::new().init();
 
         self.control.sink().send(Event::Started {
             id: self.id,
             backend,
+            kernels,
             record_dir: self.recorder.dir(),
             params: self.summary.params,
             probe: probe.clone(),
         });
-        self.snapshot(&model, &masks_eval, &probe, 0);
+        self.snapshot(&model, &kernels_eval, &probe, 0);
 
         for step in 1..=train.steps {
             let t0 = Instant::now();
             let batch = task.batch(train.batch, &mut data_rng);
-            let tokens = tokens_tensor(&batch, &self.train_device);
-            let logits = model.forward(tokens, &masks_train);
-            let loss = masked_cross_entropy(logits.clone(), &batch.targets);
-            let mut loss_value = scalar(loss.clone());
+            let (next, outcome) = train_step(
+                model,
+                &mut optim,
+                &batch,
+                &kernels_train,
+                train.lr,
+                &self.train_device,
+            )?;
+            model = next;
+            let mut loss = outcome.loss;
             match self.fault {
-                Some(Fault::NanLossAt(at)) if at == step => loss_value = f64::NAN,
+                Some(Fault::NanLossAt(at)) if at == step => loss = f64::NAN,
                 Some(Fault::PanicAt(at)) if at == step => panic!("injected fault at step {step}"),
                 _ => {}
             }
-            let accuracy = accuracy(logits.detach(), &batch.targets);
-            if !loss_value.is_finite() {
-                self.busy_secs += t0.elapsed().as_secs_f64();
+            self.busy_secs += t0.elapsed().as_secs_f64();
+            if !loss.is_finite() {
                 self.summary.steps = step - 1;
-                return (
+                return Ok((
                     RunStatus::Diverged,
                     Some(format!(
-                        "the training loss became {loss_value} at step {step}; try a smaller train.lr (now {})",
+                        "the training loss became {loss} at step {step}; try a smaller train.lr (now {})",
                         train.lr
                     )),
-                );
+                ));
             }
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(train.lr, model, grads);
-            self.busy_secs += t0.elapsed().as_secs_f64();
 
             self.summary.steps = step;
-            self.summary.train_loss = Some(loss_value);
-            let metrics = self.metrics(step, loss_value, accuracy);
+            self.summary.train_loss = Some(loss);
+            let metrics = self.metrics(step, loss, outcome.accuracy);
             self.recorder
                 .write(self.control.sink(), |w| w.metric("train", &metrics));
             self.control.sink().send(Event::Step {
@@ -274,19 +320,19 @@ impl<'a> RunContext<'a> {
 
             let last = step == train.steps;
             if last || (train.eval_every > 0 && step % train.eval_every == 0) {
-                self.evaluate(&model, &masks_eval, &eval_set, step);
+                self.evaluate(&model, &kernels_eval, &eval_set, step)?;
             }
             if last || (train.snapshot_every > 0 && step % train.snapshot_every == 0) {
-                self.snapshot(&model, &masks_eval, &probe, step);
+                self.snapshot(&model, &kernels_eval, &probe, step);
             }
             if !last && self.control.poll(self.id) == Flow::Stop {
-                self.evaluate(&model, &masks_eval, &eval_set, step);
+                self.evaluate(&model, &kernels_eval, &eval_set, step)?;
                 self.finish_timing();
-                return (RunStatus::Stopped, Some(format!("stopped at step {step}")));
+                return Ok((RunStatus::Stopped, Some(format!("stopped at step {step}"))));
             }
         }
         self.finish_timing();
-        (RunStatus::Finished, None)
+        Ok((RunStatus::Finished, None))
     }
 
     fn finish_timing(&mut self) {
@@ -300,18 +346,22 @@ impl<'a> RunContext<'a> {
     fn evaluate<M: SequenceModel>(
         &mut self,
         model: &M,
-        masks: &LayerMasks,
+        kernels: &AttentionKernels,
         eval_set: &[Batch],
         step: usize,
-    ) {
+    ) -> Result<(), ReadbackError> {
         let t0 = Instant::now();
         let model = model.valid();
         let (mut loss_sum, mut correct, mut total) = (0.0, 0.0, 0.0);
         for batch in eval_set {
-            let logits = model.forward(tokens_tensor(batch, &self.device), masks);
+            let logits = model.forward(tokens_tensor(batch, &self.device), kernels);
             let counted = batch.targets.iter().filter(|&&t| t != IGNORE).count() as f64;
-            loss_sum += scalar(masked_cross_entropy(logits.clone(), &batch.targets)) * counted;
-            correct += accuracy(logits, &batch.targets) * counted;
+            let loss = scalar(
+                masked_cross_entropy(logits.clone(), &batch.targets),
+                "the evaluation loss",
+            )?;
+            loss_sum += loss * counted;
+            correct += accuracy(logits, &batch.targets)? * counted;
             total += counted;
         }
         self.busy_secs += t0.elapsed().as_secs_f64();
@@ -327,13 +377,15 @@ impl<'a> RunContext<'a> {
             id: self.id,
             metrics,
         });
+        Ok(())
     }
 
-    /// Attention of every layer and head on the probe example.
+    /// Attention of every layer and head on the probe example; a snapshot that cannot
+    /// be read back is skipped with a warning (training goes on).
     fn snapshot<M: SequenceModel>(
         &mut self,
         model: &M,
-        masks: &LayerMasks,
+        kernels: &AttentionKernels,
         probe: &Probe,
         step: usize,
     ) {
@@ -343,16 +395,19 @@ impl<'a> RunContext<'a> {
             TensorData::new(probe.tokens.clone(), [1, n]),
             &self.device,
         );
-        let (_, weights) = model.valid().forward_with_attention(tokens, masks);
+        let (_, weights) = model.valid().forward_with_attention(tokens, kernels);
         if weights.is_empty() {
             return;
         }
         let layers = weights.len();
         let [_, heads, _, _] = weights[0].dims();
-        let all: Vec<f32> = Tensor::cat(weights, 0)
-            .into_data()
-            .try_into_vec_as::<f32>()
-            .unwrap_or_default();
+        let all = match read_back::<f32>(Tensor::cat(weights, 0).into_data(), "attention weights") {
+            Ok(all) => all,
+            Err(e) => {
+                self.warn(format!("no attention snapshot at step {step}: {e}"));
+                return;
+            }
+        };
         let (side, all) = downsample(&all, layers * heads, n, MAX_SNAPSHOT_SIDE);
         let snapshot = Arc::new(AttentionSnapshot {
             step,
@@ -377,46 +432,6 @@ impl<'a> RunContext<'a> {
             id: self.id,
             snapshot,
         });
-    }
-}
-
-/// Tokens of a batch as an int tensor `[batch, seq]`.
-fn tokens_tensor(batch: &Batch, device: &Device) -> Tensor<2, Int> {
-    Tensor::from_data(
-        TensorData::new(batch.tokens.clone(), [batch.batch, batch.seq_len]),
-        device,
-    )
-}
-
-fn scalar(t: Tensor<1>) -> f64 {
-    t.into_data()
-        .try_into_vec_as::<f32>()
-        .ok()
-        .and_then(|v| v.first().copied())
-        .map_or(f64::NAN, f64::from)
-}
-
-/// Fraction of positions with a target whose arg-max prediction is right.
-///
-/// # Shapes
-/// `logits`: `[batch, seq, vocab]`; `targets`: `batch * seq`, row-major.
-fn accuracy(logits: Tensor<3>, targets: &[i64]) -> f64 {
-    let predicted = logits
-        .argmax(2)
-        .into_data()
-        .try_into_vec_as::<i64>()
-        .unwrap_or_default();
-    let (mut right, mut counted) = (0usize, 0usize);
-    for (p, &t) in predicted.iter().zip(targets) {
-        if t != IGNORE {
-            counted += 1;
-            right += usize::from(*p == t);
-        }
-    }
-    if counted == 0 {
-        0.0
-    } else {
-        right as f64 / counted as f64
     }
 }
 

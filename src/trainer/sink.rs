@@ -4,7 +4,7 @@ use std::collections::VecDeque;
 
 use crossbeam_channel::{Sender, TrySendError};
 
-use super::Event;
+use super::protocol::Event;
 
 /// Sends events without blocking: when the channel is full, metric events wait in a
 /// backlog (sent first next time) and snapshots are dropped and counted.
@@ -104,7 +104,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::trainer::{AttentionSnapshot, Metrics};
+    use crate::records::{AttentionSnapshot, Metrics};
 
     fn step(id: u64) -> Event {
         Event::Step {

@@ -5,11 +5,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
 
-use super::session::{self, Flow};
+use super::protocol::{Command, Event, RunId, StartRun};
+use super::session::{self, Flow, panic_text};
 use super::sink::EventSink;
-use super::{Command, Event, RunId, RunStatus, RunSummary, StartRun};
+use crate::records::RunStatus;
 
 /// Capacity of the command channel.
 const COMMAND_CAPACITY: usize = 64;
@@ -63,6 +64,16 @@ impl Trainer {
         self.commands.send(command).map_err(|_| TrainerGone)
     }
 
+    /// Queues a run if the command channel has room now; never blocks (a window must
+    /// not wait on the trainer). A full channel hands the run back.
+    pub fn try_start(&self, run: StartRun) -> Result<(), TryStartError> {
+        match self.commands.try_send(Command::Start(Box::new(run))) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(Command::Start(run))) => Err(TryStartError::Full(run)),
+            Err(_) => Err(TryStartError::Gone),
+        }
+    }
+
     /// A sender for commands, e.g. for a Ctrl+C handler.
     pub fn commands(&self) -> Sender<Command> {
         self.commands.clone()
@@ -74,9 +85,28 @@ impl Trainer {
     }
 }
 
+/// Why [`Trainer::try_start`] did not queue a run.
+#[derive(Debug)]
+pub enum TryStartError {
+    /// The command channel is full right now: try again later with this run.
+    Full(Box<StartRun>),
+    /// The trainer thread has ended.
+    Gone,
+}
+
 impl Drop for Trainer {
     fn drop(&mut self) {
-        let _ = self.commands.send(Command::Shutdown);
+        // Never block on a full command channel while the trainer may be waiting for
+        // us to take its events: drain events between tries.
+        loop {
+            match self.commands.try_send(Command::Shutdown) {
+                Err(TrySendError::Full(_)) => {
+                    while self.events.try_recv().is_ok() {}
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                _ => break,
+            }
+        }
         // Let the thread finish its current step; drain events so it never waits on us.
         if let Some(thread) = self.thread.take() {
             while !thread.is_finished() {
@@ -124,13 +154,11 @@ impl Worker {
         let summary = match result {
             Ok(summary) => summary,
             Err(panic) => {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "unknown panic".into());
-                let mut summary = unstarted_summary(&run, RunStatus::Failed);
-                summary.message = Some(format!("the trainer panicked: {what}"));
+                let mut summary = run.unstarted_summary(RunStatus::Failed);
+                summary.message = Some(format!(
+                    "the trainer panicked: {}",
+                    panic_text(panic.as_ref())
+                ));
                 summary
             }
         };
@@ -143,7 +171,7 @@ impl Worker {
     }
 
     fn finish_unstarted(&mut self, run: &StartRun, status: RunStatus, message: &str) {
-        let mut summary = unstarted_summary(run, status);
+        let mut summary = run.unstarted_summary(status);
         summary.message = Some(message.into());
         self.sink.send(Event::Finished {
             id: run.id,
@@ -231,27 +259,5 @@ impl session::Control for Worker {
 
     fn sink(&mut self) -> &mut EventSink {
         &mut self.sink
-    }
-}
-
-/// A summary for a run that never trained.
-pub(crate) fn unstarted_summary(run: &StartRun, status: RunStatus) -> RunSummary {
-    RunSummary {
-        name: run.plan.name.clone(),
-        experiment: run.plan.experiment.clone(),
-        run_id: None,
-        status,
-        steps: 0,
-        planned_steps: run.plan.settings.train.steps,
-        final_loss: None,
-        final_accuracy: None,
-        train_loss: None,
-        backend: String::new(),
-        adapter: String::new(),
-        params: 0,
-        elapsed_secs: 0.0,
-        steps_per_sec: 0.0,
-        dropped_snapshots: 0,
-        message: None,
     }
 }

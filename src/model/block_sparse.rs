@@ -11,7 +11,7 @@
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use super::attention::attention_output;
+use super::reference::attention_output;
 use crate::attention::{AttentionPattern, Mask, PAD, SparseLayout};
 
 /// Stands in for "no visible key" maxima so that `exp(m - M)` is 0, not NaN.
@@ -58,7 +58,7 @@ struct SharedPart {
 /// A pattern's block-sparse computation at one sequence length, built once per run
 /// (index and mask tensors live on the device).
 #[derive(Clone)]
-pub struct SparseAttention {
+pub struct BlockSparseAttention {
     n: usize,
     dense_rows: usize,
     /// `[1, 1, dense_rows, n]`, `true` = hidden (for the dense global rows).
@@ -73,9 +73,30 @@ fn int_tensor(values: Vec<i64>, device: &Device) -> Tensor<1, Int> {
     Tensor::from_data(TensorData::new(values, [len]), device)
 }
 
-impl std::fmt::Debug for SparseAttention {
+/// Why a pattern has no block-sparse computation at some length.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SparseUnavailable {
+    /// No block layout: the pattern is dense, or so dense at this length that
+    /// blocks would skip nothing.
+    #[error("no block layout skips anything at this length")]
+    NoLayout,
+    /// The layout misses a pair the mask allows (a layout bug; the property tests
+    /// check every pattern, so this should never be seen).
+    #[error("its block layout misses the visible pair (query {query}, key {key})")]
+    Uncovered {
+        /// Query position.
+        query: usize,
+        /// Key position.
+        key: usize,
+    },
+    /// A component orders positions in a way the kernel does not implement.
+    #[error("its block layout uses a position order the kernel does not implement")]
+    UnsupportedOrder,
+}
+
+impl std::fmt::Debug for BlockSparseAttention {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SparseAttention")
+        f.debug_struct("BlockSparseAttention")
             .field("n", &self.n)
             .field("dense_rows", &self.dense_rows)
             .field("block_components", &self.blocks.len())
@@ -85,19 +106,21 @@ impl std::fmt::Debug for SparseAttention {
     }
 }
 
-impl SparseAttention {
+impl BlockSparseAttention {
     /// The sparse computation of `pattern` at length `n` (`mask` is its mask, causal
-    /// or not), or `None` when the pattern gains nothing from it (dense) or the layout
-    /// does not cover the mask (then the masked-dense reference is used).
+    /// or not); an error says why there is none (then the masked-dense reference is
+    /// used, and for anything but a dense pattern the trainer says so).
     pub fn new(
         pattern: &AttentionPattern,
         mask: &Mask,
         seed: u64,
         device: &Device,
-    ) -> Option<Self> {
+    ) -> Result<Self, SparseUnavailable> {
         let n = mask.n();
-        let layout = SparseLayout::of(pattern, n, seed)?;
-        let (block_masks, shared_masks) = layout.visibility(mask).ok()?;
+        let layout = SparseLayout::of(pattern, n, seed).ok_or(SparseUnavailable::NoLayout)?;
+        let (block_masks, shared_masks) = layout
+            .visibility(mask)
+            .map_err(|(query, key)| SparseUnavailable::Uncovered { query, key })?;
         let blocks = layout
             .blocks
             .iter()
@@ -111,7 +134,7 @@ impl SparseAttention {
                     },
                     None if c.is_identity() => Order::Identity,
                     // No other orders are built; refuse rather than compute wrongly.
-                    None => return None,
+                    None => return Err(SparseUnavailable::UnsupportedOrder),
                 };
                 let keys = match c.band_offsets() {
                     Some(offsets) => KeyAccess::Shifts(offsets),
@@ -129,7 +152,7 @@ impl SparseAttention {
                     TensorData::new(hidden, [1, blocks, block, width * block]),
                     device,
                 );
-                Some(BlockPart {
+                Ok(BlockPart {
                     block,
                     blocks,
                     width,
@@ -138,7 +161,7 @@ impl SparseAttention {
                     hidden,
                 })
             })
-            .collect::<Option<Vec<_>>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         let shared = layout
             .shared
             .iter()
@@ -159,7 +182,7 @@ impl SparseAttention {
                 .collect();
             Tensor::from_data(TensorData::new(hidden, [1, 1, dense_rows, n]), device)
         });
-        Some(Self {
+        Ok(Self {
             n,
             dense_rows,
             dense_hidden,

@@ -5,9 +5,9 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::snapshots::{self, SnapshotHeader};
+use super::snapshots::{self, AttentionSnapshot, SnapshotHeader};
+use super::summary::{Metrics, RunSummary};
 use crate::config::{ConfigErrors, Experiment};
-use crate::trainer::{AttentionSnapshot, Metrics, RunSummary};
 
 /// Problems reading or writing a run record.
 #[derive(Debug, thiserror::Error)]
@@ -40,8 +40,9 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> RecordError + '_ {
     }
 }
 
-/// A run id: `YYYYMMDD-HHMMSS-<experiment>-<run>`, made unique under `root`.
-pub fn new_run_id(root: &Path, experiment: &str, run: &str) -> String {
+/// A record id (the record's folder name): `YYYYMMDD-HHMMSS-<experiment>-<run>`,
+/// made unique under `root`.
+pub fn new_record_id(root: &Path, experiment: &str, run: &str) -> String {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let stamp: String = stamp.chars().filter(char::is_ascii_digit).collect();
     let (date, time) = stamp.split_at(8.min(stamp.len()));
@@ -55,7 +56,6 @@ pub fn new_run_id(root: &Path, experiment: &str, run: &str) -> String {
     id
 }
 
-/// Lower-case ASCII letters, digits and single dashes.
 /// A file-system-safe, lower-case version of a name (`Dense vs Local` -> `dense-vs-local`).
 pub fn slug(s: &str) -> String {
     let mut out = String::new();
@@ -78,15 +78,15 @@ pub struct RecordWriter {
 }
 
 impl RecordWriter {
-    /// Creates `<root>/<run_id>/` with `config.toml`, the CSV header and a `running`
+    /// Creates `<root>/<record_id>/` with `config.toml`, the CSV header and a `running`
     /// summary (so a record whose process died still lists).
     pub fn create(
         root: &Path,
-        run_id: &str,
+        record_id: &str,
         config_toml: &str,
         summary: &RunSummary,
     ) -> Result<Self, RecordError> {
-        let dir = root.join(run_id);
+        let dir = root.join(record_id);
         fs::create_dir_all(&dir).map_err(io_at(&dir))?;
         let config = dir.join("config.toml");
         fs::write(&config, config_toml).map_err(io_at(&config))?;
@@ -203,14 +203,18 @@ impl RunRecord {
         Ok(Experiment::load(&self.dir.join("config.toml"))?)
     }
 
-    /// Every row of `metrics.csv`, in file order. Malformed lines are skipped.
+    /// Every row of `metrics.csv`, in file order. Malformed lines (wrong field
+    /// count, unparsable numbers, bytes that are not UTF-8) are skipped.
     pub fn metrics(&self) -> Result<Vec<MetricRow>, RecordError> {
         let path = self.dir.join("metrics.csv");
         let file = File::open(&path).map_err(io_at(&path))?;
         let mut rows = Vec::new();
-        for line in BufReader::new(file).lines().skip(1) {
+        for line in BufReader::new(file).split(b'\n').skip(1) {
             let line = line.map_err(io_at(&path))?;
-            let f: Vec<&str> = line.split(',').collect();
+            let Ok(line) = std::str::from_utf8(&line) else {
+                continue;
+            };
+            let f: Vec<&str> = line.trim_end().split(',').collect();
             if f.len() != 5 {
                 continue;
             }

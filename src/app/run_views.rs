@@ -3,14 +3,14 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::attention::Mask;
 use crate::config::{RunPlan, Settings};
-use crate::runs::RunRecord;
-use crate::trainer::{
-    AttentionSnapshot, BackendInfo, Event, Metrics, Probe, RunId, RunStatus, RunSummary,
+use crate::records::{
+    AttentionSnapshot, BackendInfo, LayerKernelInfo, Metrics, Probe, RecordError, RunRecord,
+    RunStatus, RunSummary,
 };
+use crate::trainer::{Event, RunId};
 
 /// Where a run's data comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -46,6 +46,8 @@ pub struct RunView {
     pub probe: Option<Probe>,
     /// Backend, once started.
     pub backend: Option<BackendInfo>,
+    /// How each layer computes attention, once started.
+    pub kernels: Vec<LayerKernelInfo>,
     /// Record folder, once known.
     pub record_dir: Option<PathBuf>,
     /// Final summary, once finished.
@@ -54,10 +56,9 @@ pub struct RunView {
     pub paused: bool,
     /// Warnings the trainer sent.
     pub warnings: Vec<String>,
-    /// The attention mask of every layer (for overlays), built once.
+    /// The attention mask of every layer (for overlays), built once; empty when
+    /// the run's settings are not valid (a damaged record).
     pub masks: Vec<Mask>,
-    /// When the first step arrived (for the live rate).
-    first_step_at: Option<(Instant, usize)>,
 }
 
 impl RunView {
@@ -65,9 +66,9 @@ impl RunView {
     pub fn live(id: RunId, plan: &RunPlan) -> Self {
         Self {
             id,
-            name: plan.name.clone(),
-            experiment: plan.experiment.clone(),
-            settings: plan.settings.clone(),
+            name: plan.name().to_string(),
+            experiment: plan.experiment().to_string(),
+            settings: plan.settings().clone(),
             source: Source::Live,
             status: RunStatus::Queued,
             train: Vec::new(),
@@ -75,28 +76,51 @@ impl RunView {
             snapshots: Vec::new(),
             probe: None,
             backend: None,
+            kernels: Vec::new(),
             record_dir: None,
             summary: None,
             paused: false,
             warnings: Vec::new(),
             masks: plan.layer_masks(),
-            first_step_at: None,
         }
     }
 
-    /// Loads a finished (or interrupted) run from its record.
-    pub fn from_record(id: RunId, record: &RunRecord) -> Result<Self, crate::runs::RecordError> {
+    /// Loads a finished (or interrupted) run from its record. A `config.toml` that
+    /// parses but no longer validates still opens (curves and maps), with a warning
+    /// and without mask overlays.
+    pub fn from_record(id: RunId, record: &RunRecord) -> Result<Self, RecordError> {
         let experiment = record.experiment()?;
-        let plan = experiment
-            .plan()
-            .ok()
-            .and_then(|mut plans| (!plans.is_empty()).then(|| plans.remove(0)))
-            .unwrap_or_else(|| RunPlan {
-                experiment: experiment.name.clone(),
-                name: record.summary.name.clone(),
-                settings: experiment.base.clone(),
-            });
-        let mut view = Self::live(id, &plan);
+        let mut view = match experiment.plan() {
+            Ok(mut plans) if !plans.is_empty() => Self::live(id, &plans.remove(0)),
+            planned => {
+                let settings = experiment
+                    .run_settings(0)
+                    .unwrap_or_else(|_| experiment.base.clone());
+                let why = match planned {
+                    Err(e) => e.to_string(),
+                    Ok(_) => "it has no run".into(),
+                };
+                Self {
+                    id,
+                    name: record.summary.name.clone(),
+                    experiment: experiment.name.clone(),
+                    settings,
+                    source: Source::Live,
+                    status: RunStatus::Stopped,
+                    train: Vec::new(),
+                    eval: Vec::new(),
+                    snapshots: Vec::new(),
+                    probe: None,
+                    backend: None,
+                    kernels: Vec::new(),
+                    record_dir: None,
+                    summary: None,
+                    paused: false,
+                    warnings: vec![format!("the record's config.toml is not valid: {why}")],
+                    masks: Vec::new(),
+                }
+            }
+        };
         view.name = record.summary.name.clone();
         view.source = Source::Record(record.dir.clone());
         view.record_dir = Some(record.dir.clone());
@@ -121,6 +145,7 @@ impl RunView {
             adapter: record.summary.adapter.clone(),
             reason: "from the run record".into(),
         });
+        view.kernels = record.summary.kernels.clone();
         view.summary = Some(record.summary.clone());
         Ok(view)
     }
@@ -188,21 +213,18 @@ impl RunView {
             Event::Queued { .. } => self.status = RunStatus::Queued,
             Event::Started {
                 backend,
+                kernels,
                 record_dir,
                 probe,
                 ..
             } => {
                 self.status = RunStatus::Running;
                 self.backend = Some(backend);
+                self.kernels = kernels;
                 self.record_dir = record_dir;
                 self.probe = Some(probe);
             }
-            Event::Step { metrics, .. } => {
-                if self.first_step_at.is_none() {
-                    self.first_step_at = Some((Instant::now(), metrics.step));
-                }
-                self.train.push(metrics);
-            }
+            Event::Step { metrics, .. } => self.train.push(metrics),
             Event::Eval { metrics, .. } => self.eval.push(metrics),
             Event::Snapshot { snapshot, .. } => self.snapshots.push(snapshot),
             Event::Paused { .. } => self.paused = true,
@@ -211,9 +233,6 @@ impl RunView {
             Event::Finished { summary, .. } => {
                 self.status = summary.status;
                 self.paused = false;
-                if self.record_dir.is_none() {
-                    self.record_dir = summary.run_id.as_ref().and(self.record_dir.clone());
-                }
                 self.summary = Some(*summary);
             }
         }
@@ -222,13 +241,13 @@ impl RunView {
 
 /// Every run the window knows, in the order they were added.
 #[derive(Debug, Default)]
-pub struct Runs {
+pub struct RunViews {
     /// The runs.
     pub views: Vec<RunView>,
     next_id: RunId,
 }
 
-impl Runs {
+impl RunViews {
     /// A fresh id for a new run.
     pub fn next_id(&mut self) -> RunId {
         self.next_id += 1;
@@ -294,7 +313,7 @@ mod tests {
 
     #[test]
     fn events_update_status_metrics_and_rates() {
-        let mut runs = Runs::default();
+        let mut runs = RunViews::default();
         let id = runs.next_id();
         runs.push(RunView::live(id, &plan()));
         runs.apply(Event::Queued { id });
@@ -306,6 +325,7 @@ mod tests {
                 adapter: "flex".into(),
                 reason: "test".into(),
             },
+            kernels: Vec::new(),
             record_dir: None,
             params: 1,
             probe: Probe::default(),

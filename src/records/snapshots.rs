@@ -9,9 +9,45 @@ use std::io::{self, Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::trainer::{AttentionSnapshot, Probe};
-
 const MAGIC: &[u8; 8] = b"ATTNSNP1";
+
+/// Largest header accepted when reading (a damaged length must not allocate gigabytes).
+const MAX_HEADER_BYTES: usize = 16 << 20;
+
+/// The probe example whose attention is snapshotted.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    /// Input tokens.
+    pub tokens: Vec<i64>,
+    /// `(query, key)`: where each answer must come from.
+    pub dependencies: Vec<(usize, usize)>,
+}
+
+/// The attention of every layer and head on the probe example at one step.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttentionSnapshot {
+    /// Optimiser steps done when it was taken.
+    pub step: usize,
+    /// Layers.
+    pub layers: usize,
+    /// Heads per layer.
+    pub heads: usize,
+    /// Side of each stored map: the sequence length, or less when downsampled.
+    pub n: usize,
+    /// The probe's sequence length (`n` < `seq_len` means each cell averages a tile).
+    pub seq_len: usize,
+    /// `[layers][heads][n][n]`, row = query, column = key; each row sums to 1.
+    pub weights: Vec<f32>,
+}
+
+impl AttentionSnapshot {
+    /// The `n x n` map of one layer and head (empty when out of range).
+    pub fn map(&self, layer: usize, head: usize) -> &[f32] {
+        let size = self.n * self.n;
+        let start = (layer * self.heads + head) * size;
+        self.weights.get(start..start + size).unwrap_or(&[])
+    }
+}
 
 /// What every snapshot of a run shares.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,15 +96,25 @@ pub fn read_snapshots(
     }
     let mut len = [0u8; 4];
     input.read_exact(&mut len)?;
-    let mut json = vec![0u8; u32::from_le_bytes(len) as usize];
+    let len = u32::from_le_bytes(len) as usize;
+    if len > MAX_HEADER_BYTES {
+        return Err(invalid(format!(
+            "header length {len} bytes is not plausible"
+        )));
+    }
+    let mut json = vec![0u8; len];
     input.read_exact(&mut json)?;
     let header: SnapshotHeader = serde_json::from_slice(&json)?;
+    let floats = [header.heads, header.n, header.n]
+        .iter()
+        .try_fold(header.layers, |acc, &x| acc.checked_mul(x))
+        .filter(|&f| f > 0 && f <= (1 << 30))
+        .ok_or_else(|| invalid(format!("implausible snapshot shape {header:?}")))?;
+    let record = 8 + floats * 4;
     let mut rest = Vec::new();
     input.read_to_end(&mut rest)?;
-    let floats = header.layers * header.heads * header.n * header.n;
-    let record = 8 + floats * 4;
     let snapshots = rest
-        .chunks_exact(record.max(8))
+        .chunks_exact(record)
         .map(|chunk| {
             let (step, weights) = chunk.split_at(8);
             let mut step_bytes = [0u8; 8];
@@ -87,6 +133,10 @@ pub fn read_snapshots(
         })
         .collect();
     Ok((header, snapshots))
+}
+
+fn invalid(message: String) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, message)
 }
 
 #[cfg(test)]
@@ -124,5 +174,9 @@ mod tests {
         let (_, s) = read_snapshots(&bytes[..]).unwrap();
         assert_eq!(s, vec![snap(0)]);
         assert!(read_snapshots(&b"garbage!garbage"[..]).is_err());
+        // A damaged header length is refused without allocating it.
+        let mut damaged = MAGIC.to_vec();
+        damaged.extend_from_slice(&u32::MAX.to_le_bytes());
+        assert!(read_snapshots(&damaged[..]).is_err());
     }
 }

@@ -1,45 +1,8 @@
-//! Masked dense attention: the reference computation every pattern can use.
+//! Masked dense attention: the reference computation every pattern can use, and
+//! the one that also returns the attention weights (for the probe's snapshots).
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Tensor};
-
-use super::SparseAttention;
-
-/// How each layer attends, built once per run (see [`super::layer_masks`]).
-#[derive(Clone, Debug, Default)]
-pub struct LayerMasks {
-    /// Per layer, the hidden (query, key) pairs `[1, 1, seq, seq]` (`true` = hidden),
-    /// or `None` for dense layers: the reference computation, used for the attention
-    /// weights of snapshots.
-    pub masks: Vec<Option<Tensor<4, Bool>>>,
-    /// Per layer, the block-sparse computation used for training and evaluation, or
-    /// `None` where the reference is used (dense layers, or sparse computation off).
-    pub sparse: Vec<Option<SparseAttention>>,
-}
-
-impl LayerMasks {
-    /// The mask of layer `l` (`None` beyond the last layer too).
-    pub fn layer(&self, l: usize) -> Option<&Tensor<4, Bool>> {
-        self.masks.get(l).and_then(Option::as_ref)
-    }
-
-    /// The sparse computation of layer `l`, if it has one.
-    pub fn sparse(&self, l: usize) -> Option<&SparseAttention> {
-        self.sparse.get(l).and_then(Option::as_ref)
-    }
-
-    /// Attention output of layer `l`: block-sparse where available, else the masked
-    /// reference.
-    ///
-    /// # Shapes
-    /// `q`, `k`, `v`: `[batch, heads, seq, head_dim]` → same.
-    pub fn attend(&self, l: usize, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
-        match self.sparse(l) {
-            Some(sparse) => sparse.forward(q, k, v),
-            None => attention_output(q, k, v, self.layer(l)),
-        }
-    }
-}
 
 /// The output of [`masked_attention`] without its weights, computed the cheaper way
 /// training wants: the scale is applied to `q` (`n x d`, not `n x n`), the row maximum

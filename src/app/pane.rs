@@ -1,0 +1,52 @@
+//! The panes of the main area, listed once: the tabs, the View menu and the
+//! `Ctrl+1..5` shortcuts all come from [`Pane::ALL`].
+
+use serde::{Deserialize, Serialize};
+
+/// A tab of the main area.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pane {
+    /// Loss and accuracy curves.
+    Curves,
+    /// Layers x heads heatmaps of the selected run.
+    Attention,
+    /// Runs side by side.
+    Compare,
+    /// The pattern's masks and receptive field.
+    Preview,
+    /// Time and memory per step against sequence length.
+    Cost,
+}
+
+impl Pane {
+    /// Every pane, in tab order.
+    pub const ALL: [Pane; 5] = [
+        Pane::Curves,
+        Pane::Attention,
+        Pane::Compare,
+        Pane::Preview,
+        Pane::Cost,
+    ];
+
+    /// The tab's title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Pane::Curves => "Curves",
+            Pane::Attention => "Attention",
+            Pane::Compare => "Compare",
+            Pane::Preview => "Mask preview",
+            Pane::Cost => "Cost",
+        }
+    }
+
+    /// What the pane shows (hover text of its View menu entry).
+    pub fn description(self) -> &'static str {
+        match self {
+            Pane::Curves => "Training and held-out loss and accuracy of every run",
+            Pane::Attention => "Every layer's and head's attention map of the selected run",
+            Pane::Compare => "Runs side by side at the same step",
+            Pane::Preview => "Each layer's mask and what the stack of layers can link",
+            Pane::Cost => "Time and memory of one attention layer as sequences grow",
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! The panels around the main area: the editor side panel (Run/Stop and the
+//! experiment editor), the runs panel at the bottom and the status line.
+
+use egui::{RichText, Ui};
+
+use super::commands::UiCommand;
+use super::config_panel::editor_ui;
+use super::runs_panel::{records_ui, runs_ui};
+use super::widgets::ERROR_COLOR;
+use super::workbench::App;
+
+/// Run and Stop, the file's name and state, and the editor.
+pub fn side_ui(ui: &mut Ui, app: &mut App) {
+    let ctx = ui.ctx().clone();
+    ui.horizontal(|ui| {
+        let valid = app.editor.is_valid();
+        let run = ui
+            .add_enabled(
+                valid,
+                egui::Button::new(RichText::new("Run").strong()).min_size(egui::vec2(70.0, 26.0)),
+            )
+            .on_hover_text(UiCommand::RunAll.tooltip(&ctx))
+            .on_disabled_hover_text("Fix the marked fields first");
+        if run.clicked() {
+            app.run_command(UiCommand::RunAll);
+        }
+        if ui
+            .add_enabled(app.runs.any_active(), egui::Button::new("Stop"))
+            .on_hover_text(UiCommand::StopAll.tooltip(&ctx))
+            .clicked()
+        {
+            app.run_command(UiCommand::StopAll);
+        }
+        if !valid {
+            ui.label(RichText::new("invalid").color(ERROR_COLOR));
+        }
+    });
+    let file = app
+        .state
+        .experiment_path
+        .as_ref()
+        .map_or("not saved yet".to_string(), |p| p.display().to_string());
+    let dirty = if app.state.dirty {
+        " (unsaved changes)"
+    } else {
+        ""
+    };
+    ui.label(RichText::new(format!("{file}{dirty}")).small());
+    ui.separator();
+    egui::ScrollArea::vertical()
+        .id_salt("editor")
+        .show(ui, |ui| {
+            if editor_ui(ui, &mut app.editor) {
+                app.state.dirty = true;
+            }
+        });
+}
+
+/// Live runs and the records folder.
+pub fn bottom_ui(ui: &mut Ui, app: &mut App) {
+    let mut actions = Vec::new();
+    egui::ScrollArea::vertical()
+        .id_salt("runs-panel")
+        .max_height(220.0)
+        .show(ui, |ui| {
+            runs_ui(ui, &app.runs.views, app.selected, &mut actions);
+            ui.separator();
+            let open: Vec<bool> = app
+                .records
+                .iter()
+                .map(|r| app.runs.has_record(&r.dir))
+                .collect();
+            records_ui(ui, &app.state.runs_root, &app.records, &open, &mut actions);
+        });
+    for action in actions {
+        app.apply_runs_action(action);
+    }
+}
+
+/// The last notice (dismissable), or shortcut hints; frame time on the right.
+pub fn status_ui(ui: &mut Ui, app: &mut App) {
+    ui.horizontal(|ui| {
+        if let Some(notice) = &app.notice {
+            let text = RichText::new(&notice.text);
+            ui.label(if notice.error {
+                text.color(ERROR_COLOR)
+            } else {
+                text
+            });
+            if ui.small_button("x").on_hover_text("Dismiss").clicked() {
+                app.notice = None;
+            }
+        } else if app.dialogs.is_open() {
+            ui.label("A file dialog is open...");
+        } else {
+            ui.label(RichText::new(UiCommand::hints(ui.ctx())).small());
+        }
+        ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if let Some((median, p95)) = app.frame_stats.percentiles_ms() {
+                ui.label(RichText::new(format!("frame {median:.1} ms (p95 {p95:.1})")).small())
+                    .on_hover_text(
+                        "CPU time per frame over the last frames (median, 95th percentile)",
+                    );
+            }
+        });
+    });
+}

@@ -1,0 +1,132 @@
+//! The main area's tabs (egui_tiles): each pane draws through its own `*_ui`
+//! function with the state it needs.
+
+use egui::Ui;
+
+use super::attention_view::{Overlays, attention_ui};
+use super::compare::compare_ui;
+use super::cost_view::cost_ui;
+use super::editor::Target;
+use super::loss_plot::{CurveOptions, curves_ui};
+use super::mask_preview::{experiment_preview_ui, mask_preview_ui};
+use super::pane::Pane;
+use super::run_views::RunView;
+use super::workbench::App;
+
+/// Draws the tabs of the main area.
+pub fn tiles_ui(ui: &mut Ui, app: &mut App) {
+    let mut tree = std::mem::replace(
+        &mut app.tree,
+        egui_tiles::Tree::empty(egui::Id::unique("attnlab-tiles-placeholder")),
+    );
+    tree.ui(&mut Panes { app }, ui);
+    app.tree = tree;
+}
+
+/// Lends the tiles what their panes draw.
+struct Panes<'a> {
+    app: &'a mut App,
+}
+
+impl egui_tiles::Behavior<Pane> for Panes<'_> {
+    fn tab_title_for_pane(&mut self, pane: &Pane) -> egui::WidgetText {
+        pane.title().into()
+    }
+
+    fn pane_ui(
+        &mut self,
+        ui: &mut Ui,
+        _tile: egui_tiles::TileId,
+        pane: &mut Pane,
+    ) -> egui_tiles::UiResponse {
+        let app = &mut *self.app;
+        egui::Frame::new()
+            .inner_margin(8.0)
+            .show(ui, |ui| pane_ui(ui, app, *pane));
+        egui_tiles::UiResponse::None
+    }
+
+    fn simplification_options(&self) -> egui_tiles::SimplificationOptions {
+        egui_tiles::SimplificationOptions {
+            all_panes_must_have_tabs: true,
+            ..Default::default()
+        }
+    }
+}
+
+fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
+    let curves = CurveOptions {
+        smoothing: app.state.smoothing,
+        log_scale: app.state.log_scale,
+    };
+    let mut overlays = Overlays {
+        mask: app.state.show_mask,
+        dependencies: app.state.show_dependencies,
+    };
+    let indexed: Vec<(usize, &RunView)> = app.runs.views.iter().enumerate().collect();
+    match pane {
+        Pane::Curves => {
+            ui.horizontal(|ui| {
+                let l = ui.label("smoothing");
+                ui.add(egui::Slider::new(&mut app.state.smoothing, 0.0..=0.99))
+                    .labelled_by(l.id);
+                ui.checkbox(&mut app.state.log_scale, "log-scale loss");
+            });
+            curves_ui(ui, &indexed, curves, "main");
+        }
+        Pane::Attention => {
+            let run = app
+                .selected
+                .and_then(|id| app.runs.get(id))
+                .or_else(|| app.runs.views.last());
+            match run {
+                Some(run) => attention_ui(
+                    ui,
+                    &mut app.textures,
+                    &mut app.attention,
+                    run,
+                    &mut overlays,
+                ),
+                None => {
+                    ui.label("No run yet: press Run (Ctrl+Enter), or open a past run below.");
+                }
+            }
+        }
+        Pane::Compare => compare_ui(
+            ui,
+            &mut app.textures,
+            &mut app.compare,
+            &indexed,
+            curves,
+            overlays,
+        ),
+        Pane::Cost => {
+            let patterns = app.experiment_patterns();
+            let ctx = app.ctx.clone();
+            let busy = app.runs.any_active();
+            cost_ui(ui, &mut app.cost, &patterns, busy, move || {
+                ctx.request_repaint()
+            });
+        }
+        Pane::Preview => match app.editor.target {
+            Target::Run(i) => match (
+                app.editor.experiment.runs.get(i),
+                app.editor.run_settings(i),
+            ) {
+                (Some(run), Some(settings)) => {
+                    let (name, settings) = (run.name.clone(), settings.clone());
+                    mask_preview_ui(ui, &mut app.preview, &name, &settings, 320.0);
+                }
+                _ => {
+                    ui.label("This run's settings do not resolve: fix the marked fields.");
+                }
+            },
+            Target::Base => {
+                let runs = app.editor.resolved_runs();
+                experiment_preview_ui(ui, &mut app.preview, &runs);
+            }
+        },
+    }
+    app.state.show_mask = overlays.mask;
+    app.state.show_dependencies = overlays.dependencies;
+}

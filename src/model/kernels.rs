@@ -1,0 +1,173 @@
+//! How each layer of a run computes attention, decided and built once per run.
+
+use burn::tensor::{Bool, Device, Tensor, TensorData};
+
+use super::block_sparse::{BlockSparseAttention, SparseUnavailable};
+use super::reference::attention_output;
+use crate::config::RunPlan;
+
+/// Whether gathering blocks pays off: only when it skips at least half of the `n^2`
+/// pairs. Otherwise (short sequences, wide windows) masked dense attention is as fast
+/// or faster (measured on W2: local w=64 at n = 256 computes 75% of the pairs and is
+/// 6% slower block-sparse than masked dense; at n = 512, 38% and 1.6x faster).
+pub fn sparse_pays_off(computed_pairs: usize, n: usize) -> bool {
+    computed_pairs * 2 <= n * n
+}
+
+/// Which computation a layer uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelKind {
+    /// Every pair visible: plain attention, no mask.
+    Dense,
+    /// Only the blocks the pattern's layout turns on ([`BlockSparseAttention`]).
+    BlockSparse,
+    /// The masked-dense reference: O(n^2) for any pattern.
+    MaskedDense,
+}
+
+impl KernelKind {
+    /// The name used in events, records and the bench's JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            KernelKind::Dense => "dense",
+            KernelKind::BlockSparse => "block_sparse",
+            KernelKind::MaskedDense => "masked_dense",
+        }
+    }
+}
+
+/// One layer's kernel and why it was chosen.
+#[derive(Clone, Debug)]
+pub struct LayerKernel {
+    /// The computation used in training and evaluation.
+    pub kind: KernelKind,
+    /// Why, when a sparse pattern does not use its block-sparse computation.
+    pub reason: Option<String>,
+    /// Whether that reason is a fault (the layout could not be built) rather than a
+    /// choice (gathering would not pay off, or it was turned off).
+    pub fault: bool,
+    /// `[1, 1, seq, seq]`, `true` = hidden; `None` for a dense layer. Used by the
+    /// masked-dense reference and the probe's attention weights.
+    mask: Option<Tensor<4, Bool>>,
+    sparse: Option<BlockSparseAttention>,
+}
+
+/// Whether sparse patterns may use their block-sparse computation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SparseMode {
+    /// Where it [pays off](sparse_pays_off).
+    WherePaysOff,
+    /// Never: every sparse pattern uses the masked-dense reference (`bench --masked`).
+    Off,
+}
+
+/// How every layer of a run attends, built once per run on one device (index and
+/// mask tensors live there). Empty for a model without attention.
+///
+/// The per-layer boolean mask is `n x n` bytes (16 MiB at n = 4096), built once per
+/// run for the reference computation and the probe's weights; the block-sparse
+/// training path never builds an `n x n` float tensor.
+#[derive(Clone, Debug, Default)]
+pub struct AttentionKernels {
+    layers: Vec<LayerKernel>,
+}
+
+impl AttentionKernels {
+    /// The kernels of every layer of `plan` on `device`.
+    pub fn for_plan(plan: &RunPlan, device: &Device, mode: SparseMode) -> Self {
+        let n = plan.settings().task.seq_len;
+        let seed = plan.settings().train.seed;
+        let mut layers = Vec::new();
+        for (l, (pattern, mask)) in plan
+            .layer_patterns()
+            .iter()
+            .zip(plan.layer_masks())
+            .enumerate()
+        {
+            if mask.attended_pairs() == n * n {
+                layers.push(LayerKernel {
+                    kind: KernelKind::Dense,
+                    reason: None,
+                    fault: false,
+                    mask: None,
+                    sparse: None,
+                });
+                continue;
+            }
+            let blocked: Vec<bool> = mask.as_slice().iter().map(|v| !v).collect();
+            let tensor =
+                Tensor::<4, Bool>::from_data(TensorData::new(blocked, [1, 1, n, n]), device);
+            let (sparse, reason, fault) = match mode {
+                SparseMode::Off => (
+                    None,
+                    Some("block-sparse computation turned off".into()),
+                    false,
+                ),
+                SparseMode::WherePaysOff => {
+                    match BlockSparseAttention::new(
+                        pattern,
+                        &mask,
+                        seed.wrapping_add(l as u64),
+                        device,
+                    ) {
+                        Ok(s) if sparse_pays_off(s.computed_pairs(), n) => (Some(s), None, false),
+                        Ok(s) => {
+                            let share = 100.0 * s.computed_pairs() as f64 / (n * n) as f64;
+                            (
+                                None,
+                                Some(format!(
+                                    "gathering blocks would compute {share:.0}% of the n x n pairs, \
+                                     so masked dense attention is as fast"
+                                )),
+                                false,
+                            )
+                        }
+                        Err(e @ SparseUnavailable::NoLayout) => (None, Some(e.to_string()), false),
+                        Err(e) => (
+                            None,
+                            Some(format!(
+                                "no block-sparse computation for {}: {e}",
+                                pattern.label()
+                            )),
+                            true,
+                        ),
+                    }
+                }
+            };
+            layers.push(LayerKernel {
+                kind: if sparse.is_some() {
+                    KernelKind::BlockSparse
+                } else {
+                    KernelKind::MaskedDense
+                },
+                reason,
+                fault,
+                mask: Some(tensor),
+                sparse,
+            });
+        }
+        Self { layers }
+    }
+
+    /// Every layer's kernel, first layer first.
+    pub fn layers(&self) -> &[LayerKernel] {
+        &self.layers
+    }
+
+    /// The blocking mask of layer `l` (`None` for a dense layer, and beyond the last).
+    pub fn mask(&self, l: usize) -> Option<&Tensor<4, Bool>> {
+        self.layers.get(l).and_then(|k| k.mask.as_ref())
+    }
+
+    /// Attention output of layer `l`: block-sparse where chosen, else the masked
+    /// reference.
+    ///
+    /// # Shapes
+    /// `q`, `k`, `v`: `[batch, heads, seq, head_dim]` → same.
+    pub fn attend(&self, l: usize, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+        match self.layers.get(l).and_then(|k| k.sparse.as_ref()) {
+            Some(sparse) => sparse.forward(q, k, v),
+            None => attention_output(q, k, v, self.mask(l)),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Multi-head self-attention: one fused qkv projection, the layer's attention kernel,
+//! an output projection. Shared by the transformer block and the W2 benchmark.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::{Device, Tensor};
+
+use super::AttentionKernels;
+use super::reference::masked_attention;
+
+/// The shape of a [`SelfAttention`].
+#[derive(Config, Debug)]
+pub struct SelfAttentionConfig {
+    /// Width of the residual stream.
+    pub d_model: usize,
+    /// Heads; must divide `d_model` (checked by the experiment's validation).
+    pub heads: usize,
+}
+
+impl SelfAttentionConfig {
+    /// A module with fresh parameters (drawn from the device's RNG).
+    pub fn init(&self, device: &Device) -> SelfAttention {
+        SelfAttention {
+            qkv: LinearConfig::new(self.d_model, 3 * self.d_model).init(device),
+            proj: LinearConfig::new(self.d_model, self.d_model).init(device),
+            heads: self.heads,
+        }
+    }
+}
+
+/// Multi-head self-attention over a whole sequence.
+#[derive(Module, Debug)]
+pub struct SelfAttention {
+    qkv: Linear,
+    proj: Linear,
+    heads: usize,
+}
+
+impl SelfAttention {
+    /// Attention of layer `layer` computed by its kernel (block-sparse where chosen).
+    ///
+    /// # Shapes
+    /// `x`: `[batch, seq, d_model]` → same.
+    pub fn forward(&self, x: Tensor<3>, kernels: &AttentionKernels, layer: usize) -> Tensor<3> {
+        let [batch, seq, d_model] = x.dims();
+        let (q, k, v) = self.split_heads(x);
+        let out = kernels.attend(layer, q, k, v);
+        self.proj
+            .forward(out.swap_dims(1, 2).reshape([batch, seq, d_model]))
+    }
+
+    /// Attention computed by the masked-dense reference, with its weights.
+    ///
+    /// # Shapes
+    /// `x`: `[batch, seq, d_model]` → same, and weights `[batch, heads, seq, seq]`.
+    pub fn forward_with_weights(
+        &self,
+        x: Tensor<3>,
+        kernels: &AttentionKernels,
+        layer: usize,
+    ) -> (Tensor<3>, Tensor<4>) {
+        let [batch, seq, d_model] = x.dims();
+        let (q, k, v) = self.split_heads(x);
+        let (out, weights) = masked_attention(q, k, v, kernels.mask(layer));
+        let out = self
+            .proj
+            .forward(out.swap_dims(1, 2).reshape([batch, seq, d_model]));
+        (out, weights)
+    }
+
+    /// `[batch, seq, d_model]` → q, k, v as `[batch, heads, seq, head_dim]`.
+    fn split_heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+        let [batch, seq, d_model] = x.dims();
+        let heads = self.heads;
+        let head_dim = d_model / heads;
+        let qkv = self.qkv.forward(x);
+        let split = |part: usize| {
+            qkv.clone()
+                .slice([0..batch, 0..seq, part * d_model..(part + 1) * d_model])
+                .reshape([batch, seq, heads, head_dim])
+                .swap_dims(1, 2)
+        };
+        (split(0), split(1), split(2))
+    }
+}

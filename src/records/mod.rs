@@ -1,0 +1,25 @@
+//! Run records on disk: one folder per run, written while it trains and read back
+//! to view and compare runs without retraining. The serialised types (summary,
+//! metrics, snapshots) are the record format, so they live here; the trainer fills
+//! them in.
+//!
+//! ```text
+//! <root>/<record-id>/config.toml     the run alone, as an experiment file (re-runnable)
+//!                    metrics.csv     step,split,loss,accuracy,elapsed_secs (split: train | eval)
+//!                    summary.json    RunSummary: status, final metrics, backend, kernels, message
+//!                    attention.bin   snapshots of the probe's attention (see `snapshots`)
+//! ```
+
+mod record;
+mod snapshots;
+mod summary;
+
+pub use record::{
+    MetricRow, RecordError, RecordWriter, RunRecord, list_records, new_record_id, slug,
+};
+pub use snapshots::{AttentionSnapshot, Probe, SnapshotHeader, read_snapshots};
+pub use summary::{BackendInfo, LayerKernelInfo, Metrics, RunStatus, RunSummary};
+
+/// Default folder for run records, relative to the working directory (the convention
+/// TensorBoard and PyTorch users know).
+pub const DEFAULT_ROOT: &str = "runs";

@@ -1,0 +1,165 @@
+//! `summary.json` and the metric rows of `metrics.csv`: how a run ended and what it
+//! measured. The trainer fills these in; the window and the CLI read them back.
+
+use serde::{Deserialize, Serialize};
+
+/// Which backend a run trains on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    /// `cpu` or `wgpu`.
+    pub backend: String,
+    /// The adapter or CPU description, e.g. `flex (CPU, 2 threads)` or the GPU name.
+    pub adapter: String,
+    /// Why this backend was chosen, e.g. `auto: only a software adapter (llvmpipe)`.
+    pub reason: String,
+}
+
+/// How a run ended (or where it stands).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Queued, not started yet.
+    Queued,
+    /// Training.
+    Running,
+    /// Trained every step.
+    Finished,
+    /// Stopped by the user.
+    Stopped,
+    /// An error or a panic ended it.
+    Failed,
+    /// The loss became NaN or infinite.
+    Diverged,
+}
+
+impl RunStatus {
+    /// The name used in run records.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::Finished => "finished",
+            RunStatus::Stopped => "stopped",
+            RunStatus::Failed => "failed",
+            RunStatus::Diverged => "diverged",
+        }
+    }
+
+    /// Whether the run has ended.
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, RunStatus::Queued | RunStatus::Running)
+    }
+}
+
+/// Training or held-out metrics at one step.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Optimiser steps done.
+    pub step: usize,
+    /// Mean cross-entropy over positions with a target.
+    pub loss: f64,
+    /// Fraction of positions with a target predicted exactly.
+    pub accuracy: f64,
+    /// Seconds since the run started training.
+    pub elapsed_secs: f64,
+}
+
+/// How one layer's attention is computed in training (named in the `Started` event
+/// and in `summary.json`, so a sparse pattern that quietly fell back to O(n^2) shows).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerKernelInfo {
+    /// `dense`, `block_sparse` or `masked_dense`.
+    pub kernel: String,
+    /// Why, when it is not the obvious choice (e.g. `gathering would compute 75% of
+    /// the pairs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The final word on a run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// The run's name.
+    pub name: String,
+    /// The experiment's name.
+    pub experiment: String,
+    /// The record folder's name (`YYYYMMDD-HHMMSS-<experiment>-<run>`), when recorded.
+    #[serde(alias = "run_id")]
+    pub record_id: Option<String>,
+    /// How it ended.
+    pub status: RunStatus,
+    /// Optimiser steps done.
+    pub steps: usize,
+    /// Steps the run was configured for.
+    pub planned_steps: usize,
+    /// Held-out loss at the end (the last training loss when no evaluation ran).
+    pub final_loss: Option<f64>,
+    /// Held-out accuracy at the end.
+    pub final_accuracy: Option<f64>,
+    /// Last training loss.
+    pub train_loss: Option<f64>,
+    /// Backend it trained on (empty when it never started).
+    pub backend: String,
+    /// Adapter / device description.
+    pub adapter: String,
+    /// How each layer's attention was computed (empty for the LSTM or when it never
+    /// started).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kernels: Vec<LayerKernelInfo>,
+    /// Trainable parameters.
+    pub params: usize,
+    /// Wall time training, seconds.
+    pub elapsed_secs: f64,
+    /// Mean optimiser steps per second.
+    pub steps_per_sec: f64,
+    /// Snapshots dropped because the consumer was behind.
+    pub dropped_snapshots: usize,
+    /// Why it did not finish, when it did not.
+    pub message: Option<String>,
+}
+
+impl RunSummary {
+    /// The summary of a run that has not trained a step (yet): `status` says why.
+    pub fn unstarted(
+        experiment: &str,
+        name: &str,
+        planned_steps: usize,
+        status: RunStatus,
+    ) -> Self {
+        Self {
+            name: name.to_string(),
+            experiment: experiment.to_string(),
+            record_id: None,
+            status,
+            steps: 0,
+            planned_steps,
+            final_loss: None,
+            final_accuracy: None,
+            train_loss: None,
+            backend: String::new(),
+            adapter: String::new(),
+            kernels: Vec::new(),
+            params: 0,
+            elapsed_secs: 0.0,
+            steps_per_sec: 0.0,
+            dropped_snapshots: 0,
+            message: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_written_before_the_rename_still_read() {
+        let mut old = serde_json::to_value(RunSummary::unstarted("e", "r", 5, RunStatus::Finished))
+            .expect("serialises");
+        let map = old.as_object_mut().expect("object");
+        map.remove("record_id");
+        map.insert("run_id".into(), "20261125-120000-e-r".into());
+        let back: RunSummary = serde_json::from_value(old).expect("reads");
+        assert_eq!(back.record_id.as_deref(), Some("20261125-120000-e-r"));
+    }
+}
