@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use crossbeam_channel::{Receiver, bounded};
 use egui::{ProgressBar, RichText, Ui};
 use egui_plot::{GridMark, Legend, Line, Plot, Points};
-use serde::{Deserialize, Serialize};
 
+use super::cost_cache::{CostCache, key, machine};
 use super::widgets::{ERROR_COLOR, run_color};
 use crate::attention::AttentionPattern;
 use crate::bench::{CostPoint, measure_layer};
@@ -25,87 +25,6 @@ enum CostMessage {
     Point(CostPoint),
     Failed(String),
     Done,
-}
-
-/// Cached measurements: key `machine/backend/pattern/n`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(default)]
-pub struct CostCache {
-    /// The points.
-    pub points: BTreeMap<String, CostPoint>,
-}
-
-impl CostCache {
-    /// The user's cache file: `$XDG_CACHE_HOME` or `~/.cache`, then
-    /// `attnlab/cost-cache.json`.
-    pub fn default_path() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-        Some(base.join("attnlab").join("cost-cache.json"))
-    }
-
-    /// The cache at `path`: empty when there is none yet; an unreadable or damaged
-    /// file is an error (the view shows it and starts empty; measuring again
-    /// overwrites it).
-    fn load(path: Option<&PathBuf>) -> Result<Self, String> {
-        let Some(path) = path else {
-            return Ok(Self::default());
-        };
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
-            Err(e) => {
-                return Err(format!(
-                    "cannot read the cost cache {}: {e}",
-                    path.display()
-                ));
-            }
-        };
-        serde_json::from_str(&text).map_err(|e| {
-            format!(
-                "the cost cache {} is damaged ({e}); it will be rewritten",
-                path.display()
-            )
-        })
-    }
-
-    /// Writes the cache (atomically); an error says why it could not.
-    fn store(&self, path: Option<&PathBuf>) -> Result<(), String> {
-        let Some(path) = path else {
-            return Ok(());
-        };
-        let fail = |e: &dyn std::fmt::Display| {
-            format!("cannot save the cost cache {}: {e}", path.display())
-        };
-        let text = serde_json::to_string_pretty(self).map_err(|e| fail(&e))?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
-        }
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| fail(&e))
-    }
-}
-
-/// Identifies this machine in the cache (CPU model and thread count).
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("{cpu} x{threads}")
-}
-
-fn key(machine: &str, pattern: &str, n: usize) -> String {
-    format!("{machine}/cpu/{pattern}/{n}")
 }
 
 /// The view's state: cached points, a running sweep.

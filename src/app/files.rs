@@ -82,6 +82,7 @@ impl Dialogs {
                         dialog.set_title("Folder for run records").pick_folder()
                     }
                 };
+                // Ignored: if the window is gone nobody waits for the answer.
                 let _ = tx.send(FileChoice { request, path });
                 wake();
             });

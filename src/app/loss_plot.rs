@@ -4,6 +4,7 @@
 use egui::Ui;
 use egui_plot::{GridMark, HoverPosition, Legend, Line, LineStyle, Plot, PlotPoints, Points};
 
+use super::commands::UiCommand;
 use super::run_views::RunView;
 use super::widgets::run_color;
 use crate::records::Metrics;
@@ -62,7 +63,12 @@ pub fn curves_ui(ui: &mut Ui, runs: &[(usize, &RunView)], options: CurveOptions,
         .iter()
         .all(|(_, r)| r.train.is_empty() && r.eval.is_empty())
     {
-        ui.label("No metrics yet: press Run (Ctrl+Enter) or open a past run.");
+        ui.label(format!(
+            "No metrics yet: press Run ({}) or open a past run.",
+            UiCommand::RunAll
+                .shortcut_text(ui.ctx())
+                .unwrap_or_default()
+        ));
         return;
     }
     let link = egui::Id::unique(("curves-link", id));

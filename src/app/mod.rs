@@ -13,6 +13,7 @@ mod attention_view;
 mod commands;
 mod compare;
 mod config_panel;
+mod cost_cache;
 mod cost_view;
 mod editor;
 mod examples;

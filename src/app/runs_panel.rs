@@ -3,6 +3,7 @@
 
 use egui::{ProgressBar, RichText, Ui};
 
+use super::commands::UiCommand;
 use super::run_views::{RunView, Source};
 use super::widgets::{ERROR_COLOR, duration_text, run_color};
 use crate::records::{RunRecord, RunStatus};
@@ -33,7 +34,12 @@ pub fn runs_ui(
     actions: &mut Vec<RunsAction>,
 ) {
     if runs.is_empty() {
-        ui.label("No runs yet. Press Run (Ctrl+Enter) to train the experiment.");
+        ui.label(format!(
+            "No runs yet. Press Run ({}) to train the experiment.",
+            UiCommand::RunAll
+                .shortcut_text(ui.ctx())
+                .unwrap_or_default()
+        ));
         return;
     }
     ui.horizontal(|ui| {

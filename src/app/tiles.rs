@@ -4,6 +4,7 @@
 use egui::Ui;
 
 use super::attention_view::{Overlays, attention_ui};
+use super::commands::UiCommand;
 use super::compare::compare_ui;
 use super::cost_view::cost_ui;
 use super::editor::Target;
@@ -88,7 +89,12 @@ fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
                     &mut overlays,
                 ),
                 None => {
-                    ui.label("No run yet: press Run (Ctrl+Enter), or open a past run below.");
+                    ui.label(format!(
+                        "No run yet: press Run ({}), or open a past run below.",
+                        UiCommand::RunAll
+                            .shortcut_text(ui.ctx())
+                            .unwrap_or_default()
+                    ));
                 }
             }
         }

@@ -37,14 +37,6 @@ impl Reach {
         self.bits[query * self.words + key / 64] & (1 << (key % 64)) != 0
     }
 
-    /// Number of input positions the output at `query` can depend on.
-    pub fn reach_count(&self, query: usize) -> usize {
-        self.bits[query * self.words..(query + 1) * self.words]
-            .iter()
-            .map(|w| w.count_ones() as usize)
-            .sum()
-    }
-
     /// Whether every query `i >= distance` is linked to the key `i - distance`, i.e.
     /// whether a recall task at this distance is solvable at all.
     pub fn links_distance(&self, distance: usize) -> bool {

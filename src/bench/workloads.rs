@@ -269,6 +269,7 @@ fn w2(
         let t0 = Instant::now();
         let out = layer.forward(x.clone(), &kernels, 0);
         let grads = out.powi_scalar(2).mean().backward();
+        // The gradient is computed by `backward`; reading it back is what is timed.
         let _ = x.grad(&grads);
         // Ignored: a failed sync shows as a faster step, not as a wrong result.
         let _ = device.sync();

@@ -98,14 +98,9 @@ impl Drop for Trainer {
     fn drop(&mut self) {
         // Never block on a full command channel while the trainer may be waiting for
         // us to take its events: drain events between tries.
-        loop {
-            match self.commands.try_send(Command::Shutdown) {
-                Err(TrySendError::Full(_)) => {
-                    while self.events.try_recv().is_ok() {}
-                    std::thread::sleep(Duration::from_millis(5));
-                }
-                _ => break,
-            }
+        while let Err(TrySendError::Full(_)) = self.commands.try_send(Command::Shutdown) {
+            while self.events.try_recv().is_ok() {}
+            std::thread::sleep(Duration::from_millis(5));
         }
         // Let the thread finish its current step; drain events so it never waits on us.
         if let Some(thread) = self.thread.take() {
@@ -113,6 +108,7 @@ impl Drop for Trainer {
                 while self.events.try_recv().is_ok() {}
                 std::thread::sleep(Duration::from_millis(5));
             }
+            // Ignored: a panic on the thread was already reported as a failed run.
             let _ = thread.join();
         }
     }
