@@ -381,14 +381,21 @@ impl Progress {
         match event {
             Event::Started {
                 backend,
+                kernels,
                 record_dir,
                 ..
             } => {
                 bar.enable_steady_tick(Duration::from_millis(250));
                 bar.set_message(format!("on {}", backend.backend));
                 if log {
+                    let attention = if kernels.is_empty() {
+                        String::new()
+                    } else {
+                        let names: Vec<&str> = kernels.iter().map(|k| k.kernel.as_str()).collect();
+                        format!("; attention per layer: {}", names.join(", "))
+                    };
                     eprintln!(
-                        "[{name}] started on {} ({}; {}){}",
+                        "[{name}] started on {} ({}; {}){attention}{}",
                         backend.backend,
                         backend.adapter,
                         backend.reason,

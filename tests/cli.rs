@@ -197,3 +197,28 @@ fn shipped_experiments_validate_from_the_cli() {
     let out = attnlab(&args, root);
     assert!(out.status.success(), "{}", text(&out));
 }
+
+/// Hundreds of runs in one file stream through (they used to fill the command
+/// channel while the trainer waited to deliver events: a hang after ~147 runs).
+#[test]
+fn a_file_of_hundreds_of_runs_does_not_hang() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut text = String::from(
+        "name = \"many\"\n[task]\nseq_len = 8\nvocab = 4\ndistance = 2\n[model]\nlayers = 1\n\
+         heads = 1\nd_model = 4\nd_ff = 4\n[train]\nsteps = 1\nbatch = 1\neval_batches = 1\n\
+         backend = \"cpu\"\n",
+    );
+    for i in 0..300 {
+        text.push_str(&format!("[[runs]]\nname = \"r{i}\"\n"));
+    }
+    std::fs::write(dir.path().join("many.toml"), text).expect("write");
+    let out = attnlab(&["run", "many.toml", "--out", "records", "-q"], dir.path());
+    assert!(out.status.success(), "{}", self::text(&out));
+    let records = attnlab::records::list_records(&dir.path().join("records"));
+    assert_eq!(records.len(), 300);
+    assert!(
+        records
+            .iter()
+            .all(|r| r.summary.status == RunStatus::Finished)
+    );
+}

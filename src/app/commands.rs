@@ -157,12 +157,18 @@ impl UiCommand {
     }
 
     /// The commands whose shortcuts were pressed this frame (consumed, so text fields
-    /// do not see them too).
+    /// do not see them too). A bare key (Escape: stop all) is left alone while a menu
+    /// or popup is open or a field has focus: there it closes the menu or leaves the
+    /// field, and must not stop every run as well.
     pub fn consume_pressed(ui: &Ui) -> Vec<UiCommand> {
+        let ctx = ui.ctx();
+        let bare_keys_taken =
+            egui::Popup::is_any_open(ctx) || ctx.memory(|m| m.focused().is_some());
         let mut pressed = Vec::new();
         ui.input_mut(|i| {
             for command in Self::with_shortcuts() {
                 if let Some(shortcut) = command.shortcut()
+                    && !(bare_keys_taken && shortcut.modifiers.is_none())
                     && i.consume_shortcut(&shortcut)
                 {
                     pressed.push(command);
