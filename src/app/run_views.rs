@@ -64,11 +64,22 @@ pub struct RunView {
 impl RunView {
     /// A run queued from the window.
     pub fn live(id: RunId, plan: &RunPlan) -> Self {
+        Self::new(
+            id,
+            plan.name(),
+            plan.experiment(),
+            plan.settings().clone(),
+            plan.layer_masks(),
+        )
+    }
+
+    /// A queued run with no events yet.
+    fn new(id: RunId, name: &str, experiment: &str, settings: Settings, masks: Vec<Mask>) -> Self {
         Self {
             id,
-            name: plan.name().to_string(),
-            experiment: plan.experiment().to_string(),
-            settings: plan.settings().clone(),
+            name: name.to_string(),
+            experiment: experiment.to_string(),
+            settings,
             source: Source::Live,
             status: RunStatus::Queued,
             train: Vec::new(),
@@ -81,7 +92,7 @@ impl RunView {
             summary: None,
             paused: false,
             warnings: Vec::new(),
-            masks: plan.layer_masks(),
+            masks,
         }
     }
 
@@ -100,25 +111,10 @@ impl RunView {
                     Err(e) => e.to_string(),
                     Ok(_) => "it has no run".into(),
                 };
-                Self {
-                    id,
-                    name: record.summary.name.clone(),
-                    experiment: experiment.name.clone(),
-                    settings,
-                    source: Source::Live,
-                    status: RunStatus::Stopped,
-                    train: Vec::new(),
-                    eval: Vec::new(),
-                    snapshots: Vec::new(),
-                    probe: None,
-                    backend: None,
-                    kernels: Vec::new(),
-                    record_dir: None,
-                    summary: None,
-                    paused: false,
-                    warnings: vec![format!("the record's config.toml is not valid: {why}")],
-                    masks: Vec::new(),
-                }
+                let mut view = Self::new(id, "", &experiment.name, settings, Vec::new());
+                view.warnings
+                    .push(format!("the record's config.toml is not valid: {why}"));
+                view
             }
         };
         view.name = record.summary.name.clone();
