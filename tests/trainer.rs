@@ -409,7 +409,7 @@ fn a_run_without_a_backend_goes_from_queued_to_failed() {
 }
 
 #[test]
-fn an_unwritable_record_folder_warns_and_the_run_trains_unrecorded() {
+fn an_unwritable_record_folder_fails_the_run_with_the_reason() {
     let _turn = one_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
     // A file where the records folder should be: nothing can be created under it.
@@ -417,18 +417,69 @@ fn an_unwritable_record_folder_warns_and_the_run_trains_unrecorded() {
     std::fs::write(&blocked, "x").expect("write");
     let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
     start(&trainer, 1, plan("steps = 2\n"), Some(&blocked));
-    let events = collect(&trainer, 1);
-    let names: Vec<_> = events.iter().map(name).collect();
-    assert_eq!(names[..2], ["queued", "warning"], "{names:?}");
-    let Event::Warning { message, .. } = &events[1] else {
-        panic!()
+    start(&trainer, 2, plan("steps = 2\n"), Some(dir.path()));
+    let events = collect(&trainer, 2);
+    let first: Vec<_> = events
+        .iter()
+        .filter(|e| e.run_id() == 1)
+        .map(name)
+        .collect();
+    assert_eq!(first, ["queued", "finished"], "it never starts");
+    let summary = |id: u64| {
+        events
+            .iter()
+            .find_map(|e| match e {
+                Event::Finished { id: i, summary } if *i == id => Some(summary.clone()),
+                _ => None,
+            })
+            .expect("finished")
     };
-    assert!(message.contains("not recording"), "{message}");
-    let Some(Event::Finished { summary, .. }) = events.last() else {
-        panic!()
-    };
-    assert_eq!(summary.status, RunStatus::Finished);
-    assert_eq!(summary.record_id, None);
+    let failed = summary(1);
+    assert_eq!(failed.status, RunStatus::Failed);
+    let message = failed.message.unwrap_or_default();
+    assert!(
+        message.contains("cannot create the run record"),
+        "{message}"
+    );
+    assert_eq!(failed.record_id, None);
+    assert_eq!(
+        summary(2).status,
+        RunStatus::Finished,
+        "the next run trains"
+    );
+}
+
+/// Runs with the same names started at once (threads here, processes alike) get a
+/// folder each: the folder is claimed exclusively.
+#[test]
+fn record_folders_are_never_shared() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_path_buf();
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let mut summary =
+                    attnlab::records::RunSummary::unstarted("e", "r", 1, RunStatus::Running);
+                attnlab::records::RecordWriter::create(
+                    &root,
+                    "e",
+                    "r",
+                    "name = \"e\"\n",
+                    &mut summary,
+                )
+                .expect("created");
+                summary.record_id.expect("id")
+            })
+        })
+        .collect();
+    let mut ids: Vec<String> = threads
+        .into_iter()
+        .map(|t| t.join().expect("joined"))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 8, "{ids:?}");
 }
 
 #[test]

@@ -248,9 +248,22 @@ impl App {
         let mut warnings = Vec::new();
         while let Ok(event) = trainer.events().try_recv() {
             finished |= matches!(event, Event::Finished { .. });
-            if let Event::Warning { id, message } = &event {
-                let name = self.runs.get(*id).map_or("a run", |v| v.name.as_str());
-                warnings.push(format!("{name}: {message}"));
+            let name = |id| self.runs.get(id).map_or("a run", |v| v.name.as_str());
+            match &event {
+                Event::Warning { id, message } => {
+                    warnings.push(format!("{}: {message}", name(*id)));
+                }
+                Event::Finished { id, summary }
+                    if matches!(summary.status, RunStatus::Failed | RunStatus::Diverged) =>
+                {
+                    warnings.push(format!(
+                        "{} {}: {}",
+                        name(*id),
+                        summary.status.name(),
+                        summary.message.as_deref().unwrap_or("no reason given")
+                    ));
+                }
+                _ => {}
             }
             self.runs.apply(event);
             applied += 1;

@@ -356,8 +356,16 @@ fn train_ui(ui: &mut Ui, s: &mut Settings, err: &dyn Fn(&str) -> Option<String>)
         err("train.batch").as_deref(),
     );
     f64_ui(ui, "lr", &mut t.lr, err("train.lr").as_deref());
-    let mut seed = t.seed as usize;
-    if usize_ui(ui, "seed", &mut seed, usize::MAX, None).changed() {
+    let mut seed = usize::try_from(t.seed).unwrap_or(usize::MAX);
+    if usize_ui(
+        ui,
+        "seed",
+        &mut seed,
+        i64::MAX as usize,
+        err("train.seed").as_deref(),
+    )
+    .changed()
+    {
         t.seed = seed as u64;
     }
     usize_ui(

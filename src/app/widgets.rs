@@ -8,7 +8,9 @@ use crate::config::ConfigErrors;
 /// Red, for errors.
 pub const ERROR_COLOR: Color32 = Color32::from_rgb(230, 80, 70);
 
-/// `label: [value]` for an integer, marked with `error` when there is one.
+/// `label: [value]` for an integer, marked with `error` when there is one. Dragging
+/// stays within `0..=max`, but a value loaded from a file is never changed behind the
+/// user's back: one outside the range stays as it is and the validator marks it.
 pub fn usize_ui(
     ui: &mut Ui,
     label: &str,
@@ -19,8 +21,13 @@ pub fn usize_ui(
     let response = ui
         .horizontal(|ui| {
             let l = ui.label(label);
-            ui.add(DragValue::new(value).range(0..=max).speed(0.2))
-                .labelled_by(l.id)
+            ui.add(
+                DragValue::new(value)
+                    .range(0..=max)
+                    .clamp_existing_to_range(false)
+                    .speed(0.2),
+            )
+            .labelled_by(l.id)
         })
         .inner;
     error_ui(ui, error);
@@ -37,6 +44,7 @@ pub fn f64_ui(ui: &mut Ui, label: &str, value: &mut f64, error: Option<&str>) ->
                 DragValue::new(value)
                     .speed(speed)
                     .range(0.0..=10.0)
+                    .clamp_existing_to_range(false)
                     .custom_formatter(|v, _| format!("{v:.1e}"))
                     .custom_parser(|s| s.trim().parse::<f64>().ok()),
             )

@@ -18,7 +18,9 @@ mod reach;
 mod sparse_transformer;
 
 pub use blockwise::BigBirdLayout;
-pub use layout::{BlockComponent, PAD, SharedComponent, SparseLayout};
+pub use layout::{
+    BlockComponent, PAD, SharedComponent, SparseLayout, sparse_pays_off, trained_pairs,
+};
 pub use mask::Mask;
 pub use pattern::{AttentionPattern, MAX_PARAM, PATTERN_KINDS, PatternError};
 pub use reach::{Reach, compose};

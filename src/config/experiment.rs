@@ -263,12 +263,37 @@ impl Experiment {
         toml::to_string_pretty(&file).unwrap_or_default()
     }
 
-    /// Reads and parses a file; errors carry its path.
+    /// Reads and parses a file; errors carry its path. Only a regular file of at
+    /// most 1 MiB is read (a directory, a FIFO or a device is refused before it is
+    /// opened, so nothing blocks or fills memory).
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigErrors> {
+        const MAX_BYTES: u64 = 1 << 20;
         let shown = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigErrors::from(ConfigError::new("", format!("cannot read the file: {e}")))
-                .in_file(&shown)
+        let fail =
+            |message: String| ConfigErrors::from(ConfigError::new("", message)).in_file(&shown);
+        let meta =
+            std::fs::metadata(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+        if meta.is_dir() {
+            return Err(fail("is a folder, not an experiment file".into()));
+        }
+        if !meta.is_file() {
+            return Err(fail(
+                "is not a regular file (a device, FIFO or socket)".into(),
+            ));
+        }
+        if meta.len() > MAX_BYTES {
+            return Err(fail(format!(
+                "is {} bytes; experiment files are text of at most {MAX_BYTES} bytes",
+                meta.len()
+            )));
+        }
+        let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let at = e.utf8_error().valid_up_to();
+            let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+            let mut error = ConfigError::new("", "is not UTF-8 text");
+            error.line = Some(line);
+            ConfigErrors::from(error).in_file(&shown)
         })?;
         Self::from_toml(&text).map_err(|e| e.in_file(&shown))
     }

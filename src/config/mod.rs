@@ -6,12 +6,16 @@
 //! against the base on demand; [`Experiment::plan`] validates every run once into
 //! [`RunPlan`]s, which is all the trainer ever sees.
 
+mod budget;
 mod error;
 mod experiment;
 mod plan;
 mod settings;
 mod suggest;
 
+pub use budget::{
+    MemoryEstimate, available_memory, estimate, human_bytes, over_budget, parameter_count,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::{Experiment, ResolveError, RunSpec};
 pub use plan::{RunPlan, check_settings};

@@ -7,6 +7,10 @@ use crate::attention::{AttentionPattern, Mask};
 
 /// Largest model dimension accepted (keeps a typo from allocating gigabytes).
 const MAX_WIDTH: usize = 4096;
+/// Longest experiment or run name (names become folder names and table columns).
+const MAX_NAME: usize = 200;
+/// Most runs in one experiment file.
+const MAX_RUNS: usize = 10_000;
 
 /// A run that passed every check: the only thing the trainer accepts. Its fields are
 /// private, so the only ways to get one are [`Experiment::plan`] and
@@ -84,7 +88,31 @@ impl Experiment {
     /// Problems inherited from the base tables are reported once, at the base field
     /// (`model.heads`); problems only a run has, at that run (`runs[1].model.heads`).
     pub fn plan(&self) -> Result<Vec<RunPlan>, ConfigErrors> {
+        self.plan_within(super::available_memory())
+    }
+
+    /// [`Experiment::plan`], refusing any run whose estimated peak memory
+    /// ([`super::estimate`]) exceeds `memory` bytes (`None`: not checked).
+    pub fn plan_within(&self, memory: Option<u64>) -> Result<Vec<RunPlan>, ConfigErrors> {
         let mut errors = Vec::new();
+        if self.name.chars().count() > MAX_NAME {
+            errors.push(ConfigError::new(
+                "name",
+                format!(
+                    "is {} characters: at most {MAX_NAME}",
+                    self.name.chars().count()
+                ),
+            ));
+        }
+        if self.runs.len() > MAX_RUNS {
+            errors.push(ConfigError::new(
+                "runs",
+                format!(
+                    "{} runs in one file: at most {MAX_RUNS} (split the experiment)",
+                    self.runs.len()
+                ),
+            ));
+        }
         if self.name.trim().is_empty() {
             errors.push(ConfigError::new("name", "must not be empty"));
         }
@@ -114,14 +142,34 @@ impl Experiment {
                     continue;
                 }
             };
-            for mut e in check_settings(&settings) {
-                let inherited = base_errors
+            if run.name.chars().count() > MAX_NAME {
+                errors.push(ConfigError::new(
+                    format!("runs[{index}].name"),
+                    format!(
+                        "is {} characters: at most {MAX_NAME}",
+                        run.name.chars().count()
+                    ),
+                ));
+            }
+            let mut run_errors = check_settings(&settings);
+            if run_errors.is_empty()
+                && let Some(available) = memory
+                && let Some((field, message)) = super::over_budget(&settings, available)
+            {
+                run_errors.push(ConfigError::new(field, message));
+            }
+            for mut e in run_errors {
+                let inherited = errors
                     .iter()
-                    .any(|b| b.field == e.field && b.message == e.message);
-                if !inherited {
-                    e.field = format!("runs[{index}].{}", e.field);
-                    errors.push(e);
+                    .any(|b: &ConfigError| b.field == e.field && b.message == e.message);
+                if inherited {
+                    continue;
                 }
+                // A run that sets nothing itself is the base: say it there.
+                if run.has_overrides() {
+                    e.field = format!("runs[{index}].{}", e.field);
+                }
+                errors.push(e);
             }
             plans.push(RunPlan {
                 experiment: self.name.clone(),
@@ -245,6 +293,16 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
             format!(
                 "{} is not allowed: must be a positive number at most 10 (e.g. 1e-3)",
                 t.lr
+            ),
+        ));
+    }
+    if t.seed > i64::MAX as u64 {
+        errors.push(ConfigError::new(
+            "train.seed",
+            format!(
+                "{} is not allowed: must be at most {} (TOML integers are signed 64-bit)",
+                t.seed,
+                i64::MAX
             ),
         ));
     }

@@ -4,15 +4,8 @@ use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 use super::block_sparse::{BlockSparseAttention, SparseUnavailable};
 use super::reference::attention_output;
+use crate::attention::sparse_pays_off;
 use crate::config::RunPlan;
-
-/// Whether gathering blocks pays off: only when it skips at least half of the `n^2`
-/// pairs. Otherwise (short sequences, wide windows) masked dense attention is as fast
-/// or faster (measured on W2: local w=64 at n = 256 computes 75% of the pairs and is
-/// 6% slower block-sparse than masked dense; at n = 512, 38% and 1.6x faster).
-pub fn sparse_pays_off(computed_pairs: usize, n: usize) -> bool {
-    computed_pairs * 2 <= n * n
-}
 
 /// Which computation a layer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use burn::module::Module;
 use burn::tensor::{Int, Tensor};
 
 pub use block_sparse::{BlockSparseAttention, SparseUnavailable};
-pub use kernels::{AttentionKernels, KernelKind, LayerKernel, SparseMode, sparse_pays_off};
+pub use kernels::{AttentionKernels, KernelKind, LayerKernel, SparseMode};
 pub use loss::{ReadbackError, accuracy, masked_cross_entropy, read_back, scalar};
 pub use lstm::{LstmNet, LstmNetConfig};
 pub use reference::{attention_output, masked_attention};

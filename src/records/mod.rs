@@ -15,9 +15,12 @@ mod snapshots;
 mod summary;
 
 pub use record::{
-    MetricRow, RecordError, RecordWriter, RunRecord, list_records, new_record_id, slug,
+    MAX_SNAPSHOT_BYTES, MetricRow, RecordError, RecordWriter, RunRecord, list_records, slug,
+    write_atomically,
 };
-pub use snapshots::{AttentionSnapshot, Probe, SnapshotHeader, read_snapshots};
+pub use snapshots::{
+    AttentionSnapshot, Probe, SnapshotHeader, read_snapshots, read_snapshots_bounded,
+};
 pub use summary::{BackendInfo, LayerKernelInfo, Metrics, RunStatus, RunSummary};
 
 /// Default folder for run records, relative to the working directory (the convention

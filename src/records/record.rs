@@ -1,12 +1,12 @@
 //! Writing a run record while the run trains, and reading records back.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::snapshots::{self, AttentionSnapshot, SnapshotHeader};
-use super::summary::{Metrics, RunSummary};
+use super::summary::{Metrics, RunStatus, RunSummary};
 use crate::config::{ConfigErrors, Experiment};
 
 /// Problems reading or writing a run record.
@@ -31,6 +31,15 @@ pub enum RecordError {
     /// `config.toml` is not a valid experiment.
     #[error("{0}")]
     Config(#[from] ConfigErrors),
+    /// A file is not what a record holds (not a regular file, implausibly large,
+    /// not text, a damaged header).
+    #[error("{path}: {problem}")]
+    Damaged {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
 }
 
 fn io_at(path: &Path) -> impl FnOnce(io::Error) -> RecordError + '_ {
@@ -40,26 +49,30 @@ fn io_at(path: &Path) -> impl FnOnce(io::Error) -> RecordError + '_ {
     }
 }
 
-/// A record id (the record's folder name): `YYYYMMDD-HHMMSS-<experiment>-<run>`,
-/// made unique under `root`.
-pub fn new_record_id(root: &Path, experiment: &str, run: &str) -> String {
+/// Longest slug of a name in a record id (long names still make valid folder names).
+const MAX_SLUG: usize = 48;
+/// Largest `summary.json` or `config.toml` read back (they are a few KiB).
+const MAX_SMALL_FILE: u64 = 1 << 20;
+/// The most snapshot bytes read back from one `attention.bin`; longer files are
+/// thinned evenly in time (the last snapshot always kept).
+pub const MAX_SNAPSHOT_BYTES: u64 = 256 << 20;
+
+/// The stem of a record id: `YYYYMMDD-HHMMSS-<experiment>-<run>`.
+fn record_stem(experiment: &str, run: &str) -> String {
     let stamp = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let stamp: String = stamp.chars().filter(char::is_ascii_digit).collect();
     let (date, time) = stamp.split_at(8.min(stamp.len()));
-    let base = format!("{date}-{time}-{}-{}", slug(experiment), slug(run));
-    let mut id = base.clone();
-    let mut k = 2;
-    while root.join(&id).exists() {
-        id = format!("{base}-{k}");
-        k += 1;
-    }
-    id
+    format!("{date}-{time}-{}-{}", slug(experiment), slug(run))
 }
 
-/// A file-system-safe, lower-case version of a name (`Dense vs Local` -> `dense-vs-local`).
+/// A file-system-safe, lower-case version of a name (`Dense vs Local` -> `dense-vs-local`),
+/// at most 48 characters.
 pub fn slug(s: &str) -> String {
     let mut out = String::new();
     for c in s.chars() {
+        if out.len() >= MAX_SLUG {
+            break;
+        }
         if c.is_ascii_alphanumeric() {
             out.push(c.to_ascii_lowercase());
         } else if !out.ends_with('-') {
@@ -70,6 +83,59 @@ pub fn slug(s: &str) -> String {
     if out.is_empty() { "run".into() } else { out }
 }
 
+/// Writes `bytes` to `path` so that a reader (or a crash) never sees half a file: a
+/// temporary file beside it, flushed to disk, then renamed over it.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".tmp");
+    let tmp = path.with_file_name(tmp_name);
+    let result = (|| {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        // Ignored: the temporary file may not exist; the error returned is the write's.
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Opens `path` for reading only if it is a regular file (following links) of at most
+/// `max_bytes`: never blocks on a FIFO, never reads a device. Returns the file and
+/// its length.
+fn open_regular(path: &Path, max_bytes: u64) -> Result<(File, u64), RecordError> {
+    let meta = fs::metadata(path).map_err(io_at(path))?;
+    if !meta.is_file() {
+        return Err(RecordError::Damaged {
+            path: path.to_path_buf(),
+            problem: "not a regular file".into(),
+        });
+    }
+    if meta.len() > max_bytes {
+        return Err(RecordError::Damaged {
+            path: path.to_path_buf(),
+            problem: format!("{} bytes, more than the {max_bytes} expected", meta.len()),
+        });
+    }
+    let file = File::open(path).map_err(io_at(path))?;
+    Ok((file, meta.len()))
+}
+
+/// Reads a small text file (summary, config) defensively.
+fn read_small(path: &Path) -> Result<String, RecordError> {
+    let (file, len) = open_regular(path, MAX_SMALL_FILE)?;
+    let mut bytes = Vec::with_capacity(len as usize);
+    io::Read::take(file, MAX_SMALL_FILE)
+        .read_to_end(&mut bytes)
+        .map_err(io_at(path))?;
+    String::from_utf8(bytes).map_err(|_| RecordError::Damaged {
+        path: path.to_path_buf(),
+        problem: "not UTF-8 text".into(),
+    })
+}
+
 /// Writes one run's record as the run trains.
 pub struct RecordWriter {
     dir: PathBuf,
@@ -78,21 +144,43 @@ pub struct RecordWriter {
 }
 
 impl RecordWriter {
-    /// Creates `<root>/<record_id>/` with `config.toml`, the CSV header and a `running`
-    /// summary (so a record whose process died still lists).
+    /// Claims a new folder `<root>/<record-id>/` (record id
+    /// `YYYYMMDD-HHMMSS-<experiment>-<run>`, suffixed `-2`, `-3`... when taken) and
+    /// writes `config.toml`, the CSV header and a `running` summary (so a record
+    /// whose process died still lists). The folder is created exclusively: two
+    /// processes starting the same run in the same second never share one. Sets
+    /// `summary.record_id`.
     pub fn create(
         root: &Path,
-        record_id: &str,
+        experiment: &str,
+        run: &str,
         config_toml: &str,
-        summary: &RunSummary,
+        summary: &mut RunSummary,
     ) -> Result<Self, RecordError> {
-        let dir = root.join(record_id);
-        fs::create_dir_all(&dir).map_err(io_at(&dir))?;
+        fs::create_dir_all(root).map_err(io_at(root))?;
+        let stem = record_stem(experiment, run);
+        let mut k = 1;
+        let (dir, record_id) = loop {
+            let id = if k == 1 {
+                stem.clone()
+            } else {
+                format!("{stem}-{k}")
+            };
+            let dir = root.join(&id);
+            match fs::create_dir(&dir) {
+                Ok(()) => break (dir, id),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && k < 10_000 => k += 1,
+                Err(e) => return Err(io_at(&dir)(e)),
+            }
+        };
         let config = dir.join("config.toml");
-        fs::write(&config, config_toml).map_err(io_at(&config))?;
+        write_atomically(&config, config_toml.as_bytes()).map_err(io_at(&config))?;
         let path = dir.join("metrics.csv");
         let mut metrics = BufWriter::new(File::create(&path).map_err(io_at(&path))?);
         writeln!(metrics, "step,split,loss,accuracy,elapsed_secs").map_err(io_at(&path))?;
+        metrics.flush().map_err(io_at(&path))?;
+        summary.record_id = Some(record_id);
+        summary.pid = Some(std::process::id());
         let writer = Self {
             dir,
             metrics,
@@ -147,17 +235,16 @@ impl RecordWriter {
         Ok(())
     }
 
-    /// Writes `summary.json` (atomically: a reader never sees half a file).
+    /// Writes `summary.json` (atomically and synced: a reader or a crash never sees
+    /// half a file).
     pub fn write_summary(&self, summary: &RunSummary) -> Result<(), RecordError> {
         let path = self.dir.join("summary.json");
-        let tmp = self.dir.join("summary.json.tmp");
         let json =
             serde_json::to_string_pretty(summary).map_err(|source| RecordError::Summary {
                 path: path.clone(),
                 source,
             })?;
-        fs::write(&tmp, json + "\n").map_err(io_at(&tmp))?;
-        fs::rename(&tmp, &path).map_err(io_at(&path))
+        write_atomically(&path, (json + "\n").as_bytes()).map_err(io_at(&path))
     }
 
     /// Flushes everything and writes the final summary.
@@ -186,12 +273,24 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// Reads `summary.json` of a record folder (cheap: enough to list it).
+    /// Reads `summary.json` of a record folder (cheap: enough to list it). A record
+    /// still saying `running` whose process is gone reads as `interrupted`.
     pub fn open(dir: &Path) -> Result<Self, RecordError> {
         let path = dir.join("summary.json");
-        let text = fs::read_to_string(&path).map_err(io_at(&path))?;
-        let summary =
+        let text = read_small(&path)?;
+        let mut summary: RunSummary =
             serde_json::from_str(&text).map_err(|source| RecordError::Summary { path, source })?;
+        if matches!(summary.status, RunStatus::Running | RunStatus::Queued)
+            && !summary.pid.is_some_and(process_alive)
+        {
+            summary.status = RunStatus::Interrupted;
+            if summary.message.is_none() {
+                summary.message = Some(format!(
+                    "the process ended while it trained (at step {})",
+                    summary.steps
+                ));
+            }
+        }
         Ok(Self {
             dir: dir.to_path_buf(),
             summary,
@@ -200,14 +299,16 @@ impl RunRecord {
 
     /// The run's configuration (`config.toml`).
     pub fn experiment(&self) -> Result<Experiment, RecordError> {
-        Ok(Experiment::load(&self.dir.join("config.toml"))?)
+        let path = self.dir.join("config.toml");
+        let text = read_small(&path)?;
+        Ok(Experiment::from_toml(&text).map_err(|e| e.in_file(&path.display().to_string()))?)
     }
 
     /// Every row of `metrics.csv`, in file order. Malformed lines (wrong field
     /// count, unparsable numbers, bytes that are not UTF-8) are skipped.
     pub fn metrics(&self) -> Result<Vec<MetricRow>, RecordError> {
         let path = self.dir.join("metrics.csv");
-        let file = File::open(&path).map_err(io_at(&path))?;
+        let (file, _) = open_regular(&path, u64::MAX)?;
         let mut rows = Vec::new();
         for line in BufReader::new(file).split(b'\n').skip(1) {
             let line = line.map_err(io_at(&path))?;
@@ -236,19 +337,32 @@ impl RunRecord {
         Ok(rows)
     }
 
-    /// The attention snapshots, if the run recorded any.
+    /// The attention snapshots, if the run recorded any: at most
+    /// [`MAX_SNAPSHOT_BYTES`] of them, thinned evenly in time beyond that (the first
+    /// and the last always kept).
     pub fn snapshots(
         &self,
     ) -> Result<Option<(SnapshotHeader, Vec<AttentionSnapshot>)>, RecordError> {
         let path = self.dir.join("attention.bin");
-        match File::open(&path) {
-            Ok(file) => snapshots::read_snapshots(BufReader::new(file))
-                .map(Some)
-                .map_err(io_at(&path)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_at(&path)(e)),
+        match fs::metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_at(&path)(e)),
+            Ok(_) => {}
         }
+        let (file, len) = open_regular(&path, u64::MAX)?;
+        snapshots::read_snapshots_bounded(BufReader::new(file), len, MAX_SNAPSHOT_BYTES)
+            .map(Some)
+            .map_err(|e| RecordError::Damaged {
+                path: path.clone(),
+                problem: e.to_string(),
+            })
     }
+}
+
+/// Whether a process with this id runs on this machine (Linux: `/proc/<pid>`;
+/// elsewhere assumed gone, so a stale `running` reads as interrupted).
+fn process_alive(pid: u32) -> bool {
+    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// Every readable record under `root`, newest first. Folders without a readable

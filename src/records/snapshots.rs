@@ -5,7 +5,7 @@
 //! `layers * heads * n * n` `f32` weights. Appending a record never rewrites the file,
 //! so a run that crashes keeps every snapshot written before.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use serde::{Deserialize, Serialize};
 
@@ -82,24 +82,37 @@ pub(crate) fn write_record(out: &mut impl Write, snapshot: &AttentionSnapshot) -
     out.write_all(&bytes)
 }
 
-/// Reads a whole `attention.bin`. A truncated last record (a crash mid-write) is ignored.
+/// Reads a whole `attention.bin` held in memory (or any stream). A truncated last
+/// record (a crash mid-write) is ignored.
 pub fn read_snapshots(
     mut input: impl Read,
+) -> io::Result<(SnapshotHeader, Vec<AttentionSnapshot>)> {
+    let mut bytes = Vec::new();
+    input.read_to_end(&mut bytes)?;
+    let len = bytes.len() as u64;
+    read_snapshots_bounded(io::Cursor::new(bytes), len, u64::MAX)
+}
+
+/// Reads an `attention.bin` of `file_len` bytes, allocating at most about `max_bytes`
+/// for snapshots: beyond that the records are thinned evenly in time (the first and
+/// the last kept). Every header field is checked against the file's size before
+/// anything is allocated. A truncated last record is ignored.
+pub fn read_snapshots_bounded(
+    mut input: impl Read + Seek,
+    file_len: u64,
+    max_bytes: u64,
 ) -> io::Result<(SnapshotHeader, Vec<AttentionSnapshot>)> {
     let mut magic = [0u8; 8];
     input.read_exact(&mut magic)?;
     if &magic != MAGIC {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not an attnlab snapshot file",
-        ));
+        return Err(invalid("not an attnlab snapshot file".into()));
     }
     let mut len = [0u8; 4];
     input.read_exact(&mut len)?;
     let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_HEADER_BYTES {
+    if len > MAX_HEADER_BYTES || 12 + len as u64 > file_len {
         return Err(invalid(format!(
-            "header length {len} bytes is not plausible"
+            "header length {len} bytes does not fit the file ({file_len} bytes)"
         )));
     }
     let mut json = vec![0u8; len];
@@ -108,30 +121,39 @@ pub fn read_snapshots(
     let floats = [header.heads, header.n, header.n]
         .iter()
         .try_fold(header.layers, |acc, &x| acc.checked_mul(x))
-        .filter(|&f| f > 0 && f <= (1 << 30))
+        .filter(|&f| f > 0 && f <= (1 << 28) && header.n <= header.seq_len.max(1))
         .ok_or_else(|| invalid(format!("implausible snapshot shape {header:?}")))?;
-    let record = 8 + floats * 4;
-    let mut rest = Vec::new();
-    input.read_to_end(&mut rest)?;
-    let snapshots = rest
-        .chunks_exact(record)
-        .map(|chunk| {
-            let (step, weights) = chunk.split_at(8);
-            let mut step_bytes = [0u8; 8];
-            step_bytes.copy_from_slice(step);
-            AttentionSnapshot {
-                step: u64::from_le_bytes(step_bytes) as usize,
-                layers: header.layers,
-                heads: header.heads,
-                n: header.n,
-                seq_len: header.seq_len,
-                weights: weights
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect(),
-            }
-        })
-        .collect();
+    let record = 8 + floats as u64 * 4;
+    let body = file_len - 12 - len as u64;
+    let count = body / record;
+    // Keep every `stride`-th record so that at most `max_bytes` are held.
+    let stride = (count * record).div_ceil(max_bytes.max(record)).max(1);
+    let mut snapshots = Vec::new();
+    let mut chunk = vec![0u8; record as usize];
+    for i in 0..count {
+        let keep = i % stride == 0 || i + 1 == count;
+        if !keep {
+            input.seek(SeekFrom::Current(record as i64))?;
+            continue;
+        }
+        if input.read_exact(&mut chunk).is_err() {
+            break; // the file shrank while reading: keep what was read
+        }
+        let (step, weights) = chunk.split_at(8);
+        let mut step_bytes = [0u8; 8];
+        step_bytes.copy_from_slice(step);
+        snapshots.push(AttentionSnapshot {
+            step: u64::from_le_bytes(step_bytes) as usize,
+            layers: header.layers,
+            heads: header.heads,
+            n: header.n,
+            seq_len: header.seq_len,
+            weights: weights
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+        });
+    }
     Ok((header, snapshots))
 }
 
@@ -174,6 +196,18 @@ mod tests {
         let (_, s) = read_snapshots(&bytes[..]).unwrap();
         assert_eq!(s, vec![snap(0)]);
         assert!(read_snapshots(&b"garbage!garbage"[..]).is_err());
+        // Thinned to a byte budget: the first and the last kept.
+        let mut many = Vec::new();
+        write_header(&mut many, &header).unwrap();
+        for step in 0..10 {
+            write_record(&mut many, &snap(step)).unwrap();
+        }
+        let len = many.len() as u64;
+        let record = 8 + 96 * 4;
+        let (_, thin) =
+            read_snapshots_bounded(io::Cursor::new(many), len, 3 * record as u64).unwrap();
+        let steps: Vec<usize> = thin.iter().map(|s| s.step).collect();
+        assert_eq!(steps, [0, 4, 8, 9]);
         // A damaged header length is refused without allocating it.
         let mut damaged = MAGIC.to_vec();
         damaged.extend_from_slice(&u32::MAX.to_le_bytes());

@@ -30,6 +30,8 @@ pub enum RunStatus {
     Failed,
     /// The loss became NaN or infinite.
     Diverged,
+    /// The process ended while it trained (its record still said `running`).
+    Interrupted,
 }
 
 impl RunStatus {
@@ -42,6 +44,7 @@ impl RunStatus {
             RunStatus::Stopped => "stopped",
             RunStatus::Failed => "failed",
             RunStatus::Diverged => "diverged",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 
@@ -116,6 +119,10 @@ pub struct RunSummary {
     pub dropped_snapshots: usize,
     /// Why it did not finish, when it did not.
     pub message: Option<String>,
+    /// The process writing the record, while it runs (a `running` record whose
+    /// process is gone reads as `interrupted`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<u32>,
 }
 
 impl RunSummary {
@@ -144,6 +151,7 @@ impl RunSummary {
             steps_per_sec: 0.0,
             dropped_snapshots: 0,
             message: None,
+            pid: None,
         }
     }
 }

@@ -97,6 +97,13 @@ impl TaskConfig {
         if self.seq_len > 8192 {
             return err("seq_len", self.seq_len, "must be at most 8192".into());
         }
+        if self.vocab > MAX_VOCAB {
+            return err(
+                "vocab",
+                self.vocab,
+                format!("must be at most {MAX_VOCAB} (the tasks use small synthetic alphabets)"),
+            );
+        }
         match self.kind {
             TaskKind::Recall => {
                 if self.vocab < 2 {
@@ -293,6 +300,9 @@ fn partial_shuffle<T>(items: &mut [T], count: usize, rng: &mut StdRng) {
         items.swap(i, j);
     }
 }
+
+/// Largest vocabulary accepted (two `vocab x d_model` matrices are built).
+pub const MAX_VOCAB: usize = 65_536;
 
 /// A task setting that is not allowed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

@@ -21,7 +21,7 @@ use crate::model::{
 };
 use crate::records::{
     AttentionSnapshot, BackendInfo, LayerKernelInfo, Metrics, Probe, RecordError, RecordWriter,
-    RunStatus, RunSummary, SnapshotHeader, new_record_id,
+    RunStatus, RunSummary, SnapshotHeader,
 };
 use crate::tasks::{Batch, IGNORE};
 
@@ -70,7 +70,14 @@ pub(crate) fn train(run: &StartRun, control: &mut dyn Control) -> RunSummary {
     };
     summary.backend = backend.backend.clone();
     summary.adapter = backend.adapter.clone();
-    let mut recorder = Recorder::create(run, &mut summary, control.sink());
+    let mut recorder = match Recorder::create(run, &mut summary) {
+        Ok(recorder) => recorder,
+        Err(message) => {
+            summary.status = RunStatus::Failed;
+            summary.message = Some(message);
+            return summary;
+        }
+    };
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         let mut ctx = RunContext::new(run, device, control, &mut recorder, &mut summary);
@@ -103,70 +110,72 @@ pub(crate) fn train(run: &StartRun, control: &mut dyn Control) -> RunSummary {
         summary.elapsed_secs = started.elapsed().as_secs_f64();
     }
     summary.dropped_snapshots += control.sink().take_dropped();
-    recorder.finish(&summary, control.sink());
+    summary.pid = None;
+    if let Err(message) = recorder.finish(&summary) {
+        summary.status = RunStatus::Failed;
+        summary.message = Some(message);
+    }
     summary
 }
 
-/// The run record, if any; write errors become one warning and stop recording.
+/// The run record, if any. A write that fails ends recording and, at the next check,
+/// the run: a run that cannot be recorded stops with the error, rather than train on
+/// unrecorded.
 struct Recorder {
-    id: RunId,
     writer: Option<RecordWriter>,
     header: Option<SnapshotHeader>,
+    error: Option<String>,
 }
 
 impl Recorder {
-    fn create(run: &StartRun, summary: &mut RunSummary, sink: &mut EventSink) -> Self {
+    /// Claims the record's folder; `Err` says why no record can be written.
+    fn create(run: &StartRun, summary: &mut RunSummary) -> Result<Self, String> {
         let mut recorder = Self {
-            id: run.id,
             writer: None,
             header: None,
+            error: None,
         };
         if let Some(root) = &run.record_root {
-            let record_id = new_record_id(root, run.plan.experiment(), run.plan.name());
-            summary.record_id = Some(record_id.clone());
-            match RecordWriter::create(root, &record_id, &run.plan.config_toml(), summary) {
-                Ok(writer) => recorder.writer = Some(writer),
-                Err(e) => {
-                    summary.record_id = None;
-                    recorder.warn(sink, format!("not recording this run: {e}"));
-                }
-            }
+            let writer = RecordWriter::create(
+                root,
+                run.plan.experiment(),
+                run.plan.name(),
+                &run.plan.config_toml(),
+                summary,
+            )
+            .map_err(|e| format!("cannot create the run record under {}: {e}", root.display()))?;
+            recorder.writer = Some(writer);
         }
-        recorder
+        Ok(recorder)
     }
 
     fn dir(&self) -> Option<PathBuf> {
         self.writer.as_ref().map(|w| w.dir().to_path_buf())
     }
 
-    fn warn(&mut self, sink: &mut EventSink, message: String) {
-        self.writer = None;
-        sink.send(Event::Warning {
-            id: self.id,
-            message,
-        });
-    }
-
-    fn write(
-        &mut self,
-        sink: &mut EventSink,
-        f: impl FnOnce(&mut RecordWriter) -> Result<(), RecordError>,
-    ) {
+    fn write(&mut self, f: impl FnOnce(&mut RecordWriter) -> Result<(), RecordError>) {
         if let Some(writer) = &mut self.writer
             && let Err(e) = f(writer)
         {
-            self.warn(sink, format!("recording stopped: {e}"));
+            self.writer = None;
+            self.error = Some(format!("the run record could not be written: {e}"));
         }
     }
 
-    fn finish(&mut self, summary: &RunSummary, sink: &mut EventSink) {
-        if let Some(writer) = self.writer.take()
-            && let Err(e) = writer.finish(summary)
-        {
-            sink.send(Event::Warning {
-                id: self.id,
-                message: format!("could not finish the run record: {e}"),
-            });
+    /// The write error since the last call, if any.
+    fn take_error(&mut self) -> Option<String> {
+        self.error.take()
+    }
+
+    fn finish(&mut self, summary: &RunSummary) -> Result<(), String> {
+        if let Some(message) = self.error.take() {
+            return Err(message);
+        }
+        match self.writer.take() {
+            Some(writer) => writer
+                .finish(summary)
+                .map_err(|e| format!("could not finish the run record: {e}")),
+            None => Ok(()),
         }
     }
 }
@@ -311,8 +320,7 @@ impl<'a> RunContext<'a> {
             self.summary.steps = step;
             self.summary.train_loss = Some(loss);
             let metrics = self.metrics(step, loss, outcome.accuracy);
-            self.recorder
-                .write(self.control.sink(), |w| w.metric("train", &metrics));
+            self.recorder.write(|w| w.metric("train", &metrics));
             self.control.sink().send(Event::Step {
                 id: self.id,
                 metrics,
@@ -324,6 +332,10 @@ impl<'a> RunContext<'a> {
             }
             if last || (train.snapshot_every > 0 && step % train.snapshot_every == 0) {
                 self.snapshot(&model, &kernels_eval, &probe, step);
+            }
+            if let Some(message) = self.recorder.take_error() {
+                self.finish_timing();
+                return Ok((RunStatus::Failed, Some(message)));
             }
             if !last && self.control.poll(self.id) == Flow::Stop {
                 self.evaluate(&model, &kernels_eval, &eval_set, step)?;
@@ -369,7 +381,7 @@ impl<'a> RunContext<'a> {
         let metrics = self.metrics(step, loss_sum / total, correct / total);
         self.summary.final_loss = Some(metrics.loss);
         self.summary.final_accuracy = Some(metrics.accuracy);
-        self.recorder.write(self.control.sink(), |w| {
+        self.recorder.write(|w| {
             w.metric("eval", &metrics)?;
             w.flush()
         });
@@ -426,8 +438,7 @@ impl<'a> RunContext<'a> {
             probe: probe.clone(),
         });
         let header = header.clone();
-        self.recorder
-            .write(self.control.sink(), |w| w.snapshot(&header, &snapshot));
+        self.recorder.write(|w| w.snapshot(&header, &snapshot));
         self.control.sink().send_snapshot(Event::Snapshot {
             id: self.id,
             snapshot,

@@ -1,0 +1,195 @@
+//! What a run will need before it starts: an estimate of its peak memory, checked
+//! against what the machine has, so a run that cannot fit is refused with the field
+//! to change instead of taking the process (and every other run) down.
+//!
+//! The estimate counts f32 tensors alive at the peak of a training step: parameters,
+//! their gradients and Adam's two moments (4 x params); per layer the activations
+//! autodiff keeps (about `(6 d_model + 2 d_ff)` per token); per layer the attention
+//! tensors as the layer's kernel computes them (about 4 per computed (query, key) pair
+//! per head: scores, their masked and exponentiated copies, the weights); the logits
+//! with their softmax and gradient; each sparse layer's boolean mask; and the probe's
+//! snapshot (every layer's and head's full `n x n` weights, computed with the
+//! reference). Calibrated on W1 (README, "Reference workloads") against the counting
+//! allocator's peaks; `tests/budget.rs` checks it stays within 0.6x-1.6x of measured.
+
+use super::{ModelKind, Settings};
+use crate::attention::trained_pairs;
+
+const F32: u64 = 4;
+
+/// A run's estimated peak memory, in bytes, by part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// Parameters, gradients and Adam state.
+    pub parameters: u64,
+    /// Activations kept for the backward pass (attention excluded).
+    pub activations: u64,
+    /// Attention scores and weights, as the layers' kernels compute them.
+    pub attention: u64,
+    /// Logits, their softmax and gradient.
+    pub logits: u64,
+    /// The probe's attention snapshot (full `n x n` per layer and head) and masks.
+    pub snapshot: u64,
+}
+
+impl MemoryEstimate {
+    /// The total.
+    pub fn total(&self) -> u64 {
+        self.parameters + self.activations + self.attention + self.logits + self.snapshot
+    }
+}
+
+/// Trainable parameters of the model `s` describes.
+pub fn parameter_count(s: &Settings) -> u64 {
+    let (v, n) = (s.task.vocab as u64, s.task.seq_len as u64);
+    let m = &s.model;
+    let (d, f, l) = (m.d_model as u64, m.d_ff as u64, m.layers as u64);
+    match m.kind {
+        ModelKind::Transformer => {
+            let block = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
+            v * d + n * d + l * block + 2 * d + (d * v + v)
+        }
+        // Per LSTM layer: 4 gates, each an input and a hidden projection with biases.
+        ModelKind::Lstm => v * d + l * 4 * (2 * d * d + 2 * d) + (d * v + v),
+    }
+}
+
+/// The estimated peak memory of training `s`.
+pub fn estimate(s: &Settings) -> MemoryEstimate {
+    let (b, n, v) = (
+        s.train.batch as u64,
+        s.task.seq_len as u64,
+        s.task.vocab as u64,
+    );
+    let m = &s.model;
+    let (d, f, l, h) = (
+        m.d_model as u64,
+        m.d_ff as u64,
+        m.layers as u64,
+        m.heads.max(1) as u64,
+    );
+    let tokens = b * n;
+    let parameters = 4 * parameter_count(s) * F32;
+    let logits = 3 * tokens * v * F32;
+    let (activations, attention, snapshot) = match m.kind {
+        ModelKind::Transformer => {
+            let activations = l * (6 * d + 2 * f) * tokens * F32;
+            let patterns = m.layer_patterns();
+            let seed = s.train.seed;
+            let attention: u64 = patterns
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let pairs = trained_pairs(p, s.task.seq_len, seed.wrapping_add(i as u64));
+                    4 * b * h * pairs as u64 * F32
+                })
+                .sum();
+            let masks = patterns.len() as u64 * n * n;
+            let snapshot = 3 * l * h * n * n * F32 + masks;
+            (activations, attention, snapshot)
+        }
+        ModelKind::Lstm => (12 * l * tokens * d * F32, 0, 0),
+    };
+    MemoryEstimate {
+        parameters,
+        activations,
+        attention,
+        logits,
+        snapshot,
+    }
+}
+
+/// Memory this machine can give a new run now (`MemAvailable`), if known.
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    text.lines()
+        .find(|l| l.starts_with("MemAvailable:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+}
+
+/// Bytes as `1.5 GB` / `340 MB`.
+pub fn human_bytes(bytes: u64) -> String {
+    let gb = bytes as f64 / 1e9;
+    if gb >= 1.0 {
+        format!("{gb:.1} GB")
+    } else {
+        format!("{:.0} MB", bytes as f64 / 1e6)
+    }
+}
+
+/// Why `s` will not fit in `available` bytes, naming the field to change; `None`
+/// when it fits.
+pub fn over_budget(s: &Settings, available: u64) -> Option<(&'static str, String)> {
+    let e = estimate(s);
+    if e.total() <= available {
+        return None;
+    }
+    let parts = [
+        (
+            "the parameters and Adam state",
+            e.parameters,
+            "model.d_model",
+        ),
+        ("activations", e.activations, "train.batch"),
+        ("attention", e.attention, "task.seq_len"),
+        ("the output logits", e.logits, "task.vocab"),
+        (
+            "the attention snapshot of the probe",
+            e.snapshot,
+            "task.seq_len",
+        ),
+    ];
+    let (what, bytes, field) = parts
+        .iter()
+        .copied()
+        .max_by_key(|p| p.1)
+        .unwrap_or(parts[0]);
+    let advice = match field {
+        "task.seq_len" => {
+            "lower task.seq_len or train.batch, or use a sparse pattern (its cost grows with n * w, not n^2)"
+        }
+        "train.batch" => "lower train.batch, task.seq_len or model.d_ff",
+        "task.vocab" => "lower task.vocab or train.batch",
+        _ => "lower model.d_model, model.d_ff or task.vocab",
+    };
+    Some((
+        field,
+        format!(
+            "this run needs ~{} ({what}: ~{}); this machine has {} available: {advice}",
+            human_bytes(e.total()),
+            human_bytes(bytes),
+            human_bytes(available)
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_at_long_sequences_is_refused_and_names_seq_len() {
+        let mut s = Settings::default();
+        s.task.seq_len = 8192;
+        s.task.distance = 100;
+        s.train.batch = 64;
+        let (field, message) = over_budget(&s, 23 << 30).expect("does not fit");
+        assert_eq!(field, "task.seq_len");
+        assert!(
+            message.contains("needs ~") && message.contains("sparse"),
+            "{message}"
+        );
+        assert!(over_budget(&Settings::default(), 23 << 30).is_none());
+    }
+
+    #[test]
+    fn a_sparse_pattern_needs_far_less_at_long_sequences() {
+        let mut dense = Settings::default();
+        dense.task.seq_len = 4096;
+        let mut local = dense.clone();
+        local.model.attention = crate::attention::AttentionPattern::Local { window: 32 };
+        assert!(estimate(&local).attention * 20 < estimate(&dense).attention);
+    }
+}
