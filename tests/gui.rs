@@ -46,10 +46,11 @@ fn harness(dir: &std::path::Path, toml: &str) -> Harness<'static, App> {
         .build_eframe(move |cc| App::with_state(cc.egui_ctx.clone(), state.clone()))
 }
 
-/// Steps frames (the trainer runs on its own thread) until `done` or a generous timeout.
+/// Steps frames (the trainer runs on its own thread, past runs are read on helper
+/// threads) until `done` and nothing is loading, or a generous timeout.
 fn step_until(h: &mut Harness<'static, App>, done: impl Fn(&App) -> bool) {
     let started = Instant::now();
-    while !done(h.state()) {
+    while !done(h.state()) || h.state().is_loading() {
         assert!(started.elapsed() < Duration::from_secs(600), "timed out");
         h.step();
         std::thread::sleep(Duration::from_millis(20));
@@ -291,12 +292,12 @@ fn past_runs_reopen_without_retraining() {
         });
     }
     let mut h = harness(dir.path(), TINY);
-    h.run_steps(2);
+    step_until(&mut h, |_| true);
     assert!(h.state().runs().views.is_empty());
     let opens: Vec<_> = h.get_all_by_label("Open").collect();
     assert_eq!(opens.len(), 2);
     opens[0].click();
-    h.run_steps(3);
+    step_until(&mut h, |app| !app.runs().views.is_empty());
     let runs = &h.state().runs().views;
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].status, RunStatus::Finished);

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::attention_view::AttentionViewState;
+use super::background::Loaded;
 use super::commands::UiCommand;
 use super::editor::Editor;
 use super::examples::SHIPPED;
@@ -14,7 +15,7 @@ use super::run_views::RunView;
 use super::runs_panel::RunsAction;
 use super::workbench::{App, Pending};
 use crate::config::Experiment;
-use crate::records::{RunRecord, RunStatus, list_records, slug};
+use crate::records::{RunStatus, slug, write_atomically};
 use crate::trainer::{Command, Event, StartRun, Trainer, TryStartError};
 
 /// The longest a trainer event waits for the window to redraw.
@@ -78,9 +79,7 @@ impl App {
     /// Writes the experiment to `path` (Save As, and Save once a path is known).
     pub fn save_to(&mut self, path: &Path) -> bool {
         let text = self.editor.experiment.to_toml();
-        let tmp = path.with_extension("toml.tmp");
-        let result = std::fs::write(&tmp, &text).and_then(|()| std::fs::rename(&tmp, path));
-        match result {
+        match write_atomically(path, text.as_bytes()) {
             Ok(()) => {
                 self.state.experiment_path = Some(path.to_path_buf());
                 self.state.last_dir = path.parent().map(Path::to_path_buf);
@@ -89,8 +88,6 @@ impl App {
                 true
             }
             Err(e) => {
-                // Ignored: the temporary file may not exist; the error shown is the write's.
-                let _ = std::fs::remove_file(&tmp);
                 self.notify_error(format!("Could not save {}: {e}", path.display()));
                 false
             }
@@ -216,24 +213,38 @@ impl App {
         }
     }
 
-    /// Opens a past run from its record folder.
+    /// Opens a past run from its record folder (read on a helper thread; the run
+    /// appears when it has been read, or a notice says what is wrong with it).
     pub fn open_record(&mut self, dir: &Path) {
-        if self.runs.has_record(dir) {
+        if self.runs.has_record(dir) || self.background.is_opening(dir) {
             return;
         }
-        let loaded = RunRecord::open(dir).and_then(|record| {
-            let id = self.runs.next_id();
-            RunView::from_record(id, &record)
-        });
-        match loaded {
-            Ok(view) => {
-                self.selected = Some(view.id);
-                self.runs.push(view);
+        let id = self.runs.next_id();
+        let ctx = self.ctx.clone();
+        self.background
+            .open(id, dir.to_path_buf(), move || ctx.request_repaint());
+    }
+
+    /// Applies what the helper threads read.
+    pub(super) fn apply_loaded(&mut self) {
+        for loaded in self.background.poll() {
+            match loaded {
+                Loaded::Records { root, records } => {
+                    if root == self.state.runs_root {
+                        self.records = records;
+                    }
+                }
+                Loaded::Record { dir, view } => match view {
+                    Ok(view) => {
+                        self.selected = Some(view.id);
+                        self.runs.push(*view);
+                    }
+                    Err(e) => self.notify_error(format!(
+                        "Could not open the run record {}: {e}",
+                        dir.display()
+                    )),
+                },
             }
-            Err(e) => self.notify_error(format!(
-                "Could not open the run record {}: {e}",
-                dir.display()
-            )),
         }
     }
 
@@ -297,8 +308,11 @@ impl App {
         }
     }
 
+    /// Lists the records folder again (on a helper thread).
     pub(super) fn refresh_records(&mut self) {
-        self.records = list_records(&self.state.runs_root);
+        let ctx = self.ctx.clone();
+        self.background
+            .list(self.state.runs_root.clone(), move || ctx.request_repaint());
     }
 
     fn request_load(&mut self, experiment: Experiment, path: Option<PathBuf>) {

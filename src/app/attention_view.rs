@@ -38,7 +38,7 @@ pub fn attention_ui(
         ui.label(run.settings.model.attention_label());
     });
     if run.snapshots.is_empty() {
-        ui.label(if run.masks.is_empty() {
+        ui.label(if run.masks().is_empty() {
             "This model has no attention (LSTM)."
         } else {
             "No attention snapshot yet: the first arrives when training starts."
@@ -132,7 +132,7 @@ impl AttentionCell<'_> {
         let map = snap.map(self.layer, self.head);
         let key = format!("attn/{}/{}/{}/{}", run.id, snap.step, self.layer, self.head);
         let texture = cache.get(ui, &key, || attention_image(map, n));
-        let overlay = match run.masks.get(self.layer) {
+        let overlay = match run.masks().get(self.layer) {
             Some(mask) if overlays.mask => {
                 let key = format!("overlay/{}/{}/{n}", run.id, self.layer);
                 Some(cache.get(ui, &key, || mask_overlay_image(&fit_mask(mask, n))))

@@ -174,7 +174,7 @@ pub fn compare_ui(
                             Some(_) => {
                                 ui.label("(no such layer/head)");
                             }
-                            None if run.masks.is_empty() => {
+                            None if run.masks().is_empty() => {
                                 ui.label("(LSTM: no attention)");
                             }
                             None => {

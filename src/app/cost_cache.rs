@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::bench::CostPoint;
+use crate::records::write_atomically;
 
 /// Cached measurements: key `machine/backend/pattern/n`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -63,10 +64,7 @@ impl CostCache {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
         }
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text)
-            .and_then(|()| std::fs::rename(&tmp, path))
-            .map_err(|e| fail(&e))
+        write_atomically(path, text.as_bytes()).map_err(|e| fail(&e))
     }
 }
 

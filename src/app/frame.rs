@@ -26,6 +26,7 @@ impl eframe::App for App {
         }
         self.feed_trainer();
         self.drain_events(EVENT_BUDGET);
+        self.apply_loaded();
         self.cost.poll();
         if let Some(choice) = self.dialogs.poll() {
             self.on_choice(choice);

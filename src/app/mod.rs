@@ -10,6 +10,7 @@
 
 mod actions;
 mod attention_view;
+mod background;
 mod commands;
 mod compare;
 mod config_panel;
@@ -41,7 +42,7 @@ pub use editor::{Editor, Target};
 pub use examples::{SHIPPED, ShippedExperiment};
 pub use files::{FileChoice, FileRequest};
 pub use pane::Pane;
-pub use run_views::{RunView, RunViews, Source};
+pub use run_views::{MAX_VIEW_SNAPSHOT_BYTES, RunView, RunViews, Source};
 pub use state::PersistedState;
 pub use workbench::App;
 

@@ -2,7 +2,7 @@
 //! loaded from run records. Plain data, no egui, so it is tested without a window.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::attention::Mask;
 use crate::config::{RunPlan, Settings};
@@ -10,7 +10,11 @@ use crate::records::{
     AttentionSnapshot, BackendInfo, LayerKernelInfo, Metrics, Probe, RecordError, RunRecord,
     RunStatus, RunSummary,
 };
-use crate::trainer::{Event, RunId};
+use crate::trainer::{Event, MAX_SNAPSHOT_SIDE, RunId};
+
+/// Snapshot bytes one run keeps in the window (a 10,000-step run with snapshots every
+/// 10 steps would otherwise hold gigabytes).
+pub const MAX_VIEW_SNAPSHOT_BYTES: usize = 64 << 20;
 
 /// Where a run's data comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,9 +60,13 @@ pub struct RunView {
     pub paused: bool,
     /// Warnings the trainer sent.
     pub warnings: Vec<String>,
-    /// The attention mask of every layer (for overlays), built once; empty when
-    /// the run's settings are not valid (a damaged record).
-    pub masks: Vec<Mask>,
+    /// The attention mask of every layer (for overlays) at the snapshots' side,
+    /// built the first time it is drawn; never for a damaged record's settings.
+    masks: OnceLock<Vec<Mask>>,
+    /// Whether the settings are valid (a damaged record's are not: no overlays).
+    valid: bool,
+    /// Bytes of snapshots kept.
+    snapshot_bytes: usize,
 }
 
 impl RunView {
@@ -69,12 +77,12 @@ impl RunView {
             plan.name(),
             plan.experiment(),
             plan.settings().clone(),
-            plan.layer_masks(),
+            true,
         )
     }
 
     /// A queued run with no events yet.
-    fn new(id: RunId, name: &str, experiment: &str, settings: Settings, masks: Vec<Mask>) -> Self {
+    fn new(id: RunId, name: &str, experiment: &str, settings: Settings, valid: bool) -> Self {
         Self {
             id,
             name: name.to_string(),
@@ -92,7 +100,43 @@ impl RunView {
             summary: None,
             paused: false,
             warnings: Vec::new(),
-            masks,
+            masks: OnceLock::new(),
+            valid,
+            snapshot_bytes: 0,
+        }
+    }
+
+    /// The attention mask of every layer, averaged down as the snapshots are (at most
+    /// [`MAX_SNAPSHOT_SIDE`] per side: never `n x n` at long sequences); empty for an
+    /// LSTM or a damaged record. Built on first use.
+    pub fn masks(&self) -> &[Mask] {
+        self.masks.get_or_init(|| {
+            if !self.valid {
+                return Vec::new();
+            }
+            self.settings.model.fitted_layer_masks(
+                self.settings.task.seq_len,
+                self.settings.train.seed,
+                MAX_SNAPSHOT_SIDE,
+            )
+        })
+    }
+
+    /// Keeps a snapshot; beyond [`MAX_VIEW_SNAPSHOT_BYTES`] every other older
+    /// snapshot is dropped (the first and the latest always kept), so a long run
+    /// keeps snapshots evenly spread over its history in bounded memory.
+    pub fn push_snapshot(&mut self, snapshot: Arc<AttentionSnapshot>) {
+        self.snapshot_bytes += snapshot.weights.len() * 4;
+        self.snapshots.push(snapshot);
+        while self.snapshot_bytes > MAX_VIEW_SNAPSHOT_BYTES && self.snapshots.len() > 2 {
+            let last = self.snapshots.len() - 1;
+            let mut index = 0;
+            self.snapshots.retain(|_| {
+                let keep = index == 0 || index == last || index % 2 == 0;
+                index += 1;
+                keep
+            });
+            self.snapshot_bytes = self.snapshots.iter().map(|s| s.weights.len() * 4).sum();
         }
     }
 
@@ -111,7 +155,7 @@ impl RunView {
                     Err(e) => e.to_string(),
                     Ok(_) => "it has no run".into(),
                 };
-                let mut view = Self::new(id, "", &experiment.name, settings, Vec::new());
+                let mut view = Self::new(id, "", &experiment.name, settings, false);
                 view.warnings
                     .push(format!("the record's config.toml is not valid: {why}"));
                 view
@@ -134,7 +178,9 @@ impl RunView {
         }
         if let Some((header, snapshots)) = record.snapshots()? {
             view.probe = Some(header.probe);
-            view.snapshots = snapshots.into_iter().map(Arc::new).collect();
+            for snapshot in snapshots {
+                view.push_snapshot(Arc::new(snapshot));
+            }
         }
         view.backend = Some(BackendInfo {
             backend: record.summary.backend.clone(),
@@ -222,7 +268,7 @@ impl RunView {
             }
             Event::Step { metrics, .. } => self.train.push(metrics),
             Event::Eval { metrics, .. } => self.eval.push(metrics),
-            Event::Snapshot { snapshot, .. } => self.snapshots.push(snapshot),
+            Event::Snapshot { snapshot, .. } => self.push_snapshot(snapshot),
             Event::Paused { .. } => self.paused = true,
             Event::Resumed { .. } => self.paused = false,
             Event::Warning { message, .. } => self.warnings.push(message),
@@ -283,82 +329,5 @@ impl RunViews {
     /// Removes every run that is not queued or training.
     pub fn clear_finished(&mut self) {
         self.views.retain(|v| !v.status.is_terminal());
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Experiment;
-
-    fn plan() -> RunPlan {
-        Experiment::from_toml("name = \"x\"\n[train]\nsteps = 10\n")
-            .and_then(|e| e.plan())
-            .map(|mut p| p.remove(0))
-            .expect("valid")
-    }
-
-    fn metrics(step: usize) -> Metrics {
-        Metrics {
-            step,
-            loss: 1.0,
-            accuracy: 0.5,
-            elapsed_secs: step as f64 * 0.5,
-        }
-    }
-
-    #[test]
-    fn events_update_status_metrics_and_rates() {
-        let mut runs = RunViews::default();
-        let id = runs.next_id();
-        runs.push(RunView::live(id, &plan()));
-        runs.apply(Event::Queued { id });
-        assert!(runs.any_active());
-        runs.apply(Event::Started {
-            id,
-            backend: BackendInfo {
-                backend: "cpu".into(),
-                adapter: "flex".into(),
-                reason: "test".into(),
-            },
-            kernels: Vec::new(),
-            record_dir: None,
-            params: 1,
-            probe: Probe::default(),
-        });
-        for step in 1..=4 {
-            runs.apply(Event::Step {
-                id,
-                metrics: metrics(step),
-            });
-        }
-        runs.apply(Event::Step {
-            id: 999,
-            metrics: metrics(1),
-        });
-        let v = runs.get(id).expect("run");
-        assert_eq!(v.status, RunStatus::Running);
-        assert_eq!(v.steps_done(), 4);
-        assert!((v.progress() - 0.4).abs() < 1e-6);
-        assert_eq!(v.steps_per_sec(), Some(2.0));
-        assert_eq!(v.eta_secs(), Some(3.0));
-    }
-
-    #[test]
-    fn snapshot_lookup_picks_the_last_at_or_before() {
-        let mut v = RunView::live(1, &plan());
-        for step in [0, 5, 10] {
-            v.snapshots.push(Arc::new(AttentionSnapshot {
-                step,
-                layers: 1,
-                heads: 1,
-                n: 1,
-                seq_len: 1,
-                weights: vec![1.0],
-            }));
-        }
-        assert_eq!(v.snapshot_at(0), Some(0));
-        assert_eq!(v.snapshot_at(7), Some(1));
-        assert_eq!(v.snapshot_at(100), Some(2));
     }
 }

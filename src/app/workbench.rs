@@ -6,6 +6,7 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 
 use super::attention_view::AttentionViewState;
+use super::background::Background;
 use super::compare::CompareState;
 use super::cost_view::CostView;
 use super::editor::Editor;
@@ -19,7 +20,7 @@ use super::run_views::RunViews;
 use super::state::PersistedState;
 use crate::attention::AttentionPattern;
 use crate::config::{Experiment, ModelKind};
-use crate::records::{RunRecord, list_records};
+use crate::records::RunRecord;
 use crate::trainer::{RunId, StartRun, Trainer};
 
 /// Something that would discard unsaved edits, waiting for the user's yes.
@@ -53,6 +54,8 @@ pub struct App {
     pub(super) compare: CompareState,
     pub(super) selected: Option<RunId>,
     pub(super) records: Vec<RunRecord>,
+    /// Reads past runs off the UI thread.
+    pub(super) background: Background,
     pub(super) dialogs: Dialogs,
     pub(super) notice: Option<Notice>,
     /// The last file that failed to load, with its errors (shown until dismissed).
@@ -96,9 +99,8 @@ impl App {
         let mut tree =
             egui_tiles::Tree::new_tabs(egui::Id::unique("attnlab-tiles"), Pane::ALL.to_vec());
         tree.make_active(|_, tile| matches!(tile, egui_tiles::Tile::Pane(Pane::Preview)));
-        let records = list_records(&state.runs_root);
         let cost = CostView::new(state.cost_cache.clone(), state.cost_max_len);
-        Self {
+        let mut app = Self {
             editor: Editor::new(experiment),
             state,
             runs: RunViews::default(),
@@ -111,7 +113,8 @@ impl App {
             attention: AttentionViewState::default(),
             compare: CompareState::default(),
             selected: None,
-            records,
+            records: Vec::new(),
+            background: Background::default(),
             dialogs: Dialogs::default(),
             notice,
             load_error: None,
@@ -120,7 +123,9 @@ impl App {
             title: String::new(),
             ctx,
             frame_stats: FrameStats::default(),
-        }
+        };
+        app.refresh_records();
+        app
     }
 
     /// The experiment being edited.
@@ -180,6 +185,11 @@ impl App {
             }
         }
         patterns
+    }
+
+    /// Whether past runs are being read (the records list, or a record opening).
+    pub fn is_loading(&self) -> bool {
+        self.background.is_busy()
     }
 
     /// Whether the cost view is measuring.

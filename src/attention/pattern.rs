@@ -165,21 +165,27 @@ impl AttentionPattern {
     /// zero block or dilation counts as 1, a summary longer than its block as the
     /// block), so a preview of a half-edited pattern never divides by zero.
     pub fn mask(&self, n: usize, causal: bool, seed: u64) -> Mask {
-        let mask = match self.sanitized() {
-            Self::Dense => Mask::from_fn(n, |_, _| true),
-            Self::Local { window } => Mask::from_fn(n, |i, j| local::local(i, j, window)),
+        Mask::from_fn(n, self.visibility(n, causal, seed))
+    }
+
+    /// Whether query `i` sees key `j` at length `n`, as a function (the mask without
+    /// its `n x n` storage).
+    pub fn visibility(&self, n: usize, causal: bool, seed: u64) -> impl Fn(usize, usize) -> bool {
+        let rule: Box<dyn Fn(usize, usize) -> bool> = match self.sanitized() {
+            Self::Dense => Box::new(|_, _| true),
+            Self::Local { window } => Box::new(move |i, j| local::local(i, j, window)),
             Self::Dilated { window, dilation } => {
-                Mask::from_fn(n, |i, j| local::dilated(i, j, window, dilation))
+                Box::new(move |i, j| local::dilated(i, j, window, dilation))
             }
             Self::Strided { stride } => {
-                Mask::from_fn(n, |i, j| sparse_transformer::strided(i, j, stride))
+                Box::new(move |i, j| sparse_transformer::strided(i, j, stride))
             }
             Self::Fixed { block, summary } => {
-                Mask::from_fn(n, |i, j| sparse_transformer::fixed(i, j, block, summary))
+                Box::new(move |i, j| sparse_transformer::fixed(i, j, block, summary))
             }
-            Self::Block { size } => Mask::from_fn(n, |i, j| blockwise::same_block(i, j, size)),
+            Self::Block { size } => Box::new(move |i, j| blockwise::same_block(i, j, size)),
             Self::Longformer { window, global } => {
-                Mask::from_fn(n, |i, j| longformer::allows(i, j, window, global))
+                Box::new(move |i, j| longformer::allows(i, j, window, global))
             }
             Self::BigBird {
                 block,
@@ -195,10 +201,23 @@ impl AttentionPattern {
                     random_blocks,
                     seed,
                 );
-                Mask::from_fn(n, |i, j| layout.allows(i, j))
+                Box::new(move |i, j| layout.allows(i, j))
             }
         };
-        if causal { mask.causal() } else { mask }
+        move |i, j| (!causal || j <= i) && rule(i, j)
+    }
+
+    /// The mask averaged down as attention snapshots are: tiles of
+    /// `ceil(n / max_side)` positions, a tile visible when any pair in it is. At most
+    /// `max_side x max_side`, whatever `n` (no `n x n` storage).
+    pub fn fitted_mask(&self, n: usize, causal: bool, seed: u64, max_side: usize) -> Mask {
+        let visible = self.visibility(n, causal, seed);
+        let factor = n.div_ceil(max_side.max(1)).max(1);
+        let side = n.div_ceil(factor);
+        let tile = |t: usize| t * factor..((t + 1) * factor).min(n);
+        Mask::from_fn(side, |tq, tk| {
+            tile(tq).any(|i| tile(tk).any(|j| visible(i, j)))
+        })
     }
 
     /// The same pattern with the parameters that divide clamped to at least 1 and

@@ -88,6 +88,19 @@ impl ModelConfig {
             .collect()
     }
 
+    /// [`ModelConfig::layer_masks`] averaged down to at most `max_side` per side, as
+    /// attention snapshots are (see [`AttentionPattern::fitted_mask`]).
+    pub fn fitted_layer_masks(&self, n: usize, seed: u64, max_side: usize) -> Vec<Mask> {
+        if self.kind == ModelKind::Lstm {
+            return Vec::new();
+        }
+        self.layer_patterns()
+            .iter()
+            .enumerate()
+            .map(|(l, p)| p.fitted_mask(n, self.causal, seed.wrapping_add(l as u64), max_side))
+            .collect()
+    }
+
     /// A short description of the attention, e.g. `local w=8` or `local w=8 / dense`.
     pub fn attention_label(&self) -> String {
         match self.kind {

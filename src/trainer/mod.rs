@@ -23,5 +23,6 @@ mod worker;
 pub use backend::{BackendError, CpuBackend, select_backend};
 pub use protocol::{Command, Event, Fault, RunId, StartRun};
 pub use session::MAX_SNAPSHOT_SIDE;
+pub use sink::EventReceiver;
 pub use step::{StepOutcome, tokens_tensor, train_step};
 pub use worker::{Trainer, TrainerGone, TryStartError};

@@ -2,14 +2,70 @@
 
 use std::collections::VecDeque;
 
-use crossbeam_channel::{Sender, TrySendError};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{
+    Receiver, RecvError, RecvTimeoutError, Sender, TryRecvError, TrySendError,
+};
 
 use super::protocol::Event;
+
+/// The bytes of a snapshot event's weights (0 for other events).
+fn snapshot_bytes(event: &Event) -> usize {
+    match event {
+        Event::Snapshot { snapshot, .. } => snapshot.weights.len() * 4,
+        _ => 0,
+    }
+}
+
+/// The front end's side of the event channel: a crossbeam receiver that also counts
+/// the snapshot bytes it has taken, so the trainer bounds what waits in bytes.
+pub struct EventReceiver {
+    rx: Receiver<Event>,
+    snapshot_bytes: Arc<AtomicUsize>,
+}
+
+impl EventReceiver {
+    pub(crate) fn new(rx: Receiver<Event>, snapshot_bytes: Arc<AtomicUsize>) -> Self {
+        Self { rx, snapshot_bytes }
+    }
+
+    fn taken(&self, event: Event) -> Event {
+        let bytes = snapshot_bytes(&event);
+        if bytes > 0 {
+            self.snapshot_bytes.fetch_sub(bytes, Ordering::AcqRel);
+        }
+        event
+    }
+
+    /// The next event, waiting for it.
+    pub fn recv(&self) -> Result<Event, RecvError> {
+        self.rx.recv().map(|e| self.taken(e))
+    }
+
+    /// The next event if one is waiting.
+    pub fn try_recv(&self) -> Result<Event, TryRecvError> {
+        self.rx.try_recv().map(|e| self.taken(e))
+    }
+
+    /// The next event, waiting at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Event, RecvTimeoutError> {
+        self.rx.recv_timeout(timeout).map(|e| self.taken(e))
+    }
+}
+
+/// Most snapshot bytes waiting in the channel; a snapshot beyond it is dropped (one
+/// is always let through when none waits, however large).
+pub(crate) const MAX_SNAPSHOT_BYTES_AHEAD: usize = 64 << 20;
 
 /// Sends events without blocking: when the channel is full, metric events wait in a
 /// backlog (sent first next time) and snapshots are dropped and counted.
 pub(crate) struct EventSink {
     tx: Sender<Event>,
+    /// Snapshot bytes sent and not yet received (shared with [`EventReceiver`]).
+    snapshot_bytes: Arc<AtomicUsize>,
     wake: Box<dyn Fn() + Send>,
     backlog: VecDeque<Event>,
     /// Snapshots dropped since the last [`EventSink::take_dropped`].
@@ -19,9 +75,14 @@ pub(crate) struct EventSink {
 }
 
 impl EventSink {
-    pub(crate) fn new(tx: Sender<Event>, wake: Box<dyn Fn() + Send>) -> Self {
+    pub(crate) fn new(
+        tx: Sender<Event>,
+        snapshot_bytes: Arc<AtomicUsize>,
+        wake: Box<dyn Fn() + Send>,
+    ) -> Self {
         Self {
             tx,
+            snapshot_bytes,
             wake,
             backlog: VecDeque::new(),
             dropped: 0,
@@ -65,19 +126,30 @@ impl EventSink {
         (self.wake)();
     }
 
-    /// Sends a snapshot if there is room right now; otherwise drops it.
+    /// Sends a snapshot if there is room right now, in the channel and within
+    /// [`MAX_SNAPSHOT_BYTES_AHEAD`] of snapshot bytes not yet received; otherwise drops
+    /// it (snapshots are the large events: the channel is bounded in bytes, not only
+    /// in count).
     pub(crate) fn send_snapshot(&mut self, event: Event) {
         if self.disconnected {
             return;
         }
-        if !self.flush_backlog() {
+        let bytes = snapshot_bytes(&event);
+        let ahead = self.snapshot_bytes.load(Ordering::Acquire);
+        if !self.flush_backlog() || (ahead > 0 && ahead + bytes > MAX_SNAPSHOT_BYTES_AHEAD) {
             self.dropped += 1;
             return;
         }
+        self.snapshot_bytes.fetch_add(bytes, Ordering::AcqRel);
         match self.tx.try_send(event) {
             Ok(()) => (self.wake)(),
-            Err(TrySendError::Full(_)) => self.dropped += 1,
-            Err(TrySendError::Disconnected(_)) => self.disconnected = true,
+            Err(e) => {
+                self.snapshot_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                match e {
+                    TrySendError::Full(_) => self.dropped += 1,
+                    TrySendError::Disconnected(_) => self.disconnected = true,
+                }
+            }
         }
     }
 
@@ -101,8 +173,6 @@ impl EventSink {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use super::*;
     use crate::records::{AttentionSnapshot, Metrics};
 
@@ -121,7 +191,7 @@ mod tests {
     #[test]
     fn metrics_are_kept_and_snapshots_dropped_when_full() {
         let (tx, rx) = crossbeam_channel::bounded(2);
-        let mut sink = EventSink::new(tx, Box::new(|| {}));
+        let mut sink = EventSink::new(tx, Arc::default(), Box::new(|| {}));
         for i in 0..5 {
             sink.send(step(i));
         }
@@ -145,5 +215,46 @@ mod tests {
         sink.drain_blocking();
         got.extend(rx.try_iter().map(|e| e.run_id()));
         assert_eq!(got, vec![0, 1, 2, 3, 4, 5]);
+    }
+}
+
+#[cfg(test)]
+mod byte_bound_tests {
+    use super::*;
+    use crate::records::AttentionSnapshot;
+
+    fn snapshot(floats: usize) -> Event {
+        Event::Snapshot {
+            id: 1,
+            snapshot: Arc::new(AttentionSnapshot {
+                step: 0,
+                layers: 1,
+                heads: 1,
+                n: 1,
+                seq_len: 1,
+                weights: vec![0.0; floats],
+            }),
+        }
+    }
+
+    #[test]
+    fn snapshots_waiting_are_bounded_in_bytes_not_count() {
+        let (tx, rx) = crossbeam_channel::bounded(1024);
+        let bytes = Arc::new(AtomicUsize::new(0));
+        let mut sink = EventSink::new(tx, bytes.clone(), Box::new(|| {}));
+        let receiver = EventReceiver::new(rx, bytes.clone());
+        let quarter = MAX_SNAPSHOT_BYTES_AHEAD / 4 / 4;
+        for _ in 0..10 {
+            sink.send_snapshot(snapshot(quarter));
+        }
+        assert_eq!(sink.take_dropped(), 6, "4 fit in the byte budget, not 10");
+        while receiver.try_recv().is_ok() {}
+        assert_eq!(
+            bytes.load(Ordering::Acquire),
+            0,
+            "receiving frees the budget"
+        );
+        sink.send_snapshot(snapshot(quarter));
+        assert_eq!(sink.take_dropped(), 0);
     }
 }

@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounde
 
 use super::protocol::{Command, Event, RunId, StartRun};
 use super::session::{self, Flow, panic_text};
-use super::sink::EventSink;
+use super::sink::{EventReceiver, EventSink};
 use crate::records::RunStatus;
 
 /// Capacity of the command channel.
@@ -25,7 +25,7 @@ pub struct TrainerGone;
 /// Handle to the trainer thread. Dropping it stops every run and joins the thread.
 pub struct Trainer {
     commands: Sender<Command>,
-    events: Receiver<Event>,
+    events: EventReceiver,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -35,12 +35,14 @@ impl Trainer {
     pub fn spawn(wake: Box<dyn Fn() + Send>) -> std::io::Result<Self> {
         let (command_tx, command_rx) = bounded(COMMAND_CAPACITY);
         let (event_tx, event_rx) = bounded(EVENT_CAPACITY);
+        let snapshot_bytes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let sink_bytes = snapshot_bytes.clone();
         let thread = std::thread::Builder::new()
             .name("attnlab-trainer".into())
             .spawn(move || {
                 Worker {
                     commands: command_rx,
-                    sink: EventSink::new(event_tx, wake),
+                    sink: EventSink::new(event_tx, sink_bytes, wake),
                     queue: VecDeque::new(),
                     paused: false,
                     shutdown: false,
@@ -49,7 +51,7 @@ impl Trainer {
             })?;
         Ok(Self {
             commands: command_tx,
-            events: event_rx,
+            events: EventReceiver::new(event_rx, snapshot_bytes),
             thread: Some(thread),
         })
     }
@@ -80,7 +82,7 @@ impl Trainer {
     }
 
     /// The events, in the order documented in [`super::protocol`].
-    pub fn events(&self) -> &Receiver<Event> {
+    pub fn events(&self) -> &EventReceiver {
         &self.events
     }
 }

@@ -1,0 +1,113 @@
+//! Reading past runs off the UI thread: listing the records folder and opening a
+//! record run on helper threads ("attnlab-records"), answered over a channel that the
+//! frame polls. A slow disk, a huge `attention.bin` or a damaged record never freezes
+//! the window.
+
+use std::path::PathBuf;
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+
+use super::run_views::RunView;
+use crate::records::{RunRecord, list_records};
+use crate::trainer::RunId;
+
+/// What a helper thread read.
+pub enum Loaded {
+    /// The records under `root`, newest first.
+    Records {
+        /// The folder listed.
+        root: PathBuf,
+        /// Its readable records.
+        records: Vec<RunRecord>,
+    },
+    /// One record opened as a run view, or why it could not be.
+    Record {
+        /// The record's folder.
+        dir: PathBuf,
+        /// The view, or the problem with the record.
+        view: Result<Box<RunView>, String>,
+    },
+}
+
+/// Reads on helper threads; at most one answer per request.
+pub struct Background {
+    tx: Sender<Loaded>,
+    rx: Receiver<Loaded>,
+    in_flight: usize,
+    /// Record folders being opened (so a second click does not open one twice).
+    opening: Vec<PathBuf>,
+}
+
+impl Default for Background {
+    fn default() -> Self {
+        let (tx, rx) = unbounded();
+        Self {
+            tx,
+            rx,
+            in_flight: 0,
+            opening: Vec::new(),
+        }
+    }
+}
+
+impl Background {
+    /// Whether anything is being read.
+    pub fn is_busy(&self) -> bool {
+        self.in_flight > 0
+    }
+
+    /// Whether `dir` is being opened.
+    pub fn is_opening(&self, dir: &std::path::Path) -> bool {
+        self.opening.iter().any(|d| d == dir)
+    }
+
+    /// Lists the records under `root`.
+    pub fn list(&mut self, root: PathBuf, wake: impl Fn() + Send + 'static) {
+        let tx = self.tx.clone();
+        self.spawn(wake, move || {
+            let records = list_records(&root);
+            // Ignored: if the window is gone nobody waits for the list.
+            let _ = tx.send(Loaded::Records { root, records });
+        });
+    }
+
+    /// Opens the record in `dir` as run `id`.
+    pub fn open(&mut self, id: RunId, dir: PathBuf, wake: impl Fn() + Send + 'static) {
+        self.opening.push(dir.clone());
+        let tx = self.tx.clone();
+        self.spawn(wake, move || {
+            let view = RunRecord::open(&dir)
+                .and_then(|record| RunView::from_record(id, &record))
+                .map(Box::new)
+                .map_err(|e| e.to_string());
+            // Ignored: if the window is gone nobody waits for the record.
+            let _ = tx.send(Loaded::Record { dir, view });
+        });
+    }
+
+    fn spawn(&mut self, wake: impl Fn() + Send + 'static, work: impl FnOnce() + Send + 'static) {
+        let spawned = std::thread::Builder::new()
+            .name("attnlab-records".into())
+            .spawn(move || {
+                work();
+                wake();
+            });
+        // A thread that cannot start leaves nothing in flight; the caller's list
+        // simply stays as it was.
+        if spawned.is_ok() {
+            self.in_flight += 1;
+        }
+    }
+
+    /// Everything read since the last call.
+    pub fn poll(&mut self) -> Vec<Loaded> {
+        let loaded: Vec<Loaded> = self.rx.try_iter().collect();
+        self.in_flight = self.in_flight.saturating_sub(loaded.len());
+        for l in &loaded {
+            if let Loaded::Record { dir, .. } = l {
+                self.opening.retain(|d| d != dir);
+            }
+        }
+        loaded
+    }
+}
