@@ -132,11 +132,7 @@ pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
 fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
     let mut ok = true;
     for file in files {
-        match Experiment::load(file).and_then(|e| {
-            e.plan()
-                .map(|plans| (e, plans))
-                .map_err(|err| err.in_file(&file.display().to_string()))
-        }) {
+        match Experiment::load_and_plan(file) {
             Ok((experiment, plans)) => {
                 println!(
                     "ok      {}: \"{}\", {} run(s)",
@@ -172,11 +168,8 @@ fn load_plans(
     let mut plans = Vec::new();
     let mut errors = Vec::new();
     for file in files {
-        match Experiment::load(file).and_then(|e| {
-            e.plan()
-                .map_err(|err| err.in_file(&file.display().to_string()))
-        }) {
-            Ok(file_plans) => plans.extend(file_plans),
+        match Experiment::load_and_plan(file) {
+            Ok((_, file_plans)) => plans.extend(file_plans),
             Err(e) => errors.push(e.to_string()),
         }
     }

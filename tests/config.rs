@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use attnlab::config::{AttentionPattern, Experiment, ModelKind, TaskKind};
+use attnlab::config::{
+    AttentionPattern, BackendChoice, Experiment, ModelKind, RunSpec, Settings, TaskKind,
+};
+use proptest::prelude::*;
 
 fn experiments_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments")
@@ -54,7 +57,7 @@ fn every_shipped_experiment_validates() {
 fn shipped_files_round_trip() {
     for path in shipped() {
         let experiment = Experiment::load(&path).expect("valid");
-        let text = experiment.to_toml();
+        let text = experiment.to_toml().expect("writes");
         let again = Experiment::from_toml(&text)
             .unwrap_or_else(|e| panic!("{}: {e}\n{text}", path.display()));
         assert_eq!(experiment, again, "{}", path.display());
@@ -238,11 +241,119 @@ fn a_run_that_sets_the_base_value_keeps_it_when_the_base_is_edited() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("x.toml");
-    std::fs::write(&path, e.to_toml()).expect("save");
+    std::fs::write(&path, e.to_toml().expect("writes")).expect("save");
     let mut reopened = Experiment::load(&path).expect("reopens");
     assert_eq!(reopened, e);
     reopened.base.task.distance = 30;
     assert_eq!(reopened.run_settings(0).expect("a").task.distance, 30);
     assert_eq!(reopened.run_settings(1).expect("b").task.distance, 10);
     assert_eq!(reopened.runs[1].overridden_fields(), ["task.distance"]);
+}
+
+fn pattern_strategy() -> impl Strategy<Value = AttentionPattern> {
+    prop_oneof![
+        Just(AttentionPattern::Dense),
+        (0usize..100).prop_map(|window| AttentionPattern::Local { window }),
+        (0usize..10, 0usize..5)
+            .prop_map(|(window, dilation)| AttentionPattern::Dilated { window, dilation }),
+        (0usize..64).prop_map(|stride| AttentionPattern::Strided { stride }),
+        (0usize..64, 0usize..9)
+            .prop_map(|(block, summary)| AttentionPattern::Fixed { block, summary }),
+        (0usize..64).prop_map(|size| AttentionPattern::Block { size }),
+        (0usize..64, 0usize..8)
+            .prop_map(|(window, global)| AttentionPattern::Longformer { window, global }),
+        (1usize..64, 0usize..6, 0usize..4, 0usize..4).prop_map(
+            |(block, window_blocks, global_blocks, random_blocks)| {
+                AttentionPattern::BigBird {
+                    block,
+                    window_blocks,
+                    global_blocks,
+                    random_blocks,
+                }
+            }
+        ),
+    ]
+}
+
+fn settings_strategy() -> impl Strategy<Value = Settings> {
+    (
+        (
+            prop::sample::select(TaskKind::ALL.to_vec()),
+            0usize..10_000,
+            0usize..100_000,
+            0usize..5000,
+            0usize..100,
+        ),
+        (
+            prop::bool::ANY,
+            1usize..6,
+            0usize..9,
+            0usize..600,
+            pattern_strategy(),
+            prop::collection::vec(pattern_strategy(), 0..4),
+        ),
+        (
+            0usize..100_000,
+            0usize..5000,
+            prop::num::f64::NORMAL | prop::num::f64::POSITIVE,
+            0u64..=(i64::MAX as u64),
+            prop::sample::select(BackendChoice::ALL.to_vec()),
+        ),
+    )
+        .prop_map(|(t, m, r)| {
+            let mut s = Settings::default();
+            (
+                s.task.kind,
+                s.task.seq_len,
+                s.task.vocab,
+                s.task.distance,
+                s.task.pairs,
+            ) = t;
+            s.model.kind = if m.0 {
+                ModelKind::Lstm
+            } else {
+                ModelKind::Transformer
+            };
+            (s.model.layers, s.model.heads, s.model.d_model) = (m.1, m.2, m.3);
+            s.model.attention = m.4;
+            s.model.layer_attention = m.5;
+            (
+                s.train.steps,
+                s.train.batch,
+                s.train.lr,
+                s.train.seed,
+                s.train.backend,
+            ) = r;
+            s
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Whatever the window can hold, valid or not: save then reopen gives the
+    /// identical experiment, base and every run's own fields.
+    #[test]
+    fn save_then_reopen_gives_the_identical_experiment(
+        base in settings_strategy(),
+        runs in prop::collection::vec(settings_strategy(), 0..4),
+        name in "[a-zA-Z0-9 _=.-]{1,30}",
+    ) {
+        let mut e = Experiment::single(&name, base.clone());
+        e.runs.clear();
+        for (i, settings) in runs.iter().enumerate() {
+            let mut run = RunSpec::new(format!("run {i}"));
+            run.record_changes(&base, settings);
+            e.runs.push(run);
+        }
+        if e.runs.is_empty() {
+            e.runs.push(RunSpec::new(name.clone()));
+        }
+        let text = e.to_toml().expect("every generated value fits TOML");
+        let back = Experiment::from_toml(&text).expect("reopens");
+        prop_assert_eq!(&back, &e, "{}", text);
+        for (i, settings) in runs.iter().enumerate() {
+            prop_assert_eq!(&back.run_settings(i).expect("resolves"), settings);
+        }
+    }
 }

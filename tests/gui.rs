@@ -363,3 +363,49 @@ fn the_cost_view_measures_the_experiments_patterns_and_caches_them() {
     );
     h.get_by_label("n = 256");
 }
+
+/// Hundreds of runs queued from the window all train: the window hands them to the
+/// trainer as it has room and never blocks (it used to wait on a full command channel
+/// while the trainer waited for the window to take its events).
+#[test]
+fn hundreds_of_runs_from_the_window_all_finish() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut toml = String::from(
+        "name = \"many\"\n[task]\nseq_len = 8\nvocab = 4\ndistance = 2\n[model]\nlayers = 1\n\
+         heads = 1\nd_model = 4\nd_ff = 4\n[train]\nsteps = 1\nbatch = 1\neval_batches = 1\n\
+         backend = \"cpu\"\n",
+    );
+    for i in 0..150 {
+        toml.push_str(&format!("[[runs]]\nname = \"r{i}\"\n"));
+    }
+    let mut h = harness(dir.path(), &toml);
+    h.run_steps(2);
+    h.get_by_label("Run").click();
+    step_until(&mut h, |app| {
+        app.runs().views.len() == 150 && !app.runs().any_active()
+    });
+    assert!(
+        h.state()
+            .runs()
+            .views
+            .iter()
+            .all(|r| r.status == RunStatus::Finished),
+        "every run finished"
+    );
+}
+
+/// Values the validator accepts but the widgets' drag ranges do not reach are shown
+/// as loaded, not clamped: opening a file never changes it or marks it edited.
+#[test]
+fn loaded_values_are_never_clamped_by_the_widgets() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = TINY
+        .replace("vocab = 8", "vocab = 5000")
+        .replace("eval_batches = 1", "eval_batches = 2000");
+    let mut h = harness(dir.path(), &toml);
+    h.run_steps(5);
+    let e = h.state().experiment();
+    assert_eq!(e.base.task.vocab, 5000);
+    assert_eq!(e.base.train.eval_batches, 2000);
+    assert!(!h.state().is_dirty(), "nothing was edited");
+}

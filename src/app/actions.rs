@@ -78,7 +78,16 @@ impl App {
 
     /// Writes the experiment to `path` (Save As, and Save once a path is known).
     pub fn save_to(&mut self, path: &Path) -> bool {
-        let text = self.editor.experiment.to_toml();
+        let text = match self.editor.experiment.to_toml() {
+            Ok(text) => text,
+            Err(e) => {
+                self.notify_error(format!(
+                    "Could not save {}: the experiment {e}",
+                    path.display()
+                ));
+                return false;
+            }
+        };
         match write_atomically(path, text.as_bytes()) {
             Ok(()) => {
                 self.state.experiment_path = Some(path.to_path_buf());

@@ -211,6 +211,7 @@ fn model_ui(ui: &mut Ui, s: &mut Settings, err: &dyn Fn(&str) -> Option<String>)
             ui.selectable_value(&mut m.kind, ModelKind::Transformer, "transformer");
             ui.selectable_value(&mut m.kind, ModelKind::Lstm, "lstm");
         });
+    let layers_before = m.layers;
     usize_ui(
         ui,
         "layers",
@@ -232,29 +233,37 @@ fn model_ui(ui: &mut Ui, s: &mut Settings, err: &dyn Fn(&str) -> Option<String>)
     usize_ui(ui, "d_ff", &mut m.d_ff, 16384, err("model.d_ff").as_deref());
     ui.checkbox(&mut m.causal, "causal");
 
-    let mut per_layer = m.layer_attention.is_some();
+    let mut per_layer = !m.layer_attention.is_empty();
     if ui
         .checkbox(&mut per_layer, "a pattern per layer")
         .on_hover_text("Give each layer its own pattern (e.g. local below, dense on top)")
         .changed()
     {
-        m.layer_attention = per_layer.then(|| vec![m.attention.clone(); m.layers]);
+        m.layer_attention = if per_layer {
+            vec![m.attention.clone(); m.layers]
+        } else {
+            Vec::new()
+        };
     }
-    match &mut m.layer_attention {
-        None => pattern_ui(ui, "attention", &mut m.attention, "model.attention", err),
-        Some(layers) => {
-            if layers.len() != m.layers {
-                layers.resize(m.layers, m.attention.clone());
-            }
-            for (l, p) in layers.iter_mut().enumerate() {
-                pattern_ui(
-                    ui,
-                    &format!("layer {}", l + 1),
-                    p,
-                    &format!("model.layer_attention[{l}]"),
-                    err,
-                );
-            }
+    // The list follows the layer count only when the user changes the count here: a
+    // loaded file's list is never rewritten behind the user's back (a mismatch is
+    // marked by the validator instead).
+    if m.layers != layers_before && !m.layer_attention.is_empty() {
+        m.layer_attention
+            .resize(m.layers.max(1), m.attention.clone());
+    }
+    if m.layer_attention.is_empty() {
+        pattern_ui(ui, "attention", &mut m.attention, "model.attention", err);
+    } else {
+        error_ui(ui, err("model.layer_attention").as_deref());
+        for (l, p) in m.layer_attention.iter_mut().enumerate() {
+            pattern_ui(
+                ui,
+                &format!("layer {}", l + 1),
+                p,
+                &format!("model.layer_attention[{l}]"),
+                err,
+            );
         }
     }
 }

@@ -146,7 +146,11 @@ impl App {
     /// The persisted state as it would be saved now.
     pub fn persisted(&self) -> PersistedState {
         let mut state = self.state.clone();
-        state.experiment_toml = self.editor.experiment.to_toml();
+        // An experiment TOML cannot hold (a seed beyond i64::MAX, refused at the
+        // field) keeps the last one that could be written.
+        if let Ok(text) = self.editor.experiment.to_toml() {
+            state.experiment_toml = text;
+        }
         state.cost_max_len = self.cost.max_len;
         state
     }

@@ -6,6 +6,9 @@ use toml::{Table, Value};
 use super::suggest::did_you_mean;
 use super::{ConfigError, ConfigErrors, Settings};
 
+/// Most runs in one experiment file.
+pub const MAX_RUNS: usize = 10_000;
+
 /// One experiment: a base configuration and the runs that vary it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Experiment {
@@ -100,8 +103,8 @@ impl RunSpec {
     }
 
     /// Makes the run's settings equal `new`, given that they are `old` now: each
-    /// field that differs becomes (or stays) one of the run's own. A field `new` lacks
-    /// (an optional field turned off) stops being overridden.
+    /// field that differs becomes (or stays) one of the run's own. A list `new` leaves
+    /// out because it is empty is set to `[]`.
     pub fn record_changes(&mut self, old: &Settings, new: &Settings) {
         let (Ok(Value::Table(old)), Ok(Value::Table(new))) =
             (Value::try_from(old), Value::try_from(new))
@@ -134,7 +137,21 @@ impl RunSpec {
                             t.insert(key.clone(), v.clone());
                         }
                     }
-                    None => self.clear_override(&format!("{section}.{key}")),
+                    // A field left out when empty (the per-layer patterns): the run
+                    // sets it to empty, so a base that has it does not leak through.
+                    None => {
+                        if let Some(Value::Array(_)) = before {
+                            let entry = self
+                                .overrides
+                                .entry(section.clone())
+                                .or_insert_with(|| Value::Table(Table::new()));
+                            if let Value::Table(t) = entry {
+                                t.insert(key.clone(), Value::Array(Vec::new()));
+                            }
+                        } else {
+                            self.clear_override(&format!("{section}.{key}"));
+                        }
+                    }
                 }
             }
         }
@@ -206,10 +223,22 @@ impl Experiment {
             model: file.model,
             train: file.train,
         };
+        let header_lines = runs_header_lines(text);
+        if file.runs.len() > MAX_RUNS {
+            let mut e = ConfigError::new(
+                "runs",
+                format!(
+                    "{} runs in one file: at most {MAX_RUNS} (split the experiment)",
+                    file.runs.len()
+                ),
+            );
+            e.line = header_lines.get(MAX_RUNS).copied();
+            return Err(e.into());
+        }
         let mut runs = Vec::new();
         let mut errors = Vec::new();
         for (index, table) in file.runs.into_iter().enumerate() {
-            let line = nth_runs_header_line(text, index);
+            let line = header_lines.get(index).copied();
             match run_spec(index, table, line) {
                 Ok(run) => match run.resolve(&base) {
                     Ok(_) => runs.push(run),
@@ -233,8 +262,9 @@ impl Experiment {
     }
 
     /// Writes the experiment back as TOML: the base tables, then each run with the
-    /// fields it sets. `from_toml(to_toml(e)) == e`.
-    pub fn to_toml(&self) -> String {
+    /// fields it sets. `from_toml(to_toml(e)) == e`. Fails (and nothing should be
+    /// written) only for values TOML cannot hold, such as a seed above `i64::MAX`.
+    pub fn to_toml(&self) -> Result<String, ConfigError> {
         let implicit =
             self.runs.len() == 1 && self.runs[0].name == self.name && !self.runs[0].has_overrides();
         let runs = if implicit {
@@ -258,45 +288,109 @@ impl Experiment {
             train: self.base.train.clone(),
             runs,
         };
-        // Every field is plain data that TOML can hold, so this cannot fail; an empty
-        // string would only ever show up as an empty file.
-        toml::to_string_pretty(&file).unwrap_or_default()
+        toml::to_string_pretty(&file).map_err(|e| {
+            ConfigError::new(
+                "",
+                format!(
+                    "cannot be written as TOML ({e}); seeds must be at most {}",
+                    i64::MAX
+                ),
+            )
+        })
     }
 
     /// Reads and parses a file; errors carry its path. Only a regular file of at
     /// most 1 MiB is read (a directory, a FIFO or a device is refused before it is
     /// opened, so nothing blocks or fills memory).
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigErrors> {
-        const MAX_BYTES: u64 = 1 << 20;
-        let shown = path.display().to_string();
-        let fail =
-            |message: String| ConfigErrors::from(ConfigError::new("", message)).in_file(&shown);
-        let meta =
-            std::fs::metadata(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
-        if meta.is_dir() {
-            return Err(fail("is a folder, not an experiment file".into()));
-        }
-        if !meta.is_file() {
-            return Err(fail(
-                "is not a regular file (a device, FIFO or socket)".into(),
-            ));
-        }
-        if meta.len() > MAX_BYTES {
-            return Err(fail(format!(
-                "is {} bytes; experiment files are text of at most {MAX_BYTES} bytes",
-                meta.len()
-            )));
-        }
-        let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
-            let at = e.utf8_error().valid_up_to();
-            let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
-            let mut error = ConfigError::new("", "is not UTF-8 text");
-            error.line = Some(line);
-            ConfigErrors::from(error).in_file(&shown)
-        })?;
-        Self::from_toml(&text).map_err(|e| e.in_file(&shown))
+        let text = read_experiment_text(path)?;
+        Self::from_toml(&text).map_err(|e| e.in_file(&path.display().to_string()))
     }
+}
+
+/// The text of an experiment file, read defensively (see [`Experiment::load`]).
+pub(super) fn read_experiment_text(path: &std::path::Path) -> Result<String, ConfigErrors> {
+    const MAX_BYTES: u64 = 1 << 20;
+    let shown = path.display().to_string();
+    let fail = |message: String| ConfigErrors::from(ConfigError::new("", message)).in_file(&shown);
+    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    if meta.is_dir() {
+        return Err(fail("is a folder, not an experiment file".into()));
+    }
+    if !meta.is_file() {
+        return Err(fail(
+            "is not a regular file (a device, FIFO or socket)".into(),
+        ));
+    }
+    if meta.len() > MAX_BYTES {
+        return Err(fail(format!(
+            "is {} bytes; experiment files are text of at most {MAX_BYTES} bytes",
+            meta.len()
+        )));
+    }
+    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        let mut error = ConfigError::new("", "is not UTF-8 text");
+        error.line = Some(line);
+        ConfigErrors::from(error).in_file(&shown)
+    })
+}
+
+/// The 1-based line where `field` (a dotted error path such as `model.heads` or
+/// `runs[1].model.attention.window`) is written in `text`, if it is: the line of the
+/// longest written prefix of the path within its table or run.
+pub fn locate_field(text: &str, field: &str) -> Option<usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    let header = |l: &str| l.trim_start().starts_with('[');
+    let key_of = |l: &str| -> Option<String> {
+        let (key, _) = l.split_once('=')?;
+        Some(key.trim().replace(['"', ' '], ""))
+    };
+    let path: Vec<String> = field
+        .split('.')
+        .map(|seg| seg.split('[').next().unwrap_or(seg).to_string())
+        .collect();
+    // The block of lines to search, and the path inside it.
+    let (range, inner): (std::ops::Range<usize>, &[String]) = if let Some(index) = field
+        .strip_prefix("runs[")
+        .and_then(|r| r.split(']').next())
+    {
+        let index: usize = index.parse().ok()?;
+        let start = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.trim_start().starts_with("[[runs]]"))
+            .nth(index)
+            .map(|(i, _)| i)?;
+        let end = lines[start + 1..]
+            .iter()
+            .position(|l| l.trim_start().starts_with("[[runs]]"))
+            .map_or(lines.len(), |p| start + 1 + p);
+        (start..end, &path[1..])
+    } else if path.len() > 1 {
+        let name = format!("[{}]", path[0]);
+        let start = lines.iter().position(|l| l.trim() == name)?;
+        let end = lines[start + 1..]
+            .iter()
+            .position(|l| header(l))
+            .map_or(lines.len(), |p| start + 1 + p);
+        (start..end, &path[1..])
+    } else {
+        let end = lines.iter().position(|l| header(l)).unwrap_or(lines.len());
+        (0..end, &path[..])
+    };
+    for len in (1..=inner.len()).rev() {
+        let want = inner[..len].join(".");
+        if let Some(i) = range
+            .clone()
+            .find(|&i| !header(lines[i]) && key_of(lines[i]).as_deref() == Some(want.as_str()))
+        {
+            return Some(i + 1);
+        }
+    }
+    (range.start < lines.len() && header(lines[range.start])).then_some(range.start + 1)
 }
 
 /// Deserialises with the dotted path of the failing field and the line it is on.
@@ -360,10 +454,28 @@ fn run_error(index: usize, name: &str, e: ResolveError, line: Option<usize>) -> 
     }
 }
 
-fn nth_runs_header_line(text: &str, index: usize) -> Option<usize> {
+/// The 1-based line of every `[[runs]]` header, in order.
+fn runs_header_lines(text: &str) -> Vec<usize> {
     text.lines()
         .enumerate()
         .filter(|(_, l)| l.trim_start().starts_with("[[runs]]"))
-        .nth(index)
         .map(|(i, _)| i + 1)
+        .collect()
+}
+
+#[cfg(test)]
+mod locate_tests {
+    use super::locate_field;
+
+    #[test]
+    fn fields_are_found_in_their_table_or_run() {
+        let text = "name = \"x\"\n[task]\nseq_len = 64\n[model]\nheads = 3\nattention = { kind = \"local\", window = 0 }\n[[runs]]\nname = \"a\"\n[[runs]]\nname = \"b\"\nmodel.heads = 5\n";
+        assert_eq!(locate_field(text, "name"), Some(1));
+        assert_eq!(locate_field(text, "task.seq_len"), Some(3));
+        assert_eq!(locate_field(text, "model.heads"), Some(5));
+        assert_eq!(locate_field(text, "model.attention.window"), Some(6));
+        assert_eq!(locate_field(text, "runs[1].model.heads"), Some(11));
+        assert_eq!(locate_field(text, "runs[1].name"), Some(10));
+        assert_eq!(locate_field(text, "train.lr"), None);
+    }
 }

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::experiment::{MAX_RUNS, locate_field, read_experiment_text};
 use super::{ConfigError, ConfigErrors, Experiment, ModelKind, Settings};
 use crate::attention::{AttentionPattern, Mask};
 
@@ -9,8 +10,6 @@ use crate::attention::{AttentionPattern, Mask};
 const MAX_WIDTH: usize = 4096;
 /// Longest experiment or run name (names become folder names and table columns).
 const MAX_NAME: usize = 200;
-/// Most runs in one experiment file.
-const MAX_RUNS: usize = 10_000;
 
 /// A run that passed every check: the only thing the trainer accepts. Its fields are
 /// private, so the only ways to get one are [`Experiment::plan`] and
@@ -73,7 +72,7 @@ impl RunPlan {
 
     /// This run alone as an experiment file (what a run record stores as config.toml);
     /// running that file reproduces the run.
-    pub fn config_toml(&self) -> String {
+    pub fn config_toml(&self) -> Result<String, ConfigError> {
         let mut experiment = Experiment::single(&self.experiment, self.settings.clone());
         if let Some(run) = experiment.runs.first_mut() {
             run.name = self.name.clone();
@@ -83,6 +82,25 @@ impl RunPlan {
 }
 
 impl Experiment {
+    /// Reads, parses and validates a file (what `attnlab validate` and `run` do):
+    /// every error carries the file and, where the field is written in it, the line.
+    pub fn load_and_plan(path: &std::path::Path) -> Result<(Self, Vec<RunPlan>), ConfigErrors> {
+        let shown = path.display().to_string();
+        let text = read_experiment_text(path)?;
+        let experiment = Self::from_toml(&text).map_err(|e| e.in_file(&shown))?;
+        match experiment.plan() {
+            Ok(plans) => Ok((experiment, plans)),
+            Err(mut errors) => {
+                for e in &mut errors.0 {
+                    if e.line.is_none() {
+                        e.line = locate_field(&text, &e.field);
+                    }
+                }
+                Err(errors.in_file(&shown))
+            }
+        }
+    }
+
     /// Checks every run and returns their plans, or every problem found.
     ///
     /// Problems inherited from the base tables are reported once, at the base field
@@ -125,8 +143,9 @@ impl Experiment {
         let base_errors = check_settings(&self.base);
         errors.extend(base_errors.iter().cloned());
         let mut plans = Vec::with_capacity(self.runs.len());
+        let mut names = std::collections::HashSet::new();
         for (index, run) in self.runs.iter().enumerate() {
-            if self.runs[..index].iter().any(|r| r.name == run.name) {
+            if !names.insert(run.name.as_str()) {
                 errors.push(ConfigError::new(
                     format!("runs[{index}].name"),
                     format!(
@@ -238,37 +257,35 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
                 &format!("must be between 1 and {}", 4 * MAX_WIDTH),
             );
         }
-        match &m.layer_attention {
-            Some(per_layer) => {
-                if per_layer.len() != m.layers {
-                    errors.push(ConfigError::new(
-                        "model.layer_attention",
-                        format!(
-                            "has {} patterns but model.layers = {}: give one pattern per layer",
-                            per_layer.len(),
-                            m.layers
-                        ),
-                    ));
-                }
-                for (l, p) in per_layer.iter().enumerate() {
-                    if let Err(e) = p.check(n) {
-                        errors.push(ConfigError::new(
-                            format!("model.layer_attention[{l}].{}", e.param),
-                            format!("{} is not allowed for {}: {}", e.value, p.kind(), e.reason),
-                        ));
-                    }
-                }
+        if m.layer_attention.is_empty() {
+            if let Err(e) = m.attention.check(n) {
+                errors.push(ConfigError::new(
+                    format!("model.attention.{}", e.param),
+                    format!(
+                        "{} is not allowed for {}: {}",
+                        e.value,
+                        m.attention.kind(),
+                        e.reason
+                    ),
+                ));
             }
-            None => {
-                if let Err(e) = m.attention.check(n) {
+        } else {
+            let per_layer = &m.layer_attention;
+            if per_layer.len() != m.layers {
+                errors.push(ConfigError::new(
+                    "model.layer_attention",
+                    format!(
+                        "has {} patterns but model.layers = {}: give one pattern per layer",
+                        per_layer.len(),
+                        m.layers
+                    ),
+                ));
+            }
+            for (l, p) in per_layer.iter().enumerate() {
+                if let Err(e) = p.check(n) {
                     errors.push(ConfigError::new(
-                        format!("model.attention.{}", e.param),
-                        format!(
-                            "{} is not allowed for {}: {}",
-                            e.value,
-                            m.attention.kind(),
-                            e.reason
-                        ),
+                        format!("model.layer_attention[{l}].{}", e.param),
+                        format!("{} is not allowed for {}: {}", e.value, p.kind(), e.reason),
                     ));
                 }
             }

@@ -46,9 +46,10 @@ pub struct ModelConfig {
     pub causal: bool,
     /// The pattern of every layer, unless `layer_attention` is given.
     pub attention: AttentionPattern,
-    /// One pattern per layer, first layer first (overrides `attention`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub layer_attention: Option<Vec<AttentionPattern>>,
+    /// One pattern per layer, first layer first (overrides `attention` unless empty;
+    /// a run turns a base's per-layer patterns off with `layer_attention = []`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layer_attention: Vec<AttentionPattern>,
 }
 
 impl Default for ModelConfig {
@@ -61,7 +62,7 @@ impl Default for ModelConfig {
             d_ff: 256,
             causal: false,
             attention: AttentionPattern::Dense,
-            layer_attention: None,
+            layer_attention: Vec::new(),
         }
     }
 }
@@ -69,9 +70,10 @@ impl Default for ModelConfig {
 impl ModelConfig {
     /// The pattern of each layer, first layer first.
     pub fn layer_patterns(&self) -> Vec<AttentionPattern> {
-        match &self.layer_attention {
-            Some(per_layer) => per_layer.clone(),
-            None => vec![self.attention.clone(); self.layers],
+        if self.layer_attention.is_empty() {
+            vec![self.attention.clone(); self.layers]
+        } else {
+            self.layer_attention.clone()
         }
     }
 
@@ -105,14 +107,13 @@ impl ModelConfig {
     pub fn attention_label(&self) -> String {
         match self.kind {
             ModelKind::Lstm => "lstm".into(),
-            ModelKind::Transformer => match &self.layer_attention {
-                None => self.attention.label(),
-                Some(layers) => layers
-                    .iter()
-                    .map(AttentionPattern::label)
-                    .collect::<Vec<_>>()
-                    .join(" / "),
-            },
+            ModelKind::Transformer if self.layer_attention.is_empty() => self.attention.label(),
+            ModelKind::Transformer => self
+                .layer_attention
+                .iter()
+                .map(AttentionPattern::label)
+                .collect::<Vec<_>>()
+                .join(" / "),
         }
     }
 }

@@ -136,11 +136,15 @@ impl Recorder {
             error: None,
         };
         if let Some(root) = &run.record_root {
+            let config = run
+                .plan
+                .config_toml()
+                .map_err(|e| format!("cannot write the run's config.toml: {e}"))?;
             let writer = RecordWriter::create(
                 root,
                 run.plan.experiment(),
                 run.plan.name(),
-                &run.plan.config_toml(),
+                &config,
                 summary,
             )
             .map_err(|e| format!("cannot create the run record under {}: {e}", root.display()))?;

@@ -1,0 +1,194 @@
+//! Malformed experiment files, from the corpus under `tests/corpus/` (made by
+//! `scripts/make_corpus.py` from the shipped experiments) and from a fuzzer: every one
+//! is answered with errors naming the file and, where the problem is in a field, the
+//! field and its line, in the CLI's reader and in the window; nothing panics.
+
+use std::path::{Path, PathBuf};
+
+use attnlab::app::{App, PersistedState};
+use attnlab::config::{ConfigError, Experiment};
+use proptest::prelude::*;
+
+fn corpus() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("tests/corpus")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// A problem with the whole file rather than one field.
+fn whole_file(e: &ConfigError) -> bool {
+    ["empty", "folder", "regular file", "bytes", "UTF-8"]
+        .iter()
+        .any(|w| e.message.contains(w))
+}
+
+fn assert_answered(path: &Path, errors: &[ConfigError]) {
+    assert!(!errors.is_empty(), "{}: no error", path.display());
+    for e in errors {
+        assert_eq!(
+            e.file.as_deref(),
+            Some(path.display().to_string().as_str()),
+            "{e}"
+        );
+        assert!(
+            e.line.is_some() || !e.field.is_empty() || whole_file(e),
+            "{}: neither a line nor a field: {e}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn the_corpus_is_large_and_every_file_is_refused_with_file_line_and_field() {
+    let files = corpus();
+    assert!(files.len() >= 200, "{} files", files.len());
+    let mut with_line = 0;
+    for path in &files {
+        let started = std::time::Instant::now();
+        let errors = Experiment::load_and_plan(path)
+            .map(|_| ())
+            .expect_err(&format!("{} is malformed", path.display()));
+        assert_answered(path, &errors.0);
+        with_line += usize::from(errors.0.iter().all(|e| e.line.is_some()));
+        let took = started.elapsed();
+        if took.as_secs_f64() > 0.5 {
+            println!("{}: {took:?}", path.display());
+        }
+    }
+    println!(
+        "{} files, {with_line} with every error on a line",
+        files.len()
+    );
+    assert!(
+        with_line * 10 >= files.len() * 9,
+        "{with_line} of {}",
+        files.len()
+    );
+}
+
+#[test]
+fn the_window_answers_every_corpus_file_and_keeps_the_experiment_on_a_load_error() {
+    let mut app = App::with_state(egui::Context::default(), PersistedState::default());
+    let before = app.experiment().clone();
+    for path in corpus() {
+        app.open_path(&path);
+        let refused = app.load_error().is_some();
+        assert!(
+            refused || !app.editor().is_valid(),
+            "{}: opened as valid",
+            path.display()
+        );
+        if refused {
+            assert_eq!(app.experiment(), &before, "{}", path.display());
+        } else {
+            // It parsed: the window shows it with its fields marked; go back.
+            app = App::with_state(egui::Context::default(), PersistedState::default());
+        }
+    }
+}
+
+#[test]
+fn huge_files_and_devices_are_refused_before_reading() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("big.toml");
+    let file = std::fs::File::create(&big).expect("create");
+    file.set_len(50 << 20).expect("50 MB");
+    let errors = Experiment::load(&big).expect_err("too large");
+    assert!(errors.to_string().contains("bytes"), "{errors}");
+    #[cfg(unix)]
+    {
+        let errors = Experiment::load(Path::new("/dev/zero")).expect_err("a device");
+        assert!(errors.to_string().contains("regular file"), "{errors}");
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Edit {
+    Delete(usize, usize),
+    Insert(usize, String),
+    Flip(usize, u8),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    let token = prop::sample::select(vec![
+        "=",
+        "[",
+        "]",
+        "{",
+        "}",
+        "\"",
+        "\n",
+        "[[runs]]\n",
+        "nan",
+        "-1",
+        "0",
+        "1e400",
+        "99999999999999999999",
+        "kind",
+        "window",
+        "model.",
+        "layers",
+        "runs",
+        ",",
+        "#",
+        "\u{0}",
+        "é",
+        "true",
+        "'",
+    ]);
+    prop_oneof![
+        (any::<usize>(), 1usize..40).prop_map(|(a, n)| Edit::Delete(a, n)),
+        (any::<usize>(), token).prop_map(|(a, t)| Edit::Insert(a, t.to_string())),
+        (any::<usize>(), any::<u8>()).prop_map(|(a, b)| Edit::Flip(a, b)),
+    ]
+}
+
+fn apply(text: &str, edits: &[Edit]) -> Vec<u8> {
+    let mut bytes = text.as_bytes().to_vec();
+    for e in edits {
+        let len = bytes.len().max(1);
+        match e {
+            Edit::Delete(at, n) => {
+                let at = at % len;
+                let end = (at + n).min(bytes.len());
+                if at < end {
+                    bytes.drain(at..end);
+                }
+            }
+            Edit::Insert(at, t) => {
+                let at = at % (bytes.len() + 1);
+                bytes.splice(at..at, t.bytes());
+            }
+            Edit::Flip(at, b) => {
+                if !bytes.is_empty() {
+                    let at = at % bytes.len();
+                    bytes[at] ^= b;
+                }
+            }
+        }
+    }
+    bytes
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Mutated shipped experiments: parsing and validation always answer, never panic,
+    /// and every error says where (a line or a field) unless it is about the whole file.
+    #[test]
+    fn the_parser_and_validator_answer_every_mutant(
+        file in prop::sample::select(attnlab::app::SHIPPED.to_vec()),
+        edits in prop::collection::vec(edit(), 1..6),
+    ) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("mutant.toml");
+        std::fs::write(&path, apply(file.text, &edits)).expect("write");
+        if let Err(errors) = Experiment::load_and_plan(&path) {
+            assert_answered(&path, &errors.0);
+        }
+    }
+}
