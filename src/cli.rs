@@ -41,8 +41,12 @@ pub enum HeadlessCommand {
     /// Train every run of one or more experiment files, recording each under --out.
     Run {
         /// Experiment files (TOML).
-        #[arg(required = true)]
+        #[arg(required_unless_present = "resume")]
         files: Vec<PathBuf>,
+        /// Continue these recorded runs from their last checkpoint instead (record
+        /// folders; with --steps, train up to that many steps in all).
+        #[arg(long, value_name = "RUN_DIR", num_args = 1..)]
+        resume: Vec<PathBuf>,
         /// Override every run's backend.
         #[arg(long, value_enum)]
         backend: Option<BackendChoice>,
@@ -109,12 +113,24 @@ pub fn execute(command: HeadlessCommand) -> anyhow::Result<ExitCode> {
         HeadlessCommand::Bench(args) => bench(&args),
         HeadlessCommand::Run {
             files,
+            resume,
             backend,
             out,
             runs,
             steps,
             quiet,
-        } => run(&files, backend, &out, &runs, steps, quiet),
+        } => {
+            let mut jobs: Vec<Job> = if files.is_empty() {
+                Vec::new()
+            } else {
+                load_plans(&files, backend, &runs, steps)?
+                    .into_iter()
+                    .map(|plan| Job { plan, resume: None })
+                    .collect()
+            };
+            jobs.extend(resume_jobs(&resume, backend, steps)?);
+            run(&jobs, &out, quiet)
+        }
     }
 }
 
@@ -209,15 +225,57 @@ fn load_plans(
         .collect()
 }
 
-fn run(
-    files: &[PathBuf],
+/// One run for `attnlab run`: a plan, and the record it continues, if resumed.
+struct Job {
+    plan: RunPlan,
+    resume: Option<PathBuf>,
+}
+
+/// The runs recorded in `dirs`, to continue from their checkpoints.
+fn resume_jobs(
+    dirs: &[PathBuf],
     backend: Option<BackendChoice>,
-    out: &std::path::Path,
-    only: &[String],
     steps: Option<usize>,
-    quiet: bool,
-) -> anyhow::Result<ExitCode> {
-    let plans = load_plans(files, backend, only, steps)?;
+) -> anyhow::Result<Vec<Job>> {
+    let mut jobs = Vec::new();
+    for dir in dirs {
+        let record = crate::records::RunRecord::open(dir)
+            .with_context(|| format!("cannot resume {}", dir.display()))?;
+        let Some(step) = record.checkpoint_step else {
+            anyhow::bail!("cannot resume {}: it has no checkpoint", dir.display());
+        };
+        let (_, mut plans) = Experiment::load_and_plan(&dir.join("config.toml"))
+            .map_err(|e| anyhow::anyhow!("cannot resume {}:\n{e}", dir.display()))?;
+        let plan = plans
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("{}: config.toml has no run", dir.display()))?;
+        let plan = plan
+            .revise(|s| {
+                if let Some(b) = backend {
+                    s.train.backend = b;
+                }
+                if let Some(steps) = steps {
+                    s.train.steps = steps;
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        anyhow::ensure!(
+            plan.settings().train.steps > step,
+            "cannot resume {}: its checkpoint is at step {step} of {}; pass --steps to train further",
+            dir.display(),
+            plan.settings().train.steps
+        );
+        jobs.push(Job {
+            plan,
+            resume: Some(dir.clone()),
+        });
+    }
+    Ok(jobs)
+}
+
+fn run(jobs: &[Job], out: &std::path::Path, quiet: bool) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(!jobs.is_empty(), "no runs to train");
+    let plans: Vec<RunPlan> = jobs.iter().map(|j| j.plan.clone()).collect();
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create the output folder {}", out.display()))?;
     let trainer = Trainer::spawn(Box::new(|| {})).context("cannot start the trainer thread")?;
@@ -236,23 +294,28 @@ fn run(
     // Runs are queued a few at a time as earlier ones finish, so a file of hundreds
     // of runs never fills the command channel while the trainer waits to deliver
     // events (each side would wait on the other forever).
-    let mut waiting: VecDeque<(u64, &RunPlan)> = plans
+    let mut waiting: VecDeque<(u64, &Job)> = jobs
         .iter()
         .enumerate()
-        .map(|(i, p)| (i as u64, p))
+        .map(|(i, j)| (i as u64, j))
         .collect();
     let mut summaries = BTreeMap::new();
     let mut queued = 0usize;
     loop {
         while queued < RUNS_AHEAD && !interrupted.load(Ordering::SeqCst) {
-            let Some((id, plan)) = waiting.pop_front() else {
+            let Some((id, job)) = waiting.pop_front() else {
                 break;
             };
-            trainer.start(StartRun::new(id, plan.clone(), Some(out.to_path_buf())))?;
+            let start = match &job.resume {
+                Some(dir) => StartRun::resume(id, job.plan.clone(), dir.clone()),
+                None => StartRun::new(id, job.plan.clone(), Some(out.to_path_buf())),
+            };
+            trainer.start(start)?;
             queued += 1;
         }
         if interrupted.load(Ordering::SeqCst) {
-            for (id, plan) in waiting.drain(..) {
+            for (id, job) in waiting.drain(..) {
+                let plan = &job.plan;
                 let mut summary =
                     RunSummary::unstarted(plan.experiment(), plan.name(), 0, RunStatus::Stopped);
                 summary.message = Some("stopped before it started".into());

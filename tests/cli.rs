@@ -222,3 +222,40 @@ fn a_file_of_hundreds_of_runs_does_not_hang() {
             .all(|r| r.summary.status == RunStatus::Finished)
     );
 }
+
+/// `run --resume RUN_DIR` continues a recorded run from its checkpoint (here: a
+/// finished run trained further with --steps), in the same record.
+#[test]
+fn resume_continues_a_record_from_its_checkpoint() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = TINY.split("[[runs]]").next().expect("base");
+    std::fs::write(dir.path().join("one.toml"), one).expect("write");
+    let out = attnlab(&["run", "one.toml", "--out", "records", "-q"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let records = attnlab::records::list_records(&dir.path().join("records"));
+    assert_eq!(records.len(), 1);
+    let record_dir = records[0].dir.clone();
+    assert_eq!(records[0].checkpoint_step, Some(5));
+    let shown = record_dir.display().to_string();
+
+    let out = attnlab(&["run", "--resume", &shown], dir.path());
+    assert!(!out.status.success());
+    assert!(text(&out).contains("--steps"), "{}", text(&out));
+
+    let out = attnlab(
+        &["run", "--resume", &shown, "--steps", "8", "-q"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let record = RunRecord::open(&record_dir).expect("record");
+    assert_eq!(record.summary.status, RunStatus::Finished);
+    assert_eq!(record.summary.steps, 8);
+    let steps: Vec<usize> = record
+        .metrics()
+        .expect("metrics")
+        .iter()
+        .filter(|m| !m.eval)
+        .map(|m| m.metrics.step)
+        .collect();
+    assert_eq!(steps, (1..=8).collect::<Vec<_>>());
+}

@@ -409,3 +409,49 @@ fn loaded_values_are_never_clamped_by_the_widgets() {
     assert_eq!(e.base.train.eval_batches, 2000);
     assert!(!h.state().is_dirty(), "nothing was edited");
 }
+
+/// Stop a long run, then Resume it from the records list: it continues from its
+/// checkpoint, its curve going on from the same step without a seam.
+#[test]
+fn a_stopped_run_resumes_from_the_records_list() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let long = TINY
+        .replace("steps = 12", "steps = 100000\ncheckpoint_every = 0")
+        .replace(
+            "[[runs]]\nname = \"local w=1\"\nmodel.attention = { kind = \"local\", window = 1 }\n",
+            "",
+        );
+    let mut h = harness(dir.path(), &long);
+    h.run_steps(2);
+    h.get_by_label("Run").click();
+    step_until(&mut h, |app| {
+        app.runs()
+            .views
+            .first()
+            .is_some_and(|v| v.steps_done() >= 3)
+    });
+    h.key_press(egui::Key::Escape);
+    step_until(&mut h, |app| !app.runs().any_active());
+    let stopped_at = h.state().runs().views[0].steps_done();
+    // The live view holds the record; clear it so the record can be resumed.
+    h.get_by_label("Clear finished").click();
+    step_until(&mut h, |app| app.runs().views.is_empty());
+    h.get_by_label("Resume").click();
+    step_until(&mut h, |app| {
+        app.runs()
+            .views
+            .first()
+            .is_some_and(|v| v.steps_done() >= stopped_at + 3)
+    });
+    h.key_press(egui::Key::Escape);
+    step_until(&mut h, |app| !app.runs().any_active());
+    let run = &h.state().runs().views[0];
+    assert_eq!(run.status, RunStatus::Stopped);
+    let steps: Vec<usize> = run.train.iter().map(|m| m.step).collect();
+    assert_eq!(
+        steps,
+        (1..=run.steps_done()).collect::<Vec<_>>(),
+        "one curve: every step once, continuing from {stopped_at}"
+    );
+    assert!(run.steps_done() > stopped_at);
+}

@@ -43,6 +43,7 @@ fn events_update_status_metrics_and_rates() {
         record_dir: None,
         params: 1,
         probe: Probe::default(),
+        resumed_from: None,
     });
     for step in 1..=4 {
         runs.apply(Event::Step {

@@ -508,3 +508,86 @@ fn started_names_each_layers_kernel() {
     assert_eq!(kernels[1].reason, None);
     assert!(kernels[2].reason.is_some(), "masked dense says why");
 }
+
+/// A run stopped midway and resumed from its checkpoint continues exactly as the
+/// uninterrupted run with the same seed: the same loss at every later step, one
+/// curve without a seam in its record.
+#[test]
+fn a_resumed_run_matches_an_uninterrupted_one() {
+    let _turn = one_at_a_time();
+    let p = plan("steps = 12\ncheckpoint_every = 0\n");
+    let losses = |events: &[Event]| -> Vec<(usize, f64)> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Step { metrics, .. } => Some((metrics.step, metrics.loss)),
+                _ => None,
+            })
+            .collect()
+    };
+    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let whole = tempfile::tempdir().expect("tempdir");
+    start(&trainer, 1, p.clone(), Some(whole.path()));
+    let uninterrupted = losses(&collect(&trainer, 1));
+    assert_eq!(uninterrupted.len(), 12);
+
+    // The same run, stopped after step 5 or so: a checkpoint is saved at the stop.
+    let parts = tempfile::tempdir().expect("tempdir");
+    start(&trainer, 2, p.clone(), Some(parts.path()));
+    let since = Instant::now();
+    let mut record_dir = None;
+    loop {
+        match next(&trainer, since + DEADLINE) {
+            Event::Started { record_dir: d, .. } => record_dir = d,
+            Event::Step { metrics, .. } if metrics.step == 5 => break,
+            _ => {}
+        }
+    }
+    trainer.send(Command::Stop(2)).expect("alive");
+    let first = collect_since(&trainer, 1, since);
+    let stopped_at = losses(&first).last().map_or(5, |l| l.0);
+    assert!(stopped_at < 12, "stopped before the end, at {stopped_at}");
+    let dir = record_dir.expect("recorded");
+    let record = RunRecord::open(&dir).expect("record");
+    assert_eq!(record.summary.status, RunStatus::Stopped);
+    assert_eq!(record.checkpoint_step, Some(stopped_at));
+    assert!(record.resumable());
+
+    trainer
+        .start(StartRun::resume(3, p.clone(), dir.clone()))
+        .expect("alive");
+    let second = collect(&trainer, 1);
+    let resumed = second.iter().find_map(|e| match e {
+        Event::Started { resumed_from, .. } => Some(*resumed_from),
+        _ => None,
+    });
+    assert_eq!(resumed, Some(Some(stopped_at)));
+    let Some(Event::Finished { summary, .. }) = second.last() else {
+        panic!("finished")
+    };
+    assert_eq!(summary.status, RunStatus::Finished, "{:?}", summary.message);
+    assert_eq!(summary.steps, 12);
+    let continued = losses(&second);
+    assert_eq!(
+        continued.iter().map(|l| l.0).collect::<Vec<_>>(),
+        ((stopped_at + 1)..=12).collect::<Vec<_>>()
+    );
+    for (step, loss) in continued {
+        let (_, want) = uninterrupted[step - 1];
+        assert!(
+            (loss - want).abs() <= 1e-5 * want.abs().max(1.0),
+            "step {step}: resumed {loss} vs uninterrupted {want}"
+        );
+    }
+    // One curve in the record: every step once, in order.
+    let record = RunRecord::open(&dir).expect("record");
+    assert_eq!(record.summary.status, RunStatus::Finished);
+    let steps: Vec<usize> = record
+        .metrics()
+        .expect("metrics")
+        .iter()
+        .filter(|m| !m.eval)
+        .map(|m| m.metrics.step)
+        .collect();
+    assert_eq!(steps, (1..=12).collect::<Vec<_>>());
+}

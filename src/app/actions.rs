@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::attention_view::AttentionViewState;
-use super::background::Loaded;
 use super::commands::UiCommand;
 use super::editor::Editor;
 use super::examples::SHIPPED;
@@ -128,18 +127,8 @@ impl App {
                 return false;
             }
         };
-        if self.trainer.is_none() {
-            let ctx = self.ctx.clone();
-            // Trainer events arrive every step; redrawing at most every
-            // TRAINER_REPAINT is live enough for curves and keeps the window's own
-            // CPU time (software rendering included) away from training.
-            match Trainer::spawn(Box::new(move || ctx.request_repaint_after(TRAINER_REPAINT))) {
-                Ok(t) => self.trainer = Some(t),
-                Err(e) => {
-                    self.notify_error(format!("Cannot start the trainer thread: {e}"));
-                    return false;
-                }
-            }
+        if !self.ensure_trainer() {
+            return false;
         }
         let root = self.state.runs_root.clone();
         let mut first = None;
@@ -155,6 +144,28 @@ impl App {
         self.attention = AttentionViewState::default();
         self.show_pane(Pane::Curves);
         true
+    }
+
+    /// Starts the trainer thread if it is not running; false (with a notice) if it
+    /// cannot be started.
+    pub(super) fn ensure_trainer(&mut self) -> bool {
+        if self.trainer.is_some() {
+            return true;
+        }
+        let ctx = self.ctx.clone();
+        // Trainer events arrive every step; redrawing at most every TRAINER_REPAINT is
+        // live enough for curves and keeps the window's own CPU time (software
+        // rendering included) away from training.
+        match Trainer::spawn(Box::new(move || ctx.request_repaint_after(TRAINER_REPAINT))) {
+            Ok(t) => {
+                self.trainer = Some(t);
+                true
+            }
+            Err(e) => {
+                self.notify_error(format!("Cannot start the trainer thread: {e}"));
+                false
+            }
+        }
     }
 
     /// Hands queued runs to the trainer as its command channel has room; never
@@ -222,41 +233,6 @@ impl App {
         }
     }
 
-    /// Opens a past run from its record folder (read on a helper thread; the run
-    /// appears when it has been read, or a notice says what is wrong with it).
-    pub fn open_record(&mut self, dir: &Path) {
-        if self.runs.has_record(dir) || self.background.is_opening(dir) {
-            return;
-        }
-        let id = self.runs.next_id();
-        let ctx = self.ctx.clone();
-        self.background
-            .open(id, dir.to_path_buf(), move || ctx.request_repaint());
-    }
-
-    /// Applies what the helper threads read.
-    pub(super) fn apply_loaded(&mut self) {
-        for loaded in self.background.poll() {
-            match loaded {
-                Loaded::Records { root, records } => {
-                    if root == self.state.runs_root {
-                        self.records = records;
-                    }
-                }
-                Loaded::Record { dir, view } => match view {
-                    Ok(view) => {
-                        self.selected = Some(view.id);
-                        self.runs.push(*view);
-                    }
-                    Err(e) => self.notify_error(format!(
-                        "Could not open the run record {}: {e}",
-                        dir.display()
-                    )),
-                },
-            }
-        }
-    }
-
     /// Applies trainer events for at most `budget`; returns how many were applied.
     pub fn drain_events(&mut self, budget: Duration) -> usize {
         let Some(trainer) = &self.trainer else {
@@ -311,6 +287,7 @@ impl App {
             }
             RunsAction::Stop(id) => self.stop_run(id),
             RunsAction::OpenRecord(dir) => self.open_record(&dir),
+            RunsAction::Resume(dir) => self.resume_record(&dir),
             RunsAction::Refresh => self.refresh_records(),
             RunsAction::ChooseFolder => self.ask(FileRequest::RunsFolder),
             RunsAction::ClearFinished => self.clear_finished(),

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::run_views::RunView;
+use crate::config::{Experiment, RunPlan};
 use crate::records::{RunRecord, list_records};
 use crate::trainer::RunId;
 
@@ -26,6 +27,8 @@ pub enum Loaded {
         dir: PathBuf,
         /// The view, or the problem with the record.
         view: Result<Box<RunView>, String>,
+        /// When opened to be resumed: its validated `config.toml`, or the problem.
+        resume: Option<Result<Box<RunPlan>, String>>,
     },
 }
 
@@ -71,8 +74,14 @@ impl Background {
         });
     }
 
-    /// Opens the record in `dir` as run `id`.
-    pub fn open(&mut self, id: RunId, dir: PathBuf, wake: impl Fn() + Send + 'static) {
+    /// Opens the record in `dir` as run `id` (and, to `resume` it, reads its plan).
+    pub fn open(
+        &mut self,
+        id: RunId,
+        dir: PathBuf,
+        resume: bool,
+        wake: impl Fn() + Send + 'static,
+    ) {
         self.opening.push(dir.clone());
         let tx = self.tx.clone();
         self.spawn(wake, move || {
@@ -80,8 +89,18 @@ impl Background {
                 .and_then(|record| RunView::from_record(id, &record))
                 .map(Box::new)
                 .map_err(|e| e.to_string());
+            let resume = resume.then(|| {
+                Experiment::load_and_plan(&dir.join("config.toml"))
+                    .map_err(|e| e.to_string())
+                    .and_then(|(_, mut plans)| {
+                        plans
+                            .pop()
+                            .map(Box::new)
+                            .ok_or_else(|| "it has no run".into())
+                    })
+            });
             // Ignored: if the window is gone nobody waits for the record.
-            let _ = tx.send(Loaded::Record { dir, view });
+            let _ = tx.send(Loaded::Record { dir, view, resume });
         });
     }
 

@@ -27,6 +27,7 @@ mod mask_preview;
 mod menu;
 mod modals;
 mod pane;
+mod past_runs;
 mod run_views;
 mod runs_panel;
 mod shell;

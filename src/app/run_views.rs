@@ -258,8 +258,16 @@ impl RunView {
                 kernels,
                 record_dir,
                 probe,
+                resumed_from,
                 ..
             } => {
+                if let Some(step) = resumed_from {
+                    // Continues from a checkpoint: what came after it is retrained.
+                    self.train.retain(|m| m.step <= step);
+                    self.eval.retain(|m| m.step <= step);
+                    self.snapshots.retain(|s| s.step <= step);
+                    self.summary = None;
+                }
                 self.status = RunStatus::Running;
                 self.backend = Some(backend);
                 self.kernels = kernels;

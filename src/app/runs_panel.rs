@@ -18,6 +18,8 @@ pub enum RunsAction {
     Stop(RunId),
     /// Open a past run.
     OpenRecord(std::path::PathBuf),
+    /// Continue a stopped or interrupted run from its checkpoint.
+    Resume(std::path::PathBuf),
     /// Re-read the records folder.
     Refresh,
     /// Choose another records folder.
@@ -175,6 +177,21 @@ pub fn records_ui(
                             .clicked()
                         {
                             actions.push(RunsAction::OpenRecord(record.dir.clone()));
+                        }
+                        if record.resumable() {
+                            let step = record.checkpoint_step.unwrap_or(0);
+                            if ui
+                                .add_enabled(!is_open, egui::Button::new("Resume"))
+                                .on_hover_text(format!(
+                                    "Continue training from the checkpoint at step {step} of {}",
+                                    s.planned_steps
+                                ))
+                                .clicked()
+                            {
+                                actions.push(RunsAction::Resume(record.dir.clone()));
+                            }
+                        } else {
+                            ui.label("");
                         }
                         ui.end_row();
                     }

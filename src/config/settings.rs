@@ -166,6 +166,9 @@ pub struct TrainConfig {
     pub eval_batches: usize,
     /// Record the probe example's attention every this many steps (0: only at the end).
     pub snapshot_every: usize,
+    /// Save the model and optimiser state in the run record every this many steps
+    /// (0: only when stopped and at the end), so an interrupted run can be resumed.
+    pub checkpoint_every: usize,
     /// `auto`, `cpu` or `wgpu`.
     pub backend: BackendChoice,
 }
@@ -180,6 +183,7 @@ impl Default for TrainConfig {
             eval_every: 100,
             eval_batches: 4,
             snapshot_every: 50,
+            checkpoint_every: 250,
             backend: BackendChoice::Auto,
         }
     }

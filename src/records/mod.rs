@@ -8,16 +8,18 @@
 //!                    metrics.csv     step,split,loss,accuracy,elapsed_secs (split: train | eval)
 //!                    summary.json    RunSummary: status, final metrics, backend, kernels, message
 //!                    attention.bin   snapshots of the probe's attention (see `snapshots`)
+//!                    checkpoint/     model and optimiser state + state.json (see `checkpoint`)
 //! ```
 
+mod checkpoint;
+mod files;
 mod record;
 mod snapshots;
 mod summary;
 
-pub use record::{
-    MAX_SNAPSHOT_BYTES, MetricRow, RecordError, RecordWriter, RunRecord, list_records, slug,
-    write_atomically,
-};
+pub use checkpoint::{CheckpointState, checkpoint_dir, commit_checkpoint, read_checkpoint};
+pub use files::{RecordError, write_atomically};
+pub use record::{MAX_SNAPSHOT_BYTES, MetricRow, RecordWriter, RunRecord, list_records, slug};
 pub use snapshots::{
     AttentionSnapshot, Probe, SnapshotHeader, read_snapshots, read_snapshots_bounded,
 };

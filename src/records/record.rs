@@ -1,58 +1,17 @@
 //! Writing a run record while the run trains, and reading records back.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::files::{RecordError, io_at, open_regular, read_small, write_atomically};
 use super::snapshots::{self, AttentionSnapshot, SnapshotHeader};
 use super::summary::{Metrics, RunStatus, RunSummary};
-use crate::config::{ConfigErrors, Experiment};
-
-/// Problems reading or writing a run record.
-#[derive(Debug, thiserror::Error)]
-pub enum RecordError {
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: io::Error,
-    },
-    /// `summary.json` is not valid.
-    #[error("{path}: invalid summary: {source}")]
-    Summary {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: serde_json::Error,
-    },
-    /// `config.toml` is not a valid experiment.
-    #[error("{0}")]
-    Config(#[from] ConfigErrors),
-    /// A file is not what a record holds (not a regular file, implausibly large,
-    /// not text, a damaged header).
-    #[error("{path}: {problem}")]
-    Damaged {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        problem: String,
-    },
-}
-
-fn io_at(path: &Path) -> impl FnOnce(io::Error) -> RecordError + '_ {
-    move |source| RecordError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
+use crate::config::Experiment;
 
 /// Longest slug of a name in a record id (long names still make valid folder names).
 const MAX_SLUG: usize = 48;
-/// Largest `summary.json` or `config.toml` read back (they are a few KiB).
-const MAX_SMALL_FILE: u64 = 1 << 20;
 /// The most snapshot bytes read back from one `attention.bin`; longer files are
 /// thinned evenly in time (the last snapshot always kept).
 pub const MAX_SNAPSHOT_BYTES: u64 = 256 << 20;
@@ -81,59 +40,6 @@ pub fn slug(s: &str) -> String {
     }
     let out = out.trim_matches('-').to_string();
     if out.is_empty() { "run".into() } else { out }
-}
-
-/// Writes `bytes` to `path` so that a reader (or a crash) never sees half a file: a
-/// temporary file beside it, flushed to disk, then renamed over it.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let result = (|| {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        // Ignored: the temporary file may not exist; the error returned is the write's.
-        let _ = fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// Opens `path` for reading only if it is a regular file (following links) of at most
-/// `max_bytes`: never blocks on a FIFO, never reads a device. Returns the file and
-/// its length.
-fn open_regular(path: &Path, max_bytes: u64) -> Result<(File, u64), RecordError> {
-    let meta = fs::metadata(path).map_err(io_at(path))?;
-    if !meta.is_file() {
-        return Err(RecordError::Damaged {
-            path: path.to_path_buf(),
-            problem: "not a regular file".into(),
-        });
-    }
-    if meta.len() > max_bytes {
-        return Err(RecordError::Damaged {
-            path: path.to_path_buf(),
-            problem: format!("{} bytes, more than the {max_bytes} expected", meta.len()),
-        });
-    }
-    let file = File::open(path).map_err(io_at(path))?;
-    Ok((file, meta.len()))
-}
-
-/// Reads a small text file (summary, config) defensively.
-fn read_small(path: &Path) -> Result<String, RecordError> {
-    let (file, len) = open_regular(path, MAX_SMALL_FILE)?;
-    let mut bytes = Vec::with_capacity(len as usize);
-    io::Read::take(file, MAX_SMALL_FILE)
-        .read_to_end(&mut bytes)
-        .map_err(io_at(path))?;
-    String::from_utf8(bytes).map_err(|_| RecordError::Damaged {
-        path: path.to_path_buf(),
-        problem: "not UTF-8 text".into(),
-    })
 }
 
 /// Writes one run's record as the run trains.
@@ -185,6 +91,54 @@ impl RecordWriter {
             dir,
             metrics,
             snapshots: None,
+        };
+        writer.write_summary(summary)?;
+        Ok(writer)
+    }
+
+    /// Reopens an existing record to continue its run from `step` (a checkpoint):
+    /// rows and snapshots after `step` (written after the checkpoint, before the run
+    /// ended) are dropped, so the curves continue from the checkpoint without a seam.
+    pub fn reopen(dir: &Path, step: usize, summary: &mut RunSummary) -> Result<Self, RecordError> {
+        let path = dir.join("metrics.csv");
+        let (file, _) = open_regular(&path, u64::MAX)?;
+        let mut kept = String::from("step,split,loss,accuracy,elapsed_secs\n");
+        for line in BufReader::new(file).lines().skip(1) {
+            let line = line.map_err(io_at(&path))?;
+            let row_step = line.split(',').next().and_then(|s| s.parse::<usize>().ok());
+            if row_step.is_some_and(|s| s <= step) {
+                kept.push_str(&line);
+                kept.push('\n');
+            }
+        }
+        write_atomically(&path, kept.as_bytes()).map_err(io_at(&path))?;
+        let metrics = BufWriter::new(
+            fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .map_err(io_at(&path))?,
+        );
+        let snapshots_path = dir.join("attention.bin");
+        let snapshots = if snapshots_path.is_file() {
+            let len =
+                snapshots::length_up_to(&snapshots_path, step).map_err(io_at(&snapshots_path))?;
+            let file = fs::OpenOptions::new()
+                .write(true)
+                .open(&snapshots_path)
+                .map_err(io_at(&snapshots_path))?;
+            file.set_len(len).map_err(io_at(&snapshots_path))?;
+            let mut file = file;
+            io::Seek::seek(&mut file, io::SeekFrom::End(0)).map_err(io_at(&snapshots_path))?;
+            Some(BufWriter::new(file))
+        } else {
+            None
+        };
+        summary.record_id = dir.file_name().map(|n| n.to_string_lossy().to_string());
+        summary.pid = Some(std::process::id());
+        let writer = Self {
+            dir: dir.to_path_buf(),
+            metrics,
+            snapshots,
         };
         writer.write_summary(summary)?;
         Ok(writer)
@@ -270,9 +224,22 @@ pub struct RunRecord {
     pub dir: PathBuf,
     /// `summary.json`.
     pub summary: RunSummary,
+    /// The step of its last checkpoint, if it has one (the run can be resumed there).
+    pub checkpoint_step: Option<usize>,
 }
 
 impl RunRecord {
+    /// Whether the run can be continued: it did not finish (stopped, interrupted or
+    /// failed) and has a checkpoint to continue from.
+    pub fn resumable(&self) -> bool {
+        self.checkpoint_step
+            .is_some_and(|step| step < self.summary.planned_steps)
+            && matches!(
+                self.summary.status,
+                RunStatus::Stopped | RunStatus::Interrupted | RunStatus::Failed
+            )
+    }
+
     /// Reads `summary.json` of a record folder (cheap: enough to list it). A record
     /// still saying `running` whose process is gone reads as `interrupted`.
     pub fn open(dir: &Path) -> Result<Self, RecordError> {
@@ -291,9 +258,14 @@ impl RunRecord {
                 ));
             }
         }
+        let checkpoint_step = super::checkpoint::read_checkpoint(dir)
+            .ok()
+            .flatten()
+            .map(|c| c.step);
         Ok(Self {
             dir: dir.to_path_buf(),
             summary,
+            checkpoint_step,
         })
     }
 

@@ -157,6 +157,42 @@ pub fn read_snapshots_bounded(
     Ok((header, snapshots))
 }
 
+/// The length of `attention.bin` keeping only the records of steps up to `step`
+/// (records are in step order).
+pub(crate) fn length_up_to(path: &std::path::Path, step: usize) -> io::Result<u64> {
+    let file_len = std::fs::metadata(path)?.len();
+    let mut input = io::BufReader::new(std::fs::File::open(path)?);
+    let mut head = [0u8; 12];
+    input.read_exact(&mut head)?;
+    if &head[..8] != MAGIC {
+        return Err(invalid("not an attnlab snapshot file".into()));
+    }
+    let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as u64;
+    if len > MAX_HEADER_BYTES as u64 || 12 + len > file_len {
+        return Err(invalid("damaged header".into()));
+    }
+    let mut json = vec![0u8; len as usize];
+    input.read_exact(&mut json)?;
+    let header: SnapshotHeader = serde_json::from_slice(&json)?;
+    let floats = [header.heads, header.n, header.n]
+        .iter()
+        .try_fold(header.layers, |acc, &x| acc.checked_mul(x))
+        .filter(|&f| f > 0 && f <= (1 << 28))
+        .ok_or_else(|| invalid(format!("implausible snapshot shape {header:?}")))?;
+    let record = 8 + 4 * floats as u64;
+    let mut at = 12 + len;
+    while at + record <= file_len {
+        let mut step_bytes = [0u8; 8];
+        input.read_exact(&mut step_bytes)?;
+        if u64::from_le_bytes(step_bytes) as usize > step {
+            break;
+        }
+        input.seek_relative(record as i64 - 8)?;
+        at += record;
+    }
+    Ok(at)
+}
+
 fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }

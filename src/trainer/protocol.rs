@@ -67,6 +67,9 @@ pub struct StartRun {
     /// A failure to inject, so the failure paths (divergence, a panic inside training)
     /// can be tested end to end. `None` for real runs.
     pub fault: Option<Fault>,
+    /// Continue the run recorded in this folder from its last checkpoint (then
+    /// `record_root` is ignored: the run goes on writing that record).
+    pub resume: Option<PathBuf>,
 }
 
 impl StartRun {
@@ -77,6 +80,19 @@ impl StartRun {
             plan,
             record_root,
             fault: None,
+            resume: None,
+        }
+    }
+
+    /// Continues the run recorded in `record_dir` (its `config.toml` is `plan`) from
+    /// its last checkpoint.
+    pub fn resume(id: RunId, plan: RunPlan, record_dir: PathBuf) -> Self {
+        Self {
+            id,
+            plan,
+            record_root: None,
+            fault: None,
+            resume: Some(record_dir),
         }
     }
 
@@ -124,6 +140,9 @@ pub enum Event {
         params: usize,
         /// The example whose attention is snapshotted.
         probe: Probe,
+        /// When resumed: the checkpoint's step (steps up to it were trained before;
+        /// events continue after it).
+        resumed_from: Option<usize>,
     },
     /// Training metrics after one optimiser step.
     Step {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::optim::AdamConfig;
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{SeedableRng, rngs::StdRng};
 
@@ -20,13 +20,24 @@ use crate::model::{
     accuracy, masked_cross_entropy, read_back, scalar,
 };
 use crate::records::{
-    AttentionSnapshot, BackendInfo, LayerKernelInfo, Metrics, Probe, RecordError, RecordWriter,
-    RunStatus, RunSummary, SnapshotHeader,
+    AttentionSnapshot, BackendInfo, CheckpointState, LayerKernelInfo, Metrics, Probe, RecordError,
+    RecordWriter, RunStatus, RunSummary, SnapshotHeader, checkpoint_dir, commit_checkpoint,
+    read_checkpoint,
 };
 use crate::tasks::{Batch, IGNORE};
 
 /// Largest attention map side sent in snapshots; longer probes are averaged down.
 pub const MAX_SNAPSHOT_SIDE: usize = 256;
+
+/// Why a run could not go on (it ends as `failed` with this message).
+#[derive(Debug)]
+struct RunError(String);
+
+impl From<ReadbackError> for RunError {
+    fn from(e: ReadbackError) -> Self {
+        Self(e.to_string())
+    }
+}
 
 /// Whether the run goes on after a step.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -97,9 +108,9 @@ pub(crate) fn train(run: &StartRun, control: &mut dyn Control) -> RunSummary {
             summary.status = status;
             summary.message = message;
         }
-        Ok(Err(e)) => {
+        Ok(Err(RunError(message))) => {
             summary.status = RunStatus::Failed;
-            summary.message = Some(e.to_string());
+            summary.message = Some(message);
         }
         Err(panic) => {
             summary.status = RunStatus::Failed;
@@ -125,6 +136,8 @@ struct Recorder {
     writer: Option<RecordWriter>,
     header: Option<SnapshotHeader>,
     error: Option<String>,
+    /// The checkpoint a resumed run continues from.
+    resume: Option<CheckpointState>,
 }
 
 impl Recorder {
@@ -134,7 +147,23 @@ impl Recorder {
             writer: None,
             header: None,
             error: None,
+            resume: None,
         };
+        if let Some(dir) = &run.resume {
+            let checkpoint = read_checkpoint(dir)
+                .map_err(|e| format!("cannot resume {}: {e}", dir.display()))?
+                .ok_or_else(|| {
+                    format!(
+                        "cannot resume {}: the record has no checkpoint (it stopped before its first)",
+                        dir.display()
+                    )
+                })?;
+            let writer = RecordWriter::reopen(dir, checkpoint.step, summary)
+                .map_err(|e| format!("cannot resume {}: {e}", dir.display()))?;
+            recorder.writer = Some(writer);
+            recorder.resume = Some(checkpoint);
+            return Ok(recorder);
+        }
         if let Some(root) = &run.record_root {
             let config = run
                 .plan
@@ -163,6 +192,46 @@ impl Recorder {
         {
             self.writer = None;
             self.error = Some(format!("the run record could not be written: {e}"));
+        }
+    }
+
+    /// Saves the model and optimiser state as the record's checkpoint of `step`.
+    fn checkpoint<M: SequenceModel>(
+        &mut self,
+        model: &M,
+        optim: &ModuleOptimizer,
+        step: usize,
+        busy_secs: f64,
+    ) {
+        let Some(dir) = self.dir() else {
+            return;
+        };
+        let folder = checkpoint_dir(&dir);
+        let state = CheckpointState {
+            step,
+            busy_secs,
+            model: format!("model-{step}.bpk"),
+            optimizer: format!("optimizer-{step}.bpk"),
+        };
+        let saved = std::fs::create_dir_all(&folder)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                model
+                    .clone()
+                    .save_file(folder.join(&state.model))
+                    .map_err(|e| format!("{e:?}"))
+            })
+            .and_then(|()| {
+                optim
+                    .save(folder.join(&state.optimizer))
+                    .map_err(|e| format!("{e:?}"))
+            })
+            .and_then(|()| commit_checkpoint(&dir, &state).map_err(|e| e.to_string()));
+        if let Err(e) = saved {
+            self.writer = None;
+            self.error = Some(format!(
+                "the checkpoint at step {step} could not be saved: {e}"
+            ));
         }
     }
 
@@ -241,7 +310,7 @@ impl<'a> RunContext<'a> {
         &mut self,
         mut model: M,
         backend: BackendInfo,
-    ) -> Result<(RunStatus, Option<String>), ReadbackError> {
+    ) -> Result<(RunStatus, Option<String>), RunError> {
         let settings = self.plan.settings();
         let task = &settings.task;
         let train = &settings.train;
@@ -280,6 +349,29 @@ impl<'a> RunContext<'a> {
         self.summary.params = model.num_params();
         self.summary.kernels = kernels.clone();
         let mut optim = AdamConfig::new().init();
+        let mut first_step = 1;
+        let resumed_from = self.recorder.resume.clone();
+        if let Some(checkpoint) = &resumed_from {
+            let folder = self
+                .recorder
+                .dir()
+                .map(|d| checkpoint_dir(&d))
+                .unwrap_or_default();
+            model = model
+                .try_load_file(folder.join(&checkpoint.model))
+                .map_err(|e| RunError(format!("cannot load the checkpoint's model: {e:?}")))?;
+            optim = optim
+                .load(folder.join(&checkpoint.optimizer))
+                .map_err(|e| RunError(format!("cannot load the checkpoint's optimiser: {e:?}")))?;
+            // The batches the first steps drew, drawn again so the data continues as it
+            // would have.
+            for _ in 0..checkpoint.step {
+                task.batch(train.batch, &mut data_rng);
+            }
+            first_step = checkpoint.step + 1;
+            self.busy_secs = checkpoint.busy_secs;
+            self.summary.steps = checkpoint.step;
+        }
 
         self.control.sink().send(Event::Started {
             id: self.id,
@@ -288,10 +380,13 @@ impl<'a> RunContext<'a> {
             record_dir: self.recorder.dir(),
             params: self.summary.params,
             probe: probe.clone(),
+            resumed_from: resumed_from.as_ref().map(|c| c.step),
         });
-        self.snapshot(&model, &kernels_eval, &probe, 0);
+        if resumed_from.is_none() {
+            self.snapshot(&model, &kernels_eval, &probe, 0);
+        }
 
-        for step in 1..=train.steps {
+        for step in first_step..=train.steps {
             let t0 = Instant::now();
             let batch = task.batch(train.batch, &mut data_rng);
             let (next, outcome) = train_step(
@@ -337,14 +432,24 @@ impl<'a> RunContext<'a> {
             if last || (train.snapshot_every > 0 && step % train.snapshot_every == 0) {
                 self.snapshot(&model, &kernels_eval, &probe, step);
             }
+            if last || (train.checkpoint_every > 0 && step % train.checkpoint_every == 0) {
+                self.recorder
+                    .checkpoint(&model, &optim, step, self.busy_secs);
+            }
             if let Some(message) = self.recorder.take_error() {
                 self.finish_timing();
                 return Ok((RunStatus::Failed, Some(message)));
             }
             if !last && self.control.poll(self.id) == Flow::Stop {
                 self.evaluate(&model, &kernels_eval, &eval_set, step)?;
+                self.recorder
+                    .checkpoint(&model, &optim, step, self.busy_secs);
                 self.finish_timing();
-                return Ok((RunStatus::Stopped, Some(format!("stopped at step {step}"))));
+                let mut message = format!("stopped at step {step}");
+                if let Some(e) = self.recorder.take_error() {
+                    message = format!("{message}; {e}");
+                }
+                return Ok((RunStatus::Stopped, Some(message)));
             }
         }
         self.finish_timing();

@@ -1,0 +1,77 @@
+//! Past runs: opening a record as a run view and resuming a stopped or interrupted
+//! run from its checkpoint, both read on helper threads (`background`).
+
+use std::path::Path;
+
+use super::background::Loaded;
+use super::pane::Pane;
+use super::run_views::Source;
+use super::workbench::App;
+use crate::records::RunStatus;
+use crate::trainer::StartRun;
+
+impl App {
+    /// Opens a past run from its record folder (read on a helper thread; the run
+    /// appears when it has been read, or a notice says what is wrong with it).
+    pub fn open_record(&mut self, dir: &Path) {
+        if self.runs.has_record(dir) || self.background.is_opening(dir) {
+            return;
+        }
+        let id = self.runs.next_id();
+        let ctx = self.ctx.clone();
+        self.background
+            .open(id, dir.to_path_buf(), false, move || ctx.request_repaint());
+    }
+
+    /// Continues a stopped or interrupted run from its record's checkpoint: its
+    /// curves come back and go on from the checkpoint's step.
+    pub fn resume_record(&mut self, dir: &Path) {
+        if self.runs.has_record(dir) || self.background.is_opening(dir) {
+            return;
+        }
+        let id = self.runs.next_id();
+        let ctx = self.ctx.clone();
+        self.background
+            .open(id, dir.to_path_buf(), true, move || ctx.request_repaint());
+    }
+
+    /// Applies what the helper threads read.
+    pub(super) fn apply_loaded(&mut self) {
+        for loaded in self.background.poll() {
+            match loaded {
+                Loaded::Records { root, records } => {
+                    if root == self.state.runs_root {
+                        self.records = records;
+                    }
+                }
+                Loaded::Record { dir, view, resume } => match (view, resume) {
+                    (Ok(view), None) => {
+                        self.selected = Some(view.id);
+                        self.runs.push(*view);
+                    }
+                    (Ok(mut view), Some(Ok(plan))) => {
+                        if !self.ensure_trainer() {
+                            continue;
+                        }
+                        let id = view.id;
+                        view.source = Source::Live;
+                        view.status = RunStatus::Queued;
+                        self.selected = Some(id);
+                        self.runs.push(*view);
+                        self.to_start.push_back(StartRun::resume(id, *plan, dir));
+                        self.feed_trainer();
+                        self.show_pane(Pane::Curves);
+                    }
+                    (Ok(_), Some(Err(e))) => self.notify_error(format!(
+                        "Cannot resume {}: its config.toml is not valid: {e}",
+                        dir.display()
+                    )),
+                    (Err(e), _) => self.notify_error(format!(
+                        "Could not open the run record {}: {e}",
+                        dir.display()
+                    )),
+                },
+            }
+        }
+    }
+}
