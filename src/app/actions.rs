@@ -245,6 +245,14 @@ impl App {
         while let Ok(event) = trainer.events().try_recv() {
             finished |= matches!(event, Event::Finished { .. });
             let name = |id| self.runs.get(id).map_or("a run", |v| v.name.as_str());
+            // A resumed run's record is running again: the records list says so.
+            finished |= matches!(
+                event,
+                Event::Started {
+                    resumed_from: Some(_),
+                    ..
+                }
+            );
             match &event {
                 Event::Warning { id, message } => {
                     warnings.push(format!("{}: {message}", name(*id)));

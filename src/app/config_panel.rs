@@ -398,6 +398,13 @@ fn train_ui(ui: &mut Ui, s: &mut Settings, err: &dyn Fn(&str) -> Option<String>)
         10_000_000,
         err("train.snapshot_every").as_deref(),
     );
+    usize_ui(
+        ui,
+        "checkpoint_every",
+        &mut t.checkpoint_every,
+        10_000_000,
+        err("train.checkpoint_every").as_deref(),
+    );
     ComboBox::from_label("backend")
         .selected_text(t.backend.name())
         .show_ui(ui, |ui| {

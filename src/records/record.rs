@@ -334,7 +334,18 @@ impl RunRecord {
 /// Whether a process with this id runs on this machine (Linux: `/proc/<pid>`;
 /// elsewhere assumed gone, so a stale `running` reads as interrupted).
 fn process_alive(pid: u32) -> bool {
-    pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists()
+    if pid == std::process::id() {
+        return true;
+    }
+    // `/proc/<pid>/stat` is `pid (comm) state ...`; a zombie (Z) or dead (X) process
+    // no longer runs.
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
 }
 
 /// Every readable record under `root`, newest first. Folders without a readable

@@ -435,6 +435,10 @@ impl<'a> RunContext<'a> {
             if last || (train.checkpoint_every > 0 && step % train.checkpoint_every == 0) {
                 self.recorder
                     .checkpoint(&model, &optim, step, self.busy_secs);
+                // The summary on disk follows the checkpoints, so a run that is killed
+                // lists with the steps it can resume from.
+                let summary = self.summary.clone();
+                self.recorder.write(|w| w.write_summary(&summary));
             }
             if let Some(message) = self.recorder.take_error() {
                 self.finish_timing();
