@@ -591,3 +591,31 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
         .collect();
     assert_eq!(steps, (1..=12).collect::<Vec<_>>());
 }
+
+/// A stop that arrives during a long evaluation is honoured there: the run ends at the
+/// step it was evaluating, not after the whole evaluation and another step.
+#[test]
+fn stop_is_honoured_during_a_long_evaluation() {
+    let _turn = one_at_a_time();
+    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    start(
+        &trainer,
+        1,
+        plan("steps = 1000\neval_every = 1\neval_batches = 100000\n"),
+        None,
+    );
+    let since = Instant::now();
+    loop {
+        if matches!(next(&trainer, since + DEADLINE), Event::Step { .. }) {
+            break;
+        }
+    }
+    // The evaluation of step 1 (100,000 batches) is under way.
+    trainer.send(Command::Stop(1)).expect("alive");
+    let events = collect_since(&trainer, 1, since);
+    let Some(Event::Finished { summary, .. }) = events.last() else {
+        panic!("finished")
+    };
+    assert_eq!(summary.status, RunStatus::Stopped);
+    assert_eq!(summary.steps, 1, "stopped during the first evaluation");
+}

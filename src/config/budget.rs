@@ -30,12 +30,19 @@ pub struct MemoryEstimate {
     pub logits: u64,
     /// The probe's attention snapshot (full `n x n` per layer and head) and masks.
     pub snapshot: u64,
+    /// The held-out set, generated once (tokens and targets as i64).
+    pub eval_data: u64,
 }
 
 impl MemoryEstimate {
     /// The total.
     pub fn total(&self) -> u64 {
-        self.parameters + self.activations + self.attention + self.logits + self.snapshot
+        self.parameters
+            + self.activations
+            + self.attention
+            + self.logits
+            + self.snapshot
+            + self.eval_data
     }
 }
 
@@ -90,12 +97,14 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
         }
         ModelKind::Lstm => (12 * l * tokens * d * F32, 0, 0),
     };
+    let eval_data = s.train.eval_batches as u64 * tokens * 16;
     MemoryEstimate {
         parameters,
         activations,
         attention,
         logits,
         snapshot,
+        eval_data,
     }
 }
 
@@ -140,6 +149,7 @@ pub fn over_budget(s: &Settings, available: u64) -> Option<(&'static str, String
             e.snapshot,
             "task.seq_len",
         ),
+        ("the held-out set", e.eval_data, "train.eval_batches"),
     ];
     let (what, bytes, field) = parts
         .iter()
@@ -152,6 +162,7 @@ pub fn over_budget(s: &Settings, available: u64) -> Option<(&'static str, String
         }
         "train.batch" => "lower train.batch, task.seq_len or model.d_ff",
         "task.vocab" => "lower task.vocab or train.batch",
+        "train.eval_batches" => "lower train.eval_batches",
         _ => "lower model.d_model, model.d_ff or task.vocab",
     };
     Some((

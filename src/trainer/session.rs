@@ -50,6 +50,10 @@ pub(crate) enum Flow {
 pub(crate) trait Control {
     /// Handles pending commands (blocking while paused); called after every step.
     fn poll(&mut self, current: RunId) -> Flow;
+    /// Handles pending commands without blocking and says whether the running run
+    /// must stop (checked during set-up and between evaluation batches, so a stop
+    /// never waits for a long evaluation).
+    fn stop_requested(&mut self, current: RunId) -> bool;
     /// Where events go.
     fn sink(&mut self) -> &mut EventSink;
 }
@@ -266,6 +270,10 @@ struct RunContext<'a> {
     busy_secs: f64,
     /// Injected failure, for tests.
     fault: Option<Fault>,
+    /// The run is stopping: evaluations take one batch.
+    stopping: bool,
+    /// The step of the last evaluation.
+    last_eval: Option<usize>,
 }
 
 impl<'a> RunContext<'a> {
@@ -288,6 +296,8 @@ impl<'a> RunContext<'a> {
             summary,
             busy_secs: 0.0,
             fault: run.fault,
+            stopping: false,
+            last_eval: None,
         }
     }
 
@@ -385,6 +395,12 @@ impl<'a> RunContext<'a> {
         if resumed_from.is_none() {
             self.snapshot(&model, &kernels_eval, &probe, 0);
         }
+        if self.control.stop_requested(self.id) {
+            return Ok((
+                RunStatus::Stopped,
+                Some(format!("stopped at step {}", first_step - 1)),
+            ));
+        }
 
         for step in first_step..=train.steps {
             let t0 = Instant::now();
@@ -445,7 +461,10 @@ impl<'a> RunContext<'a> {
                 return Ok((RunStatus::Failed, Some(message)));
             }
             if !last && self.control.poll(self.id) == Flow::Stop {
-                self.evaluate(&model, &kernels_eval, &eval_set, step)?;
+                self.stopping = true;
+                if self.last_eval != Some(step) {
+                    self.evaluate(&model, &kernels_eval, &eval_set, step)?;
+                }
                 self.recorder
                     .checkpoint(&model, &optim, step, self.busy_secs);
                 self.finish_timing();
@@ -488,8 +507,12 @@ impl<'a> RunContext<'a> {
             loss_sum += loss * counted;
             correct += accuracy(logits, &batch.targets)? * counted;
             total += counted;
+            if self.stopping || self.control.stop_requested(self.id) {
+                break; // the metrics cover the batches evaluated so far
+            }
         }
         self.busy_secs += t0.elapsed().as_secs_f64();
+        self.last_eval = Some(step);
         let total = total.max(1.0);
         let metrics = self.metrics(step, loss_sum / total, correct / total);
         self.summary.final_loss = Some(metrics.loss);

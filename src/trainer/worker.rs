@@ -46,6 +46,8 @@ impl Trainer {
                     queue: VecDeque::new(),
                     paused: false,
                     shutdown: false,
+                    stop_pending: false,
+                    deferred: VecDeque::new(),
                 }
                 .run();
             })?;
@@ -123,6 +125,11 @@ struct Worker {
     queue: VecDeque<StartRun>,
     paused: bool,
     shutdown: bool,
+    /// A stop for the running run arrived while it was evaluating or setting up;
+    /// the next `poll` stops it.
+    stop_pending: bool,
+    /// Pause/Resume read during evaluation, applied at the next `poll`.
+    deferred: VecDeque<Command>,
 }
 
 impl Worker {
@@ -148,6 +155,8 @@ impl Worker {
 
     fn train(&mut self, run: StartRun) {
         let id = run.id;
+        self.stop_pending = false;
+        self.deferred.clear();
         let result = catch_unwind(AssertUnwindSafe(|| session::train(&run, &mut *self)));
         let summary = match result {
             Ok(summary) => summary,
@@ -230,7 +239,29 @@ impl Worker {
 }
 
 impl session::Control for Worker {
+    fn stop_requested(&mut self, current: RunId) -> bool {
+        while let Ok(command) = self.commands.try_recv() {
+            // Pause and Resume wait for the end of the step (a paused run must not
+            // send events); everything else is handled now.
+            if matches!(command, Command::Pause | Command::Resume) {
+                self.deferred.push_back(command);
+            } else if self.handle(command, Some(current)) {
+                self.stop_pending = true;
+            }
+        }
+        self.stop_pending || self.sink.disconnected
+    }
+
     fn poll(&mut self, current: RunId) -> Flow {
+        if std::mem::take(&mut self.stop_pending) {
+            self.deferred.clear();
+            return Flow::Stop;
+        }
+        while let Some(command) = self.deferred.pop_front() {
+            if self.handle(command, Some(current)) {
+                return Flow::Stop;
+            }
+        }
         loop {
             while let Ok(command) = self.commands.try_recv() {
                 if self.handle(command, Some(current)) {
