@@ -14,25 +14,23 @@ impl App {
     /// Opens a past run from its record folder (read on a helper thread; the run
     /// appears when it has been read, or a notice says what is wrong with it).
     pub fn open_record(&mut self, dir: &Path) {
-        if self.runs.has_record(dir) || self.background.is_opening(dir) {
-            return;
-        }
-        let id = self.runs.next_id();
-        let ctx = self.ctx.clone();
-        self.background
-            .open(id, dir.to_path_buf(), false, move || ctx.request_repaint());
+        self.read_record(dir, false);
     }
 
     /// Continues a stopped or interrupted run from its record's checkpoint: its
     /// curves come back and go on from the checkpoint's step.
     pub fn resume_record(&mut self, dir: &Path) {
+        self.read_record(dir, true);
+    }
+
+    fn read_record(&mut self, dir: &Path, resume: bool) {
         if self.runs.has_record(dir) || self.background.is_opening(dir) {
             return;
         }
         let id = self.runs.next_id();
         let ctx = self.ctx.clone();
         self.background
-            .open(id, dir.to_path_buf(), true, move || ctx.request_repaint());
+            .open(id, dir.to_path_buf(), resume, move || ctx.request_repaint());
     }
 
     /// Applies what the helper threads read.
