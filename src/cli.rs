@@ -15,7 +15,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::bench::{Workload, bench_patterns, default_pattern, run_one};
 use crate::config::{BackendChoice, Experiment, RunPlan};
-use crate::records::{DEFAULT_ROOT, RunStatus, RunSummary};
+use crate::records::{DEFAULT_ROOT, RunStatus, RunSummary, mean_sd};
 use crate::trainer::{Command, Event, StartRun, Trainer};
 
 /// Runs queued on the trainer ahead of the one training: enough to keep it busy,
@@ -300,6 +300,8 @@ fn run(jobs: &[Job], out: &std::path::Path, quiet: bool) -> anyhow::Result<ExitC
         .map(|(i, j)| (i as u64, j))
         .collect();
     let mut summaries = BTreeMap::new();
+    // The first step at which each run's held-out accuracy reached its solved_at.
+    let mut solved_at: BTreeMap<u64, usize> = BTreeMap::new();
     let mut queued = 0usize;
     loop {
         while queued < RUNS_AHEAD && !interrupted.load(Ordering::SeqCst) {
@@ -340,10 +342,17 @@ fn run(jobs: &[Job], out: &std::path::Path, quiet: bool) -> anyhow::Result<ExitC
             summaries.insert(*id, summary.as_ref().clone());
             queued -= 1;
         }
+        if let Event::Eval { id, metrics } = &event
+            && let Some(plan) = plans.get(*id as usize)
+            && metrics.accuracy >= plan.settings().train.solved_at
+        {
+            solved_at.entry(*id).or_insert(metrics.step);
+        }
         progress.on_event(&event);
     }
     drop(progress);
     print_table(&summaries);
+    print_groups(&plans, &summaries, &solved_at);
     let failed = summaries
         .values()
         .any(|s| matches!(s.status, RunStatus::Failed | RunStatus::Diverged));
@@ -355,6 +364,56 @@ fn run(jobs: &[Job], out: &std::path::Path, quiet: bool) -> anyhow::Result<ExitC
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Seed replicates grouped: mean +- sd of the final metrics, how many solved the task
+/// (held-out accuracy >= `train.solved_at`) and at which step each did.
+fn print_groups(
+    plans: &[RunPlan],
+    summaries: &BTreeMap<u64, RunSummary>,
+    solved_at: &BTreeMap<u64, usize>,
+) {
+    let mut groups: Vec<(&str, Vec<u64>)> = Vec::new();
+    for (i, plan) in plans.iter().enumerate() {
+        match groups.iter_mut().find(|(g, _)| *g == plan.group()) {
+            Some((_, ids)) => ids.push(i as u64),
+            None => groups.push((plan.group(), vec![i as u64])),
+        }
+    }
+    if groups.iter().all(|(_, ids)| ids.len() < 2) {
+        return;
+    }
+    println!();
+    println!(
+        "{:<36} {:>5} {:>17} {:>17} {:>7}  solved at step",
+        "group (seeds)", "runs", "eval acc", "eval loss", "solved"
+    );
+    for (group, ids) in groups {
+        let finished: Vec<&RunSummary> = ids
+            .iter()
+            .filter_map(|id| summaries.get(id))
+            .filter(|s| s.status == RunStatus::Finished)
+            .collect();
+        let stat = |values: Vec<f64>| {
+            mean_sd(&values).map_or("-".to_string(), |(m, sd)| format!("{m:.3} ± {sd:.3}"))
+        };
+        let acc = stat(finished.iter().filter_map(|s| s.final_accuracy).collect());
+        let loss = stat(finished.iter().filter_map(|s| s.final_loss).collect());
+        let steps: Vec<String> = ids
+            .iter()
+            .map(|id| solved_at.get(id).map_or("-".into(), |s| s.to_string()))
+            .collect();
+        let solved = ids.iter().filter(|id| solved_at.contains_key(id)).count();
+        println!(
+            "{:<36} {:>5} {:>17} {:>17} {:>7}  {}",
+            truncate(group, 36),
+            format!("{}/{}", finished.len(), ids.len()),
+            acc,
+            loss,
+            format!("{solved}/{}", ids.len()),
+            steps.join(", ")
+        );
+    }
 }
 
 fn print_table(summaries: &BTreeMap<u64, RunSummary>) {

@@ -259,3 +259,28 @@ fn resume_continues_a_record_from_its_checkpoint() {
         .collect();
     assert_eq!(steps, (1..=8).collect::<Vec<_>>());
 }
+
+/// Seeds replicate each run; the final table groups them with mean +- sd and the
+/// fraction that solved the task.
+#[test]
+fn seeded_sweeps_train_and_the_table_groups_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = TINY
+        .split("[[runs]]")
+        .next()
+        .expect("base")
+        .replace("steps = 5", "steps = 2\nseeds = [1, 2]\nsolved_at = 0.0")
+        + "[sweep]\ntask.distance = [2, 4]\n";
+    std::fs::write(dir.path().join("s.toml"), text).expect("write");
+    let out = attnlab(&["run", "s.toml", "--out", "records", "-q"], dir.path());
+    assert!(out.status.success(), "{}", self::text(&out));
+    let all = self::text(&out);
+    assert!(all.contains("group (seeds)"), "{all}");
+    assert!(all.contains("tiny distance=2"), "{all}");
+    assert!(
+        all.contains("2/2"),
+        "every seed solves accuracy >= 0: {all}"
+    );
+    let records = attnlab::records::list_records(&dir.path().join("records"));
+    assert_eq!(records.len(), 4);
+}

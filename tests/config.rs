@@ -357,3 +357,34 @@ proptest! {
         }
     }
 }
+
+/// `[sweep]` x `train.seeds`: every run at every point, once per seed, named and
+/// grouped; a bad value is reported at its sweep entry, with its line.
+#[test]
+fn sweeps_and_seeds_expand_into_named_grouped_runs() {
+    let text = "name = \"s\"\n[task]\nseq_len = 32\n[train]\nseeds = [1, 2]\n[sweep]\ntask.distance = [4, 8, 12]\n[[runs]]\nname = \"dense\"\n[[runs]]\nname = \"local\"\nmodel.attention = { kind = \"local\", window = 2 }\n";
+    let e = Experiment::from_toml(text).expect("parses");
+    let plans = e.plan().expect("valid");
+    assert_eq!(plans.len(), 2 * 3 * 2);
+    assert_eq!(plans[0].name(), "dense distance=4 seed=1");
+    assert_eq!(plans[0].group(), "dense distance=4");
+    assert_eq!(plans[1].name(), "dense distance=4 seed=2");
+    assert_eq!(plans[1].settings().train.seed, 2);
+    assert_eq!(plans[11].name(), "local distance=12 seed=2");
+    assert_eq!(plans[11].settings().task.distance, 12);
+    // Round trip keeps the sweep and the seeds.
+    let again = Experiment::from_toml(&e.to_toml().expect("writes")).expect("reopens");
+    assert_eq!(again, e);
+    // A value out of range is named at the sweep entry, with the point.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, text.replace("[4, 8, 12]", "[4, 40]")).expect("write");
+    let errors = Experiment::load_and_plan(&path)
+        .map(|_| ())
+        .expect_err("40 >= seq_len");
+    let e = errors
+        .for_field("sweep.task.distance")
+        .expect("at the sweep entry");
+    assert!(e.message.contains("distance=40"), "{}", e.message);
+    assert_eq!(e.line, Some(7));
+}

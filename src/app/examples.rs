@@ -11,7 +11,7 @@ pub struct ShippedExperiment {
 }
 
 /// Every shipped experiment, in menu order.
-pub const SHIPPED: [ShippedExperiment; 8] = [
+pub const SHIPPED: [ShippedExperiment; 9] = [
     ShippedExperiment {
         file: "dense_vs_local.toml",
         text: include_str!("../../experiments/dense_vs_local.toml"),
@@ -43,6 +43,10 @@ pub const SHIPPED: [ShippedExperiment; 8] = [
     ShippedExperiment {
         file: "long_sequences.toml",
         text: include_str!("../../experiments/long_sequences.toml"),
+    },
+    ShippedExperiment {
+        file: "seeds_sweep.toml",
+        text: include_str!("../../experiments/seeds_sweep.toml"),
     },
 ];
 

@@ -46,6 +46,30 @@ pub fn side_ui(ui: &mut Ui, app: &mut App) {
         ""
     };
     ui.label(RichText::new(format!("{file}{dirty}")).small());
+    let e = &app.editor.experiment;
+    let seeds = e.base.train.seeds.len().max(1);
+    if !e.sweep.is_empty() || seeds > 1 {
+        let axes: Vec<String> = e
+            .sweep
+            .axes
+            .iter()
+            .map(|a| format!("{} x {}", a.field, a.values.len()))
+            .collect();
+        ui.label(
+            RichText::new(format!(
+                "{} run(s) x {} sweep point(s){} x {seeds} seed(s) = {} runs to train",
+                e.runs.len(),
+                e.sweep.len(),
+                if axes.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", axes.join(", "))
+                },
+                e.runs.len() * e.sweep.len() * seeds
+            ))
+            .small(),
+        );
+    }
     ui.separator();
     egui::ScrollArea::vertical()
         .id_salt("editor")

@@ -22,6 +22,8 @@ pub struct Experiment {
     /// the base on demand ([`Experiment::run_settings`]), so an edit of the base
     /// reaches exactly the runs that do not set that field.
     pub runs: Vec<RunSpec>,
+    /// The `[sweep]` grid every run is trained over (empty: none).
+    pub sweep: super::Sweep,
 }
 
 /// One `[[runs]]` entry: a name and the fields it sets, as written.
@@ -58,6 +60,22 @@ impl RunSpec {
     /// Whether this run sets nothing of its own.
     pub fn has_overrides(&self) -> bool {
         !self.overrides.is_empty()
+    }
+
+    /// Sets `field` (dotted, `task.distance`) as one of the run's own.
+    pub fn set(&mut self, field: &str, value: Value) {
+        let (section, key) = field.split_once('.').unwrap_or((field, ""));
+        if key.is_empty() {
+            self.overrides.insert(section.to_string(), value);
+            return;
+        }
+        let entry = self
+            .overrides
+            .entry(section.to_string())
+            .or_insert_with(|| Value::Table(Table::new()));
+        if let Value::Table(t) = entry {
+            t.insert(key.to_string(), value);
+        }
     }
 
     /// Stops setting `field` (dotted, `task.distance`): the run inherits the base's.
@@ -158,6 +176,18 @@ impl RunSpec {
     }
 }
 
+/// `settings` with a point's values set.
+pub fn apply_point(
+    settings: &Settings,
+    point: &[(String, Value)],
+) -> Result<Settings, ResolveError> {
+    let mut spec = RunSpec::new("sweep");
+    for (field, value) in point {
+        spec.set(field, value.clone());
+    }
+    spec.resolve(settings)
+}
+
 /// A run's fields do not fit the settings (wrong type, unknown field).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -182,6 +212,8 @@ struct FileRepr {
     model: super::ModelConfig,
     #[serde(default)]
     train: super::TrainConfig,
+    #[serde(default, skip_serializing_if = "Table::is_empty")]
+    sweep: Table,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     runs: Vec<Table>,
 }
@@ -194,6 +226,7 @@ impl Experiment {
             description: String::new(),
             base: settings,
             runs: vec![RunSpec::new(name)],
+            sweep: super::Sweep::default(),
         }
     }
 
@@ -223,6 +256,23 @@ impl Experiment {
             model: file.model,
             train: file.train,
         };
+        let sweep = super::Sweep::from_table(&file.sweep).map_err(|mut e| {
+            e.line = locate_field(text, &e.field);
+            ConfigErrors::from(e)
+        })?;
+        for axis in &sweep.axes {
+            for value in &axis.values {
+                if let Err(e) = apply_point(&base, &[(axis.field.clone(), value.clone())]) {
+                    let field = format!("sweep.{}", axis.field);
+                    let mut error = ConfigError::new(
+                        field.clone(),
+                        format!("{} is not a value for {}: {}", value, axis.field, e.message),
+                    );
+                    error.line = locate_field(text, &field);
+                    return Err(error.into());
+                }
+            }
+        }
         let header_lines = runs_header_lines(text);
         if file.runs.len() > MAX_RUNS {
             let mut e = ConfigError::new(
@@ -258,6 +308,7 @@ impl Experiment {
             description: file.description,
             base,
             runs,
+            sweep,
         })
     }
 
@@ -286,6 +337,7 @@ impl Experiment {
             task: self.base.task.clone(),
             model: self.base.model.clone(),
             train: self.base.train.clone(),
+            sweep: self.sweep.to_table(),
             runs,
         };
         toml::to_string_pretty(&file).map_err(|e| {

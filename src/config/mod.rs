@@ -12,6 +12,7 @@ mod experiment;
 mod plan;
 mod settings;
 mod suggest;
+mod sweep;
 
 pub use budget::{
     MemoryEstimate, available_memory, estimate, human_bytes, over_budget, parameter_count,
@@ -21,6 +22,7 @@ pub use experiment::{Experiment, ResolveError, RunSpec};
 pub use plan::{RunPlan, check_settings};
 pub use settings::{BackendChoice, ModelConfig, ModelKind, Settings, TrainConfig};
 pub use suggest::did_you_mean;
+pub use sweep::{Sweep, SweepAxis, point_label, value_label};
 
 pub use crate::attention::AttentionPattern;
 pub use crate::tasks::{TaskConfig, TaskKind};

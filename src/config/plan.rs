@@ -18,6 +18,7 @@ const MAX_NAME: usize = 200;
 pub struct RunPlan {
     experiment: String,
     name: String,
+    group: String,
     settings: Settings,
 }
 
@@ -30,6 +31,12 @@ impl RunPlan {
     /// The run's name, unique within the experiment.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The run of the experiment (and sweep point) this plan is a seed replicate of:
+    /// its name without the `seed=` suffix (the name itself without seeds).
+    pub fn group(&self) -> &str {
+        &self.group
     }
 
     /// The resolved, valid settings.
@@ -47,6 +54,7 @@ impl RunPlan {
             Ok(RunPlan {
                 experiment: self.experiment.clone(),
                 name: self.name.clone(),
+                group: self.group.clone(),
                 settings,
             })
         } else {
@@ -73,7 +81,10 @@ impl RunPlan {
     /// This run alone as an experiment file (what a run record stores as config.toml);
     /// running that file reproduces the run.
     pub fn config_toml(&self) -> Result<String, ConfigError> {
-        let mut experiment = Experiment::single(&self.experiment, self.settings.clone());
+        // The replicate alone: its own seed, no seed list, no sweep.
+        let mut settings = self.settings.clone();
+        settings.train.seeds.clear();
+        let mut experiment = Experiment::single(&self.experiment, settings);
         if let Some(run) = experiment.runs.first_mut() {
             run.name = self.name.clone();
         }
@@ -140,9 +151,33 @@ impl Experiment {
                 "an experiment needs at least one run",
             ));
         }
-        let base_errors = check_settings(&self.base);
-        errors.extend(base_errors.iter().cloned());
-        let mut plans = Vec::with_capacity(self.runs.len());
+        let swept = |field: &str| {
+            self.sweep
+                .axes
+                .iter()
+                .find(|a| field == a.field || field.starts_with(&format!("{}.", a.field)))
+        };
+        // The base alone is checked without its swept fields: the sweep sets those.
+        errors.extend(
+            check_settings(&self.base)
+                .into_iter()
+                .filter(|e| swept(&e.field).is_none()),
+        );
+        let points = self.sweep.points();
+        let seeds = |s: &Settings| s.train.seeds.len().max(1);
+        let expanded = points.len() * self.runs.len() * seeds(&self.base);
+        if expanded > MAX_RUNS {
+            errors.push(ConfigError::new(
+                "sweep",
+                format!(
+                    "expands to {expanded} runs ({} runs x {} points x seeds): at most {MAX_RUNS}",
+                    self.runs.len(),
+                    points.len()
+                ),
+            ));
+            return Err(ConfigErrors(errors));
+        }
+        let mut plans = Vec::with_capacity(expanded);
         let mut names = std::collections::HashSet::new();
         for (index, run) in self.runs.iter().enumerate() {
             if !names.insert(run.name.as_str()) {
@@ -170,31 +205,63 @@ impl Experiment {
                     ),
                 ));
             }
-            let mut run_errors = check_settings(&settings);
-            if run_errors.is_empty()
-                && let Some(available) = memory
-                && let Some((field, message)) = super::over_budget(&settings, available)
-            {
-                run_errors.push(ConfigError::new(field, message));
-            }
-            for mut e in run_errors {
-                let inherited = errors
-                    .iter()
-                    .any(|b: &ConfigError| b.field == e.field && b.message == e.message);
-                if inherited {
-                    continue;
+            for point in &points {
+                let pointed = match super::experiment::apply_point(&settings, point) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        errors.push(ConfigError::new("sweep", e.message));
+                        continue;
+                    }
+                };
+                let group = if point.is_empty() {
+                    run.name.clone()
+                } else {
+                    format!("{} {}", run.name, super::point_label(point))
+                };
+                let replicates: Vec<Option<u64>> = if pointed.train.seeds.is_empty() {
+                    vec![None]
+                } else {
+                    pointed.train.seeds.iter().copied().map(Some).collect()
+                };
+                for seed in replicates {
+                    let mut settings = pointed.clone();
+                    let name = match seed {
+                        Some(seed) => {
+                            settings.train.seed = seed;
+                            format!("{group} seed={seed}")
+                        }
+                        None => group.clone(),
+                    };
+                    let mut run_errors = check_settings(&settings);
+                    if run_errors.is_empty()
+                        && let Some(available) = memory
+                        && let Some((field, message)) = super::over_budget(&settings, available)
+                    {
+                        run_errors.push(ConfigError::new(field, message));
+                    }
+                    for mut e in run_errors {
+                        if let Some(axis) = swept(&e.field) {
+                            e.message = format!("{} (at {})", e.message, super::point_label(point));
+                            e.field = format!("sweep.{}", axis.field);
+                        } else if run.has_overrides() {
+                            // A run that sets nothing itself is the base: say it there.
+                            e.field = format!("runs[{index}].{}", e.field);
+                        }
+                        let known = errors
+                            .iter()
+                            .any(|b: &ConfigError| b.field == e.field && b.message == e.message);
+                        if !known {
+                            errors.push(e);
+                        }
+                    }
+                    plans.push(RunPlan {
+                        experiment: self.name.clone(),
+                        name,
+                        group: group.clone(),
+                        settings,
+                    });
                 }
-                // A run that sets nothing itself is the base: say it there.
-                if run.has_overrides() {
-                    e.field = format!("runs[{index}].{}", e.field);
-                }
-                errors.push(e);
             }
-            plans.push(RunPlan {
-                experiment: self.name.clone(),
-                name: run.name.clone(),
-                settings,
-            });
         }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
@@ -310,6 +377,30 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
             format!(
                 "{} is not allowed: must be a positive number at most 10 (e.g. 1e-3)",
                 t.lr
+            ),
+        ));
+    }
+    if t.seeds.iter().any(|&s| s > i64::MAX as u64) {
+        errors.push(ConfigError::new(
+            "train.seeds",
+            format!(
+                "every seed must be at most {} (TOML integers are signed 64-bit)",
+                i64::MAX
+            ),
+        ));
+    }
+    if (1..t.seeds.len()).any(|i| t.seeds[..i].contains(&t.seeds[i])) {
+        errors.push(ConfigError::new(
+            "train.seeds",
+            "lists a seed twice: replicates need different seeds",
+        ));
+    }
+    if !(t.solved_at.is_finite() && (0.0..=1.0).contains(&t.solved_at)) {
+        errors.push(ConfigError::new(
+            "train.solved_at",
+            format!(
+                "{} is not allowed: must be an accuracy between 0 and 1",
+                t.solved_at
             ),
         ));
     }

@@ -160,6 +160,11 @@ pub struct TrainConfig {
     pub lr: f64,
     /// Seeds parameters, data and BigBird's random blocks.
     pub seed: u64,
+    /// Train each run once per seed (replicates grouped in the results); empty: `seed`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub seeds: Vec<u64>,
+    /// The held-out accuracy at which a run counts as having solved its task.
+    pub solved_at: f64,
     /// Evaluate on fresh held-out batches every this many steps (0: only at the end).
     pub eval_every: usize,
     /// Batches per evaluation.
@@ -180,6 +185,8 @@ impl Default for TrainConfig {
             batch: 32,
             lr: 1e-3,
             seed: 1,
+            seeds: Vec::new(),
+            solved_at: 0.99,
             eval_every: 100,
             eval_batches: 4,
             snapshot_every: 50,

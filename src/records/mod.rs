@@ -23,7 +23,7 @@ pub use record::{MAX_SNAPSHOT_BYTES, MetricRow, RecordWriter, RunRecord, list_re
 pub use snapshots::{
     AttentionSnapshot, Probe, SnapshotHeader, read_snapshots, read_snapshots_bounded,
 };
-pub use summary::{BackendInfo, LayerKernelInfo, Metrics, RunStatus, RunSummary};
+pub use summary::{BackendInfo, LayerKernelInfo, Metrics, RunStatus, RunSummary, mean_sd};
 
 /// Default folder for run records, relative to the working directory (the convention
 /// TensorBoard and PyTorch users know).

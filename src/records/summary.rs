@@ -156,9 +156,32 @@ impl RunSummary {
     }
 }
 
+/// Mean and sample standard deviation (0 for one value); `None` for none.
+pub fn mean_sd(values: &[f64]) -> Option<(f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = if values.len() < 2 {
+        0.0
+    } else {
+        (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()
+    };
+    Some((mean, sd))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mean_and_sample_sd() {
+        assert_eq!(mean_sd(&[]), None);
+        assert_eq!(mean_sd(&[2.0]), Some((2.0, 0.0)));
+        let (m, sd) = mean_sd(&[1.0, 2.0, 3.0]).expect("values");
+        assert!((m - 2.0).abs() < 1e-12 && (sd - 1.0).abs() < 1e-12);
+    }
 
     #[test]
     fn records_written_before_the_rename_still_read() {

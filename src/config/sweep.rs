@@ -1,0 +1,129 @@
+//! `[sweep]`: a grid over any fields, each run of the experiment trained at every
+//! point of it (and, with `train.seeds`, once per seed).
+//!
+//! ```toml
+//! [sweep]
+//! task.distance = [8, 16, 32, 64]
+//! model.attention = ["dense", { kind = "local", window = 8 }]
+//! ```
+
+use toml::{Table, Value};
+
+use super::ConfigError;
+
+/// One axis of the grid: a dotted field and the values it takes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepAxis {
+    /// `section.field`, e.g. `task.distance`.
+    pub field: String,
+    /// The values, in file order.
+    pub values: Vec<Value>,
+}
+
+/// The grid (empty: no sweep).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Sweep {
+    /// The axes, in file order of sections then fields.
+    pub axes: Vec<SweepAxis>,
+}
+
+impl Sweep {
+    /// The grid a `[sweep]` table describes; every entry must be `section.field =
+    /// [values...]` with at least one value.
+    pub fn from_table(table: &Table) -> Result<Self, ConfigError> {
+        let mut axes = Vec::new();
+        for (section, fields) in table {
+            let Value::Table(fields) = fields else {
+                return Err(ConfigError::new(
+                    format!("sweep.{section}"),
+                    "must name a field: `section.field = [values...]`, e.g. task.distance = [8, 16]",
+                ));
+            };
+            for (field, values) in fields {
+                let path = format!("{section}.{field}");
+                match values {
+                    Value::Array(values) if !values.is_empty() => axes.push(SweepAxis {
+                        field: path,
+                        values: values.clone(),
+                    }),
+                    _ => {
+                        return Err(ConfigError::new(
+                            format!("sweep.{path}"),
+                            "must be a non-empty list of values, e.g. [8, 16, 32]",
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(Self { axes })
+    }
+
+    /// The `[sweep]` table as written.
+    pub fn to_table(&self) -> Table {
+        let mut table = Table::new();
+        for axis in &self.axes {
+            let (section, field) = axis.field.split_once('.').unwrap_or((&axis.field, ""));
+            let entry = table
+                .entry(section.to_string())
+                .or_insert_with(|| Value::Table(Table::new()));
+            if let Value::Table(t) = entry {
+                t.insert(field.to_string(), Value::Array(axis.values.clone()));
+            }
+        }
+        table
+    }
+
+    /// Whether there is a grid.
+    pub fn is_empty(&self) -> bool {
+        self.axes.is_empty()
+    }
+
+    /// The number of points (1 without a sweep).
+    pub fn len(&self) -> usize {
+        self.axes.iter().map(|a| a.values.len()).product()
+    }
+
+    /// Every point, the first axis varying slowest: `(field, value)` per axis.
+    pub fn points(&self) -> Vec<Vec<(String, Value)>> {
+        let mut points = vec![Vec::new()];
+        for axis in &self.axes {
+            points = points
+                .into_iter()
+                .flat_map(|point| {
+                    axis.values.iter().map(move |v| {
+                        let mut p = point.clone();
+                        p.push((axis.field.clone(), v.clone()));
+                        p
+                    })
+                })
+                .collect();
+        }
+        points
+    }
+}
+
+/// A short label of a point, e.g. `distance=16 attention=local w=8`.
+pub fn point_label(point: &[(String, Value)]) -> String {
+    point
+        .iter()
+        .map(|(field, value)| {
+            let short = field.rsplit('.').next().unwrap_or(field);
+            format!("{short}={}", value_label(value))
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A value as a short label (attention patterns by their own label).
+pub fn value_label(value: &Value) -> String {
+    if let Ok(pattern) = value
+        .clone()
+        .try_into::<crate::attention::AttentionPattern>()
+    {
+        return pattern.label();
+    }
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
