@@ -69,6 +69,16 @@ pub enum HeadlessCommand {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Write figures and numbers of run records: metrics.csv, curves.svg, the last
+    /// snapshot's attention as PNG and .npy, and summary.csv over all of them.
+    Export {
+        /// Record folders, or folders of records (every record under them).
+        #[arg(required = true, value_name = "RUN_DIR")]
+        records: Vec<PathBuf>,
+        /// Where to write (one folder per record inside).
+        #[arg(long, value_name = "DIR")]
+        to: PathBuf,
+    },
     /// Time the reference workloads (README.md, "Reference workloads"); one JSON
     /// object per line on stdout.
     Bench(BenchArgs),
@@ -110,6 +120,7 @@ pub struct BenchArgs {
 pub fn execute(command: HeadlessCommand) -> anyhow::Result<ExitCode> {
     match command {
         HeadlessCommand::Validate { files } => validate(&files),
+        HeadlessCommand::Export { records, to } => export(&records, &to),
         HeadlessCommand::Bench(args) => bench(&args),
         HeadlessCommand::Run {
             files,
@@ -143,6 +154,34 @@ pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn export(dirs: &[PathBuf], to: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let mut records = Vec::new();
+    for dir in dirs {
+        if dir.join("summary.json").exists() {
+            records.push(
+                crate::records::RunRecord::open(dir)
+                    .with_context(|| format!("cannot read the record {}", dir.display()))?,
+            );
+        } else {
+            let found = crate::records::list_records(dir);
+            anyhow::ensure!(
+                !found.is_empty(),
+                "{} is neither a run record nor a folder of records",
+                dir.display()
+            );
+            records.extend(found);
+        }
+    }
+    let written = crate::export::export_records(&records, to)?;
+    eprintln!(
+        "exported {} record(s): {} file(s) under {}",
+        records.len(),
+        written.len(),
+        to.display()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {

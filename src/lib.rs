@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! app, cli          front ends: the workbench window and the headless commands
-//! bench             the reference workloads, timed
+//! bench, export     the reference workloads, timed; figures and numbers out of records
 //! trainer           the background thread: one session per run, Command/Event
 //! model, records    burn models and attention kernels; run records on disk
 //! config            experiment files -> validated RunPlans
@@ -20,6 +20,7 @@ pub mod attention;
 pub mod bench;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod model;
 pub mod records;
 pub mod tasks;

@@ -15,7 +15,7 @@ const LAYERS: &[&[&str]] = &[
     &["config"],
     &["model", "records"],
     &["trainer"],
-    &["bench"],
+    &["bench", "export"],
     &["app", "cli"],
 ];
 

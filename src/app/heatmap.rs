@@ -9,6 +9,7 @@ use egui::{
 };
 
 use crate::attention::Mask;
+use crate::export::{colormap_rgb, sqrt_scaled};
 
 /// Textures by key; rebuilt only for keys not seen yet.
 #[derive(Default)]
@@ -41,26 +42,14 @@ impl TextureCache {
 
 /// A perceptual dark-to-bright colour scale (viridis stops).
 pub fn colormap(t: f32) -> Color32 {
-    const STOPS: [[f32; 3]; 6] = [
-        [68.0, 1.0, 84.0],
-        [65.0, 68.0, 135.0],
-        [42.0, 120.0, 142.0],
-        [34.0, 168.0, 132.0],
-        [122.0, 209.0, 81.0],
-        [253.0, 231.0, 37.0],
-    ];
-    let t = t.clamp(0.0, 1.0) * (STOPS.len() - 1) as f32;
-    let i = (t.floor() as usize).min(STOPS.len() - 2);
-    let f = t - i as f32;
-    let c = |k: usize| (STOPS[i][k] + (STOPS[i + 1][k] - STOPS[i][k]) * f) as u8;
-    Color32::from_rgb(c(0), c(1), c(2))
+    let [r, g, b] = colormap_rgb(t);
+    Color32::from_rgb(r, g, b)
 }
 
 /// An `n x n` attention map as an image: each cell relative to the map's largest
 /// weight, on a square-root scale so weak but real attention stays visible.
 pub fn attention_image(map: &[f32], n: usize) -> ColorImage {
-    let max = map.iter().copied().fold(0.0f32, f32::max).max(1e-12);
-    let pixels = map.iter().map(|&w| colormap((w / max).sqrt())).collect();
+    let pixels = sqrt_scaled(map).map(colormap).collect();
     ColorImage::new([n, n], pixels)
 }
 

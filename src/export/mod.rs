@@ -1,0 +1,12 @@
+//! Figures and numbers out of run records, for papers and for numpy: metrics and
+//! summaries as CSV, loss and accuracy curves as SVG (vector), the attention grid of
+//! a snapshot as PNG and its weights as `.npy`. Headless: `attnlab export RUN_DIR...
+//! --to DIR` needs no window.
+
+mod colormap;
+mod files;
+
+pub use colormap::{colormap_rgb, sqrt_scaled};
+pub use files::{
+    ExportError, attention_png, curves_svg, export_records, metrics_csv, npy_f32, summary_csv,
+};
