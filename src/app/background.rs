@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::run_views::RunView;
 use crate::config::{Experiment, RunPlan};
@@ -43,7 +43,9 @@ pub struct Background {
 
 impl Default for Background {
     fn default() -> Self {
-        let (tx, rx) = unbounded();
+        // Each helper sends one answer and the frame drains them all: a helper
+        // finding the channel full just waits for the next frame.
+        let (tx, rx) = bounded(64);
         Self {
             tx,
             rx,
