@@ -455,3 +455,33 @@ fn a_stopped_run_resumes_from_the_records_list() {
     );
     assert!(run.steps_done() > stopped_at);
 }
+
+/// Seed replicates are drawn as one curve per group: the legend names the group and
+/// its seed count.
+#[test]
+fn seed_replicates_are_grouped_in_the_curves() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = TINY
+        .replace("steps = 12", "steps = 4\nseeds = [1, 2]")
+        .replace(
+            "[[runs]]\nname = \"local w=1\"\nmodel.attention = { kind = \"local\", window = 1 }\n",
+            "",
+        );
+    let mut h = harness(dir.path(), &toml);
+    h.run_steps(2);
+    h.get_by_label("Run").click();
+    step_until(&mut h, |app| {
+        app.runs().views.len() == 2 && !app.runs().any_active()
+    });
+    let groups: Vec<&str> = h
+        .state()
+        .runs()
+        .views
+        .iter()
+        .map(|v| v.group.as_str())
+        .collect();
+    assert_eq!(groups, ["dense", "dense"]);
+    h.get_by_label("Curves").click();
+    h.run_steps(3);
+    assert!(h.query_all_by_label_contains("dense (2 seeds)").count() >= 1);
+}

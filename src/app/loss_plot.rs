@@ -2,7 +2,9 @@
 //! per run, optional log-scale loss.
 
 use egui::Ui;
-use egui_plot::{GridMark, HoverPosition, Legend, Line, LineStyle, Plot, PlotPoints, Points};
+use egui_plot::{
+    GridMark, HoverPosition, Legend, Line, LineStyle, Plot, PlotPoints, Points, Polygon,
+};
 
 use super::commands::UiCommand;
 use super::run_views::RunView;
@@ -16,6 +18,35 @@ pub struct CurveOptions {
     pub smoothing: f32,
     /// Log10 loss axis.
     pub log_scale: bool,
+    /// Seed replicates as one curve: mean with a min-max band.
+    pub group_seeds: bool,
+}
+
+/// One step of a group's curve: `[step, mean, min, max]` over its members.
+pub type BandPoint = [f64; 4];
+
+/// The mean, lowest and highest value of `members` at every step they all have.
+pub fn group_band(members: &[&[Metrics]], value: impl Fn(&Metrics) -> f64) -> Vec<BandPoint> {
+    let Some((first, rest)) = members.split_first() else {
+        return Vec::new();
+    };
+    first
+        .iter()
+        .filter_map(|m| {
+            let mut values = vec![value(m)];
+            for other in rest {
+                let at = other.binary_search_by_key(&m.step, |o| o.step).ok()?;
+                values.push(value(&other[at]));
+            }
+            let mean = values.iter().sum::<f64>() / values.len() as f64;
+            let (lo, hi) = values
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                    (a.min(v), b.max(v))
+                });
+            Some([m.step as f64, mean, lo, hi])
+        })
+        .collect()
 }
 
 /// Exponential moving average with bias correction (as TensorBoard shows it).
@@ -126,7 +157,67 @@ fn plot_ui(
         plot = plot.include_y(0.0).include_y(1.0);
     }
     plot.show(ui, |plot_ui| {
+        if options.group_seeds {
+            let mut shown: Vec<&str> = Vec::new();
+            for &(color_index, run) in runs {
+                if shown.contains(&run.group.as_str()) {
+                    continue;
+                }
+                shown.push(&run.group);
+                let members: Vec<&RunView> = runs
+                    .iter()
+                    .map(|(_, r)| *r)
+                    .filter(|r| r.group == run.group)
+                    .collect();
+                if members.len() < 2 {
+                    continue;
+                }
+                let color = run_color(color_index);
+                let name = format!("{} ({} seeds)", run.group, members.len());
+                let scale = |v: f64| if log { v.max(1e-8).log10() } else { v };
+                for (series, width) in [(true, 2.5), (false, 1.0)] {
+                    let lists: Vec<&[Metrics]> = members
+                        .iter()
+                        .map(|r| if series { &r.eval[..] } else { &r.train[..] })
+                        .collect();
+                    let band = group_band(&lists, value);
+                    if band.is_empty() {
+                        continue;
+                    }
+                    if series {
+                        // One quad per interval: a plot polygon is filled as convex.
+                        for pair in band.windows(2) {
+                            let (a, b) = (pair[0], pair[1]);
+                            let quad = vec![
+                                [a[0], scale(a[3])],
+                                [b[0], scale(b[3])],
+                                [b[0], scale(b[2])],
+                                [a[0], scale(a[2])],
+                            ];
+                            plot_ui.polygon(
+                                Polygon::new(&name, PlotPoints::from(quad))
+                                    .fill_color(color.gamma_multiply(0.2))
+                                    .stroke(egui::Stroke::NONE),
+                            );
+                        }
+                    }
+                    let mean: Vec<[f64; 2]> = band.iter().map(|b| [b[0], scale(b[1])]).collect();
+                    let line = Line::new(&name, PlotPoints::from(mean))
+                        .color(color)
+                        .width(width);
+                    plot_ui.line(if series {
+                        line.style(LineStyle::Dashed { length: 8.0 })
+                    } else {
+                        line.color(color.gamma_multiply(0.5))
+                    });
+                }
+            }
+        }
         for &(color_index, run) in runs {
+            if options.group_seeds && runs.iter().filter(|(_, r)| r.group == run.group).count() > 1
+            {
+                continue;
+            }
             let color = run_color(color_index);
             let raw = points(&run.train, value, log);
             if options.smoothing > 0.0 && raw.len() > 1 {
@@ -165,6 +256,22 @@ fn plot_ui(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn group_bands_span_the_members_at_shared_steps() {
+        let m = |step: usize, accuracy: f64| Metrics {
+            step,
+            loss: 1.0,
+            accuracy,
+            elapsed_secs: 0.0,
+        };
+        let a = [m(10, 0.2), m(20, 0.6), m(30, 1.0)];
+        let b = [m(10, 0.4), m(20, 0.8)];
+        let band = group_band(&[&a, &b], |m| m.accuracy);
+        assert_eq!(band.len(), 2, "step 30 is not shared");
+        assert!((band[0][1] - 0.3).abs() < 1e-12);
+        assert_eq!((band[1][2], band[1][3]), (0.6, 0.8));
+    }
 
     #[test]
     fn smoothing_keeps_constants_and_follows_the_trend() {

@@ -34,6 +34,9 @@ pub struct RunView {
     pub name: String,
     /// The experiment it belongs to.
     pub experiment: String,
+    /// Its replicate group: the name without ` seed=<n>` (runs of one group differ
+    /// only in their seed).
+    pub group: String,
     /// Its resolved settings.
     pub settings: Settings,
     /// Live or from disk.
@@ -86,6 +89,7 @@ impl RunView {
         Self {
             id,
             name: name.to_string(),
+            group: crate::config::group_of(name).to_string(),
             experiment: experiment.to_string(),
             settings,
             source: Source::Live,
@@ -162,6 +166,7 @@ impl RunView {
             }
         };
         view.name = record.summary.name.clone();
+        view.group = crate::config::group_of(&view.name).to_string();
         view.source = Source::Record(record.dir.clone());
         view.record_dir = Some(record.dir.clone());
         view.status = match record.summary.status {

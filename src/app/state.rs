@@ -21,6 +21,8 @@ pub struct PersistedState {
     pub smoothing: f32,
     /// Log-scale loss axis.
     pub log_scale: bool,
+    /// Seed replicates drawn as one curve: their mean with a min-max band.
+    pub group_seeds: bool,
     /// Overlay the pattern's mask on attention maps.
     pub show_mask: bool,
     /// Mark the task's dependencies on attention maps.
@@ -44,6 +46,7 @@ impl Default for PersistedState {
             runs_root: PathBuf::from(crate::records::DEFAULT_ROOT),
             smoothing: 0.6,
             log_scale: true,
+            group_seeds: true,
             show_mask: false,
             show_dependencies: true,
             last_dir: None,

@@ -59,6 +59,7 @@ fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
     let curves = CurveOptions {
         smoothing: app.state.smoothing,
         log_scale: app.state.log_scale,
+        group_seeds: app.state.group_seeds,
     };
     let mut overlays = Overlays {
         mask: app.state.show_mask,
@@ -72,6 +73,8 @@ fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
                 ui.add(egui::Slider::new(&mut app.state.smoothing, 0.0..=0.99))
                     .labelled_by(l.id);
                 ui.checkbox(&mut app.state.log_scale, "log-scale loss");
+                ui.checkbox(&mut app.state.group_seeds, "group seeds")
+                    .on_hover_text("Seed replicates as one curve: their mean, with a band from the lowest to the highest");
             });
             curves_ui(ui, &indexed, curves, "main");
         }

@@ -22,7 +22,7 @@ pub use experiment::{Experiment, ResolveError, RunSpec};
 pub use plan::{RunPlan, check_settings};
 pub use settings::{BackendChoice, ModelConfig, ModelKind, Settings, TrainConfig};
 pub use suggest::did_you_mean;
-pub use sweep::{Sweep, SweepAxis, point_label, value_label};
+pub use sweep::{Sweep, SweepAxis, group_of, point_label, value_label};
 
 pub use crate::attention::AttentionPattern;
 pub use crate::tasks::{TaskConfig, TaskKind};

@@ -114,6 +114,16 @@ pub fn point_label(point: &[(String, Value)]) -> String {
         .join(" ")
 }
 
+/// The replicate group of a run name: the name without a trailing ` seed=<n>`.
+pub fn group_of(name: &str) -> &str {
+    match name.rsplit_once(" seed=") {
+        Some((group, seed)) if !seed.is_empty() && seed.bytes().all(|b| b.is_ascii_digit()) => {
+            group
+        }
+        _ => name,
+    }
+}
+
 /// A value as a short label (attention patterns by their own label).
 pub fn value_label(value: &Value) -> String {
     if let Ok(pattern) = value
@@ -125,5 +135,38 @@ pub fn value_label(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_drop_only_a_trailing_seed() {
+        assert_eq!(group_of("dense distance=4 seed=12"), "dense distance=4");
+        assert_eq!(group_of("dense"), "dense");
+        assert_eq!(group_of("my seed=x"), "my seed=x");
+    }
+
+    #[test]
+    fn points_vary_the_first_axis_slowest() {
+        let table: Table =
+            toml::from_str("[task]\ndistance = [1, 2]\n[model]\nlayers = [3, 4]\n").expect("toml");
+        let sweep = Sweep::from_table(&table).expect("sweep");
+        assert_eq!(sweep.len(), 4);
+        let labels: Vec<String> = sweep.points().iter().map(|p| point_label(p)).collect();
+        assert_eq!(
+            labels,
+            [
+                "layers=3 distance=1",
+                "layers=3 distance=2",
+                "layers=4 distance=1",
+                "layers=4 distance=2"
+            ]
+        );
+        assert!(
+            Sweep::from_table(&toml::from_str("[task]\ndistance = []\n").expect("toml")).is_err()
+        );
     }
 }
