@@ -119,3 +119,52 @@ fn snapshot_lookup_picks_the_last_at_or_before() {
     assert_eq!(v.snapshot_at(7), Some(1));
     assert_eq!(v.snapshot_at(100), Some(2));
 }
+
+/// The Sweep pane's table: runs down, a sweep axis across, the mean over seeds in
+/// each cell with how many solved; as CSV too.
+#[test]
+fn sweep_tables_average_seeds_over_two_axes() {
+    use attnlab::app::{SweepMetric, sweep_table, table_csv};
+    use attnlab::records::RunSummary;
+    let text = "name = \"s\"\n[task]\nseq_len = 32\n[train]\nseeds = [1, 2]\nsolved_at = 0.9\n[sweep]\ntask.distance = [4, 8]\n[[runs]]\nname = \"dense\"\n[[runs]]\nname = \"local\"\nmodel.attention = { kind = \"local\", window = 2 }\n";
+    let plans = Experiment::from_toml(text)
+        .and_then(|e| e.plan())
+        .expect("valid");
+    let mut runs = RunViews::default();
+    for (i, plan) in plans.iter().enumerate() {
+        let id = runs.next_id();
+        runs.push(RunView::live(id, plan));
+        // dense solves everything; local only distance 4, and only with seed 1.
+        let dense = plan.name().starts_with("dense");
+        let near = plan.settings().task.distance == 4;
+        let accuracy = if dense || (near && i % 2 == 0) {
+            1.0
+        } else {
+            0.5
+        };
+        let mut summary = RunSummary::unstarted("s", plan.name(), 1, RunStatus::Finished);
+        summary.final_accuracy = Some(accuracy);
+        summary.final_loss = Some(1.0 - accuracy);
+        runs.apply(Event::Finished {
+            id,
+            summary: Box::new(summary),
+        });
+    }
+    let views: Vec<&RunView> = runs.views.iter().collect();
+    let table = sweep_table(&views, "task.distance", "run", SweepMetric::Accuracy);
+    assert_eq!(table.xs, ["4", "8"]);
+    assert_eq!(table.ys, ["dense", "local"]);
+    let cell = |y: usize, x: usize| table.cells[y][x].expect("cell");
+    assert_eq!(
+        (cell(0, 0).mean, cell(0, 0).solved, cell(0, 0).runs),
+        (1.0, 2, 2)
+    );
+    assert_eq!((cell(1, 0).mean, cell(1, 0).solved), (0.75, 1));
+    assert_eq!((cell(1, 1).mean, cell(1, 1).solved), (0.5, 0));
+    let csv = table_csv(&table, "task.distance", "run");
+    assert!(
+        csv.starts_with("run,task.distance,mean,runs,solved\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), 5);
+}

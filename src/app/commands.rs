@@ -123,8 +123,9 @@ impl UiCommand {
                     Pane::Curves => Key::Num1,
                     Pane::Attention => Key::Num2,
                     Pane::Compare => Key::Num3,
-                    Pane::Preview => Key::Num4,
-                    Pane::Cost => Key::Num5,
+                    Pane::Sweep => Key::Num4,
+                    Pane::Preview => Key::Num5,
+                    Pane::Cost => Key::Num6,
                 };
                 cmd(key)
             }

@@ -1,5 +1,5 @@
 //! The panes of the main area, listed once: the tabs, the View menu and the
-//! `Ctrl+1..5` shortcuts all come from [`Pane::ALL`].
+//! `Ctrl+1..6` shortcuts all come from [`Pane::ALL`].
 
 use serde::{Deserialize, Serialize};
 
@@ -16,14 +16,17 @@ pub enum Pane {
     Preview,
     /// Time and memory per step against sequence length.
     Cost,
+    /// Final metrics over the axes of a sweep.
+    Sweep,
 }
 
 impl Pane {
     /// Every pane, in tab order.
-    pub const ALL: [Pane; 5] = [
+    pub const ALL: [Pane; 6] = [
         Pane::Curves,
         Pane::Attention,
         Pane::Compare,
+        Pane::Sweep,
         Pane::Preview,
         Pane::Cost,
     ];
@@ -36,6 +39,7 @@ impl Pane {
             Pane::Compare => "Compare",
             Pane::Preview => "Mask preview",
             Pane::Cost => "Cost",
+            Pane::Sweep => "Sweep",
         }
     }
 
@@ -47,6 +51,7 @@ impl Pane {
             Pane::Compare => "Runs side by side at the same step",
             Pane::Preview => "Each layer's mask and what the stack of layers can link",
             Pane::Cost => "Time and memory of one attention layer as sequences grow",
+            Pane::Sweep => "Final accuracy over two axes of the sweep, mean over seeds",
         }
     }
 }

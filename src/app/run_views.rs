@@ -37,6 +37,9 @@ pub struct RunView {
     /// Its replicate group: the name without ` seed=<n>` (runs of one group differ
     /// only in their seed).
     pub group: String,
+    /// Where it sits in its experiment's grid: `("run", name)` and each sweep axis's
+    /// value (empty for a reopened record).
+    pub coordinates: Vec<(String, String)>,
     /// Its resolved settings.
     pub settings: Settings,
     /// Live or from disk.
@@ -75,13 +78,15 @@ pub struct RunView {
 impl RunView {
     /// A run queued from the window.
     pub fn live(id: RunId, plan: &RunPlan) -> Self {
-        Self::new(
+        let mut view = Self::new(
             id,
             plan.name(),
             plan.experiment(),
             plan.settings().clone(),
             true,
-        )
+        );
+        view.coordinates = plan.coordinates().to_vec();
+        view
     }
 
     /// A queued run with no events yet.
@@ -90,6 +95,7 @@ impl RunView {
             id,
             name: name.to_string(),
             group: crate::config::group_of(name).to_string(),
+            coordinates: Vec::new(),
             experiment: experiment.to_string(),
             settings,
             source: Source::Live,

@@ -12,6 +12,7 @@ use super::loss_plot::{CurveOptions, curves_ui};
 use super::mask_preview::{experiment_preview_ui, mask_preview_ui};
 use super::pane::Pane;
 use super::run_views::RunView;
+use super::sweep_view::sweep_ui;
 use super::workbench::App;
 
 /// Draws the tabs of the main area.
@@ -109,6 +110,10 @@ fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
             curves,
             overlays,
         ),
+        Pane::Sweep => {
+            let views: Vec<&RunView> = app.runs.views.iter().collect();
+            sweep_ui(ui, &mut app.sweep, &views);
+        }
         Pane::Cost => {
             let patterns = app.experiment_patterns();
             let ctx = app.ctx.clone();

@@ -18,6 +18,7 @@ use super::mask_preview::PreviewCache;
 use super::pane::Pane;
 use super::run_views::RunViews;
 use super::state::PersistedState;
+use super::sweep_view::SweepViewState;
 use crate::attention::AttentionPattern;
 use crate::config::{Experiment, ModelKind};
 use crate::records::RunRecord;
@@ -52,6 +53,7 @@ pub struct App {
     pub(super) cost: CostView,
     pub(super) attention: AttentionViewState,
     pub(super) compare: CompareState,
+    pub(super) sweep: SweepViewState,
     pub(super) selected: Option<RunId>,
     pub(super) records: Vec<RunRecord>,
     /// Reads past runs off the UI thread.
@@ -112,6 +114,7 @@ impl App {
             cost,
             attention: AttentionViewState::default(),
             compare: CompareState::default(),
+            sweep: SweepViewState::default(),
             selected: None,
             records: Vec::new(),
             background: Background::default(),

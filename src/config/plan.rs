@@ -19,6 +19,7 @@ pub struct RunPlan {
     experiment: String,
     name: String,
     group: String,
+    coordinates: Vec<(String, String)>,
     settings: Settings,
 }
 
@@ -39,6 +40,12 @@ impl RunPlan {
         &self.group
     }
 
+    /// Where this run sits in the experiment: `("run", <run name>)` and, under a
+    /// sweep, `(field, value label)` per axis (the seed is in the settings).
+    pub fn coordinates(&self) -> &[(String, String)] {
+        &self.coordinates
+    }
+
     /// The resolved, valid settings.
     pub fn settings(&self) -> &Settings {
         &self.settings
@@ -55,6 +62,7 @@ impl RunPlan {
                 experiment: self.experiment.clone(),
                 name: self.name.clone(),
                 group: self.group.clone(),
+                coordinates: self.coordinates.clone(),
                 settings,
             })
         } else {
@@ -254,10 +262,17 @@ impl Experiment {
                             errors.push(e);
                         }
                     }
+                    let mut coordinates = vec![("run".to_string(), run.name.clone())];
+                    coordinates.extend(
+                        point
+                            .iter()
+                            .map(|(field, value)| (field.clone(), super::value_label(value))),
+                    );
                     plans.push(RunPlan {
                         experiment: self.name.clone(),
                         name,
                         group: group.clone(),
+                        coordinates,
                         settings,
                     });
                 }

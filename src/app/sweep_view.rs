@@ -1,0 +1,251 @@
+//! The Sweep pane: final held-out accuracy (or loss) over two chosen axes of the
+//! experiment's grid (`run` and each `[sweep]` field), the mean over seeds and the
+//! other axes in each cell with how many runs solved the task; copyable as CSV.
+
+use egui::{Color32, ComboBox, RichText, Ui};
+
+use super::run_views::RunView;
+use crate::export::colormap_rgb;
+use crate::records::RunStatus;
+
+/// Which metric the cells show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SweepMetric {
+    /// Final held-out accuracy.
+    #[default]
+    Accuracy,
+    /// Final held-out loss.
+    Loss,
+}
+
+/// The pane's choices.
+#[derive(Clone, Debug, Default)]
+pub struct SweepViewState {
+    /// The axis across (a coordinate name).
+    pub x: Option<String>,
+    /// The axis down.
+    pub y: Option<String>,
+    /// The metric shown.
+    pub metric: SweepMetric,
+}
+
+/// One cell: the mean over the runs in it, their count and how many solved the task.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Cell {
+    /// Mean of the metric.
+    pub mean: f64,
+    /// Finished runs in the cell.
+    pub runs: usize,
+    /// Runs whose final accuracy reached their `train.solved_at`.
+    pub solved: usize,
+}
+
+/// The grid of cells: `cells[y][x]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SweepTable {
+    /// Values across, in first-seen order.
+    pub xs: Vec<String>,
+    /// Values down, in first-seen order.
+    pub ys: Vec<String>,
+    /// The cells.
+    pub cells: Vec<Vec<Option<Cell>>>,
+}
+
+fn coordinate<'a>(run: &'a RunView, axis: &str) -> Option<&'a str> {
+    run.coordinates
+        .iter()
+        .find(|(k, _)| k == axis)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The axes the runs share, in order (`run` first).
+pub fn axes(runs: &[&RunView]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for run in runs {
+        for (k, _) in &run.coordinates {
+            if !out.contains(k) {
+                out.push(k.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Aggregates finished runs over `x` and `y`.
+pub fn sweep_table(runs: &[&RunView], x: &str, y: &str, metric: SweepMetric) -> SweepTable {
+    let mut xs: Vec<String> = Vec::new();
+    let mut ys: Vec<String> = Vec::new();
+    let mut sums: Vec<(usize, usize, f64, usize, usize)> = Vec::new();
+    for run in runs {
+        let (Some(xv), Some(yv)) = (coordinate(run, x), coordinate(run, y)) else {
+            continue;
+        };
+        if run.status != RunStatus::Finished {
+            continue;
+        }
+        let summary = run.summary.as_ref();
+        let value = match metric {
+            SweepMetric::Accuracy => summary.and_then(|s| s.final_accuracy),
+            SweepMetric::Loss => summary.and_then(|s| s.final_loss),
+        };
+        let Some(value) = value else { continue };
+        let solved = summary
+            .and_then(|s| s.final_accuracy)
+            .is_some_and(|a| a >= run.settings.train.solved_at);
+        let xi = index_of(&mut xs, xv);
+        let yi = index_of(&mut ys, yv);
+        match sums.iter_mut().find(|c| c.0 == xi && c.1 == yi) {
+            Some(c) => {
+                c.2 += value;
+                c.3 += 1;
+                c.4 += usize::from(solved);
+            }
+            None => sums.push((xi, yi, value, 1, usize::from(solved))),
+        }
+    }
+    let mut cells = vec![vec![None; xs.len()]; ys.len()];
+    for (xi, yi, sum, n, solved) in sums {
+        cells[yi][xi] = Some(Cell {
+            mean: sum / n as f64,
+            runs: n,
+            solved,
+        });
+    }
+    SweepTable { xs, ys, cells }
+}
+
+fn index_of(values: &mut Vec<String>, v: &str) -> usize {
+    match values.iter().position(|x| x == v) {
+        Some(i) => i,
+        None => {
+            values.push(v.to_string());
+            values.len() - 1
+        }
+    }
+}
+
+/// The table as CSV: `y,x,mean,runs,solved`.
+pub fn table_csv(table: &SweepTable, x: &str, y: &str) -> String {
+    let mut out = format!("{y},{x},mean,runs,solved\n");
+    for (yi, yv) in table.ys.iter().enumerate() {
+        for (xi, xv) in table.xs.iter().enumerate() {
+            if let Some(c) = table.cells[yi][xi] {
+                out.push_str(&format!(
+                    "\"{yv}\",\"{xv}\",{},{},{}\n",
+                    c.mean, c.runs, c.solved
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The pane.
+pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
+    let axes = axes(runs);
+    if axes.is_empty() {
+        ui.label("No runs of this session yet: press Run. Runs of a [sweep] (and train.seeds) are tabulated here.");
+        return;
+    }
+    let x = state
+        .x
+        .clone()
+        .filter(|a| axes.contains(a))
+        .unwrap_or_else(|| axes.get(1).unwrap_or(&axes[0]).clone());
+    let y = state
+        .y
+        .clone()
+        .filter(|a| axes.contains(a))
+        .unwrap_or_else(|| axes[0].clone());
+    let table = sweep_table(runs, &x, &y, state.metric);
+    ui.horizontal(|ui| {
+        let pick = |ui: &mut Ui, label: &str, current: &str, target: &mut Option<String>| {
+            ComboBox::from_label(label)
+                .selected_text(current)
+                .show_ui(ui, |ui| {
+                    for a in &axes {
+                        if ui.selectable_label(a == current, a).clicked() {
+                            *target = Some(a.clone());
+                        }
+                    }
+                });
+        };
+        pick(ui, "across", &x, &mut state.x);
+        pick(ui, "down", &y, &mut state.y);
+        ComboBox::from_label("metric")
+            .selected_text(match state.metric {
+                SweepMetric::Accuracy => "final accuracy",
+                SweepMetric::Loss => "final loss",
+            })
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut state.metric, SweepMetric::Accuracy, "final accuracy");
+                ui.selectable_value(&mut state.metric, SweepMetric::Loss, "final loss");
+            });
+        if ui
+            .button("Copy as CSV")
+            .on_hover_text("The table as y,x,mean,runs,solved, to paste into a spreadsheet")
+            .clicked()
+        {
+            ui.ctx().copy_text(table_csv(&table, &x, &y));
+        }
+    });
+    ui.label(
+        RichText::new("Each cell: the mean over seeds (and any other axes) of finished runs; (solved/runs) counts runs whose final accuracy reached train.solved_at.")
+            .small(),
+    );
+    let max = table
+        .cells
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|c| c.mean)
+        .fold(f64::NEG_INFINITY, f64::max);
+    egui::ScrollArea::both().show(ui, |ui| {
+        egui::Grid::new("sweep-grid")
+            .spacing([4.0, 4.0])
+            .show(ui, |ui| {
+                ui.label(RichText::new(format!("{y} \\ {x}")).strong());
+                for xv in &table.xs {
+                    ui.label(RichText::new(xv).strong());
+                }
+                ui.end_row();
+                for (yi, yv) in table.ys.iter().enumerate() {
+                    ui.label(RichText::new(yv).strong());
+                    for cell in &table.cells[yi] {
+                        match cell {
+                            Some(c) => {
+                                let t = match state.metric {
+                                    SweepMetric::Accuracy => c.mean,
+                                    SweepMetric::Loss => 1.0 - c.mean / max.max(1e-12),
+                                };
+                                let [r, g, b] = colormap_rgb(t as f32);
+                                let fill = Color32::from_rgb(r, g, b);
+                                let text = if t > 0.6 {
+                                    Color32::BLACK
+                                } else {
+                                    Color32::WHITE
+                                };
+                                egui::Frame::new()
+                                    .fill(fill)
+                                    .inner_margin(6.0)
+                                    .show(ui, |ui| {
+                                        ui.label(
+                                            RichText::new(format!(
+                                                "{:.3} ({}/{})",
+                                                c.mean, c.solved, c.runs
+                                            ))
+                                            .color(text)
+                                            .monospace(),
+                                        );
+                                    });
+                            }
+                            None => {
+                                ui.label("-");
+                            }
+                        }
+                    }
+                    ui.end_row();
+                }
+            });
+    });
+}
