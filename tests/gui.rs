@@ -485,3 +485,37 @@ fn seed_replicates_are_grouped_in_the_curves() {
     h.run_steps(3);
     assert!(h.query_all_by_label_contains("dense (2 seeds)").count() >= 1);
 }
+
+/// Export from the window writes the figures and a bundle; opening the bundle's
+/// experiment lists its records, which reopen without retraining.
+#[test]
+fn export_writes_a_bundle_that_reopens_without_retraining() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(dir.path(), TINY);
+    h.run_steps(2);
+    h.get_by_label("Run").click();
+    step_until(&mut h, |app| {
+        app.runs().views.len() == 2 && !app.runs().any_active()
+    });
+    let bundle = dir.path().join("bundle");
+    h.state_mut().export_to(&bundle);
+    step_until(&mut h, |_| true);
+    assert!(bundle.join("experiment.toml").is_file());
+    assert!(bundle.join("figures").join("summary.csv").is_file());
+    let records = attnlab::records::list_records(&bundle.join("records"));
+    assert_eq!(records.len(), 2, "both records copied");
+    let (notice, error) = h.state().notice().expect("a notice");
+    assert!(!error && notice.contains("Exported"), "{notice}");
+
+    // Someone else opens the bundle: its records are listed and open.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(elsewhere.path(), TINY);
+    step_until(&mut h, |_| true);
+    h.state_mut().open_path(&bundle.join("experiment.toml"));
+    step_until(&mut h, |_| true);
+    let opens: Vec<_> = h.get_all_by_label("Open").collect();
+    assert_eq!(opens.len(), 2, "the bundle's records are listed");
+    opens[0].click();
+    step_until(&mut h, |app| !app.runs().views.is_empty());
+    assert_eq!(h.state().runs().views[0].train.len(), 12);
+}

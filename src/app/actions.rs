@@ -28,6 +28,7 @@ impl App {
             UiCommand::Save => self.save(),
             UiCommand::SaveAs => self.save_as(),
             UiCommand::Quit => self.ctx.send_viewport_cmd(egui::ViewportCommand::Close),
+            UiCommand::Export => self.ask(FileRequest::ExportFolder),
             UiCommand::RunAll => {
                 self.start_runs();
             }
@@ -57,6 +58,14 @@ impl App {
             Ok(experiment) => {
                 self.load_error = None;
                 self.state.last_dir = path.parent().map(Path::to_path_buf);
+                // A bundle (an exported experiment with its records beside it): list
+                // its records, to open and scrub without retraining.
+                if let Some(records) = path.parent().map(|p| p.join("records"))
+                    && path.file_name().is_some_and(|n| n == "experiment.toml")
+                    && records.is_dir()
+                {
+                    self.set_runs_root(records);
+                }
                 self.request_load(experiment, Some(path.to_path_buf()));
             }
             Err(e) => {
@@ -355,6 +364,7 @@ impl App {
                 self.save_to(&path);
             }
             FileRequest::RunsFolder => self.set_runs_root(path),
+            FileRequest::ExportFolder => self.export_to(&path),
         }
     }
 }

@@ -9,7 +9,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::run_views::RunView;
 use crate::config::{Experiment, RunPlan};
-use crate::records::{RunRecord, list_records};
+use crate::records::{RunRecord, list_records, write_atomically};
 use crate::trainer::RunId;
 
 /// What a helper thread read.
@@ -29,6 +29,13 @@ pub enum Loaded {
         view: Result<Box<RunView>, String>,
         /// When opened to be resumed: its validated `config.toml`, or the problem.
         resume: Option<Result<Box<RunPlan>, String>>,
+    },
+    /// An export finished: the files written, or why not.
+    Exported {
+        /// The folder.
+        to: PathBuf,
+        /// Files written, or the problem.
+        result: Result<usize, String>,
     },
 }
 
@@ -106,6 +113,23 @@ impl Background {
         });
     }
 
+    /// Exports the records in `dirs` to `to` (figures, numbers, and a bundle:
+    /// `experiment.toml` plus a copy of every record under `records/`).
+    pub fn export(
+        &mut self,
+        dirs: Vec<PathBuf>,
+        experiment_toml: String,
+        to: PathBuf,
+        wake: impl Fn() + Send + 'static,
+    ) {
+        let tx = self.tx.clone();
+        self.spawn(wake, move || {
+            let result = export_bundle(&dirs, &experiment_toml, &to);
+            // Ignored: if the window is gone nobody waits for the export.
+            let _ = tx.send(Loaded::Exported { to, result });
+        });
+    }
+
     fn spawn(&mut self, wake: impl Fn() + Send + 'static, work: impl FnOnce() + Send + 'static) {
         let spawned = std::thread::Builder::new()
             .name("attnlab-records".into())
@@ -131,4 +155,51 @@ impl Background {
         }
         loaded
     }
+}
+
+/// Figures and numbers of the records in `dirs`, the experiment as `experiment.toml`
+/// and a copy of every record under `records/`: a folder someone else opens (the
+/// experiment file; its records are listed) and scrubs without retraining.
+fn export_bundle(
+    dirs: &[PathBuf],
+    experiment_toml: &str,
+    to: &std::path::Path,
+) -> Result<usize, String> {
+    let records: Vec<RunRecord> = dirs
+        .iter()
+        .map(|d| RunRecord::open(d).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    let mut written = crate::export::export_records(&records, &to.join("figures"))
+        .map_err(|e| e.to_string())?
+        .len();
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    write_atomically(&to.join("experiment.toml"), experiment_toml.as_bytes())
+        .map_err(|e| format!("{}: {e}", to.display()))?;
+    written += 1;
+    for record in &records {
+        let Some(name) = record.dir.file_name() else {
+            continue;
+        };
+        written += copy_dir(&record.dir, &to.join("records").join(name))?;
+    }
+    Ok(written)
+}
+
+/// Copies the regular files of a record folder (and its `checkpoint/`).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) -> Result<usize, String> {
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    let mut copied = 0;
+    for entry in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let kind = entry.file_type().map_err(|e| e.to_string())?;
+        let target = to.join(entry.file_name());
+        if kind.is_dir() {
+            copied += copy_dir(&entry.path(), &target)?;
+        } else if kind.is_file() {
+            std::fs::copy(entry.path(), &target)
+                .map_err(|e| format!("{}: {e}", target.display()))?;
+            copied += 1;
+        }
+    }
+    Ok(copied)
 }

@@ -15,6 +15,8 @@ pub enum UiCommand {
     Save,
     /// Save to a new file.
     SaveAs,
+    /// Export the runs' figures, numbers and a bundle to a folder.
+    Export,
     /// Close the window.
     Quit,
     /// Train every run of the experiment.
@@ -35,7 +37,12 @@ pub enum UiCommand {
 
 impl UiCommand {
     /// The File menu.
-    pub const FILE: [UiCommand; 3] = [UiCommand::Open, UiCommand::Save, UiCommand::SaveAs];
+    pub const FILE: [UiCommand; 4] = [
+        UiCommand::Open,
+        UiCommand::Save,
+        UiCommand::SaveAs,
+        UiCommand::Export,
+    ];
     /// The Runs menu.
     pub const RUNS: [UiCommand; 6] = [
         UiCommand::RunAll,
@@ -73,6 +80,7 @@ impl UiCommand {
             UiCommand::Open => "Open...",
             UiCommand::Save => "Save",
             UiCommand::SaveAs => "Save as...",
+            UiCommand::Export => "Export figures and bundle...",
             UiCommand::Quit => "Quit",
             UiCommand::RunAll => "Run all",
             UiCommand::StopAll => "Stop all",
@@ -90,6 +98,9 @@ impl UiCommand {
             UiCommand::Open => "Open an experiment file",
             UiCommand::Save => "Save the experiment to its file (or choose one)",
             UiCommand::SaveAs => "Save the experiment to a new file",
+            UiCommand::Export => {
+                "Write every recorded run's metrics (CSV), curves (SVG), attention (PNG, .npy) and a bundle (the experiment and its records) that opens without retraining"
+            }
             UiCommand::Quit => "Close the window (running runs are stopped and recorded)",
             UiCommand::RunAll => "Train every run of the experiment",
             UiCommand::StopAll => "Stop every queued and running run",
@@ -114,6 +125,7 @@ impl UiCommand {
                 Key::S,
             )),
             UiCommand::Quit => cmd(Key::Q),
+            UiCommand::Export => cmd(Key::E),
             UiCommand::RunAll => cmd(Key::Enter),
             UiCommand::StopAll => Some(KeyboardShortcut::new(Modifiers::NONE, Key::Escape)),
             UiCommand::Pause | UiCommand::Resume => None,

@@ -15,6 +15,8 @@ pub enum FileRequest {
     SaveAs(String),
     /// Choose the folder for run records.
     RunsFolder,
+    /// Choose the folder to export figures and a bundle to.
+    ExportFolder,
 }
 
 /// What the user chose.
@@ -81,6 +83,9 @@ impl Dialogs {
                     FileRequest::RunsFolder => {
                         dialog.set_title("Folder for run records").pick_folder()
                     }
+                    FileRequest::ExportFolder => dialog
+                        .set_title("Export figures and a bundle to")
+                        .pick_folder(),
                 };
                 // Ignored: if the window is gone nobody waits for the answer.
                 let _ = tx.send(FileChoice { request, path });

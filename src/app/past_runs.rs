@@ -23,6 +23,33 @@ impl App {
         self.read_record(dir, true);
     }
 
+    /// Exports every recorded run of the window (figures, numbers and a bundle) to
+    /// `to`, on a helper thread; a notice says how it went.
+    pub fn export_to(&mut self, to: &Path) {
+        let dirs: Vec<std::path::PathBuf> = self
+            .runs
+            .views
+            .iter()
+            .filter(|v| v.status.is_terminal())
+            .filter_map(|v| v.record_dir.clone())
+            .collect();
+        if dirs.is_empty() {
+            self.notify_error("Nothing to export yet: no finished run with a record is open.");
+            return;
+        }
+        let text = match self.editor.experiment.to_toml() {
+            Ok(text) => text,
+            Err(e) => {
+                self.notify_error(format!("Cannot export the experiment: {e}"));
+                return;
+            }
+        };
+        let ctx = self.ctx.clone();
+        self.background
+            .export(dirs, text, to.to_path_buf(), move || ctx.request_repaint());
+        self.notify(format!("Exporting to {}...", to.display()));
+    }
+
     fn read_record(&mut self, dir: &Path, resume: bool) {
         if self.runs.has_record(dir) || self.background.is_opening(dir) {
             return;
@@ -42,6 +69,13 @@ impl App {
                         self.records = records;
                     }
                 }
+                Loaded::Exported { to, result } => match result {
+                    Ok(files) => self.notify(format!(
+                        "Exported {files} files to {} (figures/, experiment.toml, records/)",
+                        to.display()
+                    )),
+                    Err(e) => self.notify_error(format!("Export to {} failed: {e}", to.display())),
+                },
                 Loaded::Record { dir, view, resume } => match (view, resume) {
                     (Ok(view), None) => {
                         self.selected = Some(view.id);
