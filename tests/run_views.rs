@@ -145,6 +145,7 @@ fn sweep_tables_average_seeds_over_two_axes() {
         let mut summary = RunSummary::unstarted("s", plan.name(), 1, RunStatus::Finished);
         summary.final_accuracy = Some(accuracy);
         summary.final_loss = Some(1.0 - accuracy);
+        summary.steps_per_sec = if dense { 10.0 } else { 20.0 };
         runs.apply(Event::Finished {
             id,
             summary: Box::new(summary),
@@ -161,6 +162,17 @@ fn sweep_tables_average_seeds_over_two_axes() {
     );
     assert_eq!((cell(1, 0).mean, cell(1, 0).solved), (0.75, 1));
     assert_eq!((cell(1, 1).mean, cell(1, 1).solved), (0.5, 0));
+    let front = attnlab::app::pareto(&views);
+    assert_eq!(front.len(), 4, "one point per group");
+    let on: Vec<&str> = front
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(p, _)| p.group.as_str())
+        .collect();
+    assert_eq!(
+        on,
+        ["dense distance=4", "dense distance=8", "local distance=4"]
+    );
     let csv = table_csv(&table, "task.distance", "run");
     assert!(
         csv.starts_with("run,task.distance,mean,runs,solved\n"),

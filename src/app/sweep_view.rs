@@ -124,6 +124,59 @@ fn index_of(values: &mut Vec<String>, v: &str) -> usize {
     }
 }
 
+/// One replicate group's cost and result: mean ms per step against mean final
+/// accuracy over its finished runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CostPoint {
+    /// The group (run and sweep point).
+    pub group: String,
+    /// Mean milliseconds per training step.
+    pub ms_per_step: f64,
+    /// Mean final held-out accuracy.
+    pub accuracy: f64,
+}
+
+/// The groups' cost and accuracy, and which lie on the Pareto front (no other group
+/// is at least as fast and as accurate, and strictly better in one).
+pub fn pareto(runs: &[&RunView]) -> Vec<(CostPoint, bool)> {
+    let mut groups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+    for run in runs.iter().filter(|r| r.status == RunStatus::Finished) {
+        let Some(s) = run.summary.as_ref() else {
+            continue;
+        };
+        let (Some(acc), true) = (s.final_accuracy, s.steps_per_sec > 0.0) else {
+            continue;
+        };
+        let point = (1000.0 / s.steps_per_sec, acc);
+        match groups.iter_mut().find(|(g, _)| *g == run.group) {
+            Some((_, points)) => points.push(point),
+            None => groups.push((run.group.clone(), vec![point])),
+        }
+    }
+    let points: Vec<CostPoint> = groups
+        .into_iter()
+        .map(|(group, ps)| {
+            let n = ps.len() as f64;
+            CostPoint {
+                group,
+                ms_per_step: ps.iter().map(|p| p.0).sum::<f64>() / n,
+                accuracy: ps.iter().map(|p| p.1).sum::<f64>() / n,
+            }
+        })
+        .collect();
+    points
+        .iter()
+        .map(|p| {
+            let dominated = points.iter().any(|q| {
+                q.ms_per_step <= p.ms_per_step
+                    && q.accuracy >= p.accuracy
+                    && (q.ms_per_step < p.ms_per_step || q.accuracy > p.accuracy)
+            });
+            (p.clone(), !dominated)
+        })
+        .collect()
+}
+
 /// The table as CSV: `y,x,mean,runs,solved`.
 pub fn table_csv(table: &SweepTable, x: &str, y: &str) -> String {
     let mut out = format!("{y},{x},mean,runs,solved\n");
@@ -193,6 +246,7 @@ pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
         RichText::new("Each cell: the mean over seeds (and any other axes) of finished runs; (solved/runs) counts runs whose final accuracy reached train.solved_at.")
             .small(),
     );
+    pareto_ui(ui, runs);
     let max = table
         .cells
         .iter()
@@ -245,6 +299,40 @@ pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
                         }
                     }
                     ui.end_row();
+                }
+            });
+    });
+}
+
+/// Accuracy against time per step, one point per group, the Pareto front joined.
+fn pareto_ui(ui: &mut Ui, runs: &[&RunView]) {
+    use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
+    let points = pareto(runs);
+    if points.len() < 2 {
+        return;
+    }
+    ui.collapsing("Accuracy against cost (Pareto front)", |ui| {
+        let mut front: Vec<[f64; 2]> = points
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(p, _)| [p.ms_per_step, p.accuracy])
+            .collect();
+        front.sort_by(|a, b| a[0].total_cmp(&b[0]));
+        Plot::new("pareto")
+            .height(260.0)
+            .legend(Legend::default())
+            .x_axis_label("ms per training step (mean over seeds)")
+            .y_axis_label("final accuracy")
+            .include_y(0.0)
+            .include_y(1.0)
+            .show(ui, |plot_ui| {
+                plot_ui.line(Line::new("Pareto front", PlotPoints::from(front)).width(1.5));
+                for (i, (p, on)) in points.iter().enumerate() {
+                    plot_ui.points(
+                        Points::new(&p.group, vec![[p.ms_per_step, p.accuracy]])
+                            .radius(if *on { 5.0 } else { 3.5 })
+                            .color(super::widgets::run_color(i)),
+                    );
                 }
             });
     });
