@@ -237,8 +237,39 @@ fn differences_ui(ui: &mut Ui, runs: &[(usize, &RunView)]) {
                             .last()
                             .map_or("-".into(), |m| duration_text(m.elapsed_secs))
                     });
+                    // Each run's seed group among all the runs shown: mean +- sd of
+                    // final accuracy and how many solved.
+                    row(ui, "its seeds", &|r| group_text(runs, r));
                 });
         });
+}
+
+/// `0.998 ± 0.002 (3 seeds, 3 solved)` for the group of `run` among `runs`; empty for
+/// a run without replicates.
+fn group_text(runs: &[(usize, &RunView)], run: &RunView) -> String {
+    let members: Vec<&RunView> = runs
+        .iter()
+        .map(|(_, r)| *r)
+        .filter(|r| r.group == run.group)
+        .collect();
+    if members.len() < 2 {
+        return String::new();
+    }
+    let accuracies: Vec<f64> = members.iter().filter_map(|r| r.final_accuracy()).collect();
+    let solved = members
+        .iter()
+        .filter(|r| {
+            r.final_accuracy()
+                .is_some_and(|a| a >= r.settings.train.solved_at)
+        })
+        .count();
+    match crate::records::mean_sd(&accuracies) {
+        Some((mean, sd)) => format!(
+            "{mean:.3} ± {sd:.3} ({} seeds, {solved} solved)",
+            members.len()
+        ),
+        None => format!("{} seeds", members.len()),
+    }
 }
 
 #[cfg(test)]
