@@ -62,6 +62,9 @@ pub enum HeadlessCommand {
         /// Print only the final table.
         #[arg(long, short)]
         quiet: bool,
+        /// Runs trained at once (default: from the cores and the memory estimate).
+        #[arg(long, short)]
+        jobs: Option<usize>,
     },
     /// Check experiment files without training; exit status 1 if any is invalid.
     Validate {
@@ -130,8 +133,9 @@ pub fn execute(command: HeadlessCommand) -> anyhow::Result<ExitCode> {
             runs,
             steps,
             quiet,
+            jobs,
         } => {
-            let mut jobs: Vec<Job> = if files.is_empty() {
+            let mut work: Vec<Job> = if files.is_empty() {
                 Vec::new()
             } else {
                 load_plans(&files, backend, &runs, steps)?
@@ -139,8 +143,12 @@ pub fn execute(command: HeadlessCommand) -> anyhow::Result<ExitCode> {
                     .map(|plan| Job { plan, resume: None })
                     .collect()
             };
-            jobs.extend(resume_jobs(&resume, backend, steps)?);
-            run(&jobs, &out, quiet)
+            work.extend(resume_jobs(&resume, backend, steps)?);
+            let plans: Vec<RunPlan> = work.iter().map(|j| j.plan.clone()).collect();
+            let workers = jobs
+                .unwrap_or_else(|| crate::trainer::default_workers(&plans))
+                .max(1);
+            run(&work, &out, quiet, workers)
         }
     }
 }
@@ -312,12 +320,21 @@ fn resume_jobs(
     Ok(jobs)
 }
 
-fn run(jobs: &[Job], out: &std::path::Path, quiet: bool) -> anyhow::Result<ExitCode> {
+fn run(
+    jobs: &[Job],
+    out: &std::path::Path,
+    quiet: bool,
+    workers: usize,
+) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(!jobs.is_empty(), "no runs to train");
     let plans: Vec<RunPlan> = jobs.iter().map(|j| j.plan.clone()).collect();
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create the output folder {}", out.display()))?;
-    let trainer = Trainer::spawn(Box::new(|| {})).context("cannot start the trainer thread")?;
+    let trainer =
+        Trainer::spawn_pool(workers, Box::new(|| {})).context("cannot start the trainer thread")?;
+    if workers > 1 && !quiet {
+        eprintln!("training up to {workers} runs at once");
+    }
     let commands = trainer.commands();
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
@@ -343,7 +360,7 @@ fn run(jobs: &[Job], out: &std::path::Path, quiet: bool) -> anyhow::Result<ExitC
     let mut solved_at: BTreeMap<u64, usize> = BTreeMap::new();
     let mut queued = 0usize;
     loop {
-        while queued < RUNS_AHEAD && !interrupted.load(Ordering::SeqCst) {
+        while queued < RUNS_AHEAD + workers && !interrupted.load(Ordering::SeqCst) {
             let Some((id, job)) = waiting.pop_front() else {
                 break;
             };

@@ -272,7 +272,11 @@ fn seeded_sweeps_train_and_the_table_groups_them() {
         .replace("steps = 5", "steps = 2\nseeds = [1, 2]\nsolved_at = 0.0")
         + "[sweep]\ntask.distance = [2, 4]\n";
     std::fs::write(dir.path().join("s.toml"), text).expect("write");
-    let out = attnlab(&["run", "s.toml", "--out", "records", "-q"], dir.path());
+    // Two runs at once (a pool), the table as from one at a time.
+    let out = attnlab(
+        &["run", "s.toml", "--out", "records", "-q", "--jobs", "2"],
+        dir.path(),
+    );
     assert!(out.status.success(), "{}", self::text(&out));
     let all = self::text(&out);
     assert!(all.contains("group (seeds)"), "{all}");

@@ -619,3 +619,43 @@ fn stop_is_honoured_during_a_long_evaluation() {
     assert_eq!(summary.status, RunStatus::Stopped);
     assert_eq!(summary.steps, 1, "stopped during the first evaluation");
 }
+
+/// A pool trains runs side by side: every run's events keep their order, runs start
+/// in queue order, and a run's metrics are the same as when it trains alone.
+#[test]
+fn a_pool_trains_runs_side_by_side_with_the_same_results() {
+    let _turn = one_at_a_time();
+    let p = plan("steps = 200\neval_every = 100\nsnapshot_every = 100\n");
+    let losses = |events: &[Event], id: u64| -> Vec<f64> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Step { id: i, metrics } if *i == id => Some(metrics.loss),
+                _ => None,
+            })
+            .collect()
+    };
+    let alone = {
+        let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+        start(&trainer, 1, p.clone(), None);
+        losses(&collect(&trainer, 1), 1)
+    };
+    let trainer = Trainer::spawn_pool(2, Box::new(|| {})).expect("spawn");
+    assert_eq!(trainer.workers(), 2);
+    for id in 1..=4 {
+        start(&trainer, id, p.clone(), None);
+    }
+    let events = collect(&trainer, 4);
+    for id in 1..=4 {
+        assert_eq!(losses(&events, id), alone, "run {id} as when alone");
+    }
+    let position = |want: &dyn Fn(&Event) -> bool| events.iter().position(want).expect("event");
+    let second_started = position(&|e| matches!(e, Event::Started { id: 2, .. }));
+    let first_finished = position(&|e| matches!(e, Event::Finished { id: 1, .. }));
+    assert!(
+        second_started < first_finished,
+        "runs 1 and 2 trained side by side"
+    );
+    let third_started = position(&|e| matches!(e, Event::Started { id: 3, .. }));
+    assert!(second_started < third_started, "runs start in queue order");
+}

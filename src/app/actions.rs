@@ -158,14 +158,29 @@ impl App {
     /// Starts the trainer thread if it is not running; false (with a notice) if it
     /// cannot be started.
     pub(super) fn ensure_trainer(&mut self) -> bool {
-        if self.trainer.is_some() {
-            return true;
+        let workers = match self.state.parallel_runs {
+            0 => self
+                .editor
+                .experiment
+                .plan()
+                .map_or(1, |plans| crate::trainer::default_workers(&plans)),
+            n => n,
+        };
+        if let Some(t) = &self.trainer {
+            if t.workers() == workers || self.runs.any_active() {
+                return true;
+            }
+            // The pool size changed while idle: start a trainer of the new size.
+            self.trainer = None;
         }
         let ctx = self.ctx.clone();
         // Trainer events arrive every step; redrawing at most every TRAINER_REPAINT is
         // live enough for curves and keeps the window's own CPU time (software
         // rendering included) away from training.
-        match Trainer::spawn(Box::new(move || ctx.request_repaint_after(TRAINER_REPAINT))) {
+        match Trainer::spawn_pool(
+            workers,
+            Box::new(move || ctx.request_repaint_after(TRAINER_REPAINT)),
+        ) {
             Ok(t) => {
                 self.trainer = Some(t);
                 true

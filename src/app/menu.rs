@@ -50,6 +50,15 @@ pub fn menu_ui(ui: &mut Ui, app: &mut App) {
                     ui.close();
                 }
             }
+            ui.separator();
+            ui.horizontal(|ui| {
+                let l = ui.label("Runs at once");
+                ui.add(egui::DragValue::new(&mut app.state.parallel_runs).range(0..=64))
+                    .labelled_by(l.id)
+                    .on_hover_text(
+                        "How many runs train side by side (0: from the cores and the memory estimate); takes effect at the next Run when nothing is training",
+                    );
+            });
         });
         ui.menu_button("View", |ui| {
             for pane in Pane::ALL {

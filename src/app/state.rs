@@ -23,6 +23,8 @@ pub struct PersistedState {
     pub log_scale: bool,
     /// Seed replicates drawn as one curve: their mean with a min-max band.
     pub group_seeds: bool,
+    /// Runs trained at once (0: from the cores and the memory estimate).
+    pub parallel_runs: usize,
     /// Overlay the pattern's mask on attention maps.
     pub show_mask: bool,
     /// Mark the task's dependencies on attention maps.
@@ -47,6 +49,7 @@ impl Default for PersistedState {
             smoothing: 0.6,
             log_scale: true,
             group_seeds: true,
+            parallel_runs: 0,
             show_mask: false,
             show_dependencies: true,
             last_dir: None,

@@ -8,12 +8,15 @@
 //! that events are waiting, so the GUI can request a repaint without the trainer
 //! knowing about egui.
 //!
-//! Inside: `worker` (the thread: queue, pause, stop) drives `session` (one run:
+//! Inside: `handle` (the `Trainer` the front ends hold) starts a `worker` (the thread:
+//! queue, pause, stop), or a `pool` of them behind a dispatcher; a worker drives `session` (one run:
 //! backend, model, loop, evaluation, snapshots, record), which runs `step` (one
 //! optimiser step, also what the benchmarks time); `sink` sends events without
 //! blocking; `backend` picks the device.
 
 mod backend;
+mod handle;
+mod pool;
 mod protocol;
 mod session;
 mod sink;
@@ -21,8 +24,9 @@ mod step;
 mod worker;
 
 pub use backend::{BackendError, CpuBackend, select_backend};
+pub use handle::{Trainer, TrainerGone, TryStartError};
+pub use pool::default_workers;
 pub use protocol::{Command, Event, Fault, RunId, StartRun};
 pub use session::MAX_SNAPSHOT_SIDE;
 pub use sink::EventReceiver;
 pub use step::{StepOutcome, tokens_tensor, train_step};
-pub use worker::{Trainer, TrainerGone, TryStartError};

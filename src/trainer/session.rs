@@ -26,6 +26,15 @@ use crate::records::{
 };
 use crate::tasks::{Batch, IGNORE};
 
+/// Draws every parameter now: burn initialises parameters lazily, at first use,
+/// which in a pool would fall outside [`INIT`].
+fn materialize<M: SequenceModel>(model: &M) {
+    drop(model.clone().into_record());
+}
+
+/// Held while a run seeds the device and draws its parameters.
+static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Largest attention map side sent in snapshots; longer probes are averaged down.
 pub const MAX_SNAPSHOT_SIDE: usize = 256;
 
@@ -95,14 +104,24 @@ pub(crate) fn train(run: &StartRun, control: &mut dyn Control) -> RunSummary {
     };
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
+        // Seeding and drawing the parameters happen together, one run at a time:
+        // burn's CPU backend has one process-wide generator, and runs in a pool
+        // would otherwise draw from each other's seeded stream.
+        let init = INIT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut ctx = RunContext::new(run, device, control, &mut recorder, &mut summary);
         match run.plan.settings().model.kind {
             ModelKind::Transformer => {
                 let model = TransformerConfig::from_plan(&run.plan).init(&ctx.train_device);
+                materialize(&model);
+                drop(init);
                 ctx.train_loop(model, backend)
             }
             ModelKind::Lstm => {
                 let model = LstmNetConfig::from_plan(&run.plan).init(&ctx.train_device);
+                materialize(&model);
+                drop(init);
                 ctx.train_loop(model, backend)
             }
         }

@@ -56,6 +56,10 @@ impl EventReceiver {
     }
 }
 
+/// The callback that tells the front end events are waiting (shared by every thread
+/// of a trainer pool).
+pub(crate) type Wake = Arc<dyn Fn() + Send + Sync>;
+
 /// Most snapshot bytes waiting in the channel; a snapshot beyond it is dropped (one
 /// is always let through when none waits, however large).
 pub(crate) const MAX_SNAPSHOT_BYTES_AHEAD: usize = 64 << 20;
@@ -66,7 +70,7 @@ pub(crate) struct EventSink {
     tx: Sender<Event>,
     /// Snapshot bytes sent and not yet received (shared with [`EventReceiver`]).
     snapshot_bytes: Arc<AtomicUsize>,
-    wake: Box<dyn Fn() + Send>,
+    wake: Wake,
     backlog: VecDeque<Event>,
     /// Snapshots dropped since the last [`EventSink::take_dropped`].
     dropped: usize,
@@ -75,11 +79,7 @@ pub(crate) struct EventSink {
 }
 
 impl EventSink {
-    pub(crate) fn new(
-        tx: Sender<Event>,
-        snapshot_bytes: Arc<AtomicUsize>,
-        wake: Box<dyn Fn() + Send>,
-    ) -> Self {
+    pub(crate) fn new(tx: Sender<Event>, snapshot_bytes: Arc<AtomicUsize>, wake: Wake) -> Self {
         Self {
             tx,
             snapshot_bytes,
@@ -191,7 +191,7 @@ mod tests {
     #[test]
     fn metrics_are_kept_and_snapshots_dropped_when_full() {
         let (tx, rx) = crossbeam_channel::bounded(2);
-        let mut sink = EventSink::new(tx, Arc::default(), Box::new(|| {}));
+        let mut sink = EventSink::new(tx, Arc::default(), Arc::new(|| {}));
         for i in 0..5 {
             sink.send(step(i));
         }
@@ -241,7 +241,7 @@ mod byte_bound_tests {
     fn snapshots_waiting_are_bounded_in_bytes_not_count() {
         let (tx, rx) = crossbeam_channel::bounded(1024);
         let bytes = Arc::new(AtomicUsize::new(0));
-        let mut sink = EventSink::new(tx, bytes.clone(), Box::new(|| {}));
+        let mut sink = EventSink::new(tx, bytes.clone(), Arc::new(|| {}));
         let receiver = EventReceiver::new(rx, bytes.clone());
         let quarter = MAX_SNAPSHOT_BYTES_AHEAD / 4 / 4;
         for _ in 0..10 {

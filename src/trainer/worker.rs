@@ -1,125 +1,19 @@
-//! The trainer thread and the handle that owns it.
+//! The trainer thread: its queue, pause and stop, one run at a time (alone, or as
+//! one executor of a pool).
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::protocol::{Command, Event, RunId, StartRun};
 use super::session::{self, Flow, panic_text};
-use super::sink::{EventReceiver, EventSink};
+use super::sink::EventSink;
 use crate::records::RunStatus;
 
-/// Capacity of the command channel.
-const COMMAND_CAPACITY: usize = 64;
-/// Capacity of the event channel; beyond it metrics wait in the trainer's backlog.
-const EVENT_CAPACITY: usize = 1024;
-
-/// The trainer thread has ended (it only does on `Shutdown` or when dropped).
-#[derive(Debug, thiserror::Error)]
-#[error("the trainer thread is no longer running")]
-pub struct TrainerGone;
-
-/// Handle to the trainer thread. Dropping it stops every run and joins the thread.
-pub struct Trainer {
-    commands: Sender<Command>,
-    events: EventReceiver,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Trainer {
-    /// Starts the trainer thread. `wake` is called (from the trainer thread) whenever
-    /// events are waiting; the GUI passes a closure that requests a repaint.
-    pub fn spawn(wake: Box<dyn Fn() + Send>) -> std::io::Result<Self> {
-        let (command_tx, command_rx) = bounded(COMMAND_CAPACITY);
-        let (event_tx, event_rx) = bounded(EVENT_CAPACITY);
-        let snapshot_bytes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let sink_bytes = snapshot_bytes.clone();
-        let thread = std::thread::Builder::new()
-            .name("attnlab-trainer".into())
-            .spawn(move || {
-                Worker {
-                    commands: command_rx,
-                    sink: EventSink::new(event_tx, sink_bytes, wake),
-                    queue: VecDeque::new(),
-                    paused: false,
-                    shutdown: false,
-                    stop_pending: false,
-                    deferred: VecDeque::new(),
-                }
-                .run();
-            })?;
-        Ok(Self {
-            commands: command_tx,
-            events: EventReceiver::new(event_rx, snapshot_bytes),
-            thread: Some(thread),
-        })
-    }
-
-    /// Queues a run.
-    pub fn start(&self, run: StartRun) -> Result<(), TrainerGone> {
-        self.send(Command::Start(Box::new(run)))
-    }
-
-    /// Sends any command.
-    pub fn send(&self, command: Command) -> Result<(), TrainerGone> {
-        self.commands.send(command).map_err(|_| TrainerGone)
-    }
-
-    /// Queues a run if the command channel has room now; never blocks (a window must
-    /// not wait on the trainer). A full channel hands the run back.
-    pub fn try_start(&self, run: StartRun) -> Result<(), TryStartError> {
-        match self.commands.try_send(Command::Start(Box::new(run))) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(Command::Start(run))) => Err(TryStartError::Full(run)),
-            Err(_) => Err(TryStartError::Gone),
-        }
-    }
-
-    /// A sender for commands, e.g. for a Ctrl+C handler.
-    pub fn commands(&self) -> Sender<Command> {
-        self.commands.clone()
-    }
-
-    /// The events, in the order documented in [`super::protocol`].
-    pub fn events(&self) -> &EventReceiver {
-        &self.events
-    }
-}
-
-/// Why [`Trainer::try_start`] did not queue a run.
-#[derive(Debug)]
-pub enum TryStartError {
-    /// The command channel is full right now: try again later with this run.
-    Full(Box<StartRun>),
-    /// The trainer thread has ended.
-    Gone,
-}
-
-impl Drop for Trainer {
-    fn drop(&mut self) {
-        // Never block on a full command channel while the trainer may be waiting for
-        // us to take its events: drain events between tries.
-        while let Err(TrySendError::Full(_)) = self.commands.try_send(Command::Shutdown) {
-            while self.events.try_recv().is_ok() {}
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        // Let the thread finish its current step; drain events so it never waits on us.
-        if let Some(thread) = self.thread.take() {
-            while !thread.is_finished() {
-                while self.events.try_recv().is_ok() {}
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            // Ignored: a panic on the thread was already reported as a failed run.
-            let _ = thread.join();
-        }
-    }
-}
-
 /// State owned by the trainer thread.
-struct Worker {
+pub(super) struct Worker {
     commands: Receiver<Command>,
     sink: EventSink,
     queue: VecDeque<StartRun>,
@@ -130,10 +24,29 @@ struct Worker {
     stop_pending: bool,
     /// Pause/Resume read during evaluation, applied at the next `poll`.
     deferred: VecDeque<Command>,
+    /// In a pool: this executor's index and where to say a run ended (the pool's
+    /// dispatcher announces `Queued` itself).
+    pub(super) done: Option<(usize, Sender<(usize, RunId)>)>,
 }
 
 impl Worker {
-    fn run(mut self) {
+    /// A worker reading `commands` and sending events through `sink`.
+    pub(super) fn new(commands: Receiver<Command>, sink: EventSink) -> Self {
+        Self {
+            commands,
+            sink,
+            queue: VecDeque::new(),
+            paused: false,
+            shutdown: false,
+            stop_pending: false,
+            deferred: VecDeque::new(),
+            done: None,
+        }
+    }
+}
+
+impl Worker {
+    pub(super) fn run(mut self) {
         while !self.shutdown && !self.sink.disconnected {
             if let Some(run) = self.queue.pop_front() {
                 self.train(run);
@@ -175,6 +88,10 @@ impl Worker {
             summary: Box::new(summary),
         });
         self.sink.drain_blocking();
+        if let Some((index, done)) = &self.done {
+            // Ignored: a dispatcher that is gone is shutting down anyway.
+            let _ = done.send((*index, id));
+        }
     }
 
     fn finish_unstarted(&mut self, run: &StartRun, status: RunStatus, message: &str) {
@@ -191,7 +108,10 @@ impl Worker {
     fn handle(&mut self, command: Command, current: Option<RunId>) -> bool {
         match command {
             Command::Start(run) => {
-                self.sink.send(Event::Queued { id: run.id });
+                if self.done.is_none() {
+                    // A pool's dispatcher announced it already.
+                    self.sink.send(Event::Queued { id: run.id });
+                }
                 self.queue.push_back(*run);
                 false
             }

@@ -1,0 +1,127 @@
+//! The handle the front ends hold: starts the trainer thread (or a pool of them),
+//! sends commands, receives events, and shuts the trainer down when dropped.
+
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, TrySendError, bounded};
+
+use super::protocol::{Command, StartRun};
+use super::sink::{EventReceiver, EventSink};
+use super::worker::Worker;
+
+/// Capacity of the command channel.
+const COMMAND_CAPACITY: usize = 64;
+/// Capacity of the event channel; beyond it metrics wait in the trainer's backlog.
+const EVENT_CAPACITY: usize = 1024;
+
+/// The trainer thread has ended (it only does on `Shutdown` or when dropped).
+#[derive(Debug, thiserror::Error)]
+#[error("the trainer thread is no longer running")]
+pub struct TrainerGone;
+
+/// Handle to the trainer thread. Dropping it stops every run and joins the thread.
+pub struct Trainer {
+    commands: Sender<Command>,
+    events: EventReceiver,
+    thread: Option<JoinHandle<()>>,
+    workers: usize,
+}
+
+impl Trainer {
+    /// Starts the trainer thread. `wake` is called (from the trainer thread) whenever
+    /// events are waiting; the GUI passes a closure that requests a repaint.
+    pub fn spawn(wake: Box<dyn Fn() + Send + Sync>) -> std::io::Result<Self> {
+        Self::spawn_pool(1, wake)
+    }
+
+    /// Starts a trainer that trains up to `workers` runs at once (one thread each,
+    /// fed by a dispatcher thread); `1` is [`Trainer::spawn`]. Runs still start in
+    /// queue order and every run's events keep their order.
+    pub fn spawn_pool(workers: usize, wake: Box<dyn Fn() + Send + Sync>) -> std::io::Result<Self> {
+        let (command_tx, command_rx) = bounded(COMMAND_CAPACITY);
+        let (event_tx, event_rx) = bounded(EVENT_CAPACITY);
+        let snapshot_bytes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let sink_bytes = snapshot_bytes.clone();
+        let wake: super::sink::Wake = std::sync::Arc::from(wake);
+        let thread = if workers <= 1 {
+            std::thread::Builder::new()
+                .name("attnlab-trainer".into())
+                .spawn(move || {
+                    Worker::new(command_rx, EventSink::new(event_tx, sink_bytes, wake)).run();
+                })?
+        } else {
+            super::pool::spawn(workers, command_rx, event_tx, sink_bytes, wake)?
+        };
+        Ok(Self {
+            commands: command_tx,
+            events: EventReceiver::new(event_rx, snapshot_bytes),
+            thread: Some(thread),
+            workers: workers.max(1),
+        })
+    }
+
+    /// How many runs it trains at once.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Queues a run.
+    pub fn start(&self, run: StartRun) -> Result<(), TrainerGone> {
+        self.send(Command::Start(Box::new(run)))
+    }
+
+    /// Sends any command.
+    pub fn send(&self, command: Command) -> Result<(), TrainerGone> {
+        self.commands.send(command).map_err(|_| TrainerGone)
+    }
+
+    /// Queues a run if the command channel has room now; never blocks (a window must
+    /// not wait on the trainer). A full channel hands the run back.
+    pub fn try_start(&self, run: StartRun) -> Result<(), TryStartError> {
+        match self.commands.try_send(Command::Start(Box::new(run))) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(Command::Start(run))) => Err(TryStartError::Full(run)),
+            Err(_) => Err(TryStartError::Gone),
+        }
+    }
+
+    /// A sender for commands, e.g. for a Ctrl+C handler.
+    pub fn commands(&self) -> Sender<Command> {
+        self.commands.clone()
+    }
+
+    /// The events, in the order documented in [`super::protocol`].
+    pub fn events(&self) -> &EventReceiver {
+        &self.events
+    }
+}
+
+/// Why [`Trainer::try_start`] did not queue a run.
+#[derive(Debug)]
+pub enum TryStartError {
+    /// The command channel is full right now: try again later with this run.
+    Full(Box<StartRun>),
+    /// The trainer thread has ended.
+    Gone,
+}
+
+impl Drop for Trainer {
+    fn drop(&mut self) {
+        // Never block on a full command channel while the trainer may be waiting for
+        // us to take its events: drain events between tries.
+        while let Err(TrySendError::Full(_)) = self.commands.try_send(Command::Shutdown) {
+            while self.events.try_recv().is_ok() {}
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Let the thread finish its current step; drain events so it never waits on us.
+        if let Some(thread) = self.thread.take() {
+            while !thread.is_finished() {
+                while self.events.try_recv().is_ok() {}
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            // Ignored: a panic on the thread was already reported as a failed run.
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! A trainer pool: a dispatcher thread owns the queue and hands runs, in order, to
+//! executor threads (each a [`Worker`] with its own command channel) as they come
+//! free. Every thread sends its events into the same channel; a run's events all
+//! come from one thread, so they keep their order. Model initialisation is
+//! serialised in `session` (burn's CPU backend seeds one process-wide generator), so
+//! a run gives the same metrics alone or beside others.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, bounded, select};
+
+use super::protocol::{Command, Event, RunId, StartRun};
+use super::sink::{EventSink, Wake};
+use super::worker::Worker;
+use crate::config::RunPlan;
+use crate::records::RunStatus;
+
+/// Runs at once by default: one per two cores (flex's matrix products use both
+/// threads of a pair well), no more than fit in the memory available at once.
+pub fn default_workers(plans: &[RunPlan]) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let by_cores = (cores / 2).max(1);
+    let largest = plans
+        .iter()
+        .map(|p| crate::config::estimate(p.settings()).total())
+        .max()
+        .unwrap_or(1)
+        .max(1);
+    let by_memory = crate::config::available_memory().map_or(by_cores, |m| (m / largest) as usize);
+    by_cores.min(by_memory).max(1)
+}
+
+/// One executor thread and what it is training.
+struct Executor {
+    commands: Sender<Command>,
+    running: Option<RunId>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Starts the dispatcher (which starts `workers` executors).
+pub(super) fn spawn(
+    workers: usize,
+    commands: Receiver<Command>,
+    events: Sender<Event>,
+    snapshot_bytes: Arc<AtomicUsize>,
+    wake: Wake,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("attnlab-trainer".into())
+        .spawn(move || {
+            let (done_tx, done_rx) = bounded(workers * 2);
+            let mut executors = Vec::new();
+            for index in 0..workers {
+                let (tx, rx) = bounded(64);
+                let sink = EventSink::new(events.clone(), snapshot_bytes.clone(), wake.clone());
+                let mut worker = Worker::new(rx, sink);
+                worker.done = Some((executors.len(), done_tx.clone()));
+                let thread = std::thread::Builder::new()
+                    .name(format!("attnlab-trainer-{}", index + 1))
+                    .spawn(move || worker.run());
+                if let Ok(thread) = thread {
+                    executors.push(Executor {
+                        commands: tx,
+                        running: None,
+                        thread: Some(thread),
+                    });
+                }
+            }
+            let sink = EventSink::new(events, snapshot_bytes, wake);
+            if executors.is_empty() {
+                // No thread could be started: train here, one run at a time.
+                Worker::new(commands, sink).run();
+                return;
+            }
+            Dispatcher {
+                commands,
+                done: done_rx,
+                sink,
+                queue: VecDeque::new(),
+                executors,
+            }
+            .run();
+        })
+}
+
+struct Dispatcher {
+    commands: Receiver<Command>,
+    done: Receiver<(usize, RunId)>,
+    sink: EventSink,
+    queue: VecDeque<StartRun>,
+    executors: Vec<Executor>,
+}
+
+impl Dispatcher {
+    fn run(mut self) {
+        loop {
+            self.dispatch();
+            select! {
+                recv(self.commands) -> command => match command {
+                    Ok(command) => {
+                        if self.handle(command) {
+                            break;
+                        }
+                    }
+                    Err(_) => break,
+                },
+                recv(self.done) -> done => {
+                    if let Ok((index, id)) = done
+                        && let Some(e) = self.executors.get_mut(index)
+                        && e.running == Some(id)
+                    {
+                        e.running = None;
+                    }
+                }
+            }
+            if self.sink.disconnected {
+                break;
+            }
+        }
+        while let Some(run) = self.queue.pop_front() {
+            self.finish_unstarted(&run, "the trainer shut down");
+        }
+        for e in &self.executors {
+            // Ignored: an executor that is gone has nothing left to stop.
+            let _ = e.commands.send(Command::Shutdown);
+        }
+        for e in &mut self.executors {
+            if let Some(thread) = e.thread.take() {
+                // Ignored: a panic there was already reported as a failed run.
+                let _ = thread.join();
+            }
+        }
+        self.sink.drain_blocking();
+    }
+
+    /// Hands queued runs to idle executors, in queue order.
+    fn dispatch(&mut self) {
+        while let Some(index) = self.executors.iter().position(|e| e.running.is_none()) {
+            let Some(run) = self.queue.pop_front() else {
+                return;
+            };
+            let id = run.id;
+            if self.executors[index]
+                .commands
+                .send(Command::Start(Box::new(run)))
+                .is_ok()
+            {
+                self.executors[index].running = Some(id);
+            }
+        }
+    }
+
+    /// Applies one command; true on `Shutdown`.
+    fn handle(&mut self, command: Command) -> bool {
+        match command {
+            Command::Start(run) => {
+                self.sink.send(Event::Queued { id: run.id });
+                self.queue.push_back(*run);
+            }
+            Command::Stop(id) => {
+                if let Some(pos) = self.queue.iter().position(|r| r.id == id) {
+                    if let Some(run) = self.queue.remove(pos) {
+                        self.finish_unstarted(&run, "stopped before it started");
+                    }
+                } else if let Some(e) = self.executors.iter().find(|e| e.running == Some(id)) {
+                    // Ignored: an executor that is gone has already ended the run.
+                    let _ = e.commands.send(Command::Stop(id));
+                }
+            }
+            Command::StopAll => {
+                while let Some(run) = self.queue.pop_front() {
+                    self.finish_unstarted(&run, "stopped before it started");
+                }
+                self.forward_to_busy(&Command::StopAll);
+            }
+            Command::Pause | Command::Resume => self.forward_to_busy(&command),
+            Command::Shutdown => return true,
+        }
+        false
+    }
+
+    fn forward_to_busy(&self, command: &Command) {
+        for e in self.executors.iter().filter(|e| e.running.is_some()) {
+            // Ignored: an executor that is gone has already ended its run.
+            let _ = e.commands.send(command.clone());
+        }
+    }
+
+    fn finish_unstarted(&mut self, run: &StartRun, message: &str) {
+        let mut summary = run.unstarted_summary(RunStatus::Stopped);
+        summary.message = Some(message.into());
+        self.sink.send(Event::Finished {
+            id: run.id,
+            summary: Box::new(summary),
+        });
+    }
+}
