@@ -89,3 +89,14 @@ fn exported_files_open_in_standard_tools() {
     let npy = std::fs::read(record.join("attention-step4.npy")).expect("npy");
     assert_eq!(npy_shape(&npy), [2, 2, 16, 16]);
 }
+
+/// What "Save pane as PNG" encodes: a screen region's RGBA pixels.
+#[test]
+fn a_screen_region_encodes_as_a_png_that_decodes() {
+    let pixels = (0..6).map(|i| [i * 40, 255 - i * 40, 7, 255]);
+    let png = attnlab::export::color_image_png([3, 2], pixels).expect("encodes");
+    let image = image::load_from_memory(&png).expect("decodes").to_rgba8();
+    assert_eq!(image.dimensions(), (3, 2));
+    assert_eq!(image.get_pixel(2, 1).0, [200, 55, 7, 255]);
+    assert!(attnlab::export::color_image_png([4, 4], std::iter::empty()).is_err());
+}

@@ -29,6 +29,7 @@ impl App {
             UiCommand::SaveAs => self.save_as(),
             UiCommand::Quit => self.ctx.send_viewport_cmd(egui::ViewportCommand::Close),
             UiCommand::Export => self.ask(FileRequest::ExportFolder),
+            UiCommand::SavePanePng => self.save_pane_png(),
             UiCommand::RunAll => {
                 self.start_runs();
             }

@@ -130,6 +130,32 @@ impl Background {
         });
     }
 
+    /// Saves the screen area `rect` (in points) of the next rendered frame as a PNG at
+    /// `path`: what a pane shows, with its legend, run names and step.
+    pub fn save_png(&mut self, ctx: &egui::Context, rect: egui::Rect, path: PathBuf) {
+        let tx = self.tx.clone();
+        let pixels_per_point = ctx.pixels_per_point();
+        let repaint = ctx.clone();
+        ctx.request_screenshot(move |image| {
+            let region = image.region(&rect, Some(pixels_per_point));
+            let result = crate::export::color_image_png(
+                region.size,
+                region.pixels.iter().map(|c| c.to_array()),
+            )
+            .and_then(|bytes| {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+                }
+                write_atomically(&path, &bytes).map_err(|e| e.to_string())
+            })
+            .map(|()| 1);
+            // Ignored: if the window is gone nobody waits for the file.
+            let _ = tx.send(Loaded::Exported { to: path, result });
+            repaint.request_repaint();
+        });
+        self.in_flight += 1;
+    }
+
     fn spawn(&mut self, wake: impl Fn() + Send + 'static, work: impl FnOnce() + Send + 'static) {
         let spawned = std::thread::Builder::new()
             .name("attnlab-records".into())

@@ -17,6 +17,8 @@ pub enum UiCommand {
     SaveAs,
     /// Export the runs' figures, numbers and a bundle to a folder.
     Export,
+    /// Save the pane in front as a PNG.
+    SavePanePng,
     /// Close the window.
     Quit,
     /// Train every run of the experiment.
@@ -37,11 +39,12 @@ pub enum UiCommand {
 
 impl UiCommand {
     /// The File menu.
-    pub const FILE: [UiCommand; 4] = [
+    pub const FILE: [UiCommand; 5] = [
         UiCommand::Open,
         UiCommand::Save,
         UiCommand::SaveAs,
         UiCommand::Export,
+        UiCommand::SavePanePng,
     ];
     /// The Runs menu.
     pub const RUNS: [UiCommand; 6] = [
@@ -81,6 +84,7 @@ impl UiCommand {
             UiCommand::Save => "Save",
             UiCommand::SaveAs => "Save as...",
             UiCommand::Export => "Export figures and bundle...",
+            UiCommand::SavePanePng => "Save pane as PNG",
             UiCommand::Quit => "Quit",
             UiCommand::RunAll => "Run all",
             UiCommand::StopAll => "Stop all",
@@ -100,6 +104,9 @@ impl UiCommand {
             UiCommand::SaveAs => "Save the experiment to a new file",
             UiCommand::Export => {
                 "Write every recorded run's metrics (CSV), curves (SVG), attention (PNG, .npy) and a bundle (the experiment and its records) that opens without retraining"
+            }
+            UiCommand::SavePanePng => {
+                "Save the pane in front (curves, attention grid, compare, sweep, cost) as a PNG under the records folder's figures/"
             }
             UiCommand::Quit => "Close the window (running runs are stopped and recorded)",
             UiCommand::RunAll => "Train every run of the experiment",
@@ -126,6 +133,7 @@ impl UiCommand {
             )),
             UiCommand::Quit => cmd(Key::Q),
             UiCommand::Export => cmd(Key::E),
+            UiCommand::SavePanePng => cmd(Key::P),
             UiCommand::RunAll => cmd(Key::Enter),
             UiCommand::StopAll => Some(KeyboardShortcut::new(Modifiers::NONE, Key::Escape)),
             UiCommand::Pause | UiCommand::Resume => None,

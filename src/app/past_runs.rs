@@ -50,6 +50,30 @@ impl App {
         self.notify(format!("Exporting to {}...", to.display()));
     }
 
+    /// Saves the pane in front, as drawn (legend, run names, step), to
+    /// `<records folder>/figures/<pane>-<time>.png`.
+    pub fn save_pane_png(&mut self) {
+        let Some(rect) = self.central_rect else {
+            return;
+        };
+        let pane = self
+            .tree
+            .active_tiles()
+            .iter()
+            .find_map(|id| self.tree.tiles.get_pane(id).copied())
+            .map_or("pane", |p| p.title());
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+            .to_string()
+            .replace([':', '-'], "");
+        let path = self
+            .state
+            .runs_root
+            .join("figures")
+            .join(format!("{}-{stamp}.png", crate::records::slug(pane)));
+        let ctx = self.ctx.clone();
+        self.background.save_png(&ctx, rect, path);
+    }
+
     fn read_record(&mut self, dir: &Path, resume: bool) {
         if self.runs.has_record(dir) || self.background.is_opening(dir) {
             return;
@@ -70,6 +94,7 @@ impl App {
                     }
                 }
                 Loaded::Exported { to, result } => match result {
+                    Ok(1) => self.notify(format!("Saved {}", to.display())),
                     Ok(files) => self.notify(format!(
                         "Exported {files} files to {} (figures/, experiment.toml, records/)",
                         to.display()

@@ -17,6 +17,7 @@ use super::workbench::App;
 
 /// Draws the tabs of the main area.
 pub fn tiles_ui(ui: &mut Ui, app: &mut App) {
+    app.central_rect = Some(ui.max_rect());
     let mut tree = std::mem::replace(
         &mut app.tree,
         egui_tiles::Tree::empty(egui::Id::unique("attnlab-tiles-placeholder")),

@@ -67,6 +67,8 @@ pub struct App {
     pub(super) title: String,
     pub(super) ctx: egui::Context,
     pub(super) frame_stats: FrameStats,
+    /// Where the tabs were drawn last frame (what "Save pane as PNG" saves).
+    pub(super) central_rect: Option<egui::Rect>,
 }
 
 impl App {
@@ -126,6 +128,7 @@ impl App {
             title: String::new(),
             ctx,
             frame_stats: FrameStats::default(),
+            central_rect: None,
         };
         app.refresh_records();
         app

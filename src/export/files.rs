@@ -202,6 +202,24 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// An RGBA image of `[width, height]` pixels, row-major, as PNG bytes.
+pub fn color_image_png(
+    [width, height]: [usize; 2],
+    pixels: impl Iterator<Item = [u8; 4]>,
+) -> Result<Vec<u8>, String> {
+    let raw: Vec<u8> = pixels.flatten().collect();
+    let image = image::RgbaImage::from_raw(width as u32, height as u32, raw)
+        .ok_or_else(|| format!("{width} x {height} pixels do not match the data"))?;
+    let mut bytes = Vec::new();
+    image::DynamicImage::ImageRgba8(image)
+        .write_to(
+            &mut std::io::Cursor::new(&mut bytes),
+            image::ImageFormat::Png,
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(bytes)
+}
+
 /// Every layer's and head's map of a snapshot as one PNG grid (layers down, heads
 /// across), each cell `scale` pixels, 4 pixels between maps.
 pub fn attention_png(snapshot: &AttentionSnapshot, scale: u32) -> Result<Vec<u8>, String> {

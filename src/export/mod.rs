@@ -8,5 +8,6 @@ mod files;
 
 pub use colormap::{colormap_rgb, sqrt_scaled};
 pub use files::{
-    ExportError, attention_png, curves_svg, export_records, metrics_csv, npy_f32, summary_csv,
+    ExportError, attention_png, color_image_png, curves_svg, export_records, metrics_csv, npy_f32,
+    summary_csv,
 };
