@@ -388,3 +388,29 @@ fn sweeps_and_seeds_expand_into_named_grouped_runs() {
     assert!(e.message.contains("distance=40"), "{}", e.message);
     assert_eq!(e.line, Some(7));
 }
+
+/// Expanding the sweep writes plain runs that plan to exactly what the sweep did.
+#[test]
+fn an_expanded_sweep_plans_the_same_runs() {
+    let text = "name = \"s\"\n[task]\nseq_len = 32\n[train]\nseeds = [1, 2]\n[sweep]\ntask.distance = [4, 8]\n[[runs]]\nname = \"dense\"\n[[runs]]\nname = \"local\"\nmodel.attention = { kind = \"local\", window = 2 }\n";
+    let mut e = Experiment::from_toml(text).expect("parses");
+    let before = e.plan().expect("valid");
+    e.expand_sweep();
+    assert!(e.sweep.is_empty());
+    assert_eq!(e.runs.len(), 8);
+    let after = e.plan().expect("valid");
+    let view = |plans: &[attnlab::config::RunPlan]| -> Vec<(String, Settings)> {
+        plans
+            .iter()
+            .map(|p| {
+                let mut s = p.settings().clone();
+                s.train.seeds.clear();
+                (p.name().to_string(), s)
+            })
+            .collect()
+    };
+    assert_eq!(view(&after), view(&before));
+    // And it saves and reopens as plain runs.
+    let again = Experiment::from_toml(&e.to_toml().expect("writes")).expect("reopens");
+    assert_eq!(again, e);
+}

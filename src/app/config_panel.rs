@@ -4,8 +4,8 @@
 use egui::{ComboBox, RichText, TextEdit, Ui};
 
 use super::editor::{Editor, Target};
+use super::pattern_editor::pattern_ui;
 use super::widgets::{ERROR_COLOR, error_ui, f64_ui, field_error, usize_ui};
-use crate::attention::{AttentionPattern, PATTERN_KINDS};
 use crate::config::{BackendChoice, ModelKind, Settings, TaskKind};
 
 /// The whole editor. Returns whether the experiment changed.
@@ -88,6 +88,16 @@ fn target_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
             .clicked()
         {
             editor.duplicate_run();
+            changed = true;
+        }
+        let e = &editor.experiment;
+        if (!e.sweep.is_empty() || e.base.train.seeds.len() > 1)
+            && ui
+                .button("Expand sweep")
+                .on_hover_text("Write the sweep and seeds out as plain runs, to see and edit each before training")
+                .clicked()
+        {
+            editor.expand_sweep();
             changed = true;
         }
         if let Target::Run(i) = editor.target {
@@ -266,86 +276,6 @@ fn model_ui(ui: &mut Ui, s: &mut Settings, err: &dyn Fn(&str) -> Option<String>)
             );
         }
     }
-}
-
-/// One pattern: kind and its own parameters.
-fn pattern_ui(
-    ui: &mut Ui,
-    label: &str,
-    p: &mut AttentionPattern,
-    field: &str,
-    err: &dyn Fn(&str) -> Option<String>,
-) {
-    ui.push_id(field, |ui| {
-        ComboBox::from_label(format!("{label} pattern"))
-            .selected_text(p.kind())
-            .show_ui(ui, |ui| {
-                for kind in PATTERN_KINDS {
-                    if ui.selectable_label(p.kind() == kind, kind).clicked()
-                        && p.kind() != kind
-                        && let Some(new) = AttentionPattern::from_kind(kind)
-                    {
-                        *p = new;
-                    }
-                }
-            });
-        ui.indent(field, |ui| {
-            let e = |param: &str| err(&format!("{field}.{param}"));
-            match p {
-                AttentionPattern::Dense => {}
-                AttentionPattern::Local { window } => {
-                    usize_ui(ui, "window", window, 8192, e("window").as_deref());
-                }
-                AttentionPattern::Dilated { window, dilation } => {
-                    usize_ui(ui, "window", window, 8192, e("window").as_deref());
-                    usize_ui(ui, "dilation", dilation, 8192, e("dilation").as_deref());
-                }
-                AttentionPattern::Strided { stride } => {
-                    usize_ui(ui, "stride", stride, 8192, e("stride").as_deref());
-                }
-                AttentionPattern::Fixed { block, summary } => {
-                    usize_ui(ui, "block", block, 8192, e("block").as_deref());
-                    usize_ui(ui, "summary", summary, 8192, e("summary").as_deref());
-                }
-                AttentionPattern::Block { size } => {
-                    usize_ui(ui, "size", size, 8192, e("size").as_deref());
-                }
-                AttentionPattern::Longformer { window, global } => {
-                    usize_ui(ui, "window", window, 8192, e("window").as_deref());
-                    usize_ui(ui, "global", global, 8192, e("global").as_deref());
-                }
-                AttentionPattern::BigBird {
-                    block,
-                    window_blocks,
-                    global_blocks,
-                    random_blocks,
-                } => {
-                    usize_ui(ui, "block", block, 8192, e("block").as_deref());
-                    usize_ui(
-                        ui,
-                        "window_blocks",
-                        window_blocks,
-                        255,
-                        e("window_blocks").as_deref(),
-                    );
-                    usize_ui(
-                        ui,
-                        "global_blocks",
-                        global_blocks,
-                        255,
-                        e("global_blocks").as_deref(),
-                    );
-                    usize_ui(
-                        ui,
-                        "random_blocks",
-                        random_blocks,
-                        255,
-                        e("random_blocks").as_deref(),
-                    );
-                }
-            }
-        });
-    });
 }
 
 fn train_ui(ui: &mut Ui, s: &mut Settings, err: &dyn Fn(&str) -> Option<String>) {

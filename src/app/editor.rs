@@ -115,6 +115,13 @@ impl Editor {
         }
     }
 
+    /// Writes the sweep and seeds out as plain runs, each editable.
+    pub fn expand_sweep(&mut self) {
+        self.experiment.expand_sweep();
+        self.target = Target::Base;
+        self.validate();
+    }
+
     /// Duplicates the run being edited (or the last run) and edits the copy.
     pub fn duplicate_run(&mut self) {
         let source = match self.target {

@@ -28,6 +28,7 @@ mod menu;
 mod modals;
 mod pane;
 mod past_runs;
+mod pattern_editor;
 mod run_views;
 mod runs_panel;
 mod shell;

@@ -230,6 +230,53 @@ impl Experiment {
         }
     }
 
+    /// The sweep and the seeds written out as plain runs, one per grid point and seed,
+    /// each setting its point's fields and its seed (so each can be seen and edited
+    /// before training). Trains exactly what the sweep would.
+    pub fn expand_sweep(&mut self) {
+        let points = self.sweep.points();
+        let mut runs = Vec::new();
+        for run in &self.runs {
+            let seeds = run
+                .resolve(&self.base)
+                .map(|s| s.train.seeds)
+                .unwrap_or_default();
+            for point in &points {
+                let group = if point.is_empty() {
+                    run.name.clone()
+                } else {
+                    format!("{} {}", run.name, super::point_label(point))
+                };
+                let mut spec = run.clone();
+                for (field, value) in point {
+                    spec.set(field, value.clone());
+                }
+                if seeds.is_empty() {
+                    spec.name = group;
+                    runs.push(spec);
+                    continue;
+                }
+                spec.set("train.seeds", Value::Array(Vec::new()));
+                for &seed in &seeds {
+                    let mut replicate = spec.clone();
+                    replicate.name = format!("{group} seed={seed}");
+                    replicate.set("train.seed", Value::Integer(seed as i64));
+                    runs.push(replicate);
+                }
+            }
+        }
+        // The base takes the first point's values (every run sets its own), so it
+        // stays valid without the sweep; its seeds are now the runs' own.
+        if let Some(first) = points.first()
+            && let Ok(base) = apply_point(&self.base, first)
+        {
+            self.base = base;
+        }
+        self.base.train.seeds.clear();
+        self.runs = runs;
+        self.sweep = super::Sweep::default();
+    }
+
     /// The settings of run `index`: the base with the run's own fields.
     pub fn run_settings(&self, index: usize) -> Result<Settings, ConfigError> {
         let run = self
