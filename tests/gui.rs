@@ -94,6 +94,12 @@ fn run_trains_every_run_and_fills_curves_and_attention() {
                 .is_some_and(|d| d.join("summary.json").is_file())
         );
     }
+    // With a finished run the editor estimates how long the experiment takes.
+    assert_eq!(
+        h.query_all_by_label_contains("to train at the speed of the last run")
+            .count(),
+        1
+    );
     // The runs panel says so, and the past-runs list picked up both records.
     assert_eq!(
         h.query_all_by_label("finished").count(),

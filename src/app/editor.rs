@@ -2,7 +2,7 @@
 //! run), edits applied as a run's own fields or to the base, and validation after
 //! every change. Plain data, no egui, so it is tested without a window.
 
-use crate::config::{ConfigErrors, Experiment, RunSpec, Settings};
+use crate::config::{ConfigErrors, Experiment, RunPlan, RunSpec, Settings};
 
 /// What the editor is editing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub struct Editor {
     /// Each run's resolved settings (`None` if its fields do not fit), refreshed with
     /// the errors.
     resolved: Vec<Option<Settings>>,
+    /// The validated runs (sweep and seeds expanded), empty while invalid.
+    plans: Vec<RunPlan>,
 }
 
 impl Editor {
@@ -35,6 +37,7 @@ impl Editor {
             target: Target::Base,
             errors: ConfigErrors(Vec::new()),
             resolved: Vec::new(),
+            plans: Vec::new(),
         };
         editor.validate();
         editor
@@ -42,13 +45,18 @@ impl Editor {
 
     /// Re-checks the experiment and resolves every run again.
     pub fn validate(&mut self) {
-        self.errors = match self.experiment.plan() {
-            Ok(_) => ConfigErrors(Vec::new()),
-            Err(e) => e,
+        (self.errors, self.plans) = match self.experiment.plan() {
+            Ok(plans) => (ConfigErrors(Vec::new()), plans),
+            Err(e) => (e, Vec::new()),
         };
         self.resolved = (0..self.experiment.runs.len())
             .map(|i| self.experiment.run_settings(i).ok())
             .collect();
+    }
+
+    /// The runs Run would train (empty while invalid).
+    pub fn plans(&self) -> &[RunPlan] {
+        &self.plans
     }
 
     /// Whether every run is valid (Run is enabled).

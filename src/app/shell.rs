@@ -46,6 +46,10 @@ pub fn side_ui(ui: &mut Ui, app: &mut App) {
         ""
     };
     ui.label(RichText::new(format!("{file}{dirty}")).small());
+    if let Some(text) = estimated_time(app) {
+        ui.label(RichText::new(text).small())
+            .on_hover_text("From the floating-point work of each run and the speed the last finished run reached on this machine");
+    }
     let e = &app.editor.experiment;
     let seeds = e.base.train.seeds.len().max(1);
     if !e.sweep.is_empty() || seeds > 1 {
@@ -78,6 +82,33 @@ pub fn side_ui(ui: &mut Ui, app: &mut App) {
                 app.state.dirty = true;
             }
         });
+}
+
+/// "~12 min to train at the speed of the last run", from the work of every run to
+/// train and the FLOP rate the last finished live run reached.
+fn estimated_time(app: &App) -> Option<String> {
+    let last = app.runs.views.iter().rev().find(|v| {
+        v.status == crate::records::RunStatus::Finished
+            && matches!(v.source, super::run_views::Source::Live)
+    })?;
+    let rate = crate::config::step_flops(&last.settings) * last.steps_per_sec()?;
+    if rate <= 0.0 {
+        return None;
+    }
+    let work: f64 = app
+        .editor
+        .plans()
+        .iter()
+        .map(|p| crate::config::step_flops(p.settings()) * p.settings().train.steps as f64)
+        .sum();
+    if work <= 0.0 {
+        return None;
+    }
+    let workers = app.trainer.as_ref().map_or(1, |t| t.workers()) as f64;
+    Some(format!(
+        "~{} to train at the speed of the last run",
+        super::widgets::duration_text(work / rate / workers)
+    ))
 }
 
 /// Live runs and the records folder.

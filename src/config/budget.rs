@@ -108,6 +108,31 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
     }
 }
 
+/// Floating-point operations of one training step of `s` (forward, backward and
+/// update: about 6 per parameter per token, plus the attention products as the
+/// layers' kernels compute them, 3 x 4 per pair and head dimension).
+pub fn step_flops(s: &Settings) -> f64 {
+    let tokens = (s.train.batch * s.task.seq_len) as f64;
+    let dense = 6.0 * parameter_count(s) as f64 * tokens;
+    let attention = match s.model.kind {
+        ModelKind::Lstm => 0.0,
+        ModelKind::Transformer => {
+            let head_dim = (s.model.d_model / s.model.heads.max(1)) as f64;
+            s.model
+                .layer_patterns()
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let pairs =
+                        trained_pairs(p, s.task.seq_len, s.train.seed.wrapping_add(i as u64));
+                    12.0 * s.train.batch as f64 * s.model.heads as f64 * pairs as f64 * head_dim
+                })
+                .sum()
+        }
+    };
+    dense + attention
+}
+
 /// Memory this machine can give a new run now (`MemAvailable`), if known.
 pub fn available_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
@@ -193,6 +218,22 @@ mod tests {
             "{message}"
         );
         assert!(over_budget(&Settings::default(), 23 << 30).is_none());
+    }
+
+    #[test]
+    fn step_work_grows_with_the_pairs_attention_computes() {
+        let mut dense = Settings::default();
+        dense.task.seq_len = 2048;
+        let mut local = dense.clone();
+        local.model.attention = crate::attention::AttentionPattern::Local { window: 16 };
+        let (d, l) = (step_flops(&dense), step_flops(&local));
+        assert!(d > 3.0 * l, "dense {d:e} vs local {l:e}");
+        let mut half = dense.clone();
+        half.train.batch /= 2;
+        assert!(
+            (step_flops(&half) * 2.0 - d).abs() / d < 1e-9,
+            "linear in the batch"
+        );
     }
 
     #[test]

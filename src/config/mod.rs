@@ -16,6 +16,7 @@ mod sweep;
 
 pub use budget::{
     MemoryEstimate, available_memory, estimate, human_bytes, over_budget, parameter_count,
+    step_flops,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::{Experiment, ResolveError, RunSpec};
