@@ -162,7 +162,7 @@ fn sweep_tables_average_seeds_over_two_axes() {
     );
     assert_eq!((cell(1, 0).mean, cell(1, 0).solved), (0.75, 1));
     assert_eq!((cell(1, 1).mean, cell(1, 1).solved), (0.5, 0));
-    let front = attnlab::app::pareto(&views);
+    let front = attnlab::app::pareto(&views, attnlab::app::CostAxis::Time);
     assert_eq!(front.len(), 4, "one point per group");
     let on: Vec<&str> = front
         .iter()
@@ -173,6 +173,17 @@ fn sweep_tables_average_seeds_over_two_axes() {
         on,
         ["dense distance=4", "dense distance=8", "local distance=4"]
     );
+    // By estimated memory: every group has one, the same for the same model.
+    let by_memory = attnlab::app::pareto(&views, attnlab::app::CostAxis::Memory);
+    assert!(by_memory.iter().all(|(p, _)| p.memory_mib > 0.0));
+    let memory = |g: &str| {
+        by_memory
+            .iter()
+            .find(|(p, _)| p.group == g)
+            .map(|(p, _)| p.memory_mib)
+            .expect("group")
+    };
+    assert_eq!(memory("dense distance=4"), memory("dense distance=8"));
     let csv = table_csv(&table, "task.distance", "run");
     assert!(
         csv.starts_with("run,task.distance,mean,runs,solved\n"),

@@ -47,7 +47,9 @@ pub use files::{FileChoice, FileRequest};
 pub use pane::Pane;
 pub use run_views::{MAX_VIEW_SNAPSHOT_BYTES, RunView, RunViews, Source};
 pub use state::PersistedState;
-pub use sweep_view::{Cell, CostPoint, SweepMetric, SweepTable, pareto, sweep_table, table_csv};
+pub use sweep_view::{
+    Cell, CostAxis, CostPoint, SweepMetric, SweepTable, pareto, sweep_table, table_csv,
+};
 pub use workbench::App;
 
 /// Opens the workbench window (with the experiment `file`, if given) and returns when

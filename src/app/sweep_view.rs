@@ -27,6 +27,8 @@ pub struct SweepViewState {
     pub y: Option<String>,
     /// The metric shown.
     pub metric: SweepMetric,
+    /// The Pareto chart's cost.
+    pub cost_axis: CostAxis,
 }
 
 /// One cell: the mean over the runs in it, their count and how many solved the task.
@@ -132,14 +134,39 @@ pub struct CostPoint {
     pub group: String,
     /// Mean milliseconds per training step.
     pub ms_per_step: f64,
+    /// Estimated peak memory of a run, MiB (`config::estimate`).
+    pub memory_mib: f64,
     /// Mean final held-out accuracy.
     pub accuracy: f64,
 }
 
-/// The groups' cost and accuracy, and which lie on the Pareto front (no other group
-/// is at least as fast and as accurate, and strictly better in one).
-pub fn pareto(runs: &[&RunView]) -> Vec<(CostPoint, bool)> {
-    let mut groups: Vec<(String, Vec<(f64, f64)>)> = Vec::new();
+/// A group's name, estimated memory (MiB) and its runs' (ms per step, accuracy).
+type GroupCosts = (String, f64, Vec<(f64, f64)>);
+
+/// What a Pareto chart counts as cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CostAxis {
+    /// Measured time per training step.
+    #[default]
+    Time,
+    /// Estimated peak memory.
+    Memory,
+}
+
+impl CostPoint {
+    /// The cost on `axis`.
+    pub fn cost(&self, axis: CostAxis) -> f64 {
+        match axis {
+            CostAxis::Time => self.ms_per_step,
+            CostAxis::Memory => self.memory_mib,
+        }
+    }
+}
+
+/// The groups' cost and accuracy, and which lie on the Pareto front for `axis` (no
+/// other group is at least as cheap and as accurate, and strictly better in one).
+pub fn pareto(runs: &[&RunView], axis: CostAxis) -> Vec<(CostPoint, bool)> {
+    let mut groups: Vec<GroupCosts> = Vec::new();
     for run in runs.iter().filter(|r| r.status == RunStatus::Finished) {
         let Some(s) = run.summary.as_ref() else {
             continue;
@@ -148,18 +175,23 @@ pub fn pareto(runs: &[&RunView]) -> Vec<(CostPoint, bool)> {
             continue;
         };
         let point = (1000.0 / s.steps_per_sec, acc);
-        match groups.iter_mut().find(|(g, _)| *g == run.group) {
-            Some((_, points)) => points.push(point),
-            None => groups.push((run.group.clone(), vec![point])),
+        match groups.iter_mut().find(|(g, _, _)| *g == run.group) {
+            Some((_, _, points)) => points.push(point),
+            None => {
+                let memory =
+                    crate::config::estimate(&run.settings).total() as f64 / (1 << 20) as f64;
+                groups.push((run.group.clone(), memory, vec![point]));
+            }
         }
     }
     let points: Vec<CostPoint> = groups
         .into_iter()
-        .map(|(group, ps)| {
+        .map(|(group, memory_mib, ps)| {
             let n = ps.len() as f64;
             CostPoint {
                 group,
                 ms_per_step: ps.iter().map(|p| p.0).sum::<f64>() / n,
+                memory_mib,
                 accuracy: ps.iter().map(|p| p.1).sum::<f64>() / n,
             }
         })
@@ -168,9 +200,9 @@ pub fn pareto(runs: &[&RunView]) -> Vec<(CostPoint, bool)> {
         .iter()
         .map(|p| {
             let dominated = points.iter().any(|q| {
-                q.ms_per_step <= p.ms_per_step
+                q.cost(axis) <= p.cost(axis)
                     && q.accuracy >= p.accuracy
-                    && (q.ms_per_step < p.ms_per_step || q.accuracy > p.accuracy)
+                    && (q.cost(axis) < p.cost(axis) || q.accuracy > p.accuracy)
             });
             (p.clone(), !dominated)
         })
@@ -246,7 +278,7 @@ pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
         RichText::new("Each cell: the mean over seeds (and any other axes) of finished runs; (solved/runs) counts runs whose final accuracy reached train.solved_at.")
             .small(),
     );
-    pareto_ui(ui, runs);
+    pareto_ui(ui, &mut state.cost_axis, runs);
     let max = table
         .cells
         .iter()
@@ -305,23 +337,31 @@ pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
 }
 
 /// Accuracy against time per step, one point per group, the Pareto front joined.
-fn pareto_ui(ui: &mut Ui, runs: &[&RunView]) {
+fn pareto_ui(ui: &mut Ui, axis: &mut CostAxis, runs: &[&RunView]) {
     use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
-    let points = pareto(runs);
-    if points.len() < 2 {
+    if pareto(runs, *axis).len() < 2 {
         return;
     }
     ui.collapsing("Accuracy against cost (Pareto front)", |ui| {
+        ui.horizontal(|ui| {
+            ui.selectable_value(axis, CostAxis::Time, "time per step (measured)");
+            ui.selectable_value(axis, CostAxis::Memory, "peak memory (estimated)");
+        });
+        let axis = *axis;
+        let points = pareto(runs, axis);
         let mut front: Vec<[f64; 2]> = points
             .iter()
             .filter(|(_, on)| *on)
-            .map(|(p, _)| [p.ms_per_step, p.accuracy])
+            .map(|(p, _)| [p.cost(axis), p.accuracy])
             .collect();
         front.sort_by(|a, b| a[0].total_cmp(&b[0]));
         Plot::new("pareto")
             .height(260.0)
             .legend(Legend::default())
-            .x_axis_label("ms per training step (mean over seeds)")
+            .x_axis_label(match axis {
+                CostAxis::Time => "ms per training step (mean over seeds)",
+                CostAxis::Memory => "estimated peak memory per run (MiB)",
+            })
             .y_axis_label("final accuracy")
             .include_y(0.0)
             .include_y(1.0)
@@ -329,7 +369,7 @@ fn pareto_ui(ui: &mut Ui, runs: &[&RunView]) {
                 plot_ui.line(Line::new("Pareto front", PlotPoints::from(front)).width(1.5));
                 for (i, (p, on)) in points.iter().enumerate() {
                     plot_ui.points(
-                        Points::new(&p.group, vec![[p.ms_per_step, p.accuracy]])
+                        Points::new(&p.group, vec![[p.cost(axis), p.accuracy]])
                             .radius(if *on { 5.0 } else { 3.5 })
                             .color(super::widgets::run_color(i)),
                     );
