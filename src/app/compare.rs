@@ -9,7 +9,7 @@ use toml::Value;
 use super::attention_view::{AttentionCell, Overlays};
 use super::heatmap::TextureCache;
 use super::loss_plot::{CurveOptions, curves_ui};
-use super::run_views::RunView;
+use super::run_views::{RunView, group_members};
 use super::widgets::{duration_text, run_color};
 use crate::config::Settings;
 use crate::trainer::RunId;
@@ -247,11 +247,7 @@ fn differences_ui(ui: &mut Ui, runs: &[(usize, &RunView)]) {
 /// `0.998 ± 0.002 (3 seeds, 3 solved)` for the group of `run` among `runs`; empty for
 /// a run without replicates.
 fn group_text(runs: &[(usize, &RunView)], run: &RunView) -> String {
-    let members: Vec<&RunView> = runs
-        .iter()
-        .map(|(_, r)| *r)
-        .filter(|r| r.group == run.group)
-        .collect();
+    let members = group_members(runs, &run.group);
     if members.len() < 2 {
         return String::new();
     }

@@ -7,7 +7,7 @@ use egui_plot::{
 };
 
 use super::commands::UiCommand;
-use super::run_views::RunView;
+use super::run_views::{RunView, group_members};
 use super::widgets::run_color;
 use crate::records::Metrics;
 
@@ -164,11 +164,7 @@ fn plot_ui(
                     continue;
                 }
                 shown.push(&run.group);
-                let members: Vec<&RunView> = runs
-                    .iter()
-                    .map(|(_, r)| *r)
-                    .filter(|r| r.group == run.group)
-                    .collect();
+                let members = group_members(runs, &run.group);
                 if members.len() < 2 {
                     continue;
                 }

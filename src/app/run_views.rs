@@ -300,6 +300,14 @@ impl RunView {
     }
 }
 
+/// The runs of `group` among `runs` (seed replicates of one run and sweep point).
+pub fn group_members<'a>(runs: &[(usize, &'a RunView)], group: &str) -> Vec<&'a RunView> {
+    runs.iter()
+        .map(|(_, r)| *r)
+        .filter(|r| r.group == group)
+        .collect()
+}
+
 /// Every run the window knows, in the order they were added.
 #[derive(Debug, Default)]
 pub struct RunViews {
