@@ -160,11 +160,7 @@ impl App {
     /// cannot be started.
     pub(super) fn ensure_trainer(&mut self) -> bool {
         let workers = match self.state.parallel_runs {
-            0 => self
-                .editor
-                .experiment
-                .plan()
-                .map_or(1, |plans| crate::trainer::default_workers(&plans)),
+            0 => crate::trainer::default_workers(self.editor.plans()),
             n => n,
         };
         if let Some(t) = &self.trainer {
