@@ -601,7 +601,17 @@ impl Progress {
                         .final_accuracy
                         .map_or("-".into(), |a| format!("{a:.3}"))
                 ));
-                if log {
+                let failed = matches!(summary.status, RunStatus::Failed | RunStatus::Diverged);
+                if failed {
+                    // Always on stderr, even with --quiet: a run that failed is news.
+                    bar.suspend(|| {
+                        eprintln!(
+                            "[{name}] {}: {}",
+                            summary.status.name(),
+                            summary.message.as_deref().unwrap_or("no reason given")
+                        )
+                    });
+                } else if log {
                     eprintln!("[{name}] {}", summary.status.name());
                 }
             }
