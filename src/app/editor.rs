@@ -27,6 +27,8 @@ pub struct Editor {
     resolved: Vec<Option<Settings>>,
     /// The validated runs (sweep and seeds expanded), empty while invalid.
     plans: Vec<RunPlan>,
+    /// Floating-point work of training every planned run to its last step.
+    work_flops: f64,
 }
 
 impl Editor {
@@ -38,6 +40,7 @@ impl Editor {
             errors: ConfigErrors(Vec::new()),
             resolved: Vec::new(),
             plans: Vec::new(),
+            work_flops: 0.0,
         };
         editor.validate();
         editor
@@ -49,6 +52,11 @@ impl Editor {
             Ok(plans) => (ConfigErrors(Vec::new()), plans),
             Err(e) => (e, Vec::new()),
         };
+        self.work_flops = self
+            .plans
+            .iter()
+            .map(|p| crate::config::step_flops(p.settings()) * p.settings().train.steps as f64)
+            .sum();
         self.resolved = (0..self.experiment.runs.len())
             .map(|i| self.experiment.run_settings(i).ok())
             .collect();
@@ -57,6 +65,11 @@ impl Editor {
     /// The runs Run would train (empty while invalid).
     pub fn plans(&self) -> &[RunPlan] {
         &self.plans
+    }
+
+    /// Floating-point work of training every planned run (0 while invalid).
+    pub fn work_flops(&self) -> f64 {
+        self.work_flops
     }
 
     /// Whether every run is valid (Run is enabled).

@@ -73,6 +73,10 @@ pub struct RunView {
     valid: bool,
     /// Bytes of snapshots kept.
     snapshot_bytes: usize,
+    /// Floating-point work of one training step (`config::step_flops`), computed once.
+    pub step_flops: f64,
+    /// Estimated peak memory of the run, bytes (`config::estimate`), computed once.
+    pub estimated_bytes: u64,
 }
 
 impl RunView {
@@ -97,7 +101,6 @@ impl RunView {
             group: crate::config::group_of(name).to_string(),
             coordinates: Vec::new(),
             experiment: experiment.to_string(),
-            settings,
             source: Source::Live,
             status: RunStatus::Queued,
             train: Vec::new(),
@@ -113,6 +116,9 @@ impl RunView {
             masks: OnceLock::new(),
             valid,
             snapshot_bytes: 0,
+            step_flops: crate::config::step_flops(&settings),
+            estimated_bytes: crate::config::estimate(&settings).total(),
+            settings,
         }
     }
 

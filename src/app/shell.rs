@@ -91,16 +91,11 @@ fn estimated_time(app: &App) -> Option<String> {
         v.status == crate::records::RunStatus::Finished
             && matches!(v.source, super::run_views::Source::Live)
     })?;
-    let rate = crate::config::step_flops(&last.settings) * last.steps_per_sec()?;
+    let rate = last.step_flops * last.steps_per_sec()?;
     if rate <= 0.0 {
         return None;
     }
-    let work: f64 = app
-        .editor
-        .plans()
-        .iter()
-        .map(|p| crate::config::step_flops(p.settings()) * p.settings().train.steps as f64)
-        .sum();
+    let work = app.editor.work_flops();
     if work <= 0.0 {
         return None;
     }

@@ -178,8 +178,7 @@ pub fn pareto(runs: &[&RunView], axis: CostAxis) -> Vec<(CostPoint, bool)> {
         match groups.iter_mut().find(|(g, _, _)| *g == run.group) {
             Some((_, _, points)) => points.push(point),
             None => {
-                let memory =
-                    crate::config::estimate(&run.settings).total() as f64 / (1 << 20) as f64;
+                let memory = run.estimated_bytes as f64 / (1 << 20) as f64;
                 groups.push((run.group.clone(), memory, vec![point]));
             }
         }

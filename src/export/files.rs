@@ -210,8 +210,13 @@ pub fn color_image_png(
     let raw: Vec<u8> = pixels.flatten().collect();
     let image = image::RgbaImage::from_raw(width as u32, height as u32, raw)
         .ok_or_else(|| format!("{width} x {height} pixels do not match the data"))?;
+    encode_png(image::DynamicImage::ImageRgba8(image))
+}
+
+/// PNG bytes of an image.
+fn encode_png(image: image::DynamicImage) -> Result<Vec<u8>, String> {
     let mut bytes = Vec::new();
-    image::DynamicImage::ImageRgba8(image)
+    image
         .write_to(
             &mut std::io::Cursor::new(&mut bytes),
             image::ImageFormat::Png,
@@ -249,14 +254,7 @@ pub fn attention_png(snapshot: &AttentionSnapshot, scale: u32) -> Result<Vec<u8>
             }
         }
     }
-    let mut bytes = Vec::new();
-    image::DynamicImage::ImageRgb8(image)
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .map_err(|e| e.to_string())?;
-    Ok(bytes)
+    encode_png(image::DynamicImage::ImageRgb8(image))
 }
 
 /// Writes, for each record, `<record-id>/metrics.csv`, `curves.svg` and, when it has
