@@ -156,6 +156,34 @@ impl Background {
         self.in_flight += 1;
     }
 
+    /// Encodes a figure drawn off screen as PNG and writes it to `path`.
+    pub fn write_png(
+        &mut self,
+        figure: super::figure::Figure,
+        path: PathBuf,
+        wake: impl Fn() + Send + 'static,
+    ) {
+        let tx = self.tx.clone();
+        self.spawn(wake, move || {
+            let result = crate::export::color_image_png(
+                figure.size,
+                figure
+                    .rgba
+                    .chunks_exact(4)
+                    .map(|p| [p[0], p[1], p[2], p[3]]),
+            )
+            .and_then(|bytes| {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+                }
+                write_atomically(&path, &bytes).map_err(|e| e.to_string())
+            })
+            .map(|()| 1);
+            // Ignored: if the window is gone nobody waits for the file.
+            let _ = tx.send(Loaded::Exported { to: path, result });
+        });
+    }
+
     fn spawn(&mut self, wake: impl Fn() + Send + 'static, work: impl FnOnce() + Send + 'static) {
         let spawned = std::thread::Builder::new()
             .name("attnlab-records".into())

@@ -50,6 +50,7 @@ impl eframe::App for App {
             .show(ui, |ui| side_ui(ui, self));
         egui::CentralPanel::default().show(ui, |ui| tiles_ui(ui, self));
         modals_ui(ui, self);
+        self.save_pending_figure(frame.wgpu_render_state());
     }
 
     fn save(&mut self, storage: &mut dyn eframe::Storage) {

@@ -22,6 +22,13 @@ pub fn menu_ui(ui: &mut Ui, app: &mut App) {
                     ui.close();
                 }
             }
+            ui.horizontal(|ui| {
+                ui.label("PNG scale")
+                    .on_hover_text("Pixels per point of a pane saved as PNG: 2 gives twice the screen's detail");
+                for scale in super::figure::SCALES {
+                    ui.selectable_value(&mut app.state.png_scale, scale, format!("{scale}x"));
+                }
+            });
             ui.separator();
             path_fallback_ui(ui, app);
             ui.separator();

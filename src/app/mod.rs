@@ -18,6 +18,7 @@ mod cost_cache;
 mod cost_view;
 mod editor;
 mod examples;
+mod figure;
 mod files;
 mod frame;
 mod frame_stats;

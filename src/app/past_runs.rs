@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::background::Loaded;
+use super::workbench::PendingFigure;
 use super::pane::Pane;
 use super::run_views::Source;
 use super::workbench::App;
@@ -50,8 +51,9 @@ impl App {
         self.notify(format!("Exporting to {}...", to.display()));
     }
 
-    /// Saves the pane in front, as drawn (legend, run names, step), to
-    /// `<records folder>/figures/<pane>-<time>.png`.
+    /// Asks for the pane in front, as drawn (legend, run names, step), to be saved
+    /// at the remembered scale to `<records folder>/figures/<pane>-<time>.png`; the
+    /// frame draws it off screen once the panes are laid out (`save_pending_figure`).
     pub fn save_pane_png(&mut self) {
         let Some(rect) = self.central_rect else {
             return;
@@ -61,17 +63,51 @@ impl App {
             .active_tiles()
             .iter()
             .find_map(|id| self.tree.tiles.get_pane(id).copied())
-            .map_or("pane", |p| p.title());
+            .unwrap_or(Pane::Curves);
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
             .to_string()
             .replace([':', '-'], "");
-        let path = self
-            .state
-            .runs_root
-            .join("figures")
-            .join(format!("{}-{stamp}.png", crate::records::slug(pane)));
-        let ctx = self.ctx.clone();
-        self.background.save_png(&ctx, rect, path);
+        let path = self.state.runs_root.join("figures").join(format!(
+            "{}-{stamp}.png",
+            crate::records::slug(pane.title())
+        ));
+        self.pending_figure = Some(PendingFigure { pane, rect, path });
+    }
+
+    /// Draws the requested pane off screen at the chosen scale and hands its pixels to
+    /// a helper thread to encode and write. Without the wgpu renderer, the screen's
+    /// pixels are saved instead (scale 1).
+    pub(super) fn save_pending_figure(&mut self, render_state: Option<&eframe::egui_wgpu::RenderState>) {
+        let Some(request) = self.pending_figure.take() else {
+            return;
+        };
+        let Some(render_state) = render_state else {
+            let ctx = self.ctx.clone();
+            self.background.save_png(&ctx, request.rect, request.path);
+            return;
+        };
+        let scale = self.state.png_scale.clamp(1.0, 4.0);
+        let style = self.ctx.global_style();
+        // The figure's own context has its own textures.
+        let textures = std::mem::take(&mut self.textures);
+        let caption = format!(
+            "attnlab  ·  {}  ·  {}",
+            self.editor.experiment.name,
+            request.pane.title()
+        );
+        let drawn = super::figure::render(render_state, style, request.rect.size(), scale, |ui| {
+            ui.label(egui::RichText::new(&caption).small().weak());
+            super::tiles::pane_ui(ui, self, request.pane);
+        });
+        self.textures = textures;
+        match drawn {
+            Ok(figure) => {
+                let ctx = self.ctx.clone();
+                self.background
+                    .write_png(figure, request.path, move || ctx.request_repaint());
+            }
+            Err(e) => self.notify_error(format!("Cannot save the pane as PNG: {e}")),
+        }
     }
 
     fn read_record(&mut self, dir: &Path, resume: bool) {

@@ -31,6 +31,8 @@ pub struct PersistedState {
     pub show_dependencies: bool,
     /// The folder file dialogs start in.
     pub last_dir: Option<PathBuf>,
+    /// Pixels per point of a pane saved as PNG (1 = as on screen).
+    pub png_scale: f32,
     /// The longest sequence the cost view measures.
     pub cost_max_len: usize,
     /// Where the cost view caches its measurements; `None`: the user's cache folder
@@ -53,6 +55,7 @@ impl Default for PersistedState {
             show_mask: false,
             show_dependencies: true,
             last_dir: None,
+            png_scale: 2.0,
             cost_max_len: 4096,
             cost_cache: None,
         }

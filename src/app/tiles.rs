@@ -57,7 +57,8 @@ impl egui_tiles::Behavior<Pane> for Panes<'_> {
     }
 }
 
-fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
+/// Draws one pane (also off screen, for a figure).
+pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
     let curves = CurveOptions {
         smoothing: app.state.smoothing,
         log_scale: app.state.log_scale,

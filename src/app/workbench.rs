@@ -69,6 +69,16 @@ pub struct App {
     pub(super) frame_stats: FrameStats,
     /// Where the tabs were drawn last frame (what "Save pane as PNG" saves).
     pub(super) central_rect: Option<egui::Rect>,
+    /// A pane to save as PNG once this frame is drawn.
+    pub(super) pending_figure: Option<PendingFigure>,
+}
+
+/// "Save pane as PNG", asked for and not yet drawn.
+pub struct PendingFigure {
+    pub pane: Pane,
+    /// Where the pane is on screen, in points (its size is the figure's size).
+    pub rect: egui::Rect,
+    pub path: std::path::PathBuf,
 }
 
 impl App {
@@ -129,6 +139,7 @@ impl App {
             ctx,
             frame_stats: FrameStats::default(),
             central_rect: None,
+            pending_figure: None,
         };
         app.refresh_records();
         app
