@@ -474,19 +474,23 @@ fn print_groups(
 
 fn print_table(summaries: &BTreeMap<u64, RunSummary>) {
     println!(
-        "{:<28} {:<9} {:>7} {:>9} {:>9} {:>8} {:>7}  record",
-        "run", "status", "steps", "eval loss", "eval acc", "steps/s", "backend"
+        "{:<28} {:<9} {:>7} {:>9} {:>9} {:>8} {:>8} {:>7}  record",
+        "run", "status", "steps", "eval loss", "eval acc", "steps/s", "peak MiB", "backend"
     );
     for s in summaries.values() {
         let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
         println!(
-            "{:<28} {:<9} {:>7} {:>9} {:>9} {:>8.2} {:>7}  {}",
+            "{:<28} {:<9} {:>7} {:>9} {:>9} {:>8.2} {:>8} {:>7}  {}",
             truncate(&s.name, 28),
             s.status.name(),
             s.steps,
             f(s.final_loss),
             f(s.final_accuracy),
             s.steps_per_sec,
+            s.peak_memory_bytes.map_or("-".to_string(), |b| format!(
+                "{:.1}",
+                b as f64 / (1 << 20) as f64
+            )),
             s.backend,
             s.record_id.as_deref().unwrap_or("-")
         );

@@ -21,6 +21,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod export;
+pub mod memory;
 pub mod model;
 pub mod records;
 pub mod tasks;

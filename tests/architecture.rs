@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 /// The layers, bottom first; a module may use only modules in lower layers.
 const LAYERS: &[&[&str]] = &[
-    &["attention", "tasks"],
+    &["attention", "memory", "tasks"],
     &["config"],
     &["model", "records"],
     &["trainer"],

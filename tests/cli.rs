@@ -93,6 +93,14 @@ fn run_writes_a_complete_record_per_run() {
         assert_eq!(summary["status"], "finished");
         assert_eq!(summary["steps"], 5);
         assert_eq!(summary["backend"], "cpu");
+        // The binary counts allocations: each run's step was measured alone, and holds
+        // at least the parameters and Adam's two moments.
+        let peak = summary["peak_memory_bytes"]
+            .as_u64()
+            .expect("measured peak");
+        let params = summary["params"].as_u64().expect("params");
+        assert!(peak > params * 12, "peak {peak} B for {params} parameters");
+        assert!(peak < 256 << 20, "a tiny model's step peaks at {peak} B");
         let csv = std::fs::read_to_string(d.join("metrics.csv")).expect("read");
         let mut lines = csv.lines();
         assert_eq!(lines.next(), Some("step,split,loss,accuracy,elapsed_secs"));

@@ -146,6 +146,10 @@ fn sweep_tables_average_seeds_over_two_axes() {
         summary.final_accuracy = Some(accuracy);
         summary.final_loss = Some(1.0 - accuracy);
         summary.steps_per_sec = if dense { 10.0 } else { 20.0 };
+        // Local runs measured their peak memory (seed replicates 3 and 5 MiB).
+        if !dense {
+            summary.peak_memory_bytes = Some(if i % 2 == 0 { 3 << 20 } else { 5 << 20 });
+        }
         runs.apply(Event::Finished {
             id,
             summary: Box::new(summary),
@@ -173,9 +177,21 @@ fn sweep_tables_average_seeds_over_two_axes() {
         on,
         ["dense distance=4", "dense distance=8", "local distance=4"]
     );
-    // By estimated memory: every group has one, the same for the same model.
+    // By memory: measured where the runs measured it (the mean over seeds), else
+    // estimated, the same for the same model.
     let by_memory = attnlab::app::pareto(&views, attnlab::app::CostAxis::Memory);
     assert!(by_memory.iter().all(|(p, _)| p.memory_mib > 0.0));
+    for (p, _) in &by_memory {
+        assert_eq!(
+            p.memory_measured,
+            p.group.starts_with("local"),
+            "{}",
+            p.group
+        );
+        if p.memory_measured {
+            assert_eq!(p.memory_mib, 4.0, "{}", p.group);
+        }
+    }
     let memory = |g: &str| {
         by_memory
             .iter()

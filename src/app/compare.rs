@@ -232,6 +232,14 @@ fn differences_ui(ui: &mut Ui, runs: &[(usize, &RunView)]) {
                     row(ui, "steps/s", &|r| {
                         r.steps_per_sec().map_or("-".into(), |s| format!("{s:.2}"))
                     });
+                    row(ui, "peak memory", &|r| {
+                        r.summary
+                            .as_ref()
+                            .and_then(|s| s.peak_memory_bytes)
+                            .map_or("-".into(), |b| {
+                                format!("{:.1} MiB", b as f64 / (1 << 20) as f64)
+                            })
+                    });
                     row(ui, "time", &|r| {
                         r.train
                             .last()

@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use super::background::Loaded;
-use super::workbench::PendingFigure;
 use super::pane::Pane;
 use super::run_views::Source;
 use super::workbench::App;
+use super::workbench::PendingFigure;
 use crate::records::RunStatus;
 use crate::trainer::StartRun;
 
@@ -77,7 +77,10 @@ impl App {
     /// Draws the requested pane off screen at the chosen scale and hands its pixels to
     /// a helper thread to encode and write. Without the wgpu renderer, the screen's
     /// pixels are saved instead (scale 1).
-    pub(super) fn save_pending_figure(&mut self, render_state: Option<&eframe::egui_wgpu::RenderState>) {
+    pub(super) fn save_pending_figure(
+        &mut self,
+        render_state: Option<&eframe::egui_wgpu::RenderState>,
+    ) {
         let Some(request) = self.pending_figure.take() else {
             return;
         };

@@ -134,14 +134,18 @@ pub struct CostPoint {
     pub group: String,
     /// Mean milliseconds per training step.
     pub ms_per_step: f64,
-    /// Estimated peak memory of a run, MiB (`config::estimate`).
+    /// Peak memory of a run, MiB: the runs' measured peak (mean) where every run of
+    /// the group has one, else the estimate (`config::estimate`).
     pub memory_mib: f64,
+    /// Whether `memory_mib` was measured.
+    pub memory_measured: bool,
     /// Mean final held-out accuracy.
     pub accuracy: f64,
 }
 
-/// A group's name, estimated memory (MiB) and its runs' (ms per step, accuracy).
-type GroupCosts = (String, f64, Vec<(f64, f64)>);
+/// A group's name, estimated memory (MiB) and its runs' (ms per step, accuracy,
+/// measured peak memory in MiB).
+type GroupCosts = (String, f64, Vec<(f64, f64, Option<f64>)>);
 
 /// What a Pareto chart counts as cost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -149,7 +153,7 @@ pub enum CostAxis {
     /// Measured time per training step.
     #[default]
     Time,
-    /// Estimated peak memory.
+    /// Peak memory (measured where the runs have it).
     Memory,
 }
 
@@ -174,7 +178,8 @@ pub fn pareto(runs: &[&RunView], axis: CostAxis) -> Vec<(CostPoint, bool)> {
         let (Some(acc), true) = (s.final_accuracy, s.steps_per_sec > 0.0) else {
             continue;
         };
-        let point = (1000.0 / s.steps_per_sec, acc);
+        let measured = s.peak_memory_bytes.map(|b| b as f64 / (1 << 20) as f64);
+        let point = (1000.0 / s.steps_per_sec, acc, measured);
         match groups.iter_mut().find(|(g, _, _)| *g == run.group) {
             Some((_, _, points)) => points.push(point),
             None => {
@@ -185,12 +190,16 @@ pub fn pareto(runs: &[&RunView], axis: CostAxis) -> Vec<(CostPoint, bool)> {
     }
     let points: Vec<CostPoint> = groups
         .into_iter()
-        .map(|(group, memory_mib, ps)| {
+        .map(|(group, estimate_mib, ps)| {
             let n = ps.len() as f64;
+            let measured: Option<Vec<f64>> = ps.iter().map(|p| p.2).collect();
             CostPoint {
                 group,
                 ms_per_step: ps.iter().map(|p| p.0).sum::<f64>() / n,
-                memory_mib,
+                memory_mib: measured
+                    .as_ref()
+                    .map_or(estimate_mib, |m| m.iter().sum::<f64>() / n),
+                memory_measured: measured.is_some(),
                 accuracy: ps.iter().map(|p| p.1).sum::<f64>() / n,
             }
         })
@@ -344,10 +353,12 @@ fn pareto_ui(ui: &mut Ui, axis: &mut CostAxis, runs: &[&RunView]) {
     ui.collapsing("Accuracy against cost (Pareto front)", |ui| {
         ui.horizontal(|ui| {
             ui.selectable_value(axis, CostAxis::Time, "time per step (measured)");
-            ui.selectable_value(axis, CostAxis::Memory, "peak memory (estimated)");
+            ui.selectable_value(axis, CostAxis::Memory, "peak memory")
+                .on_hover_text("Each run's training step measured alone (parameters, Adam's moments, activations and gradients); the estimate where a run has no measurement");
         });
         let axis = *axis;
         let points = pareto(runs, axis);
+        let all_measured = points.iter().all(|(p, _)| p.memory_measured);
         let mut front: Vec<[f64; 2]> = points
             .iter()
             .filter(|(_, on)| *on)
@@ -359,7 +370,8 @@ fn pareto_ui(ui: &mut Ui, axis: &mut CostAxis, runs: &[&RunView]) {
             .legend(Legend::default())
             .x_axis_label(match axis {
                 CostAxis::Time => "ms per training step (mean over seeds)",
-                CostAxis::Memory => "estimated peak memory per run (MiB)",
+                CostAxis::Memory if all_measured => "measured peak memory per run (MiB)",
+                CostAxis::Memory => "peak memory per run (MiB; estimated where not measured)",
             })
             .y_axis_label("final accuracy")
             .include_y(0.0)

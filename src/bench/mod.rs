@@ -8,10 +8,9 @@
 //! Each configuration runs in its own child process so its peak memory is its own;
 //! results are JSON lines on stdout, progress on stderr.
 
-mod alloc;
 mod workloads;
 
-pub use alloc::{CountingAlloc, is_counting, peak_bytes, reset_peak};
+pub use crate::memory::{CountingAlloc, is_counting, peak_bytes, reset_peak};
 
 pub use workloads::{
     BenchError, BenchResult, CostPoint, Workload, bench_patterns, default_pattern, measure_layer,

@@ -351,23 +351,26 @@ pub fn measure_layer(
         error,
     })?;
     let (device, _) = select_backend(backend)?;
-    let before = super::alloc::reset_peak();
-    let times = w2(
-        pattern,
-        seq,
-        &device,
-        SparseMode::WherePaysOff,
-        warmup,
-        steps.max(1),
-    )?;
-    let peak = super::alloc::peak_bytes().saturating_sub(before);
+    // Alone: a training run in the same process neither adds to the peak nor slows
+    // the timing (its steps wait).
+    let (times, peak) = crate::memory::measure_alone(|| {
+        w2(
+            pattern,
+            seq,
+            &device,
+            SparseMode::WherePaysOff,
+            warmup,
+            steps.max(1),
+        )
+    });
+    let times = times?;
     let computed_pairs =
         SparseLayout::of(pattern, seq, 1).map_or(seq * seq, |l| l.computed_pairs());
     Ok(CostPoint {
         pattern: pattern.label(),
         seq,
         step_ms: median_ms(times),
-        peak_mb: super::alloc::is_counting().then(|| peak as f64 / (1024.0 * 1024.0)),
+        peak_mb: peak.map(|p| p as f64 / (1024.0 * 1024.0)),
         attended_pairs: pattern.mask(seq, false, 1).attended_pairs(),
         computed_pairs,
     })
@@ -415,7 +418,7 @@ pub fn run_one(
         KernelKind::Dense | KernelKind::MaskedDense => seq * seq,
     };
     let kernel = kind.name();
-    let alloc_before = super::alloc::reset_peak();
+    let alloc_before = crate::memory::reset_peak();
     let (workload_name, batch, times, bare) = match workload {
         Workload::W1 => {
             let plan = w1_plan(&pattern, seq, 2, backend, steps)?;
@@ -472,8 +475,8 @@ pub fn run_one(
             0.0
         },
         peak_rss_mb: peak_rss_mb(),
-        peak_alloc_mb: super::alloc::is_counting().then(|| {
-            super::alloc::peak_bytes().saturating_sub(alloc_before) as f64 / (1024.0 * 1024.0)
+        peak_alloc_mb: crate::memory::is_counting().then(|| {
+            crate::memory::peak_bytes().saturating_sub(alloc_before) as f64 / (1024.0 * 1024.0)
         }),
         steps,
         attended_pairs,

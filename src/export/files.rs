@@ -48,7 +48,7 @@ pub fn metrics_csv(rows: &[MetricRow]) -> String {
 /// One row per record: what ended how, with its final metrics.
 pub fn summary_csv(records: &[RunRecord]) -> String {
     let mut out = String::from(
-        "record,experiment,run,status,steps,planned_steps,final_loss,final_accuracy,steps_per_sec,backend\n",
+        "record,experiment,run,status,steps,planned_steps,final_loss,final_accuracy,steps_per_sec,peak_memory_mib,backend\n",
     );
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
@@ -61,7 +61,7 @@ pub fn summary_csv(records: &[RunRecord]) -> String {
             .unwrap_or_default();
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{}",
             quote(&id),
             quote(&s.experiment),
             quote(&s.name),
@@ -71,6 +71,10 @@ pub fn summary_csv(records: &[RunRecord]) -> String {
             opt(s.final_loss),
             opt(s.final_accuracy),
             s.steps_per_sec,
+            s.peak_memory_bytes.map_or(String::new(), |b| format!(
+                "{:.1}",
+                b as f64 / (1 << 20) as f64
+            )),
             s.backend
         );
     }

@@ -123,6 +123,11 @@ pub struct RunSummary {
     /// process is gone reads as `interrupted`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pid: Option<u32>,
+    /// Peak memory of a training step, measured with the run alone: the bytes its
+    /// first steps allocated beyond those live before them, plus the parameters and
+    /// Adam's moments. `None` where memory is not counted (tests) or no step ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_memory_bytes: Option<u64>,
 }
 
 impl RunSummary {
@@ -152,6 +157,7 @@ impl RunSummary {
             dropped_snapshots: 0,
             message: None,
             pid: None,
+            peak_memory_bytes: None,
         }
     }
 }

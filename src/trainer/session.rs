@@ -320,6 +320,15 @@ impl<'a> RunContext<'a> {
         }
     }
 
+    /// Records a measured step's peak: the bytes it allocated beyond those live
+    /// before it, plus the parameters and Adam's two moments (f32) that were.
+    fn note_peak_memory(&mut self, step_peak: usize) {
+        let resident = self.summary.params as u64 * 3 * 4;
+        let peak = step_peak as u64 + resident;
+        let known = self.summary.peak_memory_bytes.unwrap_or(0);
+        self.summary.peak_memory_bytes = Some(known.max(peak));
+    }
+
     fn metrics(&self, step: usize, loss: f64, accuracy: f64) -> Metrics {
         Metrics {
             step,
@@ -424,14 +433,27 @@ impl<'a> RunContext<'a> {
         for step in first_step..=train.steps {
             let t0 = Instant::now();
             let batch = task.batch(train.batch, &mut data_rng);
-            let (next, outcome) = train_step(
-                model,
-                &mut optim,
-                &batch,
-                &kernels_train,
-                train.lr,
-                &self.train_device,
-            )?;
+            let mut step_once = |model| {
+                train_step(
+                    model,
+                    &mut optim,
+                    &batch,
+                    &kernels_train,
+                    train.lr,
+                    &self.train_device,
+                )
+            };
+            // The first two steps (the second has Adam's moments live) are measured
+            // alone: their peak memory is this run's own even when others train.
+            let (next, outcome) = if step < first_step + 2 {
+                let (result, peak) = crate::memory::measure_alone(move || step_once(model));
+                if let Some(peak) = peak {
+                    self.note_peak_memory(peak);
+                }
+                result?
+            } else {
+                crate::memory::shared(move || step_once(model))?
+            };
             model = next;
             let mut loss = outcome.loss;
             match self.fault {

@@ -1,7 +1,8 @@
 //! The binary's global allocator: mimalloc, counting the bytes live now and the peak
 //! since the last reset, so one process can measure the peak memory of each
-//! configuration it runs (the GUI's cost view does). Where it is not installed (tests)
-//! the counters stay at zero.
+//! configuration it runs (the GUI's cost view does) and of each run's training step
+//! (the trainer does, with [`measure_alone`]). Where it is not installed (tests) the
+//! counters stay at zero.
 //!
 //! Why mimalloc: a training step allocates and frees the same large activation
 //! buffers every step, on the trainer thread and rayon's workers. glibc's malloc
@@ -13,6 +14,7 @@
 use std::alloc::{GlobalAlloc, Layout};
 
 use mimalloc::MiMalloc;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
@@ -78,4 +80,27 @@ pub fn peak_bytes() -> usize {
 /// Whether the counting allocator is installed (anything was counted).
 pub fn is_counting() -> bool {
     CURRENT.load(Ordering::Relaxed) > 0
+}
+
+/// Sections that allocate while a measurement is taken: [`measure_alone`] holds it
+/// exclusively, [`shared`] sections (every other training step) share it.
+static GATE: RwLock<()> = RwLock::new(());
+
+/// Runs `work` while no other [`shared`] or measured section runs, and returns its
+/// value with the most bytes it had live at once beyond those live when it began
+/// (`None` where the counting allocator is not installed). With several runs training
+/// in one process, this is how one run's step is measured on its own.
+pub fn measure_alone<T>(work: impl FnOnce() -> T) -> (T, Option<usize>) {
+    // A panic inside a section poisons nothing worth keeping: the lock guards no data.
+    let _alone = GATE.write().unwrap_or_else(|e| e.into_inner());
+    let before = reset_peak();
+    let value = work();
+    let peak = peak_bytes().saturating_sub(before);
+    (value, is_counting().then_some(peak))
+}
+
+/// Runs `work` alongside other shared sections, never during a measurement.
+pub fn shared<T>(work: impl FnOnce() -> T) -> T {
+    let _shared = GATE.read().unwrap_or_else(|e| e.into_inner());
+    work()
 }
