@@ -82,6 +82,25 @@ pub enum HeadlessCommand {
         #[arg(long, value_name = "DIR")]
         to: PathBuf,
     },
+    /// Evaluate recorded runs' saved models on fresh seeded examples: one JSON line per
+    /// run and dependency distance (`run`, `distance`, `accuracy`, `examples`).
+    Eval {
+        /// Record folders, or folders of records (every record under them).
+        #[arg(required = true, value_name = "RUN_DIR")]
+        records: Vec<PathBuf>,
+        /// Seed of the examples (a different seed gives different examples).
+        #[arg(long, default_value_t = 12345)]
+        seed: u64,
+        /// Batches evaluated (each the run's `train.batch` examples).
+        #[arg(long, default_value_t = 8)]
+        batches: usize,
+        /// Merge distances into buckets this wide (each named by its largest distance).
+        #[arg(long, default_value_t = 1, value_name = "WIDTH")]
+        bucket: usize,
+        /// auto, cpu or wgpu.
+        #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
+        backend: BackendChoice,
+    },
     /// Time the reference workloads (README.md, "Reference workloads"); one JSON
     /// object per line on stdout.
     Bench(BenchArgs),
@@ -124,6 +143,13 @@ pub fn execute(command: HeadlessCommand) -> anyhow::Result<ExitCode> {
     match command {
         HeadlessCommand::Validate { files } => validate(&files),
         HeadlessCommand::Export { records, to } => export(&records, &to),
+        HeadlessCommand::Eval {
+            records,
+            seed,
+            batches,
+            bucket,
+            backend,
+        } => eval(&records, seed, batches, bucket, backend),
         HeadlessCommand::Bench(args) => bench(&args),
         HeadlessCommand::Run {
             files,
@@ -164,7 +190,9 @@ pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
-fn export(dirs: &[PathBuf], to: &std::path::Path) -> anyhow::Result<ExitCode> {
+/// The records named on the command line: record folders, or every record under a
+/// folder of them.
+fn named_records(dirs: &[PathBuf]) -> anyhow::Result<Vec<crate::records::RunRecord>> {
     let mut records = Vec::new();
     for dir in dirs {
         if dir.join("summary.json").exists() {
@@ -182,6 +210,11 @@ fn export(dirs: &[PathBuf], to: &std::path::Path) -> anyhow::Result<ExitCode> {
             records.extend(found);
         }
     }
+    Ok(records)
+}
+
+fn export(dirs: &[PathBuf], to: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let records = named_records(dirs)?;
     let written = crate::export::export_records(&records, to)?;
     eprintln!(
         "exported {} record(s): {} file(s) under {}",
@@ -190,6 +223,61 @@ fn export(dirs: &[PathBuf], to: &std::path::Path) -> anyhow::Result<ExitCode> {
         to.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn eval(
+    dirs: &[PathBuf],
+    seed: u64,
+    batches: usize,
+    bucket: usize,
+    backend: BackendChoice,
+) -> anyhow::Result<ExitCode> {
+    // Each record on its own: a damaged one is reported and the others evaluated.
+    let mut folders = Vec::new();
+    for dir in dirs {
+        if dir.join("summary.json").exists() {
+            folders.push(dir.clone());
+        } else {
+            let found = crate::records::list_records(dir);
+            anyhow::ensure!(
+                !found.is_empty(),
+                "{} is neither a run record nor a folder of records",
+                dir.display()
+            );
+            folders.extend(found.into_iter().map(|r| r.dir));
+        }
+    }
+    let mut failed = 0;
+    for folder in &folders {
+        match crate::trainer::evaluate_record(folder, seed, batches, backend) {
+            Ok(e) => {
+                for c in e.by_distance.bucketed(bucket) {
+                    let line = serde_json::json!({
+                        "run": e.run,
+                        "record": folder.file_name().map(|n| n.to_string_lossy()),
+                        "step": e.step,
+                        "distance": c.distance,
+                        "accuracy": c.accuracy(),
+                        "examples": c.total,
+                    });
+                    println!("{line}");
+                }
+                eprintln!(
+                    "{}: step {}, accuracy {:.4}, loss {:.4}",
+                    e.run, e.step, e.accuracy, e.loss
+                );
+            }
+            Err(e) => {
+                eprintln!("attnlab eval: {e}");
+                failed += 1;
+            }
+        }
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
@@ -398,7 +486,7 @@ fn run(
             summaries.insert(*id, summary.as_ref().clone());
             queued -= 1;
         }
-        if let Event::Eval { id, metrics } = &event
+        if let Event::Eval { id, metrics, .. } = &event
             && let Some(plan) = plans.get(*id as usize)
             && metrics.accuracy >= plan.settings().train.solved_at
         {

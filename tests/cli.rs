@@ -296,3 +296,66 @@ fn seeded_sweeps_train_and_the_table_groups_them() {
     let records = attnlab::records::list_records(&dir.path().join("records"));
     assert_eq!(records.len(), 4);
 }
+
+/// `attnlab eval` evaluates a record's saved model: on the run's own evaluation
+/// examples it reproduces the run's final accuracy exactly; one JSON line per run and
+/// distance; a folder that is not a record is an error, the others still evaluated.
+#[test]
+fn eval_reproduces_the_runs_accuracy_by_distance() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let toml = TINY.replace("[train]\n", "[train]\nseed = 7\n");
+    std::fs::write(dir.path().join("tiny.toml"), toml).expect("write");
+    let out = attnlab(
+        &["run", "tiny.toml", "--out", "records", "--quiet"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    // The run's evaluation stream is seeded `seed ^ 0x5EED_E7A1`.
+    let seed = (7u64 ^ 0x5EED_E7A1).to_string();
+    let out = attnlab(
+        &["eval", "records", "--seed", &seed, "--batches", "1"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert_eq!(lines.len(), 3, "recall: one distance per run: {lines:?}");
+    for line in &lines {
+        assert_eq!(line["distance"], 4);
+        assert_eq!(line["examples"], 4 * 12, "batch 4 x 12 answers");
+        let record = dir
+            .path()
+            .join("records")
+            .join(line["record"].as_str().expect("record"));
+        let summary = RunRecord::open(&record).expect("record").summary;
+        assert_eq!(line["run"], summary.name.as_str());
+        let accuracy = line["accuracy"].as_f64().expect("accuracy");
+        let trained = summary.final_accuracy.expect("evaluated");
+        assert!(
+            (accuracy - trained).abs() < 1e-9,
+            "{}: eval {accuracy} vs training's {trained}",
+            summary.name
+        );
+        // The run's own accuracy by distance says the same.
+        let by = RunRecord::open(&record)
+            .and_then(|r| r.distances())
+            .expect("distance.csv");
+        let last = by.last().expect("evaluated");
+        assert_eq!(last.step, 5);
+        assert!((last.accuracy() - trained).abs() < 1e-9);
+    }
+    // A folder that is no record: an error naming it, exit 1, the record still done.
+    let record = lines[0]["record"].as_str().expect("record").to_string();
+    std::fs::create_dir(dir.path().join("empty")).expect("mkdir");
+    std::fs::create_dir(dir.path().join("empty/not-a-record")).expect("mkdir");
+    std::fs::write(dir.path().join("empty/not-a-record/summary.json"), "{").expect("write");
+    let out = attnlab(
+        &["eval", &format!("records/{record}"), "empty/not-a-record"],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+}

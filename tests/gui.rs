@@ -131,6 +131,78 @@ fn run_trains_every_run_and_fills_curves_and_attention() {
     h.run_steps(3);
     h.get_by_label("model.attention");
     assert!(h.query_all_by_label("snapshot at step 12").count() == 2);
+    // The difference of the two runs' maps, with its diverging scale.
+    h.get_by_label("first two runs").click();
+    h.run_steps(3);
+    assert_eq!(
+        h.query_all_by_label_contains("dense - local w=1").count(),
+        1
+    );
+    assert_eq!(
+        h.query_all_by_label_contains("weight difference").count(),
+        1
+    );
+
+    // Heads: every head's statistics over training and at the scrubber's step, and
+    // a query's receptive field through the layers.
+    h.get_by_label("Heads").click();
+    h.run_steps(3);
+    let run = &h.state().runs().views[1];
+    assert_eq!(run.head_stats.len(), 4, "statistics at every snapshot");
+    assert_eq!(run.head_stats[0].1.len(), 4, "2 layers x 2 heads");
+    assert!(
+        h.query_all_by_label("L2 H2").count() >= 1,
+        "the table's row"
+    );
+    h.get_by_label("Receptive field");
+    assert_eq!(h.query_all_by_label_contains("after layer 2:").count(), 1);
+    // The table sorts by a column when its header is clicked.
+    // (The first "entropy" picks the plotted statistic, the last is the column.)
+    h.query_all_by_label("entropy")
+        .last()
+        .expect("the entropy column")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("entropy (sorted)");
+
+    // Distance: recall at one distance in both runs has nothing to plot yet, and says
+    // what would.
+    h.get_by_label("Distance").click();
+    h.run_steps(3);
+    assert_eq!(
+        h.query_all_by_label_contains("Nothing to show yet").count(),
+        1
+    );
+}
+
+/// A task whose answers lie at many distances: the Distance pane plots accuracy by
+/// distance within each run, live, with each run's structural reach.
+#[test]
+fn the_distance_pane_plots_accuracy_by_distance_within_runs() {
+    let mqar = TINY
+        .replace("distance = 4", "kind = \"mqar\"\npairs = 2")
+        .replace("seq_len = 16", "seq_len = 24");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(dir.path(), &mqar);
+    h.run_steps(2);
+    h.get_by_label("Run").click();
+    h.run_steps(2);
+    step_until(&mut h, |app| !app.runs().any_active());
+    for run in &h.state().runs().views {
+        let latest = run.by_distance.last().expect("accuracy by distance");
+        assert_eq!(latest.step, 12);
+        assert!(latest.counts.len() > 1, "{}: {:?}", run.name, latest.counts);
+        let total: usize = latest.counts.iter().map(|c| c.total).sum();
+        assert_eq!(total, 4 * 2, "batch 4 x 2 pairs, one batch");
+    }
+    assert_eq!(
+        h.state().runs().views[1].reach(),
+        Some(2),
+        "local w=1 over 2 layers"
+    );
+    h.get_by_label("Distance").click();
+    h.run_steps(3);
+    assert_eq!(h.query_all_by_label_contains("Within runs").count(), 1);
 }
 
 #[test]

@@ -14,6 +14,9 @@ use crate::records::AttentionSnapshot;
 pub struct AttentionViewState {
     /// The snapshot index; `None` follows the newest one.
     pub snapshot: Option<usize>,
+    /// The query cell picked by clicking a map (its receptive field is drawn in the
+    /// Heads pane).
+    pub query: Option<usize>,
 }
 
 /// Overlay options (persisted).
@@ -76,6 +79,17 @@ pub fn attention_ui(
             .small(),
         );
     }
+    ui.horizontal(|ui| {
+        super::heatmap::attention_legend_ui(ui);
+        ui.label(
+            RichText::new(match state.query {
+                Some(q) => format!("· query {q} picked: its receptive field is in the Heads pane"),
+                None => "· click a map to pick a query for the receptive field (Heads pane)".into(),
+            })
+            .small()
+            .weak(),
+        );
+    });
     let heads = snapshot.heads;
     let side = ((ui.available_width() - 70.0) / heads as f32 - 8.0).clamp(48.0, 280.0);
     egui::ScrollArea::both()
@@ -84,7 +98,7 @@ pub fn attention_ui(
             egui::Grid::new(("attention-grid", run.id))
                 .spacing([6.0, 6.0])
                 .show(ui, |ui| {
-                    ui.label("");
+                    ui.label(RichText::new("rows: query, columns: key").small().weak());
                     for h in 0..heads {
                         ui.label(format!("head {}", h + 1));
                     }
@@ -98,7 +112,9 @@ pub fn attention_ui(
                                 layer,
                                 head,
                             };
-                            cell.ui(ui, cache, side, *overlays);
+                            if let Some((q, _)) = cell.ui(ui, cache, side, *overlays).clicked {
+                                state.query = Some(q);
+                            }
                         }
                         ui.end_row();
                     }
@@ -188,6 +204,7 @@ impl AttentionCell<'_> {
             return MapResponse {
                 response,
                 hovered: shown.hovered,
+                clicked: shown.clicked,
             };
         }
         shown

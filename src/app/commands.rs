@@ -146,6 +146,8 @@ impl UiCommand {
                     Pane::Sweep => Key::Num4,
                     Pane::Preview => Key::Num5,
                     Pane::Cost => Key::Num6,
+                    Pane::Heads => Key::Num7,
+                    Pane::Distance => Key::Num8,
                 };
                 cmd(key)
             }

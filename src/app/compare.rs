@@ -7,6 +7,7 @@ use egui::{DragValue, RichText, Slider, Ui};
 use toml::Value;
 
 use super::attention_view::{AttentionCell, Overlays};
+use super::difference_view::{DiffMode, difference_ui};
 use super::heatmap::TextureCache;
 use super::loss_plot::{CurveOptions, curves_ui};
 use super::run_views::{RunView, group_members};
@@ -25,6 +26,10 @@ pub struct CompareState {
     pub layer: usize,
     /// Head shown.
     pub head: usize,
+    /// The difference map drawn under the maps.
+    pub difference: DiffMode,
+    /// The other step of a difference over steps.
+    pub other_step: usize,
 }
 
 /// Settings flattened to `section.field = value`, for the differences table.
@@ -137,6 +142,7 @@ pub fn compare_ui(
     });
     let step = state.step.unwrap_or(max_step);
 
+    super::heatmap::attention_legend_ui(ui);
     let side = ((ui.available_width() - 16.0) / chosen.len() as f32 - 12.0).clamp(96.0, 300.0);
     egui::ScrollArea::horizontal()
         .id_salt("compare-maps")
@@ -186,6 +192,17 @@ pub fn compare_ui(
             });
         });
 
+    let views: Vec<&RunView> = chosen.iter().map(|(_, r)| *r).collect();
+    difference_ui(
+        ui,
+        cache,
+        &mut state.difference,
+        &mut state.other_step,
+        &views,
+        step,
+        state.layer,
+        state.head,
+    );
     ui.separator();
     differences_ui(ui, &chosen);
     ui.separator();

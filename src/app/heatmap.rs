@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 
 use egui::{
-    Color32, ColorImage, Pos2, Rect, Response, Sense, Stroke, TextureHandle, TextureOptions, Ui,
-    Vec2,
+    Color32, ColorImage, Pos2, Rect, Response, RichText, Sense, Stroke, TextureHandle,
+    TextureOptions, Ui, Vec2,
 };
 
 use crate::attention::Mask;
-use crate::export::{colormap_rgb, sqrt_scaled};
+use crate::export::{colormap_rgb, diverging_rgb, sqrt_scaled};
 
 /// Textures by key; rebuilt only for keys not seen yet.
 #[derive(Default)]
@@ -44,6 +44,59 @@ impl TextureCache {
 pub fn colormap(t: f32) -> Color32 {
     let [r, g, b] = colormap_rgb(t);
     Color32::from_rgb(r, g, b)
+}
+
+/// The diverging colour scale of difference maps, `t` in `-1..=1`.
+pub fn diverging(t: f32) -> Color32 {
+    let [r, g, b] = diverging_rgb(t);
+    Color32::from_rgb(r, g, b)
+}
+
+/// A colour scale's legend: a bar from `low` to `high` with its two end labels and
+/// what it measures, so every heatmap says what its colours mean.
+pub fn colorbar_ui(ui: &mut Ui, scale: impl Fn(f32) -> Color32, low: &str, high: &str, what: &str) {
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(low).small());
+        let (rect, _) = ui.allocate_exact_size(Vec2::new(140.0, 10.0), Sense::hover());
+        let painter = ui.painter_at(rect);
+        let steps = 40;
+        for i in 0..steps {
+            let t = i as f32 / (steps - 1) as f32;
+            let x0 = rect.min.x + rect.width() * i as f32 / steps as f32;
+            let x1 = rect.min.x + rect.width() * (i + 1) as f32 / steps as f32;
+            painter.rect_filled(
+                Rect::from_min_max(Pos2::new(x0, rect.min.y), Pos2::new(x1 + 0.5, rect.max.y)),
+                0.0,
+                scale(t),
+            );
+        }
+        ui.label(RichText::new(high).small());
+        ui.label(RichText::new(what).small().weak());
+    });
+}
+
+/// The legend of attention maps: rows are queries, columns keys, colours relative to
+/// each map's largest weight on a square-root scale.
+pub fn attention_legend_ui(ui: &mut Ui) {
+    colorbar_ui(
+        ui,
+        colormap,
+        "0",
+        "max",
+        "weight / the map's largest (square-root scale) · rows: query (down) · columns: key (right)",
+    );
+}
+
+/// A difference map as an image: `a - b` per cell over `scale` (the largest
+/// absolute difference), blue where `b` is larger, red where `a` is.
+pub fn difference_image(a: &[f32], b: &[f32], n: usize, scale: f32) -> ColorImage {
+    let scale = scale.max(1e-12);
+    let pixels = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| diverging((x - y) / scale))
+        .collect();
+    ColorImage::new([n, n], pixels)
 }
 
 /// An `n x n` attention map as an image: each cell relative to the map's largest
@@ -91,6 +144,8 @@ pub struct MapResponse {
     pub response: Response,
     /// `(query, key)` under the pointer, in map cells.
     pub hovered: Option<(usize, usize)>,
+    /// `(query, key)` clicked this frame, in map cells.
+    pub clicked: Option<(usize, usize)>,
 }
 
 /// Draws `texture` (an `n x n` map, row = query, column = key) in a square of side
@@ -104,7 +159,7 @@ pub fn map_ui(
     side: f32,
     marks: &[(usize, usize)],
 ) -> MapResponse {
-    let (rect, response) = ui.allocate_exact_size(Vec2::splat(side), Sense::hover());
+    let (rect, response) = ui.allocate_exact_size(Vec2::splat(side), Sense::click());
     let uv = Rect::from_min_max(Pos2::ZERO, Pos2::new(1.0, 1.0));
     let painter = ui.painter_at(rect);
     painter.image(texture.id(), rect, uv, Color32::WHITE);
@@ -140,7 +195,12 @@ pub fn map_ui(
         let (k, q) = ((rel.x / cell) as usize, (rel.y / cell) as usize);
         (q < n && k < n).then_some((q, k))
     });
-    MapResponse { response, hovered }
+    let clicked = hovered.filter(|_| response.clicked());
+    MapResponse {
+        response,
+        hovered,
+        clicked,
+    }
 }
 
 #[cfg(test)]

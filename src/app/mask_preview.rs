@@ -24,12 +24,24 @@ pub fn experiment_preview_ui(ui: &mut Ui, cache: &mut PreviewCache, runs: &[(Str
     egui::ScrollArea::vertical()
         .id_salt("preview-runs")
         .show(ui, |ui| {
+            mask_legend_ui(ui);
             let side = ((ui.available_width() - 40.0) / 5.0).clamp(96.0, 220.0);
             for (name, settings) in runs {
                 ui.push_id(name, |ui| mask_preview_ui(ui, cache, name, settings, side));
                 ui.separator();
             }
         });
+}
+
+/// What the preview's colours and axes mean.
+pub fn mask_legend_ui(ui: &mut Ui) {
+    ui.label(
+        RichText::new(
+            "Blue: the query may attend to the key (or, for the stack, depend on it); dark: it cannot. Rows: query (down) · columns: key (right).",
+        )
+        .small()
+        .weak(),
+    );
 }
 
 /// Previews `settings` (named `label`), maps at most `max_side` wide.

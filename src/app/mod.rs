@@ -9,6 +9,7 @@
 //! channels.
 
 mod actions;
+mod analysis;
 mod attention_view;
 mod background;
 mod commands;
@@ -16,12 +17,15 @@ mod compare;
 mod config_panel;
 mod cost_cache;
 mod cost_view;
+mod difference_view;
+mod distance_view;
 mod editor;
 mod examples;
 mod figure;
 mod files;
 mod frame;
 mod frame_stats;
+mod heads_view;
 mod heatmap;
 mod loss_plot;
 mod mask_preview;
@@ -30,6 +34,7 @@ mod modals;
 mod pane;
 mod past_runs;
 mod pattern_editor;
+mod receptive_view;
 mod run_views;
 mod runs_panel;
 mod shell;

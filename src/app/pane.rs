@@ -1,5 +1,5 @@
 //! The panes of the main area, listed once: the tabs, the View menu and the
-//! `Ctrl+1..6` shortcuts all come from [`Pane::ALL`].
+//! `Ctrl+1..8` shortcuts all come from [`Pane::ALL`].
 
 use serde::{Deserialize, Serialize};
 
@@ -18,17 +18,23 @@ pub enum Pane {
     Cost,
     /// Final metrics over the axes of a sweep.
     Sweep,
+    /// Per-head statistics over training, and the receptive field through the layers.
+    Heads,
+    /// Accuracy against the distance of each answer's dependency.
+    Distance,
 }
 
 impl Pane {
     /// Every pane, in tab order.
-    pub const ALL: [Pane; 6] = [
+    pub const ALL: [Pane; 8] = [
         Pane::Curves,
         Pane::Attention,
         Pane::Compare,
         Pane::Sweep,
         Pane::Preview,
         Pane::Cost,
+        Pane::Heads,
+        Pane::Distance,
     ];
 
     /// The tab's title.
@@ -40,6 +46,8 @@ impl Pane {
             Pane::Preview => "Mask preview",
             Pane::Cost => "Cost",
             Pane::Sweep => "Sweep",
+            Pane::Heads => "Heads",
+            Pane::Distance => "Distance",
         }
     }
 
@@ -52,6 +60,12 @@ impl Pane {
             Pane::Preview => "Each layer's mask and what the stack of layers can link",
             Pane::Cost => "Time and memory of one attention layer as sequences grow",
             Pane::Sweep => "Final accuracy over two axes of the sweep, mean over seeds",
+            Pane::Heads => {
+                "What each head does over training (distance, entropy, dependency, induction...) and a query's receptive field through the layers"
+            }
+            Pane::Distance => {
+                "Accuracy against how far back each answer lies, with each run's structural reach"
+            }
         }
     }
 }

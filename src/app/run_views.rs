@@ -4,11 +4,12 @@
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
+use crate::attention::HeadStats;
 use crate::attention::Mask;
 use crate::config::{RunPlan, Settings};
 use crate::records::{
-    AttentionSnapshot, BackendInfo, LayerKernelInfo, Metrics, Probe, RecordError, RunRecord,
-    RunStatus, RunSummary,
+    AttentionSnapshot, BackendInfo, DistanceAccuracy, LayerKernelInfo, Metrics, Probe, RecordError,
+    RunRecord, RunStatus, RunSummary,
 };
 use crate::trainer::{Event, MAX_SNAPSHOT_SIDE, RunId};
 
@@ -50,8 +51,13 @@ pub struct RunView {
     pub train: Vec<Metrics>,
     /// Held-out metrics.
     pub eval: Vec<Metrics>,
+    /// Held-out accuracy by dependency distance, one per evaluation.
+    pub by_distance: Vec<DistanceAccuracy>,
     /// Every attention snapshot received, in step order.
     pub snapshots: Vec<Arc<AttentionSnapshot>>,
+    /// Every head's statistics at each snapshot's step, layer-major, in step order:
+    /// kept for every snapshot received, also those later thinned out.
+    pub head_stats: Vec<(usize, Vec<HeadStats>)>,
     /// The probe example the snapshots are of.
     pub probe: Option<Probe>,
     /// Backend, once started.
@@ -69,6 +75,8 @@ pub struct RunView {
     /// The attention mask of every layer (for overlays) at the snapshots' side,
     /// built the first time it is drawn; never for a damaged record's settings.
     masks: OnceLock<Vec<Mask>>,
+    /// The structural reach of its layers (`analysis::structural_reach`), computed once.
+    reach: OnceLock<Option<usize>>,
     /// Whether the settings are valid (a damaged record's are not: no overlays).
     valid: bool,
     /// Bytes of snapshots kept.
@@ -105,7 +113,9 @@ impl RunView {
             status: RunStatus::Queued,
             train: Vec::new(),
             eval: Vec::new(),
+            by_distance: Vec::new(),
             snapshots: Vec::new(),
+            head_stats: Vec::new(),
             probe: None,
             backend: None,
             kernels: Vec::new(),
@@ -114,6 +124,7 @@ impl RunView {
             paused: false,
             warnings: Vec::new(),
             masks: OnceLock::new(),
+            reach: OnceLock::new(),
             valid,
             snapshot_bytes: 0,
             step_flops: crate::config::step_flops(&settings),
@@ -138,10 +149,36 @@ impl RunView {
         })
     }
 
+    /// The largest distance its stack of masks links at every position (`None`: all,
+    /// the LSTM, or a sequence too long to compose cheaply). Computed once.
+    pub fn reach(&self) -> Option<usize> {
+        *self.reach.get_or_init(|| {
+            if self.valid {
+                super::analysis::structural_reach(&self.settings)
+            } else {
+                None
+            }
+        })
+    }
+
     /// Keeps a snapshot; beyond [`MAX_VIEW_SNAPSHOT_BYTES`] every other older
     /// snapshot is dropped (the first and the latest always kept), so a long run
     /// keeps snapshots evenly spread over its history in bounded memory.
     pub fn push_snapshot(&mut self, snapshot: Arc<AttentionSnapshot>) {
+        let stats = super::analysis::snapshot_stats(
+            &self.settings,
+            self.probe.as_ref(),
+            self.masks(),
+            &snapshot,
+        );
+        if self
+            .head_stats
+            .last()
+            .is_some_and(|(s, _)| *s >= snapshot.step)
+        {
+            self.head_stats.retain(|(s, _)| *s < snapshot.step);
+        }
+        self.head_stats.push((snapshot.step, stats));
         self.snapshot_bytes += snapshot.weights.len() * 4;
         self.snapshots.push(snapshot);
         while self.snapshot_bytes > MAX_VIEW_SNAPSHOT_BYTES && self.snapshots.len() > 2 {
@@ -193,6 +230,9 @@ impl RunView {
                 view.train.push(row.metrics);
             }
         }
+        // Accuracy by distance is an addition: a record without it (or with a damaged
+        // one) still opens.
+        view.by_distance = record.distances().unwrap_or_default();
         if let Some((header, snapshots)) = record.snapshots()? {
             view.probe = Some(header.probe);
             for snapshot in snapshots {
@@ -282,7 +322,9 @@ impl RunView {
                     // Continues from a checkpoint: what came after it is retrained.
                     self.train.retain(|m| m.step <= step);
                     self.eval.retain(|m| m.step <= step);
+                    self.by_distance.retain(|d| d.step <= step);
                     self.snapshots.retain(|s| s.step <= step);
+                    self.head_stats.retain(|(s, _)| *s <= step);
                     self.summary = None;
                 }
                 self.status = RunStatus::Running;
@@ -292,7 +334,14 @@ impl RunView {
                 self.probe = Some(probe);
             }
             Event::Step { metrics, .. } => self.train.push(metrics),
-            Event::Eval { metrics, .. } => self.eval.push(metrics),
+            Event::Eval {
+                metrics,
+                by_distance,
+                ..
+            } => {
+                self.eval.push(metrics);
+                self.by_distance.push(by_distance);
+            }
             Event::Snapshot { snapshot, .. } => self.push_snapshot(snapshot),
             Event::Paused { .. } => self.paused = true,
             Event::Resumed { .. } => self.paused = false,

@@ -7,7 +7,9 @@ use super::attention_view::{Overlays, attention_ui};
 use super::commands::UiCommand;
 use super::compare::compare_ui;
 use super::cost_view::cost_ui;
+use super::distance_view::distance_ui;
 use super::editor::Target;
+use super::heads_view::heads_ui;
 use super::loss_plot::{CurveOptions, curves_ui};
 use super::mask_preview::{experiment_preview_ui, mask_preview_ui};
 use super::pane::Pane;
@@ -116,6 +118,25 @@ pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
             let views: Vec<&RunView> = app.runs.views.iter().collect();
             sweep_ui(ui, &mut app.sweep, &views);
         }
+        Pane::Heads => {
+            let run = app
+                .selected
+                .and_then(|id| app.runs.get(id))
+                .or_else(|| app.runs.views.last());
+            match run {
+                Some(run) => heads_ui(
+                    ui,
+                    &mut app.textures,
+                    &mut app.heads,
+                    &mut app.attention,
+                    run,
+                ),
+                None => {
+                    ui.label("No run yet: select a run below (or train one) to see its heads.");
+                }
+            }
+        }
+        Pane::Distance => distance_ui(ui, &mut app.distance, &indexed),
         Pane::Cost => {
             let patterns = app.experiment_patterns();
             let ctx = app.ctx.clone();
@@ -131,6 +152,7 @@ pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
             ) {
                 (Some(run), Some(settings)) => {
                     let (name, settings) = (run.name.clone(), settings.clone());
+                    super::mask_preview::mask_legend_ui(ui);
                     mask_preview_ui(ui, &mut app.preview, &name, &settings, 320.0);
                 }
                 _ => {

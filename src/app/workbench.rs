@@ -9,10 +9,12 @@ use super::attention_view::AttentionViewState;
 use super::background::Background;
 use super::compare::CompareState;
 use super::cost_view::CostView;
+use super::distance_view::DistanceViewState;
 use super::editor::Editor;
 use super::examples::DEFAULT;
 use super::files::Dialogs;
 use super::frame_stats::FrameStats;
+use super::heads_view::HeadsViewState;
 use super::heatmap::TextureCache;
 use super::mask_preview::PreviewCache;
 use super::pane::Pane;
@@ -54,6 +56,8 @@ pub struct App {
     pub(super) attention: AttentionViewState,
     pub(super) compare: CompareState,
     pub(super) sweep: SweepViewState,
+    pub(super) heads: HeadsViewState,
+    pub(super) distance: DistanceViewState,
     pub(super) selected: Option<RunId>,
     pub(super) records: Vec<RunRecord>,
     /// Reads past runs off the UI thread.
@@ -127,6 +131,8 @@ impl App {
             attention: AttentionViewState::default(),
             compare: CompareState::default(),
             sweep: SweepViewState::default(),
+            heads: HeadsViewState::default(),
+            distance: DistanceViewState::default(),
             selected: None,
             records: Vec::new(),
             background: Background::default(),

@@ -6,7 +6,11 @@
 //! computation lets an efficient kernel be checked against the plain mask.
 //!
 //! One file per pattern family: `local` (local, dilated), `sparse_transformer`
-//! (strided, fixed), `blockwise` (block, BigBird), `longformer`.
+//! (strided, fixed), `blockwise` (block, BigBird), `longformer`. Beside them, what
+//! attention does rather than may do: `stats` (a head's mean distance, entropy,
+//! dependency, previous-token, induction and global scores, mask usage) and
+//! `rollout` (the learned receptive field through the layers), next to `reach` (the
+//! structural one).
 
 mod blockwise;
 mod layout;
@@ -15,7 +19,9 @@ mod longformer;
 mod mask;
 mod pattern;
 mod reach;
+mod rollout;
 mod sparse_transformer;
+mod stats;
 
 pub use blockwise::BigBirdLayout;
 pub use layout::{
@@ -24,3 +30,5 @@ pub use layout::{
 pub use mask::Mask;
 pub use pattern::{AttentionPattern, MAX_PARAM, PATTERN_KINDS, PatternError};
 pub use reach::{Reach, compose};
+pub use rollout::{mean_over_heads, rollout, rollout_row};
+pub use stats::{HeadStats, Stat, StatsContext, head_stats, jumps};

@@ -23,3 +23,18 @@ pub fn sqrt_scaled(map: &[f32]) -> impl Iterator<Item = f32> + '_ {
     let max = map.iter().copied().fold(0.0f32, f32::max).max(1e-12);
     map.iter().map(move |&w| (w / max).sqrt())
 }
+
+/// A diverging colour scale for differences, `t` in `-1..=1`: blue below zero, a dark
+/// grey at zero, red above (so the sign reads at a glance on a dark background).
+pub fn diverging_rgb(t: f32) -> [u8; 3] {
+    let t = t.clamp(-1.0, 1.0);
+    let zero = [40.0f32, 40.0, 40.0];
+    let end = if t < 0.0 {
+        [70.0f32, 150.0, 255.0]
+    } else {
+        [255.0f32, 90.0, 60.0]
+    };
+    let f = t.abs().sqrt();
+    let c = |k: usize| (zero[k] + (end[k] - zero[k]) * f) as u8;
+    [c(0), c(1), c(2)]
+}

@@ -6,7 +6,7 @@
 mod colormap;
 mod files;
 
-pub use colormap::{colormap_rgb, sqrt_scaled};
+pub use colormap::{colormap_rgb, diverging_rgb, sqrt_scaled};
 pub use files::{
     ExportError, attention_png, color_image_png, curves_svg, export_records, metrics_csv, npy_f32,
     summary_csv,

@@ -63,7 +63,18 @@ pub fn scalar(t: Tensor<1>, what: &'static str) -> Result<f64, ReadbackError> {
 /// # Shapes
 /// `logits`: `[batch, seq, vocab]`; `targets`: `batch * seq`, row-major.
 pub fn accuracy(logits: Tensor<3>, targets: &[i64]) -> Result<f64, ReadbackError> {
-    let predicted = read_back::<i64>(logits.argmax(2).into_data(), "the predictions")?;
+    let predicted = predictions(logits)?;
+    Ok(accuracy_of(&predicted, targets))
+}
+
+/// The arg-max token at every position, row-major `[batch * seq]`.
+pub fn predictions(logits: Tensor<3>) -> Result<Vec<i64>, ReadbackError> {
+    read_back::<i64>(logits.argmax(2).into_data(), "the predictions")
+}
+
+/// Fraction of positions with a target that `predicted` gets right (0 when none has
+/// a target).
+pub fn accuracy_of(predicted: &[i64], targets: &[i64]) -> f64 {
     let (mut right, mut counted) = (0usize, 0usize);
     for (p, &t) in predicted.iter().zip(targets) {
         if t != IGNORE {
@@ -71,9 +82,9 @@ pub fn accuracy(logits: Tensor<3>, targets: &[i64]) -> Result<f64, ReadbackError
             right += usize::from(*p == t);
         }
     }
-    Ok(if counted == 0 {
+    if counted == 0 {
         0.0
     } else {
         right as f64 / counted as f64
-    })
+    }
 }

@@ -21,7 +21,9 @@ use burn::tensor::{Int, Tensor};
 
 pub use block_sparse::{BlockSparseAttention, SparseUnavailable};
 pub use kernels::{AttentionKernels, KernelKind, LayerKernel, SparseMode};
-pub use loss::{ReadbackError, accuracy, masked_cross_entropy, read_back, scalar};
+pub use loss::{
+    ReadbackError, accuracy, accuracy_of, masked_cross_entropy, predictions, read_back, scalar,
+};
 pub use lstm::{LstmNet, LstmNetConfig};
 pub use reference::{attention_output, masked_attention};
 pub use self_attention::{SelfAttention, SelfAttentionConfig};

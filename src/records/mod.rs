@@ -12,12 +12,14 @@
 //! ```
 
 mod checkpoint;
+mod distance;
 mod files;
 mod record;
 mod snapshots;
 mod summary;
 
 pub use checkpoint::{CheckpointState, checkpoint_dir, commit_checkpoint, read_checkpoint};
+pub use distance::{DistanceAccuracy, DistanceCount};
 pub use files::{RecordError, write_atomically};
 pub use record::{MAX_SNAPSHOT_BYTES, MetricRow, RecordWriter, RunRecord, list_records, slug};
 pub use snapshots::{

@@ -5,6 +5,7 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use super::distance::{self, DistanceAccuracy};
 use super::files::{RecordError, io_at, open_regular, read_small, write_atomically};
 use super::snapshots::{self, AttentionSnapshot, SnapshotHeader};
 use super::summary::{Metrics, RunStatus, RunSummary};
@@ -112,6 +113,7 @@ impl RecordWriter {
             }
         }
         write_atomically(&path, kept.as_bytes()).map_err(io_at(&path))?;
+        distance::truncate_after(dir, step)?;
         let metrics = BufWriter::new(
             fs::OpenOptions::new()
                 .append(true)
@@ -157,6 +159,11 @@ impl RecordWriter {
             m.step, m.loss, m.accuracy, m.elapsed_secs
         )
         .map_err(io_at(&self.dir.join("metrics.csv")))
+    }
+
+    /// Appends one evaluation's accuracy by distance (`distance.csv`).
+    pub fn distance(&mut self, tally: &DistanceAccuracy) -> Result<(), RecordError> {
+        distance::append(&self.dir, tally)
     }
 
     /// Appends a snapshot, writing the file's header on the first.
@@ -307,6 +314,12 @@ impl RunRecord {
             });
         }
         Ok(rows)
+    }
+
+    /// Held-out accuracy by dependency distance at each evaluation (`distance.csv`;
+    /// empty for records without one).
+    pub fn distances(&self) -> Result<Vec<DistanceAccuracy>, RecordError> {
+        distance::read(&self.dir)
     }
 
     /// The attention snapshots, if the run recorded any: at most

@@ -272,8 +272,12 @@ impl TaskConfig {
     pub fn batch(&self, batch: usize, rng: &mut StdRng) -> Batch {
         let mut tokens = Vec::with_capacity(batch * self.seq_len);
         let mut targets = Vec::with_capacity(batch * self.seq_len);
-        for _ in 0..batch {
+        let mut distances = vec![0u32; batch * self.seq_len];
+        for b in 0..batch {
             let ex = self.example(rng);
+            for &(q, k) in &ex.dependencies {
+                distances[b * self.seq_len + q] = (q - k) as u32;
+            }
             tokens.extend(ex.tokens);
             targets.extend(ex.targets);
         }
@@ -282,6 +286,7 @@ impl TaskConfig {
             seq_len: self.seq_len,
             tokens,
             targets,
+            distances,
         }
     }
 
@@ -338,6 +343,9 @@ pub struct Batch {
     pub tokens: Vec<i64>,
     /// Targets or [`IGNORE`].
     pub targets: Vec<i64>,
+    /// Per position with a target: how far back its answer lies (query minus the
+    /// dependency's key position); 0 elsewhere.
+    pub distances: Vec<u32>,
 }
 
 #[cfg(test)]
@@ -371,6 +379,22 @@ mod tests {
                 let with_target = ex.targets.iter().filter(|&&t| t != IGNORE).count();
                 assert_eq!(with_target, ex.dependencies.len(), "{kind:?}");
                 assert!(ex.tokens.iter().all(|&t| (0..16).contains(&t)));
+            }
+        }
+    }
+
+    #[test]
+    fn a_batch_knows_each_answers_distance() {
+        let mut rng = StdRng::seed_from_u64(5);
+        for kind in TaskKind::ALL {
+            let c = cfg(kind);
+            let b = c.batch(3, &mut rng);
+            assert_eq!(b.distances.len(), b.targets.len());
+            for (t, d) in b.targets.iter().zip(&b.distances) {
+                assert_eq!(*t != IGNORE, *d > 0, "{kind:?}");
+            }
+            if matches!(kind, TaskKind::Recall | TaskKind::Induction) {
+                assert!(b.distances.iter().all(|&d| d == 0 || d == 20), "{kind:?}");
             }
         }
     }

@@ -12,9 +12,11 @@
 //! queue, pause, stop), or a `pool` of them behind a dispatcher; a worker drives `session` (one run:
 //! backend, model, loop, evaluation, snapshots, record), which runs `step` (one
 //! optimiser step, also what the benchmarks time); `sink` sends events without
-//! blocking; `backend` picks the device.
+//! blocking; `backend` picks the device; `evaluate` evaluates a record's saved model
+//! again (`attnlab eval`).
 
 mod backend;
+mod evaluate;
 mod handle;
 mod pool;
 mod protocol;
@@ -24,6 +26,7 @@ mod step;
 mod worker;
 
 pub use backend::{BackendError, CpuBackend, select_backend};
+pub use evaluate::{EvalError, RecordEval, evaluate_record};
 pub use handle::{Trainer, TrainerGone, TryStartError};
 pub use pool::default_workers;
 pub use protocol::{Command, Event, Fault, RunId, StartRun};

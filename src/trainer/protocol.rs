@@ -31,7 +31,8 @@ use std::sync::Arc;
 
 use crate::config::RunPlan;
 use crate::records::{
-    AttentionSnapshot, BackendInfo, LayerKernelInfo, Metrics, Probe, RunStatus, RunSummary,
+    AttentionSnapshot, BackendInfo, DistanceAccuracy, LayerKernelInfo, Metrics, Probe, RunStatus,
+    RunSummary,
 };
 
 /// Identifies a run within one trainer session; chosen by whoever queues it.
@@ -157,6 +158,8 @@ pub enum Event {
         id: RunId,
         /// The metrics.
         metrics: Metrics,
+        /// Held-out accuracy by the distance of each answer's dependency.
+        by_distance: DistanceAccuracy,
     },
     /// Attention on the probe example (shared: the GUI and the recorder both keep it).
     Snapshot {

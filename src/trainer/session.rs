@@ -17,12 +17,12 @@ use super::step::{tokens_tensor, train_step};
 use crate::config::{ModelKind, RunPlan};
 use crate::model::{
     AttentionKernels, LstmNetConfig, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
-    accuracy, masked_cross_entropy, read_back, scalar,
+    accuracy_of, masked_cross_entropy, predictions, read_back, scalar,
 };
 use crate::records::{
-    AttentionSnapshot, BackendInfo, CheckpointState, LayerKernelInfo, Metrics, Probe, RecordError,
-    RecordWriter, RunStatus, RunSummary, SnapshotHeader, checkpoint_dir, commit_checkpoint,
-    read_checkpoint,
+    AttentionSnapshot, BackendInfo, CheckpointState, DistanceAccuracy, LayerKernelInfo, Metrics,
+    Probe, RecordError, RecordWriter, RunStatus, RunSummary, SnapshotHeader, checkpoint_dir,
+    commit_checkpoint, read_checkpoint,
 };
 use crate::tasks::{Batch, IGNORE};
 
@@ -538,6 +538,10 @@ impl<'a> RunContext<'a> {
         let t0 = Instant::now();
         let model = model.valid();
         let (mut loss_sum, mut correct, mut total) = (0.0, 0.0, 0.0);
+        let mut by_distance = DistanceAccuracy {
+            step,
+            counts: Vec::new(),
+        };
         for batch in eval_set {
             let logits = model.forward(tokens_tensor(batch, &self.device), kernels);
             let counted = batch.targets.iter().filter(|&&t| t != IGNORE).count() as f64;
@@ -546,7 +550,14 @@ impl<'a> RunContext<'a> {
                 "the evaluation loss",
             )?;
             loss_sum += loss * counted;
-            correct += accuracy(logits, &batch.targets)? * counted;
+            let predicted = predictions(logits)?;
+            correct += accuracy_of(&predicted, &batch.targets) * counted;
+            by_distance.merge(&DistanceAccuracy::tally(
+                step,
+                &predicted,
+                &batch.targets,
+                &batch.distances,
+            ));
             total += counted;
             if self.stopping || self.control.stop_requested(self.id) {
                 break; // the metrics cover the batches evaluated so far
@@ -560,11 +571,13 @@ impl<'a> RunContext<'a> {
         self.summary.final_accuracy = Some(metrics.accuracy);
         self.recorder.write(|w| {
             w.metric("eval", &metrics)?;
+            w.distance(&by_distance)?;
             w.flush()
         });
         self.control.sink().send(Event::Eval {
             id: self.id,
             metrics,
+            by_distance,
         });
         Ok(())
     }

@@ -1,0 +1,269 @@
+//! The Heads pane: what each head does over training. A statistic's curve per head on
+//! the loss's step axis, with markers where a head's score jumps (click one to move
+//! the attention scrubber there), a table of every head at the scrubber's step
+//! (sortable, coloured), and the receptive field of a picked query through the layers.
+
+use egui::{Color32, RichText, Ui};
+use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
+
+use super::attention_view::AttentionViewState;
+use super::heatmap::{TextureCache, colormap};
+use super::receptive_view::receptive_field_ui;
+use super::run_views::RunView;
+use super::widgets::run_color;
+use crate::attention::{HeadStats, Stat, jumps};
+
+/// What the pane shows (not persisted).
+#[derive(Clone, Copy, Debug)]
+pub struct HeadsViewState {
+    /// The statistic plotted.
+    pub stat: Stat,
+    /// The table's sort column (descending); `None`: layer and head order.
+    pub sort: Option<Stat>,
+}
+
+impl Default for HeadsViewState {
+    fn default() -> Self {
+        Self {
+            stat: Stat::DependencyMass,
+            sort: None,
+        }
+    }
+}
+
+/// Most jump markers per head.
+const JUMPS_PER_HEAD: usize = 2;
+
+/// The whole pane for `run`.
+pub fn heads_ui(
+    ui: &mut Ui,
+    cache: &mut TextureCache,
+    state: &mut HeadsViewState,
+    scrubber: &mut AttentionViewState,
+    run: &RunView,
+) {
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(&run.name).strong());
+        ui.label(run.settings.model.attention_label());
+    });
+    let Some((_, first)) = run.head_stats.first() else {
+        ui.label(if run.masks().is_empty() {
+            "This model has no attention heads (LSTM)."
+        } else {
+            "No attention snapshot yet: head statistics appear with the first one."
+        });
+        return;
+    };
+    let heads = run.settings.model.heads.max(1);
+    let defined: Vec<Stat> = Stat::ALL
+        .into_iter()
+        .filter(|s| first.iter().any(|h| s.of(h).is_some()))
+        .collect();
+    if !defined.contains(&state.stat) {
+        state.stat = defined.first().copied().unwrap_or(Stat::MeanDistance);
+    }
+    ui.horizontal(|ui| {
+        ui.label("statistic");
+        for stat in &defined {
+            ui.selectable_value(&mut state.stat, *stat, stat.name())
+                .on_hover_text(stat.help());
+        }
+    });
+    let last = run.snapshots.len().saturating_sub(1);
+    let scrub_step = run
+        .snapshots
+        .get(scrubber.snapshot.unwrap_or(last).min(last))
+        .map_or(0, |s| s.step);
+    curves_ui(ui, state.stat, scrubber, run, heads, scrub_step);
+    ui.separator();
+    let at = run
+        .head_stats
+        .iter()
+        .rev()
+        .find(|(step, _)| *step <= scrub_step)
+        .or(run.head_stats.first());
+    if let Some((step, stats)) = at {
+        ui.label(
+            RichText::new(format!(
+                "Every head at step {step} (the attention scrubber's step): click a column to sort"
+            ))
+            .strong(),
+        );
+        table_ui(ui, state, &defined, stats, heads);
+    }
+    ui.separator();
+    receptive_field_ui(ui, cache, scrubber, run);
+}
+
+/// One line per head of `stat` over the steps, jump markers, and the scrubber's step.
+fn curves_ui(
+    ui: &mut Ui,
+    stat: Stat,
+    scrubber: &mut AttentionViewState,
+    run: &RunView,
+    heads: usize,
+    scrub_step: usize,
+) {
+    let count = run.head_stats.first().map_or(0, |(_, s)| s.len());
+    let series: Vec<Vec<(usize, f64)>> = (0..count)
+        .map(|i| {
+            run.head_stats
+                .iter()
+                .filter_map(|(step, s)| s.get(i).and_then(|h| stat.of(h)).map(|v| (*step, v)))
+                .collect()
+        })
+        .collect();
+    let (lo, hi) = series
+        .iter()
+        .flatten()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), (_, v)| {
+            (lo.min(*v), hi.max(*v))
+        });
+    let threshold = if stat.is_fraction() {
+        0.15
+    } else {
+        0.25 * (hi - lo).max(1e-9)
+    };
+    let markers: Vec<(usize, [f64; 2])> = series
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            jumps(s, threshold, JUMPS_PER_HEAD)
+                .into_iter()
+                .filter_map(move |(step, _)| {
+                    s.iter()
+                        .find(|(st, _)| *st == step)
+                        .map(|(st, v)| (i, [*st as f64, *v]))
+                })
+        })
+        .collect();
+    let mut clicked_at = None;
+    let response = Plot::new(("head-stats", run.id))
+        .height(240.0)
+        .legend(Legend::default())
+        .x_axis_label("step")
+        .y_axis_label(stat.name())
+        .include_y(if stat.is_fraction() { 1.0 } else { hi.max(0.0) })
+        .include_y(0.0)
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            for (i, s) in series.iter().enumerate() {
+                let points: Vec<[f64; 2]> = s.iter().map(|(st, v)| [*st as f64, *v]).collect();
+                let name = format!("L{} H{}", i / heads + 1, i % heads + 1);
+                plot.line(
+                    Line::new(name, PlotPoints::from(points))
+                        .color(run_color(i))
+                        .width(1.5),
+                );
+            }
+            for (i, at) in &markers {
+                plot.points(
+                    Points::new("jumps", vec![*at])
+                        .radius(5.0)
+                        .color(run_color(*i))
+                        .filled(false),
+                );
+            }
+            plot.vline(VLine::new("scrubber", scrub_step as f64).color(Color32::from_gray(160)));
+            if plot.response().clicked()
+                && let Some(pointer) = plot.pointer_coordinate()
+            {
+                let screen = plot.screen_from_plot(pointer);
+                // A marker within 10 px wins; else the step under the pointer.
+                let near = markers
+                    .iter()
+                    .map(|(_, at)| (at[0], plot.screen_from_plot((*at).into()).distance(screen)))
+                    .filter(|(_, d)| *d <= 10.0)
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(step, _)| step);
+                clicked_at = Some(near.unwrap_or(pointer.x).max(0.0) as usize);
+            }
+        });
+    response.response.on_hover_text(
+        "Circles: where a head's score jumps. Click one (or anywhere) to move the attention scrubber to that step.",
+    );
+    if let Some(step) = clicked_at {
+        scrubber.snapshot = run.snapshot_at(step).or(Some(0));
+    }
+}
+
+/// Every head's statistics at one step, sortable by any column, cells coloured.
+fn table_ui(
+    ui: &mut Ui,
+    state: &mut HeadsViewState,
+    defined: &[Stat],
+    stats: &[HeadStats],
+    heads: usize,
+) {
+    let mut order: Vec<usize> = (0..stats.len()).collect();
+    if let Some(sort) = state.sort {
+        order.sort_by(|&a, &b| {
+            let v = |i: usize| sort.of(&stats[i]).unwrap_or(f64::NEG_INFINITY);
+            v(b).total_cmp(&v(a))
+        });
+    }
+    let column_max: Vec<f64> = defined
+        .iter()
+        .map(|s| stats.iter().filter_map(|h| s.of(h)).fold(1e-12, f64::max))
+        .collect();
+    egui::ScrollArea::horizontal().show(ui, |ui| {
+        egui::Grid::new("head-table")
+            .striped(true)
+            .spacing([10.0, 3.0])
+            .show(ui, |ui| {
+                if ui.selectable_label(state.sort.is_none(), "head").clicked() {
+                    state.sort = None;
+                }
+                for stat in defined {
+                    let sorted = state.sort == Some(*stat);
+                    let label = if sorted {
+                        format!("{} (sorted)", stat.name())
+                    } else {
+                        stat.name().to_string()
+                    };
+                    if ui
+                        .selectable_label(sorted, label)
+                        .on_hover_text(stat.help())
+                        .clicked()
+                    {
+                        state.sort = Some(*stat);
+                    }
+                }
+                ui.end_row();
+                for &i in order.iter().take(256) {
+                    ui.label(format!("L{} H{}", i / heads + 1, i % heads + 1));
+                    for (c, stat) in defined.iter().enumerate() {
+                        match stat.of(&stats[i]) {
+                            Some(v) => {
+                                let t = if stat.is_fraction() {
+                                    v
+                                } else {
+                                    v / column_max[c]
+                                };
+                                let fill = colormap(t as f32);
+                                let text = if t > 0.6 {
+                                    Color32::BLACK
+                                } else {
+                                    Color32::WHITE
+                                };
+                                egui::Frame::new()
+                                    .fill(fill)
+                                    .inner_margin(2.0)
+                                    .show(ui, |ui| {
+                                        ui.label(
+                                            RichText::new(format!("{v:.3}"))
+                                                .color(text)
+                                                .monospace(),
+                                        );
+                                    });
+                            }
+                            None => {
+                                ui.label("-");
+                            }
+                        }
+                    }
+                    ui.end_row();
+                }
+            });
+    });
+}

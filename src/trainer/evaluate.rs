@@ -1,0 +1,139 @@
+//! Evaluating a recorded run's saved model again, on fresh seeded examples
+//! (`attnlab eval`): held-out loss, accuracy, and accuracy by the distance of each
+//! answer's dependency, without training.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::Device;
+use rand::{SeedableRng, rngs::StdRng};
+
+use super::backend::select_backend;
+use super::step::tokens_tensor;
+use crate::config::{BackendChoice, ModelKind, RunPlan};
+use crate::model::{
+    AttentionKernels, LstmNetConfig, SequenceModel, SparseMode, TransformerConfig, accuracy_of,
+    masked_cross_entropy, predictions, scalar,
+};
+use crate::records::{DistanceAccuracy, RunRecord, checkpoint_dir, read_checkpoint};
+use crate::tasks::IGNORE;
+
+/// What `attnlab eval` measured for one record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordEval {
+    /// The run's name.
+    pub run: String,
+    /// The record's folder.
+    pub dir: PathBuf,
+    /// The step of the checkpoint evaluated.
+    pub step: usize,
+    /// Mean loss over the answers.
+    pub loss: f64,
+    /// Fraction of answers right.
+    pub accuracy: f64,
+    /// Answers right and counted per distance.
+    pub by_distance: DistanceAccuracy,
+}
+
+/// Why a record could not be evaluated.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {problem}", dir.display())]
+pub struct EvalError {
+    /// The record's folder.
+    pub dir: PathBuf,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Evaluates the last checkpoint of the record in `dir` on `batches` batches drawn
+/// from `seed` (fresh: not the run's training or evaluation stream unless the seed
+/// says so), on `backend`.
+pub fn evaluate_record(
+    dir: &Path,
+    seed: u64,
+    batches: usize,
+    backend: BackendChoice,
+) -> Result<RecordEval, EvalError> {
+    let fail = |problem: String| EvalError {
+        dir: dir.to_path_buf(),
+        problem,
+    };
+    let record = RunRecord::open(dir).map_err(|e| fail(e.to_string()))?;
+    let experiment = record.experiment().map_err(|e| fail(e.to_string()))?;
+    let plans = experiment.plan().map_err(|e| fail(e.to_string()))?;
+    let plan = plans
+        .iter()
+        .find(|p| p.name() == record.summary.name)
+        .or(plans.first())
+        .ok_or_else(|| fail("its config.toml has no run".into()))?;
+    let checkpoint = read_checkpoint(dir)
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| {
+            fail("the record has no saved model (it stopped before its first checkpoint; train.checkpoint_every sets how often one is saved)".into())
+        })?;
+    let file = checkpoint_dir(dir).join(&checkpoint.model);
+    let (device, _) = select_backend(backend).map_err(|e| fail(e.to_string()))?;
+    let measured = match plan.settings().model.kind {
+        ModelKind::Transformer => {
+            let model = TransformerConfig::from_plan(plan).init(&device);
+            let model = model
+                .try_load_file(&file)
+                .map_err(|e| fail(format!("cannot load its model: {e:?}")))?;
+            measure(&model, plan, &device, seed, batches)
+        }
+        ModelKind::Lstm => {
+            let model = LstmNetConfig::from_plan(plan).init(&device);
+            let model = model
+                .try_load_file(&file)
+                .map_err(|e| fail(format!("cannot load its model: {e:?}")))?;
+            measure(&model, plan, &device, seed, batches)
+        }
+    };
+    let (loss, accuracy, mut by_distance) = measured.map_err(fail)?;
+    by_distance.step = checkpoint.step;
+    Ok(RecordEval {
+        run: record.summary.name.clone(),
+        dir: dir.to_path_buf(),
+        step: checkpoint.step,
+        loss,
+        accuracy,
+        by_distance,
+    })
+}
+
+/// Loss, accuracy and accuracy by distance of `model` over `batches` batches.
+fn measure<M: SequenceModel>(
+    model: &M,
+    plan: &RunPlan,
+    device: &Device,
+    seed: u64,
+    batches: usize,
+) -> Result<(f64, f64, DistanceAccuracy), String> {
+    let settings = plan.settings();
+    let kernels = AttentionKernels::for_plan(plan, device, SparseMode::WherePaysOff);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut loss_sum, mut correct, mut total) = (0.0, 0.0, 0.0);
+    let mut by_distance = DistanceAccuracy::default();
+    for _ in 0..batches.max(1) {
+        let batch = settings.task.batch(settings.train.batch, &mut rng);
+        let logits = model.forward(tokens_tensor(&batch, device), &kernels);
+        let counted = batch.targets.iter().filter(|&&t| t != IGNORE).count() as f64;
+        let loss = scalar(
+            masked_cross_entropy(logits.clone(), &batch.targets),
+            "the loss",
+        )
+        .map_err(|e| e.to_string())?;
+        let predicted = predictions(logits).map_err(|e| e.to_string())?;
+        loss_sum += loss * counted;
+        correct += accuracy_of(&predicted, &batch.targets) * counted;
+        total += counted;
+        by_distance.merge(&DistanceAccuracy::tally(
+            0,
+            &predicted,
+            &batch.targets,
+            &batch.distances,
+        ));
+    }
+    let total = f64::max(total, 1.0);
+    Ok((loss_sum / total, correct / total, by_distance))
+}
