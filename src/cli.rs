@@ -496,6 +496,7 @@ fn run(
     }
     drop(progress);
     print_table(&summaries);
+    print_bits_per_char(&plans, &summaries);
     print_groups(&plans, &summaries, &solved_at);
     let failed = summaries
         .values()
@@ -560,6 +561,22 @@ fn print_groups(
     }
 }
 
+/// For runs of the text task: the held-out loss in bits per character.
+fn print_bits_per_char(plans: &[RunPlan], summaries: &BTreeMap<u64, RunSummary>) {
+    for (id, s) in summaries {
+        let text = plans
+            .get(*id as usize)
+            .is_some_and(|p| p.settings().task.kind == crate::tasks::TaskKind::Text);
+        if let (true, Some(loss)) = (text, s.final_loss) {
+            println!(
+                "{}: {:.3} bits per character (held-out)",
+                s.name,
+                loss / std::f64::consts::LN_2
+            );
+        }
+    }
+}
+
 fn print_table(summaries: &BTreeMap<u64, RunSummary>) {
     println!(
         "{:<28} {:<9} {:>7} {:>9} {:>9} {:>8} {:>8} {:>7}  record",
@@ -600,6 +617,8 @@ fn truncate(s: &str, n: usize) -> String {
 struct Progress {
     bars: Vec<ProgressBar>,
     names: Vec<String>,
+    /// Per run: whether it is the text task (its loss is also shown in bits/char).
+    text: Vec<bool>,
     terminal: bool,
     quiet: bool,
 }
@@ -630,6 +649,10 @@ impl Progress {
         Self {
             bars,
             names: plans.iter().map(|p| p.name().to_string()).collect(),
+            text: plans
+                .iter()
+                .map(|p| p.settings().task.kind == crate::tasks::TaskKind::Text)
+                .collect(),
             terminal,
             quiet,
         }
@@ -676,8 +699,13 @@ impl Progress {
                 ));
             }
             Event::Eval { metrics, .. } if log => {
+                let bits = if self.text.get(id).copied().unwrap_or(false) {
+                    format!("  {:.3} bits/char", metrics.loss / std::f64::consts::LN_2)
+                } else {
+                    String::new()
+                };
                 eprintln!(
-                    "[{name}] step {:>6}  eval loss {:.4}  acc {:.3}  ({:.1} s)",
+                    "[{name}] step {:>6}  eval loss {:.4}{bits}  acc {:.3}  ({:.1} s)",
                     metrics.step, metrics.loss, metrics.accuracy, metrics.elapsed_secs
                 );
             }

@@ -197,7 +197,9 @@ fn shipped_experiments_validate_from_the_cli() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<String> = std::fs::read_dir(root.join("experiments"))
         .expect("experiments/")
-        .map(|e| e.expect("entry").path().display().to_string())
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .map(|p| p.display().to_string())
         .collect();
     files.sort();
     let mut args = vec!["validate"];

@@ -171,7 +171,7 @@ impl AttentionCell<'_> {
                 run.probe
                     .as_ref()
                     .and_then(|p| p.tokens.get(pos))
-                    .map_or("?".to_string(), |t| t.to_string())
+                    .map_or("?".to_string(), |t| run.settings.task.token_label(*t))
             };
             let text = if n == snap.seq_len {
                 let dependency = run

@@ -249,6 +249,21 @@ fn differences_ui(ui: &mut Ui, runs: &[(usize, &RunView)]) {
                     row(ui, "steps/s", &|r| {
                         r.steps_per_sec().map_or("-".into(), |s| format!("{s:.2}"))
                     });
+                    if runs
+                        .iter()
+                        .any(|(_, r)| r.settings.task.kind == crate::tasks::TaskKind::Text)
+                    {
+                        row(ui, "bits/char", &|r| {
+                            r.summary
+                                .as_ref()
+                                .and_then(|s| s.final_loss)
+                                .or_else(|| r.eval.last().map(|m| m.loss))
+                                .filter(|_| r.settings.task.kind == crate::tasks::TaskKind::Text)
+                                .map_or("-".into(), |l| {
+                                    format!("{:.3}", l / std::f64::consts::LN_2)
+                                })
+                        });
+                    }
                     row(ui, "peak memory", &|r| {
                         r.summary
                             .as_ref()

@@ -206,6 +206,20 @@ fn task_ui(ui: &mut Ui, s: &mut Settings, err: &dyn Fn(&str) -> Option<String>) 
                 err("task.tokens").as_deref(),
             );
         }
+        TaskKind::Text => {
+            ui.horizontal(|ui| {
+                let l = ui.label("file");
+                ui.add(egui::TextEdit::singleline(&mut t.file).desired_width(180.0))
+                    .labelled_by(l.id)
+                    .on_hover_text(format!(
+                        "A UTF-8 text file, relative to the experiment file; {} is built in",
+                        crate::tasks::SHIPPED_NAME
+                    ));
+            });
+            if let Some(e) = err("task.file") {
+                ui.label(RichText::new(e).color(super::widgets::ERROR_COLOR).small());
+            }
+        }
     }
     ui.label(RichText::new(format!("chance accuracy {:.3}", t.chance_accuracy())).small());
 }

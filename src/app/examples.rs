@@ -11,7 +11,7 @@ pub struct ShippedExperiment {
 }
 
 /// Every shipped experiment, in menu order.
-pub const SHIPPED: [ShippedExperiment; 9] = [
+pub const SHIPPED: [ShippedExperiment; 11] = [
     ShippedExperiment {
         file: "dense_vs_local.toml",
         text: include_str!("../../experiments/dense_vs_local.toml"),
@@ -48,6 +48,14 @@ pub const SHIPPED: [ShippedExperiment; 9] = [
         file: "seeds_sweep.toml",
         text: include_str!("../../experiments/seeds_sweep.toml"),
     },
+    ShippedExperiment {
+        file: "mqar_reach.toml",
+        text: include_str!("../../experiments/mqar_reach.toml"),
+    },
+    ShippedExperiment {
+        file: "text_context.toml",
+        text: include_str!("../../experiments/text_context.toml"),
+    },
 ];
 
 /// The experiment open on first launch.
@@ -64,7 +72,13 @@ mod tests {
             experiment.plan().expect(e.file);
         }
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
-        let files = std::fs::read_dir(dir).expect("experiments/").count();
+        let files = std::fs::read_dir(dir)
+            .expect("experiments/")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml"))
+            })
+            .count();
         assert_eq!(files, SHIPPED.len(), "add new experiment files to SHIPPED");
     }
 }

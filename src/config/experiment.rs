@@ -403,7 +403,39 @@ impl Experiment {
     /// opened, so nothing blocks or fills memory).
     pub fn load(path: &std::path::Path) -> Result<Self, ConfigErrors> {
         let text = read_experiment_text(path)?;
-        Self::from_toml(&text).map_err(|e| e.in_file(&path.display().to_string()))
+        let mut experiment =
+            Self::from_toml(&text).map_err(|e| e.in_file(&path.display().to_string()))?;
+        experiment.resolve_files(path.parent().unwrap_or(std::path::Path::new(".")));
+        Ok(experiment)
+    }
+
+    /// Makes `task.file` (the text task's file), where written relative to the
+    /// experiment file in `dir`, absolute, so the experiment finds it from any working
+    /// folder, and so do the records it writes. A name that is no file there stays as
+    /// written (the shipped corpus is built in).
+    pub fn resolve_files(&mut self, dir: &std::path::Path) {
+        let resolve = |file: &str| -> Option<String> {
+            let path = std::path::Path::new(file);
+            (!file.is_empty() && path.is_relative())
+                .then(|| dir.join(path))
+                .filter(|p| p.is_file())
+                .and_then(|p| std::path::absolute(p).ok())
+                .map(|p| p.display().to_string())
+        };
+        if let Some(file) = resolve(&self.base.task.file) {
+            self.base.task.file = file;
+        }
+        for run in &mut self.runs {
+            let written = run
+                .overrides
+                .get("task")
+                .and_then(|t| t.get("file"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string);
+            if let Some(file) = written.as_deref().and_then(resolve) {
+                run.set("task.file", Value::String(file));
+            }
+        }
     }
 }
 

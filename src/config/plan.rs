@@ -106,7 +106,8 @@ impl Experiment {
     pub fn load_and_plan(path: &std::path::Path) -> Result<(Self, Vec<RunPlan>), ConfigErrors> {
         let shown = path.display().to_string();
         let text = read_experiment_text(path)?;
-        let experiment = Self::from_toml(&text).map_err(|e| e.in_file(&shown))?;
+        let mut experiment = Self::from_toml(&text).map_err(|e| e.in_file(&shown))?;
+        experiment.resolve_files(path.parent().unwrap_or(std::path::Path::new(".")));
         match experiment.plan() {
             Ok(plans) => Ok((experiment, plans)),
             Err(mut errors) => {
@@ -312,6 +313,15 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
             "model.d_model",
             &m.d_model,
             &format!("must be between 1 and {MAX_WIDTH}"),
+        );
+    }
+    if m.kind == ModelKind::Transformer && s.task.kind == crate::tasks::TaskKind::Text && !m.causal
+    {
+        bad(
+            &mut errors,
+            "model.causal",
+            &m.causal,
+            "the text task predicts the next character, which a position must not see: set model.causal = true",
         );
     }
     if m.kind == ModelKind::Transformer {

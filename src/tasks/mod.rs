@@ -5,8 +5,12 @@
 //! target. Each task also names its *dependencies*: for a query position, the key
 //! position the answer must come from, which the GUI marks on attention maps.
 
+mod text;
+
 use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
+
+pub use text::{Corpus, MAX_ALPHABET, SHIPPED_NAME, Split};
 
 /// Target value for positions that carry no loss.
 pub const IGNORE: i64 = -1;
@@ -27,15 +31,18 @@ pub enum TaskKind {
     /// A trigger token followed by a value, `distance` positions before the end; at the
     /// last position the trigger appears again and the model must output the value.
     Induction,
+    /// Real text: predict every next character of a UTF-8 file (`file`).
+    Text,
 }
 
 impl TaskKind {
     /// Every kind, in the order the docs and the GUI list them.
-    pub const ALL: [TaskKind; 4] = [
+    pub const ALL: [TaskKind; 5] = [
         TaskKind::Recall,
         TaskKind::Mqar,
         TaskKind::SelectiveCopy,
         TaskKind::Induction,
+        TaskKind::Text,
     ];
 
     /// The name as written in experiment files.
@@ -45,6 +52,7 @@ impl TaskKind {
             TaskKind::Mqar => "mqar",
             TaskKind::SelectiveCopy => "selective_copy",
             TaskKind::Induction => "induction",
+            TaskKind::Text => "text",
         }
     }
 }
@@ -65,6 +73,10 @@ pub struct TaskConfig {
     pub pairs: usize,
     /// Selective copy: content tokens to copy.
     pub tokens: usize,
+    /// Text: the UTF-8 file, relative to the experiment file (or the shipped
+    /// `text/fsf-licenses.txt`).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub file: String,
 }
 
 impl Default for TaskConfig {
@@ -76,6 +88,7 @@ impl Default for TaskConfig {
             distance: 64,
             pairs: 8,
             tokens: 8,
+            file: String::new(),
         }
     }
 }
@@ -87,7 +100,7 @@ impl TaskConfig {
         let err = |field: &'static str, value: usize, reason: String| {
             Err(TaskError {
                 field,
-                value,
+                value: value.to_string(),
                 reason,
             })
         };
@@ -165,6 +178,33 @@ impl TaskConfig {
                     );
                 }
             }
+            TaskKind::Text => {
+                let corpus = text::load(&self.file).map_err(|reason| TaskError {
+                    field: "file",
+                    value: format!("{:?}", self.file),
+                    reason,
+                })?;
+                if self.vocab < corpus.alphabet.len() {
+                    return err(
+                        "vocab",
+                        self.vocab,
+                        format!(
+                            "must be at least {0}: the text has {0} distinct characters",
+                            corpus.alphabet.len()
+                        ),
+                    );
+                }
+                if self.seq_len + 1 > corpus.shortest_part() {
+                    return err(
+                        "seq_len",
+                        self.seq_len,
+                        format!(
+                            "must be below {}: the text's evaluation part (its last 10%) is that long",
+                            corpus.shortest_part()
+                        ),
+                    );
+                }
+            }
             TaskKind::SelectiveCopy => {
                 if self.vocab < 3 {
                     return err(
@@ -194,12 +234,19 @@ impl TaskConfig {
             TaskKind::Induction => v.saturating_sub(1),
             TaskKind::Mqar => v.saturating_sub(1) - v.saturating_sub(1) / 2,
             TaskKind::SelectiveCopy => v.saturating_sub(2),
+            TaskKind::Text => text::load(&self.file).map_or(v, |c| c.alphabet.len()),
         };
         1.0 / answers.max(1) as f64
     }
 
-    /// One seeded example: tokens, targets and dependencies.
+    /// One seeded training example: tokens, targets and dependencies.
     pub fn example(&self, rng: &mut StdRng) -> Example {
+        self.example_from(Split::Train, rng)
+    }
+
+    /// One seeded example of `split` (only the text task has separate parts; the
+    /// synthetic tasks draw both from the same distribution).
+    pub fn example_from(&self, split: Split, rng: &mut StdRng) -> Example {
         let n = self.seq_len;
         let mut tokens = vec![0i64; n];
         let mut targets = vec![IGNORE; n];
@@ -245,6 +292,13 @@ impl TaskConfig {
                     deps.push((q, 2 * p + 1));
                 }
             }
+            TaskKind::Text => {
+                // A file that cannot be read was refused by `check`; a text task
+                // built without it yields filler rather than panic.
+                if let Ok(corpus) = text::load(&self.file) {
+                    (tokens, targets) = corpus.window(n, split, rng);
+                }
+            }
             TaskKind::SelectiveCopy => {
                 let marker = self.vocab as i64 - 1;
                 let body = n - self.tokens;
@@ -268,13 +322,22 @@ impl TaskConfig {
         }
     }
 
-    /// A batch of `batch` examples, flattened row-major `[batch, seq_len]`.
+    /// A batch of `batch` training examples, flattened row-major `[batch, seq_len]`.
     pub fn batch(&self, batch: usize, rng: &mut StdRng) -> Batch {
+        self.batch_from(Split::Train, batch, rng)
+    }
+
+    /// A batch of evaluation examples (the text's held-out part).
+    pub fn eval_batch(&self, batch: usize, rng: &mut StdRng) -> Batch {
+        self.batch_from(Split::Eval, batch, rng)
+    }
+
+    fn batch_from(&self, split: Split, batch: usize, rng: &mut StdRng) -> Batch {
         let mut tokens = Vec::with_capacity(batch * self.seq_len);
         let mut targets = Vec::with_capacity(batch * self.seq_len);
         let mut distances = vec![0u32; batch * self.seq_len];
         for b in 0..batch {
-            let ex = self.example(rng);
+            let ex = self.example_from(split, rng);
             for &(q, k) in &ex.dependencies {
                 distances[b * self.seq_len + q] = (q - k) as u32;
             }
@@ -290,11 +353,21 @@ impl TaskConfig {
         }
     }
 
+    /// How a token reads in the window: the character for text, else its number.
+    pub fn token_label(&self, token: i64) -> String {
+        match self.kind {
+            TaskKind::Text => {
+                text::load(&self.file).map_or_else(|_| token.to_string(), |c| c.label(token))
+            }
+            _ => token.to_string(),
+        }
+    }
+
     /// The fixed example whose attention the trainer snapshots: the same for every
     /// run of an experiment with the same task and seed, so runs compare on one input.
     pub fn probe(&self, seed: u64) -> Example {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
-        self.example(&mut rng)
+        self.example_from(Split::Eval, &mut rng)
     }
 }
 
@@ -315,8 +388,8 @@ pub const MAX_VOCAB: usize = 65_536;
 pub struct TaskError {
     /// The field of `[task]`, e.g. `distance`.
     pub field: &'static str,
-    /// Its value.
-    pub value: usize,
+    /// Its value, as written.
+    pub value: String,
     /// What is allowed.
     pub reason: String,
 }
@@ -360,13 +433,14 @@ mod tests {
             distance: 20,
             pairs: 6,
             tokens: 5,
+            file: SHIPPED_NAME.into(),
         }
     }
 
     #[test]
     fn every_task_answers_from_its_dependencies() {
         let mut rng = StdRng::seed_from_u64(3);
-        for kind in TaskKind::ALL {
+        for kind in TaskKind::ALL.into_iter().filter(|k| *k != TaskKind::Text) {
             let c = cfg(kind);
             c.check().unwrap();
             for _ in 0..20 {
@@ -386,7 +460,7 @@ mod tests {
     #[test]
     fn a_batch_knows_each_answers_distance() {
         let mut rng = StdRng::seed_from_u64(5);
-        for kind in TaskKind::ALL {
+        for kind in TaskKind::ALL.into_iter().filter(|k| *k != TaskKind::Text) {
             let c = cfg(kind);
             let b = c.batch(3, &mut rng);
             assert_eq!(b.distances.len(), b.targets.len());
@@ -412,6 +486,23 @@ mod tests {
         let c = cfg(TaskKind::Mqar);
         assert_eq!(c.probe(7), c.probe(7));
         assert_ne!(c.probe(7), c.probe(8));
+    }
+
+    #[test]
+    fn text_predicts_the_next_character_and_evaluates_on_held_out_text() {
+        let mut c = cfg(TaskKind::Text);
+        assert_eq!(c.check().unwrap_err().field, "vocab", "77 characters > 16");
+        c.vocab = 77;
+        c.check().expect("valid");
+        let mut rng = StdRng::seed_from_u64(2);
+        let b = c.eval_batch(2, &mut rng);
+        assert!(b.targets.iter().all(|&t| (0..77).contains(&t)));
+        assert_eq!(b.tokens[1..64], b.targets[..63]);
+        assert!(c.probe(1).dependencies.is_empty());
+        assert_eq!(c.token_label(0), "\\n");
+        c.file = "missing.txt".into();
+        let e = c.check().unwrap_err();
+        assert_eq!((e.field, e.value.as_str()), ("file", "\"missing.txt\""));
     }
 
     #[test]

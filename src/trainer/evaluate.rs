@@ -115,7 +115,7 @@ fn measure<M: SequenceModel>(
     let (mut loss_sum, mut correct, mut total) = (0.0, 0.0, 0.0);
     let mut by_distance = DistanceAccuracy::default();
     for _ in 0..batches.max(1) {
-        let batch = settings.task.batch(settings.train.batch, &mut rng);
+        let batch = settings.task.eval_batch(settings.train.batch, &mut rng);
         let logits = model.forward(tokens_tensor(&batch, device), &kernels);
         let counted = batch.targets.iter().filter(|&&t| t != IGNORE).count() as f64;
         let loss = scalar(

@@ -377,7 +377,7 @@ impl<'a> RunContext<'a> {
         let mut data_rng = StdRng::seed_from_u64(train.seed);
         let mut eval_rng = StdRng::seed_from_u64(train.seed ^ 0x5EED_E7A1);
         let eval_set: Vec<Batch> = (0..train.eval_batches)
-            .map(|_| task.batch(train.batch, &mut eval_rng))
+            .map(|_| task.eval_batch(train.batch, &mut eval_rng))
             .collect();
         let probe = task.probe(train.seed);
         let probe = Probe {
