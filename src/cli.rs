@@ -14,9 +14,9 @@ use clap::{Parser, Subcommand};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::bench::{Workload, bench_patterns, default_pattern, run_one};
-use crate::config::{BackendChoice, Experiment, RunPlan};
+use crate::config::{BackendChoice, BackendSetting, Experiment, RunPlan};
 use crate::records::{DEFAULT_ROOT, RunStatus, RunSummary, mean_sd};
-use crate::trainer::{Command, Event, StartRun, Trainer};
+use crate::trainer::{Command, Event, ServeTransport, StartRun, Trainer};
 
 /// Runs queued on the trainer ahead of the one training: enough to keep it busy,
 /// few enough that the trainer's events never wait on a CLI still queueing runs.
@@ -47,9 +47,10 @@ pub enum HeadlessCommand {
         /// folders; with --steps, train up to that many steps in all).
         #[arg(long, value_name = "RUN_DIR", num_args = 1..)]
         resume: Vec<PathBuf>,
-        /// Override every run's backend.
-        #[arg(long, value_enum)]
-        backend: Option<BackendChoice>,
+        /// Override every run's backend: auto, cpu, wgpu, or remote:ADDR[,ADDR...]
+        /// (servers started with `attnlab serve`; several form a pool, one run each).
+        #[arg(long, value_parser = BackendSetting::parse, value_name = "BACKEND")]
+        backend: Option<BackendSetting>,
         /// Folder for run records.
         #[arg(long, default_value = DEFAULT_ROOT)]
         out: PathBuf,
@@ -101,6 +102,26 @@ pub enum HeadlessCommand {
         #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
         backend: BackendChoice,
     },
+    /// Serve this machine's best device to other machines (burn's remote backend):
+    /// they train on it with `--backend remote:ADDR` or `train.backend = { remote =
+    /// "ADDR" }`. Runs until stopped (Ctrl+C).
+    Serve {
+        /// websocket (trusted networks) or iroh (any network, authenticated, encrypted).
+        #[arg(long, value_enum, default_value_t = ServeTransport::Websocket)]
+        transport: ServeTransport,
+        /// Port to listen on (0: any free port; the address is printed).
+        #[arg(long, default_value_t = 3000)]
+        port: u16,
+        /// Address to listen on (WebSocket): 0.0.0.0 for every interface.
+        #[arg(long, default_value = "0.0.0.0")]
+        host: String,
+        /// The device served: auto (a hardware GPU, else the CPU), cpu or wgpu.
+        #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+        device: BackendChoice,
+        /// Iroh: keep the server's key in this file, so its id stays the same.
+        #[arg(long, value_name = "FILE")]
+        identity: Option<PathBuf>,
+    },
     /// Time the reference workloads (README.md, "Reference workloads"); one JSON
     /// object per line on stdout.
     Bench(BenchArgs),
@@ -151,6 +172,40 @@ pub fn execute(command: HeadlessCommand) -> anyhow::Result<ExitCode> {
             backend,
         } => eval(&records, seed, batches, bucket, backend),
         HeadlessCommand::Bench(args) => bench(&args),
+        HeadlessCommand::Serve {
+            transport,
+            port,
+            host,
+            device,
+            identity,
+        } => {
+            let options = crate::trainer::ServeOptions {
+                transport,
+                host,
+                port,
+                device,
+                identity,
+            };
+            crate::trainer::serve(
+                &options,
+                |address| {
+                    use std::io::Write;
+                    // Ignored: a closed stdout means nobody reads the address; the
+                    // server goes on (println! would panic).
+                    let mut out = std::io::stdout().lock();
+                    let _ = writeln!(
+                        out,
+                        "attnlab serve: listening on {address}\n  clients: attnlab run FILE --backend remote:{address}"
+                    );
+                    let _ = out.flush();
+                },
+                |line| {
+                    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+                    eprintln!("[{stamp}] {line}");
+                },
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
         HeadlessCommand::Run {
             files,
             resume,
@@ -164,17 +219,26 @@ pub fn execute(command: HeadlessCommand) -> anyhow::Result<ExitCode> {
             let mut work: Vec<Job> = if files.is_empty() {
                 Vec::new()
             } else {
-                load_plans(&files, backend, &runs, steps)?
+                load_plans(&files, backend.clone(), &runs, steps)?
                     .into_iter()
                     .map(|plan| Job { plan, resume: None })
                     .collect()
             };
-            work.extend(resume_jobs(&resume, backend, steps)?);
+            work.extend(resume_jobs(&resume, backend.clone(), steps)?);
             let plans: Vec<RunPlan> = work.iter().map(|j| j.plan.clone()).collect();
+            // Remote servers: one run per server at a time, each server a worker.
+            let mut servers: Vec<String> = Vec::new();
+            for plan in &plans {
+                for a in plan.settings().train.backend.addresses() {
+                    if !servers.contains(&a) {
+                        servers.push(a);
+                    }
+                }
+            }
             let workers = jobs
                 .unwrap_or_else(|| crate::trainer::default_workers(&plans))
                 .max(1);
-            run(&work, &out, quiet, workers)
+            run(&work, &out, quiet, workers, servers)
         }
     }
 }
@@ -312,7 +376,7 @@ fn validate(files: &[PathBuf]) -> anyhow::Result<ExitCode> {
 /// file is valid.
 fn load_plans(
     files: &[PathBuf],
-    backend: Option<BackendChoice>,
+    backend: Option<BackendSetting>,
     only: &[String],
     steps: Option<usize>,
 ) -> anyhow::Result<Vec<RunPlan>> {
@@ -348,8 +412,8 @@ fn load_plans(
         .iter()
         .map(|plan| {
             plan.revise(|s| {
-                if let Some(b) = backend {
-                    s.train.backend = b;
+                if let Some(b) = &backend {
+                    s.train.backend = b.clone();
                 }
                 if let Some(steps) = steps {
                     s.train.steps = steps;
@@ -369,7 +433,7 @@ struct Job {
 /// The runs recorded in `dirs`, to continue from their checkpoints.
 fn resume_jobs(
     dirs: &[PathBuf],
-    backend: Option<BackendChoice>,
+    backend: Option<BackendSetting>,
     steps: Option<usize>,
 ) -> anyhow::Result<Vec<Job>> {
     let mut jobs = Vec::new();
@@ -386,8 +450,8 @@ fn resume_jobs(
             .ok_or_else(|| anyhow::anyhow!("{}: config.toml has no run", dir.display()))?;
         let plan = plan
             .revise(|s| {
-                if let Some(b) = backend {
-                    s.train.backend = b;
+                if let Some(b) = &backend {
+                    s.train.backend = b.clone();
                 }
                 if let Some(steps) = steps {
                     s.train.steps = steps;
@@ -413,14 +477,30 @@ fn run(
     out: &std::path::Path,
     quiet: bool,
     workers: usize,
+    servers: Vec<String>,
 ) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(!jobs.is_empty(), "no runs to train");
     let plans: Vec<RunPlan> = jobs.iter().map(|j| j.plan.clone()).collect();
     std::fs::create_dir_all(out)
         .with_context(|| format!("cannot create the output folder {}", out.display()))?;
-    let trainer =
-        Trainer::spawn_pool(workers, Box::new(|| {})).context("cannot start the trainer thread")?;
-    if workers > 1 && !quiet {
+    let workers = if servers.is_empty() {
+        workers
+    } else {
+        servers.len()
+    };
+    let trainer = if servers.is_empty() {
+        Trainer::spawn_pool(workers, Box::new(|| {}))
+    } else {
+        Trainer::spawn_on_servers(servers.clone(), Box::new(|| {}))
+    }
+    .context("cannot start the trainer thread")?;
+    if !servers.is_empty() && !quiet {
+        eprintln!(
+            "training on {} remote server(s), one run each at a time: {}",
+            servers.len(),
+            servers.join(", ")
+        );
+    } else if workers > 1 && !quiet {
         eprintln!("training up to {workers} runs at once");
     }
     let commands = trainer.commands();

@@ -361,3 +361,38 @@ fn eval_reproduces_the_runs_accuracy_by_distance() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
 }
+
+/// The text task reads its file relative to the experiment file (from any working
+/// folder), trains on it, and reports bits per character; a missing file or a
+/// vocabulary too small for its characters is an error naming the field.
+#[test]
+fn a_text_experiment_reads_its_file_next_to_it_and_reports_bits_per_character() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sub = dir.path().join("exp");
+    std::fs::create_dir_all(sub.join("data")).expect("mkdir");
+    let prose = "the quick brown fox jumps over the lazy dog. ".repeat(40);
+    std::fs::write(sub.join("data/prose.txt"), &prose).expect("write");
+    let toml = |vocab: usize, file: &str| {
+        format!(
+            "name = \"t\"\n[task]\nkind = \"text\"\nfile = \"{file}\"\nseq_len = 16\nvocab = {vocab}\n[model]\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\ncausal = true\n[train]\nsteps = 4\nbatch = 4\neval_every = 4\neval_batches = 1\nbackend = \"cpu\"\n"
+        )
+    };
+    std::fs::write(sub.join("t.toml"), toml(32, "data/prose.txt")).expect("write");
+    // Run from the parent folder: the path is relative to the file, not the cwd.
+    let out = attnlab(&["run", "exp/t.toml", "--out", "records"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("bits per character"), "{}", text(&out));
+    // 28 distinct characters: a vocabulary of 8 is refused, saying how many.
+    std::fs::write(sub.join("small.toml"), toml(8, "data/prose.txt")).expect("write");
+    let out = attnlab(&["validate", "exp/small.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out).contains("task.vocab") && text(&out).contains("28"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(sub.join("missing.toml"), toml(32, "data/none.txt")).expect("write");
+    let out = attnlab(&["validate", "exp/missing.toml"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out).contains("task.file"), "{}", text(&out));
+}

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 
 use attnlab::config::{
-    AttentionPattern, BackendChoice, Experiment, ModelKind, RunSpec, Settings, TaskKind,
+    AttentionPattern, BackendChoice, BackendSetting, Experiment, ModelKind, RunSpec, Settings,
+    TaskKind,
 };
 use proptest::prelude::*;
 
@@ -297,7 +298,16 @@ fn settings_strategy() -> impl Strategy<Value = Settings> {
             0usize..5000,
             prop::num::f64::NORMAL | prop::num::f64::POSITIVE,
             0u64..=(i64::MAX as u64),
-            prop::sample::select(BackendChoice::ALL.to_vec()),
+            prop_oneof![
+                prop::sample::select(BackendChoice::ALL.to_vec()).prop_map(BackendSetting::from),
+                Just(BackendSetting::remote(vec![
+                    "ws://127.0.0.1:3000".into(),
+                    "ws://gpu-box:3001".into()
+                ])),
+                Just(BackendSetting::Remote {
+                    remote: attnlab::config::RemoteAddresses::One("ws://h:1".into())
+                }),
+            ],
         ),
     )
         .prop_map(|(t, m, r)| {

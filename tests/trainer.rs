@@ -353,7 +353,7 @@ fn lstm_trains_and_has_no_attention_maps() {
     let p = plan("")
         .revise(|s| {
             s.model.kind = ModelKind::Lstm;
-            s.train.backend = BackendChoice::Cpu;
+            s.train.backend = BackendChoice::Cpu.into();
         })
         .expect("valid");
     start(&trainer, 1, p, None);

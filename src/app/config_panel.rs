@@ -350,10 +350,16 @@ fn train_ui(ui: &mut Ui, s: &mut Settings, err: &dyn Fn(&str) -> Option<String>)
         err("train.checkpoint_every").as_deref(),
     );
     ComboBox::from_label("backend")
-        .selected_text(t.backend.name())
+        .selected_text(t.backend.label())
         .show_ui(ui, |ui| {
             for b in BackendChoice::ALL {
-                ui.selectable_value(&mut t.backend, b, b.name());
+                ui.selectable_value(&mut t.backend, b.into(), b.name());
             }
-        });
+            if let crate::config::BackendSetting::Remote { .. } = t.backend {
+                let (label, current) = (t.backend.label(), t.backend.clone());
+                ui.selectable_value(&mut t.backend, current, label);
+            }
+        })
+        .response
+        .on_hover_text("Remote servers: write train.backend = { remote = \"ws://host:port\" } in the file, or add servers under Devices");
 }

@@ -168,7 +168,7 @@ pub fn w1_plan(
     settings.train.batch = 16;
     settings.train.lr = 1e-3;
     settings.train.steps = steps;
-    settings.train.backend = backend;
+    settings.train.backend = backend.into();
     let mut experiment = Experiment::single("bench", settings);
     if let Some(run) = experiment.runs.first_mut() {
         run.name = pattern.label();

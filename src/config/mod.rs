@@ -21,7 +21,9 @@ pub use budget::{
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::{Experiment, ResolveError, RunSpec};
 pub use plan::{RunPlan, check_settings};
-pub use settings::{BackendChoice, ModelConfig, ModelKind, Settings, TrainConfig};
+pub use settings::{
+    BackendChoice, BackendSetting, ModelConfig, ModelKind, RemoteAddresses, Settings, TrainConfig,
+};
 pub use suggest::did_you_mean;
 pub use sweep::{Sweep, SweepAxis, group_of, point_label, value_label};
 

@@ -297,6 +297,9 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
             &e.reason,
         );
     }
+    if let Err(why) = s.train.backend.check() {
+        bad(&mut errors, "train.backend", &s.train.backend.label(), &why);
+    }
     let m = &s.model;
     let n = s.task.seq_len;
     if m.layers == 0 || m.layers > 48 {

@@ -148,6 +148,117 @@ impl BackendChoice {
     }
 }
 
+/// `train.backend`: this machine's devices (`"auto"`, `"cpu"`, `"wgpu"`), or remote
+/// servers (`{ remote = "ws://host:port" }`, or a list of addresses: a pool) running
+/// `attnlab serve`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BackendSetting {
+    /// A device of this machine.
+    Local(BackendChoice),
+    /// Servers reached over the network.
+    Remote {
+        /// One address or several.
+        remote: RemoteAddresses,
+    },
+}
+
+impl Default for BackendSetting {
+    fn default() -> Self {
+        Self::Local(BackendChoice::Auto)
+    }
+}
+
+impl From<BackendChoice> for BackendSetting {
+    fn from(choice: BackendChoice) -> Self {
+        Self::Local(choice)
+    }
+}
+
+/// One remote address or a list of them.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RemoteAddresses {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl BackendSetting {
+    /// Remote servers, from the command line's `remote:ADDR[,ADDR...]`.
+    pub fn remote(addresses: Vec<String>) -> Self {
+        Self::Remote {
+            remote: RemoteAddresses::Many(addresses),
+        }
+    }
+
+    /// The remote addresses (empty for a local device).
+    pub fn addresses(&self) -> Vec<String> {
+        match self {
+            Self::Local(_) => Vec::new(),
+            Self::Remote {
+                remote: RemoteAddresses::One(a),
+            } => vec![a.clone()],
+            Self::Remote {
+                remote: RemoteAddresses::Many(a),
+            } => a.clone(),
+        }
+    }
+
+    /// As written on the command line (`cpu`, `remote:ws://h:1,ws://h:2`).
+    pub fn label(&self) -> String {
+        match self {
+            Self::Local(choice) => choice.name().to_string(),
+            Self::Remote { .. } => format!("remote:{}", self.addresses().join(",")),
+        }
+    }
+
+    /// Parses the command line's `--backend` value.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Some(rest) = text.strip_prefix("remote:") {
+            let addresses: Vec<String> = rest
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_string)
+                .collect();
+            let setting = Self::remote(addresses);
+            setting.check()?;
+            return Ok(setting);
+        }
+        BackendChoice::ALL
+            .into_iter()
+            .find(|c| c.name() == text)
+            .map(Self::Local)
+            .ok_or_else(|| {
+                format!("{text:?} is not a backend: auto, cpu, wgpu or remote:ADDR[,ADDR...]")
+            })
+    }
+
+    /// Checks remote addresses: at least one, each `ws://host:port` or `iroh:<id>`.
+    pub fn check(&self) -> Result<(), String> {
+        let Self::Remote { .. } = self else {
+            return Ok(());
+        };
+        let addresses = self.addresses();
+        if addresses.is_empty() {
+            return Err("names no server: give one or more addresses (ws://host:port)".into());
+        }
+        for a in &addresses {
+            let ok = a
+                .strip_prefix("ws://")
+                .and_then(|hp| hp.rsplit_once(':'))
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
+                || a.strip_prefix("iroh:").is_some_and(|id| !id.is_empty());
+            if !ok {
+                return Err(format!(
+                    "{a:?} is not a server address: write ws://host:port (WebSocket) or iroh:<endpoint id>"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The `[train]` table.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -174,8 +285,8 @@ pub struct TrainConfig {
     /// Save the model and optimiser state in the run record every this many steps
     /// (0: only when stopped and at the end), so an interrupted run can be resumed.
     pub checkpoint_every: usize,
-    /// `auto`, `cpu` or `wgpu`.
-    pub backend: BackendChoice,
+    /// `auto`, `cpu`, `wgpu`, or `{ remote = "ws://host:port" }` (a list: a pool).
+    pub backend: BackendSetting,
 }
 
 impl Default for TrainConfig {
@@ -191,7 +302,7 @@ impl Default for TrainConfig {
             eval_batches: 4,
             snapshot_every: 50,
             checkpoint_every: 250,
-            backend: BackendChoice::Auto,
+            backend: BackendSetting::Local(BackendChoice::Auto),
         }
     }
 }

@@ -1,15 +1,17 @@
-//! Choosing where to train: wgpu on a real GPU, burn's `flex` CPU backend otherwise.
+//! Choosing where to train: wgpu on a real GPU, burn's `flex` CPU backend otherwise,
+//! or a remote server running `attnlab serve` (burn's remote backend).
 //!
 //! `auto` never picks a software adapter (llvmpipe, SwiftShader): measured here, wgpu
 //! on llvmpipe ran a small model at 0.3 steps/s after a 139 s first step, against
 //! 6.6 steps/s on `flex`.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, DeviceKind};
 
-use crate::config::BackendChoice;
+use crate::config::{BackendChoice, BackendSetting};
 use crate::records::BackendInfo;
 
 /// No device can be had for the backend asked for.
@@ -21,6 +23,14 @@ pub enum BackendError {
          Debian: mesa-vulkan-drivers); use \"auto\" or \"cpu\""
     )]
     NoWgpuAdapter,
+    /// A remote server could not be reached in time.
+    #[error("cannot reach the remote server {address}: {reason}")]
+    Unreachable {
+        /// `ws://host:port` or `iroh:<id>`.
+        address: String,
+        /// What happened.
+        reason: String,
+    },
     /// A fault injected by a test ([`super::Fault::NoBackend`]).
     #[error("no backend available (injected for a test)")]
     Injected,
@@ -150,4 +160,86 @@ pub fn select_backend(choice: BackendChoice) -> Result<(Device, BackendInfo), Ba
             }
         }
     })
+}
+
+/// Longest wait to connect to a remote server (burn retries a refused connection for
+/// about 16 s; an address that never answers would otherwise wait for the system's
+/// TCP timeout).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// The device for a run: the remote server `assigned` to the worker training it (a
+/// pool of servers trains every run it is given there), else `setting`'s local
+/// device, or its first remote address.
+pub fn select_device(
+    setting: &BackendSetting,
+    assigned: Option<&str>,
+) -> Result<(Device, BackendInfo), BackendError> {
+    match (setting, assigned) {
+        (BackendSetting::Local(choice), None) => select_backend(*choice),
+        _ => {
+            let addresses = setting.addresses();
+            let address = assigned
+                .map(str::to_string)
+                .or_else(|| addresses.first().cloned())
+                .unwrap_or_default();
+            let device = connect(&address)?;
+            Ok((
+                device,
+                BackendInfo {
+                    backend: "remote".into(),
+                    adapter: address.clone(),
+                    reason: format!("train.backend: the remote server {address}"),
+                },
+            ))
+        }
+    }
+}
+
+/// Connects to a server started with `attnlab serve`, on a helper thread so a server
+/// that never answers costs at most [`CONNECT_TIMEOUT`].
+pub fn connect(address: &str) -> Result<Device, BackendError> {
+    use burn::tensor::remote::RemoteHost;
+    let unreachable = |reason: String| BackendError::Unreachable {
+        address: address.to_string(),
+        reason,
+    };
+    let host = if let Some(id) = address.strip_prefix("iroh:") {
+        let id: burn::tensor::remote::EndpointId = id
+            .parse()
+            .map_err(|e| unreachable(format!("not an Iroh endpoint id ({e})")))?;
+        RemoteHost::iroh(id)
+    } else {
+        RemoteHost::websocket(address)
+    };
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new()
+        .name("attnlab-connect".into())
+        .spawn(move || {
+            // Ignored: nobody waits any more after the timeout.
+            let _ = tx.send(Device::remote_options(&host).init());
+        })
+        .map_err(|e| unreachable(format!("cannot start a thread to connect: {e}")))?;
+    match rx.recv_timeout(CONNECT_TIMEOUT) {
+        Ok(Ok(device)) => Ok(device),
+        Ok(Err(e)) => Err(unreachable(e.to_string())),
+        Err(_) => Err(unreachable(format!(
+            "no answer within {} s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Whether a WebSocket server still accepts connections (within 2 s). Iroh addresses
+/// are assumed to answer.
+pub fn server_answers(address: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let Some(host_port) = address.strip_prefix("ws://") else {
+        return true;
+    };
+    let host_port = host_port.split('/').next().unwrap_or(host_port);
+    host_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| std::net::TcpStream::connect_timeout(&a, Duration::from_secs(2)).is_ok())
 }

@@ -39,19 +39,37 @@ impl Trainer {
     /// fed by a dispatcher thread); `1` is [`Trainer::spawn`]. Runs still start in
     /// queue order and every run's events keep their order.
     pub fn spawn_pool(workers: usize, wake: Box<dyn Fn() + Send + Sync>) -> std::io::Result<Self> {
+        Self::spawn_with(vec![None; workers.max(1)], wake)
+    }
+
+    /// Starts a trainer with one worker per remote server (`ws://host:port`), each
+    /// training its runs on that server, one at a time. A server that goes away takes
+    /// no more runs; when none is left, the runs still queued fail with the reason.
+    pub fn spawn_on_servers(
+        servers: Vec<String>,
+        wake: Box<dyn Fn() + Send + Sync>,
+    ) -> std::io::Result<Self> {
+        Self::spawn_with(servers.into_iter().map(Some).collect(), wake)
+    }
+
+    fn spawn_with(
+        devices: Vec<Option<String>>,
+        wake: Box<dyn Fn() + Send + Sync>,
+    ) -> std::io::Result<Self> {
+        let workers = devices.len().max(1);
         let (command_tx, command_rx) = bounded(COMMAND_CAPACITY);
         let (event_tx, event_rx) = bounded(EVENT_CAPACITY);
         let snapshot_bytes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let sink_bytes = snapshot_bytes.clone();
         let wake: super::sink::Wake = std::sync::Arc::from(wake);
-        let thread = if workers <= 1 {
+        let thread = if workers <= 1 && devices.iter().all(Option::is_none) {
             std::thread::Builder::new()
                 .name("attnlab-trainer".into())
                 .spawn(move || {
                     Worker::new(command_rx, EventSink::new(event_tx, sink_bytes, wake)).run();
                 })?
         } else {
-            super::pool::spawn(workers, command_rx, event_tx, sink_bytes, wake)?
+            super::pool::spawn(devices, command_rx, event_tx, sink_bytes, wake)?
         };
         Ok(Self {
             commands: command_tx,

@@ -20,16 +20,21 @@ mod evaluate;
 mod handle;
 mod pool;
 mod protocol;
+mod serve;
 mod session;
 mod sink;
 mod step;
 mod worker;
 
-pub use backend::{BackendError, CpuBackend, select_backend};
+pub use backend::{
+    BackendError, CONNECT_TIMEOUT, CpuBackend, connect, select_backend, select_device,
+    server_answers,
+};
 pub use evaluate::{EvalError, RecordEval, evaluate_record};
 pub use handle::{Trainer, TrainerGone, TryStartError};
 pub use pool::default_workers;
 pub use protocol::{Command, Event, Fault, RunId, StartRun};
+pub use serve::{ServeOptions, ServeTransport, serve};
 pub use session::MAX_SNAPSHOT_SIDE;
 pub use sink::EventReceiver;
 pub use step::{StepOutcome, tokens_tensor, train_step};

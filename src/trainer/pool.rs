@@ -14,7 +14,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, select};
 
 use super::protocol::{Command, Event, RunId, StartRun};
 use super::sink::{EventSink, Wake};
-use super::worker::Worker;
+use super::worker::{RunDone, Worker};
 use crate::config::RunPlan;
 use crate::records::RunStatus;
 
@@ -38,11 +38,16 @@ struct Executor {
     commands: Sender<Command>,
     running: Option<RunId>,
     thread: Option<JoinHandle<()>>,
+    /// Its remote server, if any.
+    server: Option<String>,
+    /// Its server went away: it takes no more runs.
+    lost: bool,
 }
 
-/// Starts the dispatcher (which starts `workers` executors).
+/// Starts the dispatcher (which starts one executor per entry of `devices`: `None`
+/// trains on this machine, `Some(address)` on that remote server).
 pub(super) fn spawn(
-    workers: usize,
+    devices: Vec<Option<String>>,
     commands: Receiver<Command>,
     events: Sender<Event>,
     snapshot_bytes: Arc<AtomicUsize>,
@@ -51,13 +56,14 @@ pub(super) fn spawn(
     std::thread::Builder::new()
         .name("attnlab-trainer".into())
         .spawn(move || {
-            let (done_tx, done_rx) = bounded(workers * 2);
+            let (done_tx, done_rx) = bounded(devices.len() * 2 + 2);
             let mut executors = Vec::new();
-            for index in 0..workers {
+            for (index, server) in devices.into_iter().enumerate() {
                 let (tx, rx) = bounded(64);
                 let sink = EventSink::new(events.clone(), snapshot_bytes.clone(), wake.clone());
                 let mut worker = Worker::new(rx, sink);
                 worker.done = Some((executors.len(), done_tx.clone()));
+                worker.server = server.clone();
                 let thread = std::thread::Builder::new()
                     .name(format!("attnlab-trainer-{}", index + 1))
                     .spawn(move || worker.run());
@@ -66,6 +72,8 @@ pub(super) fn spawn(
                         commands: tx,
                         running: None,
                         thread: Some(thread),
+                        server,
+                        lost: false,
                     });
                 }
             }
@@ -88,7 +96,7 @@ pub(super) fn spawn(
 
 struct Dispatcher {
     commands: Receiver<Command>,
-    done: Receiver<(usize, RunId)>,
+    done: Receiver<RunDone>,
     sink: EventSink,
     queue: VecDeque<StartRun>,
     executors: Vec<Executor>,
@@ -108,12 +116,14 @@ impl Dispatcher {
                     Err(_) => break,
                 },
                 recv(self.done) -> done => {
-                    if let Ok((index, id)) = done
+                    if let Ok((index, id, lost)) = done
                         && let Some(e) = self.executors.get_mut(index)
                         && e.running == Some(id)
                     {
                         e.running = None;
+                        e.lost |= lost;
                     }
+                    self.fail_if_no_server_left();
                 }
             }
             if self.sink.disconnected {
@@ -136,9 +146,38 @@ impl Dispatcher {
         self.sink.drain_blocking();
     }
 
+    /// When every executor's server is gone, the queued runs cannot train anywhere.
+    fn fail_if_no_server_left(&mut self) {
+        if !self.executors.iter().all(|e| e.lost) {
+            return;
+        }
+        let servers: Vec<&str> = self
+            .executors
+            .iter()
+            .filter_map(|e| e.server.as_deref())
+            .collect();
+        let message = format!(
+            "no remote server is left to train on ({} unreachable)",
+            servers.join(", ")
+        );
+        while let Some(run) = self.queue.pop_front() {
+            let mut summary = run.unstarted_summary(RunStatus::Failed);
+            summary.message = Some(message.clone());
+            self.sink.send(Event::Finished {
+                id: run.id,
+                summary: Box::new(summary),
+            });
+        }
+    }
+
     /// Hands queued runs to idle executors, in queue order.
     fn dispatch(&mut self) {
-        while let Some(index) = self.executors.iter().position(|e| e.running.is_none()) {
+        self.fail_if_no_server_left();
+        while let Some(index) = self
+            .executors
+            .iter()
+            .position(|e| e.running.is_none() && !e.lost)
+        {
             let Some(run) = self.queue.pop_front() else {
                 return;
             };

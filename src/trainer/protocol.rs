@@ -71,6 +71,10 @@ pub struct StartRun {
     /// Continue the run recorded in this folder from its last checkpoint (then
     /// `record_root` is ignored: the run goes on writing that record).
     pub resume: Option<PathBuf>,
+    /// The remote server this run trains on, set by the trainer pool that hands it to
+    /// that server's worker (a run whose backend is remote and that has none uses its
+    /// first address).
+    pub device: Option<String>,
 }
 
 impl StartRun {
@@ -80,6 +84,7 @@ impl StartRun {
             id,
             plan,
             record_root,
+            device: None,
             fault: None,
             resume: None,
         }
@@ -94,6 +99,7 @@ impl StartRun {
             record_root: None,
             fault: None,
             resume: Some(record_dir),
+            device: None,
         }
     }
 

@@ -10,7 +10,7 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::{SeedableRng, rngs::StdRng};
 
-use super::backend::{BackendError, select_backend};
+use super::backend::{BackendError, select_device};
 use super::protocol::{Event, Fault, RunId, StartRun};
 use super::sink::EventSink;
 use super::step::{tokens_tensor, train_step};
@@ -82,7 +82,7 @@ pub(crate) fn train(run: &StartRun, control: &mut dyn Control) -> RunSummary {
     let mut summary = run.unstarted_summary(RunStatus::Running);
     let selected = match run.fault {
         Some(Fault::NoBackend) => Err(BackendError::Injected),
-        _ => select_backend(run.plan.settings().train.backend),
+        _ => select_device(&run.plan.settings().train.backend, run.device.as_deref()),
     };
     let (device, backend) = match selected {
         Ok(selected) => selected,
@@ -142,6 +142,17 @@ pub(crate) fn train(run: &StartRun, control: &mut dyn Control) -> RunSummary {
     }
     if summary.elapsed_secs == 0.0 {
         summary.elapsed_secs = started.elapsed().as_secs_f64();
+    }
+    if summary.status == RunStatus::Failed
+        && summary.backend == "remote"
+        && !super::backend::server_answers(&summary.adapter)
+    {
+        summary.message = Some(format!(
+            "the remote server {} stopped answering at step {} ({})",
+            summary.adapter,
+            summary.steps,
+            summary.message.as_deref().unwrap_or("no reason given")
+        ));
     }
     summary.dropped_snapshots += control.sink().take_dropped();
     summary.pid = None;
@@ -323,6 +334,9 @@ impl<'a> RunContext<'a> {
     /// Records a measured step's peak: the bytes it allocated beyond those live
     /// before it, plus the parameters and Adam's two moments (f32) that were.
     fn note_peak_memory(&mut self, step_peak: usize) {
+        if self.summary.backend == "remote" {
+            return; // the memory is the server's, not this process's
+        }
         let resident = self.summary.params as u64 * 3 * 4;
         let peak = step_peak as u64 + resident;
         let known = self.summary.peak_memory_bytes.unwrap_or(0);

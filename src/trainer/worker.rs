@@ -24,10 +24,16 @@ pub(super) struct Worker {
     stop_pending: bool,
     /// Pause/Resume read during evaluation, applied at the next `poll`.
     deferred: VecDeque<Command>,
-    /// In a pool: this executor's index and where to say a run ended (the pool's
-    /// dispatcher announces `Queued` itself).
-    pub(super) done: Option<(usize, Sender<(usize, RunId)>)>,
+    /// In a pool: this executor's index and where to say a run ended, with whether
+    /// its remote server went away (the pool's dispatcher announces `Queued` itself).
+    pub(super) done: Option<(usize, Sender<RunDone>)>,
+    /// The remote server this worker trains on, if any.
+    pub(super) server: Option<String>,
 }
+
+/// A pool executor's report that a run ended: its index, the run, and whether its
+/// remote server went away.
+pub(super) type RunDone = (usize, RunId, bool);
 
 impl Worker {
     /// A worker reading `commands` and sending events through `sink`.
@@ -41,6 +47,7 @@ impl Worker {
             stop_pending: false,
             deferred: VecDeque::new(),
             done: None,
+            server: None,
         }
     }
 }
@@ -66,8 +73,11 @@ impl Worker {
         self.sink.drain_blocking();
     }
 
-    fn train(&mut self, run: StartRun) {
+    fn train(&mut self, mut run: StartRun) {
         let id = run.id;
+        if self.server.is_some() {
+            run.device = self.server.clone();
+        }
         self.stop_pending = false;
         self.deferred.clear();
         let result = catch_unwind(AssertUnwindSafe(|| session::train(&run, &mut *self)));
@@ -83,6 +93,14 @@ impl Worker {
             }
         };
         self.paused = false;
+        // A run that failed on a remote server that no longer answers: the server is
+        // gone (the session said so in the run's message), and this worker takes no
+        // more runs.
+        let lost = summary.status == RunStatus::Failed
+            && self
+                .server
+                .as_deref()
+                .is_some_and(|s| !super::backend::server_answers(s));
         self.sink.send(Event::Finished {
             id,
             summary: Box::new(summary),
@@ -90,7 +108,7 @@ impl Worker {
         self.sink.drain_blocking();
         if let Some((index, done)) = &self.done {
             // Ignored: a dispatcher that is gone is shutting down anyway.
-            let _ = done.send((*index, id));
+            let _ = done.send((*index, id, lost));
         }
     }
 

@@ -1,0 +1,304 @@
+//! Training on remote servers (`attnlab serve`, burn's remote backend), on the
+//! loopback interface only: runs spread over two servers and match local training; a
+//! server killed mid-run fails that run and the others finish; an unreachable address
+//! is a clear error.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use attnlab::records::{RunRecord, RunStatus, RunSummary, list_records};
+
+/// An `attnlab serve` process on 127.0.0.1, killed when dropped.
+struct Server {
+    child: Child,
+    address: String,
+    log: PathBuf,
+    /// Its stdout, kept open for as long as it runs.
+    _stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Server {
+    fn start(dir: &Path, name: &str) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_attnlab"))
+            .args([
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                "--device",
+                "cpu",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("attnlab serve starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .expect("the server prints its address");
+        let address = line
+            .trim()
+            .strip_prefix("attnlab serve: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_string();
+        assert!(address.starts_with("ws://127.0.0.1:"), "{address}");
+        Self {
+            child,
+            address,
+            log,
+            _stdout: stdout,
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // Ignored: it may have been killed already.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn attnlab(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_attnlab"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("the binary runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+const FOUR: &str = r#"
+name = "four"
+[task]
+seq_len = 16
+vocab = 8
+distance = 4
+[model]
+layers = 2
+heads = 2
+d_model = 16
+d_ff = 32
+[train]
+steps = 6
+batch = 4
+eval_every = 3
+eval_batches = 1
+snapshot_every = 3
+backend = "cpu"
+
+[[runs]]
+name = "dense"
+[[runs]]
+name = "local w=1"
+model.attention = { kind = "local", window = 1 }
+[[runs]]
+name = "dense seed 2"
+train.seed = 2
+[[runs]]
+name = "lstm"
+model.kind = "lstm"
+"#;
+
+fn summaries(dir: &Path) -> Vec<RunSummary> {
+    let mut all: Vec<RunSummary> = list_records(dir).into_iter().map(|r| r.summary).collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
+#[test]
+fn runs_spread_over_two_servers_and_match_local_training() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("four.toml"), FOUR).expect("write");
+    let (a, b) = (
+        Server::start(dir.path(), "a"),
+        Server::start(dir.path(), "b"),
+    );
+    let backend = format!("remote:{},{}", a.address, b.address);
+    let out = attnlab(
+        &[
+            "run",
+            "four.toml",
+            "--out",
+            "remote",
+            "--backend",
+            &backend,
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let remote = summaries(&dir.path().join("remote"));
+    assert_eq!(remote.len(), 4);
+    let mut used: Vec<&str> = remote.iter().map(|s| s.adapter.as_str()).collect();
+    used.sort_unstable();
+    used.dedup();
+    assert_eq!(used.len(), 2, "both servers trained runs: {used:?}");
+    for s in &remote {
+        assert_eq!(s.status, RunStatus::Finished, "{}: {:?}", s.name, s.message);
+        assert_eq!(s.backend, "remote");
+    }
+    assert!(a.log().contains("connected"), "{}", a.log());
+    assert!(b.log().contains("connected"), "{}", b.log());
+    // Records are complete, on this machine.
+    for r in list_records(&dir.path().join("remote")) {
+        let rows = RunRecord::open(&r.dir)
+            .and_then(|r| r.metrics())
+            .expect("metrics");
+        assert_eq!(
+            rows.iter().filter(|m| !m.eval).count(),
+            6,
+            "{}",
+            r.summary.name
+        );
+    }
+
+    let out = attnlab(
+        &[
+            "run",
+            "four.toml",
+            "--out",
+            "local",
+            "--backend",
+            "cpu",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let local = summaries(&dir.path().join("local"));
+    for (r, l) in remote.iter().zip(&local) {
+        assert_eq!(r.name, l.name);
+        let (rl, ll) = (r.final_loss.expect("loss"), l.final_loss.expect("loss"));
+        assert!(
+            (rl - ll).abs() < 1e-4,
+            "{}: remote loss {rl} vs local {ll}",
+            r.name
+        );
+        assert_eq!(r.final_accuracy, l.final_accuracy, "{}", r.name);
+    }
+}
+
+#[test]
+fn a_server_killed_mid_run_fails_that_run_and_the_others_finish() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The first run trains long on the first server; the others are short and end up
+    // on the second.
+    let file = FOUR.replace(
+        "[[runs]]\nname = \"dense\"\n",
+        "[[runs]]\nname = \"dense\"\ntrain.steps = 1000000\n",
+    );
+    std::fs::write(dir.path().join("four.toml"), file).expect("write");
+    let mut a = Server::start(dir.path(), "a");
+    let b = Server::start(dir.path(), "b");
+    let backend = format!("remote:{},{}", a.address, b.address);
+    let mut client = Command::new(env!("CARGO_BIN_EXE_attnlab"))
+        .args([
+            "run",
+            "four.toml",
+            "--out",
+            "r",
+            "--backend",
+            &backend,
+            "--quiet",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("client starts");
+    let started = Instant::now();
+    while !a.log().contains("connected") {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never connected"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    a.child.kill().expect("kill the first server");
+    let status = loop {
+        if let Some(status) = client.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "the client hung after its server died"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(1), "a failed run: exit 1");
+    let all = summaries(&dir.path().join("r"));
+    assert_eq!(all.len(), 4, "{all:?}");
+    for s in &all {
+        if s.name == "dense" {
+            assert_eq!(s.status, RunStatus::Failed, "{s:?}");
+            let message = s.message.as_deref().unwrap_or_default();
+            assert!(
+                message.contains(&format!(
+                    "the remote server {} stopped answering",
+                    a.address
+                )),
+                "{message}"
+            );
+        } else {
+            assert_eq!(s.status, RunStatus::Finished, "{}: {:?}", s.name, s.message);
+            assert_eq!(s.adapter, b.address, "{}", s.name);
+        }
+    }
+}
+
+#[test]
+fn an_unreachable_server_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = FOUR.split("[[runs]]").next().expect("base").to_string();
+    std::fs::write(dir.path().join("one.toml"), one).expect("write");
+    // Nothing listens on port 9 of the loopback interface.
+    let out = attnlab(
+        &[
+            "run",
+            "one.toml",
+            "--out",
+            "r",
+            "--backend",
+            "remote:ws://127.0.0.1:9",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("cannot reach the remote server ws://127.0.0.1:9"),
+        "{}",
+        text(&out)
+    );
+    // A malformed address never gets that far.
+    let out = attnlab(
+        &[
+            "run",
+            "one.toml",
+            "--out",
+            "r",
+            "--backend",
+            "remote:127.0.0.1",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2), "a usage error: {}", text(&out));
+    assert!(text(&out).contains("ws://host:port"), "{}", text(&out));
+}
