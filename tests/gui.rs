@@ -597,3 +597,85 @@ fn export_writes_a_bundle_that_reopens_without_retraining() {
     step_until(&mut h, |app| !app.runs().views.is_empty());
     assert_eq!(h.state().runs().views[0].train.len(), 12);
 }
+
+/// The Devices pane: a server added by its address is checked off the UI thread and
+/// remembered; with "Train queued runs on these servers" on, the runs train there and
+/// the runs panel says where.
+#[test]
+fn runs_train_on_a_server_added_in_the_devices_pane() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_attnlab"))
+        .args([
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--device",
+            "cpu",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("attnlab serve");
+    let mut stdout = std::io::BufReader::new(server.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("address");
+    let address = line
+        .trim()
+        .trim_start_matches("attnlab serve: listening on ")
+        .to_string();
+    let mut h = harness(dir.path(), TINY);
+    h.run_steps(2);
+    h.get_by_label("Devices").click();
+    h.run_steps(2);
+    h.get_by_label("add").focus();
+    h.run_steps(1);
+    h.get_by_label("add").type_text("127.0.0.1:1");
+    h.run_steps(2);
+    assert_eq!(
+        h.query_all_by_label_contains("is not a server address")
+            .count(),
+        1,
+        "an address without ws:// is refused with the reason"
+    );
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::A);
+    h.key_press(egui::Key::Backspace);
+    h.run_steps(1);
+    h.get_by_label("add").type_text(&address);
+    h.run_steps(2);
+    h.get_by_label("Add").click();
+    h.run_steps(2);
+    assert_eq!(h.state().persisted().servers, vec![address.clone()]);
+    step_until(&mut h, |app| {
+        app.server_state(&address).is_some_and(|s| s != "checking")
+    });
+    assert_eq!(
+        h.state().server_state(&address).as_deref(),
+        Some("reachable")
+    );
+    h.get_by_label("Train queued runs on these servers (one run per server at a time)")
+        .click();
+    h.run_steps(2);
+    h.get_by_label("Run").click();
+    h.run_steps(2);
+    step_until(&mut h, |app| !app.runs().any_active());
+    for run in &h.state().runs().views {
+        assert_eq!(
+            run.status,
+            RunStatus::Finished,
+            "{}: {:?}",
+            run.name,
+            run.message()
+        );
+        let backend = run.backend.as_ref().expect("started");
+        assert_eq!(
+            (backend.backend.as_str(), backend.adapter.as_str()),
+            ("remote", address.as_str())
+        );
+    }
+    // Ignored: the server may have exited.
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -159,25 +159,35 @@ impl App {
     /// Starts the trainer thread if it is not running; false (with a notice) if it
     /// cannot be started.
     pub(super) fn ensure_trainer(&mut self) -> bool {
+        let servers = self.active_servers();
         let workers = match self.state.parallel_runs {
             0 => crate::trainer::default_workers(self.editor.plans()),
             n => n,
         };
         if let Some(t) = &self.trainer {
-            if t.workers() == workers || self.runs.any_active() {
+            let same = if servers.is_empty() {
+                t.servers().is_empty() && t.workers() == workers
+            } else {
+                t.servers() == servers.as_slice()
+            };
+            if same || self.runs.any_active() {
                 return true;
             }
-            // The pool size changed while idle: start a trainer of the new size.
+            // The pool (its size, or its servers) changed while idle: start a new one.
             self.trainer = None;
         }
         let ctx = self.ctx.clone();
         // Trainer events arrive every step; redrawing at most every TRAINER_REPAINT is
         // live enough for curves and keeps the window's own CPU time (software
         // rendering included) away from training.
-        match Trainer::spawn_pool(
-            workers,
-            Box::new(move || ctx.request_repaint_after(TRAINER_REPAINT)),
-        ) {
+        let wake: Box<dyn Fn() + Send + Sync> =
+            Box::new(move || ctx.request_repaint_after(TRAINER_REPAINT));
+        let spawned = if servers.is_empty() {
+            Trainer::spawn_pool(workers, wake)
+        } else {
+            Trainer::spawn_on_servers(servers, wake)
+        };
+        match spawned {
             Ok(t) => {
                 self.trainer = Some(t);
                 true

@@ -148,6 +148,7 @@ impl UiCommand {
                     Pane::Cost => Key::Num6,
                     Pane::Heads => Key::Num7,
                     Pane::Distance => Key::Num8,
+                    Pane::Devices => Key::Num9,
                 };
                 cmd(key)
             }

@@ -26,7 +26,10 @@ pub struct CurveOptions {
 pub type BandPoint = [f64; 4];
 
 /// The mean, lowest and highest value of `members` at every step they all have.
+/// Members without any value yet (replicates still queued) are left out, so a group
+/// shows while its first seeds train.
 pub fn group_band(members: &[&[Metrics]], value: impl Fn(&Metrics) -> f64) -> Vec<BandPoint> {
+    let members: Vec<&[Metrics]> = members.iter().copied().filter(|m| !m.is_empty()).collect();
     let Some((first, rest)) = members.split_first() else {
         return Vec::new();
     };
@@ -267,6 +270,13 @@ mod tests {
         assert_eq!(band.len(), 2, "step 30 is not shared");
         assert!((band[0][1] - 0.3).abs() < 1e-12);
         assert_eq!((band[1][2], band[1][3]), (0.6, 0.8));
+        // A replicate still queued (no metrics) does not hide the others.
+        let queued: [Metrics; 0] = [];
+        assert_eq!(
+            group_band(&[&a, &queued, &b], |m| m.accuracy),
+            band,
+            "the started members' band"
+        );
     }
 
     #[test]

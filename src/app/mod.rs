@@ -17,6 +17,7 @@ mod compare;
 mod config_panel;
 mod cost_cache;
 mod cost_view;
+mod devices_view;
 mod difference_view;
 mod distance_view;
 mod editor;

@@ -1,5 +1,5 @@
 //! The panes of the main area, listed once: the tabs, the View menu and the
-//! `Ctrl+1..8` shortcuts all come from [`Pane::ALL`].
+//! `Ctrl+1..9` shortcuts all come from [`Pane::ALL`].
 
 use serde::{Deserialize, Serialize};
 
@@ -22,11 +22,13 @@ pub enum Pane {
     Heads,
     /// Accuracy against the distance of each answer's dependency.
     Distance,
+    /// Where runs train: this machine and remote servers.
+    Devices,
 }
 
 impl Pane {
     /// Every pane, in tab order.
-    pub const ALL: [Pane; 8] = [
+    pub const ALL: [Pane; 9] = [
         Pane::Curves,
         Pane::Attention,
         Pane::Compare,
@@ -35,6 +37,7 @@ impl Pane {
         Pane::Cost,
         Pane::Heads,
         Pane::Distance,
+        Pane::Devices,
     ];
 
     /// The tab's title.
@@ -48,6 +51,7 @@ impl Pane {
             Pane::Sweep => "Sweep",
             Pane::Heads => "Heads",
             Pane::Distance => "Distance",
+            Pane::Devices => "Devices",
         }
     }
 
@@ -66,6 +70,7 @@ impl Pane {
             Pane::Distance => {
                 "Accuracy against how far back each answer lies, with each run's structural reach"
             }
+            Pane::Devices => "This machine's CPU and GPU, and remote servers runs can train on",
         }
     }
 }

@@ -63,9 +63,16 @@ pub fn runs_ui(
                 {
                     actions.push(RunsAction::Select(run.id));
                 }
-                let status = match (run.status, run.paused) {
-                    (RunStatus::Running, true) => "paused".to_string(),
-                    (s, _) => s.name().to_string(),
+                // Where it trains: a remote server's address is worth seeing.
+                let remote = run
+                    .backend
+                    .as_ref()
+                    .filter(|b| b.backend == "remote")
+                    .map(|b| b.adapter.as_str());
+                let status = match (run.status, run.paused, remote) {
+                    (RunStatus::Running, true, _) => "paused".to_string(),
+                    (RunStatus::Running, false, Some(server)) => format!("running on {server}"),
+                    (s, _, _) => s.name().to_string(),
                 };
                 let status_text = match run.status {
                     RunStatus::Failed | RunStatus::Diverged => {
@@ -101,10 +108,13 @@ pub fn runs_ui(
                     }
                 } else {
                     let origin = match &run.source {
-                        Source::Live => run
-                            .backend
-                            .as_ref()
-                            .map_or(String::new(), |b| b.backend.clone()),
+                        Source::Live => run.backend.as_ref().map_or(String::new(), |b| {
+                            if b.backend == "remote" {
+                                format!("remote {}", b.adapter)
+                            } else {
+                                b.backend.clone()
+                            }
+                        }),
                         Source::Record(_) => "record".into(),
                     };
                     ui.label(RichText::new(origin).small());

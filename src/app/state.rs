@@ -31,6 +31,10 @@ pub struct PersistedState {
     pub show_dependencies: bool,
     /// The folder file dialogs start in.
     pub last_dir: Option<PathBuf>,
+    /// Remote servers the user added (`ws://host:port`), in the Devices pane.
+    pub servers: Vec<String>,
+    /// Whether queued runs train on those servers instead of this machine.
+    pub use_servers: bool,
     /// Pixels per point of a pane saved as PNG (1 = as on screen).
     pub png_scale: f32,
     /// The longest sequence the cost view measures.
@@ -55,6 +59,8 @@ impl Default for PersistedState {
             show_mask: false,
             show_dependencies: true,
             last_dir: None,
+            servers: Vec::new(),
+            use_servers: false,
             png_scale: 2.0,
             cost_max_len: 4096,
             cost_cache: None,

@@ -137,6 +137,10 @@ pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
             }
         }
         Pane::Distance => distance_ui(ui, &mut app.distance, &indexed),
+        Pane::Devices => {
+            drop(indexed);
+            super::devices_view::devices_ui(ui, app);
+        }
         Pane::Cost => {
             let patterns = app.experiment_patterns();
             let ctx = app.ctx.clone();

@@ -9,6 +9,7 @@ use super::attention_view::AttentionViewState;
 use super::background::Background;
 use super::compare::CompareState;
 use super::cost_view::CostView;
+use super::devices_view::ServerProbes;
 use super::distance_view::DistanceViewState;
 use super::editor::Editor;
 use super::examples::DEFAULT;
@@ -58,6 +59,9 @@ pub struct App {
     pub(super) sweep: SweepViewState,
     pub(super) heads: HeadsViewState,
     pub(super) distance: DistanceViewState,
+    pub(super) devices: ServerProbes,
+    /// The Devices pane's "add a server" field.
+    pub(super) servers_input: String,
     pub(super) selected: Option<RunId>,
     pub(super) records: Vec<RunRecord>,
     /// Reads past runs off the UI thread.
@@ -133,6 +137,8 @@ impl App {
             sweep: SweepViewState::default(),
             heads: HeadsViewState::default(),
             distance: DistanceViewState::default(),
+            devices: ServerProbes::default(),
+            servers_input: String::new(),
             selected: None,
             records: Vec::new(),
             background: Background::default(),

@@ -162,6 +162,23 @@ pub fn select_backend(choice: BackendChoice) -> Result<(Device, BackendInfo), Ba
     })
 }
 
+/// This machine's GPU as the Devices list shows it: the hardware adapter wgpu would
+/// train on, or why there is none.
+pub fn local_gpu() -> String {
+    let all = adapters();
+    match all.iter().find(|a| a.is_hardware()) {
+        Some(a) => a.describe(),
+        None if all.is_empty() => "none (no wgpu adapter)".into(),
+        None => format!(
+            "none: only software adapters ({}), not used",
+            all.iter()
+                .map(|a| a.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
 /// Longest wait to connect to a remote server (burn retries a refused connection for
 /// about 16 s; an address that never answers would otherwise wait for the system's
 /// TCP timeout).

@@ -26,6 +26,8 @@ pub struct Trainer {
     events: EventReceiver,
     thread: Option<JoinHandle<()>>,
     workers: usize,
+    /// The remote servers it trains on (empty: this machine).
+    servers: Vec<String>,
 }
 
 impl Trainer {
@@ -57,6 +59,7 @@ impl Trainer {
         wake: Box<dyn Fn() + Send + Sync>,
     ) -> std::io::Result<Self> {
         let workers = devices.len().max(1);
+        let servers: Vec<String> = devices.iter().flatten().cloned().collect();
         let (command_tx, command_rx) = bounded(COMMAND_CAPACITY);
         let (event_tx, event_rx) = bounded(EVENT_CAPACITY);
         let snapshot_bytes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -76,7 +79,13 @@ impl Trainer {
             events: EventReceiver::new(event_rx, snapshot_bytes),
             thread: Some(thread),
             workers: workers.max(1),
+            servers,
         })
+    }
+
+    /// The remote servers it trains on (empty: this machine).
+    pub fn servers(&self) -> &[String] {
+        &self.servers
     }
 
     /// How many runs it trains at once.

@@ -27,7 +27,7 @@ mod step;
 mod worker;
 
 pub use backend::{
-    BackendError, CONNECT_TIMEOUT, CpuBackend, connect, select_backend, select_device,
+    BackendError, CONNECT_TIMEOUT, CpuBackend, connect, local_gpu, select_backend, select_device,
     server_answers,
 };
 pub use evaluate::{EvalError, RecordEval, evaluate_record};

@@ -1,0 +1,244 @@
+//! The Devices pane: where runs train. This machine's CPU and GPU, and the remote
+//! servers the user added (`attnlab serve` on other machines; remembered between
+//! launches), each with its state (reachable, busy with which run, unreachable).
+//! With "Train on these servers" on, queued runs go to whichever server is free, one
+//! run per server at a time; the runs panel says where each ran.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, unbounded};
+use egui::{Color32, RichText, Ui};
+
+use super::run_views::RunView;
+use super::widgets::ERROR_COLOR;
+use super::workbench::App;
+use crate::config::BackendSetting;
+use crate::records::RunStatus;
+
+/// How often the pane re-checks the servers while it is shown.
+const RECHECK: Duration = Duration::from_secs(10);
+
+/// What a check of a server found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerState {
+    Checking,
+    Reachable,
+    Unreachable,
+}
+
+/// Server checks, each on a helper thread (a TCP connect with a 2 s timeout), so the
+/// window never waits on the network.
+pub struct ServerProbes {
+    states: HashMap<String, ServerState>,
+    tx: Sender<(String, bool)>,
+    rx: Receiver<(String, bool)>,
+    last: Option<Instant>,
+    /// This machine's GPU, described once.
+    gpu: Option<String>,
+}
+
+impl Default for ServerProbes {
+    fn default() -> Self {
+        let (tx, rx) = unbounded();
+        Self {
+            states: HashMap::new(),
+            tx,
+            rx,
+            last: None,
+            gpu: None,
+        }
+    }
+}
+
+impl ServerProbes {
+    /// Starts checking `address`.
+    pub fn check(&mut self, address: &str, wake: impl Fn() + Send + 'static) {
+        self.states
+            .insert(address.to_string(), ServerState::Checking);
+        let tx = self.tx.clone();
+        let address = address.to_string();
+        // A thread that cannot start leaves the state at "checking" until the next try.
+        let _ = std::thread::Builder::new()
+            .name("attnlab-probe".into())
+            .spawn(move || {
+                let answers = crate::trainer::server_answers(&address);
+                // Ignored: the window may be gone.
+                let _ = tx.send((address, answers));
+                wake();
+            });
+    }
+
+    /// Applies the answers that arrived.
+    pub fn poll(&mut self) {
+        for (address, answers) in self.rx.try_iter() {
+            self.states.insert(
+                address,
+                if answers {
+                    ServerState::Reachable
+                } else {
+                    ServerState::Unreachable
+                },
+            );
+        }
+    }
+
+    /// The last known state of `address`.
+    pub fn state(&self, address: &str) -> Option<ServerState> {
+        self.states.get(address).copied()
+    }
+}
+
+impl App {
+    /// The servers queued runs go to (empty: this machine).
+    pub(super) fn active_servers(&self) -> Vec<String> {
+        if self.state.use_servers {
+            self.state.servers.clone()
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// A server's last known state, as the pane words it (for tests):
+    /// `checking`, `reachable` or `unreachable`.
+    pub fn server_state(&self, address: &str) -> Option<String> {
+        self.devices.state(address).map(|s| match s {
+            ServerState::Checking => "checking".to_string(),
+            ServerState::Reachable => "reachable".to_string(),
+            ServerState::Unreachable => "unreachable".to_string(),
+        })
+    }
+
+    fn check_servers(&mut self) {
+        self.devices.last = Some(Instant::now());
+        for address in self.state.servers.clone() {
+            let ctx = self.ctx.clone();
+            self.devices.check(&address, move || ctx.request_repaint());
+        }
+    }
+}
+
+/// What a device is running: the names of the live runs training there.
+fn running_on(runs: &[RunView], on: impl Fn(&str, &str) -> bool) -> Vec<&str> {
+    runs.iter()
+        .filter(|r| r.status == RunStatus::Running)
+        .filter_map(|r| {
+            r.backend
+                .as_ref()
+                .filter(|b| on(&b.backend, &b.adapter))
+                .map(|_| r.name.as_str())
+        })
+        .collect()
+}
+
+/// The pane.
+pub fn devices_ui(ui: &mut Ui, app: &mut App) {
+    app.devices.poll();
+    if app.devices.last.is_none_or(|t| t.elapsed() > RECHECK) {
+        app.check_servers();
+        let ctx = app.ctx.clone();
+        ctx.request_repaint_after(RECHECK);
+    }
+    let gpu = app
+        .devices
+        .gpu
+        .get_or_insert_with(crate::trainer::local_gpu)
+        .clone();
+    ui.label(RichText::new("This machine").strong());
+    egui::Grid::new("local-devices")
+        .spacing([16.0, 4.0])
+        .show(ui, |ui| {
+            let busy = |b: &str| running_on(&app.runs.views, |backend, _| backend == b);
+            ui.label("CPU");
+            ui.label(crate::trainer::CpuBackend::describe());
+            ui.label(activity(&busy("cpu")));
+            ui.end_row();
+            ui.label("GPU");
+            ui.label(gpu);
+            ui.label(activity(&busy("wgpu")));
+            ui.end_row();
+        });
+    ui.separator();
+    ui.label(RichText::new("Remote servers").strong());
+    ui.label(
+        RichText::new(
+            "Machines running `attnlab serve` (README: Remote GPUs). Records, curves and attention maps stay on this machine.",
+        )
+        .small()
+        .weak(),
+    );
+    let mut use_servers = app.state.use_servers;
+    ui.add_enabled_ui(!app.state.servers.is_empty(), |ui| {
+        ui.checkbox(
+            &mut use_servers,
+            "Train queued runs on these servers (one run per server at a time)",
+        )
+        .on_hover_text("Off: runs train on this machine. Takes effect when no run is active.");
+    });
+    app.state.use_servers = use_servers && !app.state.servers.is_empty();
+    let mut remove = None;
+    let mut recheck = false;
+    egui::Grid::new("servers")
+        .striped(true)
+        .spacing([16.0, 4.0])
+        .show(ui, |ui| {
+            for (i, address) in app.state.servers.iter().enumerate() {
+                ui.label(RichText::new(address).monospace());
+                let running = running_on(&app.runs.views, |backend, adapter| {
+                    backend == "remote" && adapter == address
+                });
+                let (text, color) = match (app.devices.state(address), running.is_empty()) {
+                    (_, false) => (format!("busy: {}", running.join(", ")), Color32::LIGHT_BLUE),
+                    (Some(ServerState::Reachable), true) => {
+                        ("reachable, idle".into(), Color32::LIGHT_GREEN)
+                    }
+                    (Some(ServerState::Unreachable), true) => ("unreachable".into(), ERROR_COLOR),
+                    (Some(ServerState::Checking) | None, true) => {
+                        ("checking...".into(), Color32::GRAY)
+                    }
+                };
+                ui.label(RichText::new(text).color(color));
+                if ui.small_button("Check").clicked() {
+                    recheck = true;
+                }
+                if ui.small_button("Remove").clicked() {
+                    remove = Some(i);
+                }
+                ui.end_row();
+            }
+        });
+    if let Some(i) = remove {
+        app.state.servers.remove(i);
+    }
+    if recheck {
+        app.check_servers();
+    }
+    ui.horizontal(|ui| {
+        let l = ui.label("add");
+        let field = ui
+            .add(egui::TextEdit::singleline(&mut app.servers_input).hint_text("ws://gpu-box:3000"))
+            .labelled_by(l.id);
+        let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+        let address = app.servers_input.trim().to_string();
+        let check = BackendSetting::remote(vec![address.clone()]).check();
+        let valid = check.is_ok() && !app.state.servers.contains(&address);
+        let clicked = ui.add_enabled(valid, egui::Button::new("Add")).clicked();
+        if valid && (clicked || entered) {
+            app.state.servers.push(address.clone());
+            app.servers_input.clear();
+            let ctx = app.ctx.clone();
+            app.devices.check(&address, move || ctx.request_repaint());
+        }
+        if let (Err(why), false) = (check, address.is_empty()) {
+            ui.label(RichText::new(why).color(ERROR_COLOR).small());
+        }
+    });
+}
+
+fn activity(running: &[&str]) -> RichText {
+    if running.is_empty() {
+        RichText::new("idle").color(Color32::GRAY)
+    } else {
+        RichText::new(format!("busy: {}", running.join(", "))).color(Color32::LIGHT_BLUE)
+    }
+}
