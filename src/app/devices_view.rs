@@ -4,13 +4,12 @@
 //! With "Train on these servers" on, queued runs go to whichever server is free, one
 //! run per server at a time; the runs panel says where each ran.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
 use egui::{Color32, RichText, Ui};
 
 use super::run_views::RunView;
+use super::server_probes::ServerState;
 use super::widgets::ERROR_COLOR;
 use super::workbench::App;
 use crate::config::BackendSetting;
@@ -18,76 +17,6 @@ use crate::records::RunStatus;
 
 /// How often the pane re-checks the servers while it is shown.
 const RECHECK: Duration = Duration::from_secs(10);
-
-/// What a check of a server found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ServerState {
-    Checking,
-    Reachable,
-    Unreachable,
-}
-
-/// Server checks, each on a helper thread (a TCP connect with a 2 s timeout), so the
-/// window never waits on the network.
-pub struct ServerProbes {
-    states: HashMap<String, ServerState>,
-    tx: Sender<(String, bool)>,
-    rx: Receiver<(String, bool)>,
-    last: Option<Instant>,
-    /// This machine's GPU, described once.
-    gpu: Option<String>,
-}
-
-impl Default for ServerProbes {
-    fn default() -> Self {
-        let (tx, rx) = unbounded();
-        Self {
-            states: HashMap::new(),
-            tx,
-            rx,
-            last: None,
-            gpu: None,
-        }
-    }
-}
-
-impl ServerProbes {
-    /// Starts checking `address`.
-    pub fn check(&mut self, address: &str, wake: impl Fn() + Send + 'static) {
-        self.states
-            .insert(address.to_string(), ServerState::Checking);
-        let tx = self.tx.clone();
-        let address = address.to_string();
-        // A thread that cannot start leaves the state at "checking" until the next try.
-        let _ = std::thread::Builder::new()
-            .name("attnlab-probe".into())
-            .spawn(move || {
-                let answers = crate::trainer::server_answers(&address);
-                // Ignored: the window may be gone.
-                let _ = tx.send((address, answers));
-                wake();
-            });
-    }
-
-    /// Applies the answers that arrived.
-    pub fn poll(&mut self) {
-        for (address, answers) in self.rx.try_iter() {
-            self.states.insert(
-                address,
-                if answers {
-                    ServerState::Reachable
-                } else {
-                    ServerState::Unreachable
-                },
-            );
-        }
-    }
-
-    /// The last known state of `address`.
-    pub fn state(&self, address: &str) -> Option<ServerState> {
-        self.states.get(address).copied()
-    }
-}
 
 impl App {
     /// The servers queued runs go to (empty: this machine).

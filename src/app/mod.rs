@@ -38,6 +38,7 @@ mod pattern_editor;
 mod receptive_view;
 mod run_views;
 mod runs_panel;
+mod server_probes;
 mod shell;
 mod state;
 mod sweep_view;
