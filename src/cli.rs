@@ -254,16 +254,13 @@ pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
     }
 }
 
-/// The records named on the command line: record folders, or every record under a
-/// folder of them.
-fn named_records(dirs: &[PathBuf]) -> anyhow::Result<Vec<crate::records::RunRecord>> {
-    let mut records = Vec::new();
+/// The record folders named on the command line: record folders as given, and every
+/// record under a folder of them.
+fn record_folders(dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut folders = Vec::new();
     for dir in dirs {
         if dir.join("summary.json").exists() {
-            records.push(
-                crate::records::RunRecord::open(dir)
-                    .with_context(|| format!("cannot read the record {}", dir.display()))?,
-            );
+            folders.push(dir.clone());
         } else {
             let found = crate::records::list_records(dir);
             anyhow::ensure!(
@@ -271,10 +268,21 @@ fn named_records(dirs: &[PathBuf]) -> anyhow::Result<Vec<crate::records::RunReco
                 "{} is neither a run record nor a folder of records",
                 dir.display()
             );
-            records.extend(found);
+            folders.extend(found.into_iter().map(|r| r.dir));
         }
     }
-    Ok(records)
+    Ok(folders)
+}
+
+/// The records named on the command line, each read.
+fn named_records(dirs: &[PathBuf]) -> anyhow::Result<Vec<crate::records::RunRecord>> {
+    record_folders(dirs)?
+        .iter()
+        .map(|dir| {
+            crate::records::RunRecord::open(dir)
+                .with_context(|| format!("cannot read the record {}", dir.display()))
+        })
+        .collect()
 }
 
 fn export(dirs: &[PathBuf], to: &std::path::Path) -> anyhow::Result<ExitCode> {
@@ -297,20 +305,7 @@ fn eval(
     backend: BackendChoice,
 ) -> anyhow::Result<ExitCode> {
     // Each record on its own: a damaged one is reported and the others evaluated.
-    let mut folders = Vec::new();
-    for dir in dirs {
-        if dir.join("summary.json").exists() {
-            folders.push(dir.clone());
-        } else {
-            let found = crate::records::list_records(dir);
-            anyhow::ensure!(
-                !found.is_empty(),
-                "{} is neither a run record nor a folder of records",
-                dir.display()
-            );
-            folders.extend(found.into_iter().map(|r| r.dir));
-        }
-    }
+    let folders = record_folders(dirs)?;
     let mut failed = 0;
     for folder in &folders {
         match crate::trainer::evaluate_record(folder, seed, batches, backend) {

@@ -138,17 +138,11 @@ impl Background {
         let repaint = ctx.clone();
         ctx.request_screenshot(move |image| {
             let region = image.region(&rect, Some(pixels_per_point));
-            let result = crate::export::color_image_png(
+            let result = write_png_file(
                 region.size,
                 region.pixels.iter().map(|c| c.to_array()),
-            )
-            .and_then(|bytes| {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-                }
-                write_atomically(&path, &bytes).map_err(|e| e.to_string())
-            })
-            .map(|()| 1);
+                &path,
+            );
             // Ignored: if the window is gone nobody waits for the file.
             let _ = tx.send(Loaded::Exported { to: path, result });
             repaint.request_repaint();
@@ -165,20 +159,14 @@ impl Background {
     ) {
         let tx = self.tx.clone();
         self.spawn(wake, move || {
-            let result = crate::export::color_image_png(
+            let result = write_png_file(
                 figure.size,
                 figure
                     .rgba
                     .chunks_exact(4)
                     .map(|p| [p[0], p[1], p[2], p[3]]),
-            )
-            .and_then(|bytes| {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-                }
-                write_atomically(&path, &bytes).map_err(|e| e.to_string())
-            })
-            .map(|()| 1);
+                &path,
+            );
             // Ignored: if the window is gone nobody waits for the file.
             let _ = tx.send(Loaded::Exported { to: path, result });
         });
@@ -209,6 +197,21 @@ impl Background {
         }
         loaded
     }
+}
+
+/// Encodes RGBA pixels as a PNG at `path` (its folder made if needed); `Ok(1)`: one
+/// file written.
+fn write_png_file(
+    size: [usize; 2],
+    pixels: impl Iterator<Item = [u8; 4]>,
+    path: &std::path::Path,
+) -> Result<usize, String> {
+    let bytes = crate::export::color_image_png(size, pixels)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    write_atomically(path, &bytes).map_err(|e| e.to_string())?;
+    Ok(1)
 }
 
 /// Figures and numbers of the records in `dirs`, the experiment as `experiment.toml`
