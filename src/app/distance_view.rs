@@ -8,7 +8,10 @@
 use std::collections::BTreeMap;
 
 use egui::{RichText, Ui};
-use egui_plot::{Legend, Line, LineStyle, Plot, PlotPoints, Points, VLine};
+use egui_plot::{Corner, Legend, Line, LineStyle, Plot, PlotPoints, Points, VLine};
+
+/// Room below accuracy 0 for the legend.
+const LEGEND_ROOM: f64 = -0.45;
 
 use super::run_views::RunView;
 use super::widgets::run_color;
@@ -71,8 +74,10 @@ fn within_ui(ui: &mut Ui, state: &mut DistanceViewState, runs: &[(usize, &RunVie
         state.bucket
     };
     Plot::new("distance-within")
-        .height(260.0)
-        .legend(Legend::default())
+        .height(300.0)
+        // The legend sits below zero, where no accuracy goes, so it hides no point.
+        .legend(Legend::default().position(Corner::RightBottom))
+        .include_y(LEGEND_ROOM)
         .x_axis_label("distance: query position - source position")
         .y_axis_label("held-out accuracy")
         .include_y(0.0)
@@ -148,8 +153,9 @@ fn across_ui(ui: &mut Ui, series: &[Series<'_>]) {
         .strong(),
     );
     Plot::new("distance-across")
-        .height(260.0)
-        .legend(Legend::default())
+        .height(300.0)
+        .legend(Legend::default().position(Corner::RightBottom))
+        .include_y(LEGEND_ROOM)
         .x_axis_label("task.distance")
         .y_axis_label("final accuracy")
         .include_y(0.0)

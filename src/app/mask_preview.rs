@@ -122,7 +122,7 @@ pub fn mask_preview_ui(
         } else if reach.links_distance(d) {
             ui.label(
                 RichText::new(format!(
-                    "The task's distance {d} is within reach: the model can learn it."
+                    "The task's distance {d} is within reach: a model can link it (whether training finds the path is another matter; see the Distance pane)."
                 ))
                 .strong(),
             );
