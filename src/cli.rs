@@ -121,6 +121,10 @@ pub enum HeadlessCommand {
         /// Iroh: keep the server's key in this file, so its id stays the same.
         #[arg(long, value_name = "FILE")]
         identity: Option<PathBuf>,
+        /// Iroh without n0's relays: direct connections only (clients dial
+        /// iroh:<id>@host:port); for a network without the internet.
+        #[arg(long)]
+        no_relays: bool,
     },
     /// Time the reference workloads (README.md, "Reference workloads"); one JSON
     /// object per line on stdout.
@@ -178,6 +182,7 @@ pub fn execute(command: HeadlessCommand) -> anyhow::Result<ExitCode> {
             host,
             device,
             identity,
+            no_relays,
         } => {
             let options = crate::trainer::ServeOptions {
                 transport,
@@ -185,6 +190,7 @@ pub fn execute(command: HeadlessCommand) -> anyhow::Result<ExitCode> {
                 port,
                 device,
                 identity,
+                no_relays,
             };
             crate::trainer::serve(
                 &options,

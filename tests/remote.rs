@@ -21,9 +21,10 @@ struct Server {
 
 impl Server {
     fn start(dir: &Path, name: &str) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_attnlab"))
-            .args([
+        Self::start_with(
+            dir,
+            name,
+            &[
                 "serve",
                 "--host",
                 "127.0.0.1",
@@ -31,7 +32,14 @@ impl Server {
                 "0",
                 "--device",
                 "cpu",
-            ])
+            ],
+        )
+    }
+
+    fn start_with(dir: &Path, name: &str, args: &[&str]) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let mut child = Command::new(env!("CARGO_BIN_EXE_attnlab"))
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
@@ -46,7 +54,6 @@ impl Server {
             .strip_prefix("attnlab serve: listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
-        assert!(address.starts_with("ws://127.0.0.1:"), "{address}");
         Self {
             child,
             address,
@@ -130,6 +137,7 @@ fn runs_spread_over_two_servers_and_match_local_training() {
         Server::start(dir.path(), "a"),
         Server::start(dir.path(), "b"),
     );
+    assert!(a.address.starts_with("ws://127.0.0.1:"), "{}", a.address);
     let backend = format!("remote:{},{}", a.address, b.address);
     let out = attnlab(
         &[
@@ -301,4 +309,61 @@ fn an_unreachable_server_is_a_clear_error() {
     );
     assert_eq!(out.status.code(), Some(2), "a usage error: {}", text(&out));
     assert!(text(&out).contains("ws://host:port"), "{}", text(&out));
+}
+
+/// Iroh without relays (no internet here): the server prints `iroh:<id>@host:port`
+/// and a client dials it directly; the runs train and are recorded as with WebSocket.
+#[test]
+fn iroh_without_relays_trains_on_loopback() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("four.toml"), FOUR).expect("write");
+    // A free UDP port: bound and released.
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port()
+        .to_string();
+    let server = Server::start_with(
+        dir.path(),
+        "iroh",
+        &[
+            "serve",
+            "--transport",
+            "iroh",
+            "--no-relays",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--device",
+            "cpu",
+        ],
+    );
+    assert!(
+        server.address.starts_with("iroh:")
+            && server.address.ends_with(&format!("@127.0.0.1:{port}")),
+        "{}",
+        server.address
+    );
+    let backend = format!("remote:{}", server.address);
+    let out = attnlab(
+        &[
+            "run",
+            "four.toml",
+            "--run",
+            "dense",
+            "--out",
+            "r",
+            "--backend",
+            &backend,
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let all = summaries(&dir.path().join("r"));
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].status, RunStatus::Finished, "{:?}", all[0].message);
+    assert_eq!(all[0].adapter, server.address);
+    assert!(server.log().contains("Iroh client"), "{}", server.log());
 }

@@ -248,10 +248,16 @@ impl BackendSetting {
                 .strip_prefix("ws://")
                 .and_then(|hp| hp.rsplit_once(':'))
                 .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok())
-                || a.strip_prefix("iroh:").is_some_and(|id| !id.is_empty());
+                || a.strip_prefix("iroh:").is_some_and(|rest| {
+                    let (id, direct) = rest.split_once('@').unwrap_or((rest, "h:1"));
+                    !id.is_empty()
+                        && direct
+                            .rsplit_once(':')
+                            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+                });
             if !ok {
                 return Err(format!(
-                    "{a:?} is not a server address: write ws://host:port (WebSocket) or iroh:<endpoint id>"
+                    "{a:?} is not a server address: write ws://host:port (WebSocket), iroh:<endpoint id> or iroh:<endpoint id>@host:port (Iroh without relays)"
                 ));
             }
         }

@@ -220,11 +220,32 @@ pub fn connect(address: &str) -> Result<Device, BackendError> {
         address: address.to_string(),
         reason,
     };
-    let host = if let Some(id) = address.strip_prefix("iroh:") {
+    let host = if let Some(rest) = address.strip_prefix("iroh:") {
+        // `iroh:<id>` is found through n0's relays; `iroh:<id>@host:port` is dialled
+        // directly, relays off (a server started with --no-relays).
+        let (id, direct) = match rest.split_once('@') {
+            Some((id, at)) => (id, Some(at)),
+            None => (rest, None),
+        };
         let id: burn::tensor::remote::EndpointId = id
             .parse()
             .map_err(|e| unreachable(format!("not an Iroh endpoint id ({e})")))?;
-        RemoteHost::iroh(id)
+        match direct {
+            None => RemoteHost::iroh(id),
+            Some(at) => {
+                use std::net::ToSocketAddrs;
+                let socket = at
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| unreachable(format!("cannot resolve {at}")))?;
+                RemoteHost::iroh(
+                    burn::tensor::remote::IrohHost::new(id)
+                        .with_relays(burn::tensor::remote::IrohRelays::Disabled)
+                        .with_address(socket),
+                )
+            }
+        }
     } else {
         RemoteHost::websocket(address)
     };

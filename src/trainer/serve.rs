@@ -34,6 +34,9 @@ pub struct ServeOptions {
     pub device: BackendChoice,
     /// Iroh: where the server's key is kept, so its id survives restarts.
     pub identity: Option<std::path::PathBuf>,
+    /// Iroh: no relays, direct connections only (clients dial `iroh:<id>@host:port`);
+    /// for networks without the internet.
+    pub no_relays: bool,
 }
 
 /// Serves until the process is stopped (Ctrl+C or SIGTERM). `announce` receives the
@@ -97,7 +100,21 @@ pub fn serve(
             if options.port != 0 {
                 transport = transport.with_port(options.port);
             }
-            announce(&format!("iroh:{}", transport.id()));
+            if options.no_relays {
+                anyhow::ensure!(
+                    options.port != 0,
+                    "--no-relays needs a --port: clients dial iroh:<id>@host:PORT"
+                );
+                transport = transport.with_relays(burn::server::IrohRelays::Disabled);
+                let host = if options.host == "0.0.0.0" {
+                    "<this machine's address>"
+                } else {
+                    options.host.as_str()
+                };
+                announce(&format!("iroh:{}@{host}:{}", transport.id(), options.port));
+            } else {
+                announce(&format!("iroh:{}", transport.id()));
+            }
             server.serve(transport)?;
         }
     }
