@@ -68,11 +68,11 @@ pub fn devices_ui(ui: &mut Ui, app: &mut App) {
         let ctx = app.ctx.clone();
         ctx.request_repaint_after(RECHECK);
     }
+    let ctx = app.ctx.clone();
     let gpu = app
         .devices
-        .gpu
-        .get_or_insert_with(crate::trainer::local_gpu)
-        .clone();
+        .gpu(move || ctx.request_repaint())
+        .unwrap_or_else(|| "looking for GPU adapters...".into());
     ui.label(RichText::new("This machine").strong());
     egui::Grid::new("local-devices")
         .spacing([16.0, 4.0])

@@ -21,8 +21,10 @@ pub struct ServerProbes {
     tx: Sender<(String, bool)>,
     rx: Receiver<(String, bool)>,
     pub(super) last: Option<Instant>,
-    /// This machine's GPU, described once.
-    pub(super) gpu: Option<String>,
+    /// This machine's GPU, described once on a helper thread (listing wgpu adapters
+    /// can take a second).
+    gpu: std::sync::Arc<std::sync::OnceLock<String>>,
+    gpu_asked: bool,
 }
 
 impl Default for ServerProbes {
@@ -33,7 +35,8 @@ impl Default for ServerProbes {
             tx,
             rx,
             last: None,
-            gpu: None,
+            gpu: Default::default(),
+            gpu_asked: false,
         }
     }
 }
@@ -68,6 +71,22 @@ impl ServerProbes {
                 },
             );
         }
+    }
+
+    /// This machine's GPU, once described (asked for on first call).
+    pub fn gpu(&mut self, wake: impl Fn() + Send + 'static) -> Option<String> {
+        if !self.gpu_asked {
+            self.gpu_asked = true;
+            let gpu = self.gpu.clone();
+            // A thread that cannot start leaves the GPU undescribed ("looking...").
+            let _ = std::thread::Builder::new()
+                .name("attnlab-adapters".into())
+                .spawn(move || {
+                    gpu.get_or_init(crate::trainer::local_gpu);
+                    wake();
+                });
+        }
+        self.gpu.get().cloned()
     }
 
     /// The last known state of `address`.
