@@ -7,10 +7,10 @@ use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 
 use super::attention_view::AttentionViewState;
-use super::heatmap::{TextureCache, colormap};
+use super::heatmap::TextureCache;
 use super::receptive_view::receptive_field_ui;
 use super::run_views::RunView;
-use super::widgets::run_color;
+use super::widgets::{run_color, value_cell};
 use crate::attention::{HeadStats, Stat, jumps};
 
 /// What the pane shows (not persisted).
@@ -240,22 +240,7 @@ fn table_ui(
                                 } else {
                                     v / column_max[c]
                                 };
-                                let fill = colormap(t as f32);
-                                let text = if t > 0.6 {
-                                    Color32::BLACK
-                                } else {
-                                    Color32::WHITE
-                                };
-                                egui::Frame::new()
-                                    .fill(fill)
-                                    .inner_margin(2.0)
-                                    .show(ui, |ui| {
-                                        ui.label(
-                                            RichText::new(format!("{v:.3}"))
-                                                .color(text)
-                                                .monospace(),
-                                        );
-                                    });
+                                value_cell(ui, t, format!("{v:.3}"), 2.0);
                             }
                             None => {
                                 ui.label("-");

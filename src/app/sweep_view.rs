@@ -2,10 +2,9 @@
 //! experiment's grid (`run` and each `[sweep]` field), the mean over seeds and the
 //! other axes in each cell with how many runs solved the task; copyable as CSV.
 
-use egui::{Color32, ComboBox, RichText, Ui};
+use egui::{ComboBox, RichText, Ui};
 
 use super::run_views::RunView;
-use crate::export::colormap_rgb;
 use crate::records::RunStatus;
 
 /// Which metric the cells show.
@@ -312,26 +311,12 @@ pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
                                     SweepMetric::Accuracy => c.mean,
                                     SweepMetric::Loss => 1.0 - c.mean / max.max(1e-12),
                                 };
-                                let [r, g, b] = colormap_rgb(t as f32);
-                                let fill = Color32::from_rgb(r, g, b);
-                                let text = if t > 0.6 {
-                                    Color32::BLACK
-                                } else {
-                                    Color32::WHITE
-                                };
-                                egui::Frame::new()
-                                    .fill(fill)
-                                    .inner_margin(6.0)
-                                    .show(ui, |ui| {
-                                        ui.label(
-                                            RichText::new(format!(
-                                                "{:.3} ({}/{})",
-                                                c.mean, c.solved, c.runs
-                                            ))
-                                            .color(text)
-                                            .monospace(),
-                                        );
-                                    });
+                                super::widgets::value_cell(
+                                    ui,
+                                    t,
+                                    format!("{:.3} ({}/{})", c.mean, c.solved, c.runs),
+                                    6.0,
+                                );
                             }
                             None => {
                                 ui.label("-");

@@ -13,9 +13,10 @@ use super::heads_view::heads_ui;
 use super::loss_plot::{CurveOptions, curves_ui};
 use super::mask_preview::{experiment_preview_ui, mask_preview_ui};
 use super::pane::Pane;
-use super::run_views::RunView;
+use super::run_views::{RunView, RunViews};
 use super::sweep_view::sweep_ui;
 use super::workbench::App;
+use crate::trainer::RunId;
 
 /// Draws the tabs of the main area.
 pub fn tiles_ui(ui: &mut Ui, app: &mut App) {
@@ -59,6 +60,13 @@ impl egui_tiles::Behavior<Pane> for Panes<'_> {
     }
 }
 
+/// The run the Attention and Heads panes show: the selected one, else the newest.
+fn shown_run(runs: &RunViews, selected: Option<RunId>) -> Option<&RunView> {
+    selected
+        .and_then(|id| runs.get(id))
+        .or_else(|| runs.views.last())
+}
+
 /// Draws one pane (also off screen, for a figure).
 pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
     let curves = CurveOptions {
@@ -83,29 +91,23 @@ pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
             });
             curves_ui(ui, &indexed, curves, "main");
         }
-        Pane::Attention => {
-            let run = app
-                .selected
-                .and_then(|id| app.runs.get(id))
-                .or_else(|| app.runs.views.last());
-            match run {
-                Some(run) => attention_ui(
-                    ui,
-                    &mut app.textures,
-                    &mut app.attention,
-                    run,
-                    &mut overlays,
-                ),
-                None => {
-                    ui.label(format!(
-                        "No run yet: press Run ({}), or open a past run below.",
-                        UiCommand::RunAll
-                            .shortcut_text(ui.ctx())
-                            .unwrap_or_default()
-                    ));
-                }
+        Pane::Attention => match shown_run(&app.runs, app.selected) {
+            Some(run) => attention_ui(
+                ui,
+                &mut app.textures,
+                &mut app.attention,
+                run,
+                &mut overlays,
+            ),
+            None => {
+                ui.label(format!(
+                    "No run yet: press Run ({}), or open a past run below.",
+                    UiCommand::RunAll
+                        .shortcut_text(ui.ctx())
+                        .unwrap_or_default()
+                ));
             }
-        }
+        },
         Pane::Compare => compare_ui(
             ui,
             &mut app.textures,
@@ -118,24 +120,18 @@ pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
             let views: Vec<&RunView> = app.runs.views.iter().collect();
             sweep_ui(ui, &mut app.sweep, &views);
         }
-        Pane::Heads => {
-            let run = app
-                .selected
-                .and_then(|id| app.runs.get(id))
-                .or_else(|| app.runs.views.last());
-            match run {
-                Some(run) => heads_ui(
-                    ui,
-                    &mut app.textures,
-                    &mut app.heads,
-                    &mut app.attention,
-                    run,
-                ),
-                None => {
-                    ui.label("No run yet: select a run below (or train one) to see its heads.");
-                }
+        Pane::Heads => match shown_run(&app.runs, app.selected) {
+            Some(run) => heads_ui(
+                ui,
+                &mut app.textures,
+                &mut app.heads,
+                &mut app.attention,
+                run,
+            ),
+            None => {
+                ui.label("No run yet: select a run below (or train one) to see its heads.");
             }
-        }
+        },
         Pane::Distance => distance_ui(ui, &mut app.distance, &indexed),
         Pane::Devices => {
             drop(indexed);

@@ -91,3 +91,20 @@ pub fn run_color(index: usize) -> Color32 {
     ];
     PALETTE[index % PALETTE.len()]
 }
+
+/// A table cell coloured by `t` in `0..=1` on the heatmaps' colour scale, its text
+/// dark on bright colours and light on dark ones.
+pub fn value_cell(ui: &mut Ui, t: f64, text: String, margin: f32) {
+    let [r, g, b] = crate::export::colormap_rgb(t as f32);
+    let ink = if t > 0.6 {
+        Color32::BLACK
+    } else {
+        Color32::WHITE
+    };
+    egui::Frame::new()
+        .fill(Color32::from_rgb(r, g, b))
+        .inner_margin(margin)
+        .show(ui, |ui| {
+            ui.label(RichText::new(text).color(ink).monospace());
+        });
+}
