@@ -88,6 +88,31 @@ fn exported_files_open_in_standard_tools() {
 
     let npy = std::fs::read(record.join("attention-step4.npy")).expect("npy");
     assert_eq!(npy_shape(&npy), [2, 2, 16, 16]);
+
+    // Every snapshot's head statistics: a row per step (0, 2, 4), layer and head.
+    let stats = std::fs::read_to_string(record.join("head_stats.csv")).expect("head_stats.csv");
+    let mut lines = stats.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "step,layer,head,dependency_mass,mean_distance,entropy,previous_token,induction,global_mass,mask_usage"
+        )
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    assert_eq!(rows.len(), 3 * 2 * 2);
+    for row in &rows {
+        assert_eq!(row.len(), 10);
+        let entropy: f64 = row[5].parse().expect("entropy");
+        assert!((0.0..=(16f64).ln() + 1e-6).contains(&entropy), "{row:?}");
+        assert!(row[8].is_empty(), "no global tokens in dense attention");
+    }
+    // Accuracy by distance at each evaluation: recall at distance 4.
+    let distance = std::fs::read_to_string(record.join("distance.csv")).expect("distance.csv");
+    let mut lines = distance.lines();
+    assert_eq!(lines.next(), Some("step,distance,correct,total,accuracy"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 2, "evaluations at steps 2 and 4: {rows:?}");
+    assert!(rows.iter().all(|r| r.split(',').nth(1) == Some("4")));
 }
 
 /// What "Save pane as PNG" encodes: a screen region's RGBA pixels.

@@ -1,50 +1,11 @@
 //! The numbers behind the analysis panes, computed from what a run view holds (no
-//! egui): each snapshot's head statistics, the receptive field of a query through the
-//! layers (structural and learned), and the structural reach a run's masks give.
+//! egui): the receptive field of a query through the layers (structural and learned)
+//! and the structural reach a run's masks give. Each snapshot's head statistics are
+//! `export::snapshot_stats` (an export writes them as CSV too).
 
-use crate::attention::{
-    AttentionPattern, HeadStats, Mask, StatsContext, compose, head_stats, mean_over_heads,
-    rollout_row,
-};
+use crate::attention::{Mask, compose, mean_over_heads, rollout_row};
 use crate::config::Settings;
-use crate::records::{AttentionSnapshot, Probe};
-
-/// Statistics of every head of `snapshot`, layer-major (`layer * heads + head`).
-/// `masks` are the layers' masks at the snapshot's side (empty: none known).
-pub fn snapshot_stats(
-    settings: &Settings,
-    probe: Option<&Probe>,
-    masks: &[Mask],
-    snapshot: &AttentionSnapshot,
-) -> Vec<HeadStats> {
-    let patterns = settings.model.layer_patterns();
-    let (tokens, dependencies) = probe.map_or((&[][..], &[][..]), |p| {
-        (p.tokens.as_slice(), p.dependencies.as_slice())
-    });
-    // Without the probe the positions are still known: a placeholder of the right
-    // length, no repeats, no dependencies.
-    let placeholder: Vec<i64>;
-    let tokens = if tokens.len() == snapshot.seq_len {
-        tokens
-    } else {
-        placeholder = (0..snapshot.seq_len as i64).collect();
-        &placeholder
-    };
-    let mut out = Vec::with_capacity(snapshot.layers * snapshot.heads);
-    for layer in 0..snapshot.layers {
-        let pattern = patterns.get(layer);
-        let sparse = pattern.is_some_and(|p| !matches!(p, AttentionPattern::Dense));
-        let mask = masks
-            .get(layer)
-            .filter(|m| sparse && m.n() == snapshot.n)
-            .cloned();
-        let ctx = StatsContext::new(tokens, dependencies, snapshot.n, pattern, mask);
-        for head in 0..snapshot.heads {
-            out.push(head_stats(snapshot.map(layer, head), snapshot.n, &ctx));
-        }
-    }
-    out
-}
+use crate::records::AttentionSnapshot;
 
 /// A query's receptive field after each layer, in map cells: `structural[l][k]`
 /// whether key cell `k` can reach the query after layers `0..=l` (the masks
@@ -114,6 +75,7 @@ pub fn structural_reach(settings: &Settings) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::attention::AttentionPattern;
 
     #[test]
     fn a_local_run_reaches_layers_times_window_and_dense_everything() {

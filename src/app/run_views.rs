@@ -165,7 +165,7 @@ impl RunView {
     /// snapshot is dropped (the first and the latest always kept), so a long run
     /// keeps snapshots evenly spread over its history in bounded memory.
     pub fn push_snapshot(&mut self, snapshot: Arc<AttentionSnapshot>) {
-        let stats = super::analysis::snapshot_stats(
+        let stats = crate::export::snapshot_stats(
             &self.settings,
             self.probe.as_ref(),
             self.masks(),

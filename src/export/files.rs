@@ -295,7 +295,53 @@ pub fn export_records(records: &[RunRecord], to: &Path) -> Result<Vec<PathBuf>, 
             record.summary.status.name()
         );
         write(dir.join("curves.svg"), curves_svg(&title, &rows).as_bytes())?;
-        if let Some((_, snapshots)) = record.snapshots()?
+        let distances = record.distances()?;
+        if !distances.is_empty() {
+            let mut csv = String::from("step,distance,correct,total,accuracy\n");
+            for d in &distances {
+                for c in &d.counts {
+                    let _ = writeln!(
+                        csv,
+                        "{},{},{},{},{}",
+                        d.step,
+                        c.distance,
+                        c.correct,
+                        c.total,
+                        c.accuracy()
+                    );
+                }
+            }
+            write(dir.join("distance.csv"), csv.as_bytes())?;
+        }
+        let snapshots = record.snapshots()?;
+        if let Some((header, snapshots)) = &snapshots {
+            // The statistics need the run's settings (patterns, masks); a record whose
+            // configuration no longer reads still gets its maps exported.
+            if let Some(settings) = record
+                .experiment()
+                .ok()
+                .and_then(|e| e.run_settings(0).ok())
+            {
+                let masks = settings.model.fitted_layer_masks(
+                    settings.task.seq_len,
+                    settings.train.seed,
+                    crate::trainer::MAX_SNAPSHOT_SIDE,
+                );
+                let rows: Vec<(usize, usize, Vec<crate::attention::HeadStats>)> = snapshots
+                    .iter()
+                    .map(|snap| {
+                        let stats =
+                            super::snapshot_stats(&settings, Some(&header.probe), &masks, snap);
+                        (snap.step, snap.heads, stats)
+                    })
+                    .collect();
+                write(
+                    dir.join("head_stats.csv"),
+                    super::head_stats_csv(&rows).as_bytes(),
+                )?;
+            }
+        }
+        if let Some((_, snapshots)) = snapshots
             && let Some(last) = snapshots.last()
         {
             let stem = format!("attention-step{}", last.step);

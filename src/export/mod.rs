@@ -1,13 +1,16 @@
 //! Figures and numbers out of run records, for papers and for numpy: metrics and
 //! summaries as CSV, loss and accuracy curves as SVG (vector), the attention grid of
-//! a snapshot as PNG and its weights as `.npy`. Headless: `attnlab export RUN_DIR...
+//! a snapshot as PNG and its weights as `.npy`, every snapshot's head statistics and
+//! the accuracy by distance as CSV. Headless: `attnlab export RUN_DIR...
 //! --to DIR` needs no window.
 
 mod colormap;
 mod files;
+mod stats;
 
 pub use colormap::{colormap_rgb, diverging_rgb, sqrt_scaled};
 pub use files::{
     ExportError, attention_png, color_image_png, curves_svg, export_records, metrics_csv, npy_f32,
     summary_csv,
 };
+pub use stats::{head_stats_csv, snapshot_stats};
