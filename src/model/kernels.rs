@@ -3,7 +3,7 @@
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 use super::block_sparse::{BlockSparseAttention, SparseUnavailable};
-use super::reference::attention_output;
+use super::reference::attention_output_fused;
 use crate::attention::sparse_pays_off;
 use crate::config::RunPlan;
 
@@ -160,7 +160,7 @@ impl AttentionKernels {
     pub fn attend(&self, l: usize, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
         match self.layers.get(l).and_then(|k| k.sparse.as_ref()) {
             Some(sparse) => sparse.forward(q, k, v),
-            None => attention_output(q, k, v, self.mask(l)),
+            None => attention_output_fused(q, k, v, self.mask(l)),
         }
     }
 }

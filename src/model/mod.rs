@@ -9,6 +9,7 @@
 //! [`crate::attention`].
 
 mod block_sparse;
+pub mod fused;
 mod kernels;
 mod loss;
 mod lstm;
