@@ -190,10 +190,12 @@ impl<B: FusedSoftmax, C: CheckpointStrategy> FusedSoftmax for Autodiff<B, C> {
     }
 }
 
-/// Whether `device` has the fused operation (flex, wgpu and their autodiff; not a
-/// remote device).
+/// Whether training on `device` uses the fused operation: burn's `flex` CPU backend
+/// (and its autodiff). wgpu keeps burn's own composed softmax until the `Cube` path
+/// is measured on a GPU; a remote device has no such operation.
 pub fn supported(device: &burn::tensor::Device) -> bool {
-    !format!("{device:?}").to_lowercase().contains("remote")
+    let name = format!("{device:?}").to_lowercase();
+    name.contains("flex") && !name.contains("remote")
 }
 
 /// `softmax(scores + bias)` over the last dimension, fused where the device allows.
@@ -212,6 +214,12 @@ mod tests {
     use super::*;
     use burn::tensor::Distribution;
     use burn::tensor::activation::softmax;
+
+    #[test]
+    fn the_cpu_backend_uses_it() {
+        assert!(supported(&burn::tensor::Device::flex()));
+        assert!(supported(&burn::tensor::Device::flex().autodiff()));
+    }
 
     #[test]
     fn equals_the_composed_softmax_forward_and_backward() {
