@@ -15,7 +15,6 @@ use burn::backend::autodiff::{
     ops::{Backward, Ops, OpsKind},
 };
 use burn::backend::flex::{Flex, FlexTensor, Layout};
-use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Cube, Dispatch, TensorMetadata, backend_extension};
 use burn::tensor::{Bytes, DType, Shape, Tensor};
@@ -34,21 +33,30 @@ pub trait FusedSoftmax: Backend {
 
 impl FusedSoftmax for Cube {
     fn fused_softmax(scores: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
-        let shape = scores.shape();
-        let s = Self::float_add(scores, Self::float_expand(bias, shape));
-        let last = s.shape().num_dims() - 1;
-        let m = Self::float_max_dim(s.clone(), last);
-        let e = Self::float_exp(Self::float_sub(s, m));
-        let l = Self::float_sum_dim(e.clone(), last);
-        Self::float_div(e, l)
+        composed_softmax::<Self>(scores, bias)
     }
 
     fn fused_softmax_backward(p: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let last = p.shape().num_dims() - 1;
-        let pg = Self::float_mul(p.clone(), grad.clone());
-        let row = Self::float_sum_dim(pg, last);
-        Self::float_mul(p, Self::float_sub(grad, row))
+        composed_backward::<Self>(p, grad)
     }
+}
+
+/// The softmax as burn composes it, on any backend (wgpu, and data that is not `f32`).
+fn composed_softmax<B: Backend>(scores: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {
+    let shape = scores.shape();
+    let s = B::float_add(scores, B::float_expand(bias, shape));
+    let last = s.shape().num_dims() - 1;
+    let m = B::float_max_dim(s.clone(), last);
+    let e = B::float_exp(B::float_sub(s, m));
+    let l = B::float_sum_dim(e.clone(), last);
+    B::float_div(e, l)
+}
+
+/// The softmax's backward, composed: `p * (grad - rowsum(p * grad))`.
+fn composed_backward<B: Backend>(p: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+    let last = p.shape().num_dims() - 1;
+    let row = B::float_sum_dim(B::float_mul(p.clone(), grad.clone()), last);
+    B::float_mul(p, B::float_sub(grad, row))
 }
 
 fn contiguous_f32(t: &FlexTensor) -> FlexTensor {
@@ -71,7 +79,7 @@ impl FusedSoftmax for Flex {
         let rows_per_map = shape.as_slice().iter().rev().nth(1).copied().unwrap_or(1);
         let (Some(s), Some(b)) = (scores.as_slice::<f32>(), bias.as_slice::<f32>()) else {
             // Not f32: fall back to the composed ops.
-            return <Cube as FusedSoftmaxComposed>::fallback::<Flex>(scores, bias);
+            return composed_softmax::<Flex>(scores, bias);
         };
         let broadcast = b.len() != s.len();
         let mut out = vec![0.0f32; s.len()];
@@ -108,10 +116,7 @@ impl FusedSoftmax for Flex {
         let shape = p.shape();
         let cols = *shape.as_slice().last().unwrap_or(&1);
         let (Some(ps), Some(gs)) = (p.as_slice::<f32>(), grad.as_slice::<f32>()) else {
-            let pg = Flex::float_mul(p.clone(), grad.clone());
-            let last = shape.num_dims() - 1;
-            let row = Flex::float_sum_dim(pg, last);
-            return Flex::float_mul(p, Flex::float_sub(grad, row));
+            return composed_backward::<Flex>(p, grad);
         };
         let mut out = vec![0.0f32; ps.len()];
         out.par_chunks_mut(cols)
@@ -127,21 +132,6 @@ impl FusedSoftmax for Flex {
         flex_from(out, shape)
     }
 }
-
-/// The composed softmax on any backend (the fallback for data that is not `f32`).
-trait FusedSoftmaxComposed {
-    fn fallback<B: Backend>(scores: FloatTensor<B>, bias: FloatTensor<B>) -> FloatTensor<B> {
-        let shape = scores.shape();
-        let s = B::float_add(scores, B::float_expand(bias, shape));
-        let last = s.shape().num_dims() - 1;
-        let m = B::float_max_dim(s.clone(), last);
-        let e = B::float_exp(B::float_sub(s, m));
-        let l = B::float_sum_dim(e.clone(), last);
-        B::float_div(e, l)
-    }
-}
-
-impl FusedSoftmaxComposed for Cube {}
 
 impl<B: FusedSoftmax, C: CheckpointStrategy> FusedSoftmax for Autodiff<B, C> {
     fn fused_softmax(scores: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -183,10 +173,7 @@ impl<B: FusedSoftmax, C: CheckpointStrategy> FusedSoftmax for Autodiff<B, C> {
 
     fn fused_softmax_backward(p: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         // Second-order gradients are not needed: the composed form, differentiable.
-        let last = p.shape().num_dims() - 1;
-        let pg = Self::float_mul(p.clone(), grad.clone());
-        let row = Self::float_sum_dim(pg, last);
-        Self::float_mul(p, Self::float_sub(grad, row))
+        composed_backward::<Self>(p, grad)
     }
 }
 
