@@ -8,18 +8,20 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 
 use super::attention_view::AttentionViewState;
 use super::heatmap::TextureCache;
-use super::receptive_view::receptive_field_ui;
+use super::receptive_view::{FieldCache, receptive_field_ui};
 use super::run_views::RunView;
 use super::widgets::{run_color, value_cell};
 use crate::attention::{HeadStats, Stat, jumps};
 
 /// What the pane shows (not persisted).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct HeadsViewState {
     /// The statistic plotted.
     pub stat: Stat,
     /// The table's sort column (descending); `None`: layer and head order.
     pub sort: Option<Stat>,
+    /// The receptive field last computed.
+    pub fields: FieldCache,
 }
 
 impl Default for HeadsViewState {
@@ -27,6 +29,7 @@ impl Default for HeadsViewState {
         Self {
             stat: Stat::DependencyMass,
             sort: None,
+            fields: FieldCache::default(),
         }
     }
 }
@@ -92,7 +95,7 @@ pub fn heads_ui(
         table_ui(ui, state, &defined, stats, heads);
     }
     ui.separator();
-    receptive_field_ui(ui, cache, scrubber, run);
+    receptive_field_ui(ui, cache, &mut state.fields, scrubber, run);
 }
 
 /// One line per head of `stat` over the steps, jump markers, and the scrubber's step.

@@ -14,10 +14,35 @@ use super::run_views::RunView;
 /// Height of one layer's strip, points.
 const STRIP: f32 = 14.0;
 
+/// The field last computed, by run, step and query: the rollout and the composed
+/// masks are worked out once per pick, not every frame.
+#[derive(Clone, Debug, Default)]
+pub struct FieldCache {
+    key: Option<(crate::trainer::RunId, usize, usize)>,
+    field: Option<ReceptiveField>,
+}
+
+impl FieldCache {
+    fn get(
+        &mut self,
+        run: &RunView,
+        snapshot: &crate::records::AttentionSnapshot,
+        query: usize,
+    ) -> Option<&ReceptiveField> {
+        let key = (run.id, snapshot.step, query);
+        if self.key != Some(key) {
+            self.key = Some(key);
+            self.field = ReceptiveField::of(snapshot, run.masks(), query);
+        }
+        self.field.as_ref()
+    }
+}
+
 /// The section for `run` at the scrubber's snapshot.
 pub fn receptive_field_ui(
     ui: &mut Ui,
     cache: &mut TextureCache,
+    fields: &mut FieldCache,
     scrubber: &mut AttentionViewState,
     run: &RunView,
 ) {
@@ -57,7 +82,7 @@ pub fn receptive_field_ui(
             ui.label(format!("(cells of {scale} positions)"));
         }
     });
-    let Some(field) = ReceptiveField::of(snapshot, run.masks(), query) else {
+    let Some(field) = fields.get(run, snapshot, query) else {
         return;
     };
     let source = dependency_of(query);
@@ -73,8 +98,8 @@ pub fn receptive_field_ui(
     let width = ((ui.available_width() - 140.0) / 2.0).clamp(120.0, 640.0);
     let layers = field.structural.len();
     let key = |what: &str| format!("rf/{what}/{}/{}/{query}", run.id, snapshot.step);
-    let structural = cache.get(ui, &key("s"), || structural_image(&field));
-    let learned = cache.get(ui, &key("l"), || learned_image(&field));
+    let structural = cache.get(ui, &key("s"), || structural_image(field));
+    let learned = cache.get(ui, &key("l"), || learned_image(field));
     egui::Grid::new(("receptive", run.id))
         .spacing([8.0, 4.0])
         .show(ui, |ui| {

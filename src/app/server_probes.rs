@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use crossbeam_channel::{Receiver, Sender, unbounded};
+use crossbeam_channel::{Receiver, Sender, bounded};
 
 /// What a check of a server found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,7 +29,9 @@ pub struct ServerProbes {
 
 impl Default for ServerProbes {
     fn default() -> Self {
-        let (tx, rx) = unbounded();
+        // Answers are drained every frame the pane is drawn; a check beyond this many
+        // waiting answers is dropped (the next check asks again).
+        let (tx, rx) = bounded(256);
         Self {
             states: HashMap::new(),
             tx,
@@ -53,8 +55,8 @@ impl ServerProbes {
             .name("attnlab-probe".into())
             .spawn(move || {
                 let answers = crate::trainer::server_answers(&address);
-                // Ignored: the window may be gone.
-                let _ = tx.send((address, answers));
+                // Ignored: the window may be gone, or too many answers wait.
+                let _ = tx.try_send((address, answers));
                 wake();
             });
     }

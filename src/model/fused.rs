@@ -181,8 +181,12 @@ impl<B: FusedSoftmax, C: CheckpointStrategy> FusedSoftmax for Autodiff<B, C> {
 /// (and its autodiff). wgpu keeps burn's own composed softmax until the `Cube` path
 /// is measured on a GPU; a remote device has no such operation.
 pub fn supported(device: &burn::tensor::Device) -> bool {
-    let name = format!("{device:?}").to_lowercase();
-    name.contains("flex") && !name.contains("remote")
+    use burn::backend::DispatchDevice;
+    match device.as_dispatch() {
+        DispatchDevice::Flex(_) => true,
+        DispatchDevice::Autodiff(inner) => matches!(inner.clone().inner(), DispatchDevice::Flex(_)),
+        _ => false,
+    }
 }
 
 /// `softmax(scores + bias)` over the last dimension, fused where the device allows.
