@@ -92,8 +92,12 @@ pub struct BenchResult {
     pub attended_pairs: usize,
     /// (query, key) pairs the kernel computes per head (padding included).
     pub computed_pairs: usize,
-    /// `dense`, `block_sparse` or `masked_dense` (the reference: n^2 for any pattern).
+    /// `fused` (the CPU backend's tile kernel), `dense`, `block_sparse` or
+    /// `masked_dense` (the reference: n^2 for any pattern).
     pub kernel: String,
+    /// The fused kernels' instruction set (`avx512`, `avx2`, `baseline`), when fused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isa: Option<String>,
     /// For `trainer_overhead`: median ms per bare step.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bare_step_ms: Option<f64>,
@@ -407,7 +411,8 @@ pub fn run_one(
     let attended_pairs = pattern.mask(seq, false, 1).attended_pairs();
     // The kernel the layer really uses, as the trainer builds it.
     let probe_plan = w1_plan(&pattern, seq, 1, backend, 1)?;
-    let kind = AttentionKernels::for_plan(&probe_plan, &device, mode)
+    let probe_kernels = AttentionKernels::for_plan(&probe_plan, &device, mode);
+    let kind = probe_kernels
         .layers()
         .first()
         .map_or(KernelKind::Dense, |k| k.kind);
@@ -415,6 +420,9 @@ pub fn run_one(
         KernelKind::BlockSparse => {
             SparseLayout::of(&pattern, seq, 1).map_or(seq * seq, |l| l.computed_pairs())
         }
+        KernelKind::Fused => probe_kernels
+            .fused_plan(0)
+            .map_or(seq * seq, |p| p.computed_pairs()),
         KernelKind::Dense | KernelKind::MaskedDense => seq * seq,
     };
     let kernel = kind.name();
@@ -482,6 +490,7 @@ pub fn run_one(
         attended_pairs,
         computed_pairs,
         kernel: kernel.into(),
+        isa: (kind == KernelKind::Fused).then(|| crate::model::fused::simd::isa().name().into()),
         bare_step_ms: bare,
         overhead_pct: bare.map(|b| {
             if b > 0.0 {

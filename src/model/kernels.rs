@@ -1,9 +1,12 @@
 //! How each layer of a run computes attention, decided and built once per run.
 
+use std::sync::Arc;
+
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 use super::block_sparse::{BlockSparseAttention, SparseUnavailable};
-use super::reference::attention_output_fused;
+use super::fused::{self, AttentionPlan};
+use super::reference::attention_output;
 use crate::attention::sparse_pays_off;
 use crate::config::RunPlan;
 
@@ -16,6 +19,9 @@ pub enum KernelKind {
     BlockSparse,
     /// The masked-dense reference: O(n^2) for any pattern.
     MaskedDense,
+    /// The fused tile kernel on the CPU backend ([`fused::fused_attention`]): any
+    /// pattern, computing only the tiles its plan lists, forward and backward.
+    Fused,
 }
 
 impl KernelKind {
@@ -25,6 +31,7 @@ impl KernelKind {
             KernelKind::Dense => "dense",
             KernelKind::BlockSparse => "block_sparse",
             KernelKind::MaskedDense => "masked_dense",
+            KernelKind::Fused => "fused",
         }
     }
 }
@@ -43,6 +50,8 @@ pub struct LayerKernel {
     /// masked-dense reference and the probe's attention weights.
     mask: Option<Tensor<4, Bool>>,
     sparse: Option<BlockSparseAttention>,
+    /// The fused kernel's tile plan (CPU backend).
+    plan: Option<Arc<AttentionPlan>>,
 }
 
 /// Whether sparse patterns may use their block-sparse computation.
@@ -52,6 +61,10 @@ pub enum SparseMode {
     WherePaysOff,
     /// Never: every sparse pattern uses the masked-dense reference (`bench --masked`).
     Off,
+    /// Burn's composed ops even on the CPU backend (no fused kernel): block-sparse
+    /// where it pays off, masked dense elsewhere; what wgpu and remote devices use
+    /// (`ATTNLAB_FUSED=0` makes [`SparseMode::WherePaysOff`] behave like this).
+    Composed,
 }
 
 /// How every layer of a run attends, built once per run on one device (index and
@@ -66,10 +79,14 @@ pub struct AttentionKernels {
 }
 
 impl AttentionKernels {
-    /// The kernels of every layer of `plan` on `device`.
+    /// The kernels of every layer of `plan` on `device`: the fused kernel on the CPU
+    /// backend (unless `mode` is [`SparseMode::Off`] or `ATTNLAB_FUSED=0`), else
+    /// block-sparse where it pays off and masked dense elsewhere.
     pub fn for_plan(plan: &RunPlan, device: &Device, mode: SparseMode) -> Self {
         let n = plan.settings().task.seq_len;
         let seed = plan.settings().train.seed;
+        let use_fused =
+            mode == SparseMode::WherePaysOff && fused::enabled() && fused::supported(device);
         let mut layers = Vec::new();
         for (l, (pattern, mask)) in plan
             .layer_patterns()
@@ -77,26 +94,48 @@ impl AttentionKernels {
             .zip(plan.layer_masks())
             .enumerate()
         {
-            if mask.attended_pairs() == n * n {
+            let dense = mask.attended_pairs() == n * n;
+            let tiles = if use_fused {
+                match AttentionPlan::new(pattern, &mask) {
+                    Ok(p) => Some(Arc::new(p)),
+                    Err(e) => {
+                        layers.push(LayerKernel::fallback(&mask, device, e.to_string()));
+                        continue;
+                    }
+                }
+            } else {
+                None
+            };
+            if let Some(tiles) = tiles {
+                layers.push(LayerKernel {
+                    kind: KernelKind::Fused,
+                    reason: None,
+                    fault: false,
+                    mask: (!dense).then(|| blocking_tensor(&mask, device)),
+                    sparse: None,
+                    plan: Some(tiles),
+                });
+                continue;
+            }
+            if dense {
                 layers.push(LayerKernel {
                     kind: KernelKind::Dense,
                     reason: None,
                     fault: false,
                     mask: None,
                     sparse: None,
+                    plan: None,
                 });
                 continue;
             }
-            let blocked: Vec<bool> = mask.as_slice().iter().map(|v| !v).collect();
-            let tensor =
-                Tensor::<4, Bool>::from_data(TensorData::new(blocked, [1, 1, n, n]), device);
+            let tensor = blocking_tensor(&mask, device);
             let (sparse, reason, fault) = match mode {
                 SparseMode::Off => (
                     None,
                     Some("block-sparse computation turned off".into()),
                     false,
                 ),
-                SparseMode::WherePaysOff => {
+                SparseMode::WherePaysOff | SparseMode::Composed => {
                     match BlockSparseAttention::new(
                         pattern,
                         &mask,
@@ -137,9 +176,15 @@ impl AttentionKernels {
                 fault,
                 mask: Some(tensor),
                 sparse,
+                plan: None,
             });
         }
         Self { layers }
+    }
+
+    /// The fused kernel's tile plan of layer `l`, where it has one.
+    pub fn fused_plan(&self, l: usize) -> Option<&Arc<AttentionPlan>> {
+        self.layers.get(l).and_then(|k| k.plan.as_ref())
     }
 
     /// Every layer's kernel, first layer first.
@@ -160,7 +205,28 @@ impl AttentionKernels {
     pub fn attend(&self, l: usize, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
         match self.layers.get(l).and_then(|k| k.sparse.as_ref()) {
             Some(sparse) => sparse.forward(q, k, v),
-            None => attention_output_fused(q, k, v, self.mask(l)),
+            None => attention_output(q, k, v, self.mask(l)),
         }
     }
+}
+
+impl LayerKernel {
+    /// Masked dense attention because the fused plan could not be built (a fault).
+    fn fallback(mask: &crate::attention::Mask, device: &Device, reason: String) -> Self {
+        Self {
+            kind: KernelKind::MaskedDense,
+            reason: Some(reason),
+            fault: true,
+            mask: Some(blocking_tensor(mask, device)),
+            sparse: None,
+            plan: None,
+        }
+    }
+}
+
+/// `[1, 1, n, n]`, `true` where `mask` hides a pair.
+fn blocking_tensor(mask: &crate::attention::Mask, device: &Device) -> Tensor<4, Bool> {
+    let n = mask.n();
+    let blocked: Vec<bool> = mask.as_slice().iter().map(|v| !v).collect();
+    Tensor::<4, Bool>::from_data(TensorData::new(blocked, [1, 1, n, n]), device)
 }

@@ -33,40 +33,6 @@ pub fn attention_output(
     p.matmul(v) / l
 }
 
-/// [`attention_output`] with the softmax fused into one parallel pass forward and
-/// one backward (`fused::fused_softmax`) where the device has it; set
-/// `ATTNLAB_FUSED=0` to compare with the composed form.
-///
-/// # Shapes
-/// As [`attention_output`].
-pub fn attention_output_fused(
-    q: Tensor<4>,
-    k: Tensor<4>,
-    v: Tensor<4>,
-    blocked: Option<&Tensor<4, Bool>>,
-) -> Tensor<4> {
-    if !fused_enabled() || !super::fused::supported(&q.device()) {
-        return attention_output(q, k, v, blocked);
-    }
-    let [_, _, rows, head_dim] = q.dims();
-    let seq = k.dims()[2];
-    let device = q.device();
-    let q = q.mul_scalar(1.0 / (head_dim as f64).sqrt());
-    let scores = q.matmul(k.swap_dims(2, 3));
-    let bias = Tensor::<4>::zeros([1, 1, rows, seq], &device);
-    let bias = match blocked {
-        Some(mask) => bias.mask_fill(mask.clone(), f32::NEG_INFINITY),
-        None => bias,
-    };
-    super::fused::fused_softmax(scores, bias).matmul(v)
-}
-
-/// Whether the fused softmax is on (`ATTNLAB_FUSED=0` turns it off), read once.
-fn fused_enabled() -> bool {
-    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ON.get_or_init(|| std::env::var("ATTNLAB_FUSED").map_or(true, |v| v != "0"))
-}
-
 /// Scaled dot-product attention with a blocking mask.
 ///
 /// Returns the output and the attention weights. Hidden pairs get `-inf` before the

@@ -44,6 +44,12 @@ impl SelfAttention {
     /// `x`: `[batch, seq, d_model]` → same.
     pub fn forward(&self, x: Tensor<3>, kernels: &AttentionKernels, layer: usize) -> Tensor<3> {
         let [batch, seq, d_model] = x.dims();
+        if let Some(plan) = kernels.fused_plan(layer) {
+            let qkv = self.qkv.forward(x.clone());
+            if let Some(out) = super::fused::fused_attention(qkv, plan, self.heads) {
+                return self.proj.forward(out);
+            }
+        }
         let (q, k, v) = self.split_heads(x);
         let out = kernels.attend(layer, q, k, v);
         self.proj

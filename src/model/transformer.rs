@@ -3,9 +3,9 @@
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
-use burn::tensor::activation::gelu;
 use burn::tensor::{Device, Int, Tensor};
 
+use super::fused::{gelu, layer_norm};
 use super::self_attention::{SelfAttention, SelfAttentionConfig};
 use super::{AttentionKernels, SequenceModel};
 use crate::config::RunPlan;
@@ -90,7 +90,7 @@ impl Block {
         layer: usize,
         weights: bool,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
-        let normed = self.norm_attn.forward(x.clone());
+        let normed = layer_norm(&self.norm_attn, x.clone());
         let (attended, weights) = if weights {
             let (out, w) = self.attention.forward_with_weights(normed, kernels, layer);
             (out, Some(w))
@@ -100,7 +100,7 @@ impl Block {
         let x = x + attended;
         let ff = self
             .ff_out
-            .forward(gelu(self.ff_in.forward(self.norm_ff.forward(x.clone()))));
+            .forward(gelu(self.ff_in.forward(layer_norm(&self.norm_ff, x.clone()))));
         (x + ff, weights)
     }
 }
@@ -136,6 +136,6 @@ impl Transformer {
             x = next;
             weights.extend(w);
         }
-        (self.head.forward(self.norm.forward(x)), weights)
+        (self.head.forward(layer_norm(&self.norm, x)), weights)
     }
 }

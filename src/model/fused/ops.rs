@@ -1,0 +1,325 @@
+//! The element-wise fused operations as burn backend extensions, each with its own
+//! backward pass: GELU, LayerNorm, and softmax cross-entropy with an ignore mask.
+//! Same shape of code as the attention operation in the parent module: the inner
+//! backend computes (and returns what the backward needs), `Autodiff` records it.
+
+use std::sync::Arc;
+
+use burn::backend::autodiff::{
+    Autodiff,
+    checkpoint::{base::Checkpointer, strategy::CheckpointStrategy},
+    grads::Gradients,
+    ops::{Backward, Ops, OpsKind},
+};
+use burn::backend::flex::{Flex, FlexTensor};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{AutodiffBackend, Backend, TensorMetadata, backend_extension};
+
+use super::elementwise as cpu;
+use super::{f32_data, flex_from, slice};
+
+/// GELU (erf form) with a fused, parallel backward.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedGelu: Backend {
+    /// `x * Phi(x)`.
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// The gradient of `x` from the output's gradient.
+    fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self>;
+}
+
+/// LayerNorm over the last dimension, forward and backward in one pass each.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedLayerNorm: Backend {
+    /// `y` and per row `(mean, rstd)` `[rows, 2]`.
+    fn layer_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+    /// `dx`, `dgamma`, `dbeta`.
+    fn layer_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+    /// `(x - mean) * rstd * gamma + beta`.
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self>;
+}
+
+/// Mean softmax cross-entropy over the rows whose target is not negative.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedCrossEntropy: Backend {
+    /// The loss `[1]` and per row the log-sum-exp.
+    fn cross_entropy_forward(
+        logits: FloatTensor<Self>,
+        targets: Arc<Vec<i64>>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+    /// The logits' gradient from the loss's gradient `grad` (`[1]`).
+    fn cross_entropy_backward(
+        logits: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        targets: Arc<Vec<i64>>,
+    ) -> FloatTensor<Self>;
+    /// The loss `[1]`.
+    fn fused_cross_entropy(logits: FloatTensor<Self>, targets: Arc<Vec<i64>>)
+    -> FloatTensor<Self>;
+}
+
+impl FusedGelu for Flex {
+    fn fused_gelu(x: FlexTensor) -> FlexTensor {
+        let x = f32_data(x);
+        let y = cpu::gelu(x.as_slice::<f32>().unwrap_or_default());
+        flex_from(y, x.shape())
+    }
+
+    fn fused_gelu_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        let (x, grad) = (f32_data(x), f32_data(grad));
+        flex_from(cpu::gelu_backward(slice(&x), slice(&grad)), x.shape())
+    }
+}
+
+impl FusedLayerNorm for Flex {
+    fn layer_norm_forward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        eps: f64,
+    ) -> (FlexTensor, FlexTensor) {
+        let (x, gamma, beta) = (f32_data(x), f32_data(gamma), f32_data(beta));
+        let (y, stats) = cpu::layer_norm(slice(&x), slice(&gamma), slice(&beta), eps as f32);
+        let rows = stats.len() / 2;
+        (flex_from(y, x.shape()), flex_from(stats, [rows, 2]))
+    }
+
+    fn layer_norm_backward(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        stats: FlexTensor,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let (x, gamma, stats, grad) = (f32_data(x), f32_data(gamma), f32_data(stats), f32_data(grad));
+        let (dx, dg, db) =
+            cpu::layer_norm_backward(slice(&x), slice(&gamma), slice(&stats), slice(&grad));
+        (
+            flex_from(dx, x.shape()),
+            flex_from(dg, gamma.shape()),
+            flex_from(db, gamma.shape()),
+        )
+    }
+
+    fn fused_layer_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, eps: f64) -> FlexTensor {
+        Self::layer_norm_forward(x, gamma, beta, eps).0
+    }
+}
+
+impl FusedCrossEntropy for Flex {
+    fn cross_entropy_forward(logits: FlexTensor, targets: Arc<Vec<i64>>) -> (FlexTensor, FlexTensor) {
+        let logits = f32_data(logits);
+        let (loss, lse) = cpu::cross_entropy(logits.as_slice::<f32>().unwrap_or_default(), &targets);
+        let rows = lse.len();
+        (flex_from(vec![loss], [1]), flex_from(lse, [rows]))
+    }
+
+    fn cross_entropy_backward(
+        logits: FlexTensor,
+        lse: FlexTensor,
+        grad: FlexTensor,
+        targets: Arc<Vec<i64>>,
+    ) -> FlexTensor {
+        let (logits, lse, grad) = (f32_data(logits), f32_data(lse), f32_data(grad));
+        let g = slice(&grad).first().copied().unwrap_or(0.0);
+        flex_from(
+            cpu::cross_entropy_backward(slice(&logits), &targets, slice(&lse), g),
+            logits.shape(),
+        )
+    }
+
+    fn fused_cross_entropy(logits: FlexTensor, targets: Arc<Vec<i64>>) -> FlexTensor {
+        Self::cross_entropy_forward(logits, targets).0
+    }
+}
+
+fn lift<B: Backend, C: CheckpointStrategy>(t: FloatTensor<B>) -> FloatTensor<Autodiff<B, C>> {
+    <Autodiff<B, C> as AutodiffBackend>::from_inner(t)
+}
+
+impl<B: FusedGelu, C: CheckpointStrategy> FusedGelu for Autodiff<B, C> {
+    fn fused_gelu(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct GeluBackward;
+
+        impl<B: FusedGelu> Backward<B, 1> for GeluBackward {
+            type State = FloatTensor<B>;
+
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [node] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                if let Some(node) = node {
+                    grads.register::<B>(node.id, B::fused_gelu_backward(ops.state, grad));
+                }
+            }
+        }
+
+        match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => {
+                let inner = x.into_primitive();
+                let y = B::fused_gelu(inner.clone());
+                prep.finish(inner, y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_gelu(x.into_primitive())),
+        }
+    }
+
+    fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        lift::<B, C>(B::fused_gelu_backward(x.into_primitive(), grad.into_primitive()))
+    }
+}
+
+impl<B: FusedLayerNorm, C: CheckpointStrategy> FusedLayerNorm for Autodiff<B, C> {
+    fn layer_norm_forward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (y, stats) = B::layer_norm_forward(
+            x.into_primitive(),
+            gamma.into_primitive(),
+            beta.into_primitive(),
+            eps,
+        );
+        (lift::<B, C>(y), lift::<B, C>(stats))
+    }
+
+    fn layer_norm_backward(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        stats: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (dx, dg, db) = B::layer_norm_backward(
+            x.into_primitive(),
+            gamma.into_primitive(),
+            stats.into_primitive(),
+            grad.into_primitive(),
+        );
+        (lift::<B, C>(dx), lift::<B, C>(dg), lift::<B, C>(db))
+    }
+
+    fn fused_layer_norm(
+        x: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        eps: f64,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct LayerNormBackward;
+
+        impl<B: FusedLayerNorm> Backward<B, 3> for LayerNormBackward {
+            type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
+            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [nx, ng, nb] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, gamma, stats) = ops.state;
+                let (dx, dg, db) = B::layer_norm_backward(x, gamma, stats, grad);
+                if let Some(node) = nx {
+                    grads.register::<B>(node.id, dx);
+                }
+                if let Some(node) = ng {
+                    grads.register::<B>(node.id, dg);
+                }
+                if let Some(node) = nb {
+                    grads.register::<B>(node.id, db);
+                }
+            }
+        }
+
+        match LayerNormBackward
+            .prepare::<C>([x.node(), gamma.node(), beta.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, gamma) = (x.into_primitive(), gamma.into_primitive());
+                let (y, stats) =
+                    B::layer_norm_forward(x.clone(), gamma.clone(), beta.into_primitive(), eps);
+                prep.finish((x, gamma, stats), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_layer_norm(
+                x.into_primitive(),
+                gamma.into_primitive(),
+                beta.into_primitive(),
+                eps,
+            )),
+        }
+    }
+}
+
+impl<B: FusedCrossEntropy, C: CheckpointStrategy> FusedCrossEntropy for Autodiff<B, C> {
+    fn cross_entropy_forward(
+        logits: FloatTensor<Self>,
+        targets: Arc<Vec<i64>>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let (loss, lse) = B::cross_entropy_forward(logits.into_primitive(), targets);
+        (lift::<B, C>(loss), lift::<B, C>(lse))
+    }
+
+    fn cross_entropy_backward(
+        logits: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        targets: Arc<Vec<i64>>,
+    ) -> FloatTensor<Self> {
+        lift::<B, C>(B::cross_entropy_backward(
+            logits.into_primitive(),
+            lse.into_primitive(),
+            grad.into_primitive(),
+            targets,
+        ))
+    }
+
+    fn fused_cross_entropy(
+        logits: FloatTensor<Self>,
+        targets: Arc<Vec<i64>>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct CrossEntropyBackward;
+
+        impl<B: FusedCrossEntropy> Backward<B, 1> for CrossEntropyBackward {
+            type State = (FloatTensor<B>, FloatTensor<B>, Arc<Vec<i64>>);
+
+            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+                let [node] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                if let Some(node) = node {
+                    let (logits, lse, targets) = ops.state;
+                    grads.register::<B>(node.id, B::cross_entropy_backward(logits, lse, grad, targets));
+                }
+            }
+        }
+
+        match CrossEntropyBackward
+            .prepare::<C>([logits.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let logits = logits.into_primitive();
+                let (loss, lse) = B::cross_entropy_forward(logits.clone(), targets.clone());
+                prep.finish((logits, lse, targets), loss)
+            }
+            OpsKind::UnTracked(prep) => {
+                prep.finish(B::fused_cross_entropy(logits.into_primitive(), targets))
+            }
+        }
+    }
+}
