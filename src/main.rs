@@ -8,6 +8,7 @@ use clap::Parser;
 static ALLOC: attnlab::bench::CountingAlloc = attnlab::bench::CountingAlloc;
 
 fn main() -> std::process::ExitCode {
+    attnlab::memory::keep_freed_pages();
     let cli = attnlab::cli::Cli::parse();
     let result = match cli.command {
         None => attnlab::app::run(cli.file),

@@ -104,3 +104,16 @@ pub fn shared<T>(work: impl FnOnce() -> T) -> T {
     let _shared = GATE.read().unwrap_or_else(|e| e.into_inner());
     work()
 }
+
+/// Tells mimalloc never to hand freed pages back to the kernel (its `purge_delay`
+/// option at -1). A training step frees and reallocates the same large buffers every
+/// step; with the default 10 ms delay mimalloc returned them and the kernel zeroed
+/// fresh pages again, about a quarter of a W1 step at n = 256 here (README.md, "Fused
+/// kernels"). Called once at the start of `main`.
+pub fn keep_freed_pages() {
+    /// `mi_option_purge_delay` in mimalloc's `mi_option_e` (v2 and v3 alike).
+    const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+    // SAFETY: setting an option is allowed at any time; it only changes when freed
+    // memory is returned to the OS.
+    unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) };
+}

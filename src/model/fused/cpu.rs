@@ -7,13 +7,15 @@
 //! `h` in columns `h * head_dim..`), the output `[batch, n, d_model]` (what the output
 //! projection reads), `lse` `[batch, heads, n]`.
 //!
-//! Every inner loop runs over the [`TILE_K`] keys of a chunk (a fixed 64), so it
-//! vectorises whatever the head width; the kernels are compiled three times (AVX-512,
-//! AVX2 + FMA, and plain x86-64 / other targets) and picked at run time.
+//! Every product of a tile is one register-blocked micro-kernel, [`gemm_bcast`] (4
+//! rows by 16 columns of accumulators, one operand broadcast), on per-head copies of
+//! K and V in both layouts, so that a chunk of consecutive keys is read in place. The
+//! kernels are compiled for AVX-512, AVX2 + FMA and plain x86-64 and picked at run
+//! time ([`super::simd`]). Parallel over (batch, head).
 
 use rayon::prelude::*;
 
-use super::plan::{AttentionPlan, TILE_K, TILE_Q};
+use super::plan::{AttentionPlan, TILE_K, TILE_Q, Tile};
 use super::simd::{dispatch, exp_neg, fmadd, variants};
 
 /// Shapes of one call.
@@ -35,97 +37,218 @@ impl Dims {
     }
 }
 
-type Chunk = [f32; TILE_K];
+/// Columns per micro-kernel accumulator (one AVX-512 register, two AVX2 ones).
+const LANES: usize = 16;
+/// Rows per micro-kernel.
+const MR: usize = 4;
 
-/// `acc[j] += a * row[j]` over one chunk.
-#[inline(always)]
-fn axpy<const FMA: bool>(a: f32, row: &Chunk, acc: &mut Chunk) {
-    for j in 0..TILE_K {
-        acc[j] = fmadd::<FMA>(a, row[j], acc[j]);
-    }
+fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
 }
 
-/// `sum_j a[j] * b[j]` over one chunk, in 16 independent lanes.
+/// `C[r][c] += sum_k A(r, k) * B[k][c]` for `r < m`, `c < cols`, `k < depth`, where
+/// `A(r, k) = a[r * sar + k * sak]` (broadcast, so any strides: transposes are free),
+/// `B` and `C` row-major with leading dimensions `ldb` and `ldc`. `m` is a multiple
+/// of [`MR`] and `cols` of [`LANES`].
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn dot<const FMA: bool>(a: &Chunk, b: &Chunk) -> f32 {
-    let mut lanes = [0.0f32; 16];
-    for c in 0..TILE_K / 16 {
-        for l in 0..16 {
-            lanes[l] = fmadd::<FMA>(a[c * 16 + l], b[c * 16 + l], lanes[l]);
+fn gemm_bcast<const FMA: bool>(
+    m: usize,
+    depth: usize,
+    cols: usize,
+    a: &[f32],
+    (sar, sak): (usize, usize),
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    if m == 0 || depth == 0 || cols == 0 {
+        return;
+    }
+    debug_assert!(m.is_multiple_of(MR) && cols.is_multiple_of(LANES));
+    assert!((m - 1) * sar + (depth - 1) * sak < a.len(), "A out of bounds");
+    assert!((depth - 1) * ldb + cols <= b.len(), "B out of bounds");
+    assert!((m - 1) * ldc + cols <= c.len(), "C out of bounds");
+    for r0 in (0..m).step_by(MR) {
+        for c0 in (0..cols).step_by(LANES) {
+            let mut acc = [[0.0f32; LANES]; MR];
+            for (i, row) in acc.iter_mut().enumerate() {
+                row.copy_from_slice(&c[(r0 + i) * ldc + c0..][..LANES]);
+            }
+            for k in 0..depth {
+                // SAFETY: the asserts above bound every index: r0 + i < m, k < depth,
+                // c0 + LANES <= cols.
+                let bv: &[f32; LANES] = unsafe {
+                    &*b.as_ptr().add(k * ldb + c0).cast::<[f32; LANES]>()
+                };
+                for (i, row) in acc.iter_mut().enumerate() {
+                    // SAFETY: as above.
+                    let av = unsafe { *a.get_unchecked((r0 + i) * sar + k * sak) };
+                    for l in 0..LANES {
+                        row[l] = fmadd::<FMA>(av, bv[l], row[l]);
+                    }
+                }
+            }
+            for (i, row) in acc.iter().enumerate() {
+                c[(r0 + i) * ldc + c0..][..LANES].copy_from_slice(row);
+            }
         }
     }
-    let mut s = 0.0;
-    for l in lanes {
-        s += l;
-    }
-    s
 }
 
-/// Per-thread scratch for one (batch, head): a chunk of keys and values, transposed.
+/// One (batch, head)'s keys and values, copied once per call in both layouts.
+struct HeadKv {
+    /// `[hd][n + TILE_K]`: `kt[d * ld + j]` = dimension `d` of key `j` (zero past `n`).
+    kt: Vec<f32>,
+    vt: Vec<f32>,
+    /// `[n + TILE_K][hdp]`: row `j` = key `j`, zero-padded to `hdp` columns.
+    kr: Vec<f32>,
+    vr: Vec<f32>,
+    /// Leading dimension of `kt`, `vt`.
+    ld: usize,
+}
+
+impl HeadKv {
+    fn new(qkv: &[f32], dims: Dims, b: usize, h: usize, hdp: usize) -> Self {
+        let (n, hd, dm) = (dims.n, dims.head_dim, dims.d_model());
+        let ld = n + TILE_K;
+        let mut s = Self {
+            kt: vec![0.0; hd * ld],
+            vt: vec![0.0; hd * ld],
+            kr: vec![0.0; ld * hdp],
+            vr: vec![0.0; ld * hdp],
+            ld,
+        };
+        for j in 0..n {
+            let base = (b * n + j) * 3 * dm + h * hd;
+            let k = &qkv[base + dm..base + dm + hd];
+            let v = &qkv[base + 2 * dm..base + 2 * dm + hd];
+            s.kr[j * hdp..j * hdp + hd].copy_from_slice(k);
+            s.vr[j * hdp..j * hdp + hd].copy_from_slice(v);
+            for d in 0..hd {
+                s.kt[d * ld + j] = k[d];
+                s.vt[d * ld + j] = v[d];
+            }
+        }
+        s
+    }
+}
+
+/// Where a chunk's keys and values are read: in place for consecutive keys, else
+/// gathered into the scratch copies.
+struct ChunkKv<'a> {
+    kt: &'a [f32],
+    vt: &'a [f32],
+    kr: &'a [f32],
+    vr: &'a [f32],
+    ld: usize,
+    /// The first key, when the chunk is consecutive keys.
+    start: Option<usize>,
+}
+
+/// Per-(batch, head) scratch of a tile.
 struct Scratch {
-    /// `[head_dim]` chunks: `kt[d][j]` = dimension `d` of the chunk's key `j`.
-    kt: Vec<Chunk>,
-    /// The same for values.
-    vt: Vec<Chunk>,
-    /// Queries of the tile (scaled), `[TILE_Q][head_dim]`.
+    /// Gathered chunk copies for non-consecutive keys, `[hd][TILE_K]` and
+    /// `[TILE_K][hdp]`.
+    kt: Vec<f32>,
+    vt: Vec<f32>,
+    kr: Vec<f32>,
+    vr: Vec<f32>,
+    /// The tile's queries (scaled), `[TILE_Q][hdp]`.
     q: Vec<f32>,
-    /// Scores, then probabilities, of the tile's rows for one chunk.
-    s: Vec<Chunk>,
+    /// Scores, then probabilities, `[TILE_Q][TILE_K]`.
+    s: Vec<f32>,
 }
 
 impl Scratch {
-    fn new(head_dim: usize) -> Self {
+    fn new(hd: usize, hdp: usize) -> Self {
         Self {
-            kt: vec![[0.0; TILE_K]; head_dim],
-            vt: vec![[0.0; TILE_K]; head_dim],
-            q: vec![0.0; TILE_Q * head_dim],
-            s: vec![[0.0; TILE_K]; TILE_Q],
-        }
-    }
-
-    /// Loads keys and values of `keys` (at most one chunk), zero past its end.
-    #[inline(always)]
-    fn load_chunk(&mut self, qkv: &[f32], dims: Dims, b: usize, h: usize, keys: &[u32]) {
-        let (dm, hd) = (dims.d_model(), dims.head_dim);
-        let stride = 3 * dm;
-        for (j, &key) in keys.iter().enumerate() {
-            let base = (b * dims.n + key as usize) * stride + h * hd;
-            let k = &qkv[base + dm..base + dm + hd];
-            let v = &qkv[base + 2 * dm..base + 2 * dm + hd];
-            for d in 0..hd {
-                self.kt[d][j] = k[d];
-                self.vt[d][j] = v[d];
-            }
-        }
-        for j in keys.len()..TILE_K {
-            for d in 0..hd {
-                self.kt[d][j] = 0.0;
-                self.vt[d][j] = 0.0;
-            }
-        }
-    }
-
-    /// `s[r] = q[r] . kt` for the first `rows` rows, `-inf` where `bits` hides a key.
-    #[inline(always)]
-    fn scores<const FMA: bool>(&mut self, rows: usize, hd: usize, bits: impl Fn(usize) -> u64) {
-        for r in 0..rows {
-            let mut acc = [0.0f32; TILE_K];
-            let q = &self.q[r * hd..(r + 1) * hd];
-            for (d, &a) in q.iter().enumerate() {
-                axpy::<FMA>(a, &self.kt[d], &mut acc);
-            }
-            let word = bits(r);
-            for (j, s) in acc.iter_mut().enumerate() {
-                if word >> j & 1 == 0 {
-                    *s = f32::NEG_INFINITY;
-                }
-            }
-            self.s[r] = acc;
+            kt: vec![0.0; hd * TILE_K],
+            vt: vec![0.0; hd * TILE_K],
+            kr: vec![0.0; TILE_K * hdp],
+            vr: vec![0.0; TILE_K * hdp],
+            q: vec![0.0; TILE_Q * hdp],
+            s: vec![0.0; TILE_Q * TILE_K],
         }
     }
 }
 
-/// The forward pass of one (batch, head): `o` (`[n][head_dim]`) and `lse` (`[n]`).
+/// The chunk `keys` of `kv`: consecutive keys in place, others gathered into `sc`.
+#[inline(always)]
+fn chunk<'a>(
+    kv: &'a HeadKv,
+    gathered: (&'a mut [f32], &'a mut [f32], &'a mut [f32], &'a mut [f32]),
+    keys: &[u32],
+    hd: usize,
+    hdp: usize,
+) -> ChunkKv<'a> {
+    let first = keys[0] as usize;
+    if keys[keys.len() - 1] as usize - first + 1 == keys.len() {
+        return ChunkKv {
+            kt: &kv.kt[first..],
+            vt: &kv.vt[first..],
+            kr: &kv.kr[first * hdp..],
+            vr: &kv.vr[first * hdp..],
+            ld: kv.ld,
+            start: Some(first),
+        };
+    }
+    let (kt, vt, kr, vr) = gathered;
+    kt.fill(0.0);
+    vt.fill(0.0);
+    kr.fill(0.0);
+    vr.fill(0.0);
+    for (j, &key) in keys.iter().enumerate() {
+        let key = key as usize;
+        kr[j * hdp..(j + 1) * hdp].copy_from_slice(&kv.kr[key * hdp..(key + 1) * hdp]);
+        vr[j * hdp..(j + 1) * hdp].copy_from_slice(&kv.vr[key * hdp..(key + 1) * hdp]);
+        for d in 0..hd {
+            kt[d * TILE_K + j] = kv.kt[d * kv.ld + key];
+            vt[d * TILE_K + j] = kv.vt[d * kv.ld + key];
+        }
+    }
+    ChunkKv {
+        kt,
+        vt,
+        kr,
+        vr,
+        ld: TILE_K,
+        start: None,
+    }
+}
+
+/// Loads the tile's queries, scaled, into `q` (`[TILE_Q][hdp]`).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn load_queries(q: &mut [f32], tile: &Tile, qkv: &[f32], dims: Dims, b: usize, h: usize, hdp: usize, scale: f32) {
+    let (n, hd, dm) = (dims.n, dims.head_dim, dims.d_model());
+    for (r, &query) in tile.queries.iter().enumerate() {
+        let base = (b * n + query as usize) * 3 * dm + h * hd;
+        for d in 0..hd {
+            q[r * hdp + d] = qkv[base + d] * scale;
+        }
+    }
+}
+
+/// `s = q . k^T` for the tile's rows, `-inf` where the plan hides a key.
+#[inline(always)]
+fn scores<const FMA: bool>(s: &mut [f32], q: &[f32], kv: &ChunkKv, tile: &Tile, c: usize, hd: usize, hdp: usize) {
+    let rows = tile.queries.len();
+    let m = round_up(rows, MR);
+    s[..m * TILE_K].fill(0.0);
+    gemm_bcast::<FMA>(m, hd, TILE_K, q, (hdp, 1), kv.kt, kv.ld, s, TILE_K);
+    for r in 0..rows {
+        let word = tile.chunk_bits(r, c);
+        for (j, x) in s[r * TILE_K..(r + 1) * TILE_K].iter_mut().enumerate() {
+            if word >> j & 1 == 0 {
+                *x = f32::NEG_INFINITY;
+            }
+        }
+    }
+}
+
+/// The forward pass of one (batch, head): `o` (`[n][hd]`) and `lse` (`[n]`).
 #[inline(always)]
 fn forward_head<const FMA: bool>(
     plan: &AttentionPlan,
@@ -136,55 +259,61 @@ fn forward_head<const FMA: bool>(
     lse: &mut [f32],
 ) {
     let (b, h) = (bh / dims.heads, bh % dims.heads);
-    let (n, hd, dm) = (dims.n, dims.head_dim, dims.d_model());
+    let (n, hd) = (dims.n, dims.head_dim);
+    let hdp = round_up(hd, LANES);
     let scale = 1.0 / (hd as f32).sqrt();
+    let kv = HeadKv::new(qkv, dims, b, h, hdp);
     let mut m = vec![f32::NEG_INFINITY; n];
     let mut l = vec![0.0f32; n];
-    o.fill(0.0);
-    let mut sc = Scratch::new(hd);
+    let mut acc = vec![0.0f32; n * hdp];
+    let mut sc = Scratch::new(hd, hdp);
+    let mut ot = vec![0.0f32; TILE_Q * hdp];
     for tile in plan.passes().iter().flatten() {
         let rows = tile.queries.len();
+        let mr = round_up(rows, MR);
+        load_queries(&mut sc.q, tile, qkv, dims, b, h, hdp, scale);
         for (r, &query) in tile.queries.iter().enumerate() {
-            let base = (b * n + query as usize) * 3 * dm + h * hd;
-            for d in 0..hd {
-                sc.q[r * hd + d] = qkv[base + d] * scale;
-            }
+            let query = query as usize;
+            ot[r * hdp..(r + 1) * hdp].copy_from_slice(&acc[query * hdp..(query + 1) * hdp]);
         }
         for (c, keys) in tile.keys.chunks(TILE_K).enumerate() {
-            sc.load_chunk(qkv, dims, b, h, keys);
-            sc.scores::<FMA>(rows, hd, |r| tile.chunk_bits(r, c));
+            let gathered = (&mut sc.kt[..], &mut sc.vt[..], &mut sc.kr[..], &mut sc.vr[..]);
+            let ck = chunk(&kv, gathered, keys, hd, hdp);
+            scores::<FMA>(&mut sc.s, &sc.q, &ck, tile, c, hd, hdp);
             for (r, &query) in tile.queries.iter().enumerate() {
                 let query = query as usize;
-                let s = &mut sc.s[r];
+                let s = &mut sc.s[r * TILE_K..(r + 1) * TILE_K];
                 let mut mx = f32::NEG_INFINITY;
                 for &x in s.iter() {
                     mx = mx.max(x);
                 }
                 if mx == f32::NEG_INFINITY {
-                    continue; // this query sees no key of the chunk
+                    s.fill(0.0); // this query sees no key of the chunk
+                    continue;
                 }
                 let m_new = m[query].max(mx);
                 let alpha = exp_neg::<FMA>(m[query] - m_new);
-                let mut sum = 0.0f32;
                 for x in s.iter_mut() {
                     *x = exp_neg::<FMA>(*x - m_new);
                 }
-                for &x in s.iter() {
-                    sum += x;
-                }
+                let sum: f32 = s.iter().sum();
                 m[query] = m_new;
                 l[query] = fmadd::<FMA>(l[query], alpha, sum);
-                let row = &mut o[query * hd..(query + 1) * hd];
-                for (d, out) in row.iter_mut().enumerate() {
-                    *out = fmadd::<FMA>(*out, alpha, dot::<FMA>(s, &sc.vt[d]));
+                for x in &mut ot[r * hdp..(r + 1) * hdp] {
+                    *x *= alpha;
                 }
             }
+            gemm_bcast::<FMA>(mr, keys.len(), hdp, &sc.s, (TILE_K, 1), ck.vr, hdp, &mut ot, hdp);
+        }
+        for (r, &query) in tile.queries.iter().enumerate() {
+            let query = query as usize;
+            acc[query * hdp..(query + 1) * hdp].copy_from_slice(&ot[r * hdp..(r + 1) * hdp]);
         }
     }
     for q in 0..n {
         let inv = if l[q] > 0.0 { 1.0 / l[q] } else { 0.0 };
-        for x in &mut o[q * hd..(q + 1) * hd] {
-            *x *= inv;
+        for d in 0..hd {
+            o[q * hd + d] = acc[q * hdp + d] * inv;
         }
         lse[q] = if l[q] > 0.0 {
             m[q] + l[q].ln()
@@ -194,7 +323,8 @@ fn forward_head<const FMA: bool>(
     }
 }
 
-/// The backward pass of one (batch, head): `dq`, `dk`, `dv` (each `[n][head_dim]`).
+/// The backward pass of one (batch, head): `dq`, `dk`, `dv` (each `[n][hd]`, in
+/// that order in `dqkv`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn backward_head<const FMA: bool>(
@@ -209,77 +339,90 @@ fn backward_head<const FMA: bool>(
 ) {
     let (b, h) = (bh / dims.heads, bh % dims.heads);
     let (n, hd, dm) = (dims.n, dims.head_dim, dims.d_model());
+    let hdp = round_up(hd, LANES);
     let scale = 1.0 / (hd as f32).sqrt();
     let lse = &lse[bh * n..(bh + 1) * n];
-    // D_i = dO_i . O_i
     let row_of = |q: usize| -> usize { (b * n + q) * dm + h * hd };
+    // D_i = dO_i . O_i
     let delta: Vec<f32> = (0..n)
         .map(|q| {
             let base = row_of(q);
             (0..hd).map(|d| out[base + d] * grad[base + d]).sum()
         })
         .collect();
-    let (dq, rest) = dqkv.split_at_mut(n * hd);
-    let (dk, dv) = rest.split_at_mut(n * hd);
-    dq.fill(0.0);
-    dk.fill(0.0);
-    dv.fill(0.0);
-    let mut sc = Scratch::new(hd);
-    let mut go = vec![0.0f32; TILE_Q * hd];
-    let mut dkt = vec![[0.0f32; TILE_K]; hd];
-    let mut dvt = vec![[0.0f32; TILE_K]; hd];
+    let kv = HeadKv::new(qkv, dims, b, h, hdp);
+    // Accumulators with TILE_K rows of slack, so consecutive chunks add in place.
+    let mut dq = vec![0.0f32; n * hdp];
+    let mut dk = vec![0.0f32; (n + TILE_K) * hdp];
+    let mut dv = vec![0.0f32; (n + TILE_K) * hdp];
+    let mut sc = Scratch::new(hd, hdp);
+    let mut go = vec![0.0f32; TILE_Q * hdp];
+    let mut dp = vec![0.0f32; TILE_Q * TILE_K];
+    let mut dqt = vec![0.0f32; TILE_Q * hdp];
+    let mut dkc = vec![0.0f32; TILE_K * hdp];
+    let mut dvc = vec![0.0f32; TILE_K * hdp];
     for tile in plan.passes().iter().flatten() {
         let rows = tile.queries.len();
+        let mr = round_up(rows, MR);
+        load_queries(&mut sc.q, tile, qkv, dims, b, h, hdp, scale);
         for (r, &query) in tile.queries.iter().enumerate() {
-            let query = query as usize;
-            let base = (b * n + query) * 3 * dm + h * hd;
-            let gbase = row_of(query);
-            for d in 0..hd {
-                sc.q[r * hd + d] = qkv[base + d] * scale;
-                go[r * hd + d] = grad[gbase + d];
-            }
+            let g = row_of(query as usize);
+            go[r * hdp..r * hdp + hd].copy_from_slice(&grad[g..g + hd]);
         }
+        dqt.fill(0.0);
         for (c, keys) in tile.keys.chunks(TILE_K).enumerate() {
-            sc.load_chunk(qkv, dims, b, h, keys);
-            sc.scores::<FMA>(rows, hd, |r| tile.chunk_bits(r, c));
-            for row in dkt.iter_mut().chain(dvt.iter_mut()) {
-                *row = [0.0; TILE_K];
-            }
+            let gathered = (&mut sc.kt[..], &mut sc.vt[..], &mut sc.kr[..], &mut sc.vr[..]);
+            let ck = chunk(&kv, gathered, keys, hd, hdp);
+            scores::<FMA>(&mut sc.s, &sc.q, &ck, tile, c, hd, hdp);
+            // dP = dO V^T
+            dp[..mr * TILE_K].fill(0.0);
+            gemm_bcast::<FMA>(mr, hd, TILE_K, &go, (hdp, 1), ck.vt, ck.ld, &mut dp, TILE_K);
             for (r, &query) in tile.queries.iter().enumerate() {
                 let query = query as usize;
-                let p = &mut sc.s[r];
-                let l = lse[query];
-                for x in p.iter_mut() {
+                let (l, dl) = (lse[query], delta[query]);
+                let p = &mut sc.s[r * TILE_K..(r + 1) * TILE_K];
+                let ds = &mut dp[r * TILE_K..(r + 1) * TILE_K];
+                for (x, d) in p.iter_mut().zip(ds.iter_mut()) {
                     *x = exp_neg::<FMA>(*x - l);
-                }
-                let g = &go[r * hd..(r + 1) * hd];
-                // dV^T += dO^T P ; dP = dO V^T
-                let mut dp = [0.0f32; TILE_K];
-                for (d, &gd) in g.iter().enumerate() {
-                    axpy::<FMA>(gd, p, &mut dvt[d]);
-                    axpy::<FMA>(gd, &sc.vt[d], &mut dp);
-                }
-                // dS = P * (dP - D)
-                let dl = delta[query];
-                for j in 0..TILE_K {
-                    dp[j] = p[j] * (dp[j] - dl);
-                }
-                // dK^T += dS^T Qs ; dQ += dS K
-                let q = &sc.q[r * hd..(r + 1) * hd];
-                let dq_row = &mut dq[query * hd..(query + 1) * hd];
-                for d in 0..hd {
-                    axpy::<FMA>(q[d], &dp, &mut dkt[d]);
-                    dq_row[d] = fmadd::<FMA>(scale, dot::<FMA>(&dp, &sc.kt[d]), dq_row[d]);
+                    *d = *x * (*d - dl); // dS = P * (dP - D)
                 }
             }
-            for (j, &key) in keys.iter().enumerate() {
-                let key = key as usize;
-                for d in 0..hd {
-                    dk[key * hd + d] += dkt[d][j];
-                    dv[key * hd + d] += dvt[d][j];
+            // dV += P^T dO, dK += dS^T Qs: in place for consecutive keys.
+            let (dk_c, dv_c, ld_c): (&mut [f32], &mut [f32], usize) = match ck.start {
+                Some(first) => (&mut dk[first * hdp..], &mut dv[first * hdp..], hdp),
+                None => {
+                    dkc.fill(0.0);
+                    dvc.fill(0.0);
+                    (&mut dkc[..], &mut dvc[..], hdp)
                 }
+            };
+            gemm_bcast::<FMA>(TILE_K, rows, hdp, &sc.s, (1, TILE_K), &go, hdp, dv_c, ld_c);
+            gemm_bcast::<FMA>(TILE_K, rows, hdp, &dp, (1, TILE_K), &sc.q, hdp, dk_c, ld_c);
+            if ck.start.is_none() {
+                for (j, &key) in keys.iter().enumerate() {
+                    let key = key as usize;
+                    for d in 0..hd {
+                        dk[key * hdp + d] += dkc[j * hdp + d];
+                        dv[key * hdp + d] += dvc[j * hdp + d];
+                    }
+                }
+            }
+            // dQ += dS K
+            gemm_bcast::<FMA>(mr, keys.len(), hdp, &dp, (TILE_K, 1), ck.kr, hdp, &mut dqt, hdp);
+        }
+        for (r, &query) in tile.queries.iter().enumerate() {
+            let query = query as usize;
+            for d in 0..hd {
+                dq[query * hdp + d] += scale * dqt[r * hdp + d];
             }
         }
+    }
+    let (dq_out, rest) = dqkv.split_at_mut(n * hd);
+    let (dk_out, dv_out) = rest.split_at_mut(n * hd);
+    for j in 0..n {
+        dq_out[j * hd..(j + 1) * hd].copy_from_slice(&dq[j * hdp..j * hdp + hd]);
+        dk_out[j * hd..(j + 1) * hd].copy_from_slice(&dk[j * hdp..j * hdp + hd]);
+        dv_out[j * hd..(j + 1) * hd].copy_from_slice(&dv[j * hdp..j * hdp + hd]);
     }
 }
 
