@@ -32,13 +32,25 @@ fn close(a: &[f32], b: &[f32], what: &str) {
 }
 
 /// Output and `qkv` gradient of the fused kernel against masked dense attention.
-fn check(pattern: &AttentionPattern, batch: usize, heads: usize, head_dim: usize, n: usize, causal: bool, seed: u64) {
+fn check(
+    pattern: &AttentionPattern,
+    batch: usize,
+    heads: usize,
+    head_dim: usize,
+    n: usize,
+    causal: bool,
+    seed: u64,
+) {
     let device = CpuBackend::device().autodiff();
     device.seed(seed);
     let mask = pattern.mask(n, causal, seed);
     let plan = Arc::new(AttentionPlan::new(pattern, &mask).expect("plan covers the mask"));
     let d_model = heads * head_dim;
-    let qkv0 = Tensor::<3>::random([batch, n, 3 * d_model], Distribution::Normal(0.0, 1.5), &device);
+    let qkv0 = Tensor::<3>::random(
+        [batch, n, 3 * d_model],
+        Distribution::Normal(0.0, 1.5),
+        &device,
+    );
     let weight = Tensor::<3>::random([batch, n, d_model], Distribution::Normal(0.0, 1.0), &device);
     let hidden: Vec<bool> = mask.as_slice().iter().map(|v| !v).collect();
     let hidden = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [1, 1, n, n]), &device);
@@ -123,8 +135,24 @@ fn wide_heads_and_several_key_chunks() {
     // head_dim 64 and 200 keys: several chunks per tile, a ragged last chunk.
     check(&AttentionPattern::Dense, 2, 2, 64, 200, false, 3);
     check(&AttentionPattern::Dense, 1, 2, 32, 257, true, 4);
-    check(&AttentionPattern::Local { window: 70 }, 1, 1, 16, 300, false, 5);
-    check(&AttentionPattern::Strided { stride: 16 }, 1, 2, 8, 256, true, 6);
+    check(
+        &AttentionPattern::Local { window: 70 },
+        1,
+        1,
+        16,
+        300,
+        false,
+        5,
+    );
+    check(
+        &AttentionPattern::Strided { stride: 16 },
+        1,
+        2,
+        8,
+        256,
+        true,
+        6,
+    );
 }
 
 /// `experiments/dense_vs_local.toml` trained 200 steps with the fused kernel and with
@@ -150,9 +178,15 @@ fn a_shipped_experiment_trains_the_same_fused_and_composed() {
             let mut losses = Vec::new();
             for _ in 0..settings.train.steps {
                 let batch = settings.task.batch(settings.train.batch, &mut rng);
-                let (next, outcome) =
-                    train_step(model, &mut optim, &batch, &kernels, settings.train.lr, &train_device)
-                        .expect("step");
+                let (next, outcome) = train_step(
+                    model,
+                    &mut optim,
+                    &batch,
+                    &kernels,
+                    settings.train.lr,
+                    &train_device,
+                )
+                .expect("step");
                 model = next;
                 losses.push(outcome.loss);
             }
@@ -168,7 +202,10 @@ fn a_shipped_experiment_trains_the_same_fused_and_composed() {
             );
         }
         // And it learned something: the last losses are below the first.
-        assert!(fused[190..].iter().sum::<f64>() < fused[..10].iter().sum::<f64>(), "{name}");
+        assert!(
+            fused[190..].iter().sum::<f64>() < fused[..10].iter().sum::<f64>(),
+            "{name}"
+        );
     }
 }
 
@@ -264,18 +301,28 @@ fn fused_cross_entropy_equals_the_composed_one_with_ignored_rows() {
     let device = CpuBackend::device().autodiff();
     device.seed(9);
     let (rows, vocab) = (37, 11);
-    let targets: Vec<i64> = (0..rows as i64).map(|i| if i % 4 == 1 { -1 } else { (i * 7) % 11 }).collect();
+    let targets: Vec<i64> = (0..rows as i64)
+        .map(|i| if i % 4 == 1 { -1 } else { (i * 7) % 11 })
+        .collect();
     let logits0 = Tensor::<2>::random([rows, vocab], Distribution::Normal(0.0, 3.0), &device);
     let fused_logits = logits0.clone().detach().require_grad();
     let fused = attnlab::model::fused::cross_entropy(fused_logits.clone(), &targets)
         .expect("the CPU backend has it");
-    let g_fused = values(fused_logits.grad(&fused.clone().backward()).expect("gradient"));
+    let g_fused = values(
+        fused_logits
+            .grad(&fused.clone().backward())
+            .expect("gradient"),
+    );
 
     let ref_logits = logits0.detach().require_grad();
-    let kept: Vec<f32> = targets.iter().map(|&t| if t < 0 { 0.0 } else { 1.0 }).collect();
+    let kept: Vec<f32> = targets
+        .iter()
+        .map(|&t| if t < 0 { 0.0 } else { 1.0 })
+        .collect();
     let count = kept.iter().sum::<f32>() as f64;
     let index: Vec<i64> = targets.iter().map(|&t| t.max(0)).collect();
-    let index = Tensor::<2, burn::tensor::Int>::from_data(TensorData::new(index, [rows, 1]), &device);
+    let index =
+        Tensor::<2, burn::tensor::Int>::from_data(TensorData::new(index, [rows, 1]), &device);
     let kept = Tensor::<1>::from_data(TensorData::new(kept, [rows]), &device);
     let reference = log_softmax(ref_logits.clone(), 1)
         .gather(1, index)
@@ -284,7 +331,11 @@ fn fused_cross_entropy_equals_the_composed_one_with_ignored_rows() {
         .sum()
         .neg()
         .div_scalar(count);
-    let g_ref = values(ref_logits.grad(&reference.clone().backward()).expect("gradient"));
+    let g_ref = values(
+        ref_logits
+            .grad(&reference.clone().backward())
+            .expect("gradient"),
+    );
     close(&values(fused), &values(reference), "loss");
     close(&g_fused, &g_ref, "dlogits");
 }

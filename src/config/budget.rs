@@ -12,7 +12,7 @@
 //! reference). Calibrated on W1 (README, "Reference workloads") against the counting
 //! allocator's peaks; `tests/budget.rs` checks it stays within 0.6x-1.6x of measured.
 
-use super::{ModelKind, Settings};
+use super::{BackendChoice, BackendSetting, ModelKind, Settings};
 use crate::attention::trained_pairs;
 
 const F32: u64 = 4;
@@ -83,10 +83,17 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
             let activations = l * (6 * d + 2 * f) * tokens * F32;
             let patterns = m.layer_patterns();
             let seed = s.train.seed;
+            // On the CPU backend every layer trains with the fused tile kernel, which
+            // keeps no n x n tensor (its output, log-sum-exp and per-thread scratch
+            // grow like n); elsewhere burn's composed ops keep ~4 per computed pair.
+            let fused = s.train.backend == BackendSetting::Local(BackendChoice::Cpu);
             let attention: u64 = patterns
                 .iter()
                 .enumerate()
                 .map(|(i, p)| {
+                    if fused {
+                        return (2 * d + 2 * h) * tokens * F32;
+                    }
                     let pairs = trained_pairs(p, s.task.seq_len, seed.wrapping_add(i as u64));
                     4 * b * h * pairs as u64 * F32
                 })

@@ -98,9 +98,9 @@ impl Block {
             (self.attention.forward(normed, kernels, layer), None)
         };
         let x = x + attended;
-        let ff = self
-            .ff_out
-            .forward(gelu(self.ff_in.forward(layer_norm(&self.norm_ff, x.clone()))));
+        let ff = self.ff_out.forward(gelu(
+            self.ff_in.forward(layer_norm(&self.norm_ff, x.clone())),
+        ));
         (x + ff, weights)
     }
 }

@@ -67,7 +67,10 @@ fn gemm_bcast<const FMA: bool>(
         return;
     }
     debug_assert!(m.is_multiple_of(MR) && cols.is_multiple_of(LANES));
-    assert!((m - 1) * sar + (depth - 1) * sak < a.len(), "A out of bounds");
+    assert!(
+        (m - 1) * sar + (depth - 1) * sak < a.len(),
+        "A out of bounds"
+    );
     assert!((depth - 1) * ldb + cols <= b.len(), "B out of bounds");
     assert!((m - 1) * ldc + cols <= c.len(), "C out of bounds");
     for r0 in (0..m).step_by(MR) {
@@ -79,9 +82,8 @@ fn gemm_bcast<const FMA: bool>(
             for k in 0..depth {
                 // SAFETY: the asserts above bound every index: r0 + i < m, k < depth,
                 // c0 + LANES <= cols.
-                let bv: &[f32; LANES] = unsafe {
-                    &*b.as_ptr().add(k * ldb + c0).cast::<[f32; LANES]>()
-                };
+                let bv: &[f32; LANES] =
+                    unsafe { &*b.as_ptr().add(k * ldb + c0).cast::<[f32; LANES]>() };
                 for (i, row) in acc.iter_mut().enumerate() {
                     // SAFETY: as above.
                     let av = unsafe { *a.get_unchecked((r0 + i) * sar + k * sak) };
@@ -221,7 +223,16 @@ fn chunk<'a>(
 /// Loads the tile's queries, scaled, into `q` (`[TILE_Q][hdp]`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn load_queries(q: &mut [f32], tile: &Tile, qkv: &[f32], dims: Dims, b: usize, h: usize, hdp: usize, scale: f32) {
+fn load_queries(
+    q: &mut [f32],
+    tile: &Tile,
+    qkv: &[f32],
+    dims: Dims,
+    b: usize,
+    h: usize,
+    hdp: usize,
+    scale: f32,
+) {
     let (n, hd, dm) = (dims.n, dims.head_dim, dims.d_model());
     for (r, &query) in tile.queries.iter().enumerate() {
         let base = (b * n + query as usize) * 3 * dm + h * hd;
@@ -233,7 +244,15 @@ fn load_queries(q: &mut [f32], tile: &Tile, qkv: &[f32], dims: Dims, b: usize, h
 
 /// `s = q . k^T` for the tile's rows, `-inf` where the plan hides a key.
 #[inline(always)]
-fn scores<const FMA: bool>(s: &mut [f32], q: &[f32], kv: &ChunkKv, tile: &Tile, c: usize, hd: usize, hdp: usize) {
+fn scores<const FMA: bool>(
+    s: &mut [f32],
+    q: &[f32],
+    kv: &ChunkKv,
+    tile: &Tile,
+    c: usize,
+    hd: usize,
+    hdp: usize,
+) {
     let rows = tile.queries.len();
     let m = round_up(rows, MR);
     s[..m * TILE_K].fill(0.0);
@@ -277,7 +296,12 @@ fn forward_head<const FMA: bool>(
             ot[r * hdp..(r + 1) * hdp].copy_from_slice(&acc[query * hdp..(query + 1) * hdp]);
         }
         for (c, keys) in tile.keys.chunks(TILE_K).enumerate() {
-            let gathered = (&mut sc.kt[..], &mut sc.vt[..], &mut sc.kr[..], &mut sc.vr[..]);
+            let gathered = (
+                &mut sc.kt[..],
+                &mut sc.vt[..],
+                &mut sc.kr[..],
+                &mut sc.vr[..],
+            );
             let ck = chunk(&kv, gathered, keys, hd, hdp);
             scores::<FMA>(&mut sc.s, &sc.q, &ck, tile, c, hd, hdp);
             for (r, &query) in tile.queries.iter().enumerate() {
@@ -303,7 +327,17 @@ fn forward_head<const FMA: bool>(
                     *x *= alpha;
                 }
             }
-            gemm_bcast::<FMA>(mr, keys.len(), hdp, &sc.s, (TILE_K, 1), ck.vr, hdp, &mut ot, hdp);
+            gemm_bcast::<FMA>(
+                mr,
+                keys.len(),
+                hdp,
+                &sc.s,
+                (TILE_K, 1),
+                ck.vr,
+                hdp,
+                &mut ot,
+                hdp,
+            );
         }
         for (r, &query) in tile.queries.iter().enumerate() {
             let query = query as usize;
@@ -371,7 +405,12 @@ fn backward_head<const FMA: bool>(
         }
         dqt.fill(0.0);
         for (c, keys) in tile.keys.chunks(TILE_K).enumerate() {
-            let gathered = (&mut sc.kt[..], &mut sc.vt[..], &mut sc.kr[..], &mut sc.vr[..]);
+            let gathered = (
+                &mut sc.kt[..],
+                &mut sc.vt[..],
+                &mut sc.kr[..],
+                &mut sc.vr[..],
+            );
             let ck = chunk(&kv, gathered, keys, hd, hdp);
             scores::<FMA>(&mut sc.s, &sc.q, &ck, tile, c, hd, hdp);
             // dP = dO V^T
@@ -408,7 +447,17 @@ fn backward_head<const FMA: bool>(
                 }
             }
             // dQ += dS K
-            gemm_bcast::<FMA>(mr, keys.len(), hdp, &dp, (TILE_K, 1), ck.kr, hdp, &mut dqt, hdp);
+            gemm_bcast::<FMA>(
+                mr,
+                keys.len(),
+                hdp,
+                &dp,
+                (TILE_K, 1),
+                ck.kr,
+                hdp,
+                &mut dqt,
+                hdp,
+            );
         }
         for (r, &query) in tile.queries.iter().enumerate() {
             let query = query as usize;
@@ -435,7 +484,11 @@ variants!(backward_head, backward_avx512, backward_avx2,
 /// `[batch, n, d_model]` and the log-sum-exp `[batch, heads, n]`.
 pub fn forward(plan: &AttentionPlan, qkv: &[f32], dims: Dims) -> (Vec<f32>, Vec<f32>) {
     let (n, hd, dm) = (dims.n, dims.head_dim, dims.d_model());
-    assert_eq!(qkv.len(), dims.batch * n * 3 * dm, "qkv is [batch, n, 3 d_model]");
+    assert_eq!(
+        qkv.len(),
+        dims.batch * n * 3 * dm,
+        "qkv is [batch, n, 3 d_model]"
+    );
     assert_eq!(plan.n(), n, "the plan was built for another length");
     let bhs = dims.batch * dims.heads;
     let mut heads_out = vec![0.0f32; bhs * n * hd];
@@ -445,7 +498,12 @@ pub fn forward(plan: &AttentionPlan, qkv: &[f32], dims: Dims) -> (Vec<f32>, Vec<
         .zip(lse.par_chunks_mut(n))
         .enumerate()
         .for_each(|(bh, (o, l))| {
-            dispatch!(forward_head, forward_avx512, forward_avx2, (plan, qkv, dims, bh, o, l))
+            dispatch!(
+                forward_head,
+                forward_avx512,
+                forward_avx2,
+                (plan, qkv, dims, bh, o, l)
+            )
         });
     // [batch, heads, n, hd] -> [batch, n, heads * hd]
     let mut out = vec![0.0f32; dims.batch * n * dm];
@@ -489,17 +547,19 @@ pub fn backward(
         });
     // [batch, heads, (q|k|v), n, hd] -> [batch, n, (q|k|v), heads * hd]
     let mut dqkv = vec![0.0f32; dims.batch * n * 3 * dm];
-    dqkv.par_chunks_mut(n * 3 * dm).enumerate().for_each(|(b, db)| {
-        for h in 0..dims.heads {
-            let src = &per_head[(b * dims.heads + h) * 3 * n * hd..][..3 * n * hd];
-            for part in 0..3 {
-                for q in 0..n {
-                    let dst = q * 3 * dm + part * dm + h * hd;
-                    db[dst..dst + hd]
-                        .copy_from_slice(&src[(part * n + q) * hd..(part * n + q + 1) * hd]);
+    dqkv.par_chunks_mut(n * 3 * dm)
+        .enumerate()
+        .for_each(|(b, db)| {
+            for h in 0..dims.heads {
+                let src = &per_head[(b * dims.heads + h) * 3 * n * hd..][..3 * n * hd];
+                for part in 0..3 {
+                    for q in 0..n {
+                        let dst = q * 3 * dm + part * dm + h * hd;
+                        db[dst..dst + hd]
+                            .copy_from_slice(&src[(part * n + q) * hd..(part * n + q + 1) * hd]);
+                    }
                 }
             }
-        }
-    });
+        });
     dqkv
 }

@@ -241,14 +241,14 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// `norm.forward(x)`, fused on the CPU backend.
 pub fn layer_norm<const D: usize>(norm: &burn::nn::LayerNorm, x: Tensor<D>) -> Tensor<D> {
     match &norm.beta {
-        Some(beta) if applies(Op::LayerNorm, &x) => Tensor::from_dispatch(
-            <Dispatch as FusedLayerNorm>::fused_layer_norm(
+        Some(beta) if applies(Op::LayerNorm, &x) => {
+            Tensor::from_dispatch(<Dispatch as FusedLayerNorm>::fused_layer_norm(
                 x.into_dispatch(),
                 norm.gamma.val().into_dispatch(),
                 beta.val().into_dispatch(),
                 LAYER_NORM_EPS,
-            ),
-        ),
+            ))
+        }
         _ => norm.forward(x),
     }
 }

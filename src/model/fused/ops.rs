@@ -69,8 +69,7 @@ pub trait FusedCrossEntropy: Backend {
         targets: Arc<Vec<i64>>,
     ) -> FloatTensor<Self>;
     /// The loss `[1]`.
-    fn fused_cross_entropy(logits: FloatTensor<Self>, targets: Arc<Vec<i64>>)
-    -> FloatTensor<Self>;
+    fn fused_cross_entropy(logits: FloatTensor<Self>, targets: Arc<Vec<i64>>) -> FloatTensor<Self>;
 }
 
 impl FusedGelu for Flex {
@@ -105,7 +104,12 @@ impl FusedLayerNorm for Flex {
         stats: FlexTensor,
         grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let (x, gamma, stats, grad) = (f32_data(x), f32_data(gamma), f32_data(stats), f32_data(grad));
+        let (x, gamma, stats, grad) = (
+            f32_data(x),
+            f32_data(gamma),
+            f32_data(stats),
+            f32_data(grad),
+        );
         let (dx, dg, db) =
             cpu::layer_norm_backward(slice(&x), slice(&gamma), slice(&stats), slice(&grad));
         (
@@ -115,15 +119,24 @@ impl FusedLayerNorm for Flex {
         )
     }
 
-    fn fused_layer_norm(x: FlexTensor, gamma: FlexTensor, beta: FlexTensor, eps: f64) -> FlexTensor {
+    fn fused_layer_norm(
+        x: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        eps: f64,
+    ) -> FlexTensor {
         Self::layer_norm_forward(x, gamma, beta, eps).0
     }
 }
 
 impl FusedCrossEntropy for Flex {
-    fn cross_entropy_forward(logits: FlexTensor, targets: Arc<Vec<i64>>) -> (FlexTensor, FlexTensor) {
+    fn cross_entropy_forward(
+        logits: FlexTensor,
+        targets: Arc<Vec<i64>>,
+    ) -> (FlexTensor, FlexTensor) {
         let logits = f32_data(logits);
-        let (loss, lse) = cpu::cross_entropy(logits.as_slice::<f32>().unwrap_or_default(), &targets);
+        let (loss, lse) =
+            cpu::cross_entropy(logits.as_slice::<f32>().unwrap_or_default(), &targets);
         let rows = lse.len();
         (flex_from(vec![loss], [1]), flex_from(lse, [rows]))
     }
@@ -159,7 +172,12 @@ impl<B: FusedGelu, C: CheckpointStrategy> FusedGelu for Autodiff<B, C> {
         impl<B: FusedGelu> Backward<B, 1> for GeluBackward {
             type State = FloatTensor<B>;
 
-            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
                 let [node] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 if let Some(node) = node {
@@ -168,7 +186,11 @@ impl<B: FusedGelu, C: CheckpointStrategy> FusedGelu for Autodiff<B, C> {
             }
         }
 
-        match GeluBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+        match GeluBackward
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
             OpsKind::Tracked(prep) => {
                 let inner = x.into_primitive();
                 let y = B::fused_gelu(inner.clone());
@@ -179,7 +201,10 @@ impl<B: FusedGelu, C: CheckpointStrategy> FusedGelu for Autodiff<B, C> {
     }
 
     fn fused_gelu_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        lift::<B, C>(B::fused_gelu_backward(x.into_primitive(), grad.into_primitive()))
+        lift::<B, C>(B::fused_gelu_backward(
+            x.into_primitive(),
+            grad.into_primitive(),
+        ))
     }
 }
 
@@ -226,7 +251,12 @@ impl<B: FusedLayerNorm, C: CheckpointStrategy> FusedLayerNorm for Autodiff<B, C>
         impl<B: FusedLayerNorm> Backward<B, 3> for LayerNormBackward {
             type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
 
-            fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
                 let [nx, ng, nb] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 let (x, gamma, stats) = ops.state;
@@ -287,22 +317,27 @@ impl<B: FusedCrossEntropy, C: CheckpointStrategy> FusedCrossEntropy for Autodiff
         ))
     }
 
-    fn fused_cross_entropy(
-        logits: FloatTensor<Self>,
-        targets: Arc<Vec<i64>>,
-    ) -> FloatTensor<Self> {
+    fn fused_cross_entropy(logits: FloatTensor<Self>, targets: Arc<Vec<i64>>) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct CrossEntropyBackward;
 
         impl<B: FusedCrossEntropy> Backward<B, 1> for CrossEntropyBackward {
             type State = (FloatTensor<B>, FloatTensor<B>, Arc<Vec<i64>>);
 
-            fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+            fn backward(
+                self,
+                ops: Ops<Self::State, 1>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
                 let [node] = ops.parents;
                 let grad = grads.consume::<B>(&ops.node);
                 if let Some(node) = node {
                     let (logits, lse, targets) = ops.state;
-                    grads.register::<B>(node.id, B::cross_entropy_backward(logits, lse, grad, targets));
+                    grads.register::<B>(
+                        node.id,
+                        B::cross_entropy_backward(logits, lse, grad, targets),
+                    );
                 }
             }
         }

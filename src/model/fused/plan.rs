@@ -124,8 +124,11 @@ impl AttentionPlan {
 
     /// Every pair visible, in one pass of consecutive queries.
     pub fn dense(n: usize) -> Self {
-        Self::build(&Mask::from_fn(n, |_, _| true), &[(Order::Consecutive, None)])
-            .expect("one pass over every key covers every pair")
+        Self::build(
+            &Mask::from_fn(n, |_, _| true),
+            &[(Order::Consecutive, None)],
+        )
+        .expect("one pass over every key covers every pair")
     }
 
     /// `passes`: each with its query order and, optionally, the largest `|i - j|` it

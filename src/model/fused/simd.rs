@@ -161,7 +161,10 @@ mod tests {
         for i in -300..=300 {
             let x = i as f32 / 100.0;
             let (a, b) = (erf::<false>(x), series(f64::from(x)));
-            assert!((f64::from(a) - b).abs() < 3e-7, "erf({x}) = {a}, series {b}");
+            assert!(
+                (f64::from(a) - b).abs() < 3e-7,
+                "erf({x}) = {a}, series {b}"
+            );
         }
     }
 }
