@@ -494,6 +494,7 @@ fn started_names_each_layers_kernel() {
         .plan()
         .expect("valid")
         .remove(0);
+    let plan_again = plan.clone();
     let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
     start(&trainer, 1, plan, None);
     let events = collect(&trainer, 1);
@@ -503,10 +504,24 @@ fn started_names_each_layers_kernel() {
         panic!("started")
     };
     let names: Vec<&str> = kernels.iter().map(|k| k.kernel.as_str()).collect();
+    // On the CPU backend every layer trains with the fused tile kernel.
+    assert_eq!(names, ["fused", "fused", "fused"]);
+    assert!(kernels.iter().all(|k| k.reason.is_none()));
+
+    // burn's composed ops (what wgpu uses) choose per layer, and say why.
+    let composed = attnlab::model::AttentionKernels::for_plan(
+        &plan_again,
+        &attnlab::trainer::CpuBackend::device(),
+        attnlab::model::SparseMode::Composed,
+    );
+    let names: Vec<&str> = composed.layers().iter().map(|k| k.kind.name()).collect();
     assert_eq!(names, ["dense", "block_sparse", "masked_dense"]);
-    assert_eq!(kernels[0].reason, None);
-    assert_eq!(kernels[1].reason, None);
-    assert!(kernels[2].reason.is_some(), "masked dense says why");
+    assert_eq!(composed.layers()[0].reason, None);
+    assert_eq!(composed.layers()[1].reason, None);
+    assert!(
+        composed.layers()[2].reason.is_some(),
+        "masked dense says why"
+    );
 }
 
 /// A run stopped midway and resumed from its checkpoint continues exactly as the

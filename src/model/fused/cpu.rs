@@ -87,8 +87,8 @@ fn gemm_bcast<const FMA: bool>(
                 for (i, row) in acc.iter_mut().enumerate() {
                     // SAFETY: as above.
                     let av = unsafe { *a.get_unchecked((r0 + i) * sar + k * sak) };
-                    for l in 0..LANES {
-                        row[l] = fmadd::<FMA>(av, bv[l], row[l]);
+                    for (x, &bl) in row.iter_mut().zip(bv) {
+                        *x = fmadd::<FMA>(av, bl, *x);
                     }
                 }
             }
@@ -128,9 +128,9 @@ impl HeadKv {
             let v = &qkv[base + 2 * dm..base + 2 * dm + hd];
             s.kr[j * hdp..j * hdp + hd].copy_from_slice(k);
             s.vr[j * hdp..j * hdp + hd].copy_from_slice(v);
-            for d in 0..hd {
-                s.kt[d * ld + j] = k[d];
-                s.vt[d * ld + j] = v[d];
+            for (d, (&kd, &vd)) in k.iter().zip(v).enumerate() {
+                s.kt[d * ld + j] = kd;
+                s.vt[d * ld + j] = vd;
             }
         }
         s

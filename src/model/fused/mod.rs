@@ -95,7 +95,7 @@ fn dims_of(qkv: &FlexTensor, heads: usize) -> cpu::Dims {
     };
     let d_model = width / 3;
     assert!(
-        heads > 0 && width % 3 == 0 && d_model % heads == 0,
+        heads > 0 && width.is_multiple_of(3) && d_model.is_multiple_of(heads),
         "fused attention: {width} columns do not split into q|k|v of {heads} heads"
     );
     cpu::Dims {

@@ -122,15 +122,6 @@ impl AttentionPlan {
         Self::build(mask, &passes)
     }
 
-    /// Every pair visible, in one pass of consecutive queries.
-    pub fn dense(n: usize) -> Self {
-        Self::build(
-            &Mask::from_fn(n, |_, _| true),
-            &[(Order::Consecutive, None)],
-        )
-        .expect("one pass over every key covers every pair")
-    }
-
     /// `passes`: each with its query order and, optionally, the largest `|i - j|` it
     /// may claim.
     fn build(mask: &Mask, passes: &[(Order, Option<usize>)]) -> Result<Self, PlanError> {
@@ -292,7 +283,7 @@ mod tests {
         assert!(local.computed_pairs() <= 4096 * 192, "{local:?}");
         let strided = check(AttentionPattern::Strided { stride: 64 }, 4096, false);
         assert!(strided.computed_pairs() * 8 < 4096 * 4096, "{strided:?}");
-        let dense = AttentionPlan::dense(256);
+        let dense = check(AttentionPattern::Dense, 256, false);
         assert_eq!(dense.computed_pairs(), 256 * 256);
     }
 

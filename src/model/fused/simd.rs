@@ -62,6 +62,7 @@ pub fn fmadd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
 /// that a loop over it vectorises; `exp(-inf)` is exactly `0`, and results below
 /// `exp(-87)` are `exp(-87)`.
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // Cephes' published coefficients
 pub fn exp_neg<const FMA: bool>(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
@@ -84,6 +85,7 @@ pub fn exp_neg<const FMA: bool>(x: f32) -> f32 {
 
 /// `erf(x)` (Abramowitz and Stegun 7.1.26, absolute error below 1.5e-7), branch-free.
 #[inline(always)]
+#[allow(clippy::excessive_precision)] // the published coefficients
 pub fn erf<const FMA: bool>(x: f32) -> f32 {
     let a = x.abs();
     let t = 1.0 / fmadd::<FMA>(0.327_591_1, a, 1.0);
