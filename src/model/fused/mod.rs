@@ -158,14 +158,23 @@ impl<B: FusedAttention, C: CheckpointStrategy> FusedAttention for Autodiff<B, C>
     }
 
     fn attention_backward(
-        _qkv: FloatTensor<Self>,
-        _out: FloatTensor<Self>,
-        _lse: FloatTensor<Self>,
-        _grad: FloatTensor<Self>,
-        _plan: Arc<AttentionPlan>,
-        _heads: usize,
+        qkv: FloatTensor<Self>,
+        out: FloatTensor<Self>,
+        lse: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        plan: Arc<AttentionPlan>,
+        heads: usize,
     ) -> FloatTensor<Self> {
-        unimplemented!("second-order gradients of fused attention are not supported")
+        // The gradient itself, not recorded: no second-order gradients.
+        let dqkv = B::attention_backward(
+            qkv.into_primitive(),
+            out.into_primitive(),
+            lse.into_primitive(),
+            grad.into_primitive(),
+            plan,
+            heads,
+        );
+        <Self as burn::backend::AutodiffBackend>::from_inner(dqkv)
     }
 
     fn fused_attention(
