@@ -157,12 +157,19 @@ fn wide_heads_and_several_key_chunks() {
 
 /// `experiments/dense_vs_local.toml` trained 200 steps with the fused kernel and with
 /// burn's composed ops (block-sparse / masked dense): the same losses within float
-/// error, every step, for both runs.
+/// error, every step. Its two runs that learn (dense and local w=16; w=4 sits at
+/// chance by design), which keeps this debug-build test to a few minutes.
 #[test]
 fn a_shipped_experiment_trains_the_same_fused_and_composed() {
     let experiment = Experiment::load(std::path::Path::new("experiments/dense_vs_local.toml"))
         .expect("shipped experiment loads");
-    for plan in experiment.plan().expect("plans") {
+    let plans = experiment.plan().expect("plans");
+    let learners: Vec<_> = plans
+        .into_iter()
+        .filter(|p| p.name() != "local w=4")
+        .collect();
+    assert_eq!(learners.len(), 2, "dense and local w=16");
+    for plan in learners {
         let plan = plan.revise(|s| s.train.steps = 200).expect("revise");
         let settings = plan.settings().clone();
         // One initial model for both (other tests draw from the same device RNG

@@ -50,6 +50,11 @@ fn round_up(x: usize, to: usize) -> usize {
 /// `A(r, k) = a[r * sar + k * sak]` (broadcast, so any strides: transposes are free),
 /// `B` and `C` row-major with leading dimensions `ldb` and `ldc`. `m` is a multiple
 /// of [`MR`] and `cols` of [`LANES`].
+///
+/// With 512-bit vectors (32 registers) the bulk runs in blocks of 4 rows by 32
+/// columns: 8 independent accumulators hide the FMA latency.
+/// With 256-bit vectors (16 registers) blocks are 4 rows by 16 columns (8
+/// accumulators of two registers each).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn gemm_bcast<const FMA: bool>(
@@ -73,27 +78,90 @@ fn gemm_bcast<const FMA: bool>(
     );
     assert!((depth - 1) * ldb + cols <= b.len(), "B out of bounds");
     assert!((m - 1) * ldc + cols <= c.len(), "C out of bounds");
-    for r0 in (0..m).step_by(MR) {
-        for c0 in (0..cols).step_by(LANES) {
-            let mut acc = [[0.0f32; LANES]; MR];
-            for (i, row) in acc.iter_mut().enumerate() {
-                row.copy_from_slice(&c[(r0 + i) * ldc + c0..][..LANES]);
+    let g = Gemm {
+        depth,
+        a,
+        sar,
+        sak,
+        b,
+        ldb,
+        ldc,
+    };
+    if FMA && wide() {
+        let c32 = cols - cols % (2 * LANES);
+        for r0 in (0..m).step_by(MR) {
+            for c0 in (0..c32).step_by(2 * LANES) {
+                g.block::<MR, 2, FMA>(r0, c0, c);
             }
-            for k in 0..depth {
-                // SAFETY: the asserts above bound every index: r0 + i < m, k < depth,
-                // c0 + LANES <= cols.
-                let bv: &[f32; LANES] =
-                    unsafe { &*b.as_ptr().add(k * ldb + c0).cast::<[f32; LANES]>() };
-                for (i, row) in acc.iter_mut().enumerate() {
-                    // SAFETY: as above.
-                    let av = unsafe { *a.get_unchecked((r0 + i) * sar + k * sak) };
-                    for (x, &bl) in row.iter_mut().zip(bv) {
-                        *x = fmadd::<FMA>(av, bl, *x);
+        }
+        for r0 in (0..m).step_by(MR) {
+            for c0 in (c32..cols).step_by(LANES) {
+                g.block::<MR, 1, FMA>(r0, c0, c);
+            }
+        }
+    } else {
+        for r0 in (0..m).step_by(MR) {
+            for c0 in (0..cols).step_by(LANES) {
+                g.block::<MR, 1, FMA>(r0, c0, c);
+            }
+        }
+    }
+}
+
+/// Whether the 512-bit variant runs (32 vector registers for the larger blocks).
+#[inline(always)]
+fn wide() -> bool {
+    super::simd::isa() == super::simd::Isa::Avx512
+}
+
+/// The operands of one [`gemm_bcast`] call, bounds checked by it.
+struct Gemm<'a> {
+    depth: usize,
+    a: &'a [f32],
+    sar: usize,
+    sak: usize,
+    b: &'a [f32],
+    ldb: usize,
+    ldc: usize,
+}
+
+impl Gemm<'_> {
+    /// One block of `R` rows from `r0` by `V` vectors of columns from `c0`, its
+    /// accumulators held in registers across the whole depth.
+    #[inline(always)]
+    fn block<const R: usize, const V: usize, const FMA: bool>(
+        &self,
+        r0: usize,
+        c0: usize,
+        c: &mut [f32],
+    ) {
+        let ldc = self.ldc;
+        let mut acc = [[[0.0f32; LANES]; V]; R];
+        for (i, row) in acc.iter_mut().enumerate() {
+            for (v, vec) in row.iter_mut().enumerate() {
+                vec.copy_from_slice(&c[(r0 + i) * ldc + c0 + v * LANES..][..LANES]);
+            }
+        }
+        let (a, b) = (self.a.as_ptr(), self.b.as_ptr());
+        for k in 0..self.depth {
+            // SAFETY: `gemm_bcast` asserted that every index is in bounds: r0 + i < m,
+            // k < depth, c0 + V * LANES <= cols.
+            let bv: [[f32; LANES]; V] = std::array::from_fn(|v| unsafe {
+                *b.add(k * self.ldb + c0 + v * LANES).cast::<[f32; LANES]>()
+            });
+            for (i, row) in acc.iter_mut().enumerate() {
+                // SAFETY: as above.
+                let av = unsafe { *a.add((r0 + i) * self.sar + k * self.sak) };
+                for (vec, bl) in row.iter_mut().zip(&bv) {
+                    for (x, &y) in vec.iter_mut().zip(bl.iter()) {
+                        *x = fmadd::<FMA>(av, y, *x);
                     }
                 }
             }
-            for (i, row) in acc.iter().enumerate() {
-                c[(r0 + i) * ldc + c0..][..LANES].copy_from_slice(row);
+        }
+        for (i, row) in acc.iter().enumerate() {
+            for (v, vec) in row.iter().enumerate() {
+                c[(r0 + i) * ldc + c0 + v * LANES..][..LANES].copy_from_slice(vec);
             }
         }
     }
@@ -259,12 +327,42 @@ fn scores<const FMA: bool>(
     gemm_bcast::<FMA>(m, hd, TILE_K, q, (hdp, 1), kv.kt, kv.ld, s, TILE_K);
     for r in 0..rows {
         let word = tile.chunk_bits(r, c);
+        if word == u64::MAX {
+            continue;
+        }
         for (j, x) in s[r * TILE_K..(r + 1) * TILE_K].iter_mut().enumerate() {
             if word >> j & 1 == 0 {
                 *x = f32::NEG_INFINITY;
             }
         }
     }
+}
+
+/// The largest of a score row (`TILE_K` long), in vector lanes.
+#[inline(always)]
+fn row_max(s: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    for part in s.chunks_exact(LANES) {
+        for (m, &x) in lanes.iter_mut().zip(part) {
+            *m = m.max(x);
+        }
+    }
+    lanes.into_iter().fold(f32::NEG_INFINITY, f32::max)
+}
+
+/// Replaces each score `x` of a row (`TILE_K` long) by `exp(x - max)` and returns
+/// their sum, accumulated in vector lanes (a sequential sum would be one add's
+/// latency per element).
+#[inline(always)]
+fn exp_sum<const FMA: bool>(s: &mut [f32], max: f32) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    for part in s.chunks_exact_mut(LANES) {
+        for (acc, x) in lanes.iter_mut().zip(part) {
+            *x = exp_neg::<FMA>(*x - max);
+            *acc += *x;
+        }
+    }
+    lanes.iter().sum()
 }
 
 /// The forward pass of one (batch, head): `o` (`[n][hd]`) and `lse` (`[n]`).
@@ -307,20 +405,14 @@ fn forward_head<const FMA: bool>(
             for (r, &query) in tile.queries.iter().enumerate() {
                 let query = query as usize;
                 let s = &mut sc.s[r * TILE_K..(r + 1) * TILE_K];
-                let mut mx = f32::NEG_INFINITY;
-                for &x in s.iter() {
-                    mx = mx.max(x);
-                }
+                let mx = row_max(s);
                 if mx == f32::NEG_INFINITY {
                     s.fill(0.0); // this query sees no key of the chunk
                     continue;
                 }
                 let m_new = m[query].max(mx);
                 let alpha = exp_neg::<FMA>(m[query] - m_new);
-                for x in s.iter_mut() {
-                    *x = exp_neg::<FMA>(*x - m_new);
-                }
-                let sum: f32 = s.iter().sum();
+                let sum = exp_sum::<FMA>(s, m_new);
                 m[query] = m_new;
                 l[query] = fmadd::<FMA>(l[query], alpha, sum);
                 for x in &mut ot[r * hdp..(r + 1) * hdp] {
