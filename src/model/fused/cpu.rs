@@ -8,7 +8,7 @@
 //! projection reads), `lse` `[batch, heads, n]`.
 //!
 //! Every product of a tile is one register-blocked micro-kernel, [`gemm_bcast`] (4
-//! rows by 16 columns of accumulators, one operand broadcast), on per-head copies of
+//! rows by 32 columns on AVX-512, by 16 otherwise; one operand broadcast), on per-head copies of
 //! K and V in both layouts, so that a chunk of consecutive keys is read in place. The
 //! kernels are compiled for AVX-512, AVX2 + FMA and plain x86-64 and picked at run
 //! time ([`super::simd`]). Parallel over (batch, head).
