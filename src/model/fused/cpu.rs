@@ -42,6 +42,9 @@ const LANES: usize = 16;
 /// Rows per micro-kernel.
 const MR: usize = 4;
 
+// Score rows are whole vectors: `row_max` and `exp_sum` walk them in `LANES` chunks.
+const _: () = assert!(TILE_K.is_multiple_of(LANES));
+
 fn round_up(x: usize, to: usize) -> usize {
     x.div_ceil(to) * to
 }
