@@ -68,6 +68,7 @@ pub fn exp_neg<const FMA: bool>(x: f32) -> f32 {
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
     const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    const BIAS_BITS: f32 = 8_388_608.0; // 2^23
     let hidden = x == f32::NEG_INFINITY;
     let x = x.clamp(-87.0, 0.0);
     let k = (x * LOG2E + ROUND) - ROUND;
@@ -79,7 +80,10 @@ pub fn exp_neg<const FMA: bool>(x: f32) -> f32 {
     p = fmadd::<FMA>(p, r, 1.666_666_5e-1);
     p = fmadd::<FMA>(p, r, 5.000_000_1e-1);
     let y = fmadd::<FMA>(p * r, r, r) + 1.0;
-    let scale = f32::from_bits(((k as i32 + 127) as u32) << 23);
+    // 2^k from the bits of 2^23 + (k + 127), whose low mantissa bits are k + 127
+    // (k is an integer in [-126, 0]): shifted into the exponent field. An `as i32`
+    // conversion here would not vectorise (Rust's saturating cast goes lane by lane).
+    let scale = f32::from_bits((k + (BIAS_BITS + 127.0)).to_bits() << 23);
     if hidden { 0.0 } else { y * scale }
 }
 
