@@ -2,7 +2,8 @@
 //! and backward, for every pattern, on random shapes (head widths that are not a
 //! multiple of the vector width, lengths with ragged tiles), causal or not; its plans
 //! cover each mask exactly; and a shipped experiment trains the same with it as with
-//! burn's composed ops.
+//! burn's composed ops. The fused element-wise operations and the linear layer equal
+//! burn's, values and gradients.
 
 use std::sync::Arc;
 
@@ -284,6 +285,54 @@ fn fused_layer_norm_equals_burns_with_its_parameter_gradients() {
         let ((g1, b1), (g2, b2)) = (param_grads(true), param_grads(false));
         close(&g1, &g2, "dgamma");
         close(&b1, &b2, "dbeta");
+    }
+}
+
+#[test]
+fn fused_linear_equals_burns_with_its_parameter_gradients() {
+    use burn::module::Module;
+    use burn::nn::LinearConfig;
+    let device = CpuBackend::device().autodiff();
+    device.seed(21);
+    // Shapes below and above the size where the products go parallel.
+    for (batch, rows, d_in, d_out) in [
+        (1, 1, 1, 1),
+        (2, 5, 3, 7),
+        (3, 40, 17, 1),
+        (4, 256, 128, 384),
+    ] {
+        let layer = LinearConfig::new(d_in, d_out).init(&device);
+        let layer = layer.map(&mut RandomiseParams);
+        let x0 = Tensor::<3>::random([batch, rows, d_in], Distribution::Normal(0.2, 1.5), &device);
+        let w = Tensor::<3>::random(
+            [batch, rows, d_out],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let run = |fused: bool| {
+            let x = x0.clone().detach().require_grad();
+            let y = if fused {
+                attnlab::model::fused::linear(&layer, x.clone())
+            } else {
+                layer.forward(x.clone())
+            };
+            let grads = (y.clone() * w.clone()).sum().backward();
+            let bias = layer.bias.as_ref().expect("bias");
+            [
+                values(y),
+                values(x.grad(&grads).expect("dx")),
+                values(layer.weight.val().grad(&grads).expect("dw")),
+                values(bias.val().grad(&grads).expect("db")),
+            ]
+        };
+        let (fused, reference) = (run(true), run(false));
+        for ((a, b), what) in fused.iter().zip(&reference).zip(["y", "dx", "dw", "db"]) {
+            close(
+                a,
+                b,
+                &format!("linear {batch}x{rows}x{d_in}->{d_out} {what}"),
+            );
+        }
     }
 }
 

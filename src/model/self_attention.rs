@@ -7,6 +7,7 @@ use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
 use super::AttentionKernels;
+use super::fused::linear;
 use super::reference::masked_attention;
 
 /// The shape of a [`SelfAttention`].
@@ -45,15 +46,17 @@ impl SelfAttention {
     pub fn forward(&self, x: Tensor<3>, kernels: &AttentionKernels, layer: usize) -> Tensor<3> {
         let [batch, seq, d_model] = x.dims();
         if let Some(plan) = kernels.fused_plan(layer) {
-            let qkv = self.qkv.forward(x.clone());
+            let qkv = linear(&self.qkv, x.clone());
             if let Some(out) = super::fused::fused_attention(qkv, plan, self.heads) {
-                return self.proj.forward(out);
+                return linear(&self.proj, out);
             }
         }
         let (q, k, v) = self.split_heads(x);
         let out = kernels.attend(layer, q, k, v);
-        self.proj
-            .forward(out.swap_dims(1, 2).reshape([batch, seq, d_model]))
+        linear(
+            &self.proj,
+            out.swap_dims(1, 2).reshape([batch, seq, d_model]),
+        )
     }
 
     /// Attention computed by the masked-dense reference, with its weights.
@@ -69,9 +72,10 @@ impl SelfAttention {
         let [batch, seq, d_model] = x.dims();
         let (q, k, v) = self.split_heads(x);
         let (out, weights) = masked_attention(q, k, v, kernels.mask(layer));
-        let out = self
-            .proj
-            .forward(out.swap_dims(1, 2).reshape([batch, seq, d_model]));
+        let out = linear(
+            &self.proj,
+            out.swap_dims(1, 2).reshape([batch, seq, d_model]),
+        );
         (out, weights)
     }
 
@@ -80,7 +84,7 @@ impl SelfAttention {
         let [batch, seq, d_model] = x.dims();
         let heads = self.heads;
         let head_dim = d_model / heads;
-        let qkv = self.qkv.forward(x);
+        let qkv = linear(&self.qkv, x);
         let split = |part: usize| {
             qkv.clone()
                 .slice([0..batch, 0..seq, part * d_model..(part + 1) * d_model])

@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 
-use super::fused::{gelu, layer_norm};
+use super::fused::{gelu, layer_norm, linear};
 use super::self_attention::{SelfAttention, SelfAttentionConfig};
 use super::{AttentionKernels, SequenceModel};
 use crate::config::RunPlan;
@@ -98,9 +98,10 @@ impl Block {
             (self.attention.forward(normed, kernels, layer), None)
         };
         let x = x + attended;
-        let ff = self.ff_out.forward(gelu(
-            self.ff_in.forward(layer_norm(&self.norm_ff, x.clone())),
-        ));
+        let ff = linear(
+            &self.ff_out,
+            gelu(linear(&self.ff_in, layer_norm(&self.norm_ff, x.clone()))),
+        );
         (x + ff, weights)
     }
 }
@@ -136,6 +137,6 @@ impl Transformer {
             x = next;
             weights.extend(w);
         }
-        (self.head.forward(layer_norm(&self.norm, x)), weights)
+        (linear(&self.head, layer_norm(&self.norm, x)), weights)
     }
 }

@@ -13,6 +13,7 @@
 
 pub mod cpu;
 mod elementwise;
+mod linear;
 mod ops;
 mod plan;
 pub mod simd;
@@ -30,7 +31,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::tensor::{Bytes, DType, Shape, Tensor};
 
-pub use ops::{FusedCrossEntropy, FusedGelu, FusedLayerNorm};
+pub use ops::{FusedCrossEntropy, FusedGelu, FusedLayerNorm, FusedLinear};
 pub use plan::{AttentionPlan, PlanError, TILE_K, TILE_Q, Tile};
 
 /// Multi-head attention from a tile plan.
@@ -262,6 +263,23 @@ pub fn layer_norm<const D: usize>(norm: &burn::nn::LayerNorm, x: Tensor<D>) -> T
     }
 }
 
+/// `layer.forward(x)`, fused on the CPU backend (the bias inside the product, no
+/// zero-filled or copied outputs, the bias's gradient summed in parallel).
+pub fn linear<const D: usize>(layer: &burn::nn::Linear, x: Tensor<D>) -> Tensor<D> {
+    let weight = layer.weight.val();
+    let [d_in, _] = weight.dims();
+    match &layer.bias {
+        Some(bias) if d_in > 0 && x.dims()[D - 1] == d_in && applies(Op::Linear, &x) => {
+            Tensor::from_dispatch(<Dispatch as FusedLinear>::fused_linear(
+                x.into_dispatch(),
+                weight.into_dispatch(),
+                bias.val().into_dispatch(),
+            ))
+        }
+        _ => layer.forward(x),
+    }
+}
+
 /// Mean cross-entropy of `logits` `[rows, vocab]` over the rows whose target is not
 /// negative, fused on the CPU backend; `None` elsewhere (the caller composes it).
 pub fn cross_entropy(logits: Tensor<2>, targets: &[i64]) -> Option<Tensor<1>> {
@@ -302,10 +320,18 @@ pub enum Op {
     Gelu,
     /// [`cross_entropy`].
     CrossEntropy,
+    /// [`linear`].
+    Linear,
 }
 
 impl Op {
-    const ALL: [Op; 4] = [Op::Attention, Op::LayerNorm, Op::Gelu, Op::CrossEntropy];
+    const ALL: [Op; 5] = [
+        Op::Attention,
+        Op::LayerNorm,
+        Op::Gelu,
+        Op::CrossEntropy,
+        Op::Linear,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -313,6 +339,7 @@ impl Op {
             Op::LayerNorm => "layer_norm",
             Op::Gelu => "gelu",
             Op::CrossEntropy => "cross_entropy",
+            Op::Linear => "linear",
         }
     }
 }
@@ -321,7 +348,7 @@ impl Op {
 /// on, `0` every one off, and a list such as `attention,gelu` only those (to measure
 /// each); read once.
 pub fn enabled_op(op: Op) -> bool {
-    static ON: std::sync::OnceLock<[bool; 4]> = std::sync::OnceLock::new();
+    static ON: std::sync::OnceLock<[bool; 5]> = std::sync::OnceLock::new();
     let on = ON.get_or_init(|| {
         let value = std::env::var("ATTNLAB_FUSED").unwrap_or_else(|_| "1".into());
         let value = value.trim();

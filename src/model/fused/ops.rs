@@ -1,5 +1,6 @@
-//! The element-wise fused operations as burn backend extensions, each with its own
-//! backward pass: GELU, LayerNorm, and softmax cross-entropy with an ignore mask.
+//! The element-wise fused operations and the linear layer as burn backend
+//! extensions, each with its own backward pass: GELU, LayerNorm, softmax
+//! cross-entropy with an ignore mask, and `x w + b`.
 //! Same shape of code as the attention operation in the parent module: the inner
 //! backend computes (and returns what the backward needs), `Autodiff` records it.
 
@@ -16,6 +17,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{AutodiffBackend, Backend, TensorMetadata, backend_extension};
 
 use super::elementwise as cpu;
+use super::linear;
 use super::{f32_data, flex_from, slice};
 
 /// GELU (erf form) with a fused, parallel backward.
@@ -70,6 +72,56 @@ pub trait FusedCrossEntropy: Backend {
     ) -> FloatTensor<Self>;
     /// The loss `[1]`.
     fn fused_cross_entropy(logits: FloatTensor<Self>, targets: Arc<Vec<i64>>) -> FloatTensor<Self>;
+}
+
+/// A linear layer `x w + b` (burn's `Linear` layout: `w` `[d_in, d_out]`) with the
+/// bias fused into the product and its gradients from strided products.
+#[backend_extension(Flex, Autodiff)]
+pub trait FusedLinear: Backend {
+    /// `x` `[.., d_in]` → `[.., d_out]`.
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self>;
+    /// `dx`, `dw`, `db` from the output's gradient.
+    fn fused_linear_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
+}
+
+impl FusedLinear for Flex {
+    fn fused_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        let shape = x.shape();
+        let ws = weight.shape();
+        let (d_in, d_out) = (ws[0], ws[1]);
+        let (x, w, b) = (f32_data(x), f32_data(weight), f32_data(bias));
+        let y = linear::forward(slice(&x), slice(&w), slice(&b), d_in, d_out);
+        let mut dims = shape.as_slice().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = d_out;
+        }
+        flex_from(y, dims)
+    }
+
+    fn fused_linear_backward(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+    ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let shape = x.shape();
+        let ws = weight.shape();
+        let (d_in, d_out) = (ws[0], ws[1]);
+        let (x, w, g) = (f32_data(x), f32_data(weight), f32_data(grad));
+        let (dx, dw, db) = linear::backward(slice(&x), slice(&w), slice(&g), d_in, d_out);
+        (
+            flex_from(dx, shape),
+            flex_from(dw, [d_in, d_out]),
+            flex_from(db, [d_out]),
+        )
+    }
 }
 
 impl FusedGelu for Flex {
@@ -205,6 +257,68 @@ impl<B: FusedGelu, C: CheckpointStrategy> FusedGelu for Autodiff<B, C> {
             x.into_primitive(),
             grad.into_primitive(),
         ))
+    }
+}
+
+impl<B: FusedLinear, C: CheckpointStrategy> FusedLinear for Autodiff<B, C> {
+    fn fused_linear(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct LinearBackward;
+
+        impl<B: FusedLinear> Backward<B, 3> for LinearBackward {
+            type State = (FloatTensor<B>, FloatTensor<B>);
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                _: &mut Checkpointer,
+            ) {
+                let [nx, nw, nb] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x, w) = ops.state;
+                let (dx, dw, db) = B::fused_linear_backward(x, w, grad);
+                for (node, g) in [(nx, dx), (nw, dw), (nb, db)] {
+                    if let Some(node) = node {
+                        grads.register::<B>(node.id, g);
+                    }
+                }
+            }
+        }
+
+        match LinearBackward
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (x, w) = (x.into_primitive(), weight.into_primitive());
+                let y = B::fused_linear(x.clone(), w.clone(), bias.into_primitive());
+                prep.finish((x, w), y)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_linear(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
+
+    fn fused_linear_backward(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let (dx, dw, db) = B::fused_linear_backward(
+            x.into_primitive(),
+            weight.into_primitive(),
+            grad.into_primitive(),
+        );
+        (lift::<B, C>(dx), lift::<B, C>(dw), lift::<B, C>(db))
     }
 }
 
