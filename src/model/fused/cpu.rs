@@ -291,10 +291,62 @@ fn chunk<'a>(
     }
 }
 
+/// `dst[i] = src[i] * s + add * dst[i]` over whole `LANES` chunks (a head row of 32 is
+/// two vectors; a plain loop would leave it to the scalar remainder of a 64-wide
+/// vectorised body), then the rest.
+#[inline(always)]
+fn axpby<const FMA: bool>(dst: &mut [f32], src: &[f32], s: f32, keep: bool) {
+    debug_assert_eq!(dst.len(), src.len());
+    let mut d = dst.chunks_exact_mut(LANES);
+    let mut x = src.chunks_exact(LANES);
+    for (d, x) in (&mut d).zip(&mut x) {
+        for (d, &x) in d.iter_mut().zip(x) {
+            *d = if keep { fmadd::<FMA>(x, s, *d) } else { x * s };
+        }
+    }
+    for (d, &x) in d.into_remainder().iter_mut().zip(x.remainder()) {
+        *d = if keep { fmadd::<FMA>(x, s, *d) } else { x * s };
+    }
+}
+
+/// `x *= s`, in whole vectors as [`axpby`].
+#[inline(always)]
+fn scale_in_place(x: &mut [f32], s: f32) {
+    let mut v = x.chunks_exact_mut(LANES);
+    for v in &mut v {
+        for x in v {
+            *x *= s;
+        }
+    }
+    for x in v.into_remainder() {
+        *x *= s;
+    }
+}
+
+/// `a . b`, accumulated in vector lanes.
+#[inline(always)]
+fn dot<const FMA: bool>(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0.0f32; LANES];
+    let mut x = a.chunks_exact(LANES);
+    let mut y = b.chunks_exact(LANES);
+    for (x, y) in (&mut x).zip(&mut y) {
+        for ((acc, &x), &y) in lanes.iter_mut().zip(x).zip(y) {
+            *acc = fmadd::<FMA>(x, y, *acc);
+        }
+    }
+    let tail: f32 = x
+        .remainder()
+        .iter()
+        .zip(y.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    lanes.iter().sum::<f32>() + tail
+}
+
 /// Loads the tile's queries, scaled, into `q` (`[TILE_Q][hdp]`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn load_queries(
+fn load_queries<const FMA: bool>(
     q: &mut [f32],
     tile: &Tile,
     qkv: &[f32],
@@ -307,9 +359,12 @@ fn load_queries(
     let (n, hd, dm) = (dims.n, dims.head_dim, dims.d_model());
     for (r, &query) in tile.queries.iter().enumerate() {
         let base = (b * n + query as usize) * 3 * dm + h * hd;
-        for d in 0..hd {
-            q[r * hdp + d] = qkv[base + d] * scale;
-        }
+        axpby::<FMA>(
+            &mut q[r * hdp..r * hdp + hd],
+            &qkv[base..base + hd],
+            scale,
+            false,
+        );
     }
 }
 
@@ -391,7 +446,7 @@ fn forward_head<const FMA: bool>(
     for tile in plan.passes().iter().flatten() {
         let rows = tile.queries.len();
         let mr = round_up(rows, MR);
-        load_queries(&mut sc.q, tile, qkv, dims, b, h, hdp, scale);
+        load_queries::<FMA>(&mut sc.q, tile, qkv, dims, b, h, hdp, scale);
         for (r, &query) in tile.queries.iter().enumerate() {
             let query = query as usize;
             ot[r * hdp..(r + 1) * hdp].copy_from_slice(&acc[query * hdp..(query + 1) * hdp]);
@@ -418,9 +473,7 @@ fn forward_head<const FMA: bool>(
                 let sum = exp_sum::<FMA>(s, m_new);
                 m[query] = m_new;
                 l[query] = fmadd::<FMA>(l[query], alpha, sum);
-                for x in &mut ot[r * hdp..(r + 1) * hdp] {
-                    *x *= alpha;
-                }
+                scale_in_place(&mut ot[r * hdp..(r + 1) * hdp], alpha);
             }
             gemm_bcast::<FMA>(
                 mr,
@@ -441,9 +494,12 @@ fn forward_head<const FMA: bool>(
     }
     for q in 0..n {
         let inv = if l[q] > 0.0 { 1.0 / l[q] } else { 0.0 };
-        for d in 0..hd {
-            o[q * hd + d] = acc[q * hdp + d] * inv;
-        }
+        axpby::<FMA>(
+            &mut o[q * hd..(q + 1) * hd],
+            &acc[q * hdp..q * hdp + hd],
+            inv,
+            false,
+        );
         lse[q] = if l[q] > 0.0 {
             m[q] + l[q].ln()
         } else {
@@ -476,7 +532,7 @@ fn backward_head<const FMA: bool>(
     let delta: Vec<f32> = (0..n)
         .map(|q| {
             let base = row_of(q);
-            (0..hd).map(|d| out[base + d] * grad[base + d]).sum()
+            dot::<FMA>(&out[base..base + hd], &grad[base..base + hd])
         })
         .collect();
     let kv = HeadKv::new(qkv, dims, b, h, hdp);
@@ -493,7 +549,7 @@ fn backward_head<const FMA: bool>(
     for tile in plan.passes().iter().flatten() {
         let rows = tile.queries.len();
         let mr = round_up(rows, MR);
-        load_queries(&mut sc.q, tile, qkv, dims, b, h, hdp, scale);
+        load_queries::<FMA>(&mut sc.q, tile, qkv, dims, b, h, hdp, scale);
         for (r, &query) in tile.queries.iter().enumerate() {
             let g = row_of(query as usize);
             go[r * hdp..r * hdp + hd].copy_from_slice(&grad[g..g + hd]);
@@ -534,11 +590,9 @@ fn backward_head<const FMA: bool>(
             gemm_bcast::<FMA>(TILE_K, rows, hdp, &dp, (1, TILE_K), &sc.q, hdp, dk_c, ld_c);
             if ck.start.is_none() {
                 for (j, &key) in keys.iter().enumerate() {
-                    let key = key as usize;
-                    for d in 0..hd {
-                        dk[key * hdp + d] += dkc[j * hdp + d];
-                        dv[key * hdp + d] += dvc[j * hdp + d];
-                    }
+                    let (key, row) = (key as usize * hdp, j * hdp);
+                    axpby::<FMA>(&mut dk[key..key + hd], &dkc[row..row + hd], 1.0, true);
+                    axpby::<FMA>(&mut dv[key..key + hd], &dvc[row..row + hd], 1.0, true);
                 }
             }
             // dQ += dS K
@@ -555,10 +609,13 @@ fn backward_head<const FMA: bool>(
             );
         }
         for (r, &query) in tile.queries.iter().enumerate() {
-            let query = query as usize;
-            for d in 0..hd {
-                dq[query * hdp + d] += scale * dqt[r * hdp + d];
-            }
+            let query = query as usize * hdp;
+            axpby::<FMA>(
+                &mut dq[query..query + hd],
+                &dqt[r * hdp..r * hdp + hd],
+                scale,
+                true,
+            );
         }
     }
     let (dq_out, rest) = dqkv.split_at_mut(n * hd);
