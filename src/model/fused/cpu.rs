@@ -49,7 +49,8 @@ fn round_up(x: usize, to: usize) -> usize {
     x.div_ceil(to) * to
 }
 
-/// `C[r][c] += sum_k A(r, k) * B[k][c]` for `r < m`, `c < cols`, `k < depth`, where
+/// `C[r][c] += sum_k A(r, k) * B[k][c]` (or `=` with `SET`: `C` is not read) for
+/// `r < m`, `c < cols`, `k < depth`, where
 /// `A(r, k) = a[r * sar + k * sak]` (broadcast, so any strides: transposes are free),
 /// `B` and `C` row-major with leading dimensions `ldb` and `ldc`. `m` is a multiple
 /// of [`MR`] and `cols` of [`LANES`].
@@ -60,7 +61,7 @@ fn round_up(x: usize, to: usize) -> usize {
 /// accumulators of two registers each).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn gemm_bcast<const FMA: bool>(
+fn gemm_bcast<const FMA: bool, const SET: bool>(
     m: usize,
     depth: usize,
     cols: usize,
@@ -71,7 +72,15 @@ fn gemm_bcast<const FMA: bool>(
     c: &mut [f32],
     ldc: usize,
 ) {
-    if m == 0 || depth == 0 || cols == 0 {
+    if m == 0 || cols == 0 {
+        return;
+    }
+    if depth == 0 {
+        if SET {
+            for r in 0..m {
+                c[r * ldc..r * ldc + cols].fill(0.0);
+            }
+        }
         return;
     }
     debug_assert!(m.is_multiple_of(MR) && cols.is_multiple_of(LANES));
@@ -94,18 +103,18 @@ fn gemm_bcast<const FMA: bool>(
         let c32 = cols - cols % (2 * LANES);
         for r0 in (0..m).step_by(MR) {
             for c0 in (0..c32).step_by(2 * LANES) {
-                g.block::<MR, 2, FMA>(r0, c0, c);
+                g.block::<MR, 2, FMA, SET>(r0, c0, c);
             }
         }
         for r0 in (0..m).step_by(MR) {
             for c0 in (c32..cols).step_by(LANES) {
-                g.block::<MR, 1, FMA>(r0, c0, c);
+                g.block::<MR, 1, FMA, SET>(r0, c0, c);
             }
         }
     } else {
         for r0 in (0..m).step_by(MR) {
             for c0 in (0..cols).step_by(LANES) {
-                g.block::<MR, 1, FMA>(r0, c0, c);
+                g.block::<MR, 1, FMA, SET>(r0, c0, c);
             }
         }
     }
@@ -132,7 +141,7 @@ impl Gemm<'_> {
     /// One block of `R` rows from `r0` by `V` vectors of columns from `c0`, its
     /// accumulators held in registers across the whole depth.
     #[inline(always)]
-    fn block<const R: usize, const V: usize, const FMA: bool>(
+    fn block<const R: usize, const V: usize, const FMA: bool, const SET: bool>(
         &self,
         r0: usize,
         c0: usize,
@@ -140,9 +149,11 @@ impl Gemm<'_> {
     ) {
         let ldc = self.ldc;
         let mut acc = [[[0.0f32; LANES]; V]; R];
-        for (i, row) in acc.iter_mut().enumerate() {
-            for (v, vec) in row.iter_mut().enumerate() {
-                vec.copy_from_slice(&c[(r0 + i) * ldc + c0 + v * LANES..][..LANES]);
+        if !SET {
+            for (i, row) in acc.iter_mut().enumerate() {
+                for (v, vec) in row.iter_mut().enumerate() {
+                    vec.copy_from_slice(&c[(r0 + i) * ldc + c0 + v * LANES..][..LANES]);
+                }
             }
         }
         let (a, b) = (self.a.as_ptr(), self.b.as_ptr());
@@ -381,8 +392,7 @@ fn scores<const FMA: bool>(
 ) {
     let rows = tile.queries.len();
     let m = round_up(rows, MR);
-    s[..m * TILE_K].fill(0.0);
-    gemm_bcast::<FMA>(m, hd, TILE_K, q, (hdp, 1), kv.kt, kv.ld, s, TILE_K);
+    gemm_bcast::<FMA, true>(m, hd, TILE_K, q, (hdp, 1), kv.kt, kv.ld, s, TILE_K);
     for r in 0..rows {
         let word = tile.chunk_bits(r, c);
         if word == u64::MAX {
@@ -475,7 +485,7 @@ fn forward_head<const FMA: bool>(
                 l[query] = fmadd::<FMA>(l[query], alpha, sum);
                 scale_in_place(&mut ot[r * hdp..(r + 1) * hdp], alpha);
             }
-            gemm_bcast::<FMA>(
+            gemm_bcast::<FMA, false>(
                 mr,
                 keys.len(),
                 hdp,
@@ -565,8 +575,7 @@ fn backward_head<const FMA: bool>(
             let ck = chunk(&kv, gathered, keys, hd, hdp);
             scores::<FMA>(&mut sc.s, &sc.q, &ck, tile, c, hd, hdp);
             // dP = dO V^T
-            dp[..mr * TILE_K].fill(0.0);
-            gemm_bcast::<FMA>(mr, hd, TILE_K, &go, (hdp, 1), ck.vt, ck.ld, &mut dp, TILE_K);
+            gemm_bcast::<FMA, true>(mr, hd, TILE_K, &go, (hdp, 1), ck.vt, ck.ld, &mut dp, TILE_K);
             for (r, &query) in tile.queries.iter().enumerate() {
                 let query = query as usize;
                 let (l, dl) = (lse[query], delta[query]);
@@ -586,8 +595,8 @@ fn backward_head<const FMA: bool>(
                     (&mut dkc[..], &mut dvc[..], hdp)
                 }
             };
-            gemm_bcast::<FMA>(TILE_K, rows, hdp, &sc.s, (1, TILE_K), &go, hdp, dv_c, ld_c);
-            gemm_bcast::<FMA>(TILE_K, rows, hdp, &dp, (1, TILE_K), &sc.q, hdp, dk_c, ld_c);
+            gemm_bcast::<FMA, false>(TILE_K, rows, hdp, &sc.s, (1, TILE_K), &go, hdp, dv_c, ld_c);
+            gemm_bcast::<FMA, false>(TILE_K, rows, hdp, &dp, (1, TILE_K), &sc.q, hdp, dk_c, ld_c);
             if ck.start.is_none() {
                 for (j, &key) in keys.iter().enumerate() {
                     let (key, row) = (key as usize * hdp, j * hdp);
@@ -596,7 +605,7 @@ fn backward_head<const FMA: bool>(
                 }
             }
             // dQ += dS K
-            gemm_bcast::<FMA>(
+            gemm_bcast::<FMA, false>(
                 mr,
                 keys.len(),
                 hdp,
