@@ -181,6 +181,83 @@ impl Gemm<'_> {
     }
 }
 
+/// An output buffer that the (batch, head) tasks fill in parallel, each writing only
+/// its own head's columns of its own batch's rows, so the pieces never overlap and
+/// no per-head copy and transpose pass is needed. It starts uninitialised: every
+/// element is written exactly once before [`HeadWriter::finish`].
+struct HeadWriter {
+    buf: Vec<f32>,
+    len: usize,
+}
+
+/// A raw view of a [`HeadWriter`]'s buffer, shared by the tasks.
+#[derive(Clone, Copy)]
+struct HeadSink {
+    ptr: *mut std::mem::MaybeUninit<f32>,
+    len: usize,
+}
+
+// SAFETY: the tasks that share a sink write disjoint elements (see `HeadSink::row`).
+unsafe impl Send for HeadSink {}
+// SAFETY: as above.
+unsafe impl Sync for HeadSink {}
+
+impl HeadWriter {
+    fn new(len: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(len),
+            len,
+        }
+    }
+
+    fn sink(&mut self) -> HeadSink {
+        HeadSink {
+            ptr: self.buf.spare_capacity_mut().as_mut_ptr(),
+            len: self.len,
+        }
+    }
+
+    /// The buffer, once every element has been written.
+    ///
+    /// # Safety
+    /// Every one of the `len` elements was written through a sink.
+    unsafe fn finish(mut self) -> Vec<f32> {
+        // SAFETY: the caller's promise; the capacity is `len`.
+        unsafe { self.buf.set_len(self.len) };
+        self.buf
+    }
+}
+
+impl HeadSink {
+    /// Elements `start..start + width`.
+    ///
+    /// # Safety
+    /// No other task writes any of these elements while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    unsafe fn row(&self, start: usize, width: usize) -> &mut [std::mem::MaybeUninit<f32>] {
+        assert!(start + width <= self.len, "head row out of bounds");
+        // SAFETY: in bounds (checked); disjoint from other tasks' rows (the caller).
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), width) }
+    }
+}
+
+/// `dst = src * s` into uninitialised memory, in whole vectors as [`axpby`].
+#[inline(always)]
+fn store_scaled(dst: &mut [std::mem::MaybeUninit<f32>], src: &[f32], s: f32) {
+    debug_assert_eq!(dst.len(), src.len());
+    let mut d = dst.chunks_exact_mut(LANES);
+    let mut x = src.chunks_exact(LANES);
+    for (d, x) in (&mut d).zip(&mut x) {
+        for (d, &x) in d.iter_mut().zip(x) {
+            d.write(x * s);
+        }
+    }
+    for (d, &x) in d.into_remainder().iter_mut().zip(x.remainder()) {
+        d.write(x * s);
+    }
+}
+
 /// One (batch, head)'s keys and values, copied once per call in both layouts.
 struct HeadKv {
     /// `[hd][n + TILE_K]`: `kt[d * ld + j]` = dimension `d` of key `j` (zero past `n`).
@@ -433,14 +510,15 @@ fn exp_sum<const FMA: bool>(s: &mut [f32], max: f32) -> f32 {
     lanes.iter().sum()
 }
 
-/// The forward pass of one (batch, head): `o` (`[n][hd]`) and `lse` (`[n]`).
+/// The forward pass of one (batch, head): its head's columns of `o` (`[batch, n,
+/// heads * hd]`) and its `lse` (`[n]`).
 #[inline(always)]
 fn forward_head<const FMA: bool>(
     plan: &AttentionPlan,
     qkv: &[f32],
     dims: Dims,
     bh: usize,
-    o: &mut [f32],
+    o: HeadSink,
     lse: &mut [f32],
 ) {
     let (b, h) = (bh / dims.heads, bh % dims.heads);
@@ -504,12 +582,9 @@ fn forward_head<const FMA: bool>(
     }
     for q in 0..n {
         let inv = if l[q] > 0.0 { 1.0 / l[q] } else { 0.0 };
-        axpby::<FMA>(
-            &mut o[q * hd..(q + 1) * hd],
-            &acc[q * hdp..q * hdp + hd],
-            inv,
-            false,
-        );
+        // SAFETY: row (b, q), head h's columns: this task's alone.
+        let dst = unsafe { o.row((b * n + q) * dims.d_model() + h * hd, hd) };
+        store_scaled(dst, &acc[q * hdp..q * hdp + hd], inv);
         lse[q] = if l[q] > 0.0 {
             m[q] + l[q].ln()
         } else {
@@ -518,8 +593,8 @@ fn forward_head<const FMA: bool>(
     }
 }
 
-/// The backward pass of one (batch, head): `dq`, `dk`, `dv` (each `[n][hd]`, in
-/// that order in `dqkv`).
+/// The backward pass of one (batch, head): its head's columns of `dq`, `dk`, `dv`
+/// in `dqkv` (`[batch, n, (q|k|v), heads * hd]`, the layout of `qkv`).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn backward_head<const FMA: bool>(
@@ -530,7 +605,7 @@ fn backward_head<const FMA: bool>(
     grad: &[f32],
     dims: Dims,
     bh: usize,
-    dqkv: &mut [f32],
+    dqkv: HeadSink,
 ) {
     let (b, h) = (bh / dims.heads, bh % dims.heads);
     let (n, hd, dm) = (dims.n, dims.head_dim, dims.d_model());
@@ -627,24 +702,25 @@ fn backward_head<const FMA: bool>(
             );
         }
     }
-    let (dq_out, rest) = dqkv.split_at_mut(n * hd);
-    let (dk_out, dv_out) = rest.split_at_mut(n * hd);
     for j in 0..n {
-        dq_out[j * hd..(j + 1) * hd].copy_from_slice(&dq[j * hdp..j * hdp + hd]);
-        dk_out[j * hd..(j + 1) * hd].copy_from_slice(&dk[j * hdp..j * hdp + hd]);
-        dv_out[j * hd..(j + 1) * hd].copy_from_slice(&dv[j * hdp..j * hdp + hd]);
+        let row = (b * n + j) * 3 * dm + h * hd;
+        for (part, src) in [&dq, &dk, &dv].into_iter().enumerate() {
+            // SAFETY: row (b, j), part `part`, head h's columns: this task's alone.
+            let dst = unsafe { dqkv.row(row + part * dm, hd) };
+            store_scaled(dst, &src[j * hdp..j * hdp + hd], 1.0);
+        }
     }
 }
 
 variants!(forward_head, forward_avx512, forward_avx2,
-    (plan: &AttentionPlan, qkv: &[f32], dims: Dims, bh: usize, o: &mut [f32], lse: &mut [f32]));
+    (plan: &AttentionPlan, qkv: &[f32], dims: Dims, bh: usize, o: HeadSink, lse: &mut [f32]));
 variants!(backward_head, backward_avx512, backward_avx2,
-    (plan: &AttentionPlan, qkv: &[f32], out: &[f32], lse: &[f32], grad: &[f32], dims: Dims, bh: usize, dqkv: &mut [f32]));
+    (plan: &AttentionPlan, qkv: &[f32], out: &[f32], lse: &[f32], grad: &[f32], dims: Dims, bh: usize, dqkv: HeadSink));
 
 /// Attention of every (batch, head) of `qkv` under `plan`: the output
 /// `[batch, n, d_model]` and the log-sum-exp `[batch, heads, n]`.
 pub fn forward(plan: &AttentionPlan, qkv: &[f32], dims: Dims) -> (Vec<f32>, Vec<f32>) {
-    let (n, hd, dm) = (dims.n, dims.head_dim, dims.d_model());
+    let (n, dm) = (dims.n, dims.d_model());
     assert_eq!(
         qkv.len(),
         dims.batch * n * 3 * dm,
@@ -652,32 +728,19 @@ pub fn forward(plan: &AttentionPlan, qkv: &[f32], dims: Dims) -> (Vec<f32>, Vec<
     );
     assert_eq!(plan.n(), n, "the plan was built for another length");
     let bhs = dims.batch * dims.heads;
-    let mut heads_out = vec![0.0f32; bhs * n * hd];
+    let mut out = HeadWriter::new(dims.batch * n * dm);
+    let sink = out.sink();
     let mut lse = vec![0.0f32; bhs * n];
-    heads_out
-        .par_chunks_mut(n * hd)
-        .zip(lse.par_chunks_mut(n))
-        .enumerate()
-        .for_each(|(bh, (o, l))| {
-            dispatch!(
-                forward_head,
-                forward_avx512,
-                forward_avx2,
-                (plan, qkv, dims, bh, o, l)
-            )
-        });
-    // [batch, heads, n, hd] -> [batch, n, heads * hd]
-    let mut out = vec![0.0f32; dims.batch * n * dm];
-    out.par_chunks_mut(n * dm).enumerate().for_each(|(b, ob)| {
-        for h in 0..dims.heads {
-            let src = &heads_out[(b * dims.heads + h) * n * hd..][..n * hd];
-            for q in 0..n {
-                ob[q * dm + h * hd..q * dm + (h + 1) * hd]
-                    .copy_from_slice(&src[q * hd..(q + 1) * hd]);
-            }
-        }
+    lse.par_chunks_mut(n).enumerate().for_each(|(bh, l)| {
+        dispatch!(
+            forward_head,
+            forward_avx512,
+            forward_avx2,
+            (plan, qkv, dims, bh, sink, l)
+        )
     });
-    (out, lse)
+    // SAFETY: task (b, h) wrote head h's columns of every row of batch b.
+    (unsafe { out.finish() }, lse)
 }
 
 /// The gradient of `qkv` (`[batch, n, 3 d_model]`) from the forward's output, its
@@ -690,37 +753,20 @@ pub fn backward(
     grad: &[f32],
     dims: Dims,
 ) -> Vec<f32> {
-    let (n, hd, dm) = (dims.n, dims.head_dim, dims.d_model());
+    let (n, dm) = (dims.n, dims.d_model());
     assert_eq!(out.len(), dims.batch * n * dm);
     assert_eq!(grad.len(), out.len());
     let bhs = dims.batch * dims.heads;
-    let mut per_head = vec![0.0f32; bhs * 3 * n * hd];
-    per_head
-        .par_chunks_mut(3 * n * hd)
-        .enumerate()
-        .for_each(|(bh, d)| {
-            dispatch!(
-                backward_head,
-                backward_avx512,
-                backward_avx2,
-                (plan, qkv, out, lse, grad, dims, bh, d)
-            )
-        });
-    // [batch, heads, (q|k|v), n, hd] -> [batch, n, (q|k|v), heads * hd]
-    let mut dqkv = vec![0.0f32; dims.batch * n * 3 * dm];
-    dqkv.par_chunks_mut(n * 3 * dm)
-        .enumerate()
-        .for_each(|(b, db)| {
-            for h in 0..dims.heads {
-                let src = &per_head[(b * dims.heads + h) * 3 * n * hd..][..3 * n * hd];
-                for part in 0..3 {
-                    for q in 0..n {
-                        let dst = q * 3 * dm + part * dm + h * hd;
-                        db[dst..dst + hd]
-                            .copy_from_slice(&src[(part * n + q) * hd..(part * n + q + 1) * hd]);
-                    }
-                }
-            }
-        });
-    dqkv
+    let mut dqkv = HeadWriter::new(dims.batch * n * 3 * dm);
+    let sink = dqkv.sink();
+    (0..bhs).into_par_iter().for_each(|bh| {
+        dispatch!(
+            backward_head,
+            backward_avx512,
+            backward_avx2,
+            (plan, qkv, out, lse, grad, dims, bh, sink)
+        )
+    });
+    // SAFETY: task (b, h) wrote head h's columns of q, k and v in every row of batch b.
+    unsafe { dqkv.finish() }
 }
