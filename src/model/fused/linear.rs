@@ -11,6 +11,8 @@
 
 use std::mem::MaybeUninit;
 
+use super::uninit::written;
+
 use rayon::prelude::*;
 
 /// Products smaller than this (multiply-adds) run on one thread, as in burn-flex.
@@ -110,15 +112,6 @@ fn product(
             parallelism(m, n, k),
         );
     }
-}
-
-/// A `Vec` of `len` elements, every one written by `fill` before it is returned.
-fn written(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
-    let mut v = Vec::with_capacity(len);
-    fill(&mut v.spare_capacity_mut()[..len]);
-    // SAFETY: `fill` initialised all `len` elements (each caller writes every one).
-    unsafe { v.set_len(len) };
-    v
 }
 
 /// `y = x w + b` (`[rows, d_out]`).

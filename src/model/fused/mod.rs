@@ -17,6 +17,7 @@ mod linear;
 mod ops;
 mod plan;
 pub mod simd;
+mod uninit;
 
 use std::sync::Arc;
 
