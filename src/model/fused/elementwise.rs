@@ -141,22 +141,22 @@ pub fn layer_norm(x: &[f32], gamma: &[f32], beta: &[f32], eps: f32) -> (Vec<f32>
     assert!(d > 0 && x.len().is_multiple_of(d) && beta.len() == d);
     let rows = x.len() / d;
     let per = rows_per_item(d);
-    let mut stats = Vec::with_capacity(rows * 2);
-    let y = written(x.len(), |y| {
-        y.par_chunks_mut(per * d)
-            .zip(stats.spare_capacity_mut()[..rows * 2].par_chunks_mut(per * 2))
-            .zip(x.par_chunks(per * d))
-            .for_each(|((y, st), x)| {
-                dispatch!(
-                    layer_norm_rows,
-                    layer_norm_avx512,
-                    layer_norm_avx2,
-                    (x, gamma, beta, eps, y, st)
-                )
-            })
+    let mut y = Vec::new();
+    let stats = written(rows * 2, |stats| {
+        y = written(x.len(), |y| {
+            y.par_chunks_mut(per * d)
+                .zip(stats.par_chunks_mut(per * 2))
+                .zip(x.par_chunks(per * d))
+                .for_each(|((y, st), x)| {
+                    dispatch!(
+                        layer_norm_rows,
+                        layer_norm_avx512,
+                        layer_norm_avx2,
+                        (x, gamma, beta, eps, y, st)
+                    )
+                })
+        })
     });
-    // SAFETY: every row's kernel wrote its two statistics.
-    unsafe { stats.set_len(rows * 2) };
     (y, stats)
 }
 
