@@ -258,7 +258,17 @@ fn store_scaled(dst: &mut [std::mem::MaybeUninit<f32>], src: &[f32], s: f32) {
     }
 }
 
-/// One (batch, head)'s keys and values, copied once per call in both layouts.
+/// Which pass a [`HeadKv`] serves: each reads only two of its four layouts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Scores (`kt`) and `P V` (`vr`).
+    Forward,
+    /// Scores (`kt`), `dO V^T` (`vt`) and `dS K` (`kr`).
+    Backward,
+}
+
+/// One (batch, head)'s keys and values, copied once per call in the layouts its pass
+/// reads (the others stay empty).
 struct HeadKv {
     /// `[hd][n + TILE_K]`: `kt[d * ld + j]` = dimension `d` of key `j` (zero past `n`).
     kt: Vec<f32>,
@@ -268,28 +278,37 @@ struct HeadKv {
     vr: Vec<f32>,
     /// Leading dimension of `kt`, `vt`.
     ld: usize,
+    pass: Pass,
 }
 
 impl HeadKv {
-    fn new(qkv: &[f32], dims: Dims, b: usize, h: usize, hdp: usize) -> Self {
+    fn new(qkv: &[f32], dims: Dims, b: usize, h: usize, hdp: usize, pass: Pass) -> Self {
         let (n, hd, dm) = (dims.n, dims.head_dim, dims.d_model());
         let ld = n + TILE_K;
+        let backward = pass == Pass::Backward;
+        let sized = |wanted: bool, len: usize| if wanted { vec![0.0; len] } else { Vec::new() };
         let mut s = Self {
             kt: vec![0.0; hd * ld],
-            vt: vec![0.0; hd * ld],
-            kr: vec![0.0; ld * hdp],
-            vr: vec![0.0; ld * hdp],
+            vt: sized(backward, hd * ld),
+            kr: sized(backward, ld * hdp),
+            vr: sized(!backward, ld * hdp),
             ld,
+            pass,
         };
         for j in 0..n {
             let base = (b * n + j) * 3 * dm + h * hd;
             let k = &qkv[base + dm..base + dm + hd];
             let v = &qkv[base + 2 * dm..base + 2 * dm + hd];
-            s.kr[j * hdp..j * hdp + hd].copy_from_slice(k);
-            s.vr[j * hdp..j * hdp + hd].copy_from_slice(v);
-            for (d, (&kd, &vd)) in k.iter().zip(v).enumerate() {
+            for (d, &kd) in k.iter().enumerate() {
                 s.kt[d * ld + j] = kd;
-                s.vt[d * ld + j] = vd;
+            }
+            if backward {
+                s.kr[j * hdp..j * hdp + hd].copy_from_slice(k);
+                for (d, &vd) in v.iter().enumerate() {
+                    s.vt[d * ld + j] = vd;
+                }
+            } else {
+                s.vr[j * hdp..j * hdp + hd].copy_from_slice(v);
             }
         }
         s
@@ -335,7 +354,8 @@ impl Scratch {
     }
 }
 
-/// The chunk `keys` of `kv`: consecutive keys in place, others gathered into `sc`.
+/// The chunk `keys` of `kv`: consecutive keys in place, others gathered into `sc`
+/// (only the layouts `kv`'s pass reads; the others come back empty).
 #[inline(always)]
 fn chunk<'a>(
     kv: &'a HeadKv,
@@ -344,29 +364,41 @@ fn chunk<'a>(
     hd: usize,
     hdp: usize,
 ) -> ChunkKv<'a> {
+    let backward = kv.pass == Pass::Backward;
     let first = keys[0] as usize;
     if keys[keys.len() - 1] as usize - first + 1 == keys.len() {
+        let from = |layout: &'a [f32], start: usize| layout.get(start..).unwrap_or(&[]);
         return ChunkKv {
             kt: &kv.kt[first..],
-            vt: &kv.vt[first..],
-            kr: &kv.kr[first * hdp..],
-            vr: &kv.vr[first * hdp..],
+            vt: from(&kv.vt, first),
+            kr: from(&kv.kr, first * hdp),
+            vr: from(&kv.vr, first * hdp),
             ld: kv.ld,
             start: Some(first),
         };
     }
     let (kt, vt, kr, vr) = gathered;
     kt.fill(0.0);
-    vt.fill(0.0);
-    kr.fill(0.0);
-    vr.fill(0.0);
     for (j, &key) in keys.iter().enumerate() {
-        let key = key as usize;
-        kr[j * hdp..(j + 1) * hdp].copy_from_slice(&kv.kr[key * hdp..(key + 1) * hdp]);
-        vr[j * hdp..(j + 1) * hdp].copy_from_slice(&kv.vr[key * hdp..(key + 1) * hdp]);
         for d in 0..hd {
-            kt[d * TILE_K + j] = kv.kt[d * kv.ld + key];
-            vt[d * TILE_K + j] = kv.vt[d * kv.ld + key];
+            kt[d * TILE_K + j] = kv.kt[d * kv.ld + key as usize];
+        }
+    }
+    if backward {
+        vt.fill(0.0);
+        kr.fill(0.0);
+        for (j, &key) in keys.iter().enumerate() {
+            let key = key as usize;
+            kr[j * hdp..(j + 1) * hdp].copy_from_slice(&kv.kr[key * hdp..(key + 1) * hdp]);
+            for d in 0..hd {
+                vt[d * TILE_K + j] = kv.vt[d * kv.ld + key];
+            }
+        }
+    } else {
+        vr.fill(0.0);
+        for (j, &key) in keys.iter().enumerate() {
+            let key = key as usize;
+            vr[j * hdp..(j + 1) * hdp].copy_from_slice(&kv.vr[key * hdp..(key + 1) * hdp]);
         }
     }
     ChunkKv {
@@ -525,7 +557,7 @@ fn forward_head<const FMA: bool>(
     let (n, hd) = (dims.n, dims.head_dim);
     let hdp = round_up(hd, LANES);
     let scale = 1.0 / (hd as f32).sqrt();
-    let kv = HeadKv::new(qkv, dims, b, h, hdp);
+    let kv = HeadKv::new(qkv, dims, b, h, hdp, Pass::Forward);
     let mut m = vec![f32::NEG_INFINITY; n];
     let mut l = vec![0.0f32; n];
     let mut acc = vec![0.0f32; n * hdp];
@@ -620,7 +652,7 @@ fn backward_head<const FMA: bool>(
             dot::<FMA>(&out[base..base + hd], &grad[base..base + hd])
         })
         .collect();
-    let kv = HeadKv::new(qkv, dims, b, h, hdp);
+    let kv = HeadKv::new(qkv, dims, b, h, hdp, Pass::Backward);
     // Accumulators with TILE_K rows of slack, so consecutive chunks add in place.
     let mut dq = vec![0.0f32; n * hdp];
     let mut dk = vec![0.0f32; (n + TILE_K) * hdp];
