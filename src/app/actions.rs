@@ -17,9 +17,6 @@ use crate::config::Experiment;
 use crate::records::{RunStatus, slug, write_atomically};
 use crate::trainer::{Command, Event, StartRun, Trainer, TryStartError};
 
-/// The longest a trainer event waits for the window to redraw.
-const TRAINER_REPAINT: Duration = Duration::from_millis(150);
-
 impl App {
     /// Carries out a command from a menu, a shortcut or a button.
     pub fn run_command(&mut self, command: UiCommand) {
@@ -177,11 +174,10 @@ impl App {
             self.trainer = None;
         }
         let ctx = self.ctx.clone();
-        // Trainer events arrive every step; redrawing at most every TRAINER_REPAINT is
-        // live enough for curves and keeps the window's own CPU time (software
-        // rendering included) away from training.
-        let wake: Box<dyn Fn() + Send + Sync> =
-            Box::new(move || ctx.request_repaint_after(TRAINER_REPAINT));
+        // Trainer events arrive every step; redrawing at most every `redraw` is live
+        // enough for curves and keeps the window's own CPU time away from training.
+        let redraw = self.redraw.while_training();
+        let wake: Box<dyn Fn() + Send + Sync> = Box::new(move || ctx.request_repaint_after(redraw));
         let spawned = if servers.is_empty() {
             Trainer::spawn_pool(workers, wake)
         } else {
@@ -210,7 +206,7 @@ impl App {
                 Ok(()) => {}
                 Err(TryStartError::Full(run)) => {
                     self.to_start.push_front(*run);
-                    self.ctx.request_repaint_after(TRAINER_REPAINT);
+                    self.ctx.request_repaint_after(self.redraw.while_training());
                     return;
                 }
                 Err(TryStartError::Gone) => {

@@ -5,6 +5,7 @@ use egui::{RichText, Ui};
 
 use super::commands::UiCommand;
 use super::config_panel::editor_ui;
+use super::frame_stats::Redraw;
 use super::runs_panel::{records_ui, runs_ui};
 use super::widgets::ERROR_COLOR;
 use super::workbench::App;
@@ -146,6 +147,14 @@ pub fn status_ui(ui: &mut Ui, app: &mut App) {
             ui.label(RichText::new(UiCommand::hints(ui.ctx())).small());
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+            if app.redraw == Redraw::Software && app.runs.any_active() {
+                ui.label(RichText::new("redrawn once a second while training").small())
+                    .on_hover_text(
+                        "The window is drawn in software (no GPU adapter), on the cores \
+                         that train; redrawing less often leaves them to training. \
+                         Moving the mouse redraws at once.",
+                    );
+            }
             if let Some((median, p95)) = app.frame_stats.percentiles_ms() {
                 ui.label(RichText::new(format!("frame {median:.1} ms (p95 {p95:.1})")).small())
                     .on_hover_text(

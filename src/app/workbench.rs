@@ -13,7 +13,7 @@ use super::distance_view::DistanceViewState;
 use super::editor::Editor;
 use super::examples::DEFAULT;
 use super::files::Dialogs;
-use super::frame_stats::FrameStats;
+use super::frame_stats::{FrameStats, Redraw};
 use super::heads_view::HeadsViewState;
 use super::heatmap::TextureCache;
 use super::mask_preview::PreviewCache;
@@ -75,6 +75,8 @@ pub struct App {
     pub(super) title: String,
     pub(super) ctx: egui::Context,
     pub(super) frame_stats: FrameStats,
+    /// How often the window redraws while training (slower on a software renderer).
+    pub(super) redraw: Redraw,
     /// Where the tabs were drawn last frame (what "Save pane as PNG" saves).
     pub(super) central_rect: Option<egui::Rect>,
     /// A pane to save as PNG once this frame is drawn.
@@ -96,7 +98,9 @@ impl App {
             .storage
             .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
             .unwrap_or_default();
-        Self::with_state(cc.egui_ctx.clone(), state)
+        let mut app = Self::with_state(cc.egui_ctx.clone(), state);
+        app.redraw = Redraw::for_renderer(cc.wgpu_render_state.as_ref());
+        app
     }
 
     /// The app with a given persisted state (tests start from `Default`).
@@ -150,6 +154,7 @@ impl App {
             title: String::new(),
             ctx,
             frame_stats: FrameStats::default(),
+            redraw: Redraw::Gpu,
             central_rect: None,
             pending_figure: None,
         };
