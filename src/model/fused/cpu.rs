@@ -367,7 +367,14 @@ fn chunk<'a>(
     let backward = kv.pass == Pass::Backward;
     let first = keys[0] as usize;
     if keys[keys.len() - 1] as usize - first + 1 == keys.len() {
-        let from = |layout: &'a [f32], start: usize| layout.get(start..).unwrap_or(&[]);
+        // A layout this pass does not read is empty; one it reads is sliced as ever.
+        let from = |layout: &'a [f32], start: usize| {
+            if layout.is_empty() {
+                layout
+            } else {
+                &layout[start..]
+            }
+        };
         return ChunkKv {
             kt: &kv.kt[first..],
             vt: from(&kv.vt, first),
