@@ -7,10 +7,12 @@
 //! ```text
 //! app, cli          front ends: the workbench window and the headless commands
 //! bench, export     the reference workloads, timed; figures and numbers out of records
-//! trainer           the background thread: one session per run, Command/Event
+//! trainer           the pool of executor threads: one session per run, Command/Event
 //! model, records    burn models and attention kernels; run records on disk
-//! config            experiment files -> validated RunPlans
-//! attention, tasks  pattern definitions, masks, layouts; synthetic tasks
+//! config            experiment files -> validated RunPlans; the field registry
+//! attention, memory, tasks
+//!                   pattern definitions, masks, layouts; the counting allocator;
+//!                   synthetic tasks
 //! ```
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]

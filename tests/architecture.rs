@@ -1,6 +1,8 @@
 //! The module structure ARCHITECTURE.md describes, checked on the source text: every
-//! `crate::` import points down the layers, and within a module no two files import
-//! each other (no cycles at all among a module's files).
+//! `crate::` import points down the layers; within a module, subfolders included, no
+//! two files import each other (no cycles at all among a module's files); the
+//! window's `app/view_model` does not use egui; and no source file outside the fused
+//! kernels is longer than 500 lines.
 //!
 //! Run alone with `cargo test --test architecture -- --nocapture` to print the layers
 //! and each module's file graph.
@@ -144,8 +146,160 @@ fn every_crate_import_points_down_the_layers() {
     );
 }
 
-/// Within each module folder: an edge from file `a` to file `b` when `a` names `b`
-/// (or an item `mod.rs` re-exports from `b`) through `super::` or `crate::<module>::`.
+/// A module's files by their path inside the module folder, without `.rs`
+/// (`workbench`, `panes/curves`, `mod`, `panes/mod`).
+type Files = BTreeMap<String, PathBuf>;
+
+/// `dir` and `name` joined as a file key (`""` + `a` is `a`, `panes` + `a` is
+/// `panes/a`).
+fn key_in(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// The folder of a file key (`panes/curves` is in `panes`, `workbench` in `""`).
+fn folder_of(key: &str) -> &str {
+    key.rsplit_once('/').map_or("", |(dir, _)| dir)
+}
+
+/// Every item path a `use` or an expression reaches after `prefix`, split into
+/// segments, groups expanded (`super::{a::X, b::{c, d}}` gives `a X`, `b c` and
+/// `b d`). Each entry carries how many further `super::` came before the path.
+fn paths_after(code: &str, prefix: &str) -> Vec<(usize, Vec<String>)> {
+    fn expand(text: &str, base: &[String], out: &mut Vec<Vec<String>>) {
+        let mut segments = base.to_vec();
+        let mut rest = text.trim_start();
+        loop {
+            if let Some(group) = rest.strip_prefix('{') {
+                let mut depth = 0;
+                let mut item = String::new();
+                for c in group.chars() {
+                    match c {
+                        '{' => depth += 1,
+                        '}' if depth == 0 => break,
+                        '}' => depth -= 1,
+                        ',' if depth == 0 => {
+                            expand(&item, &segments, out);
+                            item.clear();
+                            continue;
+                        }
+                        _ => {}
+                    }
+                    item.push(c);
+                }
+                expand(&item, &segments, out);
+                return;
+            }
+            let ident = ident_at(rest);
+            if ident.is_empty() {
+                break;
+            }
+            if ident == "self" {
+                // `b::{self}` names `b` itself.
+                if !segments.is_empty() {
+                    out.push(segments);
+                }
+                return;
+            }
+            segments.push(ident.to_string());
+            rest = &rest[ident.len()..];
+            match rest.strip_prefix("::") {
+                Some(more) => rest = more.trim_start(),
+                None => break,
+            }
+        }
+        if segments.len() > base.len() {
+            out.push(segments);
+        }
+    }
+    let mut out = Vec::new();
+    for (at, _) in code.match_indices(prefix) {
+        // A `super::` right after another is counted with the first.
+        if prefix == "super::" && code[..at].ends_with("super::") {
+            continue;
+        }
+        let mut rest = &code[at + prefix.len()..];
+        let mut ups = 0;
+        while let Some(more) = rest.strip_prefix("super::") {
+            ups += 1;
+            rest = more;
+        }
+        let mut paths = Vec::new();
+        expand(rest, &[], &mut paths);
+        out.extend(paths.into_iter().map(|p| (ups, p)));
+    }
+    out
+}
+
+/// What each folder's `mod.rs` re-exports: (folder, name) -> the path it names,
+/// relative to that folder.
+fn reexports(files: &Files) -> BTreeMap<(String, String), Vec<String>> {
+    let mut out = BTreeMap::new();
+    for (key, path) in files {
+        let dir = match key.strip_suffix("/mod") {
+            Some(dir) => dir,
+            None if key == "mod" => "",
+            None => continue,
+        };
+        let code = code_of(path);
+        for stmt in code.split(';') {
+            let stmt = stmt.trim();
+            let Some(rest) = stmt
+                .strip_prefix("pub use ")
+                .or_else(|| stmt.strip_prefix("pub(crate) use "))
+                .or_else(|| stmt.strip_prefix("pub(super) use "))
+            else {
+                continue;
+            };
+            let rest = rest.strip_prefix("self::").unwrap_or(rest);
+            for (_, segments) in paths_after(&format!("@{rest}"), "@") {
+                if let Some(name) = segments.last() {
+                    out.insert((dir.to_string(), name.clone()), segments);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The file a path names from folder `dir`: the file or folder each segment names in
+/// turn, else what the folder's `mod.rs` re-exports, else that `mod.rs`.
+fn resolve(
+    files: &Files,
+    exported: &BTreeMap<(String, String), Vec<String>>,
+    dir: &str,
+    segments: &[String],
+    depth: usize,
+) -> String {
+    let mut dir = dir.to_string();
+    for segment in segments {
+        let file = key_in(&dir, segment);
+        if files.contains_key(&file) {
+            return file;
+        }
+        if files.contains_key(&key_in(&file, "mod")) {
+            dir = file;
+            continue;
+        }
+        if let Some(path) = exported.get(&(dir.clone(), segment.clone()))
+            && depth < 8
+        {
+            return resolve(files, exported, &dir, path, depth + 1);
+        }
+        break;
+    }
+    key_in(&dir, "mod")
+}
+
+/// Within each module (its folder, subfolders included): an edge from file `a` to
+/// file `b` when `a` names `b`, a folder `b` is in, or an item a `mod.rs` re-exports
+/// from `b`, through `super::` or `crate::<module>::`. Files in a subfolder (`app/panes/
+/// curves.rs`) are nodes of their module's graph like any other, so a cycle through a
+/// subfolder is found too; a `mod.rs` only declares and re-exports, so it is a node
+/// that others may point to but that points nowhere.
 #[test]
 fn no_module_has_an_import_cycle_between_its_files() {
     let root = src();
@@ -160,60 +314,42 @@ fn no_module_has_an_import_cycle_between_its_files() {
             .and_then(|n| n.to_str())
             .expect("name")
             .to_string();
-        let files: BTreeMap<String, PathBuf> = rust_files(&dir)
+        let files: Files = rust_files(&dir)
             .into_iter()
-            .filter(|p| p.parent() == Some(dir.as_path()))
             .map(|p| {
-                let stem = p
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .expect("stem")
-                    .to_string();
-                (stem, p)
+                let rel = p.strip_prefix(&dir).expect("under the module");
+                let key = rel
+                    .with_extension("")
+                    .components()
+                    .filter_map(|c| c.as_os_str().to_str())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                (key, p)
             })
             .collect();
-        // Which file each name `mod.rs` re-exports comes from.
-        let mut exported: BTreeMap<String, String> = BTreeMap::new();
-        if let Some(mod_rs) = files.get("mod") {
-            let code = code_of(mod_rs);
-            for stmt in code.split(';') {
-                let stmt = stmt.trim();
-                let Some(rest) = stmt.strip_prefix("pub use ") else {
-                    continue;
-                };
-                let stem = ident_at(rest).to_string();
-                if !files.contains_key(&stem) {
-                    continue;
-                }
-                let names = rest[stem.len()..].trim_start_matches("::");
-                for name in names
-                    .trim_matches(|c| c == '{' || c == '}')
-                    .split(',')
-                    .map(|n| ident_at(n.trim()).to_string())
-                    .filter(|n| !n.is_empty())
-                {
-                    exported.insert(name, stem.clone());
-                }
-            }
-        }
+        let exported = reexports(&files);
         let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (stem, path) in &files {
-            if stem == "mod" {
+        for (key, path) in &files {
+            if key == "mod" || key.ends_with("/mod") {
                 continue;
             }
             let code = code_of(path);
-            let mut used = first_segments(&code, "super::");
-            used.extend(first_segments(&code, &format!("crate::{module}::")));
-            for name in used {
-                let target = if files.contains_key(&name) {
-                    name
-                } else if let Some(file) = exported.get(&name) {
-                    file.clone()
-                } else {
-                    "mod".to_string()
-                };
-                if &target != stem {
-                    graph.entry(stem.clone()).or_default().insert(target);
+            let mut used: Vec<(String, Vec<String>)> = Vec::new();
+            for (ups, segments) in paths_after(&code, "super::") {
+                // `super::` is the file's folder; each further `super::` one up.
+                let mut from = folder_of(key);
+                for _ in 0..ups {
+                    from = folder_of(from);
+                }
+                used.push((from.to_string(), segments));
+            }
+            for (_, segments) in paths_after(&code, &format!("crate::{module}::")) {
+                used.push((String::new(), segments));
+            }
+            for (from, segments) in used {
+                let target = resolve(&files, &exported, &from, &segments, 0);
+                if &target != key {
+                    graph.entry(key.clone()).or_default().insert(target);
                 }
             }
         }
@@ -282,6 +418,133 @@ fn the_cycle_finder_finds_cycles() {
             "super::"
         ),
         ["a", "b", "c"]
+    );
+    let paths = paths_after(
+        "use super::{a::X, b::{c, d::E}, self};\nlet y = super::super::f::g();",
+        "super::",
+    );
+    let paths: Vec<(usize, String)> = paths.into_iter().map(|(u, p)| (u, p.join("::"))).collect();
+    assert_eq!(
+        paths,
+        [
+            (0, "a::X".to_string()),
+            (0, "b::c".to_string()),
+            (0, "b::d::E".to_string()),
+            (1, "f::g".to_string()),
+        ]
+    );
+    let files: Files = [
+        "mod",
+        "shell",
+        "panes/mod",
+        "panes/curves",
+        "view_model/mod",
+    ]
+    .iter()
+    .map(|k| (k.to_string(), PathBuf::from(k)))
+    .collect();
+    let mut exported = BTreeMap::new();
+    exported.insert(
+        ("".to_string(), "Curves".to_string()),
+        vec!["panes".to_string(), "Curves".to_string()],
+    );
+    exported.insert(
+        ("panes".to_string(), "Curves".to_string()),
+        vec!["curves".to_string(), "Curves".to_string()],
+    );
+    let path = |p: &str| p.split("::").map(String::from).collect::<Vec<_>>();
+    assert_eq!(
+        resolve(&files, &exported, "", &path("panes::curves::f"), 0),
+        "panes/curves"
+    );
+    assert_eq!(
+        resolve(&files, &exported, "", &path("Curves"), 0),
+        "panes/curves"
+    );
+    assert_eq!(
+        resolve(&files, &exported, "panes", &path("curves::f"), 0),
+        "panes/curves"
+    );
+    assert_eq!(
+        resolve(&files, &exported, "", &path("shell::x"), 0),
+        "shell"
+    );
+    assert_eq!(
+        resolve(&files, &exported, "", &path("view_model::Y"), 0),
+        "view_model/mod"
+    );
+    assert_eq!(resolve(&files, &exported, "", &path("nothing"), 0), "mod");
+}
+
+/// The words of `path`'s code, comment lines and trailing comments left out (its
+/// tests included).
+fn words_of(path: &Path) -> Vec<String> {
+    let text = fs::read_to_string(path).expect("readable");
+    let mut words = Vec::new();
+    for line in text.lines() {
+        let code = line.split("//").next().unwrap_or("");
+        words.extend(
+            code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| !w.is_empty())
+                .map(String::from),
+        );
+    }
+    words
+}
+
+/// The window's state and numbers (`app/view_model`) are tested without a window:
+/// no file there names egui or a crate built on it.
+#[test]
+fn the_view_model_does_not_use_egui() {
+    let dir = src().join("app").join("view_model");
+    let files = rust_files(&dir);
+    assert!(!files.is_empty(), "no files under {}", dir.display());
+    let mut uses = Vec::new();
+    for path in files {
+        let named: BTreeSet<String> = words_of(&path)
+            .into_iter()
+            .filter(|w| w == "egui" || w == "eframe" || w.starts_with("egui_"))
+            .collect();
+        if !named.is_empty() {
+            uses.push(format!(
+                "{} uses {}",
+                path.display(),
+                named.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+    }
+    assert!(
+        uses.is_empty(),
+        "view_model must not use egui (move the drawing into the pane that uses it):\n{}",
+        uses.join("\n")
+    );
+}
+
+/// Most lines in one file under `src/` (outside `model/fused/`, whose kernels keep
+/// each ISA variant of a pass together).
+const MAX_LINES: usize = 500;
+
+/// A file is one unit of a size a reader takes in: none under `src/` beyond
+/// [`MAX_LINES`] lines, except the fused kernels.
+#[test]
+fn no_source_file_is_longer_than_the_limit() {
+    let root = src();
+    let fused = root.join("model").join("fused");
+    let mut long = Vec::new();
+    for path in rust_files(&root) {
+        if path.starts_with(&fused) {
+            continue;
+        }
+        let lines = fs::read_to_string(&path).expect("readable").lines().count();
+        if lines > MAX_LINES {
+            let rel = path.strip_prefix(&root).expect("under src");
+            long.push(format!("src/{}: {lines} lines", rel.display()));
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "files over {MAX_LINES} lines (split them by job):\n{}",
+        long.join("\n")
     );
 }
 

@@ -424,3 +424,143 @@ fn an_expanded_sweep_plans_the_same_runs() {
     let again = Experiment::from_toml(&e.to_toml().expect("writes")).expect("reopens");
     assert_eq!(again, e);
 }
+
+// ---------------------------------------------------------------------------------
+// The field registry: one declaration per field.
+
+use attnlab::config::fields::{self, Access};
+
+/// The keys serde knows for one table, read from its own unknown-field message
+/// (``unknown field `zz`, expected one of `kind`, `seq_len`, ...``): the struct's
+/// fields as the file format sees them, whatever the registry says.
+fn serde_keys(section: &str) -> Vec<String> {
+    let text = format!("name = \"x\"\n[{section}]\nzz_not_a_field = 1\n");
+    let message = match Experiment::from_toml(&text) {
+        Ok(_) => panic!("an unknown field must be refused"),
+        Err(e) => e.to_string(),
+    };
+    let (_, expected) = message
+        .split_once("expected")
+        .expect("serde lists the fields");
+    let expected = expected.split(" (did you mean").next().unwrap_or(expected);
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn every_settings_field_is_in_the_registry_and_nothing_else() {
+    for section in fields::Section::ALL {
+        let mut from_serde = serde_keys(section.name());
+        let mut from_registry: Vec<String> = fields::in_section(section)
+            .map(|f| f.key().to_string())
+            .collect();
+        from_serde.sort();
+        from_registry.sort();
+        assert_eq!(from_serde, from_registry, "[{}]", section.name());
+    }
+}
+
+#[test]
+fn every_registry_field_round_trips_through_a_file() {
+    for field in fields::FIELDS {
+        let mut settings = Settings::default();
+        // A value other than the default, inside the field's bounds.
+        match field.access {
+            Access::Int { get, set, min, max } => {
+                let v = if get(&settings) == max {
+                    min
+                } else {
+                    max.min(get(&settings) + 1).max(min)
+                };
+                set(&mut settings, v);
+            }
+            Access::Float {
+                get, set, min, max, ..
+            } => {
+                let v = if get(&settings) == max {
+                    (min + max) / 2.0
+                } else {
+                    max
+                };
+                set(&mut settings, v);
+            }
+            Access::Bool { get, set } => {
+                let v = !get(&settings);
+                set(&mut settings, v);
+            }
+            Access::Choice { names, get, set } => {
+                let other = names()
+                    .into_iter()
+                    .find(|n| *n != get(&settings))
+                    .expect("two names");
+                set(&mut settings, other);
+            }
+            Access::Structured => continue,
+        }
+        assert_ne!(
+            settings,
+            Settings::default(),
+            "{}: the setter changed nothing",
+            field.path
+        );
+        let text = Experiment::single("round trip", settings.clone())
+            .to_toml()
+            .expect("serialises");
+        let back = Experiment::from_toml(&text).expect("parses").base;
+        assert_eq!(
+            field.value_text(&back),
+            field.value_text(&settings),
+            "{}:\n{text}",
+            field.path
+        );
+        assert_eq!(back, settings, "{}", field.path);
+    }
+}
+
+#[test]
+fn the_readme_field_table_is_the_registry() {
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .expect("README.md");
+    let (begin, end) = ("<!-- fields:begin -->\n", "<!-- fields:end -->");
+    let start = readme
+        .find(begin)
+        .expect("README has the field table's begin marker")
+        + begin.len();
+    let stop = readme[start..]
+        .find(end)
+        .expect("README has the end marker")
+        + start;
+    let expected = fields::markdown_table();
+    if std::env::var_os("ATTNLAB_UPDATE_README").is_some() {
+        let updated = format!("{}{expected}{}", &readme[..start], &readme[stop..]);
+        std::fs::write(
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"),
+            updated,
+        )
+        .expect("README.md written");
+        return;
+    }
+    assert_eq!(
+        &readme[start..stop],
+        expected,
+        "README's field table differs from the registry: rerun with ATTNLAB_UPDATE_README=1"
+    );
+}
+
+#[test]
+fn sweeps_and_bounds_read_the_registry() {
+    let msg = error_of("name = \"x\"\n[sweep]\ntask.distanse = [1, 2]\n");
+    assert!(msg.contains("did you mean `task.distance`"), "{msg}");
+    let msg = error_of("name = \"x\"\n[sweep]\ntrain.seeds = [[1], [2]]\n");
+    assert!(msg.contains("cannot be swept"), "{msg}");
+    let msg = error_of("name = \"x\"\n[task]\nseq_len = 9000\n");
+    assert!(
+        msg.contains("task.seq_len") && msg.contains("8192"),
+        "{msg}"
+    );
+}

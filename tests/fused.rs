@@ -3,12 +3,14 @@
 //! multiple of the vector width, lengths with ragged tiles), causal or not; its plans
 //! cover each mask exactly; and a shipped experiment trains the same with it as with
 //! burn's composed ops. The fused element-wise operations and the linear layer equal
-//! burn's, values and gradients.
+//! burn's, values and gradients. And every compiled variant the machine runs
+//! (baseline, AVX2, AVX-512), each forced in turn, equals the reference.
 
 use std::sync::Arc;
 
 use attnlab::attention::AttentionPattern;
 use attnlab::config::Experiment;
+use attnlab::model::fused::simd::{self, Isa, with_isa};
 use attnlab::model::fused::{AttentionPlan, fused_attention};
 use attnlab::model::{AttentionKernels, SparseMode, TransformerConfig, masked_attention};
 use attnlab::trainer::{CpuBackend, train_step};
@@ -254,38 +256,44 @@ fn fused_gelu_equals_burns() {
 
 #[test]
 fn fused_layer_norm_equals_burns_with_its_parameter_gradients() {
+    for (rows, d) in [(1, 1), (5, 3), (2 * 64, 128), (3, 1000)] {
+        check_layer_norm(rows, d);
+    }
+}
+
+/// Value, input gradient and parameter gradients of the fused LayerNorm over
+/// `[1, rows, d]` against burn's.
+fn check_layer_norm(rows: usize, d: usize) {
     use burn::module::Module;
     use burn::nn::LayerNormConfig;
     let device = CpuBackend::device().autodiff();
     device.seed(5);
-    for (rows, d) in [(1, 1), (5, 3), (2 * 64, 128), (3, 1000)] {
-        let shape = [1, rows, d];
-        // Parameters away from their (1, 0) start, so their gradients matter.
-        let norm = LayerNormConfig::new(d).init(&device);
-        let norm = norm.map(&mut RandomiseParams);
-        check_unary(
-            shape,
-            |x| attnlab::model::fused::layer_norm(&norm, x),
-            |x| norm.forward(x),
-            &format!("layer norm {shape:?}"),
-        );
-        let x = Tensor::<3>::random(shape, Distribution::Normal(1.0, 3.0), &device);
-        let param_grads = |fused: bool| {
-            let y = if fused {
-                attnlab::model::fused::layer_norm(&norm, x.clone())
-            } else {
-                norm.forward(x.clone())
-            };
-            let w = Tensor::<3>::ones(shape, &device).mul_scalar(0.5) + x.clone().detach();
-            let grads = (y * w).sum().backward();
-            let gamma = values(norm.gamma.val().grad(&grads).expect("dgamma"));
-            let beta = norm.beta.as_ref().expect("beta");
-            (gamma, values(beta.val().grad(&grads).expect("dbeta")))
+    let shape = [1, rows, d];
+    // Parameters away from their (1, 0) start, so their gradients matter.
+    let norm = LayerNormConfig::new(d).init(&device);
+    let norm = norm.map(&mut RandomiseParams);
+    check_unary(
+        shape,
+        |x| attnlab::model::fused::layer_norm(&norm, x),
+        |x| norm.forward(x),
+        &format!("layer norm {shape:?}"),
+    );
+    let x = Tensor::<3>::random(shape, Distribution::Normal(1.0, 3.0), &device);
+    let param_grads = |fused: bool| {
+        let y = if fused {
+            attnlab::model::fused::layer_norm(&norm, x.clone())
+        } else {
+            norm.forward(x.clone())
         };
-        let ((g1, b1), (g2, b2)) = (param_grads(true), param_grads(false));
-        close(&g1, &g2, "dgamma");
-        close(&b1, &b2, "dbeta");
-    }
+        let w = Tensor::<3>::ones(shape, &device).mul_scalar(0.5) + x.clone().detach();
+        let grads = (y * w).sum().backward();
+        let gamma = values(norm.gamma.val().grad(&grads).expect("dgamma"));
+        let beta = norm.beta.as_ref().expect("beta");
+        (gamma, values(beta.val().grad(&grads).expect("dbeta")))
+    };
+    let ((g1, b1), (g2, b2)) = (param_grads(true), param_grads(false));
+    close(&g1, &g2, "dgamma");
+    close(&b1, &b2, "dbeta");
 }
 
 #[test]
@@ -353,12 +361,23 @@ impl burn::module::ModuleMapper for RandomiseParams {
 
 #[test]
 fn fused_cross_entropy_equals_the_composed_one_with_ignored_rows() {
+    check_cross_entropy(37, 11);
+}
+
+/// Loss and logits' gradient of the fused cross-entropy over `[rows, vocab]` (every
+/// fourth row ignored) against the composed one.
+fn check_cross_entropy(rows: usize, vocab: usize) {
     use burn::tensor::activation::log_softmax;
     let device = CpuBackend::device().autodiff();
     device.seed(9);
-    let (rows, vocab) = (37, 11);
     let targets: Vec<i64> = (0..rows as i64)
-        .map(|i| if i % 4 == 1 { -1 } else { (i * 7) % 11 })
+        .map(|i| {
+            if i % 4 == 1 {
+                -1
+            } else {
+                (i * 7) % vocab as i64
+            }
+        })
         .collect();
     let logits0 = Tensor::<2>::random([rows, vocab], Distribution::Normal(0.0, 3.0), &device);
     let fused_logits = logits0.clone().detach().require_grad();
@@ -394,4 +413,78 @@ fn fused_cross_entropy_equals_the_composed_one_with_ignored_rows() {
     );
     close(&values(fused), &values(reference), "loss");
     close(&g_fused, &g_ref, "dlogits");
+}
+
+/// The variants this machine runs, by its own feature detection (not the library's).
+fn variants_of_this_machine() -> Vec<Isa> {
+    #[allow(unused_mut)] // only x86-64 has more than the baseline
+    let mut isas = vec![Isa::Baseline];
+    #[cfg(target_arch = "x86_64")]
+    {
+        let avx2 = std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma");
+        if avx2 {
+            isas.push(Isa::Avx2);
+        }
+        if avx2 && std::arch::is_x86_feature_detected!("avx512f") {
+            isas.push(Isa::Avx512);
+        }
+    }
+    isas
+}
+
+/// Every compiled variant this machine runs, not only the one the host picks, forced
+/// in turn and checked against the composed reference: attention forward and
+/// backward (one tile and ragged head widths; two tiles; a gathered residue pass
+/// with the gemm's wide blocks and its tail), GELU, LayerNorm and cross-entropy,
+/// values and gradients. Tiny shapes: CI runs debug builds on 2 cores.
+#[test]
+fn every_isa_variant_this_machine_runs_equals_the_reference() {
+    for isa in variants_of_this_machine() {
+        let ran = with_isa(isa, || {
+            assert_eq!(simd::isa(), isa, "the forced variant runs");
+            // (pattern, batch, heads, head_dim, n, causal)
+            for (seed, (pattern, batch, heads, head_dim, n, causal)) in [
+                (AttentionPattern::Dense, 1, 2, 5, 37, true),
+                (AttentionPattern::Local { window: 9 }, 2, 1, 20, 70, false),
+                (AttentionPattern::Strided { stride: 6 }, 1, 2, 33, 40, true),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                check(&pattern, batch, heads, head_dim, n, causal, seed as u64);
+            }
+            check_unary(
+                [2, 3, 17],
+                attnlab::model::fused::gelu,
+                burn::tensor::activation::gelu,
+                &format!("gelu {isa:?}"),
+            );
+            check_layer_norm(5, 19);
+            check_cross_entropy(9, 5);
+        });
+        assert!(ran.is_some(), "{isa:?} is detected but was not forced");
+    }
+    assert_eq!(
+        with_isa(Isa::Baseline, simd::isa),
+        Some(Isa::Baseline),
+        "the baseline runs everywhere"
+    );
+}
+
+/// A call whose lengths disagree panics, naming what disagrees, in release builds
+/// too; it never returns memory the kernel did not write.
+#[test]
+#[should_panic(expected = "lse's length is not batch x heads x n")]
+fn a_mismatched_attention_backward_panics() {
+    use attnlab::model::fused::cpu::{Dims, backward};
+    let pattern = AttentionPattern::Dense;
+    let plan = AttentionPlan::new(&pattern, &pattern.mask(4, false, 0)).expect("plan");
+    let dims = Dims {
+        batch: 1,
+        n: 4,
+        heads: 1,
+        head_dim: 2,
+    };
+    backward(&plan, &[0.0; 24], &[0.0; 8], &[0.0; 3], &[0.0; 8], dims);
 }

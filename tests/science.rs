@@ -7,7 +7,7 @@ use std::time::Duration;
 use attnlab::attention::compose;
 use attnlab::config::Experiment;
 use attnlab::records::{RunStatus, RunSummary};
-use attnlab::trainer::{Event, StartRun, Trainer};
+use attnlab::trainer::{Event, Placement, StartRun, Trainer};
 
 const EXPERIMENT: &str = r#"
 name = "science"
@@ -40,7 +40,7 @@ model.attention = { kind = "local", window = 2 }
 "#;
 
 fn train_all(experiment: &Experiment) -> Vec<RunSummary> {
-    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
     let plans = experiment.plan().expect("valid");
     let count = plans.len();
     for (id, plan) in plans.into_iter().enumerate() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use attnlab::config::{BackendChoice, Experiment, ModelKind, RunPlan};
 use attnlab::records::{RunRecord, RunStatus};
-use attnlab::trainer::{Command, Event, Fault, StartRun, Trainer};
+use attnlab::trainer::{Command, Event, Fault, Placement, RunPhase, StartRun, Trainer};
 
 /// The longest any one test waits for its events, in all: a broken Stop or a hung
 /// trainer fails the test in minutes, not hours.
@@ -80,37 +80,20 @@ fn collect(trainer: &Trainer, count: usize) -> Vec<Event> {
     collect_since(trainer, count, Instant::now())
 }
 
-/// Each run's events follow ARCHITECTURE.md's order:
-/// `Queued -> Warning* -> Started -> (Step | Eval | Snapshot | Warning | Paused | Resumed)* -> Finished`
-/// or, never started, `Queued -> Warning* -> Finished`. (A run whose `Queued` came
-/// before `events` began is checked from where it stands.)
+/// Each run's events follow the protocol's grammar ([`RunPhase::after`], the same
+/// definition the protocol documents). A run whose `Queued` came before `events`
+/// began is checked from where it stands (as queued, or as running once it started).
 fn check_order(events: &[Event]) {
-    #[derive(Clone, Copy, Debug, PartialEq)]
-    enum At {
-        Queued,
-        Running,
-        Done,
-    }
-    let mut at: HashMap<u64, At> = HashMap::new();
+    let mut at: HashMap<u64, RunPhase> = HashMap::new();
     for e in events {
         let id = e.run_id();
-        let state = at.get(&id).copied();
-        let next = match (state, e) {
-            (None, Event::Queued { .. }) => At::Queued,
-            (Some(At::Queued), Event::Warning { .. }) => At::Queued,
-            (Some(At::Queued) | None, Event::Started { .. }) => At::Running,
-            (Some(At::Queued), Event::Finished { .. }) => At::Done,
-            (Some(At::Running) | None, Event::Finished { .. }) => At::Done,
-            (
-                Some(At::Running) | None,
-                Event::Step { .. }
-                | Event::Eval { .. }
-                | Event::Snapshot { .. }
-                | Event::Warning { .. }
-                | Event::Paused { .. }
-                | Event::Resumed { .. },
-            ) => At::Running,
-            (state, e) => panic!("run {id}: {} after {state:?}", name(e)),
+        let state = at.get(&id).copied().or(match e {
+            Event::Queued { .. } => None,
+            Event::Started { .. } | Event::Finished { .. } => Some(RunPhase::Queued),
+            _ => Some(RunPhase::Running),
+        });
+        let Some(next) = RunPhase::after(state, e) else {
+            panic!("run {id}: {} after {state:?}", name(e));
         };
         at.insert(id, next);
     }
@@ -124,7 +107,7 @@ fn name(e: &Event) -> &'static str {
         Event::Eval { .. } => "eval",
         Event::Snapshot { .. } => "snapshot",
         Event::Paused { .. } => "paused",
-        Event::Resumed { .. } => "resumed",
+        Event::Continued { .. } => "continued",
         Event::Warning { .. } => "warning",
         Event::Finished { .. } => "finished",
     }
@@ -134,7 +117,7 @@ fn name(e: &Event) -> &'static str {
 fn events_follow_the_documented_order_and_records_are_complete() {
     let _turn = one_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
-    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
     start(&trainer, 1, plan(""), Some(dir.path()));
     let events = collect(&trainer, 1);
     let names: Vec<_> = events.iter().map(name).collect();
@@ -212,7 +195,7 @@ fn events_follow_the_documented_order_and_records_are_complete() {
 #[test]
 fn same_seed_same_metrics_and_other_seed_differs() {
     let _turn = one_at_a_time();
-    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
     start(&trainer, 1, plan(""), None);
     start(&trainer, 2, plan(""), None);
     start(&trainer, 3, plan("seed = 99\n"), None);
@@ -234,7 +217,7 @@ fn same_seed_same_metrics_and_other_seed_differs() {
 #[test]
 fn stop_ends_a_run_within_a_step_and_drops_queued_runs() {
     let _turn = one_at_a_time();
-    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
     start(&trainer, 1, plan("steps = 100000\n"), None);
     start(&trainer, 2, plan(""), None);
     // Wait for the first step of run 1, then stop everything.
@@ -264,7 +247,7 @@ fn stop_ends_a_run_within_a_step_and_drops_queued_runs() {
 #[test]
 fn pause_and_resume() {
     let _turn = one_at_a_time();
-    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
     start(&trainer, 1, plan("steps = 40\n"), None);
     let since = Instant::now();
     loop {
@@ -286,9 +269,9 @@ fn pause_and_resume() {
             .is_err(),
         "no events while paused"
     );
-    trainer.send(Command::Resume).expect("alive");
+    trainer.send(Command::Continue).expect("alive");
     let events = collect_since(&trainer, 1, since);
-    assert!(matches!(events[0], Event::Resumed { .. }));
+    assert!(matches!(events[0], Event::Continued { .. }));
     let Some(Event::Finished { summary, .. }) = events.last() else {
         panic!()
     };
@@ -299,7 +282,7 @@ fn pause_and_resume() {
 fn divergence_and_panics_end_only_their_run() {
     let _turn = one_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
-    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
     let mut nan = StartRun::new(1, plan("steps = 20\n"), Some(dir.path().into()));
     nan.fault = Some(Fault::NanLossAt(4));
     let mut boom = StartRun::new(2, plan("steps = 20\n"), Some(dir.path().into()));
@@ -349,7 +332,7 @@ fn divergence_and_panics_end_only_their_run() {
 #[test]
 fn lstm_trains_and_has_no_attention_maps() {
     let _turn = one_at_a_time();
-    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
     let p = plan("")
         .revise(|s| {
             s.model.kind = ModelKind::Lstm;
@@ -368,7 +351,7 @@ fn lstm_trains_and_has_no_attention_maps() {
 #[test]
 fn a_run_without_a_backend_goes_from_queued_to_failed() {
     let _turn = one_at_a_time();
-    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
     let mut run = StartRun::new(1, plan(""), None);
     run.fault = Some(Fault::NoBackend);
     trainer.start(run).expect("alive");
@@ -415,7 +398,7 @@ fn an_unwritable_record_folder_fails_the_run_with_the_reason() {
     // A file where the records folder should be: nothing can be created under it.
     let blocked = dir.path().join("not-a-folder");
     std::fs::write(&blocked, "x").expect("write");
-    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
     start(&trainer, 1, plan("steps = 2\n"), Some(&blocked));
     start(&trainer, 2, plan("steps = 2\n"), Some(dir.path()));
     let events = collect(&trainer, 2);
@@ -495,7 +478,7 @@ fn started_names_each_layers_kernel() {
         .expect("valid")
         .remove(0);
     let plan_again = plan.clone();
-    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
     start(&trainer, 1, plan, None);
     let events = collect(&trainer, 1);
     let Some(Event::Started { kernels, .. }) =
@@ -540,7 +523,7 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
             })
             .collect()
     };
-    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
     let whole = tempfile::tempdir().expect("tempdir");
     start(&trainer, 1, p.clone(), Some(whole.path()));
     let uninterrupted = losses(&collect(&trainer, 1));
@@ -612,7 +595,7 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
 #[test]
 fn stop_is_honoured_during_a_long_evaluation() {
     let _turn = one_at_a_time();
-    let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
     start(
         &trainer,
         1,
@@ -651,11 +634,11 @@ fn a_pool_trains_runs_side_by_side_with_the_same_results() {
             .collect()
     };
     let alone = {
-        let trainer = Trainer::spawn(Box::new(|| {})).expect("spawn");
+        let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
         start(&trainer, 1, p.clone(), None);
         losses(&collect(&trainer, 1), 1)
     };
-    let trainer = Trainer::spawn_pool(2, Box::new(|| {})).expect("spawn");
+    let trainer = Trainer::spawn(Placement::local(2), Box::new(|| {})).expect("spawn");
     assert_eq!(trainer.workers(), 2);
     for id in 1..=4 {
         start(&trainer, id, p.clone(), None);

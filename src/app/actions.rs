@@ -4,18 +4,20 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::attention_view::AttentionViewState;
 use super::commands::UiCommand;
-use super::editor::Editor;
 use super::examples::SHIPPED;
 use super::files::{FileChoice, FileRequest};
 use super::pane::Pane;
-use super::run_views::RunView;
-use super::runs_panel::RunsAction;
+use super::panes::attention::AttentionViewState;
+use super::panes::runs_panel::RunsAction;
+use super::view_model::editor::Editor;
+use super::view_model::run_views::RunView;
 use super::workbench::{App, Pending};
 use crate::config::Experiment;
 use crate::records::{RunStatus, slug, write_atomically};
-use crate::trainer::{Command, Event, StartRun, Trainer, TryStartError};
+use crate::trainer::{
+    Command, Event, Placement, STOPPED_BEFORE_START, StartRun, Trainer, TryStartError,
+};
 
 impl App {
     /// Carries out a command from a menu, a shortcut or a button.
@@ -36,7 +38,7 @@ impl App {
                 }
             }
             UiCommand::Pause => self.send(Command::Pause),
-            UiCommand::Resume => self.send(Command::Resume),
+            UiCommand::Continue => self.send(Command::Continue),
             UiCommand::RecordsFolder => self.ask(FileRequest::RunsFolder),
             UiCommand::ClearFinished => self.clear_finished(),
             UiCommand::Show(pane) => self.show_pane(pane),
@@ -156,16 +158,15 @@ impl App {
     /// Starts the trainer thread if it is not running; false (with a notice) if it
     /// cannot be started.
     pub(super) fn ensure_trainer(&mut self) -> bool {
-        let servers = self.active_servers();
-        let workers = match self.state.parallel_runs {
-            0 => crate::trainer::default_workers(self.editor.plans()),
-            n => n,
+        let jobs = match self.state.parallel_runs {
+            0 => None,
+            n => Some(n),
         };
+        let placement = Placement::choose(self.active_servers(), jobs, self.editor.plans());
         if let Some(t) = &self.trainer {
-            let same = if servers.is_empty() {
-                t.servers().is_empty() && t.workers() == workers
-            } else {
-                t.servers() == servers.as_slice()
+            let same = match &placement {
+                Placement::Local { workers } => t.servers().is_empty() && t.workers() == *workers,
+                Placement::Servers(servers) => t.servers() == servers.as_slice(),
             };
             if same || self.runs.any_active() {
                 return true;
@@ -178,11 +179,7 @@ impl App {
         // enough for curves and keeps the window's own CPU time away from training.
         let redraw = self.redraw.while_training();
         let wake: Box<dyn Fn() + Send + Sync> = Box::new(move || ctx.request_repaint_after(redraw));
-        let spawned = if servers.is_empty() {
-            Trainer::spawn_pool(workers, wake)
-        } else {
-            Trainer::spawn_on_servers(servers, wake)
-        };
+        let spawned = Trainer::spawn(placement, wake);
         match spawned {
             Ok(t) => {
                 self.trainer = Some(t);
@@ -349,7 +346,11 @@ impl App {
 
     /// Replaces the experiment being edited (after the user agreed, if it had edits).
     pub(super) fn load(&mut self, experiment: Experiment, path: Option<PathBuf>) {
-        self.editor = Editor::new(experiment);
+        let folder = path
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf);
+        self.editor = Editor::in_folder(experiment, folder);
         self.state.experiment_path = path;
         self.state.dirty = false;
         self.load_error = None;
@@ -389,7 +390,5 @@ impl App {
 
 /// The summary of a run the window stopped before handing it to the trainer.
 fn stopped_before_start(run: &StartRun) -> crate::records::RunSummary {
-    let mut summary = run.unstarted_summary(RunStatus::Stopped);
-    summary.message = Some("stopped before it started".into());
-    summary
+    run.ended_unstarted(RunStatus::Stopped, STOPPED_BEFORE_START.to_string())
 }

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use super::run_views::RunView;
+use super::view_model::run_views::RunView;
 use crate::config::{Experiment, RunPlan};
 use crate::records::{RunRecord, list_records, write_atomically};
 use crate::trainer::RunId;

@@ -27,8 +27,9 @@ pub enum UiCommand {
     StopAll,
     /// Pause the running run after its current step.
     Pause,
-    /// Resume the paused run.
-    Resume,
+    /// Continue the paused run (un-pause; Resume in the runs list continues a
+    /// stopped run from its checkpoint).
+    Continue,
     /// Choose the folder run records go to.
     RecordsFolder,
     /// Forget finished runs (their records stay on disk).
@@ -51,7 +52,7 @@ impl UiCommand {
         UiCommand::RunAll,
         UiCommand::StopAll,
         UiCommand::Pause,
-        UiCommand::Resume,
+        UiCommand::Continue,
         UiCommand::RecordsFolder,
         UiCommand::ClearFinished,
     ];
@@ -89,7 +90,7 @@ impl UiCommand {
             UiCommand::RunAll => "Run all",
             UiCommand::StopAll => "Stop all",
             UiCommand::Pause => "Pause",
-            UiCommand::Resume => "Resume",
+            UiCommand::Continue => "Continue",
             UiCommand::RecordsFolder => "Records folder...",
             UiCommand::ClearFinished => "Clear finished runs",
             UiCommand::Show(pane) => pane.title(),
@@ -112,7 +113,7 @@ impl UiCommand {
             UiCommand::RunAll => "Train every run of the experiment",
             UiCommand::StopAll => "Stop every queued and running run",
             UiCommand::Pause => "Pause the running run after its current step",
-            UiCommand::Resume => "Resume the paused run",
+            UiCommand::Continue => "Continue the paused run",
             UiCommand::RecordsFolder => "Choose the folder run records are written to",
             UiCommand::ClearFinished => {
                 "Remove finished runs from the window (records stay on disk)"
@@ -136,21 +137,23 @@ impl UiCommand {
             UiCommand::SavePanePng => cmd(Key::P),
             UiCommand::RunAll => cmd(Key::Enter),
             UiCommand::StopAll => Some(KeyboardShortcut::new(Modifiers::NONE, Key::Escape)),
-            UiCommand::Pause | UiCommand::Resume => None,
+            UiCommand::Pause | UiCommand::Continue => None,
             UiCommand::RecordsFolder | UiCommand::ClearFinished => None,
+            // Ctrl+1 for the first pane of `Pane::ALL`, Ctrl+2 for the second, ...
             UiCommand::Show(pane) => {
-                let key = match pane {
-                    Pane::Curves => Key::Num1,
-                    Pane::Attention => Key::Num2,
-                    Pane::Compare => Key::Num3,
-                    Pane::Sweep => Key::Num4,
-                    Pane::Preview => Key::Num5,
-                    Pane::Cost => Key::Num6,
-                    Pane::Heads => Key::Num7,
-                    Pane::Distance => Key::Num8,
-                    Pane::Devices => Key::Num9,
-                };
-                cmd(key)
+                const DIGITS: [Key; 9] = [
+                    Key::Num1,
+                    Key::Num2,
+                    Key::Num3,
+                    Key::Num4,
+                    Key::Num5,
+                    Key::Num6,
+                    Key::Num7,
+                    Key::Num8,
+                    Key::Num9,
+                ];
+                let position = Pane::ALL.iter().position(|p| *p == pane)?;
+                cmd(*DIGITS.get(position)?)
             }
         }
     }

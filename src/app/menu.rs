@@ -49,7 +49,7 @@ pub fn menu_ui(ui: &mut Ui, app: &mut App) {
             for command in UiCommand::RUNS {
                 let enabled = match command {
                     UiCommand::RunAll => app.editor.is_valid(),
-                    UiCommand::StopAll | UiCommand::Pause | UiCommand::Resume => active,
+                    UiCommand::StopAll | UiCommand::Pause | UiCommand::Continue => active,
                     _ => true,
                 };
                 if command.menu_button_ui(ui, enabled) {

@@ -4,58 +4,45 @@
 //! The shell follows rerun's viewer: `workbench` holds the state, `frame` the order
 //! of one frame, `actions` what the user can do (what the menus, shortcuts and tests
 //! call), `commands` every command's label, shortcut and hover text, `pane` the list
-//! of tabs. Each panel is a file with a `*_ui` function that draws from (and edits)
-//! the state it is given. Nothing here is shared with the trainer thread except its
-//! channels.
+//! of tabs, `tiles` their layout, `menu`, `shell` and `modals` the window's frame.
+//! `panes/` holds one file per pane or panel, each with a `*_ui` function that draws
+//! from (and edits) the state it is given; `view_model/` the state and numbers they
+//! draw, without egui. Beside them, work off the UI thread: `background` (records),
+//! `files` (dialogs), `server_probes`, `figure` (a pane drawn off screen). Nothing
+//! here is shared with the trainer thread except its channels.
 
 mod actions;
-mod analysis;
-mod attention_view;
 mod background;
 mod commands;
-mod compare;
-mod config_panel;
-mod cost_cache;
-mod cost_view;
-mod devices_view;
-mod difference_view;
-mod distance_view;
-mod editor;
 mod examples;
 mod figure;
 mod files;
 mod frame;
 mod frame_stats;
-mod heads_view;
 mod heatmap;
-mod loss_plot;
-mod mask_preview;
 mod menu;
 mod modals;
 mod pane;
+mod panes;
 mod past_runs;
-mod pattern_editor;
-mod receptive_view;
-mod run_views;
-mod runs_panel;
 mod server_probes;
 mod shell;
 mod state;
-mod sweep_view;
 mod tiles;
+mod view_model;
 mod widgets;
 mod workbench;
 
 use std::process::ExitCode;
 
 pub use commands::UiCommand;
-pub use editor::{Editor, Target};
 pub use examples::{SHIPPED, ShippedExperiment};
 pub use files::{FileChoice, FileRequest};
 pub use pane::Pane;
-pub use run_views::{MAX_VIEW_SNAPSHOT_BYTES, RunView, RunViews, Source};
 pub use state::PersistedState;
-pub use sweep_view::{
+pub use view_model::editor::{Editor, Target};
+pub use view_model::run_views::{MAX_VIEW_SNAPSHOT_BYTES, RunView, RunViews, Source};
+pub use view_model::sweep::{
     Cell, CostAxis, CostPoint, SweepMetric, SweepTable, pareto, sweep_table, table_csv,
 };
 pub use workbench::App;

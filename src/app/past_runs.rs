@@ -5,7 +5,7 @@ use std::path::Path;
 
 use super::background::Loaded;
 use super::pane::Pane;
-use super::run_views::Source;
+use super::view_model::run_views::Source;
 use super::workbench::App;
 use super::workbench::PendingFigure;
 use crate::records::RunStatus;

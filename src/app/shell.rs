@@ -4,9 +4,9 @@
 use egui::{RichText, Ui};
 
 use super::commands::UiCommand;
-use super::config_panel::editor_ui;
 use super::frame_stats::Redraw;
-use super::runs_panel::{records_ui, runs_ui};
+use super::panes::config_panel::editor_ui;
+use super::panes::runs_panel::{records_ui, runs_ui};
 use super::widgets::ERROR_COLOR;
 use super::workbench::App;
 
@@ -90,7 +90,7 @@ pub fn side_ui(ui: &mut Ui, app: &mut App) {
 fn estimated_time(app: &App) -> Option<String> {
     let last = app.runs.views.iter().rev().find(|v| {
         v.status == crate::records::RunStatus::Finished
-            && matches!(v.source, super::run_views::Source::Live)
+            && matches!(v.source, super::view_model::run_views::Source::Live)
     })?;
     let rate = last.step_flops * last.steps_per_sec()?;
     if rate <= 0.0 {

@@ -3,18 +3,18 @@
 
 use egui::Ui;
 
-use super::attention_view::{Overlays, attention_ui};
 use super::commands::UiCommand;
-use super::compare::compare_ui;
-use super::cost_view::cost_ui;
-use super::distance_view::distance_ui;
-use super::editor::Target;
-use super::heads_view::heads_ui;
-use super::loss_plot::{CurveOptions, curves_ui};
-use super::mask_preview::{experiment_preview_ui, mask_preview_ui};
 use super::pane::Pane;
-use super::run_views::{RunView, RunViews};
-use super::sweep_view::sweep_ui;
+use super::panes::attention::{Overlays, attention_ui};
+use super::panes::compare::compare_ui;
+use super::panes::cost::cost_ui;
+use super::panes::curves::{CurveOptions, curves_ui};
+use super::panes::distance::distance_ui;
+use super::panes::heads::heads_ui;
+use super::panes::preview::{experiment_preview_ui, mask_preview_ui};
+use super::panes::sweep::sweep_ui;
+use super::view_model::editor::Target;
+use super::view_model::run_views::{RunView, RunViews};
 use super::workbench::App;
 use crate::trainer::RunId;
 
@@ -135,7 +135,7 @@ pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
         Pane::Distance => distance_ui(ui, &mut app.distance, &indexed),
         Pane::Devices => {
             drop(indexed);
-            super::devices_view::devices_ui(ui, app);
+            super::panes::devices::devices_ui(ui, app);
         }
         Pane::Cost => {
             let patterns = app.experiment_patterns();
@@ -152,7 +152,7 @@ pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
             ) {
                 (Some(run), Some(settings)) => {
                     let (name, settings) = (run.name.clone(), settings.clone());
-                    super::mask_preview::mask_legend_ui(ui);
+                    super::panes::preview::mask_legend_ui(ui);
                     mask_preview_ui(ui, &mut app.preview, &name, &settings, 320.0);
                 }
                 _ => {

@@ -34,27 +34,6 @@ pub fn usize_ui(
     response
 }
 
-/// `label: [value]` for a float shown in scientific notation (learning rates).
-pub fn f64_ui(ui: &mut Ui, label: &str, value: &mut f64, error: Option<&str>) -> Response {
-    let response = ui
-        .horizontal(|ui| {
-            let l = ui.label(label);
-            let speed = (value.abs() * 0.01).max(1e-6);
-            ui.add(
-                DragValue::new(value)
-                    .speed(speed)
-                    .range(0.0..=10.0)
-                    .clamp_existing_to_range(false)
-                    .custom_formatter(|v, _| format!("{v:.1e}"))
-                    .custom_parser(|s| s.trim().parse::<f64>().ok()),
-            )
-            .labelled_by(l.id)
-        })
-        .inner;
-    error_ui(ui, error);
-    response
-}
-
 /// The error message of a field, in red, if any.
 pub fn error_ui(ui: &mut Ui, error: Option<&str>) {
     if let Some(message) = error {

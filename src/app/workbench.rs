@@ -1,27 +1,27 @@
 //! The workbench's state: everything the window owns, built once per launch. The
 //! frame order lives in `frame.rs`, what the user can do in `actions.rs`, the
-//! drawing in one file per panel.
+//! drawing in `panes/` (one file per pane or panel).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
 
-use super::attention_view::AttentionViewState;
 use super::background::Background;
-use super::compare::CompareState;
-use super::cost_view::CostView;
-use super::distance_view::DistanceViewState;
-use super::editor::Editor;
 use super::examples::DEFAULT;
 use super::files::Dialogs;
 use super::frame_stats::{FrameStats, Redraw};
-use super::heads_view::HeadsViewState;
 use super::heatmap::TextureCache;
-use super::mask_preview::PreviewCache;
 use super::pane::Pane;
-use super::run_views::RunViews;
+use super::panes::attention::AttentionViewState;
+use super::panes::compare::CompareState;
+use super::panes::distance::DistanceViewState;
+use super::panes::heads::HeadsViewState;
+use super::panes::preview::PreviewCache;
+use super::panes::sweep::SweepViewState;
 use super::server_probes::ServerProbes;
 use super::state::PersistedState;
-use super::sweep_view::SweepViewState;
+use super::view_model::cost::CostView;
+use super::view_model::editor::Editor;
+use super::view_model::run_views::RunViews;
 use crate::attention::AttentionPattern;
 use crate::config::{Experiment, ModelKind};
 use crate::records::RunRecord;

@@ -12,7 +12,9 @@ use crate::config::{BackendChoice, ConfigErrors, Experiment, RunPlan};
 use crate::model::{
     AttentionKernels, KernelKind, ReadbackError, SelfAttentionConfig, SparseMode, TransformerConfig,
 };
-use crate::trainer::{BackendError, Event, StartRun, Trainer, select_backend, train_step};
+use crate::trainer::{
+    BackendError, Event, Placement, StartRun, Trainer, select_backend, train_step,
+};
 
 /// Why a benchmark configuration could not be measured.
 #[derive(Debug, thiserror::Error)]
@@ -288,8 +290,8 @@ fn w2(
 /// returns per-step wall times measured between consecutive `Step` events.
 fn w1_trainer(plan: &RunPlan, warmup: usize, steps: usize) -> Result<Vec<Duration>, BenchError> {
     let dir = std::env::temp_dir().join(format!("attnlab-bench-{}", std::process::id()));
-    let trainer =
-        Trainer::spawn(Box::new(|| {})).map_err(|e| BenchError::Trainer(e.to_string()))?;
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {}))
+        .map_err(|e| BenchError::Trainer(e.to_string()))?;
     let plan = plan.revise(|s| s.train.steps = warmup + steps)?;
     trainer
         .start(StartRun::new(1, plan, Some(dir.clone())))

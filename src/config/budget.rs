@@ -12,6 +12,7 @@
 //! reference). Calibrated on W1 (README, "Reference workloads") against the counting
 //! allocator's peaks; `tests/budget.rs` checks it stays within 0.6x-1.6x of measured.
 
+use super::fields::{self, Field};
 use super::{BackendChoice, BackendSetting, ModelKind, Settings};
 use crate::attention::trained_pairs;
 
@@ -171,32 +172,48 @@ pub fn over_budget(s: &Settings, available: u64) -> Option<(&'static str, String
         (
             "the parameters and Adam state",
             e.parameters,
-            "model.d_model",
+            &fields::D_MODEL,
         ),
-        ("activations", e.activations, "train.batch"),
-        ("attention", e.attention, "task.seq_len"),
-        ("the output logits", e.logits, "task.vocab"),
+        ("activations", e.activations, &fields::BATCH),
+        ("attention", e.attention, &fields::SEQ_LEN),
+        ("the output logits", e.logits, &fields::VOCAB),
         (
             "the attention snapshot of the probe",
             e.snapshot,
-            "task.seq_len",
+            &fields::SEQ_LEN,
         ),
-        ("the held-out set", e.eval_data, "train.eval_batches"),
+        ("the held-out set", e.eval_data, &fields::EVAL_BATCHES),
     ];
     let (what, bytes, field) = parts
         .iter()
         .copied()
         .max_by_key(|p| p.1)
         .unwrap_or(parts[0]);
-    let advice = match field {
-        "task.seq_len" => {
-            "lower task.seq_len or train.batch, or use a sparse pattern (its cost grows with n * w, not n^2)"
+    // The fields that shrink the largest part, named by the registry's paths.
+    let lower = |of: &[&Field]| {
+        let paths: Vec<&str> = of.iter().map(|f| f.path).collect();
+        match paths.split_last() {
+            Some((last, [])) => format!("lower {last}"),
+            Some((last, rest)) => format!("lower {} or {last}", rest.join(", ")),
+            None => String::new(),
         }
-        "train.batch" => "lower train.batch, task.seq_len or model.d_ff",
-        "task.vocab" => "lower task.vocab or train.batch",
-        "train.eval_batches" => "lower train.eval_batches",
-        _ => "lower model.d_model, model.d_ff or task.vocab",
     };
+    let is = |f: &Field| field.path == f.path;
+    let advice = if is(&fields::SEQ_LEN) {
+        format!(
+            "{}, or use a sparse pattern (its cost grows with n * w, not n^2)",
+            lower(&[&fields::SEQ_LEN, &fields::BATCH])
+        )
+    } else if is(&fields::BATCH) {
+        lower(&[&fields::BATCH, &fields::SEQ_LEN, &fields::D_FF])
+    } else if is(&fields::VOCAB) {
+        lower(&[&fields::VOCAB, &fields::BATCH])
+    } else if is(&fields::EVAL_BATCHES) {
+        lower(&[&fields::EVAL_BATCHES])
+    } else {
+        lower(&[&fields::D_MODEL, &fields::D_FF, &fields::VOCAB])
+    };
+    let field = field.path;
     Some((
         field,
         format!(

@@ -9,6 +9,7 @@
 mod budget;
 mod error;
 mod experiment;
+pub mod fields;
 mod plan;
 mod settings;
 mod suggest;
@@ -20,6 +21,7 @@ pub use budget::{
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::{Experiment, ResolveError, RunSpec};
+pub use fields::{Field, Section};
 pub use plan::{RunPlan, check_settings};
 pub use settings::{
     BackendChoice, BackendSetting, ModelConfig, ModelKind, RemoteAddresses, Settings, TrainConfig,

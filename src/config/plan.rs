@@ -3,11 +3,9 @@
 use serde::Serialize;
 
 use super::experiment::{MAX_RUNS, locate_field, read_experiment_text};
-use super::{ConfigError, ConfigErrors, Experiment, ModelKind, Settings};
+use super::{ConfigError, ConfigErrors, Experiment, ModelKind, Settings, fields};
 use crate::attention::{AttentionPattern, Mask};
 
-/// Largest model dimension accepted (keeps a typo from allocating gigabytes).
-const MAX_WIDTH: usize = 4096;
 /// Longest experiment or run name (names become folder names and table columns).
 const MAX_NAME: usize = 200;
 
@@ -286,10 +284,17 @@ impl Experiment {
     }
 }
 
-/// Every problem in one set of settings, fields relative to the file's top level.
+/// Every problem in one set of settings, fields relative to the file's top level:
+/// each field against its own bounds (the registry, [`super::fields`]), then the
+/// rules between fields.
 pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
-    let mut errors = Vec::new();
-    if let Err(e) = s.task.check() {
+    let mut errors: Vec<ConfigError> = fields::FIELDS
+        .iter()
+        .filter(|f| (f.applies)(s))
+        .filter_map(|f| f.check(s).map(|message| ConfigError::new(f.path, message)))
+        .collect();
+    let task_bounds_ok = !errors.iter().any(|e| e.field.starts_with("task."));
+    if task_bounds_ok && let Err(e) = s.task.check() {
         bad(
             &mut errors,
             &format!("task.{}", e.field),
@@ -298,44 +303,33 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
         );
     }
     if let Err(why) = s.train.backend.check() {
-        bad(&mut errors, "train.backend", &s.train.backend.label(), &why);
+        bad(
+            &mut errors,
+            fields::BACKEND.path,
+            &s.train.backend.label(),
+            &why,
+        );
     }
     let m = &s.model;
     let n = s.task.seq_len;
-    if m.layers == 0 || m.layers > 48 {
-        bad(
-            &mut errors,
-            "model.layers",
-            &m.layers,
-            "must be between 1 and 48",
-        );
-    }
-    if m.d_model == 0 || m.d_model > MAX_WIDTH {
-        bad(
-            &mut errors,
-            "model.d_model",
-            &m.d_model,
-            &format!("must be between 1 and {MAX_WIDTH}"),
-        );
-    }
     if m.kind == ModelKind::Transformer && s.task.kind == crate::tasks::TaskKind::Text && !m.causal
     {
         bad(
             &mut errors,
-            "model.causal",
+            fields::CAUSAL.path,
             &m.causal,
             "the text task predicts the next character, which a position must not see: set model.causal = true",
         );
     }
     if m.kind == ModelKind::Transformer {
-        if m.heads == 0 || (m.d_model > 0 && !m.d_model.is_multiple_of(m.heads)) {
+        if m.heads > 0 && m.d_model > 0 && !m.d_model.is_multiple_of(m.heads) {
             let divisors: Vec<String> = (1..=m.d_model.min(64))
                 .filter(|h| m.d_model.is_multiple_of(*h))
                 .map(|h| h.to_string())
                 .collect();
             bad(
                 &mut errors,
-                "model.heads",
+                fields::HEADS.path,
                 &m.heads,
                 &format!(
                     "must divide model.d_model = {} (e.g. {})",
@@ -344,18 +338,10 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
                 ),
             );
         }
-        if m.d_ff == 0 || m.d_ff > 4 * MAX_WIDTH {
-            bad(
-                &mut errors,
-                "model.d_ff",
-                &m.d_ff,
-                &format!("must be between 1 and {}", 4 * MAX_WIDTH),
-            );
-        }
         if m.layer_attention.is_empty() {
             if let Err(e) = m.attention.check(n) {
                 errors.push(ConfigError::new(
-                    format!("model.attention.{}", e.param),
+                    format!("{}.{}", fields::ATTENTION.path, e.param),
                     format!(
                         "{} is not allowed for {}: {}",
                         e.value,
@@ -368,7 +354,7 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
             let per_layer = &m.layer_attention;
             if per_layer.len() != m.layers {
                 errors.push(ConfigError::new(
-                    "model.layer_attention",
+                    fields::LAYER_ATTENTION.path,
                     format!(
                         "has {} patterns but model.layers = {}: give one pattern per layer",
                         per_layer.len(),
@@ -379,7 +365,7 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
             for (l, p) in per_layer.iter().enumerate() {
                 if let Err(e) = p.check(n) {
                     errors.push(ConfigError::new(
-                        format!("model.layer_attention[{l}].{}", e.param),
+                        format!("{}[{l}].{}", fields::LAYER_ATTENTION.path, e.param),
                         format!("{} is not allowed for {}: {}", e.value, p.kind(), e.reason),
                     ));
                 }
@@ -387,30 +373,9 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
         }
     }
     let t = &s.train;
-    if t.steps == 0 {
-        errors.push(ConfigError::new(
-            "train.steps",
-            "0 is not allowed: must be at least 1",
-        ));
-    }
-    if t.batch == 0 || t.batch > 4096 {
-        errors.push(ConfigError::new(
-            "train.batch",
-            format!("{} is not allowed: must be between 1 and 4096", t.batch),
-        ));
-    }
-    if !(t.lr.is_finite() && t.lr > 0.0 && t.lr <= 10.0) {
-        errors.push(ConfigError::new(
-            "train.lr",
-            format!(
-                "{} is not allowed: must be a positive number at most 10 (e.g. 1e-3)",
-                t.lr
-            ),
-        ));
-    }
     if t.seeds.iter().any(|&s| s > i64::MAX as u64) {
         errors.push(ConfigError::new(
-            "train.seeds",
+            fields::SEEDS.path,
             format!(
                 "every seed must be at most {} (TOML integers are signed 64-bit)",
                 i64::MAX
@@ -419,33 +384,8 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
     }
     if (1..t.seeds.len()).any(|i| t.seeds[..i].contains(&t.seeds[i])) {
         errors.push(ConfigError::new(
-            "train.seeds",
+            fields::SEEDS.path,
             "lists a seed twice: replicates need different seeds",
-        ));
-    }
-    if !(t.solved_at.is_finite() && (0.0..=1.0).contains(&t.solved_at)) {
-        errors.push(ConfigError::new(
-            "train.solved_at",
-            format!(
-                "{} is not allowed: must be an accuracy between 0 and 1",
-                t.solved_at
-            ),
-        ));
-    }
-    if t.seed > i64::MAX as u64 {
-        errors.push(ConfigError::new(
-            "train.seed",
-            format!(
-                "{} is not allowed: must be at most {} (TOML integers are signed 64-bit)",
-                t.seed,
-                i64::MAX
-            ),
-        ));
-    }
-    if t.eval_batches == 0 {
-        errors.push(ConfigError::new(
-            "train.eval_batches",
-            "0 is not allowed: must be at least 1",
         ));
     }
     errors

@@ -275,6 +275,8 @@ pub struct TrainConfig {
     pub batch: usize,
     /// Adam learning rate.
     pub lr: f64,
+    /// AdamW's decoupled weight decay (0: plain Adam).
+    pub weight_decay: f64,
     /// Seeds parameters, data and BigBird's random blocks.
     pub seed: u64,
     /// Train each run once per seed (replicates grouped in the results); empty: `seed`.
@@ -301,6 +303,7 @@ impl Default for TrainConfig {
             steps: 1500,
             batch: 32,
             lr: 1e-3,
+            weight_decay: 0.0,
             seed: 1,
             seeds: Vec::new(),
             solved_at: 0.99,

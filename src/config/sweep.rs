@@ -29,7 +29,8 @@ pub struct Sweep {
 
 impl Sweep {
     /// The grid a `[sweep]` table describes; every entry must be `section.field =
-    /// [values...]` with at least one value.
+    /// [values...]` with at least one value, the field one the registry
+    /// ([`super::fields`]) lets a sweep vary.
     pub fn from_table(table: &Table) -> Result<Self, ConfigError> {
         let mut axes = Vec::new();
         for (section, fields) in table {
@@ -41,6 +42,14 @@ impl Sweep {
             };
             for (field, values) in fields {
                 let path = format!("{section}.{field}");
+                let known = super::fields::lookup(&path)
+                    .map_err(|why| ConfigError::new(format!("sweep.{path}"), why))?;
+                if !known.sweep {
+                    return Err(ConfigError::new(
+                        format!("sweep.{path}"),
+                        format!("{path} cannot be swept: {}", known.help),
+                    ));
+                }
                 match values {
                     Value::Array(values) if !values.is_empty() => axes.push(SweepAxis {
                         field: path,

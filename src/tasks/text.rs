@@ -117,6 +117,13 @@ impl Corpus {
 
 static LOADED: Mutex<Option<HashMap<String, Arc<Corpus>>>> = Mutex::new(None);
 
+/// The corpus of `file` if [`load`] has read it already; never touches the disk (what
+/// per-frame callers such as the editor's chance accuracy use).
+pub fn loaded(file: &str) -> Option<Arc<Corpus>> {
+    let loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+    loaded.as_ref()?.get(file).cloned()
+}
+
 /// The corpus of `file`: a path (absolute, or relative to the working folder), or the
 /// shipped corpus's name. Read once per process.
 pub fn load(file: &str) -> Result<Arc<Corpus>, String> {

@@ -1,5 +1,6 @@
-//! The handle the front ends hold: starts the trainer thread (or a pool of them),
-//! sends commands, receives events, and shuts the trainer down when dropped.
+//! The handle the front ends hold: starts the trainer (a pool of executors, placed on
+//! this machine or on remote servers), sends commands, receives events, and shuts
+//! the trainer down when dropped.
 
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -7,13 +8,60 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, TrySendError, bounded};
 
 use super::protocol::{Command, StartRun};
-use super::sink::{EventReceiver, EventSink};
-use super::worker::Worker;
+use super::sink::EventReceiver;
+use crate::config::RunPlan;
 
 /// Capacity of the command channel.
 const COMMAND_CAPACITY: usize = 64;
 /// Capacity of the event channel; beyond it metrics wait in the trainer's backlog.
 const EVENT_CAPACITY: usize = 1024;
+
+/// Where a trainer's runs train.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Placement {
+    /// On this machine, up to `workers` runs at once.
+    Local {
+        /// Runs at once (at least 1).
+        workers: usize,
+    },
+    /// One run at a time on each of these remote servers (`ws://host:port`). A server
+    /// that goes away takes no more runs; when none is left, the runs still queued
+    /// fail with the reason.
+    Servers(Vec<String>),
+}
+
+impl Placement {
+    /// This machine, `workers` runs at once.
+    pub fn local(workers: usize) -> Self {
+        Self::Local {
+            workers: workers.max(1),
+        }
+    }
+
+    /// The servers when there are any, else this machine with `jobs` runs at once
+    /// (`None`: [`super::default_workers`] for `plans`). What the window and the
+    /// command line both decide with.
+    pub fn choose(servers: Vec<String>, jobs: Option<usize>, plans: &[RunPlan]) -> Self {
+        if servers.is_empty() {
+            Self::local(jobs.unwrap_or_else(|| super::default_workers(plans)))
+        } else {
+            Self::Servers(servers)
+        }
+    }
+
+    /// The distinct remote servers `plans` name in `train.backend`, in order.
+    pub fn servers_of(plans: &[RunPlan]) -> Vec<String> {
+        let mut servers: Vec<String> = Vec::new();
+        for plan in plans {
+            for a in plan.settings().train.backend.addresses() {
+                if !servers.contains(&a) {
+                    servers.push(a);
+                }
+            }
+        }
+        servers
+    }
+}
 
 /// The trainer thread has ended (it only does on `Shutdown` or when dropped).
 #[derive(Debug, thiserror::Error)]
@@ -31,54 +79,29 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// Starts the trainer thread. `wake` is called (from the trainer thread) whenever
-    /// events are waiting; the GUI passes a closure that requests a repaint.
-    pub fn spawn(wake: Box<dyn Fn() + Send + Sync>) -> std::io::Result<Self> {
-        Self::spawn_pool(1, wake)
-    }
-
-    /// Starts a trainer that trains up to `workers` runs at once (one thread each,
-    /// fed by a dispatcher thread); `1` is [`Trainer::spawn`]. Runs still start in
-    /// queue order and every run's events keep their order.
-    pub fn spawn_pool(workers: usize, wake: Box<dyn Fn() + Send + Sync>) -> std::io::Result<Self> {
-        Self::spawn_with(vec![None; workers.max(1)], wake)
-    }
-
-    /// Starts a trainer with one worker per remote server (`ws://host:port`), each
-    /// training its runs on that server, one at a time. A server that goes away takes
-    /// no more runs; when none is left, the runs still queued fail with the reason.
-    pub fn spawn_on_servers(
-        servers: Vec<String>,
-        wake: Box<dyn Fn() + Send + Sync>,
-    ) -> std::io::Result<Self> {
-        Self::spawn_with(servers.into_iter().map(Some).collect(), wake)
-    }
-
-    fn spawn_with(
-        devices: Vec<Option<String>>,
-        wake: Box<dyn Fn() + Send + Sync>,
-    ) -> std::io::Result<Self> {
-        let workers = devices.len().max(1);
+    /// Starts the trainer: a pool of executor threads placed as `placement` says, fed
+    /// in queue order by a dispatcher thread. `wake` is called (from the trainer's
+    /// threads) whenever events are waiting; the GUI passes a closure that requests
+    /// a repaint. Every run's events keep their order.
+    pub fn spawn(placement: Placement, wake: Box<dyn Fn() + Send + Sync>) -> std::io::Result<Self> {
+        let devices: Vec<Option<String>> = match &placement {
+            Placement::Local { workers } => vec![None; (*workers).max(1)],
+            Placement::Servers(servers) if servers.is_empty() => vec![None],
+            Placement::Servers(servers) => servers.iter().cloned().map(Some).collect(),
+        };
+        let workers = devices.len();
         let servers: Vec<String> = devices.iter().flatten().cloned().collect();
         let (command_tx, command_rx) = bounded(COMMAND_CAPACITY);
         let (event_tx, event_rx) = bounded(EVENT_CAPACITY);
         let snapshot_bytes = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let sink_bytes = snapshot_bytes.clone();
         let wake: super::sink::Wake = std::sync::Arc::from(wake);
-        let thread = if workers <= 1 && devices.iter().all(Option::is_none) {
-            std::thread::Builder::new()
-                .name("attnlab-trainer".into())
-                .spawn(move || {
-                    Worker::new(command_rx, EventSink::new(event_tx, sink_bytes, wake)).run();
-                })?
-        } else {
-            super::pool::spawn(devices, command_rx, event_tx, sink_bytes, wake)?
-        };
+        let thread = super::pool::spawn(devices, command_rx, event_tx, sink_bytes, wake)?;
         Ok(Self {
             commands: command_tx,
             events: EventReceiver::new(event_rx, snapshot_bytes),
             thread: Some(thread),
-            workers: workers.max(1),
+            workers,
             servers,
         })
     }

@@ -1,5 +1,5 @@
-//! The background trainer: a named thread that trains queued runs one at a time and
-//! streams [`Event`]s back.
+//! The background trainer: a pool of named threads that trains queued runs (one at a
+//! time per executor) and streams [`Event`]s back.
 //!
 //! The GUI and the CLI hold a [`Trainer`] handle: commands go in through a bounded
 //! channel, events come out through another. The trainer never blocks on a slow
@@ -8,18 +8,23 @@
 //! that events are waiting, so the GUI can request a repaint without the trainer
 //! knowing about egui.
 //!
-//! Inside: `handle` (the `Trainer` the front ends hold) starts a `worker` (the thread:
-//! queue, pause, stop), or a `pool` of them behind a dispatcher; a worker drives `session` (one run:
-//! backend, model, loop, evaluation, snapshots, record), which runs `step` (one
+//! Inside: `handle` (the `Trainer` the front ends hold) starts a `pool`: a dispatcher
+//! that owns the one queue and `worker` executors (pause, stop); a worker drives `session` (one run:
+//! set-up, backend, model, checkpoint restore, the events around it), whose `fit` is
+//! the step loop (evaluation, snapshots and checkpoints as their `cadence` falls due)
+//! and whose `recorder` writes the run record; `fit` runs `step` (one
 //! optimiser step, also what the benchmarks time); `sink` sends events without
 //! blocking; `backend` picks the device; `evaluate` evaluates a record's saved model
 //! again (`attnlab eval`).
 
 mod backend;
+mod cadence;
 mod evaluate;
+mod fit;
 mod handle;
 mod pool;
 mod protocol;
+mod recorder;
 mod serve;
 mod session;
 mod sink;
@@ -31,9 +36,9 @@ pub use backend::{
     server_answers,
 };
 pub use evaluate::{EvalError, RecordEval, evaluate_record};
-pub use handle::{Trainer, TrainerGone, TryStartError};
+pub use handle::{Placement, Trainer, TrainerGone, TryStartError};
 pub use pool::default_workers;
-pub use protocol::{Command, Event, Fault, RunId, StartRun};
+pub use protocol::{Command, Event, Fault, RunId, RunPhase, STOPPED_BEFORE_START, StartRun};
 pub use serve::{ServeOptions, ServeTransport, serve};
 pub use session::MAX_SNAPSHOT_SIDE;
 pub use sink::EventReceiver;

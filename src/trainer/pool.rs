@@ -1,6 +1,7 @@
-//! A trainer pool: a dispatcher thread owns the queue and hands runs, in order, to
-//! executor threads (each a [`Worker`] with its own command channel) as they come
-//! free. Every thread sends its events into the same channel; a run's events all
+//! The trainer pool, the only run queue: a dispatcher thread owns the queue and
+//! hands runs, in order, to executor threads (each a [`Worker`] with its own command
+//! channel) as they come free; a trainer that trains one run at a time is a pool of
+//! one. Every thread sends its events into the same channel; a run's events all
 //! come from one thread, so they keep their order. Model initialisation is
 //! serialised in `session` (burn's CPU backend seeds one process-wide generator), so
 //! a run gives the same metrics alone or beside others.
@@ -12,7 +13,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 
-use super::protocol::{Command, Event, RunId, StartRun};
+use super::protocol::{Command, Event, RunId, STOPPED_BEFORE_START, StartRun};
 use super::sink::{EventSink, Wake};
 use super::worker::{RunDone, Worker};
 use crate::config::RunPlan;
@@ -44,8 +45,8 @@ struct Executor {
     lost: bool,
 }
 
-/// Starts the dispatcher (which starts one executor per entry of `devices`: `None`
-/// trains on this machine, `Some(address)` on that remote server).
+/// Starts one executor per entry of `devices` (`None` trains on this machine,
+/// `Some(address)` on that remote server) and the dispatcher that feeds them.
 pub(super) fn spawn(
     devices: Vec<Option<String>>,
     commands: Receiver<Command>,
@@ -53,45 +54,55 @@ pub(super) fn spawn(
     snapshot_bytes: Arc<AtomicUsize>,
     wake: Wake,
 ) -> std::io::Result<JoinHandle<()>> {
+    let (done_tx, done_rx) = bounded(devices.len() * 2 + 2);
+    let mut executors = Vec::new();
+    for (index, server) in devices.into_iter().enumerate() {
+        let (tx, rx) = bounded(64);
+        let sink = EventSink::new(events.clone(), snapshot_bytes.clone(), wake.clone());
+        let worker = Worker::new(index, rx, sink, done_tx.clone(), server.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("attnlab-trainer-{}", index + 1))
+            .spawn(move || worker.run());
+        let thread = match spawned {
+            Ok(thread) => thread,
+            Err(e) => {
+                shut_down(&mut executors);
+                return Err(e);
+            }
+        };
+        executors.push(Executor {
+            commands: tx,
+            running: None,
+            thread: Some(thread),
+            server,
+            lost: false,
+        });
+    }
+    let sink = EventSink::new(events, snapshot_bytes, wake);
+    let dispatcher = Dispatcher {
+        commands,
+        done: done_rx,
+        sink,
+        queue: VecDeque::new(),
+        executors,
+    };
     std::thread::Builder::new()
         .name("attnlab-trainer".into())
-        .spawn(move || {
-            let (done_tx, done_rx) = bounded(devices.len() * 2 + 2);
-            let mut executors = Vec::new();
-            for (index, server) in devices.into_iter().enumerate() {
-                let (tx, rx) = bounded(64);
-                let sink = EventSink::new(events.clone(), snapshot_bytes.clone(), wake.clone());
-                let mut worker = Worker::new(rx, sink);
-                worker.done = Some((executors.len(), done_tx.clone()));
-                worker.server = server.clone();
-                let thread = std::thread::Builder::new()
-                    .name(format!("attnlab-trainer-{}", index + 1))
-                    .spawn(move || worker.run());
-                if let Ok(thread) = thread {
-                    executors.push(Executor {
-                        commands: tx,
-                        running: None,
-                        thread: Some(thread),
-                        server,
-                        lost: false,
-                    });
-                }
-            }
-            let sink = EventSink::new(events, snapshot_bytes, wake);
-            if executors.is_empty() {
-                // No thread could be started: train here, one run at a time.
-                Worker::new(commands, sink).run();
-                return;
-            }
-            Dispatcher {
-                commands,
-                done: done_rx,
-                sink,
-                queue: VecDeque::new(),
-                executors,
-            }
-            .run();
-        })
+        .spawn(move || dispatcher.run())
+}
+
+/// Tells every executor to stop and waits for it.
+fn shut_down(executors: &mut [Executor]) {
+    for e in executors.iter() {
+        // Ignored: an executor that is gone has nothing left to stop.
+        let _ = e.commands.send(Command::Shutdown);
+    }
+    for e in executors.iter_mut() {
+        if let Some(thread) = e.thread.take() {
+            // Ignored: a panic there was already reported as a failed run.
+            let _ = thread.join();
+        }
+    }
 }
 
 struct Dispatcher {
@@ -116,12 +127,12 @@ impl Dispatcher {
                     Err(_) => break,
                 },
                 recv(self.done) -> done => {
-                    if let Ok((index, id, lost)) = done
-                        && let Some(e) = self.executors.get_mut(index)
-                        && e.running == Some(id)
+                    if let Ok(done) = done
+                        && let Some(e) = self.executors.get_mut(done.executor)
+                        && e.running == Some(done.id)
                     {
                         e.running = None;
-                        e.lost |= lost;
+                        e.lost |= done.server_lost;
                     }
                     self.fail_if_no_server_left();
                 }
@@ -131,18 +142,9 @@ impl Dispatcher {
             }
         }
         while let Some(run) = self.queue.pop_front() {
-            self.finish_unstarted(&run, "the trainer shut down");
+            self.end_unstarted(&run, RunStatus::Stopped, "the trainer shut down");
         }
-        for e in &self.executors {
-            // Ignored: an executor that is gone has nothing left to stop.
-            let _ = e.commands.send(Command::Shutdown);
-        }
-        for e in &mut self.executors {
-            if let Some(thread) = e.thread.take() {
-                // Ignored: a panic there was already reported as a failed run.
-                let _ = thread.join();
-            }
-        }
+        shut_down(&mut self.executors);
         self.sink.drain_blocking();
     }
 
@@ -161,12 +163,7 @@ impl Dispatcher {
             servers.join(", ")
         );
         while let Some(run) = self.queue.pop_front() {
-            let mut summary = run.unstarted_summary(RunStatus::Failed);
-            summary.message = Some(message.clone());
-            self.sink.send(Event::Finished {
-                id: run.id,
-                summary: Box::new(summary),
-            });
+            self.end_unstarted(&run, RunStatus::Failed, &message);
         }
     }
 
@@ -202,7 +199,7 @@ impl Dispatcher {
             Command::Stop(id) => {
                 if let Some(pos) = self.queue.iter().position(|r| r.id == id) {
                     if let Some(run) = self.queue.remove(pos) {
-                        self.finish_unstarted(&run, "stopped before it started");
+                        self.end_unstarted(&run, RunStatus::Stopped, STOPPED_BEFORE_START);
                     }
                 } else if let Some(e) = self.executors.iter().find(|e| e.running == Some(id)) {
                     // Ignored: an executor that is gone has already ended the run.
@@ -211,11 +208,11 @@ impl Dispatcher {
             }
             Command::StopAll => {
                 while let Some(run) = self.queue.pop_front() {
-                    self.finish_unstarted(&run, "stopped before it started");
+                    self.end_unstarted(&run, RunStatus::Stopped, STOPPED_BEFORE_START);
                 }
                 self.forward_to_busy(&Command::StopAll);
             }
-            Command::Pause | Command::Resume => self.forward_to_busy(&command),
+            Command::Pause | Command::Continue => self.forward_to_busy(&command),
             Command::Shutdown => return true,
         }
         false
@@ -228,9 +225,9 @@ impl Dispatcher {
         }
     }
 
-    fn finish_unstarted(&mut self, run: &StartRun, message: &str) {
-        let mut summary = run.unstarted_summary(RunStatus::Stopped);
-        summary.message = Some(message.into());
+    /// Ends a run that never reached an executor.
+    fn end_unstarted(&mut self, run: &StartRun, status: RunStatus, message: &str) {
+        let summary = run.ended_unstarted(status, message.to_string());
         self.sink.send(Event::Finished {
             id: run.id,
             summary: Box::new(summary),

@@ -6,25 +6,41 @@
 //! # Order of events for one run
 //!
 //! ```text
-//! Queued -> Started -> (Step | Eval | Snapshot | Warning | Paused | Resumed)* -> Finished
-//! Queued -> (Warning)* -> Finished                  (never started: stopped while queued,
-//!                                                   or no backend / model could be built)
+//! Queued -> Warning* -> Started -> (Step | Eval | Snapshot | Warning | Paused | Continued)* -> Finished
+//! Queued -> Warning* -> Finished          (never started)
 //! ```
 //!
-//! * `Queued` as soon as the `Start` command is read; runs execute one at a time in
-//!   the order they were queued.
-//! * `Started` once the backend is up and the model is built; it carries the backend,
-//!   how each layer's attention is computed, the run record's folder and the probe
-//!   example. A run whose backend cannot be had (`wgpu` forced with no adapter) goes
-//!   from `Queued` straight to `Finished` as `failed`, with the reason.
-//! * `Warning` whenever something went wrong that does not end the run: the run
-//!   record cannot be written (the run trains on, unrecorded), a layer's sparse
-//!   layout cannot be built (it trains with masked dense attention).
-//! * `Step` after every optimiser step; `Eval` every `eval_every` steps and once at the
-//!   end; `Snapshot` every `snapshot_every` steps, at step 0 and at the end. Snapshots
-//!   are dropped (and counted) when the consumer is behind; the other events never are.
-//! * `Finished` exactly once per queued run, also when it was stopped before starting,
-//!   failed (error or panic) or diverged; its summary says which.
+//! [`RunPhase::after`] is this grammar as code: `tests/trainer.rs` checks every run's
+//! events with it.
+//!
+//! Runs train in a pool: the dispatcher owns the one queue and hands runs, in queue
+//! order, to its executors as they come free (one run at a time each; a pool of one
+//! trains one run at a time). Every event of a run comes from one thread, so a run's
+//! events keep this order; the events of runs training side by side interleave.
+//!
+//! * `Queued` as soon as the dispatcher reads the `Start`.
+//! * `Warning` before `Started` when a layer's sparse layout cannot be built (it
+//!   trains with masked dense attention), and after it when an attention snapshot
+//!   cannot be read back (that snapshot is skipped). Nothing else warns.
+//! * `Started` once the backend is chosen, the run record claimed (or, resuming,
+//!   reopened), the model built and, resuming, the checkpoint loaded; it carries the
+//!   backend, how each layer's attention is computed, the run record's folder and the
+//!   probe example. A run that gets no further never starts: it goes from `Queued`
+//!   (and any `Warning`) to `Finished` as `failed` with the reason: no backend
+//!   (`wgpu` forced with no adapter), a record folder that cannot be created, a
+//!   record or checkpoint that cannot be resumed, or a panic while setting up.
+//! * A record that cannot be written once the run has started is not a warning
+//!   either: the run ends as `failed` with the error at the end of the step whose
+//!   writes failed (a run being stopped ends as `stopped`, the error in its message).
+//! * `Step` after every optimiser step; `Eval` every `eval_every` steps, at the last
+//!   step and when stopped after a step (unless that step was just evaluated);
+//!   `Snapshot` at step 0 (not when resumed), every `snapshot_every` steps and at the
+//!   last step. Snapshots are dropped (and counted) when the consumer is behind; the
+//!   other events never are.
+//! * `Paused` and `Continued` between steps, after `Pause` and `Continue`.
+//! * `Finished` exactly once per queued run, also when it was stopped before it
+//!   started, the trainer shut down with it queued, no remote server was left to
+//!   train it, or it failed (error or panic) or diverged; its summary says which.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,13 +62,14 @@ pub enum Command {
     /// Stop a queued or running run; a running one stops within one step and
     /// finishes as `stopped`.
     Stop(RunId),
-    /// Stop the running run and drop every queued one.
+    /// Stop every running run and drop every queued one.
     StopAll,
-    /// Pause the running run after its current step.
+    /// Pause every running run after its current step.
     Pause,
-    /// Resume a paused run.
-    Resume,
-    /// Stop everything and end the trainer thread.
+    /// Continue a paused run (un-pause; continuing a stopped run from its
+    /// checkpoint is a `Start` with `resume`).
+    Continue,
+    /// Stop everything and end the trainer's threads.
     Shutdown,
 }
 
@@ -112,7 +129,18 @@ impl StartRun {
             status,
         )
     }
+
+    /// The summary of this run ending before it trained a step, saying why: the one
+    /// constructor for runs stopped while queued, refused or lost with their server.
+    pub fn ended_unstarted(&self, status: RunStatus, message: String) -> RunSummary {
+        let mut summary = self.unstarted_summary(status);
+        summary.message = Some(message);
+        summary
+    }
 }
+
+/// The message of a run stopped while it was still queued.
+pub const STOPPED_BEFORE_START: &str = "stopped before it started";
 
 /// An injected failure (see [`StartRun::fault`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,12 +207,13 @@ pub enum Event {
         /// The run.
         id: RunId,
     },
-    /// The run resumed.
-    Resumed {
+    /// The paused run continues.
+    Continued {
         /// The run.
         id: RunId,
     },
-    /// Something worth telling that did not stop the run (e.g. a record write failed).
+    /// Something worth telling that did not stop the run: a layer that trains with
+    /// masked dense attention, a snapshot that could not be read back.
     Warning {
         /// The run.
         id: RunId,
@@ -210,9 +239,44 @@ impl Event {
             | Event::Eval { id, .. }
             | Event::Snapshot { id, .. }
             | Event::Paused { id }
-            | Event::Resumed { id }
+            | Event::Continued { id }
             | Event::Warning { id, .. }
             | Event::Finished { id, .. } => *id,
+        }
+    }
+}
+
+/// Where a run stands in the event grammar (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunPhase {
+    /// `Queued` (and any `Warning`) seen, not started.
+    Queued,
+    /// `Started` seen: steps, evaluations, snapshots, warnings, pauses follow.
+    Running,
+    /// `Finished` seen: nothing may follow.
+    Done,
+}
+
+impl RunPhase {
+    /// The phase after `event` for a run in `phase` (`None`: nothing seen yet), or
+    /// `None` when the grammar does not allow `event` there.
+    pub fn after(phase: Option<RunPhase>, event: &Event) -> Option<RunPhase> {
+        use RunPhase::{Done, Queued, Running};
+        match (phase, event) {
+            (None, Event::Queued { .. }) => Some(Queued),
+            (Some(Queued), Event::Warning { .. }) => Some(Queued),
+            (Some(Queued), Event::Started { .. }) => Some(Running),
+            (Some(Queued | Running), Event::Finished { .. }) => Some(Done),
+            (
+                Some(Running),
+                Event::Step { .. }
+                | Event::Eval { .. }
+                | Event::Snapshot { .. }
+                | Event::Warning { .. }
+                | Event::Paused { .. }
+                | Event::Continued { .. },
+            ) => Some(Running),
+            _ => None,
         }
     }
 }

@@ -1,5 +1,6 @@
-//! The trainer thread: its queue, pause and stop, one run at a time (alone, or as
-//! one executor of a pool).
+//! An executor thread of the pool: trains the run the dispatcher hands it, with pause
+//! and stop, then tells the dispatcher it is free. It keeps no queue: the pool's
+//! dispatcher owns the only one.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -12,63 +13,66 @@ use super::session::{self, Flow, panic_text};
 use super::sink::EventSink;
 use crate::records::RunStatus;
 
-/// State owned by the trainer thread.
+/// An executor's report to the dispatcher that a run ended.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct RunDone {
+    /// Which executor (its index in the pool).
+    pub executor: usize,
+    /// The run that ended.
+    pub id: RunId,
+    /// Whether the executor's remote server went away (it takes no more runs).
+    pub server_lost: bool,
+}
+
+/// State owned by one executor thread.
 pub(super) struct Worker {
+    index: usize,
     commands: Receiver<Command>,
     sink: EventSink,
-    queue: VecDeque<StartRun>,
+    done: Sender<RunDone>,
+    /// The remote server this executor trains on, if any.
+    server: Option<String>,
     paused: bool,
     shutdown: bool,
     /// A stop for the running run arrived while it was evaluating or setting up;
     /// the next `poll` stops it.
     stop_pending: bool,
-    /// Pause/Resume read during evaluation, applied at the next `poll`.
+    /// Pause/Continue read during evaluation, applied at the next `poll`.
     deferred: VecDeque<Command>,
-    /// In a pool: this executor's index and where to say a run ended, with whether
-    /// its remote server went away (the pool's dispatcher announces `Queued` itself).
-    pub(super) done: Option<(usize, Sender<RunDone>)>,
-    /// The remote server this worker trains on, if any.
-    pub(super) server: Option<String>,
 }
 
-/// A pool executor's report that a run ended: its index, the run, and whether its
-/// remote server went away.
-pub(super) type RunDone = (usize, RunId, bool);
-
 impl Worker {
-    /// A worker reading `commands` and sending events through `sink`.
-    pub(super) fn new(commands: Receiver<Command>, sink: EventSink) -> Self {
+    /// Executor `index`, reading `commands` from the dispatcher, sending events
+    /// through `sink` and reporting finished runs to `done`.
+    pub(super) fn new(
+        index: usize,
+        commands: Receiver<Command>,
+        sink: EventSink,
+        done: Sender<RunDone>,
+        server: Option<String>,
+    ) -> Self {
         Self {
+            index,
             commands,
             sink,
-            queue: VecDeque::new(),
+            done,
+            server,
             paused: false,
             shutdown: false,
             stop_pending: false,
             deferred: VecDeque::new(),
-            done: None,
-            server: None,
         }
     }
-}
 
-impl Worker {
+    /// Waits for runs until `Shutdown` (or the dispatcher is gone).
     pub(super) fn run(mut self) {
         while !self.shutdown && !self.sink.disconnected {
-            if let Some(run) = self.queue.pop_front() {
-                self.train(run);
-                continue;
-            }
             match self.commands.recv() {
-                Ok(command) => {
-                    self.handle(command, None);
-                }
-                Err(_) => break,
+                Ok(Command::Start(run)) => self.train(*run),
+                Ok(Command::Shutdown) | Err(_) => break,
+                // Stop, pause and continue with nothing running: nothing to do.
+                Ok(_) => {}
             }
-        }
-        // Anything still queued ends as stopped, so every run gets its `Finished`.
-        while let Some(run) = self.queue.pop_front() {
-            self.finish_unstarted(&run, RunStatus::Stopped, "the trainer shut down");
         }
         self.sink.drain_blocking();
     }
@@ -79,24 +83,21 @@ impl Worker {
             run.device = self.server.clone();
         }
         self.stop_pending = false;
+        self.paused = false;
         self.deferred.clear();
         let result = catch_unwind(AssertUnwindSafe(|| session::train(&run, &mut *self)));
         let summary = match result {
             Ok(summary) => summary,
-            Err(panic) => {
-                let mut summary = run.unstarted_summary(RunStatus::Failed);
-                summary.message = Some(format!(
-                    "the trainer panicked: {}",
-                    panic_text(panic.as_ref())
-                ));
-                summary
-            }
+            Err(panic) => run.ended_unstarted(
+                RunStatus::Failed,
+                format!("the trainer panicked: {}", panic_text(panic.as_ref())),
+            ),
         };
         self.paused = false;
         // A run that failed on a remote server that no longer answers: the server is
-        // gone (the session said so in the run's message), and this worker takes no
-        // more runs.
-        let lost = summary.status == RunStatus::Failed
+        // gone (the session said so in the run's message), and this executor takes
+        // no more runs.
+        let server_lost = summary.status == RunStatus::Failed
             && self
                 .server
                 .as_deref()
@@ -106,65 +107,43 @@ impl Worker {
             summary: Box::new(summary),
         });
         self.sink.drain_blocking();
-        if let Some((index, done)) = &self.done {
-            // Ignored: a dispatcher that is gone is shutting down anyway.
-            let _ = done.send((*index, id, lost));
-        }
-    }
-
-    fn finish_unstarted(&mut self, run: &StartRun, status: RunStatus, message: &str) {
-        let mut summary = run.unstarted_summary(status);
-        summary.message = Some(message.into());
-        self.sink.send(Event::Finished {
-            id: run.id,
-            summary: Box::new(summary),
+        // Ignored: a dispatcher that is gone is shutting down anyway.
+        let _ = self.done.send(RunDone {
+            executor: self.index,
+            id,
+            server_lost,
         });
     }
 
-    /// Applies one command; `current` is the running run, if any. Returns whether the
-    /// current run must stop.
-    fn handle(&mut self, command: Command, current: Option<RunId>) -> bool {
+    /// Applies one command while `current` trains. Returns whether it must stop.
+    fn handle(&mut self, command: Command, current: RunId) -> bool {
         match command {
             Command::Start(run) => {
-                if self.done.is_none() {
-                    // A pool's dispatcher announced it already.
-                    self.sink.send(Event::Queued { id: run.id });
-                }
-                self.queue.push_back(*run);
+                // The dispatcher hands a run only to an idle executor; should one
+                // arrive anyway, it ends at once rather than vanish.
+                let summary = run.ended_unstarted(
+                    RunStatus::Failed,
+                    "its executor was busy: start it again".to_string(),
+                );
+                self.sink.send(Event::Finished {
+                    id: run.id,
+                    summary: Box::new(summary),
+                });
                 false
             }
-            Command::Stop(id) => {
-                if Some(id) == current {
-                    return true;
-                }
-                if let Some(pos) = self.queue.iter().position(|r| r.id == id)
-                    && let Some(run) = self.queue.remove(pos)
-                {
-                    self.finish_unstarted(&run, RunStatus::Stopped, "stopped before it started");
-                }
-                false
-            }
-            Command::StopAll => {
-                while let Some(run) = self.queue.pop_front() {
-                    self.finish_unstarted(&run, RunStatus::Stopped, "stopped before it started");
-                }
-                current.is_some()
-            }
+            Command::Stop(id) => id == current,
+            Command::StopAll => true,
             Command::Pause => {
-                if let Some(id) = current
-                    && !self.paused
-                {
+                if !self.paused {
                     self.paused = true;
-                    self.sink.send(Event::Paused { id });
+                    self.sink.send(Event::Paused { id: current });
                 }
                 false
             }
-            Command::Resume => {
-                if let Some(id) = current
-                    && self.paused
-                {
+            Command::Continue => {
+                if self.paused {
                     self.paused = false;
-                    self.sink.send(Event::Resumed { id });
+                    self.sink.send(Event::Continued { id: current });
                 }
                 false
             }
@@ -179,11 +158,11 @@ impl Worker {
 impl session::Control for Worker {
     fn stop_requested(&mut self, current: RunId) -> bool {
         while let Ok(command) = self.commands.try_recv() {
-            // Pause and Resume wait for the end of the step (a paused run must not
+            // Pause and Continue wait for the end of the step (a paused run must not
             // send events); everything else is handled now.
-            if matches!(command, Command::Pause | Command::Resume) {
+            if matches!(command, Command::Pause | Command::Continue) {
                 self.deferred.push_back(command);
-            } else if self.handle(command, Some(current)) {
+            } else if self.handle(command, current) {
                 self.stop_pending = true;
             }
         }
@@ -196,13 +175,13 @@ impl session::Control for Worker {
             return Flow::Stop;
         }
         while let Some(command) = self.deferred.pop_front() {
-            if self.handle(command, Some(current)) {
+            if self.handle(command, current) {
                 return Flow::Stop;
             }
         }
         loop {
             while let Ok(command) = self.commands.try_recv() {
-                if self.handle(command, Some(current)) {
+                if self.handle(command, current) {
                     return Flow::Stop;
                 }
             }
@@ -214,7 +193,7 @@ impl session::Control for Worker {
             }
             match self.commands.recv_timeout(Duration::from_millis(200)) {
                 Ok(command) => {
-                    if self.handle(command, Some(current)) {
+                    if self.handle(command, current) {
                         return Flow::Stop;
                     }
                 }

@@ -7,16 +7,23 @@
 //! `h` in columns `h * head_dim..`), the output `[batch, n, d_model]` (what the output
 //! projection reads), `lse` `[batch, heads, n]`.
 //!
-//! Every product of a tile is one register-blocked micro-kernel, [`gemm_bcast`] (4
+//! Every product of a tile is one register-blocked micro-kernel, `gemm_bcast` (4
 //! rows by 32 columns on AVX-512, by 16 otherwise; one operand broadcast), on per-head copies of
 //! K and V in both layouts, so that a chunk of consecutive keys is read in place. The
 //! kernels are compiled for AVX-512, AVX2 + FMA and plain x86-64 and picked at run
-//! time ([`super::simd`]). Parallel over (batch, head).
+//! time ([`super::simd`]). Parallel over (batch, head): each task writes its head's
+//! columns of the output in place, through a `HeadOut` that owns them.
+//!
+//! [`forward`] and [`backward`] check every length against [`Dims`] and the plan, in
+//! release builds too, before any kernel runs: a mismatched call panics with a
+//! message naming what mismatched.
 
 use rayon::prelude::*;
 
+use super::gemm::{ColVecs, LANES, RowBlocks, gemm_bcast};
+use super::heads::{HeadOut, HeadWriter};
 use super::plan::{AttentionPlan, TILE_K, TILE_Q, Tile};
-use super::simd::{dispatch, exp_neg, fmadd, variants};
+use super::simd::{self, dispatch, exp_neg, fmadd, variants};
 
 /// Shapes of one call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,231 +39,44 @@ pub struct Dims {
 }
 
 impl Dims {
-    fn d_model(self) -> usize {
+    /// `heads * head_dim`.
+    pub(super) fn d_model(self) -> usize {
         self.heads * self.head_dim
+    }
+
+    /// `batch * n * parts * d_model`: the elements of `[batch, n, parts * d_model]`.
+    ///
+    /// # Panics
+    /// When that overflows `usize`.
+    pub(super) fn elements(self, parts: usize) -> usize {
+        let elements = [self.n, parts, self.heads, self.head_dim]
+            .into_iter()
+            .try_fold(self.batch, usize::checked_mul);
+        let Some(elements) = elements else {
+            panic!("fused attention: {self:?} with {parts} parts overflows usize");
+        };
+        elements
+    }
+
+    /// Checks what the kernels assume of the shapes themselves.
+    ///
+    /// # Panics
+    /// When there is no head or a head has no columns.
+    fn check(self) {
+        assert!(
+            self.heads > 0 && self.head_dim > 0,
+            "fused attention: {self:?} has no head columns"
+        );
     }
 }
 
-/// Columns per micro-kernel accumulator (one AVX-512 register, two AVX2 ones).
-const LANES: usize = 16;
-/// Rows per micro-kernel.
-const MR: usize = 4;
+/// The chunk of `TILE_K` keys as whole vectors of columns (a score row).
+const KEY_COLS: ColVecs = ColVecs::exactly(TILE_K);
+/// The chunk of `TILE_K` keys as whole blocks of rows.
+const KEY_ROWS: RowBlocks = RowBlocks::exactly(TILE_K);
 
 // Score rows are whole vectors: `row_max` and `exp_sum` walk them in `LANES` chunks.
 const _: () = assert!(TILE_K.is_multiple_of(LANES));
-
-fn round_up(x: usize, to: usize) -> usize {
-    x.div_ceil(to) * to
-}
-
-/// `C[r][c] += sum_k A(r, k) * B[k][c]` (or `=` with `SET`: `C` is not read) for
-/// `r < m`, `c < cols`, `k < depth`, where
-/// `A(r, k) = a[r * sar + k * sak]` (broadcast, so any strides: transposes are free),
-/// `B` and `C` row-major with leading dimensions `ldb` and `ldc`. `m` is a multiple
-/// of [`MR`] and `cols` of [`LANES`].
-///
-/// With 512-bit vectors (32 registers) the bulk runs in blocks of 4 rows by 32
-/// columns: 8 independent accumulators hide the FMA latency.
-/// With 256-bit vectors (16 registers) blocks are 4 rows by 16 columns (8
-/// accumulators of two registers each).
-#[allow(clippy::too_many_arguments)]
-#[inline(always)]
-fn gemm_bcast<const FMA: bool, const SET: bool>(
-    m: usize,
-    depth: usize,
-    cols: usize,
-    a: &[f32],
-    (sar, sak): (usize, usize),
-    b: &[f32],
-    ldb: usize,
-    c: &mut [f32],
-    ldc: usize,
-) {
-    if m == 0 || cols == 0 {
-        return;
-    }
-    if depth == 0 {
-        if SET {
-            for r in 0..m {
-                c[r * ldc..r * ldc + cols].fill(0.0);
-            }
-        }
-        return;
-    }
-    debug_assert!(m.is_multiple_of(MR) && cols.is_multiple_of(LANES));
-    assert!(
-        (m - 1) * sar + (depth - 1) * sak < a.len(),
-        "A out of bounds"
-    );
-    assert!((depth - 1) * ldb + cols <= b.len(), "B out of bounds");
-    assert!((m - 1) * ldc + cols <= c.len(), "C out of bounds");
-    let g = Gemm {
-        depth,
-        a,
-        sar,
-        sak,
-        b,
-        ldb,
-        ldc,
-    };
-    if FMA && wide() {
-        let c32 = cols - cols % (2 * LANES);
-        for r0 in (0..m).step_by(MR) {
-            for c0 in (0..c32).step_by(2 * LANES) {
-                g.block::<MR, 2, FMA, SET>(r0, c0, c);
-            }
-        }
-        for r0 in (0..m).step_by(MR) {
-            for c0 in (c32..cols).step_by(LANES) {
-                g.block::<MR, 1, FMA, SET>(r0, c0, c);
-            }
-        }
-    } else {
-        for r0 in (0..m).step_by(MR) {
-            for c0 in (0..cols).step_by(LANES) {
-                g.block::<MR, 1, FMA, SET>(r0, c0, c);
-            }
-        }
-    }
-}
-
-/// Whether the 512-bit variant runs (32 vector registers for the larger blocks).
-#[inline(always)]
-fn wide() -> bool {
-    super::simd::isa() == super::simd::Isa::Avx512
-}
-
-/// The operands of one [`gemm_bcast`] call, bounds checked by it.
-struct Gemm<'a> {
-    depth: usize,
-    a: &'a [f32],
-    sar: usize,
-    sak: usize,
-    b: &'a [f32],
-    ldb: usize,
-    ldc: usize,
-}
-
-impl Gemm<'_> {
-    /// One block of `R` rows from `r0` by `V` vectors of columns from `c0`, its
-    /// accumulators held in registers across the whole depth.
-    #[inline(always)]
-    fn block<const R: usize, const V: usize, const FMA: bool, const SET: bool>(
-        &self,
-        r0: usize,
-        c0: usize,
-        c: &mut [f32],
-    ) {
-        let ldc = self.ldc;
-        let mut acc = [[[0.0f32; LANES]; V]; R];
-        if !SET {
-            for (i, row) in acc.iter_mut().enumerate() {
-                for (v, vec) in row.iter_mut().enumerate() {
-                    vec.copy_from_slice(&c[(r0 + i) * ldc + c0 + v * LANES..][..LANES]);
-                }
-            }
-        }
-        let (a, b) = (self.a.as_ptr(), self.b.as_ptr());
-        for k in 0..self.depth {
-            // SAFETY: `gemm_bcast` asserted that every index is in bounds: r0 + i < m,
-            // k < depth, c0 + V * LANES <= cols.
-            let bv: [[f32; LANES]; V] = std::array::from_fn(|v| unsafe {
-                *b.add(k * self.ldb + c0 + v * LANES).cast::<[f32; LANES]>()
-            });
-            for (i, row) in acc.iter_mut().enumerate() {
-                // SAFETY: as above.
-                let av = unsafe { *a.add((r0 + i) * self.sar + k * self.sak) };
-                for (vec, bl) in row.iter_mut().zip(&bv) {
-                    for (x, &y) in vec.iter_mut().zip(bl.iter()) {
-                        *x = fmadd::<FMA>(av, y, *x);
-                    }
-                }
-            }
-        }
-        for (i, row) in acc.iter().enumerate() {
-            for (v, vec) in row.iter().enumerate() {
-                c[(r0 + i) * ldc + c0 + v * LANES..][..LANES].copy_from_slice(vec);
-            }
-        }
-    }
-}
-
-/// An output buffer that the (batch, head) tasks fill in parallel, each writing only
-/// its own head's columns of its own batch's rows, so the pieces never overlap and
-/// no per-head copy and transpose pass is needed. It starts uninitialised: every
-/// element is written exactly once before [`HeadWriter::finish`].
-struct HeadWriter {
-    buf: Vec<f32>,
-    len: usize,
-}
-
-/// A raw view of a [`HeadWriter`]'s buffer, shared by the tasks.
-#[derive(Clone, Copy)]
-struct HeadSink {
-    ptr: *mut std::mem::MaybeUninit<f32>,
-    len: usize,
-}
-
-// SAFETY: the tasks that share a sink write disjoint elements (see `HeadSink::row`).
-unsafe impl Send for HeadSink {}
-// SAFETY: as above.
-unsafe impl Sync for HeadSink {}
-
-impl HeadWriter {
-    fn new(len: usize) -> Self {
-        Self {
-            buf: Vec::with_capacity(len),
-            len,
-        }
-    }
-
-    fn sink(&mut self) -> HeadSink {
-        HeadSink {
-            ptr: self.buf.spare_capacity_mut().as_mut_ptr(),
-            len: self.len,
-        }
-    }
-
-    /// The buffer, once every element has been written.
-    ///
-    /// # Safety
-    /// Every one of the `len` elements was written through a sink.
-    unsafe fn finish(mut self) -> Vec<f32> {
-        // SAFETY: the caller's promise; the capacity is `len`.
-        unsafe { self.buf.set_len(self.len) };
-        self.buf
-    }
-}
-
-impl HeadSink {
-    /// Elements `start..start + width`.
-    ///
-    /// # Safety
-    /// No other task writes any of these elements while the slice lives.
-    #[allow(clippy::mut_from_ref)]
-    #[inline(always)]
-    unsafe fn row(&self, start: usize, width: usize) -> &mut [std::mem::MaybeUninit<f32>] {
-        assert!(start + width <= self.len, "head row out of bounds");
-        // SAFETY: in bounds (checked); disjoint from other tasks' rows (the caller).
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), width) }
-    }
-}
-
-/// `dst = src * s` into uninitialised memory, in whole vectors as [`axpby`].
-#[inline(always)]
-fn store_scaled(dst: &mut [std::mem::MaybeUninit<f32>], src: &[f32], s: f32) {
-    debug_assert_eq!(dst.len(), src.len());
-    let mut d = dst.chunks_exact_mut(LANES);
-    let mut x = src.chunks_exact(LANES);
-    for (d, x) in (&mut d).zip(&mut x) {
-        for (d, &x) in d.iter_mut().zip(x) {
-            d.write(x * s);
-        }
-    }
-    for (d, &x) in d.into_remainder().iter_mut().zip(x.remainder()) {
-        d.write(x * s);
-    }
-}
 
 /// Which pass a [`HeadKv`] serves: each reads only two of its four layouts.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -496,8 +316,10 @@ fn load_queries<const FMA: bool>(
 }
 
 /// `s = q . k^T` for the tile's rows, `-inf` where the plan hides a key.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn scores<const FMA: bool>(
+    wide: bool,
     s: &mut [f32],
     q: &[f32],
     kv: &ChunkKv,
@@ -507,8 +329,8 @@ fn scores<const FMA: bool>(
     hdp: usize,
 ) {
     let rows = tile.queries.len();
-    let m = round_up(rows, MR);
-    gemm_bcast::<FMA, true>(m, hd, TILE_K, q, (hdp, 1), kv.kt, kv.ld, s, TILE_K);
+    let m = RowBlocks::covering(rows);
+    gemm_bcast::<FMA, true>(wide, m, hd, KEY_COLS, q, (hdp, 1), kv.kt, kv.ld, s, TILE_K);
     for r in 0..rows {
         let word = tile.chunk_bits(r, c);
         if word == u64::MAX {
@@ -549,20 +371,21 @@ fn exp_sum<const FMA: bool>(s: &mut [f32], max: f32) -> f32 {
     lanes.iter().sum()
 }
 
-/// The forward pass of one (batch, head): its head's columns of `o` (`[batch, n,
-/// heads * hd]`) and its `lse` (`[n]`).
+/// The forward pass of the (batch, head) that `o` owns: its head's columns of the
+/// output (`[batch, n, heads * hd]`) and its `lse` (`[n]`). `wide`: the gemm's larger
+/// blocks (AVX-512).
 #[inline(always)]
 fn forward_head<const FMA: bool>(
     plan: &AttentionPlan,
     qkv: &[f32],
-    dims: Dims,
-    bh: usize,
-    o: HeadSink,
+    o: HeadOut<'_>,
     lse: &mut [f32],
+    wide: bool,
 ) {
-    let (b, h) = (bh / dims.heads, bh % dims.heads);
+    let (dims, b, h) = (o.dims(), o.batch(), o.head());
     let (n, hd) = (dims.n, dims.head_dim);
-    let hdp = round_up(hd, LANES);
+    let hdp_cols = ColVecs::covering(hd);
+    let hdp = hdp_cols.cols();
     let scale = 1.0 / (hd as f32).sqrt();
     let kv = HeadKv::new(qkv, dims, b, h, hdp, Pass::Forward);
     let mut m = vec![f32::NEG_INFINITY; n];
@@ -571,8 +394,7 @@ fn forward_head<const FMA: bool>(
     let mut sc = Scratch::new(hd, hdp);
     let mut ot = vec![0.0f32; TILE_Q * hdp];
     for tile in plan.passes().iter().flatten() {
-        let rows = tile.queries.len();
-        let mr = round_up(rows, MR);
+        let mr = RowBlocks::covering(tile.queries.len());
         load_queries::<FMA>(&mut sc.q, tile, qkv, dims, b, h, hdp, scale);
         for (r, &query) in tile.queries.iter().enumerate() {
             let query = query as usize;
@@ -586,7 +408,7 @@ fn forward_head<const FMA: bool>(
                 &mut sc.vr[..],
             );
             let ck = chunk(&kv, gathered, keys, hd, hdp);
-            scores::<FMA>(&mut sc.s, &sc.q, &ck, tile, c, hd, hdp);
+            scores::<FMA>(wide, &mut sc.s, &sc.q, &ck, tile, c, hd, hdp);
             for (r, &query) in tile.queries.iter().enumerate() {
                 let query = query as usize;
                 let s = &mut sc.s[r * TILE_K..(r + 1) * TILE_K];
@@ -603,9 +425,10 @@ fn forward_head<const FMA: bool>(
                 scale_in_place(&mut ot[r * hdp..(r + 1) * hdp], alpha);
             }
             gemm_bcast::<FMA, false>(
+                wide,
                 mr,
                 keys.len(),
-                hdp,
+                hdp_cols,
                 &sc.s,
                 (TILE_K, 1),
                 ck.vr,
@@ -619,21 +442,19 @@ fn forward_head<const FMA: bool>(
             acc[query * hdp..(query + 1) * hdp].copy_from_slice(&ot[r * hdp..(r + 1) * hdp]);
         }
     }
-    for q in 0..n {
+    let (acc, l) = (&acc[..], &l[..]);
+    o.store(move |q, _| {
         let inv = if l[q] > 0.0 { 1.0 / l[q] } else { 0.0 };
-        // SAFETY: row (b, q), head h's columns: this task's alone.
-        let dst = unsafe { o.row((b * n + q) * dims.d_model() + h * hd, hd) };
-        store_scaled(dst, &acc[q * hdp..q * hdp + hd], inv);
-        lse[q] = if l[q] > 0.0 {
-            m[q] + l[q].ln()
-        } else {
-            f32::INFINITY
-        };
+        (&acc[q * hdp..q * hdp + hd], inv)
+    });
+    for ((lse, &m), &l) in lse.iter_mut().zip(&m).zip(l) {
+        *lse = if l > 0.0 { m + l.ln() } else { f32::INFINITY };
     }
 }
 
-/// The backward pass of one (batch, head): its head's columns of `dq`, `dk`, `dv`
-/// in `dqkv` (`[batch, n, (q|k|v), heads * hd]`, the layout of `qkv`).
+/// The backward pass of the (batch, head) that `dqkv` owns: its head's columns of
+/// `dq`, `dk`, `dv` (`[batch, n, (q|k|v), heads * hd]`, the layout of `qkv`). `wide`:
+/// the gemm's larger blocks (AVX-512).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn backward_head<const FMA: bool>(
@@ -642,13 +463,14 @@ fn backward_head<const FMA: bool>(
     out: &[f32],
     lse: &[f32],
     grad: &[f32],
-    dims: Dims,
-    bh: usize,
-    dqkv: HeadSink,
+    dqkv: HeadOut<'_>,
+    wide: bool,
 ) {
-    let (b, h) = (bh / dims.heads, bh % dims.heads);
+    let (dims, b, h) = (dqkv.dims(), dqkv.batch(), dqkv.head());
+    let bh = b * dims.heads + h;
     let (n, hd, dm) = (dims.n, dims.head_dim, dims.d_model());
-    let hdp = round_up(hd, LANES);
+    let hdp_cols = ColVecs::covering(hd);
+    let hdp = hdp_cols.cols();
     let scale = 1.0 / (hd as f32).sqrt();
     let lse = &lse[bh * n..(bh + 1) * n];
     let row_of = |q: usize| -> usize { (b * n + q) * dm + h * hd };
@@ -672,7 +494,7 @@ fn backward_head<const FMA: bool>(
     let mut dvc = vec![0.0f32; TILE_K * hdp];
     for tile in plan.passes().iter().flatten() {
         let rows = tile.queries.len();
-        let mr = round_up(rows, MR);
+        let mr = RowBlocks::covering(rows);
         load_queries::<FMA>(&mut sc.q, tile, qkv, dims, b, h, hdp, scale);
         for (r, &query) in tile.queries.iter().enumerate() {
             let g = row_of(query as usize);
@@ -687,9 +509,20 @@ fn backward_head<const FMA: bool>(
                 &mut sc.vr[..],
             );
             let ck = chunk(&kv, gathered, keys, hd, hdp);
-            scores::<FMA>(&mut sc.s, &sc.q, &ck, tile, c, hd, hdp);
+            scores::<FMA>(wide, &mut sc.s, &sc.q, &ck, tile, c, hd, hdp);
             // dP = dO V^T
-            gemm_bcast::<FMA, true>(mr, hd, TILE_K, &go, (hdp, 1), ck.vt, ck.ld, &mut dp, TILE_K);
+            gemm_bcast::<FMA, true>(
+                wide,
+                mr,
+                hd,
+                KEY_COLS,
+                &go,
+                (hdp, 1),
+                ck.vt,
+                ck.ld,
+                &mut dp,
+                TILE_K,
+            );
             for (r, &query) in tile.queries.iter().enumerate() {
                 let query = query as usize;
                 let (l, dl) = (lse[query], delta[query]);
@@ -709,8 +542,30 @@ fn backward_head<const FMA: bool>(
                     (&mut dkc[..], &mut dvc[..], hdp)
                 }
             };
-            gemm_bcast::<FMA, false>(TILE_K, rows, hdp, &sc.s, (1, TILE_K), &go, hdp, dv_c, ld_c);
-            gemm_bcast::<FMA, false>(TILE_K, rows, hdp, &dp, (1, TILE_K), &sc.q, hdp, dk_c, ld_c);
+            gemm_bcast::<FMA, false>(
+                wide,
+                KEY_ROWS,
+                rows,
+                hdp_cols,
+                &sc.s,
+                (1, TILE_K),
+                &go,
+                hdp,
+                dv_c,
+                ld_c,
+            );
+            gemm_bcast::<FMA, false>(
+                wide,
+                KEY_ROWS,
+                rows,
+                hdp_cols,
+                &dp,
+                (1, TILE_K),
+                &sc.q,
+                hdp,
+                dk_c,
+                ld_c,
+            );
             if ck.start.is_none() {
                 for (j, &key) in keys.iter().enumerate() {
                     let (key, row) = (key as usize * hdp, j * hdp);
@@ -720,9 +575,10 @@ fn backward_head<const FMA: bool>(
             }
             // dQ += dS K
             gemm_bcast::<FMA, false>(
+                wide,
                 mr,
                 keys.len(),
-                hdp,
+                hdp_cols,
                 &dp,
                 (TILE_K, 1),
                 ck.kr,
@@ -741,49 +597,56 @@ fn backward_head<const FMA: bool>(
             );
         }
     }
-    for j in 0..n {
-        let row = (b * n + j) * 3 * dm + h * hd;
-        for (part, src) in [&dq, &dk, &dv].into_iter().enumerate() {
-            // SAFETY: row (b, j), part `part`, head h's columns: this task's alone.
-            let dst = unsafe { dqkv.row(row + part * dm, hd) };
-            store_scaled(dst, &src[j * hdp..j * hdp + hd], 1.0);
-        }
-    }
+    let parts = [&dq[..], &dk[..], &dv[..]];
+    dqkv.store(move |j, part| (&parts[part][j * hdp..j * hdp + hd], 1.0));
 }
 
 variants!(forward_head, forward_avx512, forward_avx2,
-    (plan: &AttentionPlan, qkv: &[f32], dims: Dims, bh: usize, o: HeadSink, lse: &mut [f32]));
+    (plan: &AttentionPlan, qkv: &[f32], o: HeadOut<'_>, lse: &mut [f32], wide: bool));
 variants!(backward_head, backward_avx512, backward_avx2,
-    (plan: &AttentionPlan, qkv: &[f32], out: &[f32], lse: &[f32], grad: &[f32], dims: Dims, bh: usize, dqkv: HeadSink));
+    (plan: &AttentionPlan, qkv: &[f32], out: &[f32], lse: &[f32], grad: &[f32], dqkv: HeadOut<'_>, wide: bool));
 
 /// Attention of every (batch, head) of `qkv` under `plan`: the output
 /// `[batch, n, d_model]` and the log-sum-exp `[batch, heads, n]`.
+///
+/// # Panics
+/// When `dims` has no head columns, `qkv` is not `[batch, n, 3 d_model]` or the plan
+/// was built for another length.
 pub fn forward(plan: &AttentionPlan, qkv: &[f32], dims: Dims) -> (Vec<f32>, Vec<f32>) {
-    let (n, dm) = (dims.n, dims.d_model());
+    dims.check();
+    let n = dims.n;
     assert_eq!(
         qkv.len(),
-        dims.batch * n * 3 * dm,
-        "qkv is [batch, n, 3 d_model]"
+        dims.elements(3),
+        "fused attention forward: qkv's length is not batch x n x 3 d_model of {dims:?}"
     );
-    assert_eq!(plan.n(), n, "the plan was built for another length");
-    let bhs = dims.batch * dims.heads;
-    let mut out = HeadWriter::new(dims.batch * n * dm);
-    let sink = out.sink();
-    let mut lse = vec![0.0f32; bhs * n];
-    lse.par_chunks_mut(n).enumerate().for_each(|(bh, l)| {
-        dispatch!(
-            forward_head,
-            forward_avx512,
-            forward_avx2,
-            (plan, qkv, dims, bh, sink, l)
-        )
-    });
-    // SAFETY: task (b, h) wrote head h's columns of every row of batch b.
-    (unsafe { out.finish() }, lse)
+    assert_eq!(
+        plan.n(),
+        n,
+        "fused attention forward: the plan was built for another length"
+    );
+    if n == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    let mut out = HeadWriter::new(dims, 1);
+    let mut lse = vec![0.0f32; dims.batch * dims.heads * n];
+    let variant = simd::current();
+    let wide = variant.wide();
+    out.heads()
+        .zip(lse.par_chunks_mut(n))
+        .for_each(|(o, l)| {
+            dispatch!(variant; forward_head, forward_avx512, forward_avx2, (plan, qkv, o, l, wide))
+        });
+    (out.finish(), lse)
 }
 
 /// The gradient of `qkv` (`[batch, n, 3 d_model]`) from the forward's output, its
 /// log-sum-exp and the output's gradient.
+///
+/// # Panics
+/// When `dims` has no head columns, a length differs from what `dims` gives (`qkv`
+/// `[batch, n, 3 d_model]`, `out` and `grad` `[batch, n, d_model]`, `lse`
+/// `[batch, heads, n]`) or the plan was built for another length.
 pub fn backward(
     plan: &AttentionPlan,
     qkv: &[f32],
@@ -792,20 +655,39 @@ pub fn backward(
     grad: &[f32],
     dims: Dims,
 ) -> Vec<f32> {
-    let (n, dm) = (dims.n, dims.d_model());
-    assert_eq!(out.len(), dims.batch * n * dm);
-    assert_eq!(grad.len(), out.len());
-    let bhs = dims.batch * dims.heads;
-    let mut dqkv = HeadWriter::new(dims.batch * n * 3 * dm);
-    let sink = dqkv.sink();
-    (0..bhs).into_par_iter().for_each(|bh| {
-        dispatch!(
-            backward_head,
-            backward_avx512,
-            backward_avx2,
-            (plan, qkv, out, lse, grad, dims, bh, sink)
-        )
+    dims.check();
+    let what = "fused attention backward";
+    assert_eq!(
+        qkv.len(),
+        dims.elements(3),
+        "{what}: qkv's length is not batch x n x 3 d_model of {dims:?}"
+    );
+    assert_eq!(
+        out.len(),
+        dims.elements(1),
+        "{what}: out's length is not batch x n x d_model of {dims:?}"
+    );
+    assert_eq!(
+        grad.len(),
+        out.len(),
+        "{what}: grad's length differs from out's"
+    );
+    assert_eq!(
+        lse.len(),
+        dims.batch * dims.heads * dims.n,
+        "{what}: lse's length is not batch x heads x n of {dims:?}"
+    );
+    assert_eq!(
+        plan.n(),
+        dims.n,
+        "{what}: the plan was built for another length"
+    );
+    let variant = simd::current();
+    let wide = variant.wide();
+    let mut dqkv = HeadWriter::new(dims, 3);
+    dqkv.heads().for_each(|o| {
+        dispatch!(variant; backward_head, backward_avx512, backward_avx2,
+            (plan, qkv, out, lse, grad, o, wide))
     });
-    // SAFETY: task (b, h) wrote head h's columns of q, k and v in every row of batch b.
-    unsafe { dqkv.finish() }
+    dqkv.finish()
 }

@@ -8,6 +8,9 @@
 //!
 //! Layouts: `x` `[rows, d_in]`, `w` `[d_in, d_out]` (burn's `Linear` layout, `y = x w
 //! + b`), `b` and `db` `[d_out]`, all row-major.
+//!
+//! [`forward`] and [`backward`] check every length in release builds too (products
+//! that overflow included) before the product, which reads and writes by raw pointer.
 
 use std::mem::MaybeUninit;
 
@@ -55,46 +58,68 @@ impl<'a> Operand<'a> {
         }
     }
 
-    /// Whether element `(m - 1, k - 1)` lies inside the data.
+    /// Whether element `(m - 1, k - 1)` lies inside the data (and its index does not
+    /// overflow).
     fn covers(self, m: usize, k: usize) -> bool {
-        m == 0 || k == 0 || (m - 1) * self.rs + (k - 1) * self.cs < self.data.len()
+        m == 0
+            || k == 0
+            || (m - 1)
+                .checked_mul(self.rs)
+                .and_then(|r| r.checked_add((k - 1).checked_mul(self.cs)?))
+                .is_some_and(|last| last < self.data.len())
     }
 }
 
-/// `dst = lhs (m x k) . rhs (k x n)`, plus `dst`'s previous contents when `accumulate`;
-/// `dst` row-major `[m, n]`, `m * n` long. Without `accumulate`, `dst` may be
-/// uninitialised: every element is written.
-fn product(
-    dst: &mut [MaybeUninit<f32>],
-    accumulate: bool,
-    (m, n, k): (usize, usize, usize),
-    lhs: Operand,
-    rhs: Operand,
-) {
-    assert_eq!(dst.len(), m * n, "dst is [m, n]");
+/// Where a [`product`] goes: over uninitialised memory, or added to what is there.
+enum Dst<'a> {
+    /// `dst = lhs . rhs`: every element written, none read.
+    Overwrite(&'a mut [MaybeUninit<f32>]),
+    /// `dst += lhs . rhs`.
+    Accumulate(&'a mut [f32]),
+}
+
+/// `dst (=|+=) lhs (m x k) . rhs (k x n)`, `dst` row-major `[m, n]`, `m * n` long.
+///
+/// # Panics
+/// When `dst` is not `m * n` long or an operand does not hold its `m x k` or `k x n`.
+fn product(dst: Dst, (m, n, k): (usize, usize, usize), lhs: Operand, rhs: Operand) {
+    let len = match &dst {
+        Dst::Overwrite(d) => d.len(),
+        Dst::Accumulate(d) => d.len(),
+    };
+    assert_eq!(
+        Some(len),
+        m.checked_mul(n),
+        "linear: the output's length is not {m} x {n}"
+    );
     assert!(
         lhs.covers(m, k) && rhs.covers(k, n),
-        "operand out of bounds"
+        "linear: an operand does not hold its {m} x {k} or {k} x {n}"
     );
     if m == 0 || n == 0 {
         return;
     }
-    if k == 0 {
-        if !accumulate {
-            dst.fill(MaybeUninit::new(0.0));
+    let (ptr, accumulate) = match dst {
+        // An empty sum: zeros, or nothing to add.
+        Dst::Overwrite(d) if k == 0 => {
+            d.fill(MaybeUninit::new(0.0));
+            return;
         }
-        return;
-    }
+        Dst::Accumulate(_) if k == 0 => return,
+        Dst::Overwrite(d) => (d.as_mut_ptr().cast::<f32>(), false),
+        Dst::Accumulate(d) => (d.as_mut_ptr(), true),
+    };
     let stride = |s: usize| s as isize;
-    // SAFETY: `dst` holds m x n elements at strides (n, 1); `covers` checked that every
-    // element the strides reach in `lhs` and `rhs` is in bounds. gemm reads `dst` only
-    // when `read_dst` (then it was initialised by the caller) and writes every element.
+    // SAFETY: `ptr` holds m x n elements (asserted) at strides (n, 1), borrowed mutably
+    // for this call; `covers` checked that every element the strides reach in `lhs`
+    // and `rhs` is in bounds. gemm reads `dst` only when `read_dst`, which is
+    // `Dst::Accumulate`'s initialised `&mut [f32]`, and writes every element.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr().cast::<f32>(),
+            ptr,
             1,
             stride(n),
             accumulate,
@@ -114,16 +139,36 @@ fn product(
     }
 }
 
-/// `y = x w + b` (`[rows, d_out]`).
-pub fn forward(x: &[f32], w: &[f32], b: &[f32], d_in: usize, d_out: usize) -> Vec<f32> {
+/// Checks `x` `[rows, d_in]` and `w` `[d_in, d_out]`; `rows`.
+///
+/// # Panics
+/// When `d_in` is 0, `x` is not whole rows of `d_in` or `w` is not `d_in x d_out`.
+fn rows_of(x: &[f32], w: &[f32], d_in: usize, d_out: usize) -> usize {
     assert!(
         d_in > 0 && x.len().is_multiple_of(d_in),
-        "x is [rows, d_in]"
+        "linear: x's {} elements are not rows of d_in = {d_in}",
+        x.len()
     );
-    assert_eq!(w.len(), d_in * d_out, "w is [d_in, d_out]");
-    assert_eq!(b.len(), d_out, "b is [d_out]");
-    let rows = x.len() / d_in;
-    written(rows * d_out, |y| {
+    assert_eq!(
+        Some(w.len()),
+        d_in.checked_mul(d_out),
+        "linear: w's length is not d_in x d_out = {d_in} x {d_out}"
+    );
+    x.len() / d_in
+}
+
+/// `y = x w + b` (`[rows, d_out]`).
+///
+/// # Panics
+/// When `d_in` is 0, `x` is not whole rows of `d_in`, `w` is not `d_in x d_out` or `b`
+/// not `d_out` long.
+pub fn forward(x: &[f32], w: &[f32], b: &[f32], d_in: usize, d_out: usize) -> Vec<f32> {
+    let rows = rows_of(x, w, d_in, d_out);
+    assert_eq!(b.len(), d_out, "linear: b's length is not d_out = {d_out}");
+    let Some(len) = rows.checked_mul(d_out) else {
+        panic!("linear: {rows} x {d_out} outputs overflow usize");
+    };
+    let bias_rows = |y: &mut [MaybeUninit<f32>]| {
         if d_out == 0 {
             return;
         }
@@ -134,17 +179,24 @@ pub fn forward(x: &[f32], w: &[f32], b: &[f32], d_in: usize, d_out: usize) -> Ve
                 }
             }
         });
-        product(
-            y,
-            true,
-            (rows, d_out, d_in),
-            Operand::rows(x, d_in),
-            Operand::rows(w, d_out),
-        );
-    })
+    };
+    // SAFETY: `y` is whole rows of `d_out` (or empty when `d_out` is 0), so every part
+    // is whole rows, and each row is `b`, `d_out` long (asserted): every element.
+    let mut y = unsafe { written(len, bias_rows) };
+    product(
+        Dst::Accumulate(&mut y),
+        (rows, d_out, d_in),
+        Operand::rows(x, d_in),
+        Operand::rows(w, d_out),
+    );
+    y
 }
 
 /// The gradients of `x`, `w` and `b` from the output's gradient `g` (`[rows, d_out]`).
+///
+/// # Panics
+/// When `d_in` is 0, `x` is not whole rows of `d_in`, `w` is not `d_in x d_out` or `g`
+/// not `rows x d_out`.
 pub fn backward(
     x: &[f32],
     w: &[f32],
@@ -152,33 +204,35 @@ pub fn backward(
     d_in: usize,
     d_out: usize,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
-    assert!(
-        d_in > 0 && x.len().is_multiple_of(d_in),
-        "x is [rows, d_in]"
+    let rows = rows_of(x, w, d_in, d_out);
+    assert_eq!(
+        Some(g.len()),
+        rows.checked_mul(d_out),
+        "linear backward: g's length is not rows x d_out = {rows} x {d_out}"
     );
-    let rows = x.len() / d_in;
-    assert_eq!(w.len(), d_in * d_out, "w is [d_in, d_out]");
-    assert_eq!(g.len(), rows * d_out, "g is [rows, d_out]");
     // dx = g w^T
-    let dx = written(rows * d_in, |dx| {
+    let dx_of = |dx: &mut [MaybeUninit<f32>]| {
         product(
-            dx,
-            false,
+            Dst::Overwrite(dx),
             (rows, d_in, d_out),
             Operand::rows(g, d_out),
             Operand::transposed(w, d_out),
         )
-    });
+    };
+    // SAFETY: `product` writes all of an `Overwrite` destination (it panics instead
+    // when the destination is not m x n = rows x d_in, which `x.len()` is).
+    let dx = unsafe { written(x.len(), dx_of) };
     // dw = x^T g (the sum over rows is the product's depth)
-    let dw = written(d_in * d_out, |dw| {
+    let dw_of = |dw: &mut [MaybeUninit<f32>]| {
         product(
-            dw,
-            false,
+            Dst::Overwrite(dw),
             (d_in, d_out, rows),
             Operand::transposed(x, d_in),
             Operand::rows(g, d_out),
         )
-    });
+    };
+    // SAFETY: as above; d_in x d_out is `w.len()`.
+    let dw = unsafe { written(w.len(), dw_of) };
     (dx, dw, column_sums(g, d_out))
 }
 

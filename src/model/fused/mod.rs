@@ -1,5 +1,5 @@
 //! Fused operations for burn's `flex` CPU backend, as a burn backend extension with
-//! their own backward passes (issue 10).
+//! their own backward passes.
 //!
 //! [`fused_attention`] computes multi-head attention for any pattern from one
 //! [`AttentionPlan`] per layer (built once per run): it takes the packed q|k|v
@@ -10,9 +10,19 @@
 //!
 //! Only the CPU backend (and its autodiff) has these operations; callers check
 //! [`supported`] and keep burn's composed ops elsewhere (wgpu, remote devices).
+//!
+//! The kernels write their outputs into uninitialised memory and load without bounds
+//! checks in their inner loops. Every public entry (here, in `ops`, and the slice
+//! kernels under them) is sound for any input: it checks shapes and lengths, in
+//! release builds too, before any `unsafe` relies on them, and panics with a message
+//! naming what mismatched. Where a function needs a promise from its caller it is an
+//! `unsafe fn` with a `# Safety` section, and each `unsafe` block says why it holds
+//! (`// SAFETY:`), as in BurntSushi/memchr.
 
 pub mod cpu;
 mod elementwise;
+mod gemm;
+mod heads;
 mod linear;
 mod ops;
 mod plan;
@@ -81,6 +91,17 @@ fn slice(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().unwrap_or_default()
 }
 
+/// Panics unless tensor `name` of operation `op`, `t`, has shape `want`.
+fn check_shape(op: &str, name: &str, t: &FlexTensor, want: &[usize]) {
+    let shape = t.shape();
+    assert_eq!(
+        shape.as_slice(),
+        want,
+        "{op}: {name} has shape {:?}, expected {want:?}",
+        shape.as_slice()
+    );
+}
+
 fn flex_from(values: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     FlexTensor::new(
         Bytes::from_elems(values),
@@ -135,6 +156,12 @@ impl FusedAttention for Flex {
     ) -> FlexTensor {
         let dims = dims_of(&qkv, heads);
         let shape = qkv.shape();
+        let d_model = dims.heads * dims.head_dim;
+        let out_shape = [dims.batch, dims.n, d_model];
+        let what = "fused attention backward";
+        check_shape(what, "out", &out, &out_shape);
+        check_shape(what, "grad", &grad, &out_shape);
+        check_shape(what, "lse", &lse, &[dims.batch, dims.heads, dims.n]);
         let (qkv, out, lse, grad) = (f32_data(qkv), f32_data(out), f32_data(lse), f32_data(grad));
         let (q, o, l, g) = (slice(&qkv), slice(&out), slice(&lse), slice(&grad));
         flex_from(cpu::backward(&plan, q, o, l, g, dims), shape)
@@ -284,10 +311,11 @@ pub fn linear<const D: usize>(layer: &burn::nn::Linear, x: Tensor<D>) -> Tensor<
 /// Mean cross-entropy of `logits` `[rows, vocab]` over the rows whose target is not
 /// negative, fused on the CPU backend; `None` elsewhere (the caller composes it).
 pub fn cross_entropy(logits: Tensor<2>, targets: &[i64]) -> Option<Tensor<1>> {
-    if !applies(Op::CrossEntropy, &logits) || logits.dims()[0] != targets.len() {
+    let [rows, vocab] = logits.dims();
+    if !applies(Op::CrossEntropy, &logits) || rows != targets.len() || rows == 0 || vocab == 0 {
         return None;
     }
-    let vocab = logits.dims()[1] as i64;
+    let vocab = vocab as i64;
     if targets.iter().any(|&t| t >= vocab) {
         return None;
     }

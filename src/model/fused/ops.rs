@@ -3,6 +3,9 @@
 //! cross-entropy with an ignore mask, and `x w + b`.
 //! Same shape of code as the attention operation in the parent module: the inner
 //! backend computes (and returns what the backward needs), `Autodiff` records it.
+//! The `Flex` implementations check their tensors' shapes against each other (in
+//! release builds too) before handing the data to the slice kernels, which check
+//! the lengths again.
 
 use std::sync::Arc;
 
@@ -18,7 +21,75 @@ use burn::backend::{AutodiffBackend, Backend, TensorMetadata, backend_extension}
 
 use super::elementwise as cpu;
 use super::linear;
-use super::{f32_data, flex_from, slice};
+use super::{check_shape, f32_data, flex_from, slice};
+
+/// `(d_in, d_out)` of a linear layer's `weight` `[d_in, d_out]`, checked against its
+/// input `x` `[.., d_in]`.
+///
+/// # Panics
+/// When `weight` is not 2-D or `x`'s last dimension is not `d_in`.
+fn linear_dims(what: &str, x: &FlexTensor, weight: &FlexTensor) -> (usize, usize) {
+    let ws = weight.shape();
+    let &[d_in, d_out] = ws.as_slice() else {
+        panic!(
+            "{what}: the weight is [d_in, d_out], got {:?}",
+            ws.as_slice()
+        );
+    };
+    let xs = x.shape();
+    assert_eq!(
+        xs.as_slice().last(),
+        Some(&d_in),
+        "{what}: x {:?} does not end in the weight's d_in",
+        xs.as_slice()
+    );
+    (d_in, d_out)
+}
+
+/// `x`'s shape with its last dimension replaced by `last`.
+fn with_last(x: &FlexTensor, last: usize) -> Vec<usize> {
+    let mut dims = x.shape().as_slice().to_vec();
+    if let Some(end) = dims.last_mut() {
+        *end = last;
+    }
+    dims
+}
+
+/// The rows of LayerNorm's `x` `[.., d]` for `gamma` `[d]`.
+///
+/// # Panics
+/// When `gamma` is not 1-D or `x`'s last dimension is not its length.
+fn layer_norm_rows(what: &str, x: &FlexTensor, gamma: &FlexTensor) -> usize {
+    let gs = gamma.shape();
+    let &[d] = gs.as_slice() else {
+        panic!("{what}: gamma is [d], got {:?}", gs.as_slice());
+    };
+    let xs = x.shape();
+    assert_eq!(
+        xs.as_slice().last(),
+        Some(&d),
+        "{what}: x {:?} does not end in gamma's {d}",
+        xs.as_slice()
+    );
+    xs.as_slice().iter().product::<usize>() / d.max(1)
+}
+
+/// The rows of cross-entropy's `logits` `[rows, vocab]`, one per target.
+///
+/// # Panics
+/// When `logits` is not 2-D or its rows are not one per target.
+fn logit_rows(what: &str, logits: &FlexTensor, targets: &[i64]) -> usize {
+    let ls = logits.shape();
+    let &[rows, _] = ls.as_slice() else {
+        panic!("{what}: logits are [rows, vocab], got {:?}", ls.as_slice());
+    };
+    assert_eq!(
+        rows,
+        targets.len(),
+        "{what}: logits' rows are not one per target"
+    );
+    rows
+}
 
 /// GELU (erf form) with a fused, parallel backward.
 #[backend_extension(Flex, Autodiff)]
@@ -94,15 +165,12 @@ pub trait FusedLinear: Backend {
 
 impl FusedLinear for Flex {
     fn fused_linear(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
-        let shape = x.shape();
-        let ws = weight.shape();
-        let (d_in, d_out) = (ws[0], ws[1]);
+        let what = "fused linear";
+        let (d_in, d_out) = linear_dims(what, &x, &weight);
+        check_shape(what, "bias", &bias, &[d_out]);
+        let dims = with_last(&x, d_out);
         let (x, w, b) = (f32_data(x), f32_data(weight), f32_data(bias));
         let y = linear::forward(slice(&x), slice(&w), slice(&b), d_in, d_out);
-        let mut dims = shape.as_slice().to_vec();
-        if let Some(last) = dims.last_mut() {
-            *last = d_out;
-        }
         flex_from(y, dims)
     }
 
@@ -111,9 +179,10 @@ impl FusedLinear for Flex {
         weight: FlexTensor,
         grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let what = "fused linear backward";
         let shape = x.shape();
-        let ws = weight.shape();
-        let (d_in, d_out) = (ws[0], ws[1]);
+        let (d_in, d_out) = linear_dims(what, &x, &weight);
+        check_shape(what, "grad", &grad, &with_last(&x, d_out));
         let (x, w, g) = (f32_data(x), f32_data(weight), f32_data(grad));
         let (dx, dw, db) = linear::backward(slice(&x), slice(&w), slice(&g), d_in, d_out);
         (
@@ -132,6 +201,7 @@ impl FusedGelu for Flex {
     }
 
     fn fused_gelu_backward(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        check_shape("fused gelu backward", "grad", &grad, x.shape().as_slice());
         let (x, grad) = (f32_data(x), f32_data(grad));
         flex_from(cpu::gelu_backward(slice(&x), slice(&grad)), x.shape())
     }
@@ -144,6 +214,9 @@ impl FusedLayerNorm for Flex {
         beta: FlexTensor,
         eps: f64,
     ) -> (FlexTensor, FlexTensor) {
+        let what = "fused layer norm";
+        layer_norm_rows(what, &x, &gamma);
+        check_shape(what, "beta", &beta, gamma.shape().as_slice());
         let (x, gamma, beta) = (f32_data(x), f32_data(gamma), f32_data(beta));
         let (y, stats) = cpu::layer_norm(slice(&x), slice(&gamma), slice(&beta), eps as f32);
         let rows = stats.len() / 2;
@@ -156,6 +229,10 @@ impl FusedLayerNorm for Flex {
         stats: FlexTensor,
         grad: FlexTensor,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
+        let what = "fused layer norm backward";
+        let rows = layer_norm_rows(what, &x, &gamma);
+        check_shape(what, "grad", &grad, x.shape().as_slice());
+        check_shape(what, "stats", &stats, &[rows, 2]);
         let (x, gamma, stats, grad) = (
             f32_data(x),
             f32_data(gamma),
@@ -186,6 +263,7 @@ impl FusedCrossEntropy for Flex {
         logits: FlexTensor,
         targets: Arc<Vec<i64>>,
     ) -> (FlexTensor, FlexTensor) {
+        logit_rows("fused cross entropy", &logits, &targets);
         let logits = f32_data(logits);
         let (loss, lse) =
             cpu::cross_entropy(logits.as_slice::<f32>().unwrap_or_default(), &targets);
@@ -199,6 +277,9 @@ impl FusedCrossEntropy for Flex {
         grad: FlexTensor,
         targets: Arc<Vec<i64>>,
     ) -> FlexTensor {
+        let what = "fused cross entropy backward";
+        let rows = logit_rows(what, &logits, &targets);
+        check_shape(what, "lse", &lse, &[rows]);
         let (logits, lse, grad) = (f32_data(logits), f32_data(lse), f32_data(grad));
         let g = slice(&grad).first().copied().unwrap_or(0.0);
         flex_from(

@@ -3,6 +3,15 @@
 //! that vectorises. Kernels are written once, generic over `const FMA: bool`, and
 //! compiled per variant with [`variants!`] (the binary runs on any x86-64 machine;
 //! the variant is picked at run time).
+//!
+//! As in BurntSushi/memchr's `arch::x86_64::avx2`: a variant's `#[target_feature]`
+//! code is only called through a `Runnable`, which only [`Isa::available`] vouches
+//! for, so the one `unsafe` call per dispatch rests on a check made in this module.
+//! Each public kernel reads the variant once per call, on the calling thread;
+//! [`with_isa`] forces one there, so tests run every variant the
+//! machine has against the reference, not only the one the host picks.
+
+use std::cell::Cell;
 
 /// Which compiled variant runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -16,6 +25,9 @@ pub enum Isa {
 }
 
 impl Isa {
+    /// Every variant, widest first.
+    pub const ALL: [Isa; 3] = [Isa::Avx512, Isa::Avx2, Isa::Baseline];
+
     /// Its name in the bench's JSON (`"avx512"`, `"avx2"`, `"baseline"`).
     pub fn name(self) -> &'static str {
         match self {
@@ -24,32 +36,100 @@ impl Isa {
             Isa::Baseline => "baseline",
         }
     }
+
+    /// Whether this CPU has every instruction set the variant is compiled for
+    /// (detected at run time; the baseline always).
+    pub fn available(self) -> bool {
+        match self {
+            Isa::Baseline => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Isa::Avx2.available() && std::arch::is_x86_feature_detected!("avx512f"),
+            #[cfg(not(target_arch = "x86_64"))]
+            Isa::Avx2 | Isa::Avx512 => false,
+        }
+    }
 }
 
-/// The best variant this CPU runs (`ATTNLAB_ISA=baseline|avx2` caps it, to measure).
-pub fn isa() -> Isa {
-    static ISA: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
-    *ISA.get_or_init(|| {
-        let cap = std::env::var("ATTNLAB_ISA").unwrap_or_default();
-        #[cfg(target_arch = "x86_64")]
-        {
-            let avx2 = std::arch::is_x86_feature_detected!("avx2")
-                && std::arch::is_x86_feature_detected!("fma");
-            let avx512 = avx2 && std::arch::is_x86_feature_detected!("avx512f");
-            match cap.as_str() {
-                "baseline" => Isa::Baseline,
-                "avx2" if avx2 => Isa::Avx2,
-                _ if avx512 => Isa::Avx512,
-                _ if avx2 => Isa::Avx2,
-                _ => Isa::Baseline,
-            }
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = cap;
-            Isa::Baseline
-        }
+/// A variant this CPU runs. Only this module makes one: [`Runnable::new`], after
+/// [`Isa::available`], or the baseline, which runs everywhere. So [`dispatch!`] may
+/// call the variant's `#[target_feature]` code for any `Runnable` it is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Runnable(Isa);
+
+impl Runnable {
+    /// `isa`, when this CPU runs it.
+    fn new(isa: Isa) -> Option<Self> {
+        isa.available().then_some(Self(isa))
+    }
+
+    /// The variant.
+    pub(crate) fn isa(self) -> Isa {
+        self.0
+    }
+
+    /// Whether the gemm micro-kernel uses its larger blocks (32 vector registers).
+    pub(crate) fn wide(self) -> bool {
+        self.0 == Isa::Avx512
+    }
+}
+
+/// The best variant this CPU runs (`ATTNLAB_ISA=baseline|avx2` caps it, to measure);
+/// detected once.
+fn detected() -> Runnable {
+    static BEST: std::sync::OnceLock<Runnable> = std::sync::OnceLock::new();
+    *BEST.get_or_init(|| {
+        let widest = match std::env::var("ATTNLAB_ISA").unwrap_or_default().as_str() {
+            "baseline" => Isa::Baseline,
+            "avx2" => Isa::Avx2,
+            _ => Isa::Avx512,
+        };
+        Isa::ALL
+            .into_iter()
+            .skip_while(|&isa| isa != widest)
+            .find_map(Runnable::new)
+            .unwrap_or(Runnable(Isa::Baseline)) // runs everywhere
     })
+}
+
+thread_local! {
+    /// The variant [`with_isa`] forces on this thread, if any.
+    static FORCED: Cell<Option<Runnable>> = const { Cell::new(None) };
+}
+
+/// The variant a fused kernel called on this thread runs: the one [`with_isa`]
+/// forces, else the best this CPU has. Kernels read it once per call, at their entry.
+pub(crate) fn current() -> Runnable {
+    FORCED.with(Cell::get).unwrap_or_else(detected)
+}
+
+/// The variant the fused kernels run on this thread (see [`with_isa`]); without one
+/// forced, the best this CPU has (`ATTNLAB_ISA=baseline|avx2` caps it, to measure).
+pub fn isa() -> Isa {
+    current().isa()
+}
+
+/// Runs `f` with every fused kernel it calls on this thread compiled for `isa`, or
+/// returns `None` when this CPU lacks `isa` (`f` is not run). For tests, which check
+/// each variant against the reference in turn: the kernels read the variant once per
+/// call on the calling thread, so other threads keep theirs, and the previous one is
+/// restored when `f` returns or panics. `ATTNLAB_ISA` does not apply here.
+#[doc(hidden)]
+pub fn with_isa<R>(isa: Isa, f: impl FnOnce() -> R) -> Option<R> {
+    /// Puts the previous choice back, also on panic.
+    struct Restore(Option<Runnable>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            FORCED.with(|forced| forced.set(self.0));
+        }
+    }
+    let runnable = Runnable::new(isa)?;
+    let _restore = Restore(FORCED.with(|forced| forced.replace(Some(runnable))));
+    Some(f())
 }
 
 /// `a * b + c`, one rounding where the variant has FMA.
@@ -104,7 +184,7 @@ pub fn erf<const FMA: bool>(x: f32) -> f32 {
 }
 
 /// Compiles `$generic::<true>` twice, for AVX-512 and for AVX2 + FMA, as
-/// `unsafe fn`s the caller picks with [`isa`] (x86-64 only).
+/// `#[target_feature]` fns that [`dispatch!`] calls for a [`Runnable`] (x86-64 only).
 macro_rules! variants {
     ($generic:ident, $avx512:ident, $avx2:ident, ($($arg:ident: $ty:ty),*)) => {
         #[cfg(target_arch = "x86_64")]
@@ -122,19 +202,23 @@ macro_rules! variants {
     };
 }
 
-/// Calls the variant of a kernel [`isa`] picked: `dispatch!(generic, avx512, avx2, (args))`.
+/// Calls the variant of a kernel that `runnable` (a [`Runnable`], usually from
+/// [`current`]) names: `dispatch!(runnable; generic, avx512, avx2, (args))`.
 macro_rules! dispatch {
-    ($generic:ident, $avx512:ident, $avx2:ident, ($($arg:expr),*)) => {
-        match $crate::model::fused::simd::isa() {
-            // SAFETY: `isa()` only picks a variant whose features this CPU has.
+    ($runnable:expr; $generic:ident, $avx512:ident, $avx2:ident, ($($arg:expr),*)) => {{
+        let runnable: $crate::model::fused::simd::Runnable = $runnable;
+        match runnable.isa() {
+            // SAFETY: a `Runnable` is only made for a variant whose instruction sets
+            // this CPU has (`Runnable::new` checks `Isa::available`), and `$avx512` is
+            // compiled for exactly AVX-512F, AVX2 and FMA (`variants!`).
             #[cfg(target_arch = "x86_64")]
             $crate::model::fused::simd::Isa::Avx512 => unsafe { $avx512($($arg),*) },
-            // SAFETY: as above.
+            // SAFETY: as above, for AVX2 and FMA.
             #[cfg(target_arch = "x86_64")]
             $crate::model::fused::simd::Isa::Avx2 => unsafe { $avx2($($arg),*) },
             _ => $generic::<false>($($arg),*),
         }
-    };
+    }};
 }
 
 pub(crate) use {dispatch, variants};
@@ -142,6 +226,26 @@ pub(crate) use {dispatch, variants};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn with_isa_forces_a_variant_on_this_thread_only_and_restores_it() {
+        let best = detected().isa();
+        assert_eq!(isa(), best);
+        let inside = with_isa(Isa::Baseline, || {
+            let other = std::thread::spawn(isa).join().expect("thread");
+            (isa(), other)
+        });
+        assert_eq!(inside, Some((Isa::Baseline, best)));
+        assert_eq!(isa(), best, "restored");
+        let panicked = std::panic::catch_unwind(|| with_isa(Isa::Baseline, || panic!("inside")));
+        assert!(panicked.is_err());
+        assert_eq!(isa(), best, "restored after a panic");
+        for variant in Isa::ALL {
+            let forced = with_isa(variant, isa);
+            assert_eq!(forced.is_some(), variant.available(), "{variant:?}");
+            assert!(forced.is_none_or(|v| v == variant));
+        }
+    }
 
     #[test]
     fn exp_matches_std_within_float_error() {

@@ -1,11 +1,11 @@
-//! The attention view: a layers x heads grid of heatmaps for one run, a step slider
+//! The Attention pane: a layers x heads grid of heatmaps for one run, a step slider
 //! through every recorded snapshot, the pattern's mask as an overlay and the task's
 //! dependencies marked.
 
 use egui::{RichText, Slider, Ui};
 
-use super::heatmap::{MapResponse, TextureCache, attention_image, map_ui, mask_overlay_image};
-use super::run_views::RunView;
+use crate::app::heatmap::{MapResponse, TextureCache, attention_image, map_ui, mask_overlay_image};
+use crate::app::view_model::run_views::RunView;
 use crate::attention::Mask;
 use crate::records::AttentionSnapshot;
 
@@ -80,7 +80,7 @@ pub fn attention_ui(
         );
     }
     ui.horizontal(|ui| {
-        super::heatmap::attention_legend_ui(ui);
+        crate::app::heatmap::attention_legend_ui(ui);
         ui.label(
             RichText::new(match state.query {
                 Some(q) => format!("· query {q} picked: its receptive field is in the Heads pane"),

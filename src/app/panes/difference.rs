@@ -4,8 +4,8 @@
 
 use egui::{RichText, Slider, Ui};
 
-use super::heatmap::{TextureCache, colorbar_ui, difference_image, diverging, map_ui};
-use super::run_views::RunView;
+use crate::app::heatmap::{TextureCache, colorbar_ui, difference_image, diverging, map_ui};
+use crate::app::view_model::run_views::RunView;
 use crate::records::AttentionSnapshot;
 
 /// Which difference Compare draws.

@@ -344,7 +344,7 @@ impl RunView {
             }
             Event::Snapshot { snapshot, .. } => self.push_snapshot(snapshot),
             Event::Paused { .. } => self.paused = true,
-            Event::Resumed { .. } => self.paused = false,
+            Event::Continued { .. } => self.paused = false,
             Event::Warning { message, .. } => self.warnings.push(message),
             Event::Finished { summary, .. } => {
                 self.status = summary.status;

@@ -6,37 +6,13 @@
 
 use egui::{Color32, ColorImage, RichText, Slider, Ui, Vec2};
 
-use super::analysis::ReceptiveField;
-use super::attention_view::AttentionViewState;
-use super::heatmap::{TextureCache, colorbar_ui, colormap};
-use super::run_views::RunView;
+use super::attention::AttentionViewState;
+use crate::app::heatmap::{TextureCache, colorbar_ui, colormap};
+use crate::app::view_model::analysis::{FieldCache, ReceptiveField};
+use crate::app::view_model::run_views::RunView;
 
 /// Height of one layer's strip, points.
 const STRIP: f32 = 14.0;
-
-/// The field last computed, by run, step and query: the rollout and the composed
-/// masks are worked out once per pick, not every frame.
-#[derive(Clone, Debug, Default)]
-pub struct FieldCache {
-    key: Option<(crate::trainer::RunId, usize, usize)>,
-    field: Option<ReceptiveField>,
-}
-
-impl FieldCache {
-    fn get(
-        &mut self,
-        run: &RunView,
-        snapshot: &crate::records::AttentionSnapshot,
-        query: usize,
-    ) -> Option<&ReceptiveField> {
-        let key = (run.id, snapshot.step, query);
-        if self.key != Some(key) {
-            self.key = Some(key);
-            self.field = ReceptiveField::of(snapshot, run.masks(), query);
-        }
-        self.field.as_ref()
-    }
-}
 
 /// The section for `run` at the scrubber's snapshot.
 pub fn receptive_field_ui(
@@ -82,7 +58,7 @@ pub fn receptive_field_ui(
             ui.label(format!("(cells of {scale} positions)"));
         }
     });
-    let Some(field) = fields.get(run, snapshot, query) else {
+    let Some(field) = fields.get(run.id, run.masks(), snapshot, query) else {
         return;
     };
     let source = dependency_of(query);

@@ -3,7 +3,7 @@
 
 use egui::{ComboBox, Ui};
 
-use super::widgets::usize_ui;
+use crate::app::widgets::usize_ui;
 use crate::attention::{AttentionPattern, PATTERN_KINDS};
 
 /// One pattern: kind and its own parameters.

@@ -8,10 +8,10 @@ use std::time::{Duration, Instant};
 
 use egui::{Color32, RichText, Ui};
 
-use super::run_views::RunView;
-use super::server_probes::ServerState;
-use super::widgets::ERROR_COLOR;
-use super::workbench::App;
+use crate::app::server_probes::ServerState;
+use crate::app::view_model::run_views::RunView;
+use crate::app::widgets::ERROR_COLOR;
+use crate::app::workbench::App;
 use crate::config::BackendSetting;
 use crate::records::RunStatus;
 
@@ -20,7 +20,7 @@ const RECHECK: Duration = Duration::from_secs(10);
 
 impl App {
     /// The servers queued runs go to (empty: this machine).
-    pub(super) fn active_servers(&self) -> Vec<String> {
+    pub(in crate::app) fn active_servers(&self) -> Vec<String> {
         if self.state.use_servers {
             self.state.servers.clone()
         } else {

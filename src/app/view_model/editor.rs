@@ -2,6 +2,8 @@
 //! run), edits applied as a run's own fields or to the base, and validation after
 //! every change. Plain data, no egui, so it is tested without a window.
 
+use std::path::PathBuf;
+
 use crate::config::{ConfigErrors, Experiment, RunPlan, RunSpec, Settings};
 
 /// What the editor is editing.
@@ -29,11 +31,23 @@ pub struct Editor {
     plans: Vec<RunPlan>,
     /// Floating-point work of training every planned run to its last step.
     work_flops: f64,
+    /// The folder of the experiment's file: its `task.file` names are relative to it.
+    folder: Option<PathBuf>,
+    /// Chance accuracy of the base (first) and of each run, refreshed with the errors
+    /// (the text task's needs its corpus, which is never read while drawing).
+    chance: Vec<f64>,
 }
 
 impl Editor {
-    /// Opens an experiment for editing.
+    /// Opens an experiment for editing (one not read from a file: its text files are
+    /// found from the working folder).
     pub fn new(experiment: Experiment) -> Self {
+        Self::in_folder(experiment, None)
+    }
+
+    /// Opens an experiment read from a file in `folder`, whose relative `task.file`
+    /// names are found there.
+    pub fn in_folder(experiment: Experiment, folder: Option<PathBuf>) -> Self {
         let mut editor = Self {
             experiment,
             target: Target::Base,
@@ -41,14 +55,21 @@ impl Editor {
             resolved: Vec::new(),
             plans: Vec::new(),
             work_flops: 0.0,
+            folder,
+            chance: Vec::new(),
         };
         editor.validate();
         editor
     }
 
-    /// Re-checks the experiment and resolves every run again.
+    /// Re-checks the experiment and resolves every run again (text files relative to
+    /// the experiment's folder).
     pub fn validate(&mut self) {
-        (self.errors, self.plans) = match self.experiment.plan() {
+        let mut checked = self.experiment.clone();
+        if let Some(folder) = &self.folder {
+            checked.resolve_files(folder);
+        }
+        (self.errors, self.plans) = match checked.plan() {
             Ok(plans) => (ConfigErrors(Vec::new()), plans),
             Err(e) => (e, Vec::new()),
         };
@@ -60,6 +81,23 @@ impl Editor {
         self.resolved = (0..self.experiment.runs.len())
             .map(|i| self.experiment.run_settings(i).ok())
             .collect();
+        self.chance = std::iter::once(checked.base.task.chance_accuracy())
+            .chain((0..checked.runs.len()).map(|i| {
+                checked
+                    .run_settings(i)
+                    .map_or(f64::NAN, |s| s.task.chance_accuracy())
+            }))
+            .collect();
+    }
+
+    /// The chance accuracy of the settings shown (NaN for a run that does not
+    /// resolve), as of the last validation.
+    pub fn chance_accuracy(&self) -> f64 {
+        let index = match self.target {
+            Target::Base => 0,
+            Target::Run(i) => i + 1,
+        };
+        self.chance.get(index).copied().unwrap_or(f64::NAN)
     }
 
     /// The runs Run would train (empty while invalid).

@@ -13,8 +13,8 @@ use egui_plot::{Corner, Legend, Line, LineStyle, Plot, PlotPoints, Points, VLine
 /// Room below accuracy 0 for the legend.
 const LEGEND_ROOM: f64 = -0.45;
 
-use super::run_views::RunView;
-use super::widgets::run_color;
+use crate::app::view_model::run_views::RunView;
+use crate::app::widgets::run_color;
 
 /// What the pane shows (not persisted).
 #[derive(Clone, Copy, Debug, Default)]

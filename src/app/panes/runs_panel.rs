@@ -3,9 +3,9 @@
 
 use egui::{ProgressBar, RichText, Ui};
 
-use super::commands::UiCommand;
-use super::run_views::{RunView, Source};
-use super::widgets::{ERROR_COLOR, duration_text, run_color};
+use crate::app::commands::UiCommand;
+use crate::app::view_model::run_views::{RunView, Source};
+use crate::app::widgets::{ERROR_COLOR, duration_text, run_color};
 use crate::records::{RunRecord, RunStatus};
 use crate::trainer::RunId;
 

@@ -1,17 +1,18 @@
-//! Compare runs side by side: the same layer and head at the same step (one slider
-//! drives all), their curves overlaid, and a table of only what differs.
+//! The Compare pane: runs side by side, the same layer and head at the same step (one
+//! slider drives all), the difference of two maps (`difference`), their curves
+//! overlaid, and a table of only what differs.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use egui::{DragValue, RichText, Slider, Ui};
-use toml::Value;
 
-use super::attention_view::{AttentionCell, Overlays};
-use super::difference_view::{DiffMode, difference_ui};
-use super::heatmap::TextureCache;
-use super::loss_plot::{CurveOptions, curves_ui};
-use super::run_views::{RunView, group_members};
-use super::widgets::{duration_text, run_color};
+use super::attention::{AttentionCell, Overlays};
+use super::curves::{CurveOptions, curves_ui};
+use super::difference::{DiffMode, difference_ui};
+use crate::app::heatmap::TextureCache;
+use crate::app::view_model::compare::{differing_fields, group_text};
+use crate::app::view_model::run_views::RunView;
+use crate::app::widgets::{duration_text, run_color};
 use crate::config::Settings;
 use crate::trainer::RunId;
 
@@ -30,36 +31,6 @@ pub struct CompareState {
     pub difference: DiffMode,
     /// The other step of a difference over steps.
     pub other_step: usize,
-}
-
-/// Settings flattened to `section.field = value`, for the differences table.
-pub fn flatten(settings: &Settings) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    if let Ok(Value::Table(sections)) = Value::try_from(settings) {
-        for (section, fields) in sections {
-            if let Value::Table(fields) = fields {
-                for (k, v) in fields {
-                    out.insert(format!("{section}.{k}"), v.to_string());
-                }
-            }
-        }
-    }
-    out
-}
-
-/// The fields whose value is not the same in every run, with each run's value.
-pub fn differing_fields(settings: &[&Settings]) -> Vec<(String, Vec<String>)> {
-    let flat: Vec<_> = settings.iter().map(|s| flatten(s)).collect();
-    let keys: BTreeSet<&String> = flat.iter().flat_map(|f| f.keys()).collect();
-    keys.into_iter()
-        .filter_map(|k| {
-            let values: Vec<String> = flat
-                .iter()
-                .map(|f| f.get(k).cloned().unwrap_or_else(|| "-".into()))
-                .collect();
-            (values.iter().any(|v| *v != values[0])).then(|| (k.clone(), values))
-        })
-        .collect()
 }
 
 /// The compare view over every known run (`(colour index, run)`).
@@ -142,7 +113,7 @@ pub fn compare_ui(
     });
     let step = state.step.unwrap_or(max_step);
 
-    super::heatmap::attention_legend_ui(ui);
+    crate::app::heatmap::attention_legend_ui(ui);
     let side = ((ui.available_width() - 16.0) / chosen.len() as f32 - 12.0).clamp(96.0, 300.0);
     egui::ScrollArea::horizontal()
         .id_salt("compare-maps")
@@ -282,47 +253,4 @@ fn differences_ui(ui: &mut Ui, runs: &[(usize, &RunView)]) {
                     row(ui, "its seeds", &|r| group_text(runs, r));
                 });
         });
-}
-
-/// `0.998 ± 0.002 (3 seeds, 3 solved)` for the group of `run` among `runs`; empty for
-/// a run without replicates.
-fn group_text(runs: &[(usize, &RunView)], run: &RunView) -> String {
-    let members = group_members(runs, &run.group);
-    if members.len() < 2 {
-        return String::new();
-    }
-    let accuracies: Vec<f64> = members.iter().filter_map(|r| r.final_accuracy()).collect();
-    let solved = members
-        .iter()
-        .filter(|r| {
-            r.final_accuracy()
-                .is_some_and(|a| a >= r.settings.train.solved_at)
-        })
-        .count();
-    match crate::records::mean_sd(&accuracies) {
-        Some((mean, sd)) => format!(
-            "{mean:.3} ± {sd:.3} ({} seeds, {solved} solved)",
-            members.len()
-        ),
-        None => format!("{} seeds", members.len()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::AttentionPattern;
-
-    #[test]
-    fn only_differing_fields_are_listed() {
-        let a = Settings::default();
-        let mut b = a.clone();
-        b.model.attention = AttentionPattern::Local { window: 8 };
-        b.train.seed = 2;
-        let diffs = differing_fields(&[&a, &b]);
-        let keys: Vec<&str> = diffs.iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(keys, ["model.attention", "train.seed"]);
-        assert_eq!(diffs[1].1, ["1", "2"]);
-        assert!(differing_fields(&[&a, &a]).is_empty());
-    }
 }

@@ -6,11 +6,12 @@
 use egui::{Color32, RichText, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
 
-use super::attention_view::AttentionViewState;
-use super::heatmap::TextureCache;
-use super::receptive_view::{FieldCache, receptive_field_ui};
-use super::run_views::RunView;
-use super::widgets::{run_color, value_cell};
+use super::attention::AttentionViewState;
+use super::receptive::receptive_field_ui;
+use crate::app::heatmap::TextureCache;
+use crate::app::view_model::analysis::FieldCache;
+use crate::app::view_model::run_views::RunView;
+use crate::app::widgets::{run_color, value_cell};
 use crate::attention::{HeadStats, Stat, jumps};
 
 /// What the pane shows (not persisted).

@@ -1,10 +1,10 @@
-//! The pattern preview: each layer's mask at the current sequence length before
+//! The Mask preview pane: each layer's mask at the current sequence length before
 //! anything trains, and what the stack of layers can link (its receptive field).
 
 use egui::{RichText, Ui};
 
-use super::heatmap::{TextureCache, map_ui, mask_image};
-use super::widgets::ERROR_COLOR;
+use crate::app::heatmap::{TextureCache, map_ui, mask_image};
+use crate::app::widgets::ERROR_COLOR;
 use crate::attention::{Mask, Reach, compose};
 use crate::config::{ModelKind, Settings, TaskKind};
 

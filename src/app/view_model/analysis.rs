@@ -1,11 +1,12 @@
 //! The numbers behind the analysis panes, computed from what a run view holds (no
-//! egui): the receptive field of a query through the layers (structural and learned)
-//! and the structural reach a run's masks give. Each snapshot's head statistics are
-//! `export::snapshot_stats` (an export writes them as CSV too).
+//! egui): the receptive field of a query through the layers (structural and learned,
+//! cached per pick) and the structural reach a run's masks give. Each snapshot's head
+//! statistics are `export::snapshot_stats` (an export writes them as CSV too).
 
 use crate::attention::{Mask, compose, mean_over_heads, rollout_row};
 use crate::config::Settings;
 use crate::records::AttentionSnapshot;
+use crate::trainer::RunId;
 
 /// A query's receptive field after each layer, in map cells: `structural[l][k]`
 /// whether key cell `k` can reach the query after layers `0..=l` (the masks
@@ -49,6 +50,33 @@ impl ReceptiveField {
             structural,
             learned,
         })
+    }
+}
+
+/// The field last computed, by run, step and query: the rollout and the composed
+/// masks are worked out once per pick, not every frame.
+#[derive(Clone, Debug, Default)]
+pub struct FieldCache {
+    key: Option<(RunId, usize, usize)>,
+    field: Option<ReceptiveField>,
+}
+
+impl FieldCache {
+    /// The field of `query` in `snapshot` of run `run` (whose layers' masks are
+    /// `masks`), computed again only when the run, step or query changed.
+    pub fn get(
+        &mut self,
+        run: RunId,
+        masks: &[Mask],
+        snapshot: &AttentionSnapshot,
+        query: usize,
+    ) -> Option<&ReceptiveField> {
+        let key = (run, snapshot.step, query);
+        if self.key != Some(key) {
+            self.key = Some(key);
+            self.field = ReceptiveField::of(snapshot, masks, query);
+        }
+        self.field.as_ref()
     }
 }
 

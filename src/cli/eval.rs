@@ -1,0 +1,67 @@
+//! `attnlab eval`: recorded runs' saved models evaluated on fresh seeded examples,
+//! accuracy by dependency distance as JSON lines.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::record_folders;
+use crate::config::BackendChoice;
+
+/// `attnlab eval` options.
+#[derive(Debug, clap::Args)]
+pub struct EvalArgs {
+    /// Record folders, or folders of records (every record under them).
+    #[arg(required = true, value_name = "RUN_DIR")]
+    pub records: Vec<PathBuf>,
+    /// Seed of the examples (a different seed gives different examples).
+    #[arg(long, default_value_t = 12345)]
+    pub seed: u64,
+    /// Batches evaluated (each the run's `train.batch` examples).
+    #[arg(long, default_value_t = 8)]
+    pub batches: usize,
+    /// Merge distances into buckets this wide (each named by its largest distance).
+    #[arg(long, default_value_t = 1, value_name = "WIDTH")]
+    pub bucket: usize,
+    /// auto, cpu or wgpu.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
+    pub backend: BackendChoice,
+}
+
+impl EvalArgs {
+    /// Evaluates each record on its own: a damaged one is reported (exit status 1)
+    /// and the others evaluated.
+    pub(super) fn execute(self) -> anyhow::Result<ExitCode> {
+        let folders = record_folders(&self.records)?;
+        let mut failed = 0;
+        for folder in &folders {
+            match crate::trainer::evaluate_record(folder, self.seed, self.batches, self.backend) {
+                Ok(e) => {
+                    for c in e.by_distance.bucketed(self.bucket) {
+                        let line = serde_json::json!({
+                            "run": e.run,
+                            "record": folder.file_name().map(|n| n.to_string_lossy()),
+                            "step": e.step,
+                            "distance": c.distance,
+                            "accuracy": c.accuracy(),
+                            "examples": c.total,
+                        });
+                        println!("{line}");
+                    }
+                    eprintln!(
+                        "{}: step {}, accuracy {:.4}, loss {:.4}",
+                        e.run, e.step, e.accuracy, e.loss
+                    );
+                }
+                Err(e) => {
+                    eprintln!("attnlab eval: {e}");
+                    failed += 1;
+                }
+            }
+        }
+        Ok(if failed > 0 {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        })
+    }
+}

@@ -1,0 +1,290 @@
+//! `attnlab run`: trains every run of experiment files (or continues recorded runs
+//! from their checkpoints), feeding them to the trainer a few at a time, and prints
+//! the result tables when all have ended.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::report::{Progress, print_bits_per_char, print_groups, print_table};
+use crate::config::{BackendSetting, ConfigErrors, Experiment, RunPlan};
+use crate::records::{DEFAULT_ROOT, RunStatus, RunSummary};
+use crate::trainer::{Command, Event, Placement, StartRun, Trainer};
+
+/// Runs queued on the trainer ahead of the one training: enough to keep it busy,
+/// few enough that the trainer's events never wait on a CLI still queueing runs.
+const RUNS_AHEAD: usize = 4;
+
+/// `attnlab run` options.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Experiment files (TOML).
+    #[arg(required_unless_present = "resume")]
+    pub files: Vec<PathBuf>,
+    /// Continue these recorded runs from their last checkpoint instead (record
+    /// folders; with --steps, train up to that many steps in all).
+    #[arg(long, value_name = "RUN_DIR", num_args = 1..)]
+    pub resume: Vec<PathBuf>,
+    /// Override every run's backend: auto, cpu, wgpu, or remote:ADDR[,ADDR...]
+    /// (servers started with `attnlab serve`; several form a pool, one run each).
+    #[arg(long, value_parser = BackendSetting::parse, value_name = "BACKEND")]
+    pub backend: Option<BackendSetting>,
+    /// Folder for run records.
+    #[arg(long, default_value = DEFAULT_ROOT)]
+    pub out: PathBuf,
+    /// Only the runs with these names (repeatable).
+    #[arg(long = "run", value_name = "NAME")]
+    pub runs: Vec<String>,
+    /// Override every run's number of steps (e.g. for a quick look).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Print only the final table.
+    #[arg(long, short)]
+    pub quiet: bool,
+    /// Runs trained at once (default: from the cores and the memory estimate).
+    #[arg(long, short)]
+    pub jobs: Option<usize>,
+}
+
+impl RunArgs {
+    /// Loads every run named, then trains them all; exit status 1 if any failed or
+    /// diverged, 130 if stopped by Ctrl+C.
+    pub(super) fn execute(self) -> anyhow::Result<ExitCode> {
+        let overrides = Overrides {
+            backend: self.backend,
+            steps: self.steps,
+        };
+        let mut work: Vec<Job> = if self.files.is_empty() {
+            Vec::new()
+        } else {
+            load_plans(&self.files, &overrides, &self.runs)?
+                .into_iter()
+                .map(|plan| Job { plan, resume: None })
+                .collect()
+        };
+        work.extend(resume_jobs(&self.resume, &overrides)?);
+        let plans: Vec<RunPlan> = work.iter().map(|j| j.plan.clone()).collect();
+        // Remote servers: one run per server at a time, each server an executor.
+        let placement = Placement::choose(Placement::servers_of(&plans), self.jobs, &plans);
+        run(&work, &self.out, self.quiet, placement)
+    }
+}
+
+/// `--backend` and `--steps`: what the command line changes in every run.
+struct Overrides {
+    backend: Option<BackendSetting>,
+    steps: Option<usize>,
+}
+
+impl Overrides {
+    /// Whether nothing is overridden.
+    fn is_empty(&self) -> bool {
+        self.backend.is_none() && self.steps.is_none()
+    }
+
+    /// `plan` with the overrides applied, checked again.
+    fn apply(&self, plan: &RunPlan) -> Result<RunPlan, ConfigErrors> {
+        plan.revise(|s| {
+            if let Some(b) = &self.backend {
+                s.train.backend = b.clone();
+            }
+            if let Some(steps) = self.steps {
+                s.train.steps = steps;
+            }
+        })
+    }
+}
+
+/// Loads, validates and filters the runs of every file; nothing trains unless every
+/// file is valid.
+fn load_plans(
+    files: &[PathBuf],
+    overrides: &Overrides,
+    only: &[String],
+) -> anyhow::Result<Vec<RunPlan>> {
+    let mut plans = Vec::new();
+    let mut errors = Vec::new();
+    for file in files {
+        match Experiment::load_and_plan(file) {
+            Ok((_, file_plans)) => plans.extend(file_plans),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        anyhow::bail!(
+            "invalid experiment file(s), nothing was trained:\n{}",
+            errors.join("\n")
+        );
+    }
+    if !only.is_empty() {
+        let unknown: Vec<&String> = only
+            .iter()
+            .filter(|n| !plans.iter().any(|p| p.name() == n.as_str()))
+            .collect();
+        if !unknown.is_empty() {
+            let names: Vec<&str> = plans.iter().map(RunPlan::name).collect();
+            anyhow::bail!("no run named {unknown:?}; the runs are {names:?}");
+        }
+        plans.retain(|p| only.iter().any(|n| n == p.name()));
+    }
+    if overrides.is_empty() {
+        return Ok(plans);
+    }
+    plans
+        .iter()
+        .map(|plan| {
+            overrides.apply(plan).map_err(|e| {
+                anyhow::anyhow!("with --steps/--backend, run \"{}\": {e}", plan.name())
+            })
+        })
+        .collect()
+}
+
+/// One run for `attnlab run`: a plan, and the record it continues, if resumed.
+struct Job {
+    plan: RunPlan,
+    resume: Option<PathBuf>,
+}
+
+/// The runs recorded in `dirs`, to continue from their checkpoints.
+fn resume_jobs(dirs: &[PathBuf], overrides: &Overrides) -> anyhow::Result<Vec<Job>> {
+    let mut jobs = Vec::new();
+    for dir in dirs {
+        let record = crate::records::RunRecord::open(dir)
+            .with_context(|| format!("cannot resume {}", dir.display()))?;
+        let Some(step) = record.checkpoint_step else {
+            anyhow::bail!("cannot resume {}: it has no checkpoint", dir.display());
+        };
+        let (_, mut plans) = Experiment::load_and_plan(&dir.join("config.toml"))
+            .map_err(|e| anyhow::anyhow!("cannot resume {}:\n{e}", dir.display()))?;
+        let plan = plans
+            .pop()
+            .ok_or_else(|| anyhow::anyhow!("{}: config.toml has no run", dir.display()))?;
+        let plan = overrides
+            .apply(&plan)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
+        anyhow::ensure!(
+            plan.settings().train.steps > step,
+            "cannot resume {}: its checkpoint is at step {step} of {}; pass --steps to train further",
+            dir.display(),
+            plan.settings().train.steps
+        );
+        jobs.push(Job {
+            plan,
+            resume: Some(dir.clone()),
+        });
+    }
+    Ok(jobs)
+}
+
+/// Trains `jobs` on a pool of `workers` (or one worker per remote server), queueing
+/// them a few at a time, then prints the tables. Ctrl+C stops every run.
+fn run(jobs: &[Job], out: &Path, quiet: bool, placement: Placement) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(!jobs.is_empty(), "no runs to train");
+    let plans: Vec<RunPlan> = jobs.iter().map(|j| j.plan.clone()).collect();
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("cannot create the output folder {}", out.display()))?;
+    let trainer =
+        Trainer::spawn(placement, Box::new(|| {})).context("cannot start the trainer thread")?;
+    let (workers, servers) = (trainer.workers(), trainer.servers());
+    if !servers.is_empty() && !quiet {
+        eprintln!(
+            "training on {} remote server(s), one run each at a time: {}",
+            servers.len(),
+            servers.join(", ")
+        );
+    } else if workers > 1 && !quiet {
+        eprintln!("training up to {workers} runs at once");
+    }
+    let commands = trainer.commands();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = interrupted.clone();
+    if let Err(e) = ctrlc::set_handler(move || {
+        eprintln!("\ninterrupted: stopping (the current run is recorded as stopped)");
+        flag.store(true, Ordering::SeqCst);
+        // Ignored: if the trainer is gone there is nothing left to stop.
+        let _ = commands.send(Command::StopAll);
+    }) {
+        eprintln!("warning: Ctrl+C will not stop runs gracefully: {e}");
+    }
+    let progress = Progress::new(&plans, quiet);
+    // Runs are queued a few at a time as earlier ones finish, so a file of hundreds
+    // of runs never fills the command channel while the trainer waits to deliver
+    // events (each side would wait on the other forever).
+    let mut waiting: VecDeque<(u64, &Job)> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (i as u64, j))
+        .collect();
+    let mut summaries = BTreeMap::new();
+    // The first step at which each run's held-out accuracy reached its solved_at.
+    let mut solved_at: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut queued = 0usize;
+    loop {
+        while queued < RUNS_AHEAD + workers && !interrupted.load(Ordering::SeqCst) {
+            let Some((id, job)) = waiting.pop_front() else {
+                break;
+            };
+            let start = match &job.resume {
+                Some(dir) => StartRun::resume(id, job.plan.clone(), dir.clone()),
+                None => StartRun::new(id, job.plan.clone(), Some(out.to_path_buf())),
+            };
+            trainer.start(start)?;
+            queued += 1;
+        }
+        if interrupted.load(Ordering::SeqCst) {
+            for (id, job) in waiting.drain(..) {
+                let plan = &job.plan;
+                let mut summary =
+                    RunSummary::unstarted(plan.experiment(), plan.name(), 0, RunStatus::Stopped);
+                summary.message = Some("stopped before it started".into());
+                progress.on_event(&Event::Finished {
+                    id,
+                    summary: Box::new(summary.clone()),
+                });
+                summaries.insert(id, summary);
+            }
+        }
+        if queued == 0 {
+            break;
+        }
+        let event = match trainer.events().recv_timeout(Duration::from_millis(250)) {
+            Ok(event) => event,
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => {
+                anyhow::bail!("the trainer thread ended unexpectedly")
+            }
+        };
+        if let Event::Finished { id, summary } = &event {
+            summaries.insert(*id, summary.as_ref().clone());
+            queued -= 1;
+        }
+        if let Event::Eval { id, metrics, .. } = &event
+            && let Some(plan) = plans.get(*id as usize)
+            && metrics.accuracy >= plan.settings().train.solved_at
+        {
+            solved_at.entry(*id).or_insert(metrics.step);
+        }
+        progress.on_event(&event);
+    }
+    drop(progress);
+    print_table(&summaries);
+    print_bits_per_char(&plans, &summaries);
+    print_groups(&plans, &summaries, &solved_at);
+    let failed = summaries
+        .values()
+        .any(|s| matches!(s.status, RunStatus::Failed | RunStatus::Diverged));
+    let stopped = summaries.values().any(|s| s.status == RunStatus::Stopped);
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else if stopped {
+        ExitCode::from(130)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

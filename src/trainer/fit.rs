@@ -1,0 +1,299 @@
+//! The step loop of one run (burn-train's `fit`): each step trains on the next batch
+//! and reports its metrics; evaluation, the attention snapshot and the checkpoint
+//! follow when their [`Cadence`] falls due; then the driving thread is polled for
+//! commands. The loop ends at the last step, on a stop, when the loss diverges, or
+//! when the record cannot be written.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::optim::ModuleOptimizer;
+use burn::tensor::{Int, Tensor, TensorData};
+
+use super::cadence::Cadence;
+use super::protocol::{Event, Fault};
+use super::session::{Ending, Flow, MAX_SNAPSHOT_SIDE, Prepared, RunContext, RunError};
+use super::step::{StepOutcome, tokens_tensor, train_step};
+use crate::model::{
+    AttentionKernels, ReadbackError, SequenceModel, accuracy_of, masked_cross_entropy, predictions,
+    read_back, scalar,
+};
+use crate::records::{AttentionSnapshot, DistanceAccuracy, Probe, SnapshotHeader};
+use crate::tasks::{Batch, IGNORE};
+
+impl RunContext<'_> {
+    /// The loop: step, report, evaluate, snapshot, checkpoint, poll for commands.
+    pub(super) fn fit<M: SequenceModel>(
+        &mut self,
+        mut model: M,
+        mut prepared: Prepared,
+    ) -> Result<Ending, RunError> {
+        let train = &self.plan.settings().train;
+        let eval_at = Cadence::every(train.eval_every, train.steps);
+        let snapshot_at = Cadence::every(train.snapshot_every, train.steps);
+        let checkpoint_at = Cadence::every(train.checkpoint_every, train.steps);
+        for step in prepared.first_step..=train.steps {
+            let (next, outcome) = self.step(model, &mut prepared, step)?;
+            model = next;
+            if !outcome.loss.is_finite() {
+                self.summary.steps = step - 1;
+                return Ok(Ending::Diverged(format!(
+                    "the training loss became {} at step {step}; try a smaller train.lr (now {})",
+                    outcome.loss, train.lr
+                )));
+            }
+            self.report_step(step, outcome);
+            let p = &prepared;
+            if eval_at.due(step) {
+                self.evaluate(&model, &p.kernels_eval, &p.eval_set, step)?;
+            }
+            if snapshot_at.due(step) {
+                self.snapshot(&model, &p.kernels_eval, &p.probe, step);
+            }
+            if checkpoint_at.due(step) {
+                self.checkpoint(&model, &p.optim, step);
+            }
+            if let Some(e) = self.recorder.take_error() {
+                self.finish_timing();
+                return Err(e.into());
+            }
+            if step != train.steps && self.control.poll(self.id) == Flow::Stop {
+                return self.stop(&model, p, step);
+            }
+        }
+        self.finish_timing();
+        Ok(Ending::Finished)
+    }
+
+    /// One optimiser step on the next batch, timed (an injected fault applies here).
+    fn step<M: SequenceModel>(
+        &mut self,
+        model: M,
+        prepared: &mut Prepared,
+        step: usize,
+    ) -> Result<(M, StepOutcome), RunError> {
+        let t0 = Instant::now();
+        let settings = self.plan.settings();
+        let train = &settings.train;
+        let batch = settings.task.batch(train.batch, &mut prepared.data_rng);
+        let optim = &mut prepared.optim;
+        let kernels = &prepared.kernels_train;
+        let device = &self.train_device;
+        let mut step_once = |model: M| train_step(model, optim, &batch, kernels, train.lr, device);
+        // The first two steps (the second has Adam's moments live) are measured
+        // alone: their peak memory is this run's own even when others train.
+        let (model, mut outcome) = if step < prepared.first_step + 2 {
+            let (result, peak) = crate::memory::measure_alone(move || step_once(model));
+            if let Some(peak) = peak {
+                self.note_peak_memory(peak);
+            }
+            result?
+        } else {
+            crate::memory::shared(move || step_once(model))?
+        };
+        match self.fault {
+            Some(Fault::NanLossAt(at)) if at == step => outcome.loss = f64::NAN,
+            Some(Fault::PanicAt(at)) if at == step => panic!("injected fault at step {step}"),
+            _ => {}
+        }
+        self.busy_secs += t0.elapsed().as_secs_f64();
+        Ok((model, outcome))
+    }
+
+    /// Counts a trained step and sends (and records) its metrics.
+    fn report_step(&mut self, step: usize, outcome: StepOutcome) {
+        self.summary.steps = step;
+        self.summary.train_loss = Some(outcome.loss);
+        let metrics = self.metrics(step, outcome.loss, outcome.accuracy);
+        self.recorder.write(|w| w.metric("train", &metrics));
+        self.control.sink().send(Event::Step {
+            id: self.id,
+            metrics,
+        });
+    }
+
+    /// Saves the checkpoint of `step`, then the summary: the summary on disk follows
+    /// the checkpoints, so a run that is killed lists with the steps it can resume
+    /// from.
+    fn checkpoint<M: SequenceModel>(&mut self, model: &M, optim: &ModuleOptimizer, step: usize) {
+        self.recorder.checkpoint(model, optim, step, self.busy_secs);
+        let summary = self.summary.clone();
+        self.recorder.write(|w| w.write_summary(&summary));
+    }
+
+    /// Ends the run at `step` on a stop: evaluates (one batch) unless `step` was just
+    /// evaluated, and saves a checkpoint to resume from.
+    fn stop<M: SequenceModel>(
+        &mut self,
+        model: &M,
+        prepared: &Prepared,
+        step: usize,
+    ) -> Result<Ending, RunError> {
+        self.stopping = true;
+        if self.last_eval != Some(step) {
+            self.evaluate(model, &prepared.kernels_eval, &prepared.eval_set, step)?;
+        }
+        self.recorder
+            .checkpoint(model, &prepared.optim, step, self.busy_secs);
+        self.finish_timing();
+        let mut message = format!("stopped at step {step}");
+        if let Some(e) = self.recorder.take_error() {
+            message = format!("{message}; {e}");
+        }
+        Ok(Ending::Stopped(message))
+    }
+
+    /// Held-out loss and accuracy on the fixed evaluation set.
+    fn evaluate<M: SequenceModel>(
+        &mut self,
+        model: &M,
+        kernels: &AttentionKernels,
+        eval_set: &[Batch],
+        step: usize,
+    ) -> Result<(), ReadbackError> {
+        let t0 = Instant::now();
+        let model = model.valid();
+        let (mut loss_sum, mut correct, mut total) = (0.0, 0.0, 0.0);
+        let mut by_distance = DistanceAccuracy {
+            step,
+            counts: Vec::new(),
+        };
+        for batch in eval_set {
+            let logits = model.forward(tokens_tensor(batch, &self.device), kernels);
+            let counted = batch.targets.iter().filter(|&&t| t != IGNORE).count() as f64;
+            let loss = scalar(
+                masked_cross_entropy(logits.clone(), &batch.targets),
+                "the evaluation loss",
+            )?;
+            loss_sum += loss * counted;
+            let predicted = predictions(logits)?;
+            correct += accuracy_of(&predicted, &batch.targets) * counted;
+            by_distance.merge(&DistanceAccuracy::tally(
+                step,
+                &predicted,
+                &batch.targets,
+                &batch.distances,
+            ));
+            total += counted;
+            if self.stopping || self.control.stop_requested(self.id) {
+                break; // the metrics cover the batches evaluated so far
+            }
+        }
+        self.busy_secs += t0.elapsed().as_secs_f64();
+        self.last_eval = Some(step);
+        let total = total.max(1.0);
+        let metrics = self.metrics(step, loss_sum / total, correct / total);
+        self.summary.final_loss = Some(metrics.loss);
+        self.summary.final_accuracy = Some(metrics.accuracy);
+        self.recorder.write(|w| {
+            w.metric("eval", &metrics)?;
+            w.distance(&by_distance)?;
+            w.flush()
+        });
+        self.control.sink().send(Event::Eval {
+            id: self.id,
+            metrics,
+            by_distance,
+        });
+        Ok(())
+    }
+
+    /// Attention of every layer and head on the probe example; a snapshot that cannot
+    /// be read back is skipped with a warning (training goes on).
+    pub(super) fn snapshot<M: SequenceModel>(
+        &mut self,
+        model: &M,
+        kernels: &AttentionKernels,
+        probe: &Probe,
+        step: usize,
+    ) {
+        let t0 = Instant::now();
+        let n = probe.tokens.len();
+        let tokens = Tensor::<2, Int>::from_data(
+            TensorData::new(probe.tokens.clone(), [1, n]),
+            &self.device,
+        );
+        let (_, weights) = model.valid().forward_with_attention(tokens, kernels);
+        if weights.is_empty() {
+            return;
+        }
+        let layers = weights.len();
+        let [_, heads, _, _] = weights[0].dims();
+        let all = match read_back::<f32>(Tensor::cat(weights, 0).into_data(), "attention weights") {
+            Ok(all) => all,
+            Err(e) => {
+                self.warn(format!("no attention snapshot at step {step}: {e}"));
+                return;
+            }
+        };
+        let (side, all) = downsample(&all, layers * heads, n, MAX_SNAPSHOT_SIDE);
+        let snapshot = Arc::new(AttentionSnapshot {
+            step,
+            layers,
+            heads,
+            n: side,
+            seq_len: n,
+            weights: all,
+        });
+        self.busy_secs += t0.elapsed().as_secs_f64();
+        let header = || SnapshotHeader {
+            layers,
+            heads,
+            n: side,
+            seq_len: n,
+            probe: probe.clone(),
+        };
+        self.recorder.snapshot(header, &snapshot);
+        self.control.sink().send_snapshot(Event::Snapshot {
+            id: self.id,
+            snapshot,
+        });
+    }
+}
+
+/// Averages `maps` square maps of side `n` down to at most `max_side` (rows stay
+/// distributions: the mean of rows that each sum to one sums to one).
+fn downsample(weights: &[f32], maps: usize, n: usize, max_side: usize) -> (usize, Vec<f32>) {
+    if n <= max_side {
+        return (n, weights.to_vec());
+    }
+    let factor = n.div_ceil(max_side);
+    let side = n.div_ceil(factor);
+    let mut out = vec![0.0f32; maps * side * side];
+    for m in 0..maps {
+        let src = &weights[m * n * n..(m + 1) * n * n];
+        let dst = &mut out[m * side * side..(m + 1) * side * side];
+        for i in 0..n {
+            for j in 0..n {
+                dst[(i / factor) * side + j / factor] += src[i * n + j];
+            }
+        }
+        for (r, row) in dst.chunks_mut(side).enumerate() {
+            let rows_in_tile = (n - r * factor).min(factor) as f32;
+            for v in row {
+                *v /= rows_in_tile;
+            }
+        }
+    }
+    (side, out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::downsample;
+
+    #[test]
+    fn downsampled_rows_stay_distributions() {
+        let n = 10;
+        let mut w = vec![0.0f32; n * n];
+        for i in 0..n {
+            w[i * n + (i * 7) % n] = 1.0;
+        }
+        let (side, d) = downsample(&w, 1, n, 4);
+        assert_eq!(side, 4);
+        for row in d.chunks(side) {
+            let s: f32 = row.iter().sum();
+            assert!((s - 1.0).abs() < 1e-5, "{s}");
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The run record as a training run writes it: claimed (or reopened, to resume) before
+//! the run starts, written after steps, evaluations and snapshots, checkpointed, and
+//! finished with the summary. A write that fails ends recording and, at the session's
+//! next check, the run: a run that cannot be recorded stops with the error rather than
+//! train on unrecorded.
+
+use std::path::{Path, PathBuf};
+
+use burn::optim::ModuleOptimizer;
+
+use super::protocol::StartRun;
+use crate::config::ConfigError;
+use crate::model::SequenceModel;
+use crate::records::{
+    AttentionSnapshot, CheckpointState, RecordError, RecordWriter, RunSummary, SnapshotHeader,
+    checkpoint_dir, commit_checkpoint, read_checkpoint,
+};
+
+/// Why the run record could not be claimed, written or finished.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RecorderError {
+    /// The record to resume cannot be read or reopened.
+    #[error("cannot resume {}: {source}", dir.display())]
+    Resume {
+        /// The record's folder.
+        dir: PathBuf,
+        /// Why.
+        source: RecordError,
+    },
+    /// The record to resume stopped before its first checkpoint.
+    #[error(
+        "cannot resume {}: the record has no checkpoint (it stopped before its first)",
+        dir.display()
+    )]
+    NoCheckpoint {
+        /// The record's folder.
+        dir: PathBuf,
+    },
+    /// The run's configuration cannot be written out as TOML.
+    #[error("cannot write the run's config.toml: {0}")]
+    Config(#[source] ConfigError),
+    /// No record folder can be created under the records root.
+    #[error("cannot create the run record under {}: {source}", root.display())]
+    Create {
+        /// The records root.
+        root: PathBuf,
+        /// Why.
+        source: RecordError,
+    },
+    /// A metric, snapshot or summary could not be written.
+    #[error("the run record could not be written: {0}")]
+    Write(#[source] RecordError),
+    /// A checkpoint could not be saved.
+    #[error("the checkpoint at step {step} could not be saved: {source}")]
+    Checkpoint {
+        /// The step it is of.
+        step: usize,
+        /// Why.
+        source: CheckpointError,
+    },
+    /// The final summary could not be written.
+    #[error("could not finish the run record: {0}")]
+    Finish(#[source] RecordError),
+}
+
+/// Why a checkpoint could not be saved or restored.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum CheckpointError {
+    /// The checkpoint folder cannot be created.
+    #[error("cannot create {}: {source}", path.display())]
+    Folder {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The model's parameters cannot be written.
+    #[error("cannot save the model to {}: {source}", path.display())]
+    SaveModel {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: burn::store::RecordError,
+    },
+    /// The optimiser's state cannot be written.
+    #[error("cannot save the optimiser to {}: {source}", path.display())]
+    SaveOptimizer {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: burn::store::RecordError,
+    },
+    /// `state.json` cannot be committed.
+    #[error(transparent)]
+    Commit(RecordError),
+    /// The checkpoint's model does not load into this run's model.
+    #[error("cannot load the checkpoint's model from {}: {source}", path.display())]
+    LoadModel {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: burn::store::RecordError,
+    },
+    /// The checkpoint's optimiser state does not load.
+    #[error("cannot load the checkpoint's optimiser from {}: {source}", path.display())]
+    LoadOptimizer {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: burn::store::RecordError,
+    },
+}
+
+/// The checkpoint a resumed run continues from.
+#[derive(Clone, Debug)]
+pub(super) struct Resume {
+    /// What `state.json` names.
+    pub(super) state: CheckpointState,
+    /// The record's checkpoint folder, where the files it names are.
+    pub(super) folder: PathBuf,
+}
+
+impl Resume {
+    /// Loads the checkpoint's parameters into `model` and its state into `optim`.
+    pub(super) fn restore<M: SequenceModel>(
+        &self,
+        model: M,
+        optim: ModuleOptimizer,
+    ) -> Result<(M, ModuleOptimizer), CheckpointError> {
+        let path = self.folder.join(&self.state.model);
+        let model = model
+            .try_load_file(&path)
+            .map_err(|source| CheckpointError::LoadModel { path, source })?;
+        let path = self.folder.join(&self.state.optimizer);
+        let optim = optim
+            .load(&path)
+            .map_err(|source| CheckpointError::LoadOptimizer { path, source })?;
+        Ok((model, optim))
+    }
+}
+
+/// The run record, if any (a run without a records root records nothing).
+pub(super) struct Recorder {
+    writer: Option<RecordWriter>,
+    /// The snapshot file's header (the first snapshot's shape and the probe).
+    header: Option<SnapshotHeader>,
+    /// The write error not yet reported.
+    error: Option<RecorderError>,
+    /// The checkpoint a resumed run continues from, until the session takes it.
+    resume: Option<Resume>,
+}
+
+impl Recorder {
+    /// Claims the record's folder (or reopens the one `run` resumes); `Err` says why
+    /// no record can be written.
+    pub(super) fn create(run: &StartRun, summary: &mut RunSummary) -> Result<Self, RecorderError> {
+        let mut recorder = Self {
+            writer: None,
+            header: None,
+            error: None,
+            resume: None,
+        };
+        if let Some(dir) = &run.resume {
+            let resume_error = |source: RecordError| RecorderError::Resume {
+                dir: dir.clone(),
+                source,
+            };
+            let state = read_checkpoint(dir)
+                .map_err(resume_error)?
+                .ok_or_else(|| RecorderError::NoCheckpoint { dir: dir.clone() })?;
+            let writer = RecordWriter::reopen(dir, state.step, summary).map_err(resume_error)?;
+            recorder.writer = Some(writer);
+            recorder.resume = Some(Resume {
+                state,
+                folder: checkpoint_dir(dir),
+            });
+            return Ok(recorder);
+        }
+        if let Some(root) = &run.record_root {
+            let config = run.plan.config_toml().map_err(RecorderError::Config)?;
+            let writer = RecordWriter::create(
+                root,
+                run.plan.experiment(),
+                run.plan.name(),
+                &config,
+                summary,
+            )
+            .map_err(|source| RecorderError::Create {
+                root: root.clone(),
+                source,
+            })?;
+            recorder.writer = Some(writer);
+        }
+        Ok(recorder)
+    }
+
+    /// The record's folder, while it is being written.
+    pub(super) fn dir(&self) -> Option<PathBuf> {
+        self.writer.as_ref().map(|w| w.dir().to_path_buf())
+    }
+
+    /// The checkpoint a resumed run continues from (`None` for a fresh run, and after
+    /// the first call).
+    pub(super) fn take_resume(&mut self) -> Option<Resume> {
+        self.resume.take()
+    }
+
+    /// Writes with `f`; a failure ends recording and is kept for [`Self::take_error`].
+    pub(super) fn write(&mut self, f: impl FnOnce(&mut RecordWriter) -> Result<(), RecordError>) {
+        if let Some(writer) = &mut self.writer
+            && let Err(e) = f(writer)
+        {
+            self.writer = None;
+            self.error = Some(RecorderError::Write(e));
+        }
+    }
+
+    /// Writes an attention snapshot; the first one's shape, from `header`, heads the
+    /// snapshot file.
+    pub(super) fn snapshot(
+        &mut self,
+        header: impl FnOnce() -> SnapshotHeader,
+        snapshot: &AttentionSnapshot,
+    ) {
+        let header = self.header.get_or_insert_with(header).clone();
+        self.write(|w| w.snapshot(&header, snapshot));
+    }
+
+    /// Saves the model and optimiser state as the record's checkpoint of `step`.
+    pub(super) fn checkpoint<M: SequenceModel>(
+        &mut self,
+        model: &M,
+        optim: &ModuleOptimizer,
+        step: usize,
+        busy_secs: f64,
+    ) {
+        let Some(dir) = self.dir() else {
+            return;
+        };
+        let state = CheckpointState {
+            step,
+            busy_secs,
+            model: format!("model-{step}.bpk"),
+            optimizer: format!("optimizer-{step}.bpk"),
+        };
+        if let Err(source) = save_checkpoint(&dir, model, optim, &state) {
+            self.writer = None;
+            self.error = Some(RecorderError::Checkpoint { step, source });
+        }
+    }
+
+    /// The write error since the last call, if any.
+    pub(super) fn take_error(&mut self) -> Option<RecorderError> {
+        self.error.take()
+    }
+
+    /// Writes the final summary; `Err` with a write error not yet reported, if any.
+    pub(super) fn finish(&mut self, summary: &RunSummary) -> Result<(), RecorderError> {
+        if let Some(error) = self.error.take() {
+            return Err(error);
+        }
+        match self.writer.take() {
+            Some(writer) => writer.finish(summary).map_err(RecorderError::Finish),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Writes the files `state` names into the checkpoint folder of the record in `dir`,
+/// then commits `state`.
+fn save_checkpoint<M: SequenceModel>(
+    dir: &Path,
+    model: &M,
+    optim: &ModuleOptimizer,
+    state: &CheckpointState,
+) -> Result<(), CheckpointError> {
+    let folder = checkpoint_dir(dir);
+    std::fs::create_dir_all(&folder).map_err(|source| CheckpointError::Folder {
+        path: folder.clone(),
+        source,
+    })?;
+    let path = folder.join(&state.model);
+    model
+        .clone()
+        .save_file(&path)
+        .map_err(|source| CheckpointError::SaveModel { path, source })?;
+    let path = folder.join(&state.optimizer);
+    optim
+        .save(&path)
+        .map_err(|source| CheckpointError::SaveOptimizer { path, source })?;
+    commit_checkpoint(dir, state).map_err(CheckpointError::Commit)
+}
