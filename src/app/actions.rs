@@ -264,13 +264,14 @@ impl App {
         };
         let deadline = Instant::now() + budget;
         let mut applied = 0;
-        let mut finished = false;
+        let mut records_changed = false;
         let mut warnings = Vec::new();
         while let Ok(event) = trainer.events().try_recv() {
-            finished |= matches!(event, Event::Finished { .. });
+            // A run that ended wrote its record's summary: the records list changes.
+            records_changed |= matches!(event, Event::Finished { .. });
             let name = |id| self.runs.get(id).map_or("a run", |v| v.name.as_str());
             // A resumed run's record is running again: the records list says so.
-            finished |= matches!(
+            records_changed |= matches!(
                 event,
                 Event::Started {
                     resumed_from: Some(_),
@@ -303,7 +304,7 @@ impl App {
         if let Some(last) = warnings.pop() {
             self.notify_error(last);
         }
-        if finished {
+        if records_changed {
             self.refresh_records();
         }
         applied

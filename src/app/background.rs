@@ -206,7 +206,7 @@ fn write_png_file(
     pixels: impl Iterator<Item = [u8; 4]>,
     path: &std::path::Path,
 ) -> Result<usize, String> {
-    let bytes = crate::export::color_image_png(size, pixels)?;
+    let bytes = crate::export::color_image_png(size, pixels).map_err(|e| e.to_string())?;
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
     }

@@ -43,7 +43,7 @@ pub use state::PersistedState;
 pub use view_model::editor::{Editor, Target};
 pub use view_model::run_views::{MAX_VIEW_SNAPSHOT_BYTES, RunView, RunViews, Source};
 pub use view_model::sweep::{
-    Cell, CostAxis, CostPoint, SweepMetric, SweepTable, pareto, sweep_table, table_csv,
+    Cell, CostAxis, ParetoPoint, SweepMetric, SweepTable, pareto, sweep_table, table_csv,
 };
 pub use workbench::App;
 

@@ -8,11 +8,13 @@
 //! Each configuration runs in its own child process so its peak memory is its own;
 //! results are JSON lines on stdout, progress on stderr.
 
+mod cost;
 mod workloads;
 
 pub use crate::memory::{CountingAlloc, is_counting, peak_bytes, reset_peak};
 
+pub use cost::{LayerCost, measure_layer};
 pub use workloads::{
-    BenchError, BenchResult, CostPoint, Workload, bench_patterns, default_pattern, measure_layer,
-    peak_rss_mb, run_one, w1_plan,
+    BenchError, BenchResult, Workload, bench_patterns, default_pattern, peak_rss_mb, run_one,
+    w1_plan,
 };

@@ -11,7 +11,9 @@ mod error;
 mod experiment;
 pub mod fields;
 mod plan;
+mod run_spec;
 mod settings;
+mod source;
 mod suggest;
 mod sweep;
 
@@ -20,11 +22,13 @@ pub use budget::{
     step_flops,
 };
 pub use error::{ConfigError, ConfigErrors};
-pub use experiment::{Experiment, ResolveError, RunSpec};
+pub use experiment::Experiment;
 pub use fields::{Field, Section};
 pub use plan::{RunPlan, check_settings};
+pub use run_spec::{ResolveError, RunSpec};
 pub use settings::{
-    BackendChoice, BackendSetting, ModelConfig, ModelKind, RemoteAddresses, Settings, TrainConfig,
+    BackendChoice, BackendSetting, BackendSettingError, ModelConfig, ModelKind, RemoteAddresses,
+    Settings, TrainConfig,
 };
 pub use suggest::did_you_mean;
 pub use sweep::{Sweep, SweepAxis, group_of, point_label, value_label};

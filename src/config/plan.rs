@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use super::experiment::{MAX_RUNS, locate_field, read_experiment_text};
+use super::experiment::MAX_RUNS;
+use super::source::{locate_field, read_experiment_text};
 use super::{ConfigError, ConfigErrors, Experiment, ModelKind, Settings, fields};
 use crate::attention::{AttentionPattern, Mask};
 
@@ -213,7 +214,7 @@ impl Experiment {
                 ));
             }
             for point in &points {
-                let pointed = match super::experiment::apply_point(&settings, point) {
+                let pointed = match super::run_spec::apply_point(&settings, point) {
                     Ok(s) => s,
                     Err(e) => {
                         errors.push(ConfigError::new("sweep", e.message));
@@ -307,7 +308,7 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
             &mut errors,
             fields::BACKEND.path,
             &s.train.backend.label(),
-            &why,
+            &why.to_string(),
         );
     }
     let m = &s.model;

@@ -183,6 +183,22 @@ pub enum RemoteAddresses {
     Many(Vec<String>),
 }
 
+/// Why a backend setting (`--backend`, `train.backend`) is refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BackendSettingError {
+    /// Neither a local device's name nor `remote:...`.
+    #[error("{0:?} is not a backend: auto, cpu, wgpu or remote:ADDR[,ADDR...]")]
+    UnknownBackend(String),
+    /// A remote setting without addresses.
+    #[error("names no server: give one or more addresses (ws://host:port)")]
+    NoServer,
+    /// An address that is neither WebSocket nor Iroh.
+    #[error(
+        "{0:?} is not a server address: write ws://host:port (WebSocket), iroh:<endpoint id> or iroh:<endpoint id>@host:port (Iroh without relays)"
+    )]
+    BadAddress(String),
+}
+
 impl BackendSetting {
     /// Remote servers, from the command line's `remote:ADDR[,ADDR...]`.
     pub fn remote(addresses: Vec<String>) -> Self {
@@ -213,7 +229,7 @@ impl BackendSetting {
     }
 
     /// Parses the command line's `--backend` value.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, BackendSettingError> {
         if let Some(rest) = text.strip_prefix("remote:") {
             let addresses: Vec<String> = rest
                 .split(',')
@@ -229,19 +245,17 @@ impl BackendSetting {
             .into_iter()
             .find(|c| c.name() == text)
             .map(Self::Local)
-            .ok_or_else(|| {
-                format!("{text:?} is not a backend: auto, cpu, wgpu or remote:ADDR[,ADDR...]")
-            })
+            .ok_or_else(|| BackendSettingError::UnknownBackend(text.to_string()))
     }
 
     /// Checks remote addresses: at least one, each `ws://host:port` or `iroh:<id>`.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), BackendSettingError> {
         let Self::Remote { .. } = self else {
             return Ok(());
         };
         let addresses = self.addresses();
         if addresses.is_empty() {
-            return Err("names no server: give one or more addresses (ws://host:port)".into());
+            return Err(BackendSettingError::NoServer);
         }
         for a in &addresses {
             let ok = a
@@ -256,9 +270,7 @@ impl BackendSetting {
                             .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
                 });
             if !ok {
-                return Err(format!(
-                    "{a:?} is not a server address: write ws://host:port (WebSocket), iroh:<endpoint id> or iroh:<endpoint id>@host:port (Iroh without relays)"
-                ));
+                return Err(BackendSettingError::BadAddress(a.clone()));
             }
         }
         Ok(())

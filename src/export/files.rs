@@ -21,13 +21,29 @@ pub enum ExportError {
         source: std::io::Error,
     },
     /// The PNG could not be encoded.
-    #[error("{path}: {message}")]
+    #[error("{path}: {source}")]
     Png {
         /// The file.
         path: PathBuf,
         /// Why.
-        message: String,
+        source: PngError,
     },
+}
+
+/// Why an image could not be encoded as PNG.
+#[derive(Debug, thiserror::Error)]
+pub enum PngError {
+    /// The pixels given are not `width x height` of them.
+    #[error("{width} x {height} pixels do not match the data")]
+    Size {
+        /// Pixels across.
+        width: usize,
+        /// Pixels down.
+        height: usize,
+    },
+    /// The encoder failed.
+    #[error(transparent)]
+    Encode(#[from] image::ImageError),
 }
 
 /// `metrics.csv` as written by the trainer: `step,split,loss,accuracy,elapsed_secs`.
@@ -210,28 +226,26 @@ fn escape(s: &str) -> String {
 pub fn color_image_png(
     [width, height]: [usize; 2],
     pixels: impl Iterator<Item = [u8; 4]>,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, PngError> {
     let raw: Vec<u8> = pixels.flatten().collect();
     let image = image::RgbaImage::from_raw(width as u32, height as u32, raw)
-        .ok_or_else(|| format!("{width} x {height} pixels do not match the data"))?;
+        .ok_or(PngError::Size { width, height })?;
     encode_png(image::DynamicImage::ImageRgba8(image))
 }
 
 /// PNG bytes of an image.
-fn encode_png(image: image::DynamicImage) -> Result<Vec<u8>, String> {
+fn encode_png(image: image::DynamicImage) -> Result<Vec<u8>, PngError> {
     let mut bytes = Vec::new();
-    image
-        .write_to(
-            &mut std::io::Cursor::new(&mut bytes),
-            image::ImageFormat::Png,
-        )
-        .map_err(|e| e.to_string())?;
+    image.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )?;
     Ok(bytes)
 }
 
 /// Every layer's and head's map of a snapshot as one PNG grid (layers down, heads
 /// across), each cell `scale` pixels, 4 pixels between maps.
-pub fn attention_png(snapshot: &AttentionSnapshot, scale: u32) -> Result<Vec<u8>, String> {
+pub fn attention_png(snapshot: &AttentionSnapshot, scale: u32) -> Result<Vec<u8>, PngError> {
     let (n, layers, heads) = (
         snapshot.n as u32,
         snapshot.layers as u32,
@@ -346,9 +360,9 @@ pub fn export_records(records: &[RunRecord], to: &Path) -> Result<Vec<PathBuf>, 
         {
             let stem = format!("attention-step{}", last.step);
             let png = dir.join(format!("{stem}.png"));
-            let bytes = attention_png(last, 4).map_err(|message| ExportError::Png {
+            let bytes = attention_png(last, 4).map_err(|source| ExportError::Png {
                 path: png.clone(),
-                message,
+                source,
             })?;
             write(png, &bytes)?;
             let shape = [last.layers, last.heads, last.n, last.n];

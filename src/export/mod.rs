@@ -10,7 +10,7 @@ mod stats;
 
 pub use colormap::{colormap_rgb, diverging_rgb, sqrt_scaled};
 pub use files::{
-    ExportError, attention_png, color_image_png, curves_svg, export_records, metrics_csv, npy_f32,
-    summary_csv,
+    ExportError, PngError, attention_png, color_image_png, curves_svg, export_records, metrics_csv,
+    npy_f32, summary_csv,
 };
 pub use stats::{head_stats_csv, snapshot_stats};

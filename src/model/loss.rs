@@ -22,7 +22,7 @@ pub fn read_back<E: burn::tensor::Element>(
 ) -> Result<Vec<E>, ReadbackError> {
     data.try_into_vec_as::<E>().map_err(|e| ReadbackError {
         what,
-        message: format!("{e:?}"),
+        message: e.to_string(),
     })
 }
 

@@ -5,12 +5,13 @@
 //! target. Each task also names its *dependencies*: for a query position, the key
 //! position the answer must come from, which the GUI marks on attention maps.
 
+mod generate;
 mod text;
 
-use rand::{RngExt, SeedableRng, rngs::StdRng};
 use serde::{Deserialize, Serialize};
 
-pub use text::{Corpus, MAX_ALPHABET, SHIPPED_NAME, Split};
+pub use generate::{Batch, Example};
+pub use text::{Corpus, CorpusError, MAX_ALPHABET, SHIPPED_NAME, Split};
 
 /// Target value for positions that carry no loss.
 pub const IGNORE: i64 = -1;
@@ -168,10 +169,10 @@ impl TaskConfig {
                 }
             }
             TaskKind::Text => {
-                let corpus = text::load(&self.file).map_err(|reason| TaskError {
+                let corpus = text::load(&self.file).map_err(|e| TaskError {
                     field: "file",
                     value: format!("{:?}", self.file),
-                    reason,
+                    reason: e.to_string(),
                 })?;
                 if self.vocab < corpus.alphabet.len() {
                     return err(
@@ -232,120 +233,6 @@ impl TaskConfig {
         1.0 / answers.max(1) as f64
     }
 
-    /// One seeded training example: tokens, targets and dependencies.
-    pub fn example(&self, rng: &mut StdRng) -> Example {
-        self.example_from(Split::Train, rng)
-    }
-
-    /// One seeded example of `split` (only the text task has separate parts; the
-    /// synthetic tasks draw both from the same distribution).
-    pub fn example_from(&self, split: Split, rng: &mut StdRng) -> Example {
-        let n = self.seq_len;
-        let mut tokens = vec![0i64; n];
-        let mut targets = vec![IGNORE; n];
-        let mut deps = Vec::new();
-        match self.kind {
-            TaskKind::Recall => {
-                for t in tokens.iter_mut() {
-                    *t = rng.random_range(0..self.vocab as i64);
-                }
-                for t in self.distance..n {
-                    targets[t] = tokens[t - self.distance];
-                    deps.push((t, t - self.distance));
-                }
-            }
-            TaskKind::Induction => {
-                let trigger = self.vocab as i64 - 1;
-                for t in tokens.iter_mut() {
-                    *t = rng.random_range(0..trigger);
-                }
-                let value_pos = n - 1 - self.distance;
-                tokens[value_pos - 1] = trigger;
-                tokens[n - 1] = trigger;
-                targets[n - 1] = tokens[value_pos];
-                deps.push((n - 1, value_pos));
-            }
-            TaskKind::Mqar => {
-                let keys = (self.vocab - 1) / 2;
-                let mut key_ids: Vec<i64> = (1..=keys as i64).collect();
-                partial_shuffle(&mut key_ids, self.pairs, rng);
-                let values: Vec<i64> = (0..self.pairs)
-                    .map(|_| rng.random_range(1 + keys as i64..self.vocab as i64))
-                    .collect();
-                for p in 0..self.pairs {
-                    tokens[2 * p] = key_ids[p];
-                    tokens[2 * p + 1] = values[p];
-                }
-                let mut slots: Vec<usize> = (2 * self.pairs..n).collect();
-                partial_shuffle(&mut slots, self.pairs, rng);
-                for p in 0..self.pairs {
-                    let q = slots[p];
-                    tokens[q] = key_ids[p];
-                    targets[q] = values[p];
-                    deps.push((q, 2 * p + 1));
-                }
-            }
-            TaskKind::Text => {
-                // A file that cannot be read was refused by `check`; a text task
-                // built without it yields filler rather than panic.
-                if let Ok(corpus) = text::load(&self.file) {
-                    (tokens, targets) = corpus.window(n, split, rng);
-                }
-            }
-            TaskKind::SelectiveCopy => {
-                let marker = self.vocab as i64 - 1;
-                let body = n - self.tokens;
-                let mut slots: Vec<usize> = (0..body).collect();
-                partial_shuffle(&mut slots, self.tokens, rng);
-                let mut chosen = slots[..self.tokens].to_vec();
-                chosen.sort_unstable();
-                for (k, &pos) in chosen.iter().enumerate() {
-                    tokens[pos] = rng.random_range(1..marker);
-                    let q = body + k;
-                    tokens[q] = marker;
-                    targets[q] = tokens[pos];
-                    deps.push((q, pos));
-                }
-            }
-        }
-        Example {
-            tokens,
-            targets,
-            dependencies: deps,
-        }
-    }
-
-    /// A batch of `batch` training examples, flattened row-major `[batch, seq_len]`.
-    pub fn batch(&self, batch: usize, rng: &mut StdRng) -> Batch {
-        self.batch_from(Split::Train, batch, rng)
-    }
-
-    /// A batch of evaluation examples (the text's held-out part).
-    pub fn eval_batch(&self, batch: usize, rng: &mut StdRng) -> Batch {
-        self.batch_from(Split::Eval, batch, rng)
-    }
-
-    fn batch_from(&self, split: Split, batch: usize, rng: &mut StdRng) -> Batch {
-        let mut tokens = Vec::with_capacity(batch * self.seq_len);
-        let mut targets = Vec::with_capacity(batch * self.seq_len);
-        let mut distances = vec![0u32; batch * self.seq_len];
-        for b in 0..batch {
-            let ex = self.example_from(split, rng);
-            for &(q, k) in &ex.dependencies {
-                distances[b * self.seq_len + q] = (q - k) as u32;
-            }
-            tokens.extend(ex.tokens);
-            targets.extend(ex.targets);
-        }
-        Batch {
-            batch,
-            seq_len: self.seq_len,
-            tokens,
-            targets,
-            distances,
-        }
-    }
-
     /// How a token reads in the window: the character for text, else its number.
     pub fn token_label(&self, token: i64) -> String {
         match self.kind {
@@ -354,21 +241,6 @@ impl TaskConfig {
             }
             _ => token.to_string(),
         }
-    }
-
-    /// The fixed example whose attention the trainer snapshots: the same for every
-    /// run of an experiment with the same task and seed, so runs compare on one input.
-    pub fn probe(&self, seed: u64) -> Example {
-        let mut rng = StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
-        self.example_from(Split::Eval, &mut rng)
-    }
-}
-
-/// Moves `count` uniformly chosen elements to the front (a partial Fisher-Yates shuffle).
-fn partial_shuffle<T>(items: &mut [T], count: usize, rng: &mut StdRng) {
-    for i in 0..count.min(items.len()) {
-        let j = rng.random_range(i..items.len());
-        items.swap(i, j);
     }
 }
 
@@ -384,36 +256,10 @@ pub struct TaskError {
     pub reason: String,
 }
 
-/// One sequence with its targets.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Example {
-    /// Input tokens, `seq_len`.
-    pub tokens: Vec<i64>,
-    /// Target per position, or [`IGNORE`].
-    pub targets: Vec<i64>,
-    /// `(query position, key position)`: where each answer must come from.
-    pub dependencies: Vec<(usize, usize)>,
-}
-
-/// A batch of sequences, row-major `[batch, seq_len]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Batch {
-    /// Number of sequences.
-    pub batch: usize,
-    /// Tokens per sequence.
-    pub seq_len: usize,
-    /// Input tokens.
-    pub tokens: Vec<i64>,
-    /// Targets or [`IGNORE`].
-    pub targets: Vec<i64>,
-    /// Per position with a target: how far back its answer lies (query minus the
-    /// dependency's key position); 0 elsewhere.
-    pub distances: Vec<u32>,
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rand::{SeedableRng, rngs::StdRng};
 
     fn cfg(kind: TaskKind) -> TaskConfig {
         TaskConfig {

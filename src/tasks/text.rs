@@ -33,6 +33,39 @@ pub struct Corpus {
     split: usize,
 }
 
+/// Why a text cannot be a corpus; each message is a reason about the file
+/// (`it is empty`), shown after the field and its value.
+#[derive(Debug, thiserror::Error)]
+pub enum CorpusError {
+    /// More distinct characters than the vocabulary can hold.
+    #[error("it has {count} distinct characters; at most {MAX_ALPHABET} are supported")]
+    TooManyCharacters {
+        /// The text's distinct characters.
+        count: usize,
+    },
+    /// The text has no characters.
+    #[error("it is empty")]
+    Empty,
+    /// The file is larger than [`MAX_FILE`].
+    #[error("it is {size} bytes; at most {MAX_FILE} are read")]
+    TooLarge {
+        /// The file's size, bytes.
+        size: u64,
+    },
+    /// The file could not be read.
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    /// The file is not UTF-8 text.
+    #[error("it is not UTF-8 ({0})")]
+    NotUtf8(#[from] std::string::FromUtf8Error),
+    /// `task.file` is empty.
+    #[error("no file is named (set task.file, relative to the experiment file)")]
+    NoFileNamed,
+    /// No file at the path, and not the shipped corpus's name.
+    #[error("no such file (a path is relative to the experiment file)")]
+    NotFound,
+}
+
 /// Which part of the text.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Split {
@@ -42,15 +75,14 @@ pub enum Split {
 
 impl Corpus {
     /// The corpus of `text` (errors: empty, or too many distinct characters).
-    pub fn new(text: &str) -> Result<Self, String> {
+    pub fn new(text: &str) -> Result<Self, CorpusError> {
         let mut alphabet: Vec<char> = text.chars().collect();
         alphabet.sort_unstable();
         alphabet.dedup();
         if alphabet.len() > MAX_ALPHABET {
-            return Err(format!(
-                "it has {} distinct characters; at most {MAX_ALPHABET} are supported",
-                alphabet.len()
-            ));
+            return Err(CorpusError::TooManyCharacters {
+                count: alphabet.len(),
+            });
         }
         let index: HashMap<char, u16> = alphabet
             .iter()
@@ -59,7 +91,7 @@ impl Corpus {
             .collect();
         let ids: Vec<u16> = text.chars().map(|c| index[&c]).collect();
         if ids.is_empty() {
-            return Err("it is empty".into());
+            return Err(CorpusError::Empty);
         }
         let split = ids.len() * 9 / 10;
         Ok(Self {
@@ -126,7 +158,7 @@ pub fn loaded(file: &str) -> Option<Arc<Corpus>> {
 
 /// The corpus of `file`: a path (absolute, or relative to the working folder), or the
 /// shipped corpus's name. Read once per process.
-pub fn load(file: &str) -> Result<Arc<Corpus>, String> {
+pub fn load(file: &str) -> Result<Arc<Corpus>, CorpusError> {
     let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
     let cache = loaded.get_or_insert_with(HashMap::new);
     if let Some(c) = cache.get(file) {
@@ -134,19 +166,18 @@ pub fn load(file: &str) -> Result<Arc<Corpus>, String> {
     }
     let path = Path::new(file);
     let corpus = if path.is_file() {
-        let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
+        let size = std::fs::metadata(path)?.len();
         if size > MAX_FILE {
-            return Err(format!("it is {size} bytes; at most {MAX_FILE} are read"));
+            return Err(CorpusError::TooLarge { size });
         }
-        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-        let text = String::from_utf8(bytes).map_err(|e| format!("it is not UTF-8 ({e})"))?;
+        let text = String::from_utf8(std::fs::read(path)?)?;
         Corpus::new(&text)?
     } else if file.replace('\\', "/").ends_with(SHIPPED_NAME) {
         Corpus::new(SHIPPED)?
     } else if file.is_empty() {
-        return Err("no file is named (set task.file, relative to the experiment file)".into());
+        return Err(CorpusError::NoFileNamed);
     } else {
-        return Err("no such file (a path is relative to the experiment file)".into());
+        return Err(CorpusError::NotFound);
     };
     let corpus = Arc::new(corpus);
     if cache.len() > 16 {
@@ -178,7 +209,14 @@ mod tests {
         }
         assert_eq!(c.shortest_part(), 100);
         assert_eq!(c.label(0), "'a'");
-        assert!(Corpus::new("").is_err());
+        assert_eq!(Corpus::new("").unwrap_err().to_string(), "it is empty");
+        let wide: String = (0..=MAX_ALPHABET as u32)
+            .filter_map(char::from_u32)
+            .collect();
+        assert_eq!(
+            Corpus::new(&wide).unwrap_err().to_string(),
+            "it has 4097 distinct characters; at most 4096 are supported"
+        );
     }
 
     #[test]
@@ -188,7 +226,13 @@ mod tests {
         assert!(c.alphabet.contains(&'\n'));
         let again = load("/elsewhere/experiments/text/fsf-licenses.txt").expect("by name");
         assert_eq!(again.alphabet, c.alphabet);
-        assert!(load("no/such/file.txt").is_err());
-        assert!(load("").is_err());
+        assert!(matches!(
+            load("no/such/file.txt"),
+            Err(CorpusError::NotFound)
+        ));
+        assert_eq!(
+            load("").unwrap_err().to_string(),
+            "no file is named (set task.file, relative to the experiment file)"
+        );
     }
 }

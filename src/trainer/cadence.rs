@@ -26,7 +26,7 @@ impl Cadence {
 
     /// Whether the action falls on `step` (a trained step, `1..=total_steps`).
     pub(super) fn due(self, step: usize) -> bool {
-        step == self.last || (self.every > 0 && step % self.every == 0)
+        step == self.last || (self.every > 0 && step.is_multiple_of(self.every))
     }
 }
 

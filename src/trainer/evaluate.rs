@@ -78,14 +78,14 @@ pub fn evaluate_record(
             let model = TransformerConfig::from_plan(plan).init(&device);
             let model = model
                 .try_load_file(&file)
-                .map_err(|e| fail(format!("cannot load its model: {e:?}")))?;
+                .map_err(|e| fail(format!("cannot load its model: {e}")))?;
             measure(&model, plan, &device, seed, batches)
         }
         ModelKind::Lstm => {
             let model = LstmNetConfig::from_plan(plan).init(&device);
             let model = model
                 .try_load_file(&file)
-                .map_err(|e| fail(format!("cannot load its model: {e:?}")))?;
+                .map_err(|e| fail(format!("cannot load its model: {e}")))?;
             measure(&model, plan, &device, seed, batches)
         }
     };

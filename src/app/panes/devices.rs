@@ -159,7 +159,7 @@ pub fn devices_ui(ui: &mut Ui, app: &mut App) {
             app.devices.check(&address, move || ctx.request_repaint());
         }
         if let (Err(why), false) = (check, address.is_empty()) {
-            ui.label(RichText::new(why).color(ERROR_COLOR).small());
+            ui.label(RichText::new(why.to_string()).color(ERROR_COLOR).small());
         }
     });
 }

@@ -8,7 +8,7 @@ use crossbeam_channel::{Receiver, bounded};
 
 use super::cost_cache::{CostCache, key, machine};
 use crate::attention::AttentionPattern;
-use crate::bench::{CostPoint, measure_layer};
+use crate::bench::{LayerCost, measure_layer};
 use crate::config::BackendChoice;
 
 /// Lengths measured.
@@ -17,7 +17,7 @@ pub const COST_LENGTHS: [usize; 5] = [256, 512, 1024, 2048, 4096];
 /// What the measuring thread reports.
 enum CostMessage {
     Started(String),
-    Point(CostPoint),
+    Point(LayerCost),
     Failed(String),
     Done,
 }
@@ -173,8 +173,8 @@ impl CostView {
     }
 
     /// This machine's cached points of `pattern` (a pattern label), shortest first.
-    pub fn points(&self, pattern: &str) -> Vec<&CostPoint> {
-        let mut points: Vec<&CostPoint> = COST_LENGTHS
+    pub fn points(&self, pattern: &str) -> Vec<&LayerCost> {
+        let mut points: Vec<&LayerCost> = COST_LENGTHS
             .iter()
             .filter_map(|&n| self.cache.points.get(&key(&self.machine, pattern, n)))
             .collect();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bench::CostPoint;
+use crate::bench::LayerCost;
 use crate::records::write_atomically;
 
 /// Cached measurements: key `machine/backend/pattern/n`.
@@ -14,7 +14,7 @@ use crate::records::write_atomically;
 #[serde(default)]
 pub struct CostCache {
     /// The points.
-    pub points: BTreeMap<String, CostPoint>,
+    pub points: BTreeMap<String, LayerCost>,
 }
 
 impl CostCache {
@@ -105,7 +105,7 @@ mod tests {
         let mut cache = CostCache::default();
         cache.points.insert(
             key("m", "dense", 256),
-            CostPoint {
+            LayerCost {
                 pattern: "dense".into(),
                 seq: 256,
                 step_ms: 1.5,

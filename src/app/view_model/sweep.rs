@@ -112,10 +112,10 @@ fn index_of(values: &mut Vec<String>, v: &str) -> usize {
     }
 }
 
-/// One replicate group's cost and result: mean ms per step against mean final
-/// accuracy over its finished runs.
+/// One replicate group's point on the Pareto chart: its cost (mean ms per step, peak
+/// memory) against its mean final accuracy over its finished runs.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CostPoint {
+pub struct ParetoPoint {
     /// The group (run and sweep point).
     pub group: String,
     /// Mean milliseconds per training step.
@@ -143,7 +143,7 @@ pub enum CostAxis {
     Memory,
 }
 
-impl CostPoint {
+impl ParetoPoint {
     /// The cost on `axis`.
     pub fn cost(&self, axis: CostAxis) -> f64 {
         match axis {
@@ -155,7 +155,7 @@ impl CostPoint {
 
 /// The groups' cost and accuracy, and which lie on the Pareto front for `axis` (no
 /// other group is at least as cheap and as accurate, and strictly better in one).
-pub fn pareto(runs: &[&RunView], axis: CostAxis) -> Vec<(CostPoint, bool)> {
+pub fn pareto(runs: &[&RunView], axis: CostAxis) -> Vec<(ParetoPoint, bool)> {
     let mut groups: Vec<GroupCosts> = Vec::new();
     for run in runs.iter().filter(|r| r.status == RunStatus::Finished) {
         let Some(s) = run.summary.as_ref() else {
@@ -174,12 +174,12 @@ pub fn pareto(runs: &[&RunView], axis: CostAxis) -> Vec<(CostPoint, bool)> {
             }
         }
     }
-    let points: Vec<CostPoint> = groups
+    let points: Vec<ParetoPoint> = groups
         .into_iter()
         .map(|(group, estimate_mib, ps)| {
             let n = ps.len() as f64;
             let measured: Option<Vec<f64>> = ps.iter().map(|p| p.2).collect();
-            CostPoint {
+            ParetoPoint {
                 group,
                 ms_per_step: ps.iter().map(|p| p.0).sum::<f64>() / n,
                 memory_mib: measured

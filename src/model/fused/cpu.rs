@@ -21,54 +21,10 @@
 use rayon::prelude::*;
 
 use super::gemm::{ColVecs, LANES, RowBlocks, gemm_bcast};
+pub use super::heads::Dims;
 use super::heads::{HeadOut, HeadWriter};
 use super::plan::{AttentionPlan, TILE_K, TILE_Q, Tile};
 use super::simd::{self, dispatch, exp_neg, fmadd, variants};
-
-/// Shapes of one call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Dims {
-    /// Batch.
-    pub batch: usize,
-    /// Sequence length.
-    pub n: usize,
-    /// Heads.
-    pub heads: usize,
-    /// Width of one head.
-    pub head_dim: usize,
-}
-
-impl Dims {
-    /// `heads * head_dim`.
-    pub(super) fn d_model(self) -> usize {
-        self.heads * self.head_dim
-    }
-
-    /// `batch * n * parts * d_model`: the elements of `[batch, n, parts * d_model]`.
-    ///
-    /// # Panics
-    /// When that overflows `usize`.
-    pub(super) fn elements(self, parts: usize) -> usize {
-        let elements = [self.n, parts, self.heads, self.head_dim]
-            .into_iter()
-            .try_fold(self.batch, usize::checked_mul);
-        let Some(elements) = elements else {
-            panic!("fused attention: {self:?} with {parts} parts overflows usize");
-        };
-        elements
-    }
-
-    /// Checks what the kernels assume of the shapes themselves.
-    ///
-    /// # Panics
-    /// When there is no head or a head has no columns.
-    fn check(self) {
-        assert!(
-            self.heads > 0 && self.head_dim > 0,
-            "fused attention: {self:?} has no head columns"
-        );
-    }
-}
 
 /// The chunk of `TILE_K` keys as whole vectors of columns (a score row).
 const KEY_COLS: ColVecs = ColVecs::exactly(TILE_K);

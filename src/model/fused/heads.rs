@@ -7,6 +7,8 @@
 //! [`HeadOut::store`] writes all of that head's elements or none. The writer counts
 //! the heads stored, and [`HeadWriter::finish`] hands the buffer out only when every
 //! head was, so a kernel bug panics rather than returning unwritten memory.
+//!
+//! [`Dims`], the shapes of one call, lives here: the buffers' layout is made of them.
 
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
@@ -14,8 +16,52 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rayon::prelude::*;
 
-use super::cpu::Dims;
 use super::gemm::LANES;
+
+/// Shapes of one call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    /// Batch.
+    pub batch: usize,
+    /// Sequence length.
+    pub n: usize,
+    /// Heads.
+    pub heads: usize,
+    /// Width of one head.
+    pub head_dim: usize,
+}
+
+impl Dims {
+    /// `heads * head_dim`.
+    pub(super) fn d_model(self) -> usize {
+        self.heads * self.head_dim
+    }
+
+    /// `batch * n * parts * d_model`: the elements of `[batch, n, parts * d_model]`.
+    ///
+    /// # Panics
+    /// When that overflows `usize`.
+    pub(super) fn elements(self, parts: usize) -> usize {
+        let elements = [self.n, parts, self.heads, self.head_dim]
+            .into_iter()
+            .try_fold(self.batch, usize::checked_mul);
+        let Some(elements) = elements else {
+            panic!("fused attention: {self:?} with {parts} parts overflows usize");
+        };
+        elements
+    }
+
+    /// Checks what the kernels assume of the shapes themselves.
+    ///
+    /// # Panics
+    /// When there is no head or a head has no columns.
+    pub(super) fn check(self) {
+        assert!(
+            self.heads > 0 && self.head_dim > 0,
+            "fused attention: {self:?} has no head columns"
+        );
+    }
+}
 
 /// A buffer `[batch, n, parts, heads, head_dim]` (`parts` = 1 for the output
 /// `[batch, n, d_model]`, 3 for the gradient of the packed q|k|v), written head by

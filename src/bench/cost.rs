@@ -1,0 +1,68 @@
+//! The cost view's measurement: one attention layer (W2's shape) at one length, timed
+//! and its peak memory counted, in this process.
+
+use serde::Serialize;
+
+use super::workloads::{BenchError, median_ms, w2};
+use crate::attention::{AttentionPattern, SparseLayout};
+use crate::config::BackendChoice;
+use crate::model::SparseMode;
+use crate::trainer::select_backend;
+
+/// One point of the cost view: an attention layer's step at one length.
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
+pub struct LayerCost {
+    /// The pattern's label (`local w=64`).
+    pub pattern: String,
+    /// Sequence length.
+    pub seq: usize,
+    /// Median ms per forward + backward step (batch 4, d_model 128, 4 heads).
+    pub step_ms: f64,
+    /// Peak bytes allocated during the step beyond what was live before, MiB
+    /// (`None` where the counting allocator is not installed).
+    pub peak_mb: Option<f64>,
+    /// Pairs the pattern attends (per head).
+    pub attended_pairs: usize,
+    /// Pairs the kernel computes (per head).
+    pub computed_pairs: usize,
+}
+
+/// Measures one attention layer (W2's shape) for `pattern` at `seq` in this process:
+/// the time per step and, with the counting allocator, the peak memory of the step.
+pub fn measure_layer(
+    pattern: &AttentionPattern,
+    seq: usize,
+    backend: BackendChoice,
+    warmup: usize,
+    steps: usize,
+) -> Result<LayerCost, BenchError> {
+    pattern.check(seq).map_err(|error| BenchError::Pattern {
+        pattern: pattern.label(),
+        seq,
+        error,
+    })?;
+    let (device, _) = select_backend(backend)?;
+    // Alone: a training run in the same process neither adds to the peak nor slows
+    // the timing (its steps wait).
+    let (times, peak) = crate::memory::measure_alone(|| {
+        w2(
+            pattern,
+            seq,
+            &device,
+            SparseMode::WherePaysOff,
+            warmup,
+            steps.max(1),
+        )
+    });
+    let times = times?;
+    let computed_pairs =
+        SparseLayout::of(pattern, seq, 1).map_or(seq * seq, |l| l.computed_pairs());
+    Ok(LayerCost {
+        pattern: pattern.label(),
+        seq,
+        step_ms: median_ms(times),
+        peak_mb: peak.map(|p| p as f64 / (1024.0 * 1024.0)),
+        attended_pairs: pattern.mask(seq, false, 1).attended_pairs(),
+        computed_pairs,
+    })
+}

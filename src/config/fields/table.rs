@@ -1,0 +1,447 @@
+//! The entries of the field registry, one per field of [`Settings`], in file order.
+
+use super::{Access, Field};
+use crate::config::{ModelKind, Settings};
+use crate::tasks::TaskKind;
+
+fn always(_: &Settings) -> bool {
+    true
+}
+
+fn transformer(s: &Settings) -> bool {
+    s.model.kind == ModelKind::Transformer
+}
+
+/// `Access::Int` for a `usize` or `u64` field of a section.
+macro_rules! int {
+    ($section:ident . $field:ident, $min:expr, $max:expr) => {
+        Access::Int {
+            get: |s| s.$section.$field as u64,
+            set: |s, v| s.$section.$field = v as _,
+            min: $min,
+            max: $max,
+        }
+    };
+}
+
+/// `Access::Float` for an `f64` field of a section.
+macro_rules! float {
+    ($section:ident . $field:ident, $min:expr, open_min = $open:expr, $max:expr) => {
+        Access::Float {
+            get: |s| s.$section.$field,
+            set: |s, v| s.$section.$field = v,
+            min: $min,
+            open_min: $open,
+            max: $max,
+        }
+    };
+}
+
+/// Largest model dimension accepted (keeps a typo from allocating gigabytes).
+pub const MAX_WIDTH: u64 = 4096;
+/// Largest step count or interval (a typo guard, ~3 years at 1 step/s).
+const MAX_STEPS: u64 = 100_000_000;
+
+/// `task.kind`
+pub static TASK_KIND: Field = Field {
+    path: "task.kind",
+    label: "task kind",
+    help: "The synthetic task (or next-character prediction on a text file)",
+    unit: "",
+    access: Access::Choice {
+        names: || TaskKind::ALL.iter().map(|k| k.name()).collect(),
+        get: |s| s.task.kind.name(),
+        set: |s, name| {
+            if let Some(k) = TaskKind::ALL.into_iter().find(|k| k.name() == name) {
+                s.task.kind = k;
+            }
+        },
+    },
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: always,
+};
+
+/// `task.seq_len`
+pub static SEQ_LEN: Field = Field {
+    path: "task.seq_len",
+    label: "seq_len",
+    help: "Tokens per sequence",
+    unit: "tokens",
+    access: int!(task.seq_len, 2, 8192),
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: always,
+};
+
+/// `task.vocab`
+pub static VOCAB: Field = Field {
+    path: "task.vocab",
+    label: "vocab",
+    help: "Distinct tokens, including any filler or marker tokens (each task needs a few more than it has answers)",
+    unit: "tokens",
+    access: int!(task.vocab, 2, 65_536),
+    bounds_why: "two vocab x d_model matrices are built; the tasks use small alphabets",
+    sweep: true,
+    fork: false,
+    applies: always,
+};
+
+/// `task.distance`
+pub static DISTANCE: Field = Field {
+    path: "task.distance",
+    label: "distance",
+    help: "Recall and induction: how far back the answer lies",
+    unit: "tokens",
+    access: int!(task.distance, 1, u64::MAX),
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: |s| matches!(s.task.kind, TaskKind::Recall | TaskKind::Induction),
+};
+
+/// `task.pairs`
+pub static PAIRS: Field = Field {
+    path: "task.pairs",
+    label: "pairs",
+    help: "MQAR: key-value pairs per sequence",
+    unit: "",
+    access: int!(task.pairs, 1, u64::MAX),
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: |s| s.task.kind == TaskKind::Mqar,
+};
+
+/// `task.tokens`
+pub static TOKENS: Field = Field {
+    path: "task.tokens",
+    label: "tokens",
+    help: "Selective copy: content tokens to copy",
+    unit: "tokens",
+    access: int!(task.tokens, 1, u64::MAX),
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: |s| s.task.kind == TaskKind::SelectiveCopy,
+};
+
+/// `task.file`
+pub static FILE: Field = Field {
+    path: "task.file",
+    label: "file",
+    help: "Text: a UTF-8 file, relative to the experiment file (text/fsf-licenses.txt is built in)",
+    unit: "",
+    access: Access::Structured,
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: |s| s.task.kind == TaskKind::Text,
+};
+
+/// `model.kind`
+pub static MODEL_KIND: Field = Field {
+    path: "model.kind",
+    label: "model kind",
+    help: "A pre-LN transformer encoder, or a stacked LSTM (the recurrent baseline)",
+    unit: "",
+    access: Access::Choice {
+        names: || vec!["transformer", "lstm"],
+        get: |s| match s.model.kind {
+            ModelKind::Transformer => "transformer",
+            ModelKind::Lstm => "lstm",
+        },
+        set: |s, name| match name {
+            "transformer" => s.model.kind = ModelKind::Transformer,
+            "lstm" => s.model.kind = ModelKind::Lstm,
+            _ => {}
+        },
+    },
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: always,
+};
+
+/// `model.layers`
+pub static LAYERS: Field = Field {
+    path: "model.layers",
+    label: "layers",
+    help: "Transformer blocks or LSTM layers",
+    unit: "",
+    access: int!(model.layers, 1, 48),
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: always,
+};
+
+/// `model.heads`
+pub static HEADS: Field = Field {
+    path: "model.heads",
+    label: "heads",
+    help: "Attention heads per layer; must divide d_model",
+    unit: "",
+    access: int!(model.heads, 1, MAX_WIDTH),
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: transformer,
+};
+
+/// `model.d_model`
+pub static D_MODEL: Field = Field {
+    path: "model.d_model",
+    label: "d_model",
+    help: "Width of the residual stream (the LSTM's hidden size)",
+    unit: "",
+    access: int!(model.d_model, 1, MAX_WIDTH),
+    bounds_why: "keeps a typo from allocating gigabytes",
+    sweep: true,
+    fork: false,
+    applies: always,
+};
+
+/// `model.d_ff`
+pub static D_FF: Field = Field {
+    path: "model.d_ff",
+    label: "d_ff",
+    help: "Width of the feed-forward block",
+    unit: "",
+    access: int!(model.d_ff, 1, 4 * MAX_WIDTH),
+    bounds_why: "keeps a typo from allocating gigabytes",
+    sweep: true,
+    fork: false,
+    applies: transformer,
+};
+
+/// `model.causal`
+pub static CAUSAL: Field = Field {
+    path: "model.causal",
+    label: "causal",
+    help: "A query sees only keys at or before it (required by the text task)",
+    unit: "",
+    access: Access::Bool {
+        get: |s| s.model.causal,
+        set: |s, v| s.model.causal = v,
+    },
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: transformer,
+};
+
+/// `model.attention`
+pub static ATTENTION: Field = Field {
+    path: "model.attention",
+    label: "attention",
+    help: "The attention pattern of every layer (see Attention patterns)",
+    unit: "",
+    access: Access::Structured,
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: transformer,
+};
+
+/// `model.layer_attention`
+pub static LAYER_ATTENTION: Field = Field {
+    path: "model.layer_attention",
+    label: "a pattern per layer",
+    help: "One pattern per layer, first layer first; overrides attention unless empty",
+    unit: "",
+    access: Access::Structured,
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: transformer,
+};
+
+/// `train.steps`
+pub static STEPS: Field = Field {
+    path: "train.steps",
+    label: "steps",
+    help: "Optimiser steps",
+    unit: "steps",
+    access: int!(train.steps, 1, MAX_STEPS),
+    bounds_why: "",
+    sweep: true,
+    fork: true,
+    applies: always,
+};
+
+/// `train.batch`
+pub static BATCH: Field = Field {
+    path: "train.batch",
+    label: "batch",
+    help: "Sequences per step",
+    unit: "sequences",
+    access: int!(train.batch, 1, 4096),
+    bounds_why: "",
+    sweep: true,
+    fork: true,
+    applies: always,
+};
+
+/// `train.lr`
+pub static LR: Field = Field {
+    path: "train.lr",
+    label: "lr",
+    help: "Adam's learning rate (e.g. 1e-3)",
+    unit: "",
+    access: float!(train.lr, 0.0, open_min = true, 10.0),
+    bounds_why: "",
+    sweep: true,
+    fork: true,
+    applies: always,
+};
+
+/// `train.weight_decay`
+pub static WEIGHT_DECAY: Field = Field {
+    path: "train.weight_decay",
+    label: "weight_decay",
+    help: "Decoupled weight decay: AdamW when above 0, plain Adam at 0",
+    unit: "",
+    access: float!(train.weight_decay, 0.0, open_min = false, 1.0),
+    bounds_why: "each step shrinks weights by lr x weight_decay",
+    sweep: true,
+    fork: false,
+    applies: always,
+};
+
+/// `train.seed`
+pub static SEED: Field = Field {
+    path: "train.seed",
+    label: "seed",
+    help: "Seeds parameters, data and BigBird's random blocks",
+    unit: "",
+    access: int!(train.seed, 0, i64::MAX as u64),
+    bounds_why: "TOML integers are signed 64-bit",
+    sweep: true,
+    fork: false,
+    applies: always,
+};
+
+/// `train.seeds`
+pub static SEEDS: Field = Field {
+    path: "train.seeds",
+    label: "seeds",
+    help: "Train each run once per seed, replicates grouped in the results (empty: seed)",
+    unit: "",
+    access: Access::Structured,
+    bounds_why: "",
+    sweep: false,
+    fork: false,
+    applies: always,
+};
+
+/// `train.solved_at`
+pub static SOLVED_AT: Field = Field {
+    path: "train.solved_at",
+    label: "solved_at",
+    help: "The held-out accuracy at which a run counts as having solved its task",
+    unit: "",
+    access: float!(train.solved_at, 0.0, open_min = false, 1.0),
+    bounds_why: "an accuracy",
+    sweep: true,
+    fork: true,
+    applies: always,
+};
+
+/// `train.eval_every`
+pub static EVAL_EVERY: Field = Field {
+    path: "train.eval_every",
+    label: "eval_every",
+    help: "Evaluate on fresh held-out batches every this many steps (0: only at the end)",
+    unit: "steps",
+    access: int!(train.eval_every, 0, MAX_STEPS),
+    bounds_why: "",
+    sweep: true,
+    fork: true,
+    applies: always,
+};
+
+/// `train.eval_batches`
+pub static EVAL_BATCHES: Field = Field {
+    path: "train.eval_batches",
+    label: "eval_batches",
+    help: "Batches per evaluation (the held-out set is generated once and kept)",
+    unit: "batches",
+    access: int!(train.eval_batches, 1, u64::MAX),
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: always,
+};
+
+/// `train.snapshot_every`
+pub static SNAPSHOT_EVERY: Field = Field {
+    path: "train.snapshot_every",
+    label: "snapshot_every",
+    help: "Record the probe example's attention every this many steps (0: only at the end)",
+    unit: "steps",
+    access: int!(train.snapshot_every, 0, MAX_STEPS),
+    bounds_why: "",
+    sweep: true,
+    fork: true,
+    applies: always,
+};
+
+/// `train.checkpoint_every`
+pub static CHECKPOINT_EVERY: Field = Field {
+    path: "train.checkpoint_every",
+    label: "checkpoint_every",
+    help: "Save the model and optimiser state every this many steps, so an interrupted run can be resumed (0: only when stopped and at the end)",
+    unit: "steps",
+    access: int!(train.checkpoint_every, 0, MAX_STEPS),
+    bounds_why: "",
+    sweep: true,
+    fork: true,
+    applies: always,
+};
+
+/// `train.backend`
+pub static BACKEND: Field = Field {
+    path: "train.backend",
+    label: "backend",
+    help: "auto, cpu, wgpu, or { remote = \"ws://host:port\" } (a list of addresses: a pool)",
+    unit: "",
+    access: Access::Structured,
+    bounds_why: "",
+    sweep: true,
+    fork: true,
+    applies: always,
+};
+
+/// Every field, in file order (the editor's and the README's order).
+pub static FIELDS: &[&Field] = &[
+    &TASK_KIND,
+    &SEQ_LEN,
+    &VOCAB,
+    &DISTANCE,
+    &PAIRS,
+    &TOKENS,
+    &FILE,
+    &MODEL_KIND,
+    &LAYERS,
+    &HEADS,
+    &D_MODEL,
+    &D_FF,
+    &CAUSAL,
+    &ATTENTION,
+    &LAYER_ATTENTION,
+    &STEPS,
+    &BATCH,
+    &LR,
+    &WEIGHT_DECAY,
+    &SEED,
+    &SEEDS,
+    &SOLVED_AT,
+    &EVAL_EVERY,
+    &EVAL_BATCHES,
+    &SNAPSHOT_EVERY,
+    &CHECKPOINT_EVERY,
+    &BACKEND,
+];
