@@ -163,6 +163,46 @@ fn run_filters_and_overrides() {
     let out = attnlab(&["run", "tiny.toml", "--run", "nope"], dir.path());
     assert!(!out.status.success());
     assert!(text(&out).contains("nope"), "{}", text(&out));
+
+    // --set goes through the field registry: the value is typed and bounded as in a
+    // file, a misspelt path gets the nearest one.
+    let out = attnlab(
+        &[
+            "run",
+            "tiny.toml",
+            "--out",
+            "s",
+            "--run",
+            "dense",
+            "--set",
+            "train.steps=3",
+            "--set",
+            "model.attention={ kind = \"local\", window = 2 }",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let records: Vec<_> = std::fs::read_dir(dir.path().join("s"))
+        .expect("s/")
+        .collect();
+    let record = RunRecord::open(&records[0].as_ref().expect("entry").path()).expect("opens");
+    assert_eq!(record.summary.steps, 3);
+    let config = std::fs::read_to_string(record.dir.join("config.toml")).expect("config");
+    assert!(config.contains("window = 2"), "{config}");
+    let out = attnlab(&["run", "tiny.toml", "--set", "train.stesp=3"], dir.path());
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("did you mean `train.steps`"),
+        "{}",
+        text(&out)
+    );
+    let out = attnlab(
+        &["run", "tiny.toml", "--set", "task.seq_len=9000"],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("8192"), "{}", text(&out));
 }
 
 #[test]
@@ -251,6 +291,25 @@ fn resume_continues_a_record_from_its_checkpoint() {
     let out = attnlab(&["run", "--resume", &shown], dir.path());
     assert!(!out.status.success());
     assert!(text(&out).contains("--steps"), "{}", text(&out));
+    // A resumed run may change only what the registry lets change mid-run.
+    let out = attnlab(
+        &[
+            "run",
+            "--resume",
+            &shown,
+            "--steps",
+            "8",
+            "--set",
+            "model.layers=3",
+        ],
+        dir.path(),
+    );
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("cannot change when resuming"),
+        "{}",
+        text(&out)
+    );
 
     let out = attnlab(
         &["run", "--resume", &shown, "--steps", "8", "-q"],

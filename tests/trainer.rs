@@ -214,6 +214,30 @@ fn same_seed_same_metrics_and_other_seed_differs() {
     assert_ne!(losses(1), losses(3), "another seed gives other metrics");
 }
 
+/// `train.weight_decay` above 0 trains with AdamW: the first step's loss (before any
+/// update) is the same, the following ones differ from plain Adam's.
+#[test]
+fn weight_decay_switches_to_adamw() {
+    let _turn = one_at_a_time();
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    start(&trainer, 1, plan(""), None);
+    start(&trainer, 2, plan("weight_decay = 0.5\n"), None);
+    let events = collect(&trainer, 2);
+    let losses = |id: u64| -> Vec<f64> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Step { id: i, metrics } if *i == id => Some(metrics.loss),
+                _ => None,
+            })
+            .collect()
+    };
+    let (adam, adamw) = (losses(1), losses(2));
+    assert_eq!(adam[0], adamw[0], "same initial model and batch");
+    assert_ne!(adam[2..], adamw[2..], "decoupled decay changes the updates");
+    assert!(adamw.iter().all(|l| l.is_finite()));
+}
+
 #[test]
 fn stop_ends_a_run_within_a_step_and_drops_queued_runs() {
     let _turn = one_at_a_time();

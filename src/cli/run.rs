@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use super::report::{Progress, print_bits_per_char, print_groups, print_table};
-use crate::config::{BackendSetting, ConfigErrors, Experiment, RunPlan};
+use crate::config::{BackendSetting, Experiment, FieldSetting, RunPlan};
 use crate::records::{DEFAULT_ROOT, RunStatus, RunSummary};
 use crate::trainer::{Command, Event, Placement, StartRun, Trainer};
 
@@ -43,6 +43,11 @@ pub struct RunArgs {
     /// Override every run's number of steps (e.g. for a quick look).
     #[arg(long)]
     pub steps: Option<usize>,
+    /// Set a field in every run, e.g. `--set train.lr=3e-4 --set task.distance=32`
+    /// (repeatable; README's field table lists them). With --resume, only the
+    /// fields that may change mid-run.
+    #[arg(long = "set", value_name = "FIELD=VALUE", value_parser = FieldSetting::parse)]
+    pub set: Vec<FieldSetting>,
     /// Print only the final table.
     #[arg(long, short)]
     pub quiet: bool,
@@ -58,6 +63,7 @@ impl RunArgs {
         let overrides = Overrides {
             backend: self.backend,
             steps: self.steps,
+            set: self.set,
         };
         let mut work: Vec<Job> = if self.files.is_empty() {
             Vec::new()
@@ -75,28 +81,49 @@ impl RunArgs {
     }
 }
 
-/// `--backend` and `--steps`: what the command line changes in every run.
+/// `--backend`, `--steps` and `--set`: what the command line changes in every run.
 struct Overrides {
     backend: Option<BackendSetting>,
     steps: Option<usize>,
+    set: Vec<FieldSetting>,
 }
 
 impl Overrides {
     /// Whether nothing is overridden.
     fn is_empty(&self) -> bool {
-        self.backend.is_none() && self.steps.is_none()
+        self.backend.is_none() && self.steps.is_none() && self.set.is_empty()
     }
 
     /// `plan` with the overrides applied, checked again.
-    fn apply(&self, plan: &RunPlan) -> Result<RunPlan, ConfigErrors> {
-        plan.revise(|s| {
+    fn apply(&self, plan: &RunPlan) -> anyhow::Result<RunPlan> {
+        let mut settings = plan.settings().clone();
+        for setting in &self.set {
+            settings = setting
+                .apply(&settings)
+                .map_err(|e| anyhow::anyhow!("--set {setting:?}: {e}"))?;
+        }
+        Ok(plan.revise(|s| {
+            *s = settings;
             if let Some(b) = &self.backend {
                 s.train.backend = b.clone();
             }
             if let Some(steps) = self.steps {
                 s.train.steps = steps;
             }
-        })
+        })?)
+    }
+
+    /// Refuses, for a resumed run, any `--set` of a field that may not change
+    /// mid-run (the model's shapes, the data, the seed).
+    fn check_mid_run(&self) -> anyhow::Result<()> {
+        for setting in &self.set {
+            anyhow::ensure!(
+                setting.field.fork,
+                "--set {setting:?}: {} cannot change when resuming a run (the checkpoint's model, data or optimiser depend on it)",
+                setting.field.path
+            );
+        }
+        Ok(())
     }
 }
 
@@ -139,7 +166,7 @@ fn load_plans(
         .iter()
         .map(|plan| {
             overrides.apply(plan).map_err(|e| {
-                anyhow::anyhow!("with --steps/--backend, run \"{}\": {e}", plan.name())
+                anyhow::anyhow!("with --steps/--backend/--set, run \"{}\": {e}", plan.name())
             })
         })
         .collect()
@@ -153,6 +180,9 @@ struct Job {
 
 /// The runs recorded in `dirs`, to continue from their checkpoints.
 fn resume_jobs(dirs: &[PathBuf], overrides: &Overrides) -> anyhow::Result<Vec<Job>> {
+    if !dirs.is_empty() {
+        overrides.check_mid_run()?;
+    }
     let mut jobs = Vec::new();
     for dir in dirs {
         let record = crate::records::RunRecord::open(dir)

@@ -23,7 +23,7 @@ pub use budget::{
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::Experiment;
-pub use fields::{Field, Section};
+pub use fields::{Field, FieldSetting, Section};
 pub use plan::{RunPlan, check_settings};
 pub use run_spec::{ResolveError, RunSpec};
 pub use settings::{

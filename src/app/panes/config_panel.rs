@@ -235,20 +235,9 @@ fn field_ui(ui: &mut Ui, field: &Field, s: &mut Settings, error: Option<&str>) {
     match field.access {
         Access::Int { get, set, min, max } => {
             let mut value = get(s);
-            let changed = ui
-                .horizontal(|ui| {
-                    let l = ui.label(field.label).on_hover_text(&hover);
-                    ui.add(
-                        DragValue::new(&mut value)
-                            .range(min..=max)
-                            .clamp_existing_to_range(false)
-                            .speed(0.2),
-                    )
-                    .labelled_by(l.id)
-                    .on_hover_text(&hover)
-                    .changed()
-                })
-                .inner;
+            let changed = number_ui(ui, field.label, &hover, &mut value, |d| {
+                d.range(min..=max).speed(0.2)
+            });
             if changed {
                 set(s, value);
             }
@@ -258,22 +247,12 @@ fn field_ui(ui: &mut Ui, field: &Field, s: &mut Settings, error: Option<&str>) {
         } => {
             let mut value = get(s);
             let speed = (value.abs() * 0.01).max(1e-6);
-            let changed = ui
-                .horizontal(|ui| {
-                    let l = ui.label(field.label).on_hover_text(&hover);
-                    ui.add(
-                        DragValue::new(&mut value)
-                            .speed(speed)
-                            .range(min..=max)
-                            .clamp_existing_to_range(false)
-                            .custom_formatter(|v, _| float_text(v))
-                            .custom_parser(|t| t.trim().parse::<f64>().ok()),
-                    )
-                    .labelled_by(l.id)
-                    .on_hover_text(&hover)
-                    .changed()
-                })
-                .inner;
+            let changed = number_ui(ui, field.label, &hover, &mut value, |d| {
+                d.speed(speed)
+                    .range(min..=max)
+                    .custom_formatter(|v, _| float_text(v))
+                    .custom_parser(|t| t.trim().parse::<f64>().ok())
+            });
             if changed {
                 set(s, value);
             }
@@ -306,6 +285,25 @@ fn field_ui(ui: &mut Ui, field: &Field, s: &mut Settings, error: Option<&str>) {
         Access::Structured => {}
     }
     error_ui(ui, error);
+}
+
+/// `label [value]`, the value dragged as `drag` sets up; never clamps a value loaded
+/// from a file. Returns whether it changed.
+fn number_ui<N: egui::emath::Numeric>(
+    ui: &mut Ui,
+    label: &str,
+    hover: &str,
+    value: &mut N,
+    drag: impl FnOnce(DragValue<'_>) -> DragValue<'_>,
+) -> bool {
+    ui.horizontal(|ui| {
+        let l = ui.label(label).on_hover_text(hover);
+        ui.add(drag(DragValue::new(value)).clamp_existing_to_range(false))
+            .labelled_by(l.id)
+            .on_hover_text(hover)
+            .changed()
+    })
+    .inner
 }
 
 /// Small and large numbers in scientific notation (learning rates), others plainly.

@@ -37,6 +37,19 @@ macro_rules! float {
     };
 }
 
+/// What most fields share; each entry says only where it differs.
+const BASE: Field = Field {
+    path: "",
+    label: "",
+    help: "",
+    unit: "",
+    access: Access::Structured,
+    bounds_why: "",
+    sweep: true,
+    fork: false,
+    applies: always,
+};
+
 /// Largest model dimension accepted (keeps a typo from allocating gigabytes).
 pub const MAX_WIDTH: u64 = 4096;
 /// Largest step count or interval (a typo guard, ~3 years at 1 step/s).
@@ -47,7 +60,6 @@ pub static TASK_KIND: Field = Field {
     path: "task.kind",
     label: "task kind",
     help: "The synthetic task (or next-character prediction on a text file)",
-    unit: "",
     access: Access::Choice {
         names: || TaskKind::ALL.iter().map(|k| k.name()).collect(),
         get: |s| s.task.kind.name(),
@@ -57,10 +69,7 @@ pub static TASK_KIND: Field = Field {
             }
         },
     },
-    bounds_why: "",
-    sweep: true,
-    fork: false,
-    applies: always,
+    ..BASE
 };
 
 /// `task.seq_len`
@@ -70,10 +79,7 @@ pub static SEQ_LEN: Field = Field {
     help: "Tokens per sequence",
     unit: "tokens",
     access: int!(task.seq_len, 2, 8192),
-    bounds_why: "",
-    sweep: true,
-    fork: false,
-    applies: always,
+    ..BASE
 };
 
 /// `task.vocab`
@@ -84,9 +90,7 @@ pub static VOCAB: Field = Field {
     unit: "tokens",
     access: int!(task.vocab, 2, 65_536),
     bounds_why: "two vocab x d_model matrices are built; the tasks use small alphabets",
-    sweep: true,
-    fork: false,
-    applies: always,
+    ..BASE
 };
 
 /// `task.distance`
@@ -96,10 +100,8 @@ pub static DISTANCE: Field = Field {
     help: "Recall and induction: how far back the answer lies",
     unit: "tokens",
     access: int!(task.distance, 1, u64::MAX),
-    bounds_why: "",
-    sweep: true,
-    fork: false,
     applies: |s| matches!(s.task.kind, TaskKind::Recall | TaskKind::Induction),
+    ..BASE
 };
 
 /// `task.pairs`
@@ -107,12 +109,9 @@ pub static PAIRS: Field = Field {
     path: "task.pairs",
     label: "pairs",
     help: "MQAR: key-value pairs per sequence",
-    unit: "",
     access: int!(task.pairs, 1, u64::MAX),
-    bounds_why: "",
-    sweep: true,
-    fork: false,
     applies: |s| s.task.kind == TaskKind::Mqar,
+    ..BASE
 };
 
 /// `task.tokens`
@@ -122,10 +121,8 @@ pub static TOKENS: Field = Field {
     help: "Selective copy: content tokens to copy",
     unit: "tokens",
     access: int!(task.tokens, 1, u64::MAX),
-    bounds_why: "",
-    sweep: true,
-    fork: false,
     applies: |s| s.task.kind == TaskKind::SelectiveCopy,
+    ..BASE
 };
 
 /// `task.file`
@@ -133,12 +130,9 @@ pub static FILE: Field = Field {
     path: "task.file",
     label: "file",
     help: "Text: a UTF-8 file, relative to the experiment file (text/fsf-licenses.txt is built in)",
-    unit: "",
     access: Access::Structured,
-    bounds_why: "",
-    sweep: true,
-    fork: false,
     applies: |s| s.task.kind == TaskKind::Text,
+    ..BASE
 };
 
 /// `model.kind`
@@ -146,7 +140,6 @@ pub static MODEL_KIND: Field = Field {
     path: "model.kind",
     label: "model kind",
     help: "A pre-LN transformer encoder, or a stacked LSTM (the recurrent baseline)",
-    unit: "",
     access: Access::Choice {
         names: || vec!["transformer", "lstm"],
         get: |s| match s.model.kind {
@@ -159,10 +152,7 @@ pub static MODEL_KIND: Field = Field {
             _ => {}
         },
     },
-    bounds_why: "",
-    sweep: true,
-    fork: false,
-    applies: always,
+    ..BASE
 };
 
 /// `model.layers`
@@ -170,12 +160,8 @@ pub static LAYERS: Field = Field {
     path: "model.layers",
     label: "layers",
     help: "Transformer blocks or LSTM layers",
-    unit: "",
     access: int!(model.layers, 1, 48),
-    bounds_why: "",
-    sweep: true,
-    fork: false,
-    applies: always,
+    ..BASE
 };
 
 /// `model.heads`
@@ -183,12 +169,9 @@ pub static HEADS: Field = Field {
     path: "model.heads",
     label: "heads",
     help: "Attention heads per layer; must divide d_model",
-    unit: "",
     access: int!(model.heads, 1, MAX_WIDTH),
-    bounds_why: "",
-    sweep: true,
-    fork: false,
     applies: transformer,
+    ..BASE
 };
 
 /// `model.d_model`
@@ -196,12 +179,9 @@ pub static D_MODEL: Field = Field {
     path: "model.d_model",
     label: "d_model",
     help: "Width of the residual stream (the LSTM's hidden size)",
-    unit: "",
     access: int!(model.d_model, 1, MAX_WIDTH),
     bounds_why: "keeps a typo from allocating gigabytes",
-    sweep: true,
-    fork: false,
-    applies: always,
+    ..BASE
 };
 
 /// `model.d_ff`
@@ -209,12 +189,10 @@ pub static D_FF: Field = Field {
     path: "model.d_ff",
     label: "d_ff",
     help: "Width of the feed-forward block",
-    unit: "",
     access: int!(model.d_ff, 1, 4 * MAX_WIDTH),
     bounds_why: "keeps a typo from allocating gigabytes",
-    sweep: true,
-    fork: false,
     applies: transformer,
+    ..BASE
 };
 
 /// `model.causal`
@@ -222,15 +200,12 @@ pub static CAUSAL: Field = Field {
     path: "model.causal",
     label: "causal",
     help: "A query sees only keys at or before it (required by the text task)",
-    unit: "",
     access: Access::Bool {
         get: |s| s.model.causal,
         set: |s, v| s.model.causal = v,
     },
-    bounds_why: "",
-    sweep: true,
-    fork: false,
     applies: transformer,
+    ..BASE
 };
 
 /// `model.attention`
@@ -238,12 +213,9 @@ pub static ATTENTION: Field = Field {
     path: "model.attention",
     label: "attention",
     help: "The attention pattern of every layer (see Attention patterns)",
-    unit: "",
     access: Access::Structured,
-    bounds_why: "",
-    sweep: true,
-    fork: false,
     applies: transformer,
+    ..BASE
 };
 
 /// `model.layer_attention`
@@ -251,12 +223,9 @@ pub static LAYER_ATTENTION: Field = Field {
     path: "model.layer_attention",
     label: "a pattern per layer",
     help: "One pattern per layer, first layer first; overrides attention unless empty",
-    unit: "",
     access: Access::Structured,
-    bounds_why: "",
-    sweep: true,
-    fork: false,
     applies: transformer,
+    ..BASE
 };
 
 /// `train.steps`
@@ -266,10 +235,8 @@ pub static STEPS: Field = Field {
     help: "Optimiser steps",
     unit: "steps",
     access: int!(train.steps, 1, MAX_STEPS),
-    bounds_why: "",
-    sweep: true,
     fork: true,
-    applies: always,
+    ..BASE
 };
 
 /// `train.batch`
@@ -279,10 +246,8 @@ pub static BATCH: Field = Field {
     help: "Sequences per step",
     unit: "sequences",
     access: int!(train.batch, 1, 4096),
-    bounds_why: "",
-    sweep: true,
     fork: true,
-    applies: always,
+    ..BASE
 };
 
 /// `train.lr`
@@ -290,12 +255,9 @@ pub static LR: Field = Field {
     path: "train.lr",
     label: "lr",
     help: "Adam's learning rate (e.g. 1e-3)",
-    unit: "",
     access: float!(train.lr, 0.0, open_min = true, 10.0),
-    bounds_why: "",
-    sweep: true,
     fork: true,
-    applies: always,
+    ..BASE
 };
 
 /// `train.weight_decay`
@@ -303,12 +265,9 @@ pub static WEIGHT_DECAY: Field = Field {
     path: "train.weight_decay",
     label: "weight_decay",
     help: "Decoupled weight decay: AdamW when above 0, plain Adam at 0",
-    unit: "",
     access: float!(train.weight_decay, 0.0, open_min = false, 1.0),
     bounds_why: "each step shrinks weights by lr x weight_decay",
-    sweep: true,
-    fork: false,
-    applies: always,
+    ..BASE
 };
 
 /// `train.seed`
@@ -316,12 +275,9 @@ pub static SEED: Field = Field {
     path: "train.seed",
     label: "seed",
     help: "Seeds parameters, data and BigBird's random blocks",
-    unit: "",
     access: int!(train.seed, 0, i64::MAX as u64),
     bounds_why: "TOML integers are signed 64-bit",
-    sweep: true,
-    fork: false,
-    applies: always,
+    ..BASE
 };
 
 /// `train.seeds`
@@ -329,12 +285,9 @@ pub static SEEDS: Field = Field {
     path: "train.seeds",
     label: "seeds",
     help: "Train each run once per seed, replicates grouped in the results (empty: seed)",
-    unit: "",
     access: Access::Structured,
-    bounds_why: "",
     sweep: false,
-    fork: false,
-    applies: always,
+    ..BASE
 };
 
 /// `train.solved_at`
@@ -342,12 +295,10 @@ pub static SOLVED_AT: Field = Field {
     path: "train.solved_at",
     label: "solved_at",
     help: "The held-out accuracy at which a run counts as having solved its task",
-    unit: "",
     access: float!(train.solved_at, 0.0, open_min = false, 1.0),
     bounds_why: "an accuracy",
-    sweep: true,
     fork: true,
-    applies: always,
+    ..BASE
 };
 
 /// `train.eval_every`
@@ -357,10 +308,8 @@ pub static EVAL_EVERY: Field = Field {
     help: "Evaluate on fresh held-out batches every this many steps (0: only at the end)",
     unit: "steps",
     access: int!(train.eval_every, 0, MAX_STEPS),
-    bounds_why: "",
-    sweep: true,
     fork: true,
-    applies: always,
+    ..BASE
 };
 
 /// `train.eval_batches`
@@ -370,10 +319,7 @@ pub static EVAL_BATCHES: Field = Field {
     help: "Batches per evaluation (the held-out set is generated once and kept)",
     unit: "batches",
     access: int!(train.eval_batches, 1, u64::MAX),
-    bounds_why: "",
-    sweep: true,
-    fork: false,
-    applies: always,
+    ..BASE
 };
 
 /// `train.snapshot_every`
@@ -383,10 +329,8 @@ pub static SNAPSHOT_EVERY: Field = Field {
     help: "Record the probe example's attention every this many steps (0: only at the end)",
     unit: "steps",
     access: int!(train.snapshot_every, 0, MAX_STEPS),
-    bounds_why: "",
-    sweep: true,
     fork: true,
-    applies: always,
+    ..BASE
 };
 
 /// `train.checkpoint_every`
@@ -396,10 +340,8 @@ pub static CHECKPOINT_EVERY: Field = Field {
     help: "Save the model and optimiser state every this many steps, so an interrupted run can be resumed (0: only when stopped and at the end)",
     unit: "steps",
     access: int!(train.checkpoint_every, 0, MAX_STEPS),
-    bounds_why: "",
-    sweep: true,
     fork: true,
-    applies: always,
+    ..BASE
 };
 
 /// `train.backend`
@@ -407,12 +349,9 @@ pub static BACKEND: Field = Field {
     path: "train.backend",
     label: "backend",
     help: "auto, cpu, wgpu, or { remote = \"ws://host:port\" } (a list of addresses: a pool)",
-    unit: "",
     access: Access::Structured,
-    bounds_why: "",
-    sweep: true,
     fork: true,
-    applies: always,
+    ..BASE
 };
 
 /// Every field, in file order (the editor's and the README's order).
