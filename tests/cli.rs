@@ -455,3 +455,120 @@ fn a_text_experiment_reads_its_file_next_to_it_and_reports_bits_per_character() 
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("task.file"), "{}", text(&out));
 }
+
+/// Every file under `dir`, recursively, with its bytes.
+fn files_under(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("readable folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("readable file");
+                files.insert(path, bytes);
+            }
+        }
+    }
+    files
+}
+
+/// `run --resume` with an edited `config.toml` (here `lr`) is refused, naming the
+/// field, before anything is written: every file of the record stays as it was. The
+/// same change made on purpose with `--set` (lr may change mid-run) continues.
+#[test]
+fn resume_refuses_edited_settings_and_leaves_the_record_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = TINY.split("[[runs]]").next().expect("base");
+    std::fs::write(dir.path().join("one.toml"), one).expect("write");
+    let out = attnlab(&["run", "one.toml", "--out", "records", "-q"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let records = attnlab::records::list_records(&dir.path().join("records"));
+    let record_dir = records[0].dir.clone();
+    let config = record_dir.join("config.toml");
+    let edited: String = std::fs::read_to_string(&config)
+        .expect("config.toml")
+        .lines()
+        .map(|l| {
+            if l.starts_with("lr = ") {
+                "lr = 0.002\n".to_string()
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    assert!(edited.contains("lr = 0.002"), "{edited}");
+    std::fs::write(&config, edited).expect("edit config.toml");
+    let before = files_under(&record_dir);
+    let shown = record_dir.display().to_string();
+
+    let out = attnlab(
+        &["run", "--resume", &shown, "--steps", "8", "-q"],
+        dir.path(),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("train.lr"), "{}", text(&out));
+    let after = files_under(&record_dir);
+    let changed: Vec<_> = before
+        .iter()
+        .filter(|(path, bytes)| after.get(*path) != Some(*bytes))
+        .map(|(path, _)| path.clone())
+        .chain(after.keys().filter(|p| !before.contains_key(*p)).cloned())
+        .collect();
+    assert!(changed.is_empty(), "a refused resume changed {changed:?}");
+
+    let out = attnlab(
+        &[
+            "run",
+            "--resume",
+            &shown,
+            "--steps",
+            "8",
+            "--set",
+            "train.lr=0.002",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let record = RunRecord::open(&record_dir).expect("record");
+    assert_eq!(record.summary.steps, 8);
+}
+
+/// A record whose `config.toml` holds several runs resumes the one its
+/// `summary.json` names, not the file's last.
+#[test]
+fn resume_continues_the_run_the_summary_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("tiny.toml"), TINY).expect("write");
+    let out = attnlab(
+        &[
+            "run",
+            "tiny.toml",
+            "--out",
+            "records",
+            "--run",
+            "dense",
+            "-q",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let records = attnlab::records::list_records(&dir.path().join("records"));
+    assert_eq!(records.len(), 1);
+    let record_dir = records[0].dir.clone();
+    // Every run of the experiment, the record's ("dense") first, "lstm" last.
+    std::fs::write(record_dir.join("config.toml"), TINY).expect("write config.toml");
+    let shown = record_dir.display().to_string();
+
+    let out = attnlab(
+        &["run", "--resume", &shown, "--steps", "8", "-q"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let record = RunRecord::open(&record_dir).expect("record");
+    assert_eq!(record.summary.name, "dense");
+    assert_eq!(record.summary.status, RunStatus::Finished);
+    assert_eq!(record.summary.steps, 8);
+}

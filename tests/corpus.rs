@@ -106,6 +106,41 @@ fn huge_files_and_devices_are_refused_before_reading() {
     }
 }
 
+/// `/proc/self/pagemap` says 0 bytes (a "regular" file) and reads out hundreds of
+/// gigabytes: as an experiment file (`attnlab validate /proc/self/pagemap`) and as a
+/// text task's corpus it is refused at the bound on bytes actually read, quickly.
+#[cfg(target_os = "linux")]
+#[test]
+fn proc_files_are_refused_quickly_as_experiments_and_corpora() {
+    let pagemap = Path::new("/proc/self/pagemap");
+    if std::fs::File::open(pagemap).is_err() {
+        return; // no procfs here
+    }
+    let started = std::time::Instant::now();
+    let errors = Experiment::load(pagemap).expect_err("refused");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(errors.to_string().contains("bytes"), "{errors}");
+    assert_answered(pagemap, &errors.0);
+
+    let task = attnlab::tasks::TaskConfig {
+        kind: attnlab::tasks::TaskKind::Text,
+        file: pagemap.display().to_string(),
+        ..Default::default()
+    };
+    let started = std::time::Instant::now();
+    let error = task.check().expect_err("refused");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(error.to_string().contains("bytes"), "{error}");
+}
+
 #[derive(Clone, Debug)]
 enum Edit {
     Delete(usize, usize),

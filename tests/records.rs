@@ -113,7 +113,7 @@ fn fifos_and_devices_are_refused_without_blocking() {
     std::fs::remove_file(dir.join("summary.json")).expect("rm");
     std::os::unix::fs::symlink("/dev/zero", dir.join("summary.json")).expect("link");
     let err = RunRecord::open(&dir).expect_err("a device is not a summary");
-    assert!(err.to_string().contains("not a regular file"), "{err}");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
     // attention.bin as a FIFO nobody writes to: refused, not waited on.
     let fifo = dir.join("fifo");
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
@@ -150,6 +150,192 @@ fn a_snapshot_header_that_claims_more_than_the_file_holds_is_refused() {
     hostile.extend_from_slice(&[0u8; 64]);
     std::fs::write(&path, &hostile).expect("write");
     assert!(record.snapshots().is_err());
+}
+
+/// An `attention.bin` of `header` (any JSON) followed by `body`.
+fn snapshot_file(header: &serde_json::Value, body: &[u8]) -> Vec<u8> {
+    let json = serde_json::to_vec(header).expect("json");
+    let mut bytes = b"ATTNSNP1".to_vec();
+    bytes.extend_from_slice(&(json.len() as u32).to_le_bytes());
+    bytes.extend_from_slice(&json);
+    bytes.extend_from_slice(body);
+    bytes
+}
+
+#[test]
+fn snapshot_headers_beyond_what_a_run_writes_are_refused_fast() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = write_record(root.path());
+    let path = dir.join("attention.bin");
+    let record = RunRecord::open(&dir).expect("summary is fine");
+    let probe = serde_json::json!({"tokens": [], "dependencies": []});
+    let hostile = [
+        // seq_len = 2^40 behind a 1 x 1 map: one record of 12 bytes.
+        serde_json::json!({"layers": 1, "heads": 1, "n": 1, "seq_len": 1u64 << 40, "probe": probe}),
+        // A 2^14-side map: 2^28 weights, 1 GiB per record.
+        serde_json::json!({"layers": 1, "heads": 1, "n": 1 << 14, "seq_len": 1 << 14, "probe": probe}),
+        // More layers and heads than a model can have.
+        serde_json::json!({"layers": 1 << 20, "heads": 1, "n": 1, "seq_len": 8, "probe": probe}),
+        serde_json::json!({"layers": 1, "heads": 1 << 20, "n": 1, "seq_len": 8, "probe": probe}),
+        // A probe longer than its sequence.
+        serde_json::json!({"layers": 1, "heads": 1, "n": 1, "seq_len": 2,
+            "probe": {"tokens": [1, 2, 3], "dependencies": []}}),
+    ];
+    let mut body = 7u64.to_le_bytes().to_vec();
+    body.extend_from_slice(&1f32.to_le_bytes());
+    for header in hostile {
+        std::fs::write(&path, snapshot_file(&header, &body)).expect("write");
+        let started = std::time::Instant::now();
+        let err = record.snapshots().expect_err("refused");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{header}"
+        );
+        assert!(err.to_string().contains("implausible"), "{header}: {err}");
+    }
+    // The same file with a header a run writes reads back.
+    let fine = serde_json::json!({"layers": 1, "heads": 1, "n": 1, "seq_len": 8, "probe": probe});
+    std::fs::write(&path, snapshot_file(&fine, &body)).expect("write");
+    let (_, snaps) = record.snapshots().expect("reads").expect("present");
+    assert_eq!(snaps.len(), 1);
+    assert_eq!(snaps[0].step, 7);
+}
+
+/// `/proc/self/pagemap` is a "regular" file of 0 bytes by its metadata that reads out
+/// hundreds of gigabytes: linked as a record's file it is refused, quickly.
+#[cfg(target_os = "linux")]
+#[test]
+fn proc_files_linked_as_record_files_are_refused_quickly() {
+    let pagemap = Path::new("/proc/self/pagemap");
+    if std::fs::File::open(pagemap).is_err() {
+        return; // no procfs here
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = write_record(root.path());
+    let link = |name: &str| {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        std::os::unix::fs::symlink(pagemap, &path).expect("link");
+    };
+    let quick = |what: &str, started: std::time::Instant| {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(1),
+            "{what}: {:?}",
+            started.elapsed()
+        );
+    };
+    let record = RunRecord::open(&dir).expect("intact");
+    for name in ["distance.csv", "attention.bin", "config.toml"] {
+        link(name);
+        let started = std::time::Instant::now();
+        let refused = match name {
+            "distance.csv" => record.distances().is_err(),
+            "attention.bin" => record.snapshots().is_err(),
+            _ => record.experiment().is_err(),
+        };
+        quick(name, started);
+        assert!(refused, "{name} linked to {} was read", pagemap.display());
+    }
+    link("summary.json");
+    let started = std::time::Instant::now();
+    assert!(RunRecord::open(&dir).is_err());
+    quick("summary.json", started);
+}
+
+/// `metrics.csv` linked to `/proc/self/pagemap`: refused (a record holds no links), quickly.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_proc_file_linked_as_metrics_is_refused_quickly() {
+    let pagemap = Path::new("/proc/self/pagemap");
+    if std::fs::File::open(pagemap).is_err() {
+        return; // no procfs here
+    }
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = write_record(root.path());
+    let record = RunRecord::open(&dir).expect("intact");
+    std::fs::remove_file(dir.join("metrics.csv")).expect("rm");
+    std::os::unix::fs::symlink(pagemap, dir.join("metrics.csv")).expect("link");
+    let started = std::time::Instant::now();
+    assert!(record.metrics().is_err());
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+/// `ln -s ~/victim rec/summary.json.tmp` (the temporary name writes used to have):
+/// writing the summary leaves the victim untouched, and so does writing through a
+/// link at the file's own name (the link is replaced).
+#[cfg(unix)]
+#[test]
+fn a_symlinked_temporary_name_leaves_its_target_untouched() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let victim = root.path().join("victim");
+    std::fs::write(&victim, "secret").expect("victim");
+    let mut summary = RunSummary::unstarted("r", "r", 5, RunStatus::Running);
+    let writer = RecordWriter::create(&root.path().join("runs"), "r", "r", CONFIG, &mut summary)
+        .expect("created");
+    let dir = writer.dir().to_path_buf();
+    for name in [
+        "summary.json.tmp",
+        "config.toml.tmp",
+        "metrics.csv.tmp",
+        "distance.csv.tmp",
+    ] {
+        std::os::unix::fs::symlink(&victim, dir.join(name)).expect("link");
+    }
+    summary.steps = 3;
+    writer.write_summary(&summary).expect("summary written");
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "secret");
+    assert_eq!(RunRecord::open(&dir).expect("opens").summary.steps, 3);
+    // A link at the name itself is replaced, not written through.
+    std::fs::remove_file(dir.join("summary.json")).expect("rm");
+    std::os::unix::fs::symlink(&victim, dir.join("summary.json")).expect("link");
+    writer.write_summary(&summary).expect("summary written");
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "secret");
+    assert!(
+        !std::fs::symlink_metadata(dir.join("summary.json"))
+            .expect("summary")
+            .is_symlink()
+    );
+    // The same through the public writer, with its old temporary name linked.
+    let other = root.path().join("other.toml");
+    std::os::unix::fs::symlink(&victim, root.path().join("other.toml.tmp")).expect("link");
+    attnlab::records::write_atomically(&other, b"x = 1\n").expect("written");
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "secret");
+    assert_eq!(std::fs::read_to_string(&other).expect("other"), "x = 1\n");
+}
+
+/// A dangling `distance.csv` link: the append refuses and does not create its target;
+/// a link to an existing file: refused, the file untouched.
+#[cfg(unix)]
+#[test]
+fn appends_refuse_links_and_create_nothing() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let mut summary = RunSummary::unstarted("r", "r", 5, RunStatus::Running);
+    let mut writer =
+        RecordWriter::create(&root.path().join("runs"), "r", "r", CONFIG, &mut summary)
+            .expect("created");
+    let dir = writer.dir().to_path_buf();
+    let tally = attnlab::records::DistanceAccuracy::tally(2, &[1, 2], &[1, 0], &[1, 1]);
+    let target = root.path().join("created-by-the-append");
+    std::os::unix::fs::symlink(&target, dir.join("distance.csv")).expect("link");
+    let err = writer
+        .distance(&tally)
+        .expect_err("a dangling link is refused");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+    assert!(!target.exists(), "the append created the link's target");
+    let victim = root.path().join("victim");
+    std::fs::write(&victim, "secret").expect("victim");
+    std::fs::remove_file(dir.join("distance.csv")).expect("rm");
+    std::os::unix::fs::symlink(&victim, dir.join("distance.csv")).expect("link");
+    assert!(writer.distance(&tally).is_err());
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "secret");
+    // Without the link the append creates the file and appends to it.
+    std::fs::remove_file(dir.join("distance.csv")).expect("rm");
+    writer.distance(&tally).expect("created");
+    writer.distance(&tally).expect("appended");
+    let record = RunRecord::open(&dir).expect("opens");
+    let back = record.distances().expect("reads");
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].counts[0].total, 4, "both appends counted");
 }
 
 #[derive(Clone, Debug)]

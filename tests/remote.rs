@@ -1,7 +1,9 @@
-//! Training on remote servers (`attnlab serve`, burn's remote backend), on the
+//! Training on remote servers (`attnlab serve`, burn's remote backend), reached on the
 //! loopback interface only: runs spread over two servers and match local training; a
 //! server killed mid-run fails that run and the others finish; an unreachable address
-//! is a clear error.
+//! is a clear error; both transports listen on loopback by default; a server beyond
+//! loopback requires a token, refuses clients without it, and the token stays out of
+//! records.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -14,6 +16,8 @@ use attnlab::records::{RunRecord, RunStatus, RunSummary, list_records};
 struct Server {
     child: Child,
     address: String,
+    /// What it printed after the address: who may connect, how clients connect.
+    notes: String,
     log: PathBuf,
     /// Its stdout, kept open for as long as it runs.
     _stdout: BufReader<std::process::ChildStdout>,
@@ -40,6 +44,7 @@ impl Server {
         let log = dir.join(format!("{name}.log"));
         let mut child = Command::new(env!("CARGO_BIN_EXE_attnlab"))
             .args(args)
+            .env_remove("ATTNLAB_TOKEN")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
@@ -54,9 +59,15 @@ impl Server {
             .strip_prefix("attnlab serve: listening on ")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_string();
+        // `  access: ...` and `  clients: ...`, printed with the address.
+        let mut notes = String::new();
+        for _ in 0..2 {
+            stdout.read_line(&mut notes).expect("the server's notes");
+        }
         Self {
             child,
             address,
+            notes,
             log,
             _stdout: stdout,
         }
@@ -76,11 +87,18 @@ impl Drop for Server {
 }
 
 fn attnlab(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_attnlab"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the binary runs")
+    attnlab_with_token(args, cwd, None)
+}
+
+/// `attnlab` with `ATTNLAB_TOKEN` set to `token`, or unset.
+fn attnlab_with_token(args: &[&str], cwd: &Path, token: Option<&str>) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_attnlab"));
+    command.args(args).current_dir(cwd);
+    match token {
+        Some(token) => command.env("ATTNLAB_TOKEN", token),
+        None => command.env_remove("ATTNLAB_TOKEN"),
+    };
+    command.output().expect("the binary runs")
 }
 
 fn text(out: &Output) -> String {
@@ -366,4 +384,175 @@ fn iroh_without_relays_trains_on_loopback() {
     assert_eq!(all[0].status, RunStatus::Finished, "{:?}", all[0].message);
     assert_eq!(all[0].adapter, server.address);
     assert!(server.log().contains("Iroh client"), "{}", server.log());
+}
+
+/// Both transports listen on the loopback interface unless `--host` says otherwise,
+/// and there a server without a token is open (and says so).
+#[test]
+fn both_transports_listen_on_loopback_by_default() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = Server::start_with(
+        dir.path(),
+        "ws",
+        &["serve", "--port", "0", "--device", "cpu"],
+    );
+    assert!(ws.address.starts_with("ws://127.0.0.1:"), "{}", ws.address);
+    assert!(
+        ws.notes.contains("access: loopback only, no token"),
+        "{}",
+        ws.notes
+    );
+    let iroh = Server::start_with(
+        dir.path(),
+        "iroh",
+        &[
+            "serve",
+            "--transport",
+            "iroh",
+            "--no-relays",
+            "--port",
+            "0",
+            "--device",
+            "cpu",
+        ],
+    );
+    let (_, at) = iroh
+        .address
+        .rsplit_once('@')
+        .unwrap_or_else(|| panic!("{}", iroh.address));
+    let at: std::net::SocketAddr = at.parse().expect("a socket address");
+    assert!(at.ip().is_loopback() && at.port() != 0, "{}", iroh.address);
+    let log = iroh.log();
+    let bound = log
+        .lines()
+        .find_map(|l| l.split_once("Iroh sockets bound: ").map(|(_, b)| b))
+        .unwrap_or_else(|| panic!("no bound sockets logged: {log}"));
+    assert!(
+        bound.contains("127.0.0.1:") && !bound.contains("0.0.0.0") && !bound.contains("[::]"),
+        "{bound}"
+    );
+    assert!(
+        iroh.notes.contains("access: loopback only, no token"),
+        "{}",
+        iroh.notes
+    );
+}
+
+/// A server on every interface without --token generates one and shows it once;
+/// clients without it, or with a wrong one, are refused with a message naming the
+/// credential; the right one trains (given in the address or in ATTNLAB_TOKEN), and
+/// no file of the record holds it.
+#[test]
+fn a_server_beyond_loopback_requires_its_token() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = FOUR.split("[[runs]]").next().expect("base").to_string();
+    std::fs::write(dir.path().join("one.toml"), one).expect("write");
+    let server = Server::start_with(
+        dir.path(),
+        "open",
+        &[
+            "serve", "--host", "0.0.0.0", "--port", "0", "--device", "cpu",
+        ],
+    );
+    assert!(server.notes.contains("token required"), "{}", server.notes);
+    let port = server
+        .address
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_string())
+        .expect("a port");
+    let address = format!("ws://127.0.0.1:{port}");
+    let log = server.log();
+    let token = log
+        .split("shown only once):")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no generated token in the log: {log}"))
+        .to_string();
+    assert!(
+        token.len() >= 32 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{token}"
+    );
+    let plain = format!("remote:{address}");
+
+    // A run refused by the server fails before it has a record: its message is in
+    // the output (stderr, even with --quiet, and the final table).
+    let refused = |extra: &[&str], expected: &str| {
+        let mut args = vec!["run", "one.toml", "--out", "refused", "--backend", &plain];
+        args.extend_from_slice(extra);
+        let out = attnlab_with_token(&args, dir.path(), None);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let message = text(&out);
+        assert!(
+            message.contains(&format!(
+                "the remote server {address} refused this client's credential"
+            )) && message.contains(expected),
+            "{message}"
+        );
+    };
+    refused(&[], "none was sent");
+    refused(
+        &["--token", "not-the-token"],
+        "the token sent is not the server's",
+    );
+    let log = server.log();
+    assert!(log.contains("presented no token"), "{log}");
+    assert!(log.contains("presented a wrong token"), "{log}");
+
+    // The token in the address, then in the environment.
+    let with_token = format!("remote:{token}@{address}");
+    let out = attnlab_with_token(
+        &[
+            "run",
+            "one.toml",
+            "--out",
+            "given",
+            "--backend",
+            &with_token,
+            "--quiet",
+        ],
+        dir.path(),
+        None,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = attnlab_with_token(
+        &[
+            "run",
+            "one.toml",
+            "--out",
+            "env",
+            "--backend",
+            &plain,
+            "--quiet",
+        ],
+        dir.path(),
+        Some(&token),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for out_dir in ["given", "env"] {
+        let all = summaries(&dir.path().join(out_dir));
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].status, RunStatus::Finished, "{:?}", all[0].message);
+        assert_eq!(all[0].adapter, address);
+        let records = list_records(&dir.path().join(out_dir));
+        let config = std::fs::read_to_string(records[0].dir.join("config.toml")).expect("config");
+        assert!(config.contains(&address), "{config}");
+        assert_no_file_holds(&dir.path().join(out_dir), &token);
+    }
+}
+
+/// Fails if any file under `dir` contains `secret`.
+fn assert_no_file_holds(dir: &Path, secret: &str) {
+    for entry in std::fs::read_dir(dir).expect("read_dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            assert_no_file_holds(&path, secret);
+        } else {
+            let bytes = std::fs::read(&path).expect("read");
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "{} holds the token",
+                path.display()
+            );
+        }
+    }
 }

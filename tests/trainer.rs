@@ -269,7 +269,7 @@ fn stop_ends_a_run_within_a_step_and_drops_queued_runs() {
 }
 
 #[test]
-fn pause_and_resume() {
+fn pause_and_continue() {
     let _turn = one_at_a_time();
     let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
     start(&trainer, 1, plan("steps = 40\n"), None);
@@ -680,4 +680,166 @@ fn a_pool_trains_runs_side_by_side_with_the_same_results() {
     );
     let third_started = position(&|e| matches!(e, Event::Started { id: 3, .. }));
     assert!(second_started < third_started, "runs start in queue order");
+}
+
+/// Every file under `dir`, recursively, with its bytes.
+fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("readable folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                folders.push(path);
+            } else {
+                let bytes = std::fs::read(&path).expect("readable file");
+                files.insert(path, bytes);
+            }
+        }
+    }
+    files
+}
+
+/// The files of `before` that `after` lacks or holds otherwise, and those it adds.
+fn changed_files(
+    before: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+    after: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
+) -> Vec<std::path::PathBuf> {
+    let mut changed: Vec<std::path::PathBuf> = before
+        .iter()
+        .filter(|(path, bytes)| after.get(*path) != Some(*bytes))
+        .map(|(path, _)| path.clone())
+        .collect();
+    changed.extend(after.keys().filter(|p| !before.contains_key(*p)).cloned());
+    changed
+}
+
+/// The record folder a run's `Started` named.
+fn record_dir_of(events: &[Event]) -> std::path::PathBuf {
+    events
+        .iter()
+        .find_map(|e| match e {
+            Event::Started { record_dir, .. } => record_dir.clone(),
+            _ => None,
+        })
+        .expect("the run was recorded")
+}
+
+/// The summaries of the runs that finished among `events`.
+fn summaries_of(events: &[Event]) -> Vec<attnlab::records::RunSummary> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Finished { summary, .. } => Some(summary.as_ref().clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A resume checks before it touches: a plan whose settings differ from those the
+/// checkpoint was trained with (not set on purpose) is refused, naming the field, and
+/// a checkpoint that does not load fails the run; either way every file of the
+/// record is as it was. Set on purpose, a field that may change mid-run is accepted.
+#[test]
+fn a_resume_checks_before_it_touches_the_record() {
+    let _turn = one_at_a_time();
+    let root = tempfile::tempdir().expect("tempdir");
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    start(&trainer, 1, plan(""), Some(root.path()));
+    let dir = record_dir_of(&collect(&trainer, 1));
+    let before = files_under(&dir);
+
+    let edited = plan("steps = 12\nlr = 0.002\n");
+    trainer
+        .start(StartRun::resume(2, edited.clone(), dir.clone()))
+        .expect("alive");
+    let refused = summaries_of(&collect(&trainer, 1));
+    assert_eq!(refused[0].status, RunStatus::Failed);
+    let message = refused[0].message.clone().unwrap_or_default();
+    assert!(message.contains("train.lr"), "{message}");
+    let changed = changed_files(&before, &files_under(&dir));
+    assert!(changed.is_empty(), "a refused resume changed {changed:?}");
+
+    // A checkpoint whose model does not load: the run fails, the record is untouched.
+    let state = attnlab::records::read_checkpoint(&dir)
+        .expect("readable")
+        .expect("a checkpoint");
+    let model = attnlab::records::checkpoint_dir(&dir).join(&state.model);
+    let model_bytes = std::fs::read(&model).expect("model");
+    std::fs::write(&model, b"not a burnpack file").expect("damage the model");
+    let before_damaged = files_under(&dir);
+    trainer
+        .start(StartRun::resume(3, plan("steps = 12\n"), dir.clone()))
+        .expect("alive");
+    let failed = summaries_of(&collect(&trainer, 1));
+    assert_eq!(
+        failed[0].status,
+        RunStatus::Failed,
+        "{:?}",
+        failed[0].message
+    );
+    let changed = changed_files(&before_damaged, &files_under(&dir));
+    assert!(
+        changed.is_empty(),
+        "a resume that failed to load changed {changed:?}"
+    );
+    std::fs::write(&model, model_bytes).expect("restore the model");
+
+    // lr set on purpose (as `--set train.lr=...` does) may change mid-run.
+    trainer
+        .start(StartRun::resume(4, edited, dir.clone()).changing(vec!["train.lr".into()]))
+        .expect("alive");
+    let resumed = summaries_of(&collect(&trainer, 1));
+    assert_eq!(
+        resumed[0].status,
+        RunStatus::Finished,
+        "{:?}",
+        resumed[0].message
+    );
+    assert_eq!(resumed[0].steps, 12);
+}
+
+/// Two runs resuming one record at once: one is refused, naming the process that
+/// writes it, and the other continues the record as if alone.
+#[test]
+fn a_record_has_one_writer_at_a_time() {
+    let _turn = one_at_a_time();
+    let root = tempfile::tempdir().expect("tempdir");
+    let trainer = Trainer::spawn(Placement::local(2), Box::new(|| {})).expect("spawn");
+    let cadence = "eval_every = 100\nsnapshot_every = 100\n";
+    start(&trainer, 1, plan(cadence), Some(root.path()));
+    let dir = record_dir_of(&collect(&trainer, 1));
+    // The same run, trained further (only the steps may differ).
+    let longer = plan(&format!("steps = 300\n{cadence}"));
+    for id in [2, 3] {
+        trainer
+            .start(StartRun::resume(id, longer.clone(), dir.clone()))
+            .expect("alive");
+    }
+    let summaries = summaries_of(&collect(&trainer, 2));
+    let finished: Vec<_> = summaries
+        .iter()
+        .filter(|s| s.status == RunStatus::Finished)
+        .collect();
+    assert_eq!(finished.len(), 1, "{summaries:?}");
+    let refused = summaries
+        .iter()
+        .find(|s| s.status == RunStatus::Failed)
+        .expect("one refused");
+    let message = refused.message.clone().unwrap_or_default();
+    assert!(
+        message.contains(&format!("pid {}", std::process::id())),
+        "{message}"
+    );
+    let record = RunRecord::open(&dir).expect("record");
+    assert_eq!(record.summary.status, RunStatus::Finished);
+    assert_eq!(record.summary.steps, 300);
+    let steps: Vec<usize> = record
+        .metrics()
+        .expect("metrics")
+        .iter()
+        .filter(|m| !m.eval)
+        .map(|m| m.metrics.step)
+        .collect();
+    assert_eq!(steps, (1..=300).collect::<Vec<_>>());
 }

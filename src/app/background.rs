@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::view_model::run_views::RunView;
-use crate::config::{Experiment, RunPlan};
+use crate::config::RunPlan;
 use crate::records::{RunRecord, list_records, write_atomically};
 use crate::trainer::RunId;
 
@@ -98,15 +98,12 @@ impl Background {
                 .and_then(|record| RunView::from_record(id, &record))
                 .map(Box::new)
                 .map_err(|e| e.to_string());
+            // The run its summary names (a config.toml may hold several).
             let resume = resume.then(|| {
-                Experiment::load_and_plan(&dir.join("config.toml"))
+                RunRecord::open(&dir)
                     .map_err(|e| e.to_string())
-                    .and_then(|(_, mut plans)| {
-                        plans
-                            .pop()
-                            .map(Box::new)
-                            .ok_or_else(|| "it has no run".into())
-                    })
+                    .and_then(|record| record.resume_plan().map_err(|e| e.to_string()))
+                    .map(Box::new)
             });
             // Ignored: if the window is gone nobody waits for the record.
             let _ = tx.send(Loaded::Record { dir, view, resume });

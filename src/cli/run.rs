@@ -13,8 +13,11 @@ use anyhow::Context;
 
 use super::report::{Progress, print_bits_per_char, print_groups, print_table};
 use crate::config::{BackendSetting, Experiment, FieldSetting, RunPlan};
-use crate::records::{DEFAULT_ROOT, RunStatus, RunSummary};
-use crate::trainer::{Command, Event, Placement, StartRun, Trainer};
+use crate::records::{DEFAULT_ROOT, RecordLock, RunRecord, RunStatus, check_resume};
+use crate::trainer::{
+    Command, Event, Placement, STOPPED_BEFORE_START, StartRun, Token, Trainer, set_default_token,
+    set_server_token, split_backend_tokens,
+};
 
 /// Runs queued on the trainer ahead of the one training: enough to keep it busy,
 /// few enough that the trainer's events never wait on a CLI still queueing runs.
@@ -32,8 +35,18 @@ pub struct RunArgs {
     pub resume: Vec<PathBuf>,
     /// Override every run's backend: auto, cpu, wgpu, or remote:ADDR[,ADDR...]
     /// (servers started with `attnlab serve`; several form a pool, one run each).
-    #[arg(long, value_parser = BackendSetting::parse, value_name = "BACKEND")]
-    pub backend: Option<BackendSetting>,
+    /// An address may carry its server's token, TOKEN@ws://host:port; the record
+    /// keeps only the address.
+    #[arg(long, value_parser = parse_backend, value_name = "BACKEND")]
+    pub backend: Option<BackendArg>,
+    /// The token to present to every remote server without one in --backend (else
+    /// ATTNLAB_TOKEN); never written into records. Visible to other users in the
+    /// process list: prefer --token-file or the environment.
+    #[arg(long, value_name = "TOKEN", value_parser = super::serve::parse_token, conflicts_with = "token_file")]
+    pub token: Option<Token>,
+    /// Read that token from this file (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     /// Folder for run records.
     #[arg(long, default_value = DEFAULT_ROOT)]
     pub out: PathBuf,
@@ -60,8 +73,14 @@ impl RunArgs {
     /// Loads every run named, then trains them all; exit status 1 if any failed or
     /// diverged, 130 if stopped by Ctrl+C.
     pub(super) fn execute(self) -> anyhow::Result<ExitCode> {
+        // Tokens go to the process's credential store, never into the settings.
+        if let Some(token) = self.token {
+            set_default_token(token);
+        } else if let Some(path) = &self.token_file {
+            set_default_token(Token::from_file(path)?);
+        }
         let overrides = Overrides {
-            backend: self.backend,
+            backend: self.backend.map(BackendArg::into_setting),
             steps: self.steps,
             set: self.set,
         };
@@ -70,7 +89,11 @@ impl RunArgs {
         } else {
             load_plans(&self.files, &overrides, &self.runs)?
                 .into_iter()
-                .map(|plan| Job { plan, resume: None })
+                .map(|plan| Job {
+                    plan,
+                    resume: None,
+                    changes: Vec::new(),
+                })
                 .collect()
         };
         work.extend(resume_jobs(&self.resume, &overrides)?);
@@ -79,6 +102,30 @@ impl RunArgs {
         let placement = Placement::choose(Placement::servers_of(&plans), self.jobs, &plans);
         run(&work, &self.out, self.quiet, placement)
     }
+}
+
+/// `--backend` as given: the setting, and the tokens its addresses carried.
+#[derive(Clone, Debug)]
+pub struct BackendArg {
+    setting: BackendSetting,
+    tokens: Vec<(String, Token)>,
+}
+
+impl BackendArg {
+    /// The setting, its tokens handed to the process's credential store.
+    fn into_setting(self) -> BackendSetting {
+        for (address, token) in self.tokens {
+            set_server_token(&address, token);
+        }
+        self.setting
+    }
+}
+
+/// Parses `--backend`, splitting `TOKEN@` off remote addresses first.
+fn parse_backend(text: &str) -> Result<BackendArg, String> {
+    let (text, tokens) = split_backend_tokens(text).map_err(|e| e.to_string())?;
+    let setting = BackendSetting::parse(&text).map_err(|e| e.to_string())?;
+    Ok(BackendArg { setting, tokens })
 }
 
 /// `--backend`, `--steps` and `--set`: what the command line changes in every run.
@@ -176,37 +223,41 @@ fn load_plans(
 struct Job {
     plan: RunPlan,
     resume: Option<PathBuf>,
+    /// For a resumed run, the fields the command line sets on purpose.
+    changes: Vec<String>,
 }
 
-/// The runs recorded in `dirs`, to continue from their checkpoints.
+/// The runs recorded in `dirs`, to continue from their checkpoints, each checked before
+/// anything trains (`records::check_resume`: the run its summary names, a checkpoint,
+/// the settings that checkpoint was trained with, changed only by `--steps` and what
+/// `--set`/`--backend` change on purpose) and refused while another process writes it.
 fn resume_jobs(dirs: &[PathBuf], overrides: &Overrides) -> anyhow::Result<Vec<Job>> {
     if !dirs.is_empty() {
         overrides.check_mid_run()?;
     }
+    let mut changes: Vec<String> = overrides
+        .set
+        .iter()
+        .map(|s| s.field.path.to_string())
+        .collect();
+    if overrides.backend.is_some() {
+        changes.push("train.backend".into());
+    }
     let mut jobs = Vec::new();
     for dir in dirs {
-        let record = crate::records::RunRecord::open(dir)
-            .with_context(|| format!("cannot resume {}", dir.display()))?;
-        let Some(step) = record.checkpoint_step else {
-            anyhow::bail!("cannot resume {}: it has no checkpoint", dir.display());
-        };
-        let (_, mut plans) = Experiment::load_and_plan(&dir.join("config.toml"))
-            .map_err(|e| anyhow::anyhow!("cannot resume {}:\n{e}", dir.display()))?;
-        let plan = plans
-            .pop()
-            .ok_or_else(|| anyhow::anyhow!("{}: config.toml has no run", dir.display()))?;
-        let plan = overrides
-            .apply(&plan)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?;
-        anyhow::ensure!(
-            plan.settings().train.steps > step,
-            "cannot resume {}: its checkpoint is at step {step} of {}; pass --steps to train further",
-            dir.display(),
-            plan.settings().train.steps
-        );
+        let cannot =
+            |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot resume {}: {e}", dir.display());
+        let record = RunRecord::open(dir).map_err(|e| cannot(&e))?;
+        let plan = record.resume_plan().map_err(|e| cannot(&e))?;
+        let plan = overrides.apply(&plan).map_err(|e| cannot(&e))?;
+        check_resume(dir, &plan, &changes).map_err(|e| cannot(&e))?;
+        // Another process writing it is refused now, before other runs train (the
+        // trainer locks it again, and refuses a second run of this process on it).
+        drop(RecordLock::acquire(dir).map_err(|e| cannot(&e))?);
         jobs.push(Job {
             plan,
             resume: Some(dir.clone()),
+            changes: changes.clone(),
         });
     }
     Ok(jobs)
@@ -261,7 +312,8 @@ fn run(jobs: &[Job], out: &Path, quiet: bool, placement: Placement) -> anyhow::R
                 break;
             };
             let start = match &job.resume {
-                Some(dir) => StartRun::resume(id, job.plan.clone(), dir.clone()),
+                Some(dir) => StartRun::resume(id, job.plan.clone(), dir.clone())
+                    .changing(job.changes.clone()),
                 None => StartRun::new(id, job.plan.clone(), Some(out.to_path_buf())),
             };
             trainer.start(start)?;
@@ -269,10 +321,8 @@ fn run(jobs: &[Job], out: &Path, quiet: bool, placement: Placement) -> anyhow::R
         }
         if interrupted.load(Ordering::SeqCst) {
             for (id, job) in waiting.drain(..) {
-                let plan = &job.plan;
-                let mut summary =
-                    RunSummary::unstarted(plan.experiment(), plan.name(), 0, RunStatus::Stopped);
-                summary.message = Some("stopped before it started".into());
+                let summary = StartRun::new(id, job.plan.clone(), None)
+                    .ended_unstarted(RunStatus::Stopped, STOPPED_BEFORE_START.to_string());
                 progress.on_event(&Event::Finished {
                     id,
                     summary: Box::new(summary.clone()),

@@ -1,12 +1,14 @@
 //! `attnlab serve`: this machine's best device served to other machines (burn's
-//! remote backend) until the process is stopped.
+//! remote backend) until the process is stopped. Loopback only unless `--host` says
+//! otherwise; beyond it clients need a token (`--token`, `--token-file`,
+//! `ATTNLAB_TOKEN`, or one generated and shown once).
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config::BackendChoice;
-use crate::trainer::{ServeOptions, ServeTransport};
+use crate::trainer::{Listening, ServeOptions, ServeTransport, TOKEN_ENV, Token};
 
 /// `attnlab serve` options.
 #[derive(Clone, Debug, clap::Args)]
@@ -17,8 +19,9 @@ pub struct ServeArgs {
     /// Port to listen on (0: any free port; the address is printed).
     #[arg(long, default_value_t = 3000)]
     pub port: u16,
-    /// Address to listen on (WebSocket): 0.0.0.0 for every interface.
-    #[arg(long, default_value = "0.0.0.0")]
+    /// Address to listen on (both transports). The default, 127.0.0.1, serves only
+    /// this machine; any other (0.0.0.0: every interface) requires a token.
+    #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// The device served: auto (a hardware GPU, else the CPU), cpu or wgpu.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
@@ -30,10 +33,20 @@ pub struct ServeArgs {
     /// iroh:<id>@host:port); for a network without the internet.
     #[arg(long)]
     pub no_relays: bool,
+    /// The token clients must present (else ATTNLAB_TOKEN; without either, one is
+    /// generated when the server is reachable beyond this machine). Visible to other
+    /// users in the process list: prefer --token-file or the environment.
+    #[arg(long, value_name = "TOKEN", conflicts_with = "token_file", value_parser = parse_token)]
+    pub token: Option<Token>,
+    /// Read the token from this file (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
-impl From<ServeArgs> for ServeOptions {
-    fn from(args: ServeArgs) -> Self {
+impl ServeArgs {
+    /// The options to serve with: the token from --token, --token-file or
+    /// `ATTNLAB_TOKEN`, in that order.
+    fn options(self) -> anyhow::Result<ServeOptions> {
         // Destructured whole, so a new flag cannot be forgotten here.
         let ServeArgs {
             transport,
@@ -42,40 +55,61 @@ impl From<ServeArgs> for ServeOptions {
             device,
             identity,
             no_relays,
-        } = args;
-        ServeOptions {
+            token,
+            token_file,
+        } = self;
+        let token = match (token, token_file) {
+            (Some(token), _) => Some(token),
+            (None, Some(path)) => Some(Token::from_file(&path)?),
+            (None, None) => Token::from_env()?,
+        };
+        Ok(ServeOptions {
             transport,
             host,
             port,
             device,
             identity,
             no_relays,
-        }
+            token,
+        })
+    }
+
+    /// Serves until stopped: the address clients use and who may connect on stdout,
+    /// a generated token once on stderr, every client connecting, refused and
+    /// leaving on stderr, time-stamped.
+    pub(super) fn execute(self) -> anyhow::Result<ExitCode> {
+        let options = self.options()?;
+        crate::trainer::serve(&options, announce, |line| {
+            let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+            eprintln!("[{stamp}] {line}");
+        })?;
+        Ok(ExitCode::SUCCESS)
     }
 }
 
-impl ServeArgs {
-    /// Serves until stopped: the address clients use on stdout, every client
-    /// connecting and leaving on stderr, time-stamped.
-    pub(super) fn execute(self) -> anyhow::Result<ExitCode> {
-        let options: ServeOptions = self.into();
-        crate::trainer::serve(
-            &options,
-            |address| {
-                // Ignored: a closed stdout means nobody reads the address; the
-                // server goes on (println! would panic).
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(
-                    out,
-                    "attnlab serve: listening on {address}\n  clients: attnlab run FILE --backend remote:{address}"
-                );
-                let _ = out.flush();
-            },
-            |line| {
-                let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-                eprintln!("[{stamp}] {line}");
-            },
-        )?;
-        Ok(ExitCode::SUCCESS)
+/// `--token`'s value (`attnlab run` uses it too).
+pub(super) fn parse_token(text: &str) -> Result<Token, crate::trainer::TokenError> {
+    Token::new(text, "--token")
+}
+
+/// Prints what clients need; the first line is `attnlab serve: listening on ADDRESS`
+/// (tests and scripts read it).
+fn announce(listening: &Listening) {
+    let address = &listening.address;
+    if let Some(token) = &listening.generated_token {
+        // Only here, and only on stderr: it is never written anywhere else.
+        eprintln!(
+            "attnlab serve: clients must present this token (generated now, shown only once):\n  {}\n  e.g. {TOKEN_ENV}=<the token> attnlab run FILE --backend remote:{address}",
+            token.reveal()
+        );
     }
+    // Ignored: a closed stdout means nobody reads the address; the server goes on
+    // (println! would panic).
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "attnlab serve: listening on {address}\n  access: {}\n  clients: attnlab run FILE --backend remote:{address}",
+        listening.access
+    );
+    let _ = out.flush();
 }

@@ -4,12 +4,21 @@
 use super::suggest::did_you_mean;
 use super::{ConfigError, ConfigErrors};
 
-/// The text of an experiment file, read defensively (see [`super::Experiment::load`]).
+/// The text of an experiment file, read defensively (see [`super::Experiment::load`]):
+/// a regular file only (never a FIFO or device), at most 1 MiB of it actually read
+/// (its metadata is not trusted: `/proc` files say 0 bytes and read out more).
 pub(super) fn read_experiment_text(path: &std::path::Path) -> Result<String, ConfigErrors> {
+    use std::io::Read;
     const MAX_BYTES: u64 = 1 << 20;
     let shown = path.display().to_string();
     let fail = |message: String| ConfigErrors::from(ConfigError::new("", message)).in_file(&shown);
-    let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    let cannot_read = |e: std::io::Error| fail(format!("cannot read the file: {e}"));
+    let too_large = |size: String| {
+        fail(format!(
+            "is {size} bytes; experiment files are text of at most {MAX_BYTES} bytes"
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(cannot_read)?;
     if meta.is_dir() {
         return Err(fail("is a folder, not an experiment file".into()));
     }
@@ -19,12 +28,24 @@ pub(super) fn read_experiment_text(path: &std::path::Path) -> Result<String, Con
         ));
     }
     if meta.len() > MAX_BYTES {
-        return Err(fail(format!(
-            "is {} bytes; experiment files are text of at most {MAX_BYTES} bytes",
-            meta.len()
-        )));
+        return Err(too_large(meta.len().to_string()));
     }
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+    let mut file = std::fs::File::open(path).map_err(cannot_read)?;
+    if !file.metadata().map_err(cannot_read)?.is_file() {
+        return Err(fail(
+            "is no longer a regular file (replaced while it was opened)".into(),
+        ));
+    }
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(MAX_BYTES)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    // At the bound: the file must end there. (8 bytes: some kernel files refuse reads
+    // of other sizes.)
+    if bytes.len() as u64 == MAX_BYTES && file.read(&mut [0u8; 8]).map_err(cannot_read)? > 0 {
+        return Err(too_large(format!("more than {MAX_BYTES}")));
+    }
     String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let line = e.as_bytes()[..at].iter().filter(|&&b| b == b'\n').count() + 1;

@@ -1,10 +1,10 @@
 //! The export formats, each a plain function of what a record holds.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
-use super::colormap::{colormap_rgb, sqrt_scaled};
-use crate::records::{AttentionSnapshot, MetricRow, RunRecord, write_atomically};
+use super::png::{PngError, attention_png};
+use crate::records::{MetricRow, RunRecord, write_atomically};
 
 /// Why an export could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -28,22 +28,26 @@ pub enum ExportError {
         /// Why.
         source: PngError,
     },
-}
-
-/// Why an image could not be encoded as PNG.
-#[derive(Debug, thiserror::Error)]
-pub enum PngError {
-    /// The pixels given are not `width x height` of them.
-    #[error("{width} x {height} pixels do not match the data")]
-    Size {
-        /// Pixels across.
-        width: usize,
-        /// Pixels down.
-        height: usize,
+    /// The destination lies inside a record being exported (or would write into one):
+    /// an export never writes into the records it reads.
+    #[error(
+        "{to}: the export would write inside the record {record}, which it reads; choose a folder outside every record"
+    )]
+    IntoRecord {
+        /// The destination given.
+        to: PathBuf,
+        /// The record it would write into.
+        record: PathBuf,
     },
-    /// The encoder failed.
-    #[error(transparent)]
-    Encode(#[from] image::ImageError),
+    /// A folder of the destination is a symbolic link or not a folder: the export
+    /// writes only into the folder it was given, never where a link points.
+    #[error("{path}: {problem}; the export writes only into real folders")]
+    Destination {
+        /// The folder.
+        path: PathBuf,
+        /// What it is instead.
+        problem: String,
+    },
 }
 
 /// `metrics.csv` as written by the trainer: `step,split,loss,accuracy,elapsed_secs`.
@@ -222,71 +226,106 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// An RGBA image of `[width, height]` pixels, row-major, as PNG bytes.
-pub fn color_image_png(
-    [width, height]: [usize; 2],
-    pixels: impl Iterator<Item = [u8; 4]>,
-) -> Result<Vec<u8>, PngError> {
-    let raw: Vec<u8> = pixels.flatten().collect();
-    let image = image::RgbaImage::from_raw(width as u32, height as u32, raw)
-        .ok_or(PngError::Size { width, height })?;
-    encode_png(image::DynamicImage::ImageRgba8(image))
-}
-
-/// PNG bytes of an image.
-fn encode_png(image: image::DynamicImage) -> Result<Vec<u8>, PngError> {
-    let mut bytes = Vec::new();
-    image.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )?;
-    Ok(bytes)
-}
-
-/// Every layer's and head's map of a snapshot as one PNG grid (layers down, heads
-/// across), each cell `scale` pixels, 4 pixels between maps.
-pub fn attention_png(snapshot: &AttentionSnapshot, scale: u32) -> Result<Vec<u8>, PngError> {
-    let (n, layers, heads) = (
-        snapshot.n as u32,
-        snapshot.layers as u32,
-        snapshot.heads as u32,
-    );
-    let scale = scale.max(1);
-    let gap = 4;
-    let side = n * scale;
-    let width = heads * side + (heads + 1) * gap;
-    let height = layers * side + (layers + 1) * gap;
-    let mut image = image::RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
-    for layer in 0..layers {
-        for head in 0..heads {
-            let map = snapshot.map(layer as usize, head as usize);
-            let (ox, oy) = (gap + head * (side + gap), gap + layer * (side + gap));
-            for (i, t) in sqrt_scaled(map).enumerate() {
-                let (q, k) = (i as u32 / n, i as u32 % n);
-                let rgb = image::Rgb(colormap_rgb(t));
-                for dy in 0..scale {
-                    for dx in 0..scale {
-                        image.put_pixel(ox + k * scale + dx, oy + q * scale + dy, rgb);
-                    }
+/// `path` made absolute with every link in the part that exists resolved; the part
+/// that does not exist yet is appended as written (`.` and `..` applied to it).
+fn resolved(path: &Path) -> std::io::Result<PathBuf> {
+    let absolute = std::env::current_dir()?.join(path);
+    let parts: Vec<Component> = absolute.components().collect();
+    for known in (1..=parts.len()).rev() {
+        let Ok(mut out) = parts[..known].iter().collect::<PathBuf>().canonicalize() else {
+            continue;
+        };
+        for part in &parts[known..] {
+            match part {
+                Component::ParentDir => {
+                    out.pop();
                 }
+                Component::Normal(name) => out.push(name),
+                _ => {}
             }
         }
+        return Ok(out);
     }
-    encode_png(image::DynamicImage::ImageRgb8(image))
+    Ok(absolute)
+}
+
+/// The folder name a record's export gets: its record id.
+fn record_id(record: &RunRecord) -> String {
+    record
+        .dir
+        .file_name()
+        .map_or("record".into(), |n| n.to_string_lossy().to_string())
+}
+
+/// Refuses a destination that is, or whose per-record folders would be, inside a
+/// record being exported (`--to` a record, or `--to` the folder of the records).
+fn check_destination(records: &[RunRecord], to: &Path) -> Result<(), ExportError> {
+    let to_resolved = resolved(to).map_err(|source| ExportError::Write {
+        path: to.to_path_buf(),
+        source,
+    })?;
+    let dirs: Vec<PathBuf> = records
+        .iter()
+        .map(|r| resolved(&r.dir).unwrap_or_else(|_| r.dir.clone()))
+        .collect();
+    let outs = std::iter::once(to_resolved.clone())
+        .chain(records.iter().map(|r| to_resolved.join(record_id(r))));
+    for out in outs {
+        if let Some(record) = dirs.iter().find(|dir| out.starts_with(dir)) {
+            return Err(ExportError::IntoRecord {
+                to: to.to_path_buf(),
+                record: record.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Creates the folder `dir` (one level) unless it exists, and refuses it when it is a
+/// symbolic link or not a folder: files are written only where the user said.
+fn real_folder(dir: &Path) -> Result<(), ExportError> {
+    let fail = |source| ExportError::Write {
+        path: dir.to_path_buf(),
+        source,
+    };
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(fail(e)),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(fail)?;
+    let problem = if meta.file_type().is_symlink() {
+        "is a symbolic link"
+    } else if !meta.is_dir() {
+        "is not a folder"
+    } else {
+        return Ok(());
+    };
+    Err(ExportError::Destination {
+        path: dir.to_path_buf(),
+        problem: problem.into(),
+    })
 }
 
 /// Writes, for each record, `<record-id>/metrics.csv`, `curves.svg` and, when it has
 /// snapshots, `attention-step<k>.png` and `.npy` of its last snapshot; and
 /// `summary.csv` over all of them. Returns the files written.
+///
+/// Refused before anything is written when `to` (or a record's folder in it) lies
+/// inside a record exported. Each file is written through a uniquely named temporary
+/// file created exclusively beside it and renamed over it, so a symbolic link at a
+/// file's name is replaced, never written through; a record's folder in `to` that is
+/// a symbolic link is refused. (A folder swapped for a link after that check, by
+/// someone who may rename entries of `to`, is not detected: export into a folder only
+/// you can write.)
 pub fn export_records(records: &[RunRecord], to: &Path) -> Result<Vec<PathBuf>, ExportError> {
+    check_destination(records, to)?;
+    std::fs::create_dir_all(to).map_err(|source| ExportError::Write {
+        path: to.to_path_buf(),
+        source,
+    })?;
     let mut written = Vec::new();
     let mut write = |path: PathBuf, bytes: &[u8]| -> Result<(), ExportError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| ExportError::Write {
-                path: dir.to_path_buf(),
-                source,
-            })?;
-        }
         write_atomically(&path, bytes).map_err(|source| ExportError::Write {
             path: path.clone(),
             source,
@@ -295,11 +334,8 @@ pub fn export_records(records: &[RunRecord], to: &Path) -> Result<Vec<PathBuf>, 
         Ok(())
     };
     for record in records {
-        let id = record
-            .dir
-            .file_name()
-            .map_or("record".into(), |n| n.to_string_lossy().to_string());
-        let dir = to.join(&id);
+        let dir = to.join(record_id(record));
+        real_folder(&dir)?;
         let rows = record.metrics()?;
         write(dir.join("metrics.csv"), metrics_csv(&rows).as_bytes())?;
         let title = format!(

@@ -2,7 +2,8 @@
 //! optimiser's state (burnpack files the trainer writes with burn) and `state.json`,
 //! written last and atomically, which names them and the step they are of. A reader
 //! trusts only what `state.json` names, so a crash while saving leaves the previous
-//! checkpoint usable.
+//! checkpoint usable. `state.json` also holds the settings the run trained with, so a
+//! resume can tell an edited `config.toml` from the run it continues (see `resume`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -22,6 +23,13 @@ pub struct CheckpointState {
     pub model: String,
     /// The optimiser's file, in `checkpoint/`.
     pub optimizer: String,
+    /// The settings the run trained with up to this checkpoint, as canonical TOML
+    /// without `train.steps` and `train.seeds`
+    /// ([`settings_fingerprint`](super::settings_fingerprint)): a resume must plan the
+    /// same, but for what it changes on purpose. `None` in checkpoints written before
+    /// attnlab stored them (those records are compared with their `config.toml`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<String>,
 }
 
 /// The checkpoint folder of a record.

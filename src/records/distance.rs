@@ -3,13 +3,13 @@
 //! `distance.csv` (`step,distance,correct,total`), one row per step and distance.
 
 use std::collections::BTreeMap;
-use std::fs::{self, OpenOptions};
-use std::io::{self, BufRead, BufReader, Write};
+use std::fs;
+use std::io::{self, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::files::{RecordError, io_at, open_regular, write_atomically};
+use super::files::{RecordError, append_or_create, io_at, table_lines, write_atomically};
 
 /// The file in a record folder.
 pub const FILE: &str = "distance.csv";
@@ -122,15 +122,12 @@ impl DistanceAccuracy {
     }
 }
 
-/// Appends one evaluation's rows to the record in `dir`.
+/// Appends one evaluation's rows to the record in `dir`, creating the file
+/// exclusively the first time; a symbolic link at its name (dangling or not) is
+/// refused, its target neither created nor written.
 pub fn append(dir: &Path, tally: &DistanceAccuracy) -> Result<(), RecordError> {
     let path = dir.join(FILE);
-    let fresh = !path.exists();
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(io_at(&path))?;
+    let (mut file, fresh) = append_or_create(&path)?;
     let mut text = String::new();
     if fresh {
         text.push_str(HEADER);
@@ -144,10 +141,11 @@ pub fn append(dir: &Path, tally: &DistanceAccuracy) -> Result<(), RecordError> {
     file.write_all(text.as_bytes()).map_err(io_at(&path))
 }
 
-/// Drops rows after `step` (a run resumed from a checkpoint at `step`).
+/// Drops rows after `step` (a run resumed from a checkpoint at `step`). The file is
+/// replaced atomically (a link at its name is replaced, never written through).
 pub fn truncate_after(dir: &Path, step: usize) -> Result<(), RecordError> {
     let path = dir.join(FILE);
-    if !path.exists() {
+    if fs::symlink_metadata(&path).is_err() {
         return Ok(());
     }
     let kept: Vec<DistanceAccuracy> = read(dir)?.into_iter().filter(|d| d.step <= step).collect();
@@ -164,7 +162,9 @@ pub fn truncate_after(dir: &Path, step: usize) -> Result<(), RecordError> {
 }
 
 /// Every evaluation's accuracy by distance, steps ascending; empty when the record has
-/// none (older records, the LSTM). Malformed lines are skipped.
+/// none (older records, the LSTM). Malformed lines (and lines over
+/// [`super::files::MAX_LINE`] bytes) are skipped; a file of more than
+/// [`super::files::MAX_TABLE_FILE`] bytes actually read is refused.
 pub fn read(dir: &Path) -> Result<Vec<DistanceAccuracy>, RecordError> {
     let path = dir.join(FILE);
     match fs::metadata(&path) {
@@ -172,10 +172,9 @@ pub fn read(dir: &Path) -> Result<Vec<DistanceAccuracy>, RecordError> {
         Err(e) => return Err(io_at(&path)(e)),
         Ok(_) => {}
     }
-    let (file, _) = open_regular(&path, u64::MAX)?;
     let mut steps: BTreeMap<usize, BTreeMap<usize, (usize, usize)>> = BTreeMap::new();
-    for line in BufReader::new(file).split(b'\n').skip(1) {
-        let line = line.map_err(io_at(&path))?;
+    for line in table_lines(&path)?.skip(1) {
+        let line = line?;
         let Ok(line) = std::str::from_utf8(&line) else {
             continue;
         };

@@ -9,19 +9,28 @@
 //!                    summary.json    RunSummary: status, final metrics, backend, kernels, message
 //!                    attention.bin   snapshots of the probe's attention (see `snapshots`)
 //!                    checkpoint/     model and optimiser state + state.json (see `checkpoint`)
+//!                    writer.lock     locked by the process writing the record; its pid (see `lock`)
 //! ```
+//!
+//! A resume checks before it touches ([`check_resume`]): the run by name, the
+//! checkpoint, the settings it was trained with; only then is the record locked and
+//! rewritten.
 
 mod checkpoint;
 mod distance;
 mod files;
+mod lock;
 mod record;
+mod resume;
 mod snapshots;
 mod summary;
 
 pub use checkpoint::{CheckpointState, checkpoint_dir, commit_checkpoint, read_checkpoint};
 pub use distance::{DistanceAccuracy, DistanceCount};
 pub use files::{RecordError, write_atomically};
+pub use lock::{LOCK_FILE, RecordLock};
 pub use record::{MAX_SNAPSHOT_BYTES, MetricRow, RecordWriter, RunRecord, list_records, slug};
+pub use resume::{ResumeError, SettingChange, check_resume, settings_fingerprint};
 pub use snapshots::{
     AttentionSnapshot, Probe, SnapshotHeader, read_snapshots, read_snapshots_bounded,
 };

@@ -1,12 +1,16 @@
 //! Writing a run record while the run trains, and reading records back.
 
 use std::fs::{self, File};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::distance::{self, DistanceAccuracy};
-use super::files::{RecordError, io_at, open_regular, read_small, write_atomically};
+use super::files::{
+    RecordError, create_new, io_at, open_append, open_regular, open_rewrite, read_small,
+    table_lines, write_atomically,
+};
+use super::lock::RecordLock;
 use super::snapshots::{self, AttentionSnapshot, SnapshotHeader};
 use super::summary::{Metrics, RunStatus, RunSummary};
 use crate::config::Experiment;
@@ -43,19 +47,22 @@ pub fn slug(s: &str) -> String {
     if out.is_empty() { "run".into() } else { out }
 }
 
-/// Writes one run's record as the run trains.
+/// Writes one run's record as the run trains, holding the record's lock (one writer
+/// at a time) until dropped.
 pub struct RecordWriter {
     dir: PathBuf,
     metrics: BufWriter<File>,
     snapshots: Option<BufWriter<File>>,
+    /// Held for the writer's life.
+    _lock: RecordLock,
 }
 
 impl RecordWriter {
     /// Claims a new folder `<root>/<record-id>/` (record id
     /// `YYYYMMDD-HHMMSS-<experiment>-<run>`, suffixed `-2`, `-3`... when taken) and
-    /// writes `config.toml`, the CSV header and a `running` summary (so a record
-    /// whose process died still lists). The folder is created exclusively: two
-    /// processes starting the same run in the same second never share one. Sets
+    /// locks it and writes `config.toml`, the CSV header and a `running` summary (so
+    /// a record whose process died still lists). The folder is created exclusively:
+    /// two processes starting the same run in the same second never share one. Sets
     /// `summary.record_id`.
     pub fn create(
         root: &Path,
@@ -80,10 +87,12 @@ impl RecordWriter {
                 Err(e) => return Err(io_at(&dir)(e)),
             }
         };
+        let mut lock = RecordLock::acquire(&dir)?;
+        lock.claim()?;
         let config = dir.join("config.toml");
         write_atomically(&config, config_toml.as_bytes()).map_err(io_at(&config))?;
         let path = dir.join("metrics.csv");
-        let mut metrics = BufWriter::new(File::create(&path).map_err(io_at(&path))?);
+        let mut metrics = BufWriter::new(create_new(&path)?);
         writeln!(metrics, "step,split,loss,accuracy,elapsed_secs").map_err(io_at(&path))?;
         metrics.flush().map_err(io_at(&path))?;
         summary.record_id = Some(record_id);
@@ -92,42 +101,45 @@ impl RecordWriter {
             dir,
             metrics,
             snapshots: None,
+            _lock: lock,
         };
         writer.write_summary(summary)?;
         Ok(writer)
     }
 
-    /// Reopens an existing record to continue its run from `step` (a checkpoint):
-    /// rows and snapshots after `step` (written after the checkpoint, before the run
-    /// ended) are dropped, so the curves continue from the checkpoint without a seam.
-    pub fn reopen(dir: &Path, step: usize, summary: &mut RunSummary) -> Result<Self, RecordError> {
+    /// Reopens the record `lock` holds to continue its run from `step` (a
+    /// checkpoint): rows and snapshots after `step` (written after the checkpoint,
+    /// before the run ended) are dropped, so the curves continue from the checkpoint
+    /// without a seam. The first write to the record: call it once the record is known
+    /// to resume ([`check_resume`](super::check_resume)) and its checkpoint has loaded.
+    pub fn reopen(
+        lock: RecordLock,
+        step: usize,
+        summary: &mut RunSummary,
+    ) -> Result<Self, RecordError> {
+        let dir = lock.dir().to_path_buf();
+        let dir = dir.as_path();
         let path = dir.join("metrics.csv");
-        let (file, _) = open_regular(&path, u64::MAX)?;
         let mut kept = String::from("step,split,loss,accuracy,elapsed_secs\n");
-        for line in BufReader::new(file).lines().skip(1) {
-            let line = line.map_err(io_at(&path))?;
+        for line in table_lines(&path)?.skip(1) {
+            let line = line?;
+            let Ok(line) = std::str::from_utf8(&line) else {
+                continue;
+            };
             let row_step = line.split(',').next().and_then(|s| s.parse::<usize>().ok());
             if row_step.is_some_and(|s| s <= step) {
-                kept.push_str(&line);
+                kept.push_str(line);
                 kept.push('\n');
             }
         }
         write_atomically(&path, kept.as_bytes()).map_err(io_at(&path))?;
         distance::truncate_after(dir, step)?;
-        let metrics = BufWriter::new(
-            fs::OpenOptions::new()
-                .append(true)
-                .open(&path)
-                .map_err(io_at(&path))?,
-        );
+        let metrics = BufWriter::new(open_append(&path)?);
         let snapshots_path = dir.join("attention.bin");
-        let snapshots = if snapshots_path.is_file() {
+        let snapshots = if fs::symlink_metadata(&snapshots_path).is_ok() {
+            let file = open_rewrite(&snapshots_path)?;
             let len =
                 snapshots::length_up_to(&snapshots_path, step).map_err(io_at(&snapshots_path))?;
-            let file = fs::OpenOptions::new()
-                .write(true)
-                .open(&snapshots_path)
-                .map_err(io_at(&snapshots_path))?;
             file.set_len(len).map_err(io_at(&snapshots_path))?;
             let mut file = file;
             io::Seek::seek(&mut file, io::SeekFrom::End(0)).map_err(io_at(&snapshots_path))?;
@@ -141,6 +153,7 @@ impl RecordWriter {
             dir: dir.to_path_buf(),
             metrics,
             snapshots,
+            _lock: lock,
         };
         writer.write_summary(summary)?;
         Ok(writer)
@@ -174,7 +187,7 @@ impl RecordWriter {
     ) -> Result<(), RecordError> {
         let path = self.dir.join("attention.bin");
         if self.snapshots.is_none() {
-            let mut out = BufWriter::new(File::create(&path).map_err(io_at(&path))?);
+            let mut out = BufWriter::new(create_new(&path)?);
             snapshots::write_header(&mut out, header).map_err(io_at(&path))?;
             self.snapshots = Some(out);
         }
@@ -287,10 +300,9 @@ impl RunRecord {
     /// count, unparsable numbers, bytes that are not UTF-8) are skipped.
     pub fn metrics(&self) -> Result<Vec<MetricRow>, RecordError> {
         let path = self.dir.join("metrics.csv");
-        let (file, _) = open_regular(&path, u64::MAX)?;
         let mut rows = Vec::new();
-        for line in BufReader::new(file).split(b'\n').skip(1) {
-            let line = line.map_err(io_at(&path))?;
+        for line in table_lines(&path)?.skip(1) {
+            let line = line?;
             let Ok(line) = std::str::from_utf8(&line) else {
                 continue;
             };

@@ -9,10 +9,12 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::fields::{self, Access, Field};
+
 const MAGIC: &[u8; 8] = b"ATTNSNP1";
 
 /// Largest header accepted when reading (a damaged length must not allocate gigabytes).
-const MAX_HEADER_BYTES: usize = 16 << 20;
+const MAX_HEADER_BYTES: u64 = 16 << 20;
 
 /// The probe example whose attention is snapshotted.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -82,62 +84,149 @@ pub(crate) fn write_record(out: &mut impl Write, snapshot: &AttentionSnapshot) -
     out.write_all(&bytes)
 }
 
-/// Reads a whole `attention.bin` held in memory (or any stream). A truncated last
-/// record (a crash mid-write) is ignored.
-pub fn read_snapshots(
-    mut input: impl Read,
-) -> io::Result<(SnapshotHeader, Vec<AttentionSnapshot>)> {
+/// The most bytes [`read_snapshots`] reads from a stream.
+const MAX_STREAM_BYTES: u64 = 1 << 30;
+
+/// Largest side of a stored map: the trainer downsamples longer probes to this
+/// (`trainer::MAX_SNAPSHOT_SIDE`, which a test keeps equal; `records` sits below
+/// `trainer`).
+const MAX_SIDE: usize = 256;
+
+/// Most `f32` weights in one snapshot record (1 GiB); longer records are refused.
+const MAX_FLOATS: usize = 1 << 28;
+
+/// The largest value the field registry allows for an integer field.
+fn registry_max(field: &Field) -> usize {
+    match field.access {
+        Access::Int { max, .. } => usize::try_from(max).unwrap_or(usize::MAX),
+        _ => usize::MAX,
+    }
+}
+
+impl SnapshotHeader {
+    /// Checks every field against what a valid run can write (the field registry's
+    /// bounds for `layers`, `heads` and `seq_len`; a side of at most 256 and at most
+    /// `seq_len`; a probe of at most `seq_len` tokens whose dependencies lie inside
+    /// it) and returns the number of weights per snapshot. Nothing is allocated from
+    /// a header before this passes.
+    pub fn check(&self) -> Result<usize, String> {
+        let limits = [
+            ("layers", self.layers, registry_max(&fields::LAYERS)),
+            ("heads", self.heads, registry_max(&fields::HEADS)),
+            ("seq_len", self.seq_len, registry_max(&fields::SEQ_LEN)),
+            ("n", self.n, MAX_SIDE.min(self.seq_len)),
+        ];
+        for (name, value, max) in limits {
+            if value == 0 || value > max {
+                return Err(format!(
+                    "header field {name} = {value} is outside what a run writes (1 to {max})"
+                ));
+            }
+        }
+        if self.probe.tokens.len() > self.seq_len {
+            return Err(format!(
+                "the probe has {} tokens, more than seq_len = {}",
+                self.probe.tokens.len(),
+                self.seq_len
+            ));
+        }
+        if self.probe.dependencies.len() > self.seq_len
+            || self
+                .probe
+                .dependencies
+                .iter()
+                .any(|&(q, k)| q >= self.seq_len || k >= self.seq_len)
+        {
+            return Err(format!(
+                "the probe's dependencies do not fit seq_len = {}",
+                self.seq_len
+            ));
+        }
+        let floats = [self.heads, self.n, self.n]
+            .iter()
+            .try_fold(self.layers, |acc, &x| acc.checked_mul(x))
+            .unwrap_or(usize::MAX);
+        if floats > MAX_FLOATS {
+            return Err(format!(
+                "{} x {} x {n} x {n} weights per snapshot, more than the {MAX_FLOATS} read",
+                self.layers,
+                self.heads,
+                n = self.n
+            ));
+        }
+        Ok(floats)
+    }
+}
+
+/// Reads the magic and the header of an `attention.bin` of `file_len` bytes, checking
+/// every field; returns the header, the weights per snapshot and the header's end.
+fn read_header(input: &mut impl Read, file_len: u64) -> io::Result<(SnapshotHeader, usize, u64)> {
+    let mut head = [0u8; 12];
+    input.read_exact(&mut head)?;
+    if &head[..8] != MAGIC {
+        return Err(invalid("not an attnlab snapshot file".into()));
+    }
+    let len = u64::from(u32::from_le_bytes([head[8], head[9], head[10], head[11]]));
+    if len > MAX_HEADER_BYTES || 12 + len > file_len {
+        return Err(invalid(format!(
+            "header length {len} bytes does not fit the file ({file_len} bytes)"
+        )));
+    }
+    // Grown only as bytes arrive: a file shorter than it said allocates no more.
+    let mut json = Vec::new();
+    input.take(len).read_to_end(&mut json)?;
+    if json.len() as u64 != len {
+        return Err(invalid("the header is cut short".into()));
+    }
+    let header: SnapshotHeader = serde_json::from_slice(&json)?;
+    let floats = header
+        .check()
+        .map_err(|e| invalid(format!("implausible snapshot header: {e}")))?;
+    Ok((header, floats, 12 + len))
+}
+
+/// Reads a whole `attention.bin` held in memory (or any stream, at most 1 GiB of
+/// it). A truncated last record (a crash mid-write) is ignored.
+pub fn read_snapshots(input: impl Read) -> io::Result<(SnapshotHeader, Vec<AttentionSnapshot>)> {
     let mut bytes = Vec::new();
-    input.read_to_end(&mut bytes)?;
+    input.take(MAX_STREAM_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_STREAM_BYTES {
+        return Err(invalid(format!(
+            "more than {MAX_STREAM_BYTES} bytes of snapshots"
+        )));
+    }
     let len = bytes.len() as u64;
     read_snapshots_bounded(io::Cursor::new(bytes), len, u64::MAX)
 }
 
 /// Reads an `attention.bin` of `file_len` bytes, allocating at most about `max_bytes`
 /// for snapshots: beyond that the records are thinned evenly in time (the first and
-/// the last kept). Every header field is checked against the file's size before
-/// anything is allocated. A truncated last record is ignored.
+/// the last kept). Every header field is checked against what a valid run writes
+/// ([`SnapshotHeader::check`]) and against the file's size before anything is
+/// allocated from it, no more than `file_len` bytes are read, and buffers grow only
+/// with the bytes actually read. A truncated last record is ignored.
 pub fn read_snapshots_bounded(
     mut input: impl Read + Seek,
     file_len: u64,
     max_bytes: u64,
 ) -> io::Result<(SnapshotHeader, Vec<AttentionSnapshot>)> {
-    let mut magic = [0u8; 8];
-    input.read_exact(&mut magic)?;
-    if &magic != MAGIC {
-        return Err(invalid("not an attnlab snapshot file".into()));
-    }
-    let mut len = [0u8; 4];
-    input.read_exact(&mut len)?;
-    let len = u32::from_le_bytes(len) as usize;
-    if len > MAX_HEADER_BYTES || 12 + len as u64 > file_len {
-        return Err(invalid(format!(
-            "header length {len} bytes does not fit the file ({file_len} bytes)"
-        )));
-    }
-    let mut json = vec![0u8; len];
-    input.read_exact(&mut json)?;
-    let header: SnapshotHeader = serde_json::from_slice(&json)?;
-    let floats = [header.heads, header.n, header.n]
-        .iter()
-        .try_fold(header.layers, |acc, &x| acc.checked_mul(x))
-        .filter(|&f| f > 0 && f <= (1 << 28) && header.n <= header.seq_len.max(1))
-        .ok_or_else(|| invalid(format!("implausible snapshot shape {header:?}")))?;
+    let (header, floats, body_start) = read_header(&mut input, file_len)?;
     let record = 8 + floats as u64 * 4;
-    let body = file_len - 12 - len as u64;
-    let count = body / record;
+    let count = (file_len - body_start) / record;
     // Keep every `stride`-th record so that at most `max_bytes` are held.
     let stride = (count * record).div_ceil(max_bytes.max(record)).max(1);
     let mut snapshots = Vec::new();
-    let mut chunk = vec![0u8; record as usize];
     for i in 0..count {
         let keep = i % stride == 0 || i + 1 == count;
         if !keep {
             input.seek(SeekFrom::Current(record as i64))?;
             continue;
         }
-        if input.read_exact(&mut chunk).is_err() {
-            break; // the file shrank while reading: keep what was read
+        let mut chunk = Vec::new();
+        match (&mut input).take(record).read_to_end(&mut chunk) {
+            Ok(_) if chunk.len() as u64 == record => {}
+            // The file shrank while reading (or could not be read on): keep what was read.
+            _ => break,
         }
         let (step, weights) = chunk.split_at(8);
         let mut step_bytes = [0u8; 8];
@@ -158,29 +247,21 @@ pub fn read_snapshots_bounded(
 }
 
 /// The length of `attention.bin` keeping only the records of steps up to `step`
-/// (records are in step order).
+/// (records are in step order). Called before the file is cut to that length, so a
+/// symbolic link, anything but a regular file and a damaged header are refused.
 pub(crate) fn length_up_to(path: &std::path::Path, step: usize) -> io::Result<u64> {
-    let file_len = std::fs::metadata(path)?.len();
-    let mut input = io::BufReader::new(std::fs::File::open(path)?);
-    let mut head = [0u8; 12];
-    input.read_exact(&mut head)?;
-    if &head[..8] != MAGIC {
-        return Err(invalid("not an attnlab snapshot file".into()));
+    let meta = std::fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() || !meta.is_file() {
+        return Err(invalid(
+            "not a regular file (a symbolic link or a device); a record's files are written only in place".into(),
+        ));
     }
-    let len = u32::from_le_bytes([head[8], head[9], head[10], head[11]]) as u64;
-    if len > MAX_HEADER_BYTES as u64 || 12 + len > file_len {
-        return Err(invalid("damaged header".into()));
-    }
-    let mut json = vec![0u8; len as usize];
-    input.read_exact(&mut json)?;
-    let header: SnapshotHeader = serde_json::from_slice(&json)?;
-    let floats = [header.heads, header.n, header.n]
-        .iter()
-        .try_fold(header.layers, |acc, &x| acc.checked_mul(x))
-        .filter(|&f| f > 0 && f <= (1 << 28))
-        .ok_or_else(|| invalid(format!("implausible snapshot shape {header:?}")))?;
+    let file = std::fs::File::open(path)?;
+    let file_len = file.metadata()?.len();
+    let mut input = io::BufReader::new(file);
+    let (_, floats, body_start) = read_header(&mut input, file_len)?;
     let record = 8 + 4 * floats as u64;
-    let mut at = 12 + len;
+    let mut at = body_start;
     while at + record <= file_len {
         let mut step_bytes = [0u8; 8];
         input.read_exact(&mut step_bytes)?;
@@ -248,5 +329,66 @@ mod tests {
         let mut damaged = MAGIC.to_vec();
         damaged.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(read_snapshots(&damaged[..]).is_err());
+    }
+
+    #[test]
+    fn headers_beyond_what_a_run_writes_are_refused() {
+        assert_eq!(MAX_SIDE, crate::trainer::MAX_SNAPSHOT_SIDE);
+        let ok = SnapshotHeader {
+            layers: 2,
+            heads: 4,
+            n: 256,
+            seq_len: 8192,
+            probe: Probe {
+                tokens: vec![0; 8192],
+                dependencies: vec![(8191, 0)],
+            },
+        };
+        assert_eq!(ok.check(), Ok(2 * 4 * 256 * 256));
+        let bad = [
+            SnapshotHeader {
+                seq_len: 1 << 40,
+                n: 1,
+                ..ok.clone()
+            },
+            SnapshotHeader {
+                n: 1 << 20,
+                seq_len: 1 << 20,
+                ..ok.clone()
+            },
+            SnapshotHeader {
+                n: 257,
+                ..ok.clone()
+            },
+            SnapshotHeader {
+                layers: 49,
+                ..ok.clone()
+            },
+            SnapshotHeader {
+                heads: 0,
+                ..ok.clone()
+            },
+            SnapshotHeader {
+                seq_len: 16,
+                n: 16,
+                ..ok.clone()
+            },
+            SnapshotHeader {
+                probe: Probe {
+                    tokens: vec![],
+                    dependencies: vec![(9000, 0)],
+                },
+                ..ok.clone()
+            },
+        ];
+        for header in bad {
+            assert!(header.check().is_err(), "{header:?}");
+            let json = serde_json::to_vec(&header).unwrap();
+            let mut bytes = MAGIC.to_vec();
+            bytes.extend_from_slice(&(json.len() as u32).to_le_bytes());
+            bytes.extend_from_slice(&json);
+            bytes.extend_from_slice(&[0u8; 64]);
+            assert!(read_snapshots(&bytes[..]).is_err());
+        }
     }
 }

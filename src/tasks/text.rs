@@ -8,6 +8,7 @@
 //! window's Examples menu and from a copy of the file elsewhere.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -46,10 +47,11 @@ pub enum CorpusError {
     /// The text has no characters.
     #[error("it is empty")]
     Empty,
-    /// The file is larger than [`MAX_FILE`].
-    #[error("it is {size} bytes; at most {MAX_FILE} are read")]
+    /// The file is larger than [`MAX_FILE`] (by its metadata, or by the bytes
+    /// actually read: a `/proc` file says 0 bytes and reads out more).
+    #[error("it is at least {size} bytes; at most {MAX_FILE} are read")]
     TooLarge {
-        /// The file's size, bytes.
+        /// What is known of the file's size: at least this many bytes.
         size: u64,
     },
     /// The file could not be read.
@@ -166,12 +168,7 @@ pub fn load(file: &str) -> Result<Arc<Corpus>, CorpusError> {
     }
     let path = Path::new(file);
     let corpus = if path.is_file() {
-        let size = std::fs::metadata(path)?.len();
-        if size > MAX_FILE {
-            return Err(CorpusError::TooLarge { size });
-        }
-        let text = String::from_utf8(std::fs::read(path)?)?;
-        Corpus::new(&text)?
+        Corpus::new(&read_text(path)?)?
     } else if file.replace('\\', "/").ends_with(SHIPPED_NAME) {
         Corpus::new(SHIPPED)?
     } else if file.is_empty() {
@@ -185,6 +182,37 @@ pub fn load(file: &str) -> Result<Arc<Corpus>, CorpusError> {
     }
     cache.insert(file.to_string(), corpus.clone());
     Ok(corpus)
+}
+
+/// The text of a regular file, at most [`MAX_FILE`] bytes of it actually read (its
+/// metadata is not trusted: `/proc/self/pagemap` says 0 bytes and reads out hundreds
+/// of gigabytes).
+fn read_text(path: &Path) -> Result<String, CorpusError> {
+    let size = std::fs::metadata(path)?.len();
+    if size > MAX_FILE {
+        return Err(CorpusError::TooLarge { size });
+    }
+    let mut file = std::fs::File::open(path)?;
+    if !file.metadata()?.is_file() {
+        // Replaced (by a FIFO or device) after `is_file` looked.
+        return Err(CorpusError::Read(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        )));
+    }
+    let mut bytes = Vec::new();
+    (&mut file).take(MAX_FILE).read_to_end(&mut bytes)?;
+    // At the bound the file must end there (8 bytes: some kernel files refuse reads of
+    // other sizes).
+    if bytes.len() as u64 == MAX_FILE {
+        let more = file.read(&mut [0u8; 8])?;
+        if more > 0 {
+            return Err(CorpusError::TooLarge {
+                size: MAX_FILE + more as u64,
+            });
+        }
+    }
+    Ok(String::from_utf8(bytes)?)
 }
 
 #[cfg(test)]

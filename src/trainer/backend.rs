@@ -11,6 +11,7 @@ use std::time::Duration;
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, DeviceKind};
 
+use super::credentials::{TokenError, token_for};
 use crate::config::{BackendChoice, BackendSetting};
 use crate::records::BackendInfo;
 
@@ -31,6 +32,24 @@ pub enum BackendError {
         /// What happened.
         reason: String,
     },
+    /// A remote server's authorizer refused the credential this client presented.
+    #[error(
+        "the remote server {address} refused this client's credential: {}",
+        if *sent_token {
+            "the token sent is not the server's (check --token, ATTNLAB_TOKEN or remote:TOKEN@ADDRESS)"
+        } else {
+            "it requires a token and none was sent (give it with --token, --token-file, ATTNLAB_TOKEN or remote:TOKEN@ADDRESS)"
+        }
+    )]
+    Refused {
+        /// `ws://host:port` or `iroh:<id>`.
+        address: String,
+        /// Whether a token was sent (a wrong one) or none.
+        sent_token: bool,
+    },
+    /// The token to present is unusable (e.g. `ATTNLAB_TOKEN` holds a space).
+    #[error(transparent)]
+    Token(#[from] TokenError),
     /// A fault injected by a test ([`super::Fault::NoBackend`]).
     #[error("no backend available (injected for a test)")]
     Injected,
@@ -213,9 +232,10 @@ pub fn select_device(
 }
 
 /// Connects to a server started with `attnlab serve`, on a helper thread so a server
-/// that never answers costs at most [`CONNECT_TIMEOUT`].
+/// that never answers costs at most [`CONNECT_TIMEOUT`]. Presents the token the
+/// process holds for `address` ([`super::credentials::token_for`]), if any.
 pub fn connect(address: &str) -> Result<Device, BackendError> {
-    use burn::tensor::remote::RemoteHost;
+    use burn::tensor::remote::{ConnectError, RemoteHost};
     let unreachable = |reason: String| BackendError::Unreachable {
         address: address.to_string(),
         reason,
@@ -249,6 +269,12 @@ pub fn connect(address: &str) -> Result<Device, BackendError> {
     } else {
         RemoteHost::websocket(address)
     };
+    let token = token_for(address)?;
+    let sent_token = token.is_some();
+    let host = match token {
+        Some(token) => host.with_credential(token.reveal()),
+        None => host,
+    };
     let (tx, rx) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
         .name("attnlab-connect".into())
@@ -259,6 +285,10 @@ pub fn connect(address: &str) -> Result<Device, BackendError> {
         .map_err(|e| unreachable(format!("cannot start a thread to connect: {e}")))?;
     match rx.recv_timeout(CONNECT_TIMEOUT) {
         Ok(Ok(device)) => Ok(device),
+        Ok(Err(ConnectError::Unauthorized)) => Err(BackendError::Refused {
+            address: address.to_string(),
+            sent_token,
+        }),
         Ok(Err(e)) => Err(unreachable(e.to_string())),
         Err(_) => Err(unreachable(format!(
             "no answer within {} s",

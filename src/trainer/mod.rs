@@ -14,11 +14,13 @@
 //! the step loop (evaluation, snapshots and checkpoints as their `cadence` falls due)
 //! and whose `recorder` writes the run record; `fit` runs `step` (one
 //! optimiser step, also what the benchmarks time); `sink` sends events without
-//! blocking; `backend` picks the device; `evaluate` evaluates a record's saved model
+//! blocking; `backend` picks the device (and `credentials` holds the tokens remote
+//! servers are shown); `evaluate` evaluates a record's saved model
 //! again (`attnlab eval`).
 
 mod backend;
 mod cadence;
+mod credentials;
 mod evaluate;
 mod fit;
 mod handle;
@@ -35,11 +37,15 @@ pub use backend::{
     BackendError, CONNECT_TIMEOUT, CpuBackend, connect, local_gpu, select_backend, select_device,
     server_answers,
 };
+pub use credentials::{
+    MAX_TOKEN_LEN, TOKEN_ENV, Token, TokenError, set_default_token, set_server_token,
+    split_backend_tokens, token_for,
+};
 pub use evaluate::{EvalError, RecordEval, evaluate_record};
 pub use handle::{Placement, Trainer, TrainerGone, TryStartError};
 pub use pool::default_workers;
 pub use protocol::{Command, Event, Fault, RunId, RunPhase, STOPPED_BEFORE_START, StartRun};
-pub use serve::{ServeOptions, ServeTransport, serve};
+pub use serve::{Listening, ServeOptions, ServeTransport, serve};
 pub use session::MAX_SNAPSHOT_SIDE;
 pub use sink::EventReceiver;
 pub use step::{StepOutcome, tokens_tensor, train_step};

@@ -88,6 +88,11 @@ pub struct StartRun {
     /// Continue the run recorded in this folder from its last checkpoint (then
     /// `record_root` is ignored: the run goes on writing that record).
     pub resume: Option<PathBuf>,
+    /// The fields a resumed run sets on purpose (`--set`, `--backend`), as dotted
+    /// paths: these may differ from the settings its checkpoint was trained with
+    /// where the registry lets them change mid-run; any other difference (an edited
+    /// `config.toml`) refuses the resume.
+    pub resume_changes: Vec<String>,
     /// The remote server this run trains on, set by the trainer pool that hands it to
     /// that server's worker (a run whose backend is remote and that has none uses its
     /// first address).
@@ -104,6 +109,7 @@ impl StartRun {
             device: None,
             fault: None,
             resume: None,
+            resume_changes: Vec::new(),
         }
     }
 
@@ -116,8 +122,16 @@ impl StartRun {
             record_root: None,
             fault: None,
             resume: Some(record_dir),
+            resume_changes: Vec::new(),
             device: None,
         }
+    }
+
+    /// This resumed run, changing `fields` (dotted paths) on purpose: see
+    /// [`Self::resume_changes`].
+    pub fn changing(mut self, fields: Vec<String>) -> Self {
+        self.resume_changes = fields;
+        self
     }
 
     /// The summary of this run before (or without) training a step.

@@ -1,6 +1,7 @@
-//! The run record as a training run writes it: claimed (or reopened, to resume) before
-//! the run starts, written after steps, evaluations and snapshots, checkpointed, and
-//! finished with the summary. A write that fails ends recording and, at the session's
+//! The run record as a training run writes it: claimed before the run starts (or, to
+//! resume, checked and locked, then reopened once its checkpoint has loaded: a resume
+//! that cannot go on leaves the record as it was), written after steps, evaluations
+//! and snapshots, checkpointed, and finished with the summary. A write that fails ends recording and, at the session's
 //! next check, the run: a run that cannot be recorded stops with the error rather than
 //! train on unrecorded.
 
@@ -12,29 +13,22 @@ use super::protocol::StartRun;
 use crate::config::ConfigError;
 use crate::model::SequenceModel;
 use crate::records::{
-    AttentionSnapshot, CheckpointState, RecordError, RecordWriter, RunSummary, SnapshotHeader,
-    checkpoint_dir, commit_checkpoint, read_checkpoint,
+    AttentionSnapshot, CheckpointState, RecordError, RecordLock, RecordWriter, ResumeError,
+    RunSummary, SnapshotHeader, check_resume, checkpoint_dir, commit_checkpoint,
+    settings_fingerprint,
 };
 
 /// Why the run record could not be claimed, written or finished.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum RecorderError {
-    /// The record to resume cannot be read or reopened.
+    /// The record cannot be resumed with the run's plan (another run, no checkpoint,
+    /// changed settings, another writer), or cannot be reopened.
     #[error("cannot resume {}: {source}", dir.display())]
     Resume {
         /// The record's folder.
         dir: PathBuf,
         /// Why.
-        source: RecordError,
-    },
-    /// The record to resume stopped before its first checkpoint.
-    #[error(
-        "cannot resume {}: the record has no checkpoint (it stopped before its first)",
-        dir.display()
-    )]
-    NoCheckpoint {
-        /// The record's folder.
-        dir: PathBuf,
+        source: ResumeError,
     },
     /// The run's configuration cannot be written out as TOML.
     #[error("cannot write the run's config.toml: {0}")]
@@ -148,28 +142,39 @@ pub(super) struct Recorder {
     error: Option<RecorderError>,
     /// The checkpoint a resumed run continues from, until the session takes it.
     resume: Option<Resume>,
+    /// The resumed record, checked and locked, until [`Self::reopen`] writes to it.
+    pending: Option<RecordLock>,
+    /// The run's settings as its checkpoints store them (`None`: not storable, then
+    /// a resume compares with `config.toml`).
+    settings: Option<String>,
 }
 
 impl Recorder {
-    /// Claims the record's folder (or reopens the one `run` resumes); `Err` says why
-    /// no record can be written.
+    /// Claims the record's folder, or checks and locks the one `run` resumes without
+    /// writing to it ([`Self::reopen`] does, once the checkpoint has loaded); `Err`
+    /// says why no record can be written.
     pub(super) fn create(run: &StartRun, summary: &mut RunSummary) -> Result<Self, RecorderError> {
         let mut recorder = Self {
             writer: None,
             header: None,
             error: None,
             resume: None,
+            pending: None,
+            settings: settings_fingerprint(run.plan.settings()).ok(),
         };
         if let Some(dir) = &run.resume {
-            let resume_error = |source: RecordError| RecorderError::Resume {
+            let resume_error = |source: ResumeError| RecorderError::Resume {
                 dir: dir.clone(),
                 source,
             };
-            let state = read_checkpoint(dir)
-                .map_err(resume_error)?
-                .ok_or_else(|| RecorderError::NoCheckpoint { dir: dir.clone() })?;
-            let writer = RecordWriter::reopen(dir, state.step, summary).map_err(resume_error)?;
-            recorder.writer = Some(writer);
+            let check = || check_resume(dir, &run.plan, &run.resume_changes).map_err(resume_error);
+            check()?;
+            let mut lock = RecordLock::acquire(dir).map_err(|e| resume_error(e.into()))?;
+            // Again under the lock: a writer that just let go may have moved the
+            // checkpoint on.
+            let state = check()?;
+            lock.claim().map_err(|e| resume_error(e.into()))?;
+            recorder.pending = Some(lock);
             recorder.resume = Some(Resume {
                 state,
                 folder: checkpoint_dir(dir),
@@ -192,6 +197,27 @@ impl Recorder {
             recorder.writer = Some(writer);
         }
         Ok(recorder)
+    }
+
+    /// Reopens the resumed record at its checkpoint's `step`, now that the checkpoint
+    /// has loaded: the first write to it (a fresh run's record is written from
+    /// [`Self::create`] on).
+    pub(super) fn reopen(
+        &mut self,
+        step: usize,
+        summary: &mut RunSummary,
+    ) -> Result<(), RecorderError> {
+        let Some(lock) = self.pending.take() else {
+            return Ok(());
+        };
+        let dir = lock.dir().to_path_buf();
+        let writer =
+            RecordWriter::reopen(lock, step, summary).map_err(|e| RecorderError::Resume {
+                dir,
+                source: e.into(),
+            })?;
+        self.writer = Some(writer);
+        Ok(())
     }
 
     /// The record's folder, while it is being written.
@@ -242,6 +268,7 @@ impl Recorder {
             busy_secs,
             model: format!("model-{step}.bpk"),
             optimizer: format!("optimizer-{step}.bpk"),
+            settings: self.settings.clone(),
         };
         if let Err(source) = save_checkpoint(&dir, model, optim, &state) {
             self.writer = None;

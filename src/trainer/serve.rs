@@ -1,24 +1,39 @@
 //! `attnlab serve`: burn's remote server on this machine's best device, so that other
 //! machines (the window, `attnlab run --backend remote:ADDR`) train on it. Records,
 //! curves and attention maps stay with the client: the server only runs tensor
-//! operations. Logs clients as they connect and leave.
+//! operations. Logs clients as they connect, are refused and leave.
+//!
+//! Safe by default: both transports listen on the loopback interface unless `--host`
+//! names another address. A server other machines can reach (a non-loopback address,
+//! or Iroh through relays, which reach any bound address) requires a token, checked by
+//! burn's `TokenAuthorizer`; when none is given, one is generated from the system's
+//! random number generator and shown once. A token given is required on loopback too.
+//!
+//! Limits burn 0.22.1 does not let a server set (README "Security" says so): the
+//! largest message (1 GiB: `MAX_MESSAGE_SIZE` in burn-communication's
+//! `websocket/base.rs`, `MAX_FRAME_SIZE` in burn-remote's `transport/iroh/node.rs`),
+//! the number of sessions (none), and which servers a session may fetch tensors from.
 
-use std::net::TcpListener;
+use std::net::{Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
 
 use burn::server::telemetry::{TelemetryEvent, TelemetryProbe};
 use burn::server::{
-    AuthorizationRequest, IrohIdentity, IrohTransport, RemoteServer, WebSocketTransport,
+    AuthorizationRequest, BURN_REMOTE_ALPN, IrohIdentity, PeerAuthorizer, RemoteServer,
+    ServerLogging, TokenAuthorizer, WebSocketTransport,
 };
 
 use super::backend::select_backend;
+use super::credentials::{TOKEN_ENV, Token};
 use crate::config::BackendChoice;
 
 /// How clients reach the server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ServeTransport {
-    /// Plain WebSocket: for a trusted network (or an SSH tunnel).
+    /// Plain WebSocket: for a trusted network (or an SSH tunnel); a token travels
+    /// unencrypted.
     Websocket,
-    /// Iroh: any network, authenticated and encrypted; clients dial the printed id.
+    /// Iroh: any network, encrypted, the server authenticated by its key; clients dial
+    /// the printed id.
     Iroh,
 }
 
@@ -26,7 +41,8 @@ pub enum ServeTransport {
 #[derive(Clone, Debug)]
 pub struct ServeOptions {
     pub transport: ServeTransport,
-    /// The address to listen on (WebSocket), e.g. `0.0.0.0` or `127.0.0.1`.
+    /// The address to listen on (both transports), e.g. `127.0.0.1` (loopback, the
+    /// default) or `0.0.0.0` (every interface, which requires a token).
     pub host: String,
     /// The port (0: any free port, printed).
     pub port: u16,
@@ -37,14 +53,127 @@ pub struct ServeOptions {
     /// Iroh: no relays, direct connections only (clients dial `iroh:<id>@host:port`);
     /// for networks without the internet.
     pub no_relays: bool,
+    /// The token clients must present. `None`: none on loopback, a generated one
+    /// where other machines can connect.
+    pub token: Option<Token>,
 }
 
-/// Serves until the process is stopped (Ctrl+C or SIGTERM). `announce` receives the
-/// address clients use (printed by the CLI) once the server listens; `log` every
-/// client connecting and leaving.
+/// What the server tells its operator once it listens.
+#[derive(Clone, Debug)]
+pub struct Listening {
+    /// The address clients use: `ws://host:port`, `iroh:<id>` or `iroh:<id>@host:port`.
+    pub address: String,
+    /// Who may open a session, in words.
+    pub access: String,
+    /// The token generated for this server, to be shown once (`None` when the
+    /// operator gave one, or none is required).
+    pub generated_token: Option<Token>,
+}
+
+/// Who may open a session.
+#[derive(Clone, Debug)]
+enum Access {
+    /// Anyone who can reach the socket: only for a server bound to loopback.
+    Open,
+    /// Clients presenting this token.
+    Token {
+        /// The token.
+        token: Token,
+        /// Whether it was generated (and must be shown once).
+        generated: bool,
+    },
+}
+
+impl Access {
+    /// A token given is always required; without one, a server only this machine can
+    /// reach is open and any other gets a generated token.
+    fn choose(token: Option<Token>, loopback_only: bool) -> anyhow::Result<Self> {
+        Ok(match token {
+            Some(token) => Self::Token {
+                token,
+                generated: false,
+            },
+            None if loopback_only => Self::Open,
+            None => Self::Token {
+                token: Token::generate()?,
+                generated: true,
+            },
+        })
+    }
+
+    /// The words for [`Listening::access`].
+    fn describe(&self, transport: ServeTransport) -> String {
+        let clients = format!(
+            "clients give it with --token, --token-file, {TOKEN_ENV} or remote:TOKEN@ADDRESS"
+        );
+        let plain = if transport == ServeTransport::Websocket {
+            "; WebSocket sends it unencrypted: across an untrusted network use an SSH tunnel or --transport iroh"
+        } else {
+            ""
+        };
+        match self {
+            Self::Open => "loopback only, no token: any program on this machine may use it (--token to require one)".into(),
+            Self::Token { generated: false, .. } => {
+                format!("token required ({clients}{plain})")
+            }
+            Self::Token { generated: true, .. } => format!(
+                "token required, generated now and shown once on stderr ({clients}; choose one with --token or {TOKEN_ENV}{plain})"
+            ),
+        }
+    }
+
+    /// The token to show once, if generated.
+    fn generated(&self) -> Option<Token> {
+        match self {
+            Self::Token {
+                token,
+                generated: true,
+            } => Some(token.clone()),
+            _ => None,
+        }
+    }
+
+    /// The authorizer: the token checked by burn's `TokenAuthorizer`, every decision
+    /// logged (never the token).
+    fn authorizer<L: Fn(String) + Send + Sync + 'static>(
+        &self,
+        log: L,
+    ) -> anyhow::Result<impl PeerAuthorizer + use<L>> {
+        let check = match self {
+            Self::Open => None,
+            Self::Token { token, .. } => Some(
+                TokenAuthorizer::new(token.reveal())
+                    .map_err(|e| anyhow::anyhow!("cannot check the token: {e}"))?,
+            ),
+        };
+        Ok(move |request: AuthorizationRequest<'_>| {
+            let client = request.client;
+            let presented = !request.credential.is_empty();
+            match check.as_ref().map_or(Ok(()), |c| c.authorize(request)) {
+                Ok(()) => {
+                    log(format!("client {client} connected"));
+                    Ok(())
+                }
+                Err(reason) => {
+                    let why = if presented {
+                        "a wrong token"
+                    } else {
+                        "no token"
+                    };
+                    log(format!("refused {client}: it presented {why}"));
+                    Err(reason)
+                }
+            }
+        })
+    }
+}
+
+/// Serves until the process is stopped (Ctrl+C or SIGTERM). `announce` receives what
+/// clients need (printed by the CLI) once the server listens; `log` every client
+/// connecting, refused and leaving.
 pub fn serve(
     options: &ServeOptions,
-    announce: impl FnOnce(&str),
+    announce: impl FnOnce(&Listening),
     log: impl Fn(String) + Send + Sync + Clone + 'static,
 ) -> anyhow::Result<()> {
     let (device, info) = select_backend(options.device)?;
@@ -69,54 +198,176 @@ pub fn serve(
                 }
             }
         })?;
-    let on_connect = log.clone();
-    let server = RemoteServer::new([device])
-        .with_telemetry(probe)
-        .with_authorizer(move |request: AuthorizationRequest<'_>| {
-            on_connect(format!("client {} connected", request.client));
-            Ok(())
-        });
+    let server = RemoteServer::new([device]).with_telemetry(probe);
     match options.transport {
-        ServeTransport::Websocket => {
-            let listener =
-                TcpListener::bind((options.host.as_str(), options.port)).map_err(|e| {
-                    anyhow::anyhow!("cannot listen on {}:{}: {e}", options.host, options.port)
-                })?;
-            let local = listener.local_addr()?;
-            let shown = if local.ip().is_unspecified() {
-                format!("ws://<this machine's address>:{}", local.port())
-            } else {
-                format!("ws://{local}")
-            };
-            announce(&shown);
-            server.serve(WebSocketTransport::from_listener(listener))?;
-        }
-        ServeTransport::Iroh => {
-            let identity = match &options.identity {
-                Some(path) => IrohIdentity::load_or_create(path)?,
-                None => IrohIdentity::random(),
-            };
-            let mut transport = IrohTransport::new(identity);
-            if options.port != 0 {
-                transport = transport.with_port(options.port);
-            }
-            if options.no_relays {
-                anyhow::ensure!(
-                    options.port != 0,
-                    "--no-relays needs a --port: clients dial iroh:<id>@host:PORT"
-                );
-                transport = transport.with_relays(burn::server::IrohRelays::Disabled);
-                let host = if options.host == "0.0.0.0" {
-                    "<this machine's address>"
-                } else {
-                    options.host.as_str()
-                };
-                announce(&format!("iroh:{}@{host}:{}", transport.id(), options.port));
-            } else {
-                announce(&format!("iroh:{}", transport.id()));
-            }
-            server.serve(transport)?;
-        }
+        ServeTransport::Websocket => serve_websocket(options, server, announce, log),
+        ServeTransport::Iroh => serve_iroh(options, server, announce, log),
     }
+}
+
+fn serve_websocket(
+    options: &ServeOptions,
+    server: RemoteServer,
+    announce: impl FnOnce(&Listening),
+    log: impl Fn(String) + Send + Sync + Clone + 'static,
+) -> anyhow::Result<()> {
+    let listener = TcpListener::bind((options.host.as_str(), options.port))
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", options.host, options.port))?;
+    let local = listener.local_addr()?;
+    let access = Access::choose(options.token.clone(), local.ip().is_loopback())?;
+    let server = server.with_authorizer(access.authorizer(log)?);
+    let address = if local.ip().is_unspecified() {
+        format!("ws://<this machine's address>:{}", local.port())
+    } else {
+        format!("ws://{local}")
+    };
+    announce(&Listening {
+        address,
+        access: access.describe(ServeTransport::Websocket),
+        generated_token: access.generated(),
+    });
+    server.serve(WebSocketTransport::from_listener(listener))?;
     Ok(())
+}
+
+/// Iroh on an endpoint of attnlab's own, bound where `--host` says (burn's
+/// `IrohTransport` binds every interface), without port mapping on the router
+/// (UPnP/NAT-PMP would open the server beyond what the operator asked).
+fn serve_iroh(
+    options: &ServeOptions,
+    server: RemoteServer,
+    announce: impl FnOnce(&Listening),
+    log: impl Fn(String) + Send + Sync + Clone + 'static,
+) -> anyhow::Result<()> {
+    use iroh::endpoint::{BindOpts, PortmapperConfig, QuicTransportConfig, presets};
+    use iroh::{Endpoint, RelayMode, SecretKey, protocol::Router};
+
+    let identity = match &options.identity {
+        Some(path) => IrohIdentity::load_or_create(path)?,
+        None => IrohIdentity::random(),
+    };
+    let bind = (options.host.as_str(), options.port)
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve --host {}", options.host))?;
+    let relays = !options.no_relays;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("attnlab-serve-iroh")
+        .build()?;
+    ServerLogging::install();
+    runtime.block_on(async move {
+        let iroh_error = |what: &str, e: &dyn std::fmt::Display| {
+            anyhow::anyhow!("cannot serve over Iroh on {bind}: {what}: {e}")
+        };
+        let builder = if relays {
+            Endpoint::builder(presets::N0)
+        } else {
+            Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled)
+        };
+        let mut builder = builder
+            // Off, as burn's own endpoints have it (iroh#4555: a refused
+            // segmentation-offloaded batch stalls every connection).
+            .transport_config(
+                QuicTransportConfig::builder()
+                    .enable_segmentation_offload(false)
+                    .build(),
+            )
+            .portmapper_config(PortmapperConfig::Disabled)
+            .secret_key(SecretKey::from_bytes(&identity.to_bytes()))
+            .alpns(vec![BURN_REMOTE_ALPN.to_vec()])
+            .clear_ip_transports()
+            .bind_addr(bind)
+            .map_err(|e| iroh_error("bad address", &e))?;
+        if bind.ip().is_unspecified() && bind.is_ipv4() {
+            // Every interface: IPv6 too where the host has it, as burn binds.
+            let any6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), bind.port());
+            builder = builder
+                .bind_addr_with_opts(any6, BindOpts::default().set_is_required(false))
+                .map_err(|e| iroh_error("bad address", &e))?;
+        }
+        let endpoint = builder
+            .bind()
+            .await
+            .map_err(|e| iroh_error("cannot bind", &e))?;
+        let sockets = endpoint.bound_sockets();
+        log(format!("Iroh sockets bound: {sockets:?}"));
+        // Through a relay, any bound address is reachable from anywhere.
+        let loopback_only = !relays && sockets.iter().all(|s| s.ip().is_loopback());
+        let access = Access::choose(options.token.clone(), loopback_only)?;
+        let protocol = server
+            .with_authorizer(access.authorizer(log.clone())?)
+            .into_protocol(&endpoint)?;
+        let id = identity.id();
+        let address = if relays {
+            format!("iroh:{id}")
+        } else {
+            let port = sockets.first().map_or(bind.port(), SocketAddr::port);
+            if bind.ip().is_unspecified() {
+                format!("iroh:{id}@<this machine's address>:{port}")
+            } else {
+                format!("iroh:{id}@{}", SocketAddr::new(bind.ip(), port))
+            }
+        };
+        let router = Router::builder(endpoint)
+            .accept(BURN_REMOTE_ALPN, protocol)
+            .spawn();
+        announce(&Listening {
+            address,
+            access: access.describe(ServeTransport::Iroh),
+            generated_token: access.generated(),
+        });
+        let stopped = shutdown_signal().await;
+        if let Err(e) = router.shutdown().await {
+            log(format!("the Iroh router did not shut down cleanly: {e}"));
+        }
+        stopped
+    })
+}
+
+/// Resolves when the process is asked to stop (Ctrl+C, or SIGTERM on Unix).
+async fn shutdown_signal() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    let terminate = {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        async move {
+            terminate.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => Ok(result?),
+        () = terminate => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_without_a_token_is_open_and_anything_else_needs_one() {
+        assert!(matches!(Access::choose(None, true).unwrap(), Access::Open));
+        let generated = Access::choose(None, false).unwrap();
+        let token = generated.generated().expect("a generated token");
+        assert!(token.reveal().len() >= 32);
+        let given = Token::new("given", "test").unwrap();
+        let access = Access::choose(Some(given), true).unwrap();
+        assert!(matches!(
+            access,
+            Access::Token {
+                generated: false,
+                ..
+            }
+        ));
+        assert!(access.generated().is_none());
+        assert!(
+            access
+                .describe(ServeTransport::Websocket)
+                .contains("unencrypted")
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! One run, start to finish, split the way burn-train splits `train` (set-up,
 //! checkpoint, events) from `fit` (the loop): [`train`] claims the backend and the run
-//! record, builds the model, restores the checkpoint a resumed run continues from,
+//! record (a resumed one checked and locked), builds the model, restores the
+//! checkpoint a resumed run continues from and only then reopens its record,
 //! announces the run (`Warning`s, `Started`, the step-0 snapshot) and, once the loop
 //! is done, ends it (its summary, the record's last write). `fit` (`fit.rs`) is
 //! the step loop alone: steps, and evaluation, snapshots and checkpoints as their
@@ -303,7 +304,12 @@ impl<'a> RunContext<'a> {
         self.summary.kernels = kernels.clone();
         let resume = self.recorder.take_resume();
         let (model, optim) = match &resume {
-            Some(resume) => self.restore(resume, model, &mut data_rng)?,
+            Some(resume) => {
+                let restored = self.restore(resume, model, &mut data_rng)?;
+                // The checkpoint loaded: only now is the record rewritten.
+                self.recorder.reopen(resume.state.step, self.summary)?;
+                restored
+            }
             None => (model, optimizer(train)),
         };
         self.control.sink().send(Event::Started {

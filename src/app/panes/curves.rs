@@ -4,7 +4,7 @@
 
 use egui::Ui;
 use egui_plot::{
-    GridMark, HoverPosition, Legend, Line, LineStyle, Plot, PlotPoints, Points, Polygon,
+    AxisHints, GridMark, HoverPosition, Legend, Line, LineStyle, Plot, PlotPoints, Points, Polygon,
 };
 
 use crate::app::commands::UiCommand;
@@ -67,6 +67,27 @@ pub fn curves_ui(ui: &mut Ui, runs: &[(usize, &RunView)], options: CurveOptions,
     });
 }
 
+/// The room the axes need, measured from the widest tick label the formatters can
+/// write (`0.00`, `1e-4`, `10000`) plus the axis title. egui_plot otherwise sizes an
+/// axis from the labels of the frame before, so after the range changes (a run that
+/// goes on to 2000 steps, a loss falling below 0.01) the last frame drawn can cut
+/// tick labels or put the title over them.
+fn axis_room(ui: &Ui, log: bool) -> (f32, f32) {
+    let font = egui::TextStyle::Body.resolve(ui.style());
+    let color = ui.visuals().text_color();
+    let size = |text: &str| {
+        ui.painter()
+            .layout_no_wrap(text.to_string(), font.clone(), color)
+            .size()
+    };
+    // The title's line and egui_plot's gap of a quarter line below or beside it.
+    let title = size("step").y * 1.25;
+    let widest = if log { "00.00" } else { "0.000" };
+    let x_room = size("10000").y + title;
+    let y_room = size(widest).x + title;
+    (x_room, y_room)
+}
+
 fn plot_ui(
     ui: &mut Ui,
     runs: &[(usize, &RunView)],
@@ -80,10 +101,12 @@ fn plot_ui(
         Metric::Loss => ("loss", |m| m.loss),
         Metric::Accuracy => ("accuracy", |m| m.accuracy),
     };
+    let (x_room, y_room) = axis_room(ui, log);
     let mut plot = Plot::new((id, title))
         .legend(Legend::default())
-        .x_axis_label("step")
+        .custom_x_axes(vec![AxisHints::new_x().label("step").min_thickness(x_room)])
         .y_axis_label(if log { "loss (log10)" } else { title })
+        .y_axis_min_width(y_room)
         .link_axis(link, [true, false])
         .link_cursor(link, [true, false])
         .allow_scroll(false)

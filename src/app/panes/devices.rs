@@ -2,7 +2,9 @@
 //! servers the user added (`attnlab serve` on other machines; remembered between
 //! launches), each with its state (reachable, busy with which run, unreachable).
 //! With "Train on these servers" on, queued runs go to whichever server is free, one
-//! run per server at a time; the runs panel says where each ran.
+//! run per server at a time; the runs panel says where each ran. A server that
+//! requires a token gets the one in `ATTNLAB_TOKEN` (the pane never stores tokens: an
+//! address written `TOKEN@ws://...` is refused as not an address).
 
 use std::time::{Duration, Instant};
 
@@ -91,7 +93,7 @@ pub fn devices_ui(ui: &mut Ui, app: &mut App) {
     ui.label(RichText::new("Remote servers").strong());
     ui.label(
         RichText::new(
-            "Machines running `attnlab serve` (README: Remote GPUs). Records, curves and attention maps stay on this machine.",
+            "Machines running `attnlab serve` (README: Remote GPUs). Records, curves and attention maps stay on this machine. A server that requires a token: start the window with ATTNLAB_TOKEN set (tokens are never remembered).",
         )
         .small()
         .weak(),
