@@ -217,6 +217,16 @@ fn validate_exit_codes() {
 
     let out = attnlab(&["validate", "good.toml"], dir.path());
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // Each run with its estimated peak memory, and what the process can get.
+    let all = text(&out);
+    for run in ["dense", "local w=1", "lstm"] {
+        assert!(
+            all.lines()
+                .any(|l| l.contains(run) && l.contains("B peak memory")),
+            "{run}: {all}"
+        );
+    }
+    assert!(all.contains("available: "), "{all}");
 
     let out = attnlab(&["validate", "good.toml", "bad.toml"], dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
@@ -571,4 +581,168 @@ fn resume_continues_the_run_the_summary_names() {
     assert_eq!(record.summary.name, "dense");
     assert_eq!(record.summary.status, RunStatus::Finished);
     assert_eq!(record.summary.steps, 8);
+}
+
+/// An experiment that estimates ~6.6 GB (every layer's and head's `8192 x 8192`
+/// snapshot), refused by `validate` under a 3 GB `RLIMIT_AS` although the machine may
+/// have far more free: the address-space limit is what the process can get.
+const BIG: &str = r#"
+name = "big"
+[task]
+seq_len = 8192
+vocab = 8
+distance = 4
+[model]
+layers = 2
+heads = 4
+d_model = 16
+d_ff = 32
+[train]
+steps = 1
+batch = 1
+eval_batches = 1
+backend = "cpu"
+"#;
+
+#[test]
+fn validate_refuses_a_run_over_the_address_space_limit() {
+    // Enough for the debug binary to start (it needs ~300-500 MB of address space),
+    // well under BIG's estimate.
+    const LIMIT: u64 = 3_000_000_000;
+    let prlimit = Command::new("prlimit").arg("--version").output();
+    if !prlimit.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: prlimit (util-linux) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("big.toml"), BIG).expect("write");
+    std::fs::write(dir.path().join("tiny.toml"), TINY).expect("write");
+    let settings = attnlab::config::Experiment::from_toml(BIG)
+        .expect("parses")
+        .plan_within(None)
+        .expect("valid without a memory check");
+    let needs = attnlab::config::estimate(settings[0].settings()).total();
+    assert!(needs > 2 * LIMIT, "{needs}");
+
+    let validate = |file: &str| {
+        Command::new("prlimit")
+            .arg(format!("--as={LIMIT}"))
+            .arg(env!("CARGO_BIN_EXE_attnlab"))
+            .args(["validate", file])
+            .current_dir(dir.path())
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("prlimit runs")
+    };
+    // Under the limit the binary starts and a small experiment fits.
+    let out = validate("tiny.toml");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let all = text(&out);
+    // Unless the machine (or its cgroup) has even less, the limit named is RLIMIT_AS.
+    if attnlab::config::available_memory().is_some_and(|m| m > LIMIT) {
+        assert!(all.contains("(RLIMIT_AS)"), "{all}");
+    }
+
+    let out = validate("big.toml");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let all = text(&out);
+    assert!(
+        all.contains("big.toml") && all.contains("task.seq_len") && all.contains("needs ~"),
+        "{all}"
+    );
+}
+
+/// Copies the record folder `from` to `to` (files one level down included).
+fn copy_record(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("record") {
+        let path = entry.expect("entry").path();
+        let target = to.join(path.file_name().expect("name"));
+        if path.is_dir() {
+            copy_record(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).expect("copy");
+        }
+    }
+}
+
+/// `eval` and `export` take each record on its own: a damaged record (a garbled
+/// checkpoint; a config whose shapes no longer fit the saved model; an unreadable
+/// summary) is reported on stderr by name, the good one is still done, and the exit
+/// status is 1. Nothing panics the process away.
+#[test]
+fn eval_and_export_do_the_good_records_and_report_the_damaged_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = TINY.split("[[runs]]").next().expect("base");
+    std::fs::write(dir.path().join("one.toml"), one).expect("write");
+    let out = attnlab(&["run", "one.toml", "--out", "records", "-q"], dir.path());
+    assert!(out.status.success(), "{}", text(&out));
+    let good = attnlab::records::list_records(&dir.path().join("records"))[0]
+        .dir
+        .clone();
+    let good_id = good.file_name().expect("id").to_string_lossy().to_string();
+    let damaged = dir.path().join("damaged");
+    // A garbled checkpoint.
+    copy_record(&good, &damaged.join("garbled"));
+    for entry in std::fs::read_dir(damaged.join("garbled/checkpoint")).expect("checkpoint") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            std::fs::write(path, b"\x00garbage\xff").expect("garble");
+        }
+    }
+    // A model wider than the one saved.
+    copy_record(&good, &damaged.join("reshaped"));
+    let config = std::fs::read_to_string(good.join("config.toml")).expect("config.toml");
+    let wider = config.replace("d_model = 16", "d_model = 32");
+    assert_ne!(wider, config);
+    std::fs::write(damaged.join("reshaped/config.toml"), wider).expect("write");
+    // A summary that does not read.
+    copy_record(&good, &damaged.join("unreadable"));
+    std::fs::write(damaged.join("unreadable/summary.json"), "{").expect("write");
+    let shown = good.display().to_string();
+    let names = ["garbled", "reshaped", "unreadable"];
+    let bad: Vec<String> = names
+        .iter()
+        .map(|n| damaged.join(n).display().to_string())
+        .collect();
+
+    let mut args = vec!["eval", "--batches", "1", bad[0].as_str(), &shown];
+    args.extend([bad[1].as_str(), bad[2].as_str()]);
+    let out = attnlab(&args, dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "the good record is evaluated: {}",
+        text(&out)
+    );
+    assert!(
+        lines.iter().all(|l| l["record"] == good_id.as_str()),
+        "{stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for name in names {
+        assert!(stderr.contains(name), "{name} is reported: {stderr}");
+    }
+
+    let mut args = vec!["export", "--to", "figures", bad[0].as_str(), &shown];
+    args.extend([bad[1].as_str(), bad[2].as_str()]);
+    let out = attnlab(&args, dir.path());
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let figures = dir.path().join("figures");
+    assert!(
+        figures.join(&good_id).join("metrics.csv").is_file(),
+        "{}",
+        text(&out)
+    );
+    assert!(figures.join("summary.csv").is_file());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("unreadable"),
+        "{}",
+        text(&out)
+    );
 }

@@ -227,3 +227,100 @@ proptest! {
         }
     }
 }
+
+/// A text experiment reading `file`, small enough to validate quickly.
+fn text_experiment(file: &str) -> String {
+    format!(
+        "name = \"t\"\n[task]\nkind = \"text\"\nfile = \"{file}\"\nseq_len = 16\nvocab = 32\n[model]\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\ncausal = true\n[train]\nsteps = 2\nbatch = 4\neval_every = 2\neval_batches = 1\nbackend = \"cpu\"\n"
+    )
+}
+
+/// A shared experiment must not read files from elsewhere (`../secret.txt`, or a link
+/// in its folder that leads out): refused on `task.file`, naming the file and how to
+/// allow it, unless the user allows it with `--allow-file`. The shipped corpus's
+/// name stays allowed.
+#[test]
+fn a_corpus_outside_the_experiments_folder_is_refused_unless_allowed() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let secret = root.path().join("secret.txt");
+    std::fs::write(
+        &secret,
+        "the quick brown fox jumps over the lazy dog. ".repeat(40),
+    )
+    .expect("write");
+    let exp = root.path().join("exp");
+    std::fs::create_dir(&exp).expect("mkdir");
+    let path = exp.join("t.toml");
+    std::fs::write(&path, text_experiment("../secret.txt")).expect("write");
+
+    let errors = Experiment::load_and_plan_allowing(&path, &[]).expect_err("outside");
+    assert_answered(&path, &errors.0);
+    let shown = errors.to_string();
+    assert!(
+        shown.contains("task.file")
+            && shown.contains("secret.txt")
+            && shown.contains("--allow-file"),
+        "{shown}"
+    );
+    assert!(
+        Experiment::load(&path).is_err(),
+        "the window's reader refuses it too"
+    );
+    let (_, plans) = Experiment::load_and_plan_allowing(&path, std::slice::from_ref(&secret))
+        .unwrap_or_else(|e| panic!("allowed: {e}"));
+    assert_eq!(plans.len(), 1);
+
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&secret, exp.join("link.txt")).expect("link");
+        let linked = exp.join("linked.toml");
+        std::fs::write(&linked, text_experiment("link.txt")).expect("write");
+        let errors = Experiment::load_and_plan_allowing(&linked, &[]).expect_err("escapes");
+        assert!(errors.to_string().contains("task.file"), "{errors}");
+    }
+    let shipped = exp.join("shipped.toml");
+    let text = text_experiment(attnlab::tasks::SHIPPED_NAME).replace("vocab = 32", "vocab = 128");
+    std::fs::write(&shipped, text).expect("write");
+    if let Err(errors) = Experiment::load_and_plan_allowing(&shipped, &[]) {
+        assert!(!errors.to_string().contains("outside"), "{errors}");
+    }
+
+    // The command line: refused, then validated and trained with --allow-file.
+    let attnlab = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_attnlab"))
+            .args(args)
+            .current_dir(root.path())
+            .output()
+            .expect("the binary runs")
+    };
+    let out = attnlab(&["validate", "exp/t.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("task.file") && said.contains("secret.txt"),
+        "{said}"
+    );
+    let out = attnlab(&["validate", "exp/t.toml", "--allow-file", "secret.txt"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = attnlab(&["run", "exp/t.toml", "--out", "runs", "-q"]);
+    assert!(!out.status.success());
+    assert!(!root.path().join("runs").exists(), "nothing trained");
+    let out = attnlab(&[
+        "run",
+        "exp/t.toml",
+        "--out",
+        "runs",
+        "-q",
+        "--allow-file",
+        "secret.txt",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -28,14 +28,27 @@ pub struct EvalArgs {
 }
 
 impl EvalArgs {
-    /// Evaluates each record on its own: a damaged one is reported (exit status 1)
-    /// and the others evaluated.
+    /// Evaluates each record on its own: a damaged or hostile one (even one whose
+    /// evaluation panics) is reported on stderr, naming it, and the others evaluated;
+    /// exit status 1 if any failed.
     pub(super) fn execute(self) -> anyhow::Result<ExitCode> {
-        let folders = record_folders(&self.records)?;
         let mut failed = 0;
+        let mut folders = Vec::new();
+        for dir in &self.records {
+            match record_folders(std::slice::from_ref(dir)) {
+                Ok(found) => folders.extend(found),
+                Err(e) => {
+                    eprintln!("attnlab eval: {e:#}");
+                    failed += 1;
+                }
+            }
+        }
         for folder in &folders {
-            match crate::trainer::evaluate_record(folder, self.seed, self.batches, self.backend) {
-                Ok(e) => {
+            let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                crate::trainer::evaluate_record(folder, self.seed, self.batches, self.backend)
+            }));
+            match evaluated {
+                Ok(Ok(e)) => {
                     for c in e.by_distance.bucketed(self.bucket) {
                         let line = serde_json::json!({
                             "run": e.run,
@@ -52,8 +65,16 @@ impl EvalArgs {
                         e.run, e.step, e.accuracy, e.loss
                     );
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     eprintln!("attnlab eval: {e}");
+                    failed += 1;
+                }
+                Err(panic) => {
+                    eprintln!(
+                        "attnlab eval: {}: the evaluation failed unexpectedly: {}",
+                        folder.display(),
+                        panic_message(panic.as_ref())
+                    );
                     failed += 1;
                 }
             }
@@ -64,4 +85,13 @@ impl EvalArgs {
             ExitCode::SUCCESS
         })
     }
+}
+
+/// What a caught panic said (its message, when it is text).
+pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }

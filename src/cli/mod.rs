@@ -16,7 +16,6 @@ mod validate;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 pub use bench::BenchArgs;
@@ -102,17 +101,6 @@ fn record_folders(dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
         }
     }
     Ok(folders)
-}
-
-/// The records named on the command line, each read.
-fn named_records(dirs: &[PathBuf]) -> anyhow::Result<Vec<crate::records::RunRecord>> {
-    record_folders(dirs)?
-        .iter()
-        .map(|dir| {
-            crate::records::RunRecord::open(dir)
-                .with_context(|| format!("cannot read the record {}", dir.display()))
-        })
-        .collect()
 }
 
 #[cfg(test)]

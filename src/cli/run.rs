@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// Print only the final table.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Let a text task read this file (or the files under this folder) although it
+    /// lies outside the experiment file's folder (repeatable).
+    #[arg(long = "allow-file", value_name = "PATH")]
+    pub allow_files: Vec<PathBuf>,
     /// Runs trained at once (default: from the cores and the memory estimate).
     #[arg(long, short)]
     pub jobs: Option<usize>,
@@ -87,7 +91,7 @@ impl RunArgs {
         let mut work: Vec<Job> = if self.files.is_empty() {
             Vec::new()
         } else {
-            load_plans(&self.files, &overrides, &self.runs)?
+            load_plans(&self.files, &overrides, &self.runs, &self.allow_files)?
                 .into_iter()
                 .map(|plan| Job {
                     plan,
@@ -98,6 +102,7 @@ impl RunArgs {
         };
         work.extend(resume_jobs(&self.resume, &overrides)?);
         let plans: Vec<RunPlan> = work.iter().map(|j| j.plan.clone()).collect();
+        tell_remote_corpora(&plans);
         // Remote servers: one run per server at a time, each server an executor.
         let placement = Placement::choose(Placement::servers_of(&plans), self.jobs, &plans);
         run(&work, &self.out, self.quiet, placement)
@@ -180,11 +185,12 @@ fn load_plans(
     files: &[PathBuf],
     overrides: &Overrides,
     only: &[String],
+    allowed: &[PathBuf],
 ) -> anyhow::Result<Vec<RunPlan>> {
     let mut plans = Vec::new();
     let mut errors = Vec::new();
     for file in files {
-        match Experiment::load_and_plan(file) {
+        match Experiment::load_and_plan_allowing(file, allowed) {
             Ok((_, file_plans)) => plans.extend(file_plans),
             Err(e) => errors.push(e.to_string()),
         }
@@ -217,6 +223,26 @@ fn load_plans(
             })
         })
         .collect()
+}
+
+/// Says, once per corpus and servers, that a text run on a remote backend sends its
+/// corpus's characters (as tokens) to the server.
+fn tell_remote_corpora(plans: &[RunPlan]) {
+    let mut told = std::collections::BTreeSet::new();
+    for plan in plans {
+        let s = plan.settings();
+        let servers = s.train.backend.addresses().join(", ");
+        if s.task.kind == crate::tasks::TaskKind::Text
+            && !servers.is_empty()
+            && told.insert((s.task.file.clone(), servers.clone()))
+        {
+            eprintln!(
+                "note: run \"{}\" trains on {servers}: the text of {:?} travels to that server",
+                plan.name(),
+                s.task.file
+            );
+        }
+    }
 }
 
 /// One run for `attnlab run`: a plan, and the record it continues, if resumed.

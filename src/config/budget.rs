@@ -1,6 +1,7 @@
 //! What a run will need before it starts: an estimate of its peak memory, checked
-//! against what the machine has, so a run that cannot fit is refused with the field
-//! to change instead of taking the process (and every other run) down.
+//! against what the process can get (the `limits` module), so a run that cannot fit
+//! is refused with the field to change instead of taking the process (and every
+//! other run) down.
 //!
 //! The estimate counts f32 tensors alive at the peak of a training step: parameters,
 //! their gradients and Adam's two moments (4 x params); per layer the activations
@@ -141,23 +142,15 @@ pub fn step_flops(s: &Settings) -> f64 {
     dense + attention
 }
 
-/// Memory this machine can give a new run now (`MemAvailable`), if known.
-pub fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    text.lines()
-        .find(|l| l.starts_with("MemAvailable:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-}
-
-/// Bytes as `1.5 GB` / `340 MB`.
+/// Bytes as `1.5 GB` / `340 MB` / `12 KB`.
 pub fn human_bytes(bytes: u64) -> String {
     let gb = bytes as f64 / 1e9;
     if gb >= 1.0 {
         format!("{gb:.1} GB")
-    } else {
+    } else if bytes >= 1_000_000 {
         format!("{:.0} MB", bytes as f64 / 1e6)
+    } else {
+        format!("{:.0} KB", bytes as f64 / 1e3)
     }
 }
 
@@ -217,7 +210,7 @@ pub fn over_budget(s: &Settings, available: u64) -> Option<(&'static str, String
     Some((
         field,
         format!(
-            "this run needs ~{} ({what}: ~{}); this machine has {} available: {advice}",
+            "this run needs ~{} ({what}: ~{}); this process can get {}: {advice}",
             human_bytes(e.total()),
             human_bytes(bytes),
             human_bytes(available)

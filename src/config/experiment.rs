@@ -1,5 +1,7 @@
 //! Reading and writing experiment files: base settings plus per-run overrides.
 
+use std::path::{Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 use toml::{Table, Value};
 
@@ -8,6 +10,7 @@ use super::source::{
     locate_field, path_string, read_experiment_text, runs_header_lines, toml_error,
 };
 use super::{ConfigError, ConfigErrors, Settings};
+use crate::tasks::SHIPPED_NAME;
 
 /// Most runs in one experiment file.
 pub const MAX_RUNS: usize = 10_000;
@@ -223,26 +226,41 @@ impl Experiment {
 
     /// Reads and parses a file; errors carry its path. Only a regular file of at
     /// most 1 MiB is read (a directory, a FIFO or a device is refused before it is
-    /// opened, so nothing blocks or fills memory).
-    pub fn load(path: &std::path::Path) -> Result<Self, ConfigErrors> {
+    /// opened, so nothing blocks or fills memory). A text task's file outside the
+    /// file's folder is refused ([`Experiment::confine_files`], nothing allowed): what
+    /// the window opens.
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        Self::load_allowing(path, &[])
+    }
+
+    /// [`Experiment::load`], a text task also allowed the files at or under the paths
+    /// of `allowed` (the user's `--allow-file`).
+    pub fn load_allowing(path: &Path, allowed: &[PathBuf]) -> Result<Self, ConfigErrors> {
+        let shown = path.display().to_string();
         let text = read_experiment_text(path)?;
-        let mut experiment =
-            Self::from_toml(&text).map_err(|e| e.in_file(&path.display().to_string()))?;
-        experiment.resolve_files(path.parent().unwrap_or(std::path::Path::new(".")));
+        let mut experiment = Self::from_toml(&text).map_err(|e| e.in_file(&shown))?;
+        experiment
+            .confine_files(folder_of(path), allowed)
+            .map_err(|e| located(e, &text).in_file(&shown))?;
         Ok(experiment)
     }
 
     /// Makes `task.file` (the text task's file), where written relative to the
     /// experiment file in `dir`, absolute, so the experiment finds it from any working
-    /// folder, and so do the records it writes. A name that is no file there stays as
-    /// written (the shipped corpus is built in).
-    pub fn resolve_files(&mut self, dir: &std::path::Path) {
+    /// folder, and so do the records it writes. The shipped corpus's name stays as
+    /// written when no file of that name is there (it is built in).
+    pub fn resolve_files(&mut self, dir: &Path) {
         let resolve = |file: &str| -> Option<String> {
-            let path = std::path::Path::new(file);
-            (!file.is_empty() && path.is_relative())
-                .then(|| dir.join(path))
-                .filter(|p| p.is_file())
-                .and_then(|p| std::path::absolute(p).ok())
+            let path = Path::new(file);
+            if file.is_empty() || !path.is_relative() {
+                return None;
+            }
+            let joined = dir.join(path);
+            if !joined.is_file() && file.replace('\\', "/").ends_with(SHIPPED_NAME) {
+                return None;
+            }
+            std::path::absolute(joined)
+                .ok()
                 .map(|p| p.display().to_string())
         };
         if let Some(file) = resolve(&self.base.task.file) {
@@ -257,7 +275,126 @@ impl Experiment {
                 run.set("task.file", Value::String(file));
             }
         }
+        for axis in self.sweep.axes.iter_mut().filter(|a| a.field == FILE_FIELD) {
+            for value in &mut axis.values {
+                if let Some(file) = value.as_str().and_then(resolve) {
+                    *value = Value::String(file);
+                }
+            }
+        }
     }
+
+    /// [`Experiment::resolve_files`], then refuses every text file that lies outside
+    /// `dir`'s folder tree once links are followed (a shared experiment must not read,
+    /// nor with a remote backend send, a file from elsewhere such as `../.ssh/id_rsa`)
+    /// unless it is at or under a path of `allowed`, which the user names (the CLI's
+    /// `--allow-file`), never the file. The shipped corpus's name is built in and
+    /// allowed; a name with no file behind it reads nothing and is left to
+    /// [`Experiment::plan`] (which says it is missing).
+    pub fn confine_files(&mut self, dir: &Path, allowed: &[PathBuf]) -> Result<(), ConfigErrors> {
+        self.resolve_files(dir);
+        if !self.reads_text() {
+            return Ok(());
+        }
+        let root = dir.canonicalize().map_err(|e| {
+            ConfigError::new(
+                FILE_FIELD,
+                format!("the experiment's folder {}: {e}", dir.display()),
+            )
+        })?;
+        let allowed: Vec<PathBuf> = allowed
+            .iter()
+            .filter_map(|p| p.canonicalize().ok())
+            .collect();
+        let errors: Vec<ConfigError> = self
+            .written_files()
+            .into_iter()
+            .filter_map(|(field, file)| {
+                outside(&file, &root, &allowed).map(|message| ConfigError::new(field, message))
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Whether any run (or sweep point) may be a text task, which reads `task.file`.
+    fn reads_text(&self) -> bool {
+        use crate::tasks::TaskKind;
+        self.base.task.kind == TaskKind::Text
+            || self.sweep.axes.iter().any(|a| a.field == "task.kind")
+            || (0..self.runs.len()).any(|i| {
+                self.run_settings(i)
+                    .is_ok_and(|s| s.task.kind == TaskKind::Text)
+            })
+    }
+
+    /// Every `task.file` written, with the field that writes it: the base's, each
+    /// run's own and each sweep value.
+    fn written_files(&self) -> Vec<(String, String)> {
+        let mut files = vec![(FILE_FIELD.to_string(), self.base.task.file.clone())];
+        for (index, run) in self.runs.iter().enumerate() {
+            if let Some(file) = run.own_value(FILE_FIELD).and_then(|v| v.as_str()) {
+                files.push((format!("runs[{index}].{FILE_FIELD}"), file.to_string()));
+            }
+        }
+        for axis in self.sweep.axes.iter().filter(|a| a.field == FILE_FIELD) {
+            for file in axis.values.iter().filter_map(|v| v.as_str()) {
+                files.push((format!("sweep.{FILE_FIELD}"), file.to_string()));
+            }
+        }
+        files
+    }
+}
+
+/// The dotted name of the text task's file.
+const FILE_FIELD: &str = "task.file";
+
+/// The folder of an experiment file (`.` for a bare file name).
+pub(super) fn folder_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// Errors placed on the line of `text` that writes their field, where they have none.
+pub(super) fn located(mut errors: ConfigErrors, text: &str) -> ConfigErrors {
+    for e in &mut errors.0 {
+        if e.line.is_none() {
+            e.line = locate_field(text, &e.field);
+        }
+    }
+    errors
+}
+
+/// Why the text task may not read `file`, if it may not: the file it would read (what
+/// `tasks::text::load` opens: the path as it stands) lies, links followed, outside
+/// `root` and every path of `allowed`.
+fn outside(file: &str, root: &Path, allowed: &[PathBuf]) -> Option<String> {
+    let path = Path::new(file);
+    if file.is_empty() || !path.is_file() {
+        return None;
+    }
+    let real = match path.canonicalize() {
+        Ok(real) => real,
+        Err(e) => return Some(format!("{file:?}: {e}")),
+    };
+    if real.starts_with(root) || allowed.iter().any(|a| real.starts_with(a)) {
+        return None;
+    }
+    let via = if real.as_path() == Path::new(file) {
+        String::new()
+    } else {
+        format!(" (it is {})", real.display())
+    };
+    Some(format!(
+        "{file:?}{via} lies outside the experiment's folder {}: an experiment reads only files in its own folder; if you trust this one, allow it with `--allow-file {}` (attnlab run or validate)",
+        root.display(),
+        real.display()
+    ))
 }
 
 /// Deserialises with the dotted path of the failing field and the line it is on.

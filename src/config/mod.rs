@@ -10,6 +10,7 @@ mod budget;
 mod error;
 mod experiment;
 pub mod fields;
+mod limits;
 mod plan;
 mod run_spec;
 mod settings;
@@ -17,13 +18,11 @@ mod source;
 mod suggest;
 mod sweep;
 
-pub use budget::{
-    MemoryEstimate, available_memory, estimate, human_bytes, over_budget, parameter_count,
-    step_flops,
-};
+pub use budget::{MemoryEstimate, estimate, human_bytes, over_budget, parameter_count, step_flops};
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::Experiment;
 pub use fields::{Field, FieldSetting, Section};
+pub use limits::{MemoryLimit, MemorySource, available_memory, memory_limit};
 pub use plan::{RunPlan, check_settings};
 pub use run_spec::{ResolveError, RunSpec};
 pub use settings::{

@@ -2,8 +2,8 @@
 
 use serde::Serialize;
 
-use super::experiment::MAX_RUNS;
-use super::source::{locate_field, read_experiment_text};
+use super::experiment::{MAX_RUNS, folder_of, located};
+use super::source::read_experiment_text;
 use super::{ConfigError, ConfigErrors, Experiment, ModelKind, Settings, fields};
 use crate::attention::{AttentionPattern, Mask};
 
@@ -100,23 +100,44 @@ impl RunPlan {
 }
 
 impl Experiment {
-    /// Reads, parses and validates a file (what `attnlab validate` and `run` do):
-    /// every error carries the file and, where the field is written in it, the line.
+    /// Reads, parses and validates a file: every error carries the file and, where the
+    /// field is written in it, the line. A text task's file is resolved against the
+    /// file's folder but not confined to it: for files attnlab wrote itself (a record's
+    /// `config.toml`); an experiment from the user goes through
+    /// [`Experiment::load_and_plan_allowing`].
     pub fn load_and_plan(path: &std::path::Path) -> Result<(Self, Vec<RunPlan>), ConfigErrors> {
+        Self::load_and_plan_with(path, None)
+    }
+
+    /// [`Experiment::load_and_plan`] for an experiment file from the user (what
+    /// `attnlab validate` and `run` do): a text task's file outside the file's folder is
+    /// refused unless at or under a path of `allowed` (`--allow-file`), before it is
+    /// read ([`Experiment::confine_files`]).
+    pub fn load_and_plan_allowing(
+        path: &std::path::Path,
+        allowed: &[std::path::PathBuf],
+    ) -> Result<(Self, Vec<RunPlan>), ConfigErrors> {
+        Self::load_and_plan_with(path, Some(allowed))
+    }
+
+    /// Loads and plans, text files confined unless `allowed` is `None`.
+    fn load_and_plan_with(
+        path: &std::path::Path,
+        allowed: Option<&[std::path::PathBuf]>,
+    ) -> Result<(Self, Vec<RunPlan>), ConfigErrors> {
         let shown = path.display().to_string();
         let text = read_experiment_text(path)?;
         let mut experiment = Self::from_toml(&text).map_err(|e| e.in_file(&shown))?;
-        experiment.resolve_files(path.parent().unwrap_or(std::path::Path::new(".")));
+        let folder = folder_of(path);
+        match allowed {
+            Some(allowed) => experiment
+                .confine_files(folder, allowed)
+                .map_err(|e| located(e, &text).in_file(&shown))?,
+            None => experiment.resolve_files(folder),
+        }
         match experiment.plan() {
             Ok(plans) => Ok((experiment, plans)),
-            Err(mut errors) => {
-                for e in &mut errors.0 {
-                    if e.line.is_none() {
-                        e.line = locate_field(&text, &e.field);
-                    }
-                }
-                Err(errors.in_file(&shown))
-            }
+            Err(errors) => Err(located(errors, &text).in_file(&shown)),
         }
     }
 

@@ -48,6 +48,25 @@ pub enum ExportError {
         /// What it is instead.
         problem: String,
     },
+    /// Exporting the record panicked; the panic was caught and the other records
+    /// exported.
+    #[error("{record}: the export failed unexpectedly: {message}")]
+    Failed {
+        /// The record.
+        record: PathBuf,
+        /// What the panic said.
+        message: String,
+    },
+}
+
+/// What [`export_each`] did: the files written, and each record that could not be
+/// exported (its folder and why); the others were.
+#[derive(Debug, Default)]
+pub struct Exported {
+    /// Every file written.
+    pub written: Vec<PathBuf>,
+    /// The records not (or not completely) exported, each with why.
+    pub failed: Vec<(PathBuf, ExportError)>,
 }
 
 /// `metrics.csv` as written by the trainer: `step,split,loss,accuracy,elapsed_secs`.
@@ -309,7 +328,8 @@ fn real_folder(dir: &Path) -> Result<(), ExportError> {
 
 /// Writes, for each record, `<record-id>/metrics.csv`, `curves.svg` and, when it has
 /// snapshots, `attention-step<k>.png` and `.npy` of its last snapshot; and
-/// `summary.csv` over all of them. Returns the files written.
+/// `summary.csv` over all of them. Returns the files written, or (once every other
+/// record is exported) the first record's error.
 ///
 /// Refused before anything is written when `to` (or a record's folder in it) lies
 /// inside a record exported. Each file is written through a uniquely named temporary
@@ -319,95 +339,141 @@ fn real_folder(dir: &Path) -> Result<(), ExportError> {
 /// someone who may rename entries of `to`, is not detected: export into a folder only
 /// you can write.)
 pub fn export_records(records: &[RunRecord], to: &Path) -> Result<Vec<PathBuf>, ExportError> {
+    let exported = export_each(records, to)?;
+    match exported.failed.into_iter().next() {
+        Some((_, e)) => Err(e),
+        None => Ok(exported.written),
+    }
+}
+
+/// [`export_records`], each record on its own: a damaged or hostile record (even one
+/// whose export panics) is listed in [`Exported::failed`] and the others exported;
+/// `summary.csv` covers those exported. An error is about the destination alone.
+pub fn export_each(records: &[RunRecord], to: &Path) -> Result<Exported, ExportError> {
     check_destination(records, to)?;
     std::fs::create_dir_all(to).map_err(|source| ExportError::Write {
         path: to.to_path_buf(),
         source,
     })?;
-    let mut written = Vec::new();
-    let mut write = |path: PathBuf, bytes: &[u8]| -> Result<(), ExportError> {
-        write_atomically(&path, bytes).map_err(|source| ExportError::Write {
-            path: path.clone(),
-            source,
-        })?;
-        written.push(path);
-        Ok(())
-    };
+    let mut exported = Exported::default();
+    let mut done = Vec::new();
     for record in records {
-        let dir = to.join(record_id(record));
-        real_folder(&dir)?;
-        let rows = record.metrics()?;
-        write(dir.join("metrics.csv"), metrics_csv(&rows).as_bytes())?;
-        let title = format!(
-            "{} / {} ({})",
-            record.summary.experiment,
-            record.summary.name,
-            record.summary.status.name()
-        );
-        write(dir.join("curves.svg"), curves_svg(&title, &rows).as_bytes())?;
-        let distances = record.distances()?;
-        if !distances.is_empty() {
-            let mut csv = String::from("step,distance,correct,total,accuracy\n");
-            for d in &distances {
-                for c in &d.counts {
-                    let _ = writeln!(
-                        csv,
-                        "{},{},{},{},{}",
-                        d.step,
-                        c.distance,
-                        c.correct,
-                        c.total,
-                        c.accuracy()
-                    );
-                }
-            }
-            write(dir.join("distance.csv"), csv.as_bytes())?;
+        let written = &mut exported.written;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            export_one(record, &to.join(record_id(record)), written)
+        }))
+        .unwrap_or_else(|panic| {
+            Err(ExportError::Failed {
+                record: record.dir.clone(),
+                message: panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into()),
+            })
+        });
+        match outcome {
+            Ok(()) => done.push(record.clone()),
+            Err(e) => exported.failed.push((record.dir.clone(), e)),
         }
-        let snapshots = record.snapshots()?;
-        if let Some((header, snapshots)) = &snapshots {
-            // The statistics need the run's settings (patterns, masks); a record whose
-            // configuration no longer reads still gets its maps exported.
-            if let Some(settings) = record
-                .experiment()
-                .ok()
-                .and_then(|e| e.run_settings(0).ok())
-            {
-                let masks = settings.model.fitted_layer_masks(
-                    settings.task.seq_len,
-                    settings.train.seed,
-                    crate::trainer::MAX_SNAPSHOT_SIDE,
+    }
+    if !done.is_empty() {
+        write_file(
+            &to.join("summary.csv"),
+            summary_csv(&done).as_bytes(),
+            &mut exported.written,
+        )?;
+    }
+    Ok(exported)
+}
+
+/// Writes `bytes` to `path` atomically and lists it in `written`.
+fn write_file(path: &Path, bytes: &[u8], written: &mut Vec<PathBuf>) -> Result<(), ExportError> {
+    write_atomically(path, bytes).map_err(|source| ExportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    written.push(path.to_path_buf());
+    Ok(())
+}
+
+/// One record's files, in its folder `dir` of the destination.
+fn export_one(
+    record: &RunRecord,
+    dir: &Path,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), ExportError> {
+    real_folder(dir)?;
+    let mut write = |path: PathBuf, bytes: &[u8]| write_file(&path, bytes, written);
+    let rows = record.metrics()?;
+    write(dir.join("metrics.csv"), metrics_csv(&rows).as_bytes())?;
+    let title = format!(
+        "{} / {} ({})",
+        record.summary.experiment,
+        record.summary.name,
+        record.summary.status.name()
+    );
+    write(dir.join("curves.svg"), curves_svg(&title, &rows).as_bytes())?;
+    let distances = record.distances()?;
+    if !distances.is_empty() {
+        let mut csv = String::from("step,distance,correct,total,accuracy\n");
+        for d in &distances {
+            for c in &d.counts {
+                let _ = writeln!(
+                    csv,
+                    "{},{},{},{},{}",
+                    d.step,
+                    c.distance,
+                    c.correct,
+                    c.total,
+                    c.accuracy()
                 );
-                let rows: Vec<(usize, usize, Vec<crate::attention::HeadStats>)> = snapshots
-                    .iter()
-                    .map(|snap| {
-                        let stats =
-                            super::snapshot_stats(&settings, Some(&header.probe), &masks, snap);
-                        (snap.step, snap.heads, stats)
-                    })
-                    .collect();
-                write(
-                    dir.join("head_stats.csv"),
-                    super::head_stats_csv(&rows).as_bytes(),
-                )?;
             }
         }
-        if let Some((_, snapshots)) = snapshots
-            && let Some(last) = snapshots.last()
+        write(dir.join("distance.csv"), csv.as_bytes())?;
+    }
+    let snapshots = record.snapshots()?;
+    if let Some((header, snapshots)) = &snapshots {
+        // The statistics need the run's settings (patterns, masks); a record whose
+        // configuration no longer reads still gets its maps exported.
+        if let Some(settings) = record
+            .experiment()
+            .ok()
+            .and_then(|e| e.run_settings(0).ok())
         {
-            let stem = format!("attention-step{}", last.step);
-            let png = dir.join(format!("{stem}.png"));
-            let bytes = attention_png(last, 4).map_err(|source| ExportError::Png {
-                path: png.clone(),
-                source,
-            })?;
-            write(png, &bytes)?;
-            let shape = [last.layers, last.heads, last.n, last.n];
+            let masks = settings.model.fitted_layer_masks(
+                settings.task.seq_len,
+                settings.train.seed,
+                crate::trainer::MAX_SNAPSHOT_SIDE,
+            );
+            let rows: Vec<(usize, usize, Vec<crate::attention::HeadStats>)> = snapshots
+                .iter()
+                .map(|snap| {
+                    let stats = super::snapshot_stats(&settings, Some(&header.probe), &masks, snap);
+                    (snap.step, snap.heads, stats)
+                })
+                .collect();
             write(
-                dir.join(format!("{stem}.npy")),
-                &npy_f32(&shape, &last.weights),
+                dir.join("head_stats.csv"),
+                super::head_stats_csv(&rows).as_bytes(),
             )?;
         }
     }
-    write(to.join("summary.csv"), summary_csv(records).as_bytes())?;
-    Ok(written)
+    if let Some((_, snapshots)) = snapshots
+        && let Some(last) = snapshots.last()
+    {
+        let stem = format!("attention-step{}", last.step);
+        let png = dir.join(format!("{stem}.png"));
+        let bytes = attention_png(last, 4).map_err(|source| ExportError::Png {
+            path: png.clone(),
+            source,
+        })?;
+        write(png, &bytes)?;
+        let shape = [last.layers, last.heads, last.n, last.n];
+        write(
+            dir.join(format!("{stem}.npy")),
+            &npy_f32(&shape, &last.weights),
+        )?;
+    }
+    Ok(())
 }

@@ -10,6 +10,9 @@ mod png;
 mod stats;
 
 pub use colormap::{colormap_rgb, diverging_rgb, sqrt_scaled};
-pub use files::{ExportError, curves_svg, export_records, metrics_csv, npy_f32, summary_csv};
+pub use files::{
+    ExportError, Exported, curves_svg, export_each, export_records, metrics_csv, npy_f32,
+    summary_csv,
+};
 pub use png::{MAX_PNG_PIXELS, MAX_PNG_SIDE, PngError, attention_png, color_image_png};
 pub use stats::{head_stats_csv, snapshot_stats};
