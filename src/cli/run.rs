@@ -312,10 +312,17 @@ fn run(jobs: &[Job], out: &Path, quiet: bool, placement: Placement) -> anyhow::R
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     if let Err(e) = ctrlc::set_handler(move || {
-        eprintln!("\ninterrupted: stopping (the current run is recorded as stopped)");
-        flag.store(true, Ordering::SeqCst);
-        // Ignored: if the trainer is gone there is nothing left to stop.
-        let _ = commands.send(Command::StopAll);
+        if flag.swap(true, Ordering::SeqCst) {
+            // A second Ctrl+C: the user will not wait for the runs to record their stop.
+            eprintln!("\ninterrupted again: exiting now");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "\ninterrupted: stopping (the current run is recorded as stopped; Ctrl+C again exits at once)"
+        );
+        // Never blocks (a full command channel must not hold the handler); ignored:
+        // if the trainer is gone or full, the interrupted flag still stops queueing.
+        let _ = commands.try_send(Command::StopAll);
     }) {
         eprintln!("warning: Ctrl+C will not stop runs gracefully: {e}");
     }

@@ -24,14 +24,21 @@ use crate::records::RunStatus;
 pub fn default_workers(plans: &[RunPlan]) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let by_cores = (cores / 2).max(1);
+    by_cores
+        .min(fit_in_memory(plans).unwrap_or(by_cores))
+        .max(1)
+}
+
+/// How many of `plans`' largest run fit in the memory available at once (`None`:
+/// unknown).
+pub fn fit_in_memory(plans: &[RunPlan]) -> Option<usize> {
     let largest = plans
         .iter()
         .map(|p| crate::config::estimate(p.settings()).total())
         .max()
         .unwrap_or(1)
         .max(1);
-    let by_memory = crate::config::available_memory().map_or(by_cores, |m| (m / largest) as usize);
-    by_cores.min(by_memory).max(1)
+    crate::config::available_memory().map(|m| (m / largest).max(1) as usize)
 }
 
 /// One executor thread and what it is training.
