@@ -13,6 +13,8 @@ use crate::config::RunPlan;
 
 /// Capacity of the command channel.
 const COMMAND_CAPACITY: usize = 64;
+/// How long dropping a [`Trainer`] waits for its threads to finish their step.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(60);
 /// Capacity of the event channel; beyond it metrics wait in the trainer's backlog.
 const EVENT_CAPACITY: usize = 1024;
 
@@ -172,8 +174,18 @@ impl Drop for Trainer {
             std::thread::sleep(Duration::from_millis(5));
         }
         // Let the thread finish its current step; drain events so it never waits on us.
+        // Bounded: a step stuck on a server that stopped answering must not hold the
+        // process forever (its record then reads as interrupted).
         if let Some(thread) = self.thread.take() {
+            let deadline = std::time::Instant::now() + SHUTDOWN_WAIT;
             while !thread.is_finished() {
+                if std::time::Instant::now() > deadline {
+                    eprintln!(
+                        "attnlab: the trainer did not stop within {} s; leaving it behind",
+                        SHUTDOWN_WAIT.as_secs()
+                    );
+                    return;
+                }
                 while self.events.try_recv().is_ok() {}
                 std::thread::sleep(Duration::from_millis(5));
             }
