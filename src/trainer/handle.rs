@@ -40,19 +40,12 @@ impl Placement {
         }
     }
 
-    /// The servers when there are any, else this machine with `jobs` runs at once
-    /// (`None`: [`super::default_workers`] for `plans`), never more than there are
-    /// runs or than fit in memory at once. What the window and the command line both
-    /// decide with.
+    /// The servers when there are any, else this machine with
+    /// [`super::workers_for`] runs at once. What the window and the command line
+    /// both decide with.
     pub fn choose(servers: Vec<String>, jobs: Option<usize>, plans: &[RunPlan]) -> Self {
         if servers.is_empty() {
-            let asked = jobs.unwrap_or_else(|| super::default_workers(plans));
-            // No more executors than runs, nor than fit in memory side by side.
-            let cap = plans
-                .len()
-                .max(1)
-                .min(super::pool::fit_in_memory(plans).unwrap_or(usize::MAX));
-            Self::local(asked.min(cap))
+            Self::local(super::workers_for(plans, jobs))
         } else {
             Self::Servers(servers)
         }

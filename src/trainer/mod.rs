@@ -43,7 +43,7 @@ pub use credentials::{
 };
 pub use evaluate::{EvalError, RecordEval, evaluate_record};
 pub use handle::{Placement, Trainer, TrainerGone, TryStartError};
-pub use pool::default_workers;
+pub use pool::workers_for;
 pub use protocol::{Command, Event, Fault, RunId, RunPhase, STOPPED_BEFORE_START, StartRun};
 pub use serve::{Listening, ServeOptions, ServeTransport, serve};
 pub use session::MAX_SNAPSHOT_SIDE;

@@ -19,26 +19,22 @@ use super::worker::{RunDone, Worker};
 use crate::config::RunPlan;
 use crate::records::RunStatus;
 
-/// Runs at once by default: one per two cores (flex's matrix products use both
-/// threads of a pair well), no more than fit in the memory available at once.
-pub fn default_workers(plans: &[RunPlan]) -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let by_cores = (cores / 2).max(1);
-    by_cores
-        .min(fit_in_memory(plans).unwrap_or(by_cores))
-        .max(1)
-}
-
-/// How many of `plans`' largest run fit in the memory available at once (`None`:
-/// unknown).
-pub fn fit_in_memory(plans: &[RunPlan]) -> Option<usize> {
+/// How many of `plans` to train at once: `jobs` if given, else one per two cores
+/// (flex's matrix products use both threads of a pair well); never more than there
+/// are runs, nor than fit in the memory available side by side (the limits read once).
+pub fn workers_for(plans: &[RunPlan], jobs: Option<usize>) -> usize {
+    let asked = jobs.unwrap_or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cores / 2
+    });
     let largest = plans
         .iter()
         .map(|p| crate::config::estimate(p.settings()).total())
         .max()
         .unwrap_or(1)
         .max(1);
-    crate::config::available_memory().map(|m| (m / largest).max(1) as usize)
+    let fit = crate::config::available_memory().map_or(usize::MAX, |m| (m / largest) as usize);
+    asked.min(plans.len()).min(fit).max(1)
 }
 
 /// One executor thread and what it is training.
@@ -239,5 +235,22 @@ impl Dispatcher {
             id: run.id,
             summary: Box::new(summary),
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::workers_for;
+    use crate::config::{Experiment, Settings};
+
+    #[test]
+    fn never_more_workers_than_runs() {
+        let plans = Experiment::single("one", Settings::default())
+            .plan_within(None)
+            .expect("valid");
+        assert_eq!(workers_for(&plans, Some(8)), 1);
+        assert_eq!(workers_for(&[], Some(8)), 1, "at least one");
+        let three = [plans[0].clone(), plans[0].clone(), plans[0].clone()];
+        assert!(workers_for(&three, Some(2)) <= 2);
     }
 }
