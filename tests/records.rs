@@ -386,3 +386,280 @@ proptest! {
         let _ = attnlab::records::list_records(root.path());
     }
 }
+
+// ---------------------------------------------------------------------------------
+// Weights over training: `train.keep_checkpoints`.
+
+/// A tiny seeded run of 6 steps with a checkpoint every 2; `keep` is a `[train]` line.
+fn keeping_plan(keep: &str, steps: usize) -> attnlab::config::RunPlan {
+    let text = format!(
+        "name = \"k\"\n[task]\nseq_len = 16\nvocab = 8\ndistance = 4\n[model]\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\n[train]\nsteps = {steps}\nbatch = 4\neval_every = 3\neval_batches = 1\nsnapshot_every = 3\ncheckpoint_every = 2\nbackend = \"cpu\"\n{keep}\n"
+    );
+    let experiment = attnlab::config::Experiment::from_toml(&text).expect("valid");
+    experiment.plan().expect("valid").remove(0)
+}
+
+/// Runs `runs` (each a run and, to resume, the record it continues) one after the
+/// other and returns each one's record folder and summary, in order.
+fn train_all(
+    root: &Path,
+    runs: Vec<(attnlab::config::RunPlan, Option<std::path::PathBuf>)>,
+) -> Vec<(std::path::PathBuf, RunSummary)> {
+    use attnlab::trainer::{Event, Placement, StartRun, Trainer};
+    use std::time::{Duration, Instant};
+    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let count = runs.len();
+    for (id, (plan, resume)) in runs.into_iter().enumerate() {
+        let start = match resume {
+            Some(dir) => StartRun::resume(id as u64, plan, dir),
+            None => StartRun::new(id as u64, plan, Some(root.to_path_buf())),
+        };
+        trainer.start(start).expect("trainer alive");
+    }
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut dirs = vec![None; count];
+    let mut summaries = vec![None; count];
+    while summaries.iter().any(Option::is_none) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match trainer
+            .events()
+            .recv_timeout(left)
+            .expect("an event in time")
+        {
+            Event::Started { id, record_dir, .. } => dirs[id as usize] = record_dir,
+            Event::Finished { id, summary } => summaries[id as usize] = Some(*summary),
+            _ => {}
+        }
+    }
+    dirs.into_iter()
+        .zip(summaries)
+        .map(|(dir, summary)| {
+            let summary = summary.expect("finished");
+            assert_eq!(summary.status, RunStatus::Finished, "{:?}", summary.message);
+            (dir.expect("recorded"), summary)
+        })
+        .collect()
+}
+
+fn kept_steps(dir: &Path) -> Vec<usize> {
+    attnlab::records::kept_checkpoints(dir)
+        .expect("readable")
+        .iter()
+        .map(|k| k.step)
+        .collect()
+}
+
+/// `"all"` keeps the model of every checkpoint (2, 4 and 6), a count the latest
+/// ones, the default none; every kept model loads into the run's model, the last one
+/// is the latest checkpoint's model byte for byte, and a resume goes on keeping.
+#[test]
+fn kept_checkpoints_hold_the_model_at_each_checkpoint_step() {
+    use attnlab::model::TransformerConfig;
+    use attnlab::records::{checkpoint_dir, kept_dir, model_at, read_checkpoint};
+    use burn::module::Module;
+    let root = tempfile::tempdir().expect("tempdir");
+    let plans = [
+        keeping_plan("keep_checkpoints = \"all\"", 6),
+        keeping_plan("keep_checkpoints = 2", 6),
+        keeping_plan("", 6),
+    ];
+    let runs = plans.iter().map(|p| (p.clone(), None)).collect();
+    let done = train_all(root.path(), runs);
+    let (all, two, default) = (&done[0].0, &done[1].0, &done[2].0);
+
+    assert_eq!(kept_steps(all), [2, 4, 6]);
+    assert_eq!(kept_steps(two), [4, 6]);
+    assert!(kept_steps(default).is_empty());
+    assert!(
+        !kept_dir(default).exists(),
+        "the default keeps no kept/ folder"
+    );
+    let names: Vec<String> = std::fs::read_dir(kept_dir(all))
+        .expect("kept/")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert_eq!(names, ["000002.bpk", "000004.bpk", "000006.bpk"]);
+    // Only the latest checkpoint holds an optimiser state.
+    let optimisers = std::fs::read_dir(checkpoint_dir(all))
+        .expect("checkpoint/")
+        .filter(|e| {
+            let name = e.as_ref().expect("entry").file_name();
+            name.to_string_lossy().starts_with("optimizer")
+        })
+        .count();
+    assert_eq!(optimisers, 1);
+
+    let device = attnlab::trainer::CpuBackend::device();
+    let latest = read_checkpoint(all)
+        .expect("readable")
+        .expect("a checkpoint");
+    assert_eq!(latest.step, 6);
+    let latest_model = checkpoint_dir(all).join(&latest.model);
+    let mut bytes = Vec::new();
+    for kept in attnlab::records::kept_checkpoints(all).expect("readable") {
+        TransformerConfig::from_plan(&plans[0])
+            .init(&device)
+            .try_load_file(&kept.path)
+            .unwrap_or_else(|e| panic!("step {}: {e}", kept.step));
+        assert_eq!(model_at(all, kept.step).expect("saved"), kept.path);
+        bytes.push(std::fs::read(&kept.path).expect("kept model"));
+    }
+    assert_eq!(
+        bytes[2],
+        std::fs::read(&latest_model).expect("checkpoint model"),
+        "the model kept at the last step is the latest checkpoint's"
+    );
+    assert_ne!(
+        bytes[0], bytes[2],
+        "the weights moved between steps 2 and 6"
+    );
+
+    // The default run's models: the latest checkpoint's only; other steps are named.
+    let default_latest = read_checkpoint(default).expect("readable").expect("one");
+    assert_eq!(
+        model_at(default, 6).expect("the latest"),
+        checkpoint_dir(default).join(&default_latest.model)
+    );
+    let message = model_at(default, 4).expect_err("not kept").to_string();
+    assert!(
+        message.contains("step 4") && message.contains('6'),
+        "{message}"
+    );
+    let message = model_at(two, 2).expect_err("pruned").to_string();
+    assert!(message.contains("4, 6"), "{message}");
+
+    // Resumed to 10 steps, the run that keeps 2 keeps those of steps 8 and 10.
+    let resumed = train_all(
+        root.path(),
+        vec![(keeping_plan("keep_checkpoints = 2", 10), Some(two.clone()))],
+    );
+    assert_eq!(&resumed[0].0, two);
+    assert_eq!(resumed[0].1.steps, 10);
+    assert_eq!(kept_steps(two), [8, 10]);
+}
+
+/// `kept/` is read defensively: names that are not `<digits>.<ext>`, links and
+/// folders are passed over, a `kept/` that is a link is refused (and never written
+/// through), and so is one with more entries than any run keeps.
+#[test]
+fn kept_checkpoints_are_listed_defensively() {
+    use attnlab::config::KeepCheckpoints;
+    use attnlab::records::{
+        CheckpointState, MAX_KEPT_ENTRIES, checkpoint_dir, commit_checkpoint,
+        keep_checkpoint_model, kept_checkpoints, kept_dir,
+    };
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("r");
+    std::fs::create_dir_all(checkpoint_dir(&dir)).expect("checkpoint/");
+    let state = |step: usize| CheckpointState {
+        step,
+        busy_secs: 0.0,
+        model: format!("model-{step}.bpk"),
+        optimizer: format!("optimizer-{step}.bpk"),
+        settings: None,
+    };
+    let checkpoint = |step: usize, keep: KeepCheckpoints| {
+        let folder = checkpoint_dir(&dir);
+        std::fs::write(folder.join(format!("model-{step}.bpk")), format!("m{step}")).expect("m");
+        std::fs::write(folder.join(format!("optimizer-{step}.bpk")), "o").expect("o");
+        commit_checkpoint(&dir, &state(step)).expect("commit");
+        keep_checkpoint_model(&dir, &state(step), keep)
+    };
+    let three = KeepCheckpoints::Last(std::num::NonZeroUsize::new(3).expect("3"));
+    for step in [10, 20, 30, 40] {
+        checkpoint(step, three).expect("kept");
+    }
+    assert_eq!(kept_steps(&dir), [20, 30, 40]);
+    assert_eq!(
+        std::fs::read(kept_dir(&dir).join("000040.bpk")).expect("kept"),
+        b"m40"
+    );
+    // A commit leaves kept/ alone; "latest" keeps nothing more and deletes nothing.
+    checkpoint(50, KeepCheckpoints::Latest).expect("saved");
+    assert_eq!(kept_steps(&dir), [20, 30, 40]);
+    // Other names, folders and links are passed over.
+    let kept = kept_dir(&dir);
+    for junk in [
+        "notes.txt",
+        "12.",
+        ".000050.bpk.x1.tmp",
+        "0x10.bpk",
+        "5.tar.gz",
+    ] {
+        std::fs::write(kept.join(junk), "junk").expect("junk");
+    }
+    std::fs::create_dir(kept.join("000060.bpk")).expect("a folder");
+    #[cfg(unix)]
+    std::os::unix::fs::symlink("/dev/zero", kept.join("000070.bpk")).expect("link");
+    assert_eq!(kept_steps(&dir), [20, 30, 40]);
+    assert_eq!(
+        kept_checkpoints(&dir).expect("readable")[0].path,
+        kept.join("000020.bpk")
+    );
+
+    #[cfg(unix)]
+    {
+        // kept/ as a link: refused to read and to write, the target untouched.
+        let elsewhere = root.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).expect("elsewhere");
+        std::fs::rename(&kept, root.path().join("old-kept")).expect("move kept/");
+        std::os::unix::fs::symlink(&elsewhere, &kept).expect("link");
+        let err = kept_checkpoints(&dir).expect_err("a link");
+        assert!(err.to_string().contains("symbolic link"), "{err}");
+        assert!(checkpoint(60, KeepCheckpoints::All).is_err());
+        assert_eq!(std::fs::read_dir(&elsewhere).expect("dir").count(), 0);
+        std::fs::remove_file(&kept).expect("unlink");
+    }
+
+    // More entries than any run keeps: refused, not listed.
+    std::fs::create_dir_all(&kept).expect("kept/");
+    for i in 0..=MAX_KEPT_ENTRIES {
+        std::fs::File::create(kept.join(format!("x{i}"))).expect("entry");
+    }
+    let err = kept_checkpoints(&dir).expect_err("too many");
+    assert!(err.to_string().contains("entries"), "{err}");
+}
+
+/// `train.keep_checkpoints` reads `"all"`, `"latest"` and a count of at least 1, and
+/// writes back the same; left out, it is `"latest"` and not written.
+#[test]
+fn keep_checkpoints_reads_and_writes_its_three_forms() {
+    use attnlab::config::{Experiment, KeepCheckpoints};
+    let read = |value: &str| {
+        Experiment::from_toml(&format!(
+            "name = \"x\"\n[train]\nkeep_checkpoints = {value}\n"
+        ))
+        .and_then(|e| e.plan().map(|_| e))
+        .map(|e| e.base.train.keep_checkpoints)
+    };
+    assert_eq!(read("\"all\"").expect("all"), KeepCheckpoints::All);
+    assert_eq!(read("\"latest\"").expect("latest"), KeepCheckpoints::Latest);
+    assert_eq!(
+        read("5").expect("5"),
+        KeepCheckpoints::Last(std::num::NonZeroUsize::new(5).expect("5"))
+    );
+    for bad in ["0", "-1", "\"some\"", "1.5"] {
+        let err = read(bad).expect_err(bad).to_string();
+        assert!(err.contains("keep_checkpoints"), "{bad}: {err}");
+    }
+    for keep in [
+        KeepCheckpoints::All,
+        KeepCheckpoints::Last(std::num::NonZeroUsize::new(3).expect("3")),
+        KeepCheckpoints::Latest,
+    ] {
+        let mut settings = attnlab::config::Settings::default();
+        settings.train.keep_checkpoints = keep;
+        let text = Experiment::single("k", settings.clone())
+            .to_toml()
+            .expect("writes");
+        assert_eq!(
+            text.contains("keep_checkpoints"),
+            keep != KeepCheckpoints::Latest,
+            "{text}"
+        );
+        let back = Experiment::from_toml(&text).expect("reads").base;
+        assert_eq!(back, settings, "{text}");
+    }
+}

@@ -1,6 +1,7 @@
 //! Training on remote servers (`attnlab serve`, burn's remote backend), reached on the
 //! loopback interface only: runs spread over two servers and match local training; a
-//! server killed mid-run fails that run and the others finish; an unreachable address
+//! server killed mid-run fails that run and the others finish, and so does one frozen
+//! with SIGSTOP (the client's timeout); an unreachable address
 //! is a clear error; both transports listen on loopback by default; a server beyond
 //! loopback requires a token, refuses clients without it, and the token stays out of
 //! records.
@@ -283,6 +284,84 @@ fn a_server_killed_mid_run_fails_that_run_and_the_others_finish() {
                 )),
                 "{message}"
             );
+        } else {
+            assert_eq!(s.status, RunStatus::Finished, "{}: {:?}", s.name, s.message);
+            assert_eq!(s.adapter, b.address, "{}", s.name);
+        }
+    }
+}
+
+#[test]
+fn a_frozen_server_fails_its_run_and_the_other_server_trains_the_rest() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // The first run trains long on the first server, which is then frozen (SIGSTOP:
+    // its socket stays open, nothing answers); the others end up on the second.
+    let file = FOUR.replace(
+        "[[runs]]\nname = \"dense\"\n",
+        "[[runs]]\nname = \"dense\"\ntrain.steps = 1000000\n",
+    );
+    std::fs::write(dir.path().join("four.toml"), file).expect("write");
+    let a = Server::start(dir.path(), "a");
+    let b = Server::start(dir.path(), "b");
+    let backend = format!("remote:{},{}", a.address, b.address);
+    let mut client = Command::new(env!("CARGO_BIN_EXE_attnlab"))
+        .args([
+            "run",
+            "four.toml",
+            "--out",
+            "r",
+            "--backend",
+            &backend,
+            "--quiet",
+        ])
+        .env("ATTNLAB_REMOTE_TIMEOUT", "5")
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("client starts");
+    let started = Instant::now();
+    while !a.log().contains("connected") {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "never connected"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let pid = a.child.id().to_string();
+    let signal = |name: &str| {
+        let status = Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {name} {pid}");
+    };
+    signal("-STOP");
+    let status = loop {
+        if let Some(status) = client.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            signal("-CONT");
+            let _ = client.kill();
+            panic!("the client hung on a frozen server");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    signal("-CONT");
+    assert_eq!(status.code(), Some(1), "a failed run: exit 1");
+    let all = summaries(&dir.path().join("r"));
+    assert_eq!(all.len(), 4, "{all:?}");
+    for s in &all {
+        if s.name == "dense" {
+            assert_eq!(s.status, RunStatus::Failed, "{s:?}");
+            let message = s.message.as_deref().unwrap_or_default();
+            assert!(
+                message.contains(&format!("the remote server {} did not answer", a.address)),
+                "{message}"
+            );
+            assert!(s.steps > 0, "it trained before the freeze: {s:?}");
         } else {
             assert_eq!(s.status, RunStatus::Finished, "{}: {:?}", s.name, s.message);
             assert_eq!(s.adapter, b.address, "{}", s.name);

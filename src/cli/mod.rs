@@ -6,6 +6,7 @@
 //! out; `report.rs` holds the result tables and the progress display of `run`.
 
 mod bench;
+mod causal;
 mod eval;
 mod export;
 mod report;
@@ -19,6 +20,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use bench::BenchArgs;
+pub use causal::{AblateArgs, PatchArgs};
 pub use eval::EvalArgs;
 pub use export::ExportArgs;
 pub use run::RunArgs;
@@ -51,6 +53,14 @@ pub enum HeadlessCommand {
     /// Evaluate recorded runs' saved models on fresh seeded examples: one JSON line per
     /// run and dependency distance (`run`, `distance`, `accuracy`, `examples`).
     Eval(EvalArgs),
+    /// Ablate heads of recorded runs' saved models (zeroed or replaced by their mean)
+    /// and measure what the model loses: one JSON line per run, step and set of heads
+    /// (`loss`, `accuracy`, `clean_loss`, `clean_accuracy`, accuracy by distance).
+    Ablate(AblateArgs),
+    /// Activation patching: heads' outputs on a clean input put into the model reading
+    /// the task's corrupted input; one JSON line per run, step and set of heads with
+    /// `recovered` (0: none of the clean answer's logit lead comes back, 1: all).
+    Patch(PatchArgs),
     /// Serve this machine's best device to other machines (burn's remote backend):
     /// they train on it with `--backend remote:ADDR` or `train.backend = { remote =
     /// "ADDR" }`. Runs until stopped (Ctrl+C).
@@ -67,6 +77,8 @@ pub fn execute(command: HeadlessCommand) -> anyhow::Result<ExitCode> {
         HeadlessCommand::Validate(args) => args.execute(),
         HeadlessCommand::Export(args) => args.execute(),
         HeadlessCommand::Eval(args) => args.execute(),
+        HeadlessCommand::Ablate(args) => args.execute(),
+        HeadlessCommand::Patch(args) => args.execute(),
         HeadlessCommand::Serve(args) => args.execute(),
         HeadlessCommand::Bench(args) => args.execute(),
     }

@@ -27,7 +27,7 @@ const RUNS_AHEAD: usize = 4;
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// Experiment files (TOML).
-    #[arg(required_unless_present = "resume")]
+    #[arg(required_unless_present_any = ["resume", "fork"])]
     pub files: Vec<PathBuf>,
     /// Continue these recorded runs from their last checkpoint instead (record
     /// folders; with --steps, train up to that many steps in all).
@@ -68,6 +68,19 @@ pub struct RunArgs {
     /// lies outside the experiment file's folder (repeatable).
     #[arg(long = "allow-file", value_name = "PATH")]
     pub allow_files: Vec<PathBuf>,
+    /// Start a new run from this record's weights at --at STEP, with the --set
+    /// changes (only fields that may change mid-run); its record names its parent.
+    #[arg(
+        long,
+        value_name = "RUN_DIR",
+        requires = "at",
+        conflicts_with = "resume"
+    )]
+    pub fork: Option<PathBuf>,
+    /// The parent's step to fork at: its latest checkpoint (the child continues with
+    /// its optimiser) or a model kept by train.keep_checkpoints (a fresh optimiser).
+    #[arg(long, value_name = "STEP", requires = "fork")]
+    pub at: Option<usize>,
     /// Runs trained at once (default: from the cores and the memory estimate).
     #[arg(long, short)]
     pub jobs: Option<usize>,
@@ -101,6 +114,9 @@ impl RunArgs {
                 .collect()
         };
         work.extend(resume_jobs(&self.resume, &overrides)?);
+        if let (Some(parent), Some(at)) = (&self.fork, self.at) {
+            work.push(fork_job(parent, at, &self.out, &overrides)?);
+        }
         let plans: Vec<RunPlan> = work.iter().map(|j| j.plan.clone()).collect();
         tell_remote_corpora(&plans);
         // Remote servers: one run per server at a time, each server an executor.
@@ -287,6 +303,35 @@ fn resume_jobs(dirs: &[PathBuf], overrides: &Overrides) -> anyhow::Result<Vec<Jo
         });
     }
     Ok(jobs)
+}
+
+/// The child of the run recorded in `parent`, forked at step `at` under `out` with
+/// the command line's changes (only fields that may change mid-run), to train as a
+/// resumed run.
+fn fork_job(parent: &Path, at: usize, out: &Path, overrides: &Overrides) -> anyhow::Result<Job> {
+    overrides.check_mid_run()?;
+    let cannot =
+        |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot fork {}: {e}", parent.display());
+    let record = RunRecord::open(parent).map_err(|e| cannot(&e))?;
+    let plan = record.resume_plan().map_err(|e| cannot(&e))?;
+    let plan = overrides.apply(&plan).map_err(|e| cannot(&e))?;
+    anyhow::ensure!(
+        at < plan.settings().train.steps,
+        "cannot fork {} at step {at}: the run plans {} steps, so nothing is left to train (raise them with --steps)",
+        parent.display(),
+        plan.settings().train.steps
+    );
+    let child = crate::records::fork_record(parent, at, out, &plan).map_err(|e| cannot(&e))?;
+    eprintln!(
+        "forked {} at step {at} into {}",
+        parent.display(),
+        child.display()
+    );
+    Ok(Job {
+        plan,
+        resume: Some(child),
+        changes: Vec::new(),
+    })
 }
 
 /// Trains `jobs` on a pool of `workers` (or one worker per remote server), queueing

@@ -26,8 +26,8 @@ pub use limits::{MemoryLimit, MemorySource, available_memory, memory_limit};
 pub use plan::{RunPlan, check_settings};
 pub use run_spec::{ResolveError, RunSpec};
 pub use settings::{
-    BackendChoice, BackendSetting, BackendSettingError, ModelConfig, ModelKind, RemoteAddresses,
-    Settings, TrainConfig,
+    BackendChoice, BackendSetting, BackendSettingError, KeepCheckpoints, ModelConfig, ModelKind,
+    RemoteAddresses, Settings, TrainConfig,
 };
 pub use suggest::did_you_mean;
 pub use sweep::{Sweep, SweepAxis, group_of, point_label, value_label};

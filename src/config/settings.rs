@@ -1,6 +1,9 @@
 //! The `[task]`, `[model]` and `[train]` tables and their defaults.
 
-use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::num::NonZeroUsize;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::attention::{AttentionPattern, Mask};
 use crate::tasks::TaskConfig;
@@ -305,6 +308,12 @@ pub struct TrainConfig {
     /// Save the model and optimiser state in the run record every this many steps
     /// (0: only when stopped and at the end), so an interrupted run can be resumed.
     pub checkpoint_every: usize,
+    /// Which checkpoints' model weights the record keeps in `checkpoint/kept/`
+    /// (`<step>.bpk`), beyond the latest checkpoint a resume continues from: `"all"`,
+    /// or the latest N; left out (`"latest"`), none. The optimiser state is kept for
+    /// the latest checkpoint only.
+    #[serde(skip_serializing_if = "KeepCheckpoints::is_latest")]
+    pub keep_checkpoints: KeepCheckpoints,
     /// `auto`, `cpu`, `wgpu`, or `{ remote = "ws://host:port" }` (a list: a pool).
     pub backend: BackendSetting,
 }
@@ -323,7 +332,113 @@ impl Default for TrainConfig {
             eval_batches: 4,
             snapshot_every: 50,
             checkpoint_every: 250,
+            keep_checkpoints: KeepCheckpoints::Latest,
             backend: BackendSetting::Local(BackendChoice::Auto),
+        }
+    }
+}
+
+/// `train.keep_checkpoints`: the checkpoints whose model weights a run keeps besides
+/// its latest checkpoint (which always holds the model and the optimiser state, for a
+/// resume). Written `"all"`, a count (`5`), or `"latest"` (the default, as when the
+/// field is left out: nothing kept beyond the latest checkpoint).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum KeepCheckpoints {
+    /// Only the latest checkpoint, the one a resume continues from.
+    #[default]
+    Latest,
+    /// The model weights of every checkpoint.
+    All,
+    /// The model weights of the latest this many checkpoints (older ones deleted first).
+    Last(NonZeroUsize),
+}
+
+impl KeepCheckpoints {
+    /// Whether nothing is kept beyond the latest checkpoint (the default).
+    pub fn is_latest(&self) -> bool {
+        *self == Self::Latest
+    }
+
+    /// How many checkpoints' models are kept: `None` for every one (`"all"`), `Some(0)`
+    /// for none (`"latest"`: no model is kept, and none kept before is deleted).
+    pub fn limit(self) -> Option<usize> {
+        match self {
+            Self::Latest => Some(0),
+            Self::All => None,
+            Self::Last(n) => Some(n.get()),
+        }
+    }
+}
+
+impl fmt::Display for KeepCheckpoints {
+    /// As the file writes it: `latest`, `all`, `5`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Latest => f.write_str("latest"),
+            Self::All => f.write_str("all"),
+            Self::Last(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+impl Serialize for KeepCheckpoints {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Latest => serializer.serialize_str("latest"),
+            Self::All => serializer.serialize_str("all"),
+            Self::Last(n) => serializer.serialize_u64(n.get() as u64),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for KeepCheckpoints {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(KeepVisitor)
+    }
+}
+
+/// Reads `"all"`, `"latest"` or a count of at least 1.
+struct KeepVisitor;
+
+impl KeepVisitor {
+    fn count<E: serde::de::Error>(n: u64) -> Result<KeepCheckpoints, E> {
+        usize::try_from(n)
+            .ok()
+            .and_then(NonZeroUsize::new)
+            .map(KeepCheckpoints::Last)
+            .ok_or_else(|| {
+                E::custom(format!(
+                    "{n} checkpoints cannot be kept: write a count of at least 1, \"all\", or \"latest\" (only the latest checkpoint, as when left out)"
+                ))
+            })
+    }
+}
+
+impl serde::de::Visitor<'_> for KeepVisitor {
+    type Value = KeepCheckpoints;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"all\", \"latest\" or a count of checkpoints to keep (at least 1)")
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<KeepCheckpoints, E> {
+        Self::count(n)
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<KeepCheckpoints, E> {
+        match u64::try_from(n) {
+            Ok(n) => Self::count(n),
+            Err(_) => Err(E::custom(format!(
+                "{n} checkpoints cannot be kept: write a count of at least 1, \"all\", or \"latest\" (only the latest checkpoint, as when left out)"
+            ))),
+        }
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<KeepCheckpoints, E> {
+        match name {
+            "all" => Ok(KeepCheckpoints::All),
+            "latest" => Ok(KeepCheckpoints::Latest),
+            _ => Err(E::unknown_variant(name, &["all", "latest"])),
         }
     }
 }

@@ -6,6 +6,7 @@ use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 use super::block_sparse::{BlockSparseAttention, SparseUnavailable};
 use super::fused::{self, AttentionPlan};
+use super::interventions::Interventions;
 use super::reference::attention_output;
 use crate::attention::sparse_pays_off;
 use crate::config::RunPlan;
@@ -76,6 +77,9 @@ pub enum SparseMode {
 #[derive(Clone, Debug, Default)]
 pub struct AttentionKernels {
     layers: Vec<LayerKernel>,
+    /// Head edits applied after attention, before the output projection (`None`:
+    /// the model as trained).
+    interventions: Option<Arc<Interventions>>,
 }
 
 impl AttentionKernels {
@@ -179,7 +183,28 @@ impl AttentionKernels {
                 plan: None,
             });
         }
-        Self { layers }
+        Self {
+            layers,
+            interventions: None,
+        }
+    }
+
+    /// The same kernels with `interventions` applied to every forward pass (an empty
+    /// set removes any).
+    pub fn with_interventions(&self, interventions: Interventions) -> Self {
+        Self {
+            layers: self.layers.clone(),
+            interventions: (!interventions.is_empty()).then(|| Arc::new(interventions)),
+        }
+    }
+
+    /// Layer `l`'s concatenated head outputs `[batch, seq, d_model]` with the
+    /// interventions applied (unchanged without any).
+    pub(crate) fn intervene(&self, l: usize, heads: usize, out: Tensor<3>) -> Tensor<3> {
+        match &self.interventions {
+            None => out,
+            Some(i) => i.apply(l, heads, out),
+        }
     }
 
     /// The fused kernel's tile plan of layer `l`, where it has one.

@@ -10,6 +10,7 @@
 
 mod block_sparse;
 pub mod fused;
+mod interventions;
 mod kernels;
 mod loss;
 mod lstm;
@@ -21,6 +22,7 @@ use burn::module::Module;
 use burn::tensor::{Int, Tensor};
 
 pub use block_sparse::{BlockSparseAttention, SparseUnavailable};
+pub use interventions::{Captured, HeadEdit, HeadRef, Interventions, head_columns, head_mean};
 pub use kernels::{AttentionKernels, KernelKind, LayerKernel, SparseMode};
 pub use loss::{
     ReadbackError, accuracy, accuracy_of, masked_cross_entropy, predictions, read_back, scalar,

@@ -1,5 +1,5 @@
 //! Multi-head self-attention: one fused qkv projection, the layer's attention kernel,
-//! an output projection. Shared by the transformer block and the W2 benchmark.
+//! any head interventions ([`super::interventions`]), an output projection. Shared by the transformer block and the W2 benchmark.
 
 use burn::config::Config;
 use burn::module::Module;
@@ -48,15 +48,15 @@ impl SelfAttention {
         if let Some(plan) = kernels.fused_plan(layer) {
             let qkv = linear(&self.qkv, x.clone());
             if let Some(out) = super::fused::fused_attention(qkv, plan, self.heads) {
-                return linear(&self.proj, out);
+                return linear(&self.proj, kernels.intervene(layer, self.heads, out));
             }
         }
         let (q, k, v) = self.split_heads(x);
-        let out = kernels.attend(layer, q, k, v);
-        linear(
-            &self.proj,
-            out.swap_dims(1, 2).reshape([batch, seq, d_model]),
-        )
+        let out = kernels
+            .attend(layer, q, k, v)
+            .swap_dims(1, 2)
+            .reshape([batch, seq, d_model]);
+        linear(&self.proj, kernels.intervene(layer, self.heads, out))
     }
 
     /// Attention computed by the masked-dense reference, with its weights.
@@ -72,10 +72,8 @@ impl SelfAttention {
         let [batch, seq, d_model] = x.dims();
         let (q, k, v) = self.split_heads(x);
         let (out, weights) = masked_attention(q, k, v, kernels.mask(layer));
-        let out = linear(
-            &self.proj,
-            out.swap_dims(1, 2).reshape([batch, seq, d_model]),
-        );
+        let out = out.swap_dims(1, 2).reshape([batch, seq, d_model]);
+        let out = linear(&self.proj, kernels.intervene(layer, self.heads, out));
         (out, weights)
     }
 

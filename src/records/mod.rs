@@ -9,6 +9,8 @@
 //!                    summary.json    RunSummary: status, final metrics, backend, kernels, message
 //!                    attention.bin   snapshots of the probe's attention (see `snapshots`)
 //!                    checkpoint/     model and optimiser state + state.json (see `checkpoint`)
+//!                      kept/000400.bpk  with train.keep_checkpoints: the model at each
+//!                                    kept checkpoint step (see `checkpoint`)
 //!                    writer.lock     locked by the process writing the record; its pid (see `lock`)
 //! ```
 //!
@@ -19,22 +21,32 @@
 mod checkpoint;
 mod distance;
 mod files;
+mod fork;
 mod lock;
 mod record;
 mod resume;
 mod snapshots;
 mod summary;
 
-pub use checkpoint::{CheckpointState, checkpoint_dir, commit_checkpoint, read_checkpoint};
+pub use checkpoint::{
+    CheckpointState, KeptCheckpoint, MAX_KEPT_ENTRIES, ModelAtError, checkpoint_dir,
+    commit_checkpoint, keep_checkpoint_model, kept_checkpoints, kept_dir, model_at,
+    read_checkpoint,
+};
 pub use distance::{DistanceAccuracy, DistanceCount};
 pub use files::{RecordError, write_atomically};
+pub use fork::{ForkError, fork_record};
 pub use lock::{LOCK_FILE, RecordLock};
-pub use record::{MAX_SNAPSHOT_BYTES, MetricRow, RecordWriter, RunRecord, list_records, slug};
+pub use record::{
+    MAX_SNAPSHOT_BYTES, MetricRow, RecordWriter, RunRecord, list_records, slug, write_summary_in,
+};
 pub use resume::{ResumeError, SettingChange, check_resume, settings_fingerprint};
 pub use snapshots::{
     AttentionSnapshot, Probe, SnapshotHeader, read_snapshots, read_snapshots_bounded,
 };
-pub use summary::{BackendInfo, LayerKernelInfo, Metrics, RunStatus, RunSummary, mean_sd};
+pub use summary::{
+    BackendInfo, ForkOrigin, LayerKernelInfo, Metrics, RunStatus, RunSummary, mean_sd,
+};
 
 /// Default folder for run records, relative to the working directory (the convention
 /// TensorBoard and PyTorch users know).

@@ -212,13 +212,7 @@ impl RecordWriter {
     /// Writes `summary.json` (atomically and synced: a reader or a crash never sees
     /// half a file).
     pub fn write_summary(&self, summary: &RunSummary) -> Result<(), RecordError> {
-        let path = self.dir.join("summary.json");
-        let json =
-            serde_json::to_string_pretty(summary).map_err(|source| RecordError::Summary {
-                path: path.clone(),
-                source,
-            })?;
-        write_atomically(&path, (json + "\n").as_bytes()).map_err(io_at(&path))
+        write_summary_in(&self.dir, summary)
     }
 
     /// Flushes everything and writes the final summary.
@@ -226,6 +220,17 @@ impl RecordWriter {
         self.flush()?;
         self.write_summary(summary)
     }
+}
+
+/// Writes `summary.json` into the record folder `dir` (atomically and synced). Used by
+/// the writer, and by the trainer pool to end a run whose thread it gave up on.
+pub fn write_summary_in(dir: &Path, summary: &RunSummary) -> Result<(), RecordError> {
+    let path = dir.join("summary.json");
+    let json = serde_json::to_string_pretty(summary).map_err(|source| RecordError::Summary {
+        path: path.clone(),
+        source,
+    })?;
+    write_atomically(&path, (json + "\n").as_bytes()).map_err(io_at(&path))
 }
 
 /// One row of `metrics.csv`.

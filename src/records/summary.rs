@@ -128,6 +128,19 @@ pub struct RunSummary {
     /// Adam's moments. `None` where memory is not counted (tests) or no step ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_memory_bytes: Option<u64>,
+    /// The run this one was forked from (`attnlab run --fork`), and at which step:
+    /// its curves up to that step are the parent's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forked_from: Option<ForkOrigin>,
+}
+
+/// Where a forked run starts: its parent's record and step.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForkOrigin {
+    /// The parent's record folder name (its record id).
+    pub record: String,
+    /// The parent's step whose weights the child started from.
+    pub step: usize,
 }
 
 impl RunSummary {
@@ -158,6 +171,7 @@ impl RunSummary {
             message: None,
             pid: None,
             peak_memory_bytes: None,
+            forked_from: None,
         }
     }
 }

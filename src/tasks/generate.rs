@@ -102,20 +102,27 @@ impl TaskConfig {
     }
 
     fn batch_from(&self, split: Split, batch: usize, rng: &mut StdRng) -> Batch {
-        let mut tokens = Vec::with_capacity(batch * self.seq_len);
-        let mut targets = Vec::with_capacity(batch * self.seq_len);
-        let mut distances = vec![0u32; batch * self.seq_len];
-        for b in 0..batch {
-            let ex = self.example_from(split, rng);
+        let examples: Vec<Example> = (0..batch).map(|_| self.example_from(split, rng)).collect();
+        self.batch_of(&examples)
+    }
+
+    /// `examples` (each `seq_len` long) as one batch, with each answer's distance
+    /// read from the examples' dependencies.
+    pub(super) fn batch_of(&self, examples: &[Example]) -> Batch {
+        let n = self.seq_len;
+        let mut tokens = Vec::with_capacity(examples.len() * n);
+        let mut targets = Vec::with_capacity(examples.len() * n);
+        let mut distances = vec![0u32; examples.len() * n];
+        for (b, ex) in examples.iter().enumerate() {
             for &(q, k) in &ex.dependencies {
-                distances[b * self.seq_len + q] = (q - k) as u32;
+                distances[b * n + q] = (q - k) as u32;
             }
-            tokens.extend(ex.tokens);
-            targets.extend(ex.targets);
+            tokens.extend_from_slice(&ex.tokens);
+            targets.extend_from_slice(&ex.targets);
         }
         Batch {
-            batch,
-            seq_len: self.seq_len,
+            batch: examples.len(),
+            seq_len: n,
             tokens,
             targets,
             distances,

@@ -6,11 +6,13 @@
 //! position the answer must come from, which the GUI marks on attention maps.
 
 mod generate;
+mod patching;
 mod text;
 
 use serde::{Deserialize, Serialize};
 
 pub use generate::{Batch, Example};
+pub use patching::{PatchPair, PatchRefusal};
 pub use text::{Corpus, CorpusError, MAX_ALPHABET, SHIPPED_NAME, Split};
 
 /// Target value for positions that carry no loss.

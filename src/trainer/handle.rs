@@ -123,9 +123,20 @@ impl Trainer {
         self.send(Command::Start(Box::new(run)))
     }
 
-    /// Sends any command.
+    /// Sends any command, waiting while the command channel is full (the command
+    /// line may wait; a window must use [`Trainer::try_send`]).
     pub fn send(&self, command: Command) -> Result<(), TrainerGone> {
         self.commands.send(command).map_err(|_| TrainerGone)
+    }
+
+    /// Sends a command if the command channel has room now; never blocks (a window
+    /// must not wait on the trainer, e.g. while a long step holds its commands). A
+    /// full channel hands the command back, to send again later.
+    pub fn try_send(&self, command: Command) -> Result<(), TrySendCommandError> {
+        self.commands.try_send(command).map_err(|e| match e {
+            TrySendError::Full(command) => TrySendCommandError::Full(command),
+            TrySendError::Disconnected(_) => TrySendCommandError::Gone,
+        })
     }
 
     /// Queues a run if the command channel has room now; never blocks (a window must
@@ -154,6 +165,16 @@ impl Trainer {
 pub enum TryStartError {
     /// The command channel is full right now: try again later with this run.
     Full(Box<StartRun>),
+    /// The trainer thread has ended.
+    Gone,
+}
+
+/// Why [`Trainer::try_send`] did not send a command.
+#[derive(Debug)]
+pub enum TrySendCommandError {
+    /// The command channel is full right now (the trainer has not taken the commands
+    /// before it, e.g. while a step is running): try again later with this command.
+    Full(Command),
     /// The trainer thread has ended.
     Gone,
 }

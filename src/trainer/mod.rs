@@ -16,10 +16,12 @@
 //! optimiser step, also what the benchmarks time); `sink` sends events without
 //! blocking; `backend` picks the device (and `credentials` holds the tokens remote
 //! servers are shown); `evaluate` evaluates a record's saved model
-//! again (`attnlab eval`).
+//! again (`attnlab eval`), and `causal` tests its heads by ablating and patching them
+//! (`attnlab ablate`, `attnlab patch`).
 
 mod backend;
 mod cadence;
+mod causal;
 mod credentials;
 mod evaluate;
 mod fit;
@@ -37,12 +39,16 @@ pub use backend::{
     BackendError, CONNECT_TIMEOUT, CpuBackend, connect, local_gpu, select_backend, select_device,
     server_answers,
 };
+pub use causal::{
+    Ablation, AblationMode, CausalError, LoadedRun, PatchBase, Patched, Scores, ablate,
+    checkpoint_steps, patch,
+};
 pub use credentials::{
     MAX_TOKEN_LEN, TOKEN_ENV, Token, TokenError, set_default_token, set_server_token,
     split_backend_tokens, token_for,
 };
 pub use evaluate::{EvalError, RecordEval, evaluate_record};
-pub use handle::{Placement, Trainer, TrainerGone, TryStartError};
+pub use handle::{Placement, Trainer, TrainerGone, TrySendCommandError, TryStartError};
 pub use pool::workers_for;
 pub use protocol::{Command, Event, Fault, RunId, RunPhase, STOPPED_BEFORE_START, StartRun};
 pub use serve::{Listening, ServeOptions, ServeTransport, serve};

@@ -5,19 +5,36 @@
 //! come from one thread, so they keep their order. Model initialisation is
 //! serialised in `session` (burn's CPU backend seeds one process-wide generator), so
 //! a run gives the same metrics alone or beside others.
+//!
+//! A remote call has no timeout of its own (burn's client waits for the server's
+//! answer), so the dispatcher watches each remote executor: one silent for longer
+//! than [`remote_timeout`] (its server frozen, e.g. stopped with SIGSTOP) has its run
+//! ended as `failed` and its record finished here; its thread is left behind and its
+//! server takes no more runs, while the other servers go on.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded, select};
 
 use super::protocol::{Command, Event, RunId, STOPPED_BEFORE_START, StartRun};
 use super::sink::{EventSink, Wake};
-use super::worker::{RunDone, Worker};
+use super::worker::{RunDone, Watch, Worker};
 use crate::config::RunPlan;
-use crate::records::RunStatus;
+use crate::records::{RunRecord, RunStatus, write_summary_in};
+
+/// How long a run on a remote server may go without a sign of life (a step, an
+/// evaluation batch) before its server counts as frozen: `ATTNLAB_REMOTE_TIMEOUT`
+/// seconds if set (at least 1), else 300 s, far above any step a server should take.
+pub fn remote_timeout() -> Duration {
+    std::env::var("ATTNLAB_REMOTE_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(300), |s| Duration::from_secs(s.max(1)))
+}
 
 /// How many of `plans` to train at once: `jobs` if given, else one per two cores
 /// (flex's matrix products use both threads of a pair well); never more than there
@@ -41,6 +58,9 @@ pub fn workers_for(plans: &[RunPlan], jobs: Option<usize>) -> usize {
 struct Executor {
     commands: Sender<Command>,
     running: Option<RunId>,
+    /// The run it trains, kept to end it should its thread be given up on.
+    run: Option<StartRun>,
+    watch: Arc<Watch>,
     thread: Option<JoinHandle<()>>,
     /// Its remote server, if any.
     server: Option<String>,
@@ -62,7 +82,15 @@ pub(super) fn spawn(
     for (index, server) in devices.into_iter().enumerate() {
         let (tx, rx) = bounded(64);
         let sink = EventSink::new(events.clone(), snapshot_bytes.clone(), wake.clone());
-        let worker = Worker::new(index, rx, sink, done_tx.clone(), server.clone());
+        let watch = Arc::new(Watch::new());
+        let worker = Worker::new(
+            index,
+            rx,
+            sink,
+            done_tx.clone(),
+            server.clone(),
+            watch.clone(),
+        );
         let spawned = std::thread::Builder::new()
             .name(format!("attnlab-trainer-{}", index + 1))
             .spawn(move || worker.run());
@@ -76,6 +104,8 @@ pub(super) fn spawn(
         executors.push(Executor {
             commands: tx,
             running: None,
+            run: None,
+            watch,
             thread: Some(thread),
             server,
             lost: false,
@@ -88,6 +118,7 @@ pub(super) fn spawn(
         sink,
         queue: VecDeque::new(),
         executors,
+        timeout: remote_timeout(),
     };
     std::thread::Builder::new()
         .name("attnlab-trainer".into())
@@ -114,6 +145,8 @@ struct Dispatcher {
     sink: EventSink,
     queue: VecDeque<StartRun>,
     executors: Vec<Executor>,
+    /// See [`remote_timeout`].
+    timeout: Duration,
 }
 
 impl Dispatcher {
@@ -135,11 +168,14 @@ impl Dispatcher {
                         && e.running == Some(done.id)
                     {
                         e.running = None;
+                        e.run = None;
                         e.lost |= done.server_lost;
                     }
                     self.fail_if_no_server_left();
                 }
+                default(Duration::from_secs(1)) => {}
             }
+            self.abandon_frozen();
             if self.sink.disconnected {
                 break;
             }
@@ -182,12 +218,11 @@ impl Dispatcher {
                 return;
             };
             let id = run.id;
-            if self.executors[index]
-                .commands
-                .send(Command::Start(Box::new(run)))
-                .is_ok()
-            {
-                self.executors[index].running = Some(id);
+            let kept = run.clone();
+            let e = &mut self.executors[index];
+            if e.commands.send(Command::Start(Box::new(run))).is_ok() {
+                e.running = Some(id);
+                e.run = Some(kept);
             }
         }
     }
@@ -228,6 +263,40 @@ impl Dispatcher {
         }
     }
 
+    /// Gives up on every remote executor silent for longer than the timeout: its run
+    /// ends `failed` (record finished here), its server takes no more runs.
+    fn abandon_frozen(&mut self) {
+        for index in 0..self.executors.len() {
+            let e = &mut self.executors[index];
+            let (Some(server), Some(_)) = (e.server.clone(), e.running) else {
+                continue;
+            };
+            let silent = e.watch.silent_for();
+            if silent <= self.timeout {
+                continue;
+            }
+            let record = e.watch.abandon();
+            // Detached: a thread stuck in a network call cannot be joined.
+            drop(e.thread.take());
+            e.lost = true;
+            e.running = None;
+            let Some(run) = e.run.take() else {
+                continue;
+            };
+            let message = format!(
+                "the remote server {server} did not answer for {} s (frozen or cut off); \
+                 the run was abandoned there and its record keeps its last checkpoint",
+                silent.as_secs()
+            );
+            let summary = end_abandoned(&run, record.as_deref(), message);
+            self.sink.send(Event::Finished {
+                id: run.id,
+                summary: Box::new(summary),
+            });
+        }
+        self.fail_if_no_server_left();
+    }
+
     /// Ends a run that never reached an executor.
     fn end_unstarted(&mut self, run: &StartRun, status: RunStatus, message: &str) {
         let summary = run.ended_unstarted(status, message.to_string());
@@ -236,6 +305,41 @@ impl Dispatcher {
             summary: Box::new(summary),
         });
     }
+}
+
+/// The summary of a run given up on, written into its record when it has one (the
+/// record's own summary, with the steps it reached, marked failed).
+fn end_abandoned(
+    run: &StartRun,
+    record: Option<&std::path::Path>,
+    message: String,
+) -> crate::records::RunSummary {
+    let Some(dir) = record else {
+        return run.ended_unstarted(RunStatus::Failed, message);
+    };
+    let mut summary = match RunRecord::open(dir) {
+        Ok(record) => {
+            // summary.json is rewritten at evaluations; metrics.csv has every step.
+            let reached = record
+                .metrics()
+                .ok()
+                .and_then(|rows| rows.iter().map(|r| r.metrics.step).max());
+            let mut summary = record.summary;
+            summary.steps = summary.steps.max(reached.unwrap_or(0));
+            summary
+        }
+        Err(_) => run.ended_unstarted(RunStatus::Failed, String::new()),
+    };
+    summary.status = RunStatus::Failed;
+    summary.message = Some(format!("{message} (at step {})", summary.steps));
+    summary.pid = None;
+    if let Err(e) = write_summary_in(dir, &summary) {
+        summary.message = Some(format!(
+            "{}; its record could not be finished: {e}",
+            summary.message.unwrap_or_default()
+        ));
+    }
+    summary
 }
 
 #[cfg(test)]

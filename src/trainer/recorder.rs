@@ -1,21 +1,23 @@
 //! The run record as a training run writes it: claimed before the run starts (or, to
 //! resume, checked and locked, then reopened once its checkpoint has loaded: a resume
 //! that cannot go on leaves the record as it was), written after steps, evaluations
-//! and snapshots, checkpointed, and finished with the summary. A write that fails ends recording and, at the session's
-//! next check, the run: a run that cannot be recorded stops with the error rather than
-//! train on unrecorded.
+//! and snapshots, checkpointed (each checkpoint's model also kept in
+//! `checkpoint/kept/` as `train.keep_checkpoints` says), and finished with the
+//! summary. A write that fails ends recording and, at the session's next check, the
+//! run: a run that cannot be recorded stops with the error rather than train on
+//! unrecorded.
 
 use std::path::{Path, PathBuf};
 
 use burn::optim::ModuleOptimizer;
 
 use super::protocol::StartRun;
-use crate::config::ConfigError;
+use crate::config::{ConfigError, KeepCheckpoints};
 use crate::model::SequenceModel;
 use crate::records::{
     AttentionSnapshot, CheckpointState, RecordError, RecordLock, RecordWriter, ResumeError,
     RunSummary, SnapshotHeader, check_resume, checkpoint_dir, commit_checkpoint,
-    settings_fingerprint,
+    keep_checkpoint_model, settings_fingerprint,
 };
 
 /// Why the run record could not be claimed, written or finished.
@@ -87,6 +89,9 @@ pub(super) enum CheckpointError {
     /// `state.json` cannot be committed.
     #[error(transparent)]
     Commit(RecordError),
+    /// The checkpoint is saved but its model cannot be kept (`train.keep_checkpoints`).
+    #[error("cannot keep its model in checkpoint/kept: {0}")]
+    Keep(RecordError),
     /// The checkpoint's model does not load into this run's model.
     #[error("cannot load the checkpoint's model from {}: {source}", path.display())]
     LoadModel {
@@ -125,6 +130,10 @@ impl Resume {
         let model = model
             .try_load_file(&path)
             .map_err(|source| CheckpointError::LoadModel { path, source })?;
+        if self.state.optimizer.is_empty() {
+            // A fork from a kept model: a fresh optimiser.
+            return Ok((model, optim));
+        }
         let path = self.folder.join(&self.state.optimizer);
         let optim = optim
             .load(&path)
@@ -147,6 +156,8 @@ pub(super) struct Recorder {
     /// The run's settings as its checkpoints store them (`None`: not storable, then
     /// a resume compares with `config.toml`).
     settings: Option<String>,
+    /// Which checkpoints' models to keep besides the latest checkpoint.
+    keep: KeepCheckpoints,
 }
 
 impl Recorder {
@@ -161,6 +172,7 @@ impl Recorder {
             resume: None,
             pending: None,
             settings: settings_fingerprint(run.plan.settings()).ok(),
+            keep: run.plan.settings().train.keep_checkpoints,
         };
         if let Some(dir) = &run.resume {
             let resume_error = |source: ResumeError| RecorderError::Resume {
@@ -169,6 +181,10 @@ impl Recorder {
             };
             let check = || check_resume(dir, &run.plan, &run.resume_changes).map_err(resume_error);
             check()?;
+            // A forked record stays forked across resumes.
+            summary.forked_from = crate::records::RunRecord::open(dir)
+                .ok()
+                .and_then(|r| r.summary.forked_from);
             let mut lock = RecordLock::acquire(dir).map_err(|e| resume_error(e.into()))?;
             // Again under the lock: a writer that just let go may have moved the
             // checkpoint on.
@@ -252,7 +268,8 @@ impl Recorder {
         self.write(|w| w.snapshot(&header, snapshot));
     }
 
-    /// Saves the model and optimiser state as the record's checkpoint of `step`.
+    /// Saves the model and optimiser state as the record's checkpoint of `step`, and
+    /// keeps its model in `checkpoint/kept/` when `train.keep_checkpoints` says to.
     pub(super) fn checkpoint<M: SequenceModel>(
         &mut self,
         model: &M,
@@ -270,7 +287,7 @@ impl Recorder {
             optimizer: format!("optimizer-{step}.bpk"),
             settings: self.settings.clone(),
         };
-        if let Err(source) = save_checkpoint(&dir, model, optim, &state) {
+        if let Err(source) = save_checkpoint(&dir, model, optim, &state, self.keep) {
             self.writer = None;
             self.error = Some(RecorderError::Checkpoint { step, source });
         }
@@ -294,12 +311,14 @@ impl Recorder {
 }
 
 /// Writes the files `state` names into the checkpoint folder of the record in `dir`,
-/// then commits `state`.
+/// commits `state`, then keeps the model as `keep` says (after the commit: a model is
+/// kept only of a checkpoint a resume could continue from).
 fn save_checkpoint<M: SequenceModel>(
     dir: &Path,
     model: &M,
     optim: &ModuleOptimizer,
     state: &CheckpointState,
+    keep: KeepCheckpoints,
 ) -> Result<(), CheckpointError> {
     let folder = checkpoint_dir(dir);
     std::fs::create_dir_all(&folder).map_err(|source| CheckpointError::Folder {
@@ -315,5 +334,6 @@ fn save_checkpoint<M: SequenceModel>(
     optim
         .save(&path)
         .map_err(|source| CheckpointError::SaveOptimizer { path, source })?;
-    commit_checkpoint(dir, state).map_err(CheckpointError::Commit)
+    commit_checkpoint(dir, state).map_err(CheckpointError::Commit)?;
+    keep_checkpoint_model(dir, state, keep).map_err(CheckpointError::Keep)
 }

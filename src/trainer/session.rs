@@ -85,6 +85,13 @@ pub(crate) trait Control {
     fn stop_requested(&mut self, current: RunId) -> bool;
     /// Where events go.
     fn sink(&mut self) -> &mut EventSink;
+    /// The run claimed its record folder (`None`: it writes none).
+    fn opened(&mut self, _record: Option<&std::path::Path>) {}
+    /// Whether whoever drives the run gave up on it (a step stuck on a remote server
+    /// that stopped answering): it then writes and sends nothing more.
+    fn abandoned(&self) -> bool {
+        false
+    }
 }
 
 /// The text of a caught panic.
@@ -108,6 +115,7 @@ pub(crate) fn train(run: &StartRun, control: &mut dyn Control) -> RunSummary {
             return summary;
         }
     };
+    control.opened(recorder.dir().as_deref());
     let started = Instant::now();
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         build_and_fit(run, device, backend, control, &mut recorder, &mut summary)
@@ -150,10 +158,13 @@ fn build_and_fit(
 ) -> Result<Ending, RunError> {
     // Seeding and drawing the parameters happen together, one run at a time: burn's
     // CPU backend has one process-wide generator, and runs in a pool would otherwise
-    // draw from each other's seeded stream.
-    let init = INIT
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // draw from each other's seeded stream. A remote server seeds its own generator
+    // (one executor per server), and its calls may stall on the network: a remote run
+    // never takes the lock, so a frozen server cannot hold up the other runs.
+    let init = (backend.backend != "remote").then(|| {
+        INIT.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    });
     let mut ctx = RunContext::new(run, device, control, recorder, summary);
     match run.plan.settings().model.kind {
         ModelKind::Transformer => {
@@ -179,6 +190,10 @@ fn finish(
     recorder: &mut Recorder,
     control: &mut dyn Control,
 ) {
+    if control.abandoned() {
+        // The pool already ended the run and wrote its record.
+        return;
+    }
     if summary.elapsed_secs == 0.0 {
         summary.elapsed_secs = started.elapsed().as_secs_f64();
     }

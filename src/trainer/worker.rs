@@ -1,10 +1,14 @@
 //! An executor thread of the pool: trains the run the dispatcher hands it, with pause
 //! and stop, then tells the dispatcher it is free. It keeps no queue: the pool's
-//! dispatcher owns the only one.
+//! dispatcher owns the only one. It shows signs of life through its [`Watch`], so the
+//! dispatcher can give up on a run stuck on a remote server that stopped answering.
 
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Duration;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
@@ -24,6 +28,60 @@ pub(super) struct RunDone {
     pub server_lost: bool,
 }
 
+/// What an executor shares with the dispatcher: when it last showed a sign of life
+/// (a step, a command check, an evaluation batch), the record its run writes, and
+/// whether the dispatcher gave up on it.
+#[derive(Debug)]
+pub(super) struct Watch {
+    epoch: Instant,
+    /// Milliseconds after `epoch` of the last sign of life.
+    last: AtomicU64,
+    /// The dispatcher gave up on the running run: its thread is left behind, writes
+    /// nothing more and sends nothing more.
+    abandoned: AtomicBool,
+    /// The record folder of the running run, once claimed.
+    record: Mutex<Option<PathBuf>>,
+}
+
+impl Watch {
+    pub(super) fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            last: AtomicU64::new(0),
+            abandoned: AtomicBool::new(false),
+            record: Mutex::new(None),
+        }
+    }
+
+    fn beat(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last.store(now, Ordering::Relaxed);
+    }
+
+    /// How long since the last sign of life.
+    pub(super) fn silent_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+
+    /// Gives up on the running run; returns its record folder, if it had claimed one.
+    pub(super) fn abandon(&self) -> Option<PathBuf> {
+        self.abandoned.store(true, Ordering::SeqCst);
+        self.record
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    fn is_abandoned(&self) -> bool {
+        self.abandoned.load(Ordering::SeqCst)
+    }
+
+    fn set_record(&self, dir: Option<&Path>) {
+        *self.record.lock().unwrap_or_else(PoisonError::into_inner) = dir.map(Path::to_path_buf);
+    }
+}
+
 /// State owned by one executor thread.
 pub(super) struct Worker {
     index: usize,
@@ -39,6 +97,7 @@ pub(super) struct Worker {
     stop_pending: bool,
     /// Pause/Continue read during evaluation, applied at the next `poll`.
     deferred: VecDeque<Command>,
+    watch: std::sync::Arc<Watch>,
 }
 
 impl Worker {
@@ -50,6 +109,7 @@ impl Worker {
         sink: EventSink,
         done: Sender<RunDone>,
         server: Option<String>,
+        watch: std::sync::Arc<Watch>,
     ) -> Self {
         Self {
             index,
@@ -61,6 +121,7 @@ impl Worker {
             shutdown: false,
             stop_pending: false,
             deferred: VecDeque::new(),
+            watch,
         }
     }
 
@@ -85,6 +146,8 @@ impl Worker {
         self.stop_pending = false;
         self.paused = false;
         self.deferred.clear();
+        self.watch.set_record(None);
+        self.watch.beat();
         let result = catch_unwind(AssertUnwindSafe(|| session::train(&run, &mut *self)));
         let summary = match result {
             Ok(summary) => summary,
@@ -94,6 +157,12 @@ impl Worker {
             ),
         };
         self.paused = false;
+        if self.watch.is_abandoned() {
+            // The dispatcher already ended the run and wrote its record; this thread
+            // came back too late and takes no more runs.
+            self.shutdown = true;
+            return;
+        }
         // A run that failed on a remote server that no longer answers: the server is
         // gone (the session said so in the run's message), and this executor takes
         // no more runs.
@@ -155,8 +224,32 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Records a sign of life; true when the dispatcher gave up on the run (nothing
+    /// more is sent).
+    fn alive(&mut self) -> bool {
+        self.watch.beat();
+        if self.watch.is_abandoned() {
+            self.sink.disconnected = true;
+            return false;
+        }
+        true
+    }
+}
+
 impl session::Control for Worker {
+    fn opened(&mut self, record: Option<&Path>) {
+        self.watch.set_record(record);
+    }
+
+    fn abandoned(&self) -> bool {
+        self.watch.is_abandoned()
+    }
+
     fn stop_requested(&mut self, current: RunId) -> bool {
+        if !self.alive() {
+            return true;
+        }
         while let Ok(command) = self.commands.try_recv() {
             // Pause and Continue wait for the end of the step (a paused run must not
             // send events); everything else is handled now.
@@ -170,6 +263,9 @@ impl session::Control for Worker {
     }
 
     fn poll(&mut self, current: RunId) -> Flow {
+        if !self.alive() {
+            return Flow::Stop;
+        }
         if std::mem::take(&mut self.stop_pending) {
             self.deferred.clear();
             return Flow::Stop;
@@ -197,7 +293,7 @@ impl session::Control for Worker {
                         return Flow::Stop;
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => self.watch.beat(),
                 Err(RecvTimeoutError::Disconnected) => return Flow::Stop,
             }
         }

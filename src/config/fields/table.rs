@@ -344,6 +344,18 @@ pub static CHECKPOINT_EVERY: Field = Field {
     ..BASE
 };
 
+/// `train.keep_checkpoints`
+pub static KEEP_CHECKPOINTS: Field = Field {
+    path: "train.keep_checkpoints",
+    label: "keep_checkpoints",
+    help: "Keep the model weights of earlier checkpoints as checkpoint/kept/<step>.bpk, to look at or fork from a run at those steps: \"all\", or a count N (the latest N, the oldest deleted first); \"latest\" or left out keeps only the latest checkpoint, the one a resume continues from. The optimiser state is kept for the latest checkpoint only",
+    access: Access::Structured,
+    bounds_why: "a count of at least 1; each kept step costs one model file (about 4 bytes per parameter), and checkpoint_every and steps say how many checkpoints there are",
+    sweep: false,
+    fork: true,
+    ..BASE
+};
+
 /// `train.backend`
 pub static BACKEND: Field = Field {
     path: "train.backend",
@@ -382,5 +394,6 @@ pub static FIELDS: &[&Field] = &[
     &EVAL_BATCHES,
     &SNAPSHOT_EVERY,
     &CHECKPOINT_EVERY,
+    &KEEP_CHECKPOINTS,
     &BACKEND,
 ];

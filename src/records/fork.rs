@@ -1,0 +1,174 @@
+//! Forking a run (`attnlab run --fork RUN_DIR --at STEP`): a new record that starts
+//! from its parent's weights at a checkpoint step and goes on with settings that may
+//! change mid-run. The child's record holds its parent's curves, distances and
+//! snapshots up to that step, and a checkpoint made of the parent's model at that step
+//! (with the parent's optimiser state when the step is the parent's latest checkpoint;
+//! an earlier kept model starts a fresh optimiser). The child then trains as a resumed
+//! run would, so a fork at the latest step with nothing changed continues exactly as
+//! `run --resume` of the parent.
+//!
+//! The parent is only read (bounded, links refused); every file of the child is
+//! created new in the child's own folder.
+
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use super::checkpoint::{
+    CheckpointState, checkpoint_dir, commit_checkpoint, model_at, read_checkpoint,
+};
+use super::files::{MAX_TABLE_FILE, RecordError, create_new, io_at, open_regular, table_lines};
+use super::record::{MAX_SNAPSHOT_BYTES, RecordWriter, RunRecord};
+use super::summary::{ForkOrigin, RunStatus, RunSummary};
+use crate::config::RunPlan;
+
+/// Why a fork could not be made (nothing is left behind but, at worst, a child
+/// folder that lists as stopped at the fork step).
+#[derive(Debug, thiserror::Error)]
+pub enum ForkError {
+    /// The parent cannot be read, or the child cannot be written.
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    /// The parent has no weights at that step.
+    #[error(transparent)]
+    NoModel(#[from] super::checkpoint::ModelAtError),
+    /// The child's settings could not be written.
+    #[error("cannot write the child's config.toml: {0}")]
+    Config(String),
+}
+
+/// Makes the child record of `parent` at `step` under `root`, for `plan` (the
+/// parent's run with the changes asked for). Returns the child's folder, whose
+/// checkpoint is at `step`: train it by resuming it.
+pub fn fork_record(
+    parent: &Path,
+    step: usize,
+    root: &Path,
+    plan: &RunPlan,
+) -> Result<PathBuf, ForkError> {
+    let record = RunRecord::open(parent)?;
+    let latest = read_checkpoint(parent)?;
+    let model = model_at(parent, step)?;
+    let parent_id = parent
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut summary = RunSummary::unstarted(
+        plan.experiment(),
+        plan.name(),
+        plan.settings().train.steps,
+        RunStatus::Stopped,
+    );
+    summary.steps = step;
+    summary.backend = record.summary.backend.clone();
+    summary.adapter = record.summary.adapter.clone();
+    summary.message = Some(format!("forked from {parent_id} at step {step}"));
+    summary.forked_from = Some(ForkOrigin {
+        record: parent_id,
+        step,
+    });
+    let config = plan
+        .config_toml()
+        .map_err(|e| ForkError::Config(e.to_string()))?;
+    let writer = RecordWriter::create(root, plan.experiment(), plan.name(), &config, &mut summary)?;
+    let child = writer.dir().to_path_buf();
+    // The writer's summary says running; the child is stopped at the fork step until
+    // it resumes.
+    summary.pid = None;
+    writer.finish(&summary)?;
+
+    copy_rows(
+        &parent.join("metrics.csv"),
+        &child.join("metrics.csv"),
+        step,
+    )?;
+    let distances = parent.join("distance.csv");
+    if fs::symlink_metadata(&distances).is_ok() {
+        copy_rows(&distances, &child.join("distance.csv"), step)?;
+    }
+    let snapshots = parent.join("attention.bin");
+    if fs::symlink_metadata(&snapshots).is_ok() {
+        let len = super::snapshots::length_up_to(&snapshots, step).map_err(io_at(&snapshots))?;
+        copy_prefix(
+            &snapshots,
+            &child.join("attention.bin"),
+            len,
+            MAX_SNAPSHOT_BYTES,
+        )?;
+    }
+
+    let folder = checkpoint_dir(&child);
+    fs::create_dir(&folder).map_err(io_at(&folder))?;
+    let ext = model
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bpk".into());
+    let model_name = format!("model-{step}.{ext}");
+    copy_prefix(&model, &folder.join(&model_name), u64::MAX, u64::MAX)?;
+    let same = latest.as_ref().filter(|l| l.step == step);
+    let optimizer = match same {
+        Some(l) => {
+            copy_prefix(
+                &checkpoint_dir(parent).join(&l.optimizer),
+                &folder.join(&l.optimizer),
+                u64::MAX,
+                u64::MAX,
+            )?;
+            l.optimizer.clone()
+        }
+        None => String::new(),
+    };
+    let busy_secs = match same {
+        Some(l) => l.busy_secs,
+        None => record
+            .metrics()
+            .ok()
+            .and_then(|rows| {
+                rows.iter()
+                    .filter(|r| r.metrics.step <= step)
+                    .map(|r| r.metrics.elapsed_secs)
+                    .reduce(f64::max)
+            })
+            .unwrap_or(0.0),
+    };
+    let state = CheckpointState {
+        step,
+        busy_secs,
+        model: model_name,
+        optimizer,
+        settings: super::settings_fingerprint(plan.settings()).ok(),
+    };
+    commit_checkpoint(&child, &state)?;
+    Ok(child)
+}
+
+/// Writes `from`'s header and the rows of steps up to `step` into `to`, replacing the
+/// child's own file (created by the writer, or absent).
+fn copy_rows(from: &Path, to: &Path, step: usize) -> Result<(), RecordError> {
+    let mut text = Vec::new();
+    for (i, line) in table_lines(from)?.enumerate() {
+        let line = line?;
+        let row_step = std::str::from_utf8(&line)
+            .ok()
+            .and_then(|l| l.split(',').next())
+            .and_then(|s| s.parse::<usize>().ok());
+        if i == 0 || row_step.is_some_and(|s| s <= step) {
+            text.extend_from_slice(&line);
+            text.push(b'\n');
+        }
+        if text.len() as u64 > MAX_TABLE_FILE {
+            break;
+        }
+    }
+    super::write_atomically(to, &text).map_err(io_at(to))
+}
+
+/// Copies the first `len` bytes of `from` (a regular file of at most `max` bytes)
+/// into a new file `to`.
+fn copy_prefix(from: &Path, to: &Path, len: u64, max: u64) -> Result<(), RecordError> {
+    let (file, _) = open_regular(from, max)?;
+    let mut out = create_new(to)?;
+    io::copy(&mut file.take(len), &mut out).map_err(io_at(to))?;
+    out.flush().map_err(io_at(to))?;
+    out.sync_all().map_err(io_at(to))
+}

@@ -1,0 +1,446 @@
+//! Causal tests of a recorded run's heads (`attnlab ablate` and `attnlab patch`): the
+//! saved model at a checkpoint, evaluated with chosen heads zeroed, replaced by their
+//! mean, or patched with their output on a clean input while the model reads a
+//! corrupted one ([`crate::model::Interventions`]).
+//!
+//! Every intervention of one call sees the same seeded batches, so differences come
+//! from the intervention, not from the data.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::{SeedableRng, rngs::StdRng};
+
+use super::backend::select_backend;
+use super::step::tokens_tensor;
+use crate::config::{BackendChoice, Experiment, FieldSetting, ModelKind, RunPlan};
+use crate::model::{
+    AttentionKernels, HeadEdit, HeadRef, Interventions, SequenceModel, SparseMode, Transformer,
+    TransformerConfig, accuracy_of, head_columns, head_mean, masked_cross_entropy, predictions,
+    read_back, scalar,
+};
+use crate::records::{DistanceAccuracy, RunRecord};
+use crate::tasks::{Batch, IGNORE};
+
+/// The fields [`LoadedRun::swap_patterns`] may change.
+pub const PATTERN_FIELDS: [&str; 2] = ["model.attention", "model.layer_attention"];
+
+/// A recorded transformer loaded at one of its checkpoints.
+pub struct LoadedRun {
+    /// The run's name.
+    pub name: String,
+    /// The record's folder.
+    pub dir: PathBuf,
+    /// The step of the weights loaded.
+    pub step: usize,
+    /// What it trained with (its patterns may be swapped before evaluating).
+    pub plan: RunPlan,
+    model: Transformer,
+    device: Device,
+}
+
+/// Why a record could not be loaded or tested.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {problem}", dir.display())]
+pub struct CausalError {
+    /// The record's folder.
+    pub dir: PathBuf,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// The steps of `dir`'s saved weights: every kept checkpoint and the latest.
+pub fn checkpoint_steps(dir: &Path) -> Result<Vec<usize>, CausalError> {
+    let fail = |problem: String| CausalError {
+        dir: dir.to_path_buf(),
+        problem,
+    };
+    let mut steps: Vec<usize> = crate::records::kept_checkpoints(dir)
+        .map_err(|e| fail(e.to_string()))?
+        .iter()
+        .map(|k| k.step)
+        .collect();
+    if let Some(latest) = crate::records::read_checkpoint(dir).map_err(|e| fail(e.to_string()))? {
+        steps.push(latest.step);
+    }
+    steps.sort_unstable();
+    steps.dedup();
+    Ok(steps)
+}
+
+impl LoadedRun {
+    /// The transformer of the record in `dir` at `step` (a kept checkpoint, or the
+    /// latest), or at its latest checkpoint, on `backend`.
+    pub fn load(
+        dir: &Path,
+        step: Option<usize>,
+        backend: BackendChoice,
+    ) -> Result<Self, CausalError> {
+        let fail = |problem: String| CausalError {
+            dir: dir.to_path_buf(),
+            problem,
+        };
+        let record = RunRecord::open(dir).map_err(|e| fail(e.to_string()))?;
+        let experiment = record.experiment().map_err(|e| fail(e.to_string()))?;
+        let plans = experiment.plan().map_err(|e| fail(e.to_string()))?;
+        let plan = plans
+            .iter()
+            .find(|p| p.name() == record.summary.name)
+            .or(plans.first())
+            .ok_or_else(|| fail("its config.toml has no run".into()))?
+            .clone();
+        if plan.settings().model.kind != ModelKind::Transformer {
+            return Err(fail(
+                "an LSTM has no attention heads to ablate or patch".into(),
+            ));
+        }
+        let latest = crate::records::read_checkpoint(dir)
+            .map_err(|e| fail(e.to_string()))?
+            .ok_or_else(|| {
+                fail("the record has no saved model (it stopped before its first checkpoint; train.checkpoint_every sets how often one is saved)".into())
+            })?;
+        let step = step.unwrap_or(latest.step);
+        let file = crate::records::model_at(dir, step).map_err(|e| fail(e.to_string()))?;
+        let (device, _) = select_backend(backend).map_err(|e| fail(e.to_string()))?;
+        let model = TransformerConfig::from_plan(&plan)
+            .init(&device)
+            .try_load_file(&file)
+            .map_err(|e| fail(format!("cannot load its model at step {step}: {e}")))?;
+        Ok(Self {
+            name: record.summary.name.clone(),
+            dir: dir.to_path_buf(),
+            step,
+            plan,
+            model,
+            device,
+        })
+    }
+
+    /// Evaluates under other attention patterns, without retraining (e.g. a
+    /// dense-trained layer under a local mask): only `model.attention` and
+    /// `model.layer_attention` may change; the weights stay as loaded.
+    pub fn swap_patterns(&mut self, settings: &[FieldSetting]) -> Result<(), CausalError> {
+        let fail = |problem: String| CausalError {
+            dir: self.dir.clone(),
+            problem,
+        };
+        let mut changed = self.plan.settings().clone();
+        for setting in settings {
+            if !PATTERN_FIELDS.contains(&setting.field.path) {
+                return Err(fail(format!(
+                    "--set {setting:?}: only the attention patterns ({}) can change without retraining",
+                    PATTERN_FIELDS.join(", ")
+                )));
+            }
+            changed = setting
+                .apply(&changed)
+                .map_err(|e| fail(format!("--set {setting:?}: {e}")))?;
+        }
+        let plans = Experiment::single(self.plan.name(), changed)
+            .plan()
+            .map_err(|e| fail(e.to_string()))?;
+        self.plan = plans
+            .into_iter()
+            .next()
+            .ok_or_else(|| fail("the changed settings plan no run".into()))?;
+        Ok(())
+    }
+
+    /// Heads per layer and layers.
+    pub fn shape(&self) -> (usize, usize) {
+        let m = &self.plan.settings().model;
+        (m.layers, m.heads)
+    }
+
+    fn kernels(&self) -> AttentionKernels {
+        AttentionKernels::for_plan(&self.plan, &self.device, SparseMode::WherePaysOff)
+    }
+
+    fn tokens(&self, batch: &Batch) -> Tensor<2, Int> {
+        tokens_tensor(batch, &self.device)
+    }
+
+    /// `batches` evaluation batches drawn from `seed`.
+    fn batches(&self, seed: u64, batches: usize) -> Vec<Batch> {
+        let settings = self.plan.settings();
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..batches.max(1))
+            .map(|_| settings.task.eval_batch(settings.train.batch, &mut rng))
+            .collect()
+    }
+}
+
+/// Loss, accuracy and accuracy by distance over some batches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scores {
+    /// Mean loss over the answers.
+    pub loss: f64,
+    /// Fraction of answers right.
+    pub accuracy: f64,
+    /// Answers right and counted per distance.
+    pub by_distance: DistanceAccuracy,
+}
+
+/// How an ablated head's output is replaced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AblationMode {
+    /// Zeros.
+    Zero,
+    /// Its per-position mean over a reference batch (drawn from the seed, apart from
+    /// the scored batches).
+    Mean,
+}
+
+/// One intervention's scores beside the clean ones.
+#[derive(Clone, Debug)]
+pub struct Ablation {
+    /// The heads ablated together.
+    pub heads: Vec<HeadRef>,
+    /// With them ablated.
+    pub scores: Scores,
+}
+
+fn score(run: &LoadedRun, kernels: &AttentionKernels, batches: &[Batch]) -> Result<Scores, String> {
+    let (mut loss_sum, mut correct, mut total) = (0.0, 0.0, 0.0);
+    let mut by_distance = DistanceAccuracy::default();
+    for batch in batches {
+        let logits = run.model.forward(run.tokens(batch), kernels);
+        let counted = batch.targets.iter().filter(|&&t| t != IGNORE).count() as f64;
+        let loss = scalar(
+            masked_cross_entropy(logits.clone(), &batch.targets),
+            "the loss",
+        )
+        .map_err(|e| e.to_string())?;
+        let predicted = predictions(logits).map_err(|e| e.to_string())?;
+        loss_sum += loss * counted;
+        correct += accuracy_of(&predicted, &batch.targets) * counted;
+        total += counted;
+        by_distance.merge(&DistanceAccuracy::tally(
+            run.step,
+            &predicted,
+            &batch.targets,
+            &batch.distances,
+        ));
+    }
+    let total = f64::max(total, 1.0);
+    Ok(Scores {
+        loss: loss_sum / total,
+        accuracy: correct / total,
+        by_distance,
+    })
+}
+
+/// The clean scores and, for each set of `sets`, the scores with those heads ablated
+/// by `mode`, on `batches` batches drawn from `seed`. `progress` is told each set done.
+pub fn ablate(
+    run: &LoadedRun,
+    sets: &[Vec<HeadRef>],
+    mode: AblationMode,
+    seed: u64,
+    batches: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(Scores, Vec<Ablation>), CausalError> {
+    let fail = |problem: String| CausalError {
+        dir: run.dir.clone(),
+        problem,
+    };
+    check_heads(run, sets).map_err(fail)?;
+    let kernels = run.kernels();
+    let data = run.batches(seed, batches);
+    let clean = score(run, &kernels, &data).map_err(fail)?;
+    let means = match mode {
+        AblationMode::Zero => None,
+        AblationMode::Mean => Some(reference_outputs(run, &kernels, seed)),
+    };
+    let mut out = Vec::with_capacity(sets.len());
+    for (i, set) in sets.iter().enumerate() {
+        let mut edits = Interventions::none();
+        for head in set {
+            let edit = match &means {
+                None => HeadEdit::Zero,
+                Some(outputs) => match outputs.get(head.layer) {
+                    Some(out) => HeadEdit::Replace(head_mean(out, run.shape().1, head.head)),
+                    None => HeadEdit::Zero,
+                },
+            };
+            edits.set(*head, edit);
+        }
+        let scores = score(run, &kernels.with_interventions(edits), &data).map_err(fail)?;
+        out.push(Ablation {
+            heads: set.clone(),
+            scores,
+        });
+        progress(i + 1, sets.len());
+    }
+    Ok((clean, out))
+}
+
+/// Every layer's head outputs on a reference batch drawn apart from the scored ones.
+fn reference_outputs(run: &LoadedRun, kernels: &AttentionKernels, seed: u64) -> Vec<Tensor<3>> {
+    let reference = run.batches(seed ^ 0x5EED_0F_AB1A_7E, 1);
+    let (capture, captured) = Interventions::capturing();
+    let batch = &reference[0];
+    drop(
+        run.model
+            .forward(run.tokens(batch), &kernels.with_interventions(capture)),
+    );
+    (0..run.shape().0)
+        .map_while(|l| captured.layer(l))
+        .collect()
+}
+
+fn check_heads(run: &LoadedRun, sets: &[Vec<HeadRef>]) -> Result<(), String> {
+    let (layers, heads) = run.shape();
+    for head in sets.iter().flatten() {
+        if head.layer >= layers || head.head >= heads {
+            return Err(format!(
+                "head {head} does not exist: the model has {layers} layers of {heads} heads (heads are named LAYER.HEAD from 1.1)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The logit differences of activation patching, averaged over the scored answers:
+/// `logit(clean answer) - logit(corrupted answer)` at each example's scored position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PatchBase {
+    /// On the clean input.
+    pub clean: f64,
+    /// On the corrupted input.
+    pub corrupted: f64,
+    /// Examples scored.
+    pub examples: usize,
+}
+
+/// One set of heads patched from the clean run into the corrupted one.
+#[derive(Clone, Debug)]
+pub struct Patched {
+    /// The heads patched together.
+    pub heads: Vec<HeadRef>,
+    /// The mean logit difference with them patched.
+    pub logit_diff: f64,
+    /// `(patched - corrupted) / (clean - corrupted)`: 0 restores nothing, 1 all;
+    /// `None` when clean and corrupted do not differ (an untrained model).
+    pub recovered: Option<f64>,
+}
+
+/// Activation patching: for each set of `sets`, those heads' outputs on the clean
+/// input put into the model reading the corrupted input (the task's pair, see
+/// [`crate::tasks::TaskConfig::patch_pair`]).
+pub fn patch(
+    run: &LoadedRun,
+    sets: &[Vec<HeadRef>],
+    seed: u64,
+    batches: usize,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<(PatchBase, Vec<Patched>), CausalError> {
+    let fail = |problem: String| CausalError {
+        dir: run.dir.clone(),
+        problem,
+    };
+    check_heads(run, sets).map_err(fail)?;
+    let settings = run.plan.settings();
+    let heads = run.shape().1;
+    let kernels = run.kernels();
+    let mut rng = StdRng::seed_from_u64(seed);
+    let (mut clean_sum, mut corrupted_sum, mut examples) = (0.0, 0.0, 0usize);
+    let mut patched_sum = vec![0.0; sets.len()];
+    let rounds = batches.max(1);
+    for round in 0..rounds {
+        let pair = settings
+            .task
+            .patch_pair(settings.train.batch, &mut rng)
+            .map_err(|e| fail(e.to_string()))?;
+        let at = |logits: Tensor<3>| -> Result<f64, String> {
+            logit_diff(
+                logits,
+                &pair.positions,
+                &pair.clean_answers,
+                &pair.corrupted_answers,
+            )
+        };
+        let (capture, captured) = Interventions::capturing();
+        let clean_logits = run.model.forward(
+            run.tokens(&pair.clean),
+            &kernels.with_interventions(capture),
+        );
+        clean_sum += at(clean_logits).map_err(fail)?;
+        let corrupted_tokens = run.tokens(&pair.corrupted);
+        corrupted_sum += at(run.model.forward(corrupted_tokens.clone(), &kernels)).map_err(fail)?;
+        for (i, set) in sets.iter().enumerate() {
+            let mut edits = Interventions::none();
+            for head in set {
+                if let Some(out) = captured.layer(head.layer) {
+                    edits.set(
+                        *head,
+                        HeadEdit::Replace(head_columns(&out, heads, head.head)),
+                    );
+                }
+            }
+            let logits = run
+                .model
+                .forward(corrupted_tokens.clone(), &kernels.with_interventions(edits));
+            patched_sum[i] += at(logits).map_err(fail)?;
+            progress(round * sets.len() + i + 1, rounds * sets.len());
+        }
+        examples += pair.positions.len();
+    }
+    let n = rounds as f64;
+    let base = PatchBase {
+        clean: clean_sum / n,
+        corrupted: corrupted_sum / n,
+        examples,
+    };
+    let span = base.clean - base.corrupted;
+    let patched = sets
+        .iter()
+        .zip(patched_sum)
+        .map(|(set, sum)| {
+            let logit_diff = sum / n;
+            Patched {
+                heads: set.clone(),
+                logit_diff,
+                recovered: (span.abs() > 1e-6).then(|| (logit_diff - base.corrupted) / span),
+            }
+        })
+        .collect();
+    Ok((base, patched))
+}
+
+/// Mean of `logit(clean answer) - logit(corrupted answer)` at each flat position.
+fn logit_diff(
+    logits: Tensor<3>,
+    positions: &[usize],
+    clean: &[i64],
+    corrupted: &[i64],
+) -> Result<f64, String> {
+    let [batch, seq, vocab] = logits.dims();
+    let device = logits.device();
+    let index = Tensor::<1, Int>::from_data(
+        TensorData::new(
+            positions.iter().map(|&p| p as i64).collect::<Vec<_>>(),
+            [positions.len()],
+        ),
+        &device,
+    );
+    let rows = logits.reshape([batch * seq, vocab]).select(0, index);
+    let values =
+        read_back::<f32>(rows.into_data(), "the answers' logits").map_err(|e| e.to_string())?;
+    let mut sum = 0.0;
+    for (i, (&a, &b)) in clean.iter().zip(corrupted).enumerate() {
+        let row = &values[i * vocab..(i + 1) * vocab];
+        let pick = |t: i64| usize::try_from(t).ok().and_then(|t| row.get(t)).copied();
+        match (pick(a), pick(b)) {
+            (Some(x), Some(y)) => sum += f64::from(x - y),
+            _ => {
+                return Err(format!(
+                    "an answer token ({a} or {b}) is outside the vocabulary"
+                ));
+            }
+        }
+    }
+    Ok(sum / positions.len().max(1) as f64)
+}
