@@ -746,3 +746,69 @@ fn eval_and_export_do_the_good_records_and_report_the_damaged_ones() {
         text(&out)
     );
 }
+
+/// Ctrl+C (SIGINT) stops a run and records it as stopped, exit 130; a second Ctrl+C
+/// exits at once, also 130, whatever the trainer is doing.
+#[test]
+fn ctrl_c_stops_and_records_and_a_second_one_exits_at_once() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let long = TINY.replace("steps = 5", "steps = 100000000");
+    std::fs::write(dir.path().join("long.toml"), long).expect("write");
+    let signal = |child: &std::process::Child, name: &str| {
+        let status = Command::new("kill")
+            .args([name, &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    };
+    let start = |out: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_attnlab"))
+            .args(["run", "long.toml", "--out", out])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        // Wait until it trains (a progress or evaluation line), so the handler is set.
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        while stderr.read_line(&mut line).expect("read") > 0 && !line.contains("step") {
+            line.clear();
+        }
+        (child, stderr)
+    };
+    let wait = |child: &mut std::process::Child| {
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "it did not exit"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+
+    let (mut child, _stderr) = start("once");
+    signal(&child, "-INT");
+    assert_eq!(wait(&mut child).code(), Some(130));
+    let records = attnlab::records::list_records(&dir.path().join("once"));
+    assert_eq!(records.len(), 1);
+    assert_eq!(
+        records[0].summary.status,
+        RunStatus::Stopped,
+        "{:?}",
+        records[0].summary
+    );
+
+    let (mut child, _stderr) = start("twice");
+    signal(&child, "-INT");
+    signal(&child, "-INT");
+    assert_eq!(wait(&mut child).code(), Some(130));
+}

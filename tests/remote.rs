@@ -314,7 +314,8 @@ fn a_frozen_server_fails_its_run_and_the_other_server_trains_the_rest() {
             &backend,
             "--quiet",
         ])
-        .env("ATTNLAB_REMOTE_TIMEOUT", "5")
+        // The shortest timeout allowed: longer than any step here, even under load.
+        .env("ATTNLAB_REMOTE_TIMEOUT", "30")
         .current_dir(dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

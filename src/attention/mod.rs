@@ -31,4 +31,4 @@ pub use mask::Mask;
 pub use pattern::{AttentionPattern, MAX_PARAM, PATTERN_KINDS, PatternError};
 pub use reach::{Reach, compose};
 pub use rollout::{mean_over_heads, rollout, rollout_row};
-pub use stats::{HeadStats, Stat, StatsContext, head_stats, jumps};
+pub use stats::{HeadStats, Stat, StatsContext, head_stats, jumps, spearman};

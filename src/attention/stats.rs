@@ -249,6 +249,50 @@ pub fn jumps(series: &[(usize, f64)], threshold: f64, max: usize) -> Vec<(usize,
     found
 }
 
+/// Spearman's rank correlation of `a` and `b` (pairs with a non-finite value left
+/// out; tied values share their mean rank). `None` with fewer than three pairs or
+/// when either side is constant.
+pub fn spearman(a: &[f64], b: &[f64]) -> Option<f64> {
+    let (a, b): (Vec<f64>, Vec<f64>) = a
+        .iter()
+        .zip(b)
+        .filter(|(x, y)| x.is_finite() && y.is_finite())
+        .map(|(x, y)| (*x, *y))
+        .unzip();
+    if a.len() < 3 {
+        return None;
+    }
+    let (ra, rb) = (ranks(&a), ranks(&b));
+    let mean = (a.len() as f64 + 1.0) / 2.0;
+    let (mut cov, mut va, mut vb) = (0.0, 0.0, 0.0);
+    for (x, y) in ra.iter().zip(&rb) {
+        cov += (x - mean) * (y - mean);
+        va += (x - mean) * (x - mean);
+        vb += (y - mean) * (y - mean);
+    }
+    (va > 0.0 && vb > 0.0).then(|| cov / (va * vb).sqrt())
+}
+
+/// Ranks from 1, ties sharing their mean rank.
+fn ranks(values: &[f64]) -> Vec<f64> {
+    let mut order: Vec<usize> = (0..values.len()).collect();
+    order.sort_by(|&i, &j| values[i].total_cmp(&values[j]));
+    let mut out = vec![0.0; values.len()];
+    let mut start = 0;
+    while start < order.len() {
+        let mut end = start + 1;
+        while end < order.len() && values[order[end]] == values[order[start]] {
+            end += 1;
+        }
+        let rank = (start + end + 1) as f64 / 2.0;
+        for &i in &order[start..end] {
+            out[i] = rank;
+        }
+        start = end;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,5 +415,32 @@ mod tests {
         assert!((top[0].1 - 0.55).abs() < 1e-9);
         assert_eq!(jumps(&series, 0.2, 5).len(), 2);
         assert!(jumps(&series, 0.9, 5).is_empty());
+    }
+
+    #[test]
+    fn spearman_ranks_with_ties_and_refuses_constants() {
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-12);
+        assert!(close(
+            spearman(&[1.0, 2.0, 3.0, 4.0], &[10.0, 20.0, 30.0, 40.0]),
+            1.0
+        ));
+        assert!(close(
+            spearman(&[1.0, 2.0, 3.0, 4.0], &[4.0, 3.0, 2.0, 1.0]),
+            -1.0
+        ));
+        // Monotone but not linear: still 1.
+        assert!(close(
+            spearman(&[1.0, 2.0, 3.0], &[1.0, 100.0, 1000.0]),
+            1.0
+        ));
+        // Ties share a rank: ranks (1.5, 1.5, 3) against (1, 2, 3).
+        let r = spearman(&[5.0, 5.0, 9.0], &[1.0, 2.0, 3.0]).expect("defined");
+        assert!((r - 0.866_025_403_784_438_6).abs() < 1e-9, "{r}");
+        assert_eq!(spearman(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]), None);
+        assert_eq!(spearman(&[1.0, 2.0], &[1.0, 2.0]), None);
+        assert!(close(
+            spearman(&[1.0, f64::NAN, 2.0, 3.0], &[1.0, 9.0, 2.0, 3.0]),
+            1.0
+        ));
     }
 }

@@ -7,9 +7,12 @@ use std::process::ExitCode;
 
 use super::eval::panic_message;
 use super::record_folders;
+use crate::attention::{HeadStats, Stat, spearman};
 use crate::config::{BackendChoice, FieldSetting};
 use crate::model::HeadRef;
-use crate::trainer::{AblationMode, CausalError, LoadedRun, ablate, checkpoint_steps, patch};
+use crate::trainer::{
+    AblationMode, CausalError, LoadedRun, ablate, checkpoint_steps, patch, probe_statistics,
+};
 
 /// Which heads to intervene on, and how they group.
 #[derive(Debug, clap::Args)]
@@ -203,6 +206,12 @@ impl AblateArgs {
                 common.batches,
                 &mut progress("ablate", run),
             )?;
+            let stats = probe_statistics(run)?;
+            let stat_of = |heads: &[HeadRef]| match heads {
+                [h] => stats.get(h.layer).and_then(|l| l.get(h.head)).copied(),
+                _ => None,
+            };
+            tell_correlation(run, &ablations, clean.accuracy, &stat_of);
             for a in ablations {
                 let buckets: serde_json::Map<String, serde_json::Value> = a
                     .scores
@@ -223,11 +232,51 @@ impl AblateArgs {
                     "clean_loss": clean.loss,
                     "clean_accuracy": clean.accuracy,
                     "accuracy_by_distance": buckets,
+                    "probe_stats": stat_of(&a.heads).map(|s| stats_json(&s)),
                 });
                 println!("{line}");
             }
             Ok(())
         })
+    }
+}
+
+/// A head's statistics on the probe, by their CSV names (`dependency_mass`...).
+fn stats_json(s: &HeadStats) -> serde_json::Value {
+    Stat::ALL
+        .iter()
+        .filter_map(|stat| {
+            Some((
+                stat.name().replace(' ', "_"),
+                serde_json::json!(stat.of(s)?),
+            ))
+        })
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
+/// Says on stderr how the single-head ablation drops rank against each head's
+/// dependency mass on the probe (Spearman), where both are defined.
+fn tell_correlation(
+    run: &LoadedRun,
+    ablations: &[crate::trainer::Ablation],
+    clean_accuracy: f64,
+    stat_of: &dyn Fn(&[HeadRef]) -> Option<HeadStats>,
+) {
+    let (drops, mass): (Vec<f64>, Vec<f64>) = ablations
+        .iter()
+        .filter_map(|a| {
+            let mass = stat_of(&a.heads)?.dependency_mass?;
+            Some((clean_accuracy - a.scores.accuracy, mass))
+        })
+        .unzip();
+    if let Some(r) = spearman(&drops, &mass) {
+        eprintln!(
+            "{} at step {}: Spearman rank correlation of the accuracy drop with dependency mass over {} heads: {r:.3}",
+            run.name,
+            run.step,
+            drops.len()
+        );
     }
 }
 

@@ -4,21 +4,22 @@
 //! corrupted one ([`crate::model::Interventions`]).
 //!
 //! Every intervention of one call sees the same seeded batches, so differences come
-//! from the intervention, not from the data.
+//! from the intervention, not from the data. Patching lives in `patching`.
 
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor};
 use rand::{SeedableRng, rngs::StdRng};
 
 use super::backend::select_backend;
 use super::step::tokens_tensor;
+use crate::attention::{AttentionPattern, HeadStats, StatsContext, head_stats};
 use crate::config::{BackendChoice, Experiment, FieldSetting, ModelKind, RunPlan};
 use crate::model::{
     AttentionKernels, HeadEdit, HeadRef, Interventions, SequenceModel, SparseMode, Transformer,
-    TransformerConfig, accuracy_of, head_columns, head_mean, masked_cross_entropy, predictions,
-    read_back, scalar,
+    TransformerConfig, accuracy_of, head_mean, masked_cross_entropy, predictions, read_back,
+    scalar,
 };
 use crate::records::{DistanceAccuracy, RunRecord};
 use crate::tasks::{Batch, IGNORE};
@@ -36,8 +37,8 @@ pub struct LoadedRun {
     pub step: usize,
     /// What it trained with (its patterns may be swapped before evaluating).
     pub plan: RunPlan,
-    model: Transformer,
-    device: Device,
+    pub(super) model: Transformer,
+    pub(super) device: Device,
 }
 
 /// Why a record could not be loaded or tested.
@@ -103,8 +104,14 @@ impl LoadedRun {
         let step = step.unwrap_or(latest.step);
         let file = crate::records::model_at(dir, step).map_err(|e| fail(e.to_string()))?;
         let (device, _) = select_backend(backend).map_err(|e| fail(e.to_string()))?;
-        let model = TransformerConfig::from_plan(&plan)
-            .init(&device)
+        // Under the trainer's initialisation lock: building a model may draw from the
+        // process-wide generator that a run starting beside it (in the window) seeds.
+        let init = super::session::INIT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let model = TransformerConfig::from_plan(&plan).init(&device);
+        drop(init);
+        let model = model
             .try_load_file(&file)
             .map_err(|e| fail(format!("cannot load its model at step {step}: {e}")))?;
         Ok(Self {
@@ -153,11 +160,11 @@ impl LoadedRun {
         (m.layers, m.heads)
     }
 
-    fn kernels(&self) -> AttentionKernels {
+    pub(super) fn kernels(&self) -> AttentionKernels {
         AttentionKernels::for_plan(&self.plan, &self.device, SparseMode::WherePaysOff)
     }
 
-    fn tokens(&self, batch: &Batch) -> Tensor<2, Int> {
+    pub(super) fn tokens(&self, batch: &Batch) -> Tensor<2, Int> {
         tokens_tensor(batch, &self.device)
     }
 
@@ -291,7 +298,7 @@ fn reference_outputs(run: &LoadedRun, kernels: &AttentionKernels, seed: u64) -> 
         .collect()
 }
 
-fn check_heads(run: &LoadedRun, sets: &[Vec<HeadRef>]) -> Result<(), String> {
+pub(super) fn check_heads(run: &LoadedRun, sets: &[Vec<HeadRef>]) -> Result<(), String> {
     let (layers, heads) = run.shape();
     for head in sets.iter().flatten() {
         if head.layer >= layers || head.head >= heads {
@@ -303,144 +310,42 @@ fn check_heads(run: &LoadedRun, sets: &[Vec<HeadRef>]) -> Result<(), String> {
     Ok(())
 }
 
-/// The logit differences of activation patching, averaged over the scored answers:
-/// `logit(clean answer) - logit(corrupted answer)` at each example's scored position.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PatchBase {
-    /// On the clean input.
-    pub clean: f64,
-    /// On the corrupted input.
-    pub corrupted: f64,
-    /// Examples scored.
-    pub examples: usize,
-}
-
-/// One set of heads patched from the clean run into the corrupted one.
-#[derive(Clone, Debug)]
-pub struct Patched {
-    /// The heads patched together.
-    pub heads: Vec<HeadRef>,
-    /// The mean logit difference with them patched.
-    pub logit_diff: f64,
-    /// `(patched - corrupted) / (clean - corrupted)`: 0 restores nothing, 1 all;
-    /// `None` when clean and corrupted do not differ (an untrained model).
-    pub recovered: Option<f64>,
-}
-
-/// Activation patching: for each set of `sets`, those heads' outputs on the clean
-/// input put into the model reading the corrupted input (the task's pair, see
-/// [`crate::tasks::TaskConfig::patch_pair`]).
-pub fn patch(
-    run: &LoadedRun,
-    sets: &[Vec<HeadRef>],
-    seed: u64,
-    batches: usize,
-    progress: &mut dyn FnMut(usize, usize),
-) -> Result<(PatchBase, Vec<Patched>), CausalError> {
+/// Each head's statistics on the run's probe (the example the Heads pane shows),
+/// `[layer][head]`, at full resolution.
+pub fn probe_statistics(run: &LoadedRun) -> Result<Vec<Vec<HeadStats>>, CausalError> {
     let fail = |problem: String| CausalError {
         dir: run.dir.clone(),
         problem,
     };
-    check_heads(run, sets).map_err(fail)?;
     let settings = run.plan.settings();
-    let heads = run.shape().1;
-    let kernels = run.kernels();
-    let mut rng = StdRng::seed_from_u64(seed);
-    let (mut clean_sum, mut corrupted_sum, mut examples) = (0.0, 0.0, 0usize);
-    let mut patched_sum = vec![0.0; sets.len()];
-    let rounds = batches.max(1);
-    for round in 0..rounds {
-        let pair = settings
-            .task
-            .patch_pair(settings.train.batch, &mut rng)
-            .map_err(|e| fail(e.to_string()))?;
-        let at = |logits: Tensor<3>| -> Result<f64, String> {
-            logit_diff(
-                logits,
-                &pair.positions,
-                &pair.clean_answers,
-                &pair.corrupted_answers,
-            )
-        };
-        let (capture, captured) = Interventions::capturing();
-        let clean_logits = run.model.forward(
-            run.tokens(&pair.clean),
-            &kernels.with_interventions(capture),
-        );
-        clean_sum += at(clean_logits).map_err(fail)?;
-        let corrupted_tokens = run.tokens(&pair.corrupted);
-        corrupted_sum += at(run.model.forward(corrupted_tokens.clone(), &kernels)).map_err(fail)?;
-        for (i, set) in sets.iter().enumerate() {
-            let mut edits = Interventions::none();
-            for head in set {
-                if let Some(out) = captured.layer(head.layer) {
-                    edits.set(
-                        *head,
-                        HeadEdit::Replace(head_columns(&out, heads, head.head)),
-                    );
-                }
-            }
-            let logits = run
-                .model
-                .forward(corrupted_tokens.clone(), &kernels.with_interventions(edits));
-            patched_sum[i] += at(logits).map_err(fail)?;
-            progress(round * sets.len() + i + 1, rounds * sets.len());
-        }
-        examples += pair.positions.len();
-    }
-    let n = rounds as f64;
-    let base = PatchBase {
-        clean: clean_sum / n,
-        corrupted: corrupted_sum / n,
-        examples,
+    let probe = settings.task.probe(settings.train.seed);
+    let n = probe.tokens.len();
+    let batch = Batch {
+        batch: 1,
+        seq_len: n,
+        tokens: probe.tokens.clone(),
+        targets: probe.targets.clone(),
+        distances: vec![0; n],
     };
-    let span = base.clean - base.corrupted;
-    let patched = sets
-        .iter()
-        .zip(patched_sum)
-        .map(|(set, sum)| {
-            let logit_diff = sum / n;
-            Patched {
-                heads: set.clone(),
-                logit_diff,
-                recovered: (span.abs() > 1e-6).then(|| (logit_diff - base.corrupted) / span),
-            }
-        })
-        .collect();
-    Ok((base, patched))
-}
-
-/// Mean of `logit(clean answer) - logit(corrupted answer)` at each flat position.
-fn logit_diff(
-    logits: Tensor<3>,
-    positions: &[usize],
-    clean: &[i64],
-    corrupted: &[i64],
-) -> Result<f64, String> {
-    let [batch, seq, vocab] = logits.dims();
-    let device = logits.device();
-    let index = Tensor::<1, Int>::from_data(
-        TensorData::new(
-            positions.iter().map(|&p| p as i64).collect::<Vec<_>>(),
-            [positions.len()],
-        ),
-        &device,
-    );
-    let rows = logits.reshape([batch * seq, vocab]).select(0, index);
-    let values =
-        read_back::<f32>(rows.into_data(), "the answers' logits").map_err(|e| e.to_string())?;
-    let mut sum = 0.0;
-    for (i, (&a, &b)) in clean.iter().zip(corrupted).enumerate() {
-        let row = &values[i * vocab..(i + 1) * vocab];
-        let pick = |t: i64| usize::try_from(t).ok().and_then(|t| row.get(t)).copied();
-        match (pick(a), pick(b)) {
-            (Some(x), Some(y)) => sum += f64::from(x - y),
-            _ => {
-                return Err(format!(
-                    "an answer token ({a} or {b}) is outside the vocabulary"
-                ));
-            }
-        }
+    let (_, weights) = run
+        .model
+        .forward_with_attention(run.tokens(&batch), &run.kernels());
+    let patterns = run.plan.layer_patterns();
+    let masks = run.plan.layer_masks();
+    let heads = run.shape().1;
+    let mut out = Vec::with_capacity(weights.len());
+    for (layer, w) in weights.into_iter().enumerate() {
+        let values = read_back::<f32>(w.into_data(), "the attention weights")
+            .map_err(|e| fail(e.to_string()))?;
+        let pattern = patterns.get(layer);
+        let sparse = pattern.is_some_and(|p| !matches!(p, AttentionPattern::Dense));
+        let mask = masks.get(layer).filter(|_| sparse).cloned();
+        let ctx = StatsContext::new(&probe.tokens, &probe.dependencies, n, pattern, mask);
+        out.push(
+            (0..heads)
+                .map(|h| head_stats(&values[h * n * n..(h + 1) * n * n], n, &ctx))
+                .collect(),
+        );
     }
-    Ok(sum / positions.len().max(1) as f64)
+    Ok(out)
 }

@@ -16,8 +16,8 @@
 //! optimiser step, also what the benchmarks time); `sink` sends events without
 //! blocking; `backend` picks the device (and `credentials` holds the tokens remote
 //! servers are shown); `evaluate` evaluates a record's saved model
-//! again (`attnlab eval`), and `causal` tests its heads by ablating and patching them
-//! (`attnlab ablate`, `attnlab patch`).
+//! again (`attnlab eval`), and `causal` and `patching` test its heads by ablating and
+//! patching them (`attnlab ablate`, `attnlab patch`).
 
 mod backend;
 mod cadence;
@@ -26,6 +26,7 @@ mod credentials;
 mod evaluate;
 mod fit;
 mod handle;
+mod patching;
 mod pool;
 mod protocol;
 mod recorder;
@@ -40,8 +41,8 @@ pub use backend::{
     server_answers,
 };
 pub use causal::{
-    Ablation, AblationMode, CausalError, LoadedRun, PatchBase, Patched, Scores, ablate,
-    checkpoint_steps, patch,
+    Ablation, AblationMode, CausalError, LoadedRun, PATTERN_FIELDS, Scores, ablate,
+    checkpoint_steps, probe_statistics,
 };
 pub use credentials::{
     MAX_TOKEN_LEN, TOKEN_ENV, Token, TokenError, set_default_token, set_server_token,
@@ -49,6 +50,7 @@ pub use credentials::{
 };
 pub use evaluate::{EvalError, RecordEval, evaluate_record};
 pub use handle::{Placement, Trainer, TrainerGone, TrySendCommandError, TryStartError};
+pub use patching::{PatchBase, Patched, patch};
 pub use pool::workers_for;
 pub use protocol::{Command, Event, Fault, RunId, RunPhase, STOPPED_BEFORE_START, StartRun};
 pub use serve::{Listening, ServeOptions, ServeTransport, serve};

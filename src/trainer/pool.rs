@@ -28,13 +28,20 @@ use crate::records::{RunRecord, RunStatus, write_summary_in};
 
 /// How long a run on a remote server may go without a sign of life (a step, an
 /// evaluation batch) before its server counts as frozen: `ATTNLAB_REMOTE_TIMEOUT`
-/// seconds if set (at least 1), else 300 s, far above any step a server should take.
+/// seconds if set, else 300 s, far above any step a server should take; never less
+/// than [`MIN_REMOTE_TIMEOUT`], so a slow connection or first step on a loaded machine
+/// is not taken for a frozen server.
 pub fn remote_timeout() -> Duration {
     std::env::var("ATTNLAB_REMOTE_TIMEOUT")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok())
-        .map_or(Duration::from_secs(300), |s| Duration::from_secs(s.max(1)))
+        .map_or(Duration::from_secs(300), Duration::from_secs)
+        .max(MIN_REMOTE_TIMEOUT)
 }
+
+/// The shortest [`remote_timeout`]: longer than connecting may take
+/// ([`super::CONNECT_TIMEOUT`]).
+pub const MIN_REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How many of `plans` to train at once: `jobs` if given, else one per two cores
 /// (flex's matrix products use both threads of a pair well); never more than there

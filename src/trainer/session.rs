@@ -32,7 +32,7 @@ fn materialize<M: SequenceModel>(model: &M) {
 }
 
 /// Held while a run seeds the device and draws its parameters.
-static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(super) static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Largest attention map side sent in snapshots; longer probes are averaged down.
 pub const MAX_SNAPSHOT_SIDE: usize = 256;

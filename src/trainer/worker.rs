@@ -240,6 +240,8 @@ impl Worker {
 impl session::Control for Worker {
     fn opened(&mut self, record: Option<&Path>) {
         self.watch.set_record(record);
+        // Connected: connecting's own wait does not count against the run.
+        self.watch.beat();
     }
 
     fn abandoned(&self) -> bool {

@@ -90,11 +90,12 @@ impl HeadWriter {
     /// An unwritten buffer for `parts` blocks of `d_model` columns per row.
     ///
     /// # Panics
-    /// When its length overflows `usize`.
+    /// When its length overflows `usize`, or the memory cannot be had
+    /// ([`super::uninit::with_capacity`]).
     pub(super) fn new(dims: Dims, parts: usize) -> Self {
         let len = dims.elements(parts);
         Self {
-            buf: Vec::with_capacity(len),
+            buf: super::uninit::with_capacity(len),
             dims,
             parts,
             len,
