@@ -13,7 +13,7 @@ use attnlab::config::Experiment;
 use attnlab::model::fused::simd::{self, Isa, with_isa};
 use attnlab::model::fused::{AttentionPlan, fused_attention};
 use attnlab::model::{AttentionKernels, SparseMode, TransformerConfig, masked_attention};
-use attnlab::trainer::{CpuBackend, train_step};
+use attnlab::trainer::{CpuBackend, StepOptions, train_step};
 use burn::optim::AdamConfig;
 use burn::tensor::{Bool, Distribution, Tensor, TensorData};
 use proptest::prelude::*;
@@ -193,7 +193,7 @@ fn a_shipped_experiment_trains_the_same_fused_and_composed() {
                     &mut optim,
                     &batch,
                     &kernels,
-                    settings.train.lr,
+                    StepOptions::plain(settings.train.lr),
                     &train_device,
                 )
                 .expect("step");

@@ -287,6 +287,79 @@ fn a_broken_file_shows_its_error_and_keeps_the_experiment() {
     assert!(h.state().load_error().is_none());
 }
 
+/// A text experiment whose corpus lies outside its folder opens, refused: Run is
+/// disabled, the error names the file, and a checkbox allows that file for this
+/// session; ticked, Run trains on it. A restart forgets the allowance.
+#[test]
+fn a_corpus_outside_the_folder_runs_only_once_its_checkbox_allows_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(
+        &secret,
+        "the quick brown fox jumps over the lazy dog. ".repeat(40),
+    )
+    .expect("write");
+    let folder = dir.path().join("exp");
+    std::fs::create_dir(&folder).expect("mkdir");
+    let path = folder.join("t.toml");
+    std::fs::write(
+        &path,
+        "name = \"t\"\n[task]\nkind = \"text\"\nfile = \"../secret.txt\"\nseq_len = 16\n\
+         vocab = 32\n[model]\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\ncausal = true\n\
+         [train]\nsteps = 2\nbatch = 4\neval_every = 2\neval_batches = 1\nbackend = \"cpu\"\n",
+    )
+    .expect("write");
+    let mut h = harness(dir.path(), TINY);
+    h.run_steps(2);
+    h.state_mut().open_path(&path);
+    h.run_steps(3);
+    assert_eq!(h.state().load_error(), None, "it opens, to be allowed");
+    assert_eq!(h.state().experiment().name, "t");
+    assert!(is_disabled(&h, "Run"));
+    assert!(
+        h.query_all_by_label_contains("lies outside the experiment's folder")
+            .count()
+            >= 1
+    );
+    // Ctrl+Enter trains nothing while refused.
+    h.key_press_modifiers(
+        egui::Modifiers::COMMAND | egui::Modifiers::CTRL,
+        egui::Key::Enter,
+    );
+    h.run_steps(2);
+    assert!(h.state().runs().views.is_empty());
+
+    let real = secret.canonicalize().expect("real path");
+    let allow = format!("Allow reading {} (this session only)", real.display());
+    h.get_by_label(&allow).click_accesskit();
+    h.run_steps(3);
+    assert!(!is_disabled(&h, "Run"));
+    assert_eq!(h.query_all_by_label_contains("lies outside").count(), 0);
+    assert!(!h.state().is_dirty(), "allowing a file is no edit");
+    h.get_by_label("Run").click_accesskit();
+    h.run_steps(2);
+    step_until(&mut h, |app| !app.runs().any_active());
+    let runs = &h.state().runs().views;
+    assert_eq!(runs.len(), 1);
+    assert_eq!(
+        runs[0].status,
+        RunStatus::Finished,
+        "{:?}",
+        runs[0].message()
+    );
+
+    let persisted = h.state().persisted();
+    let mut again = Harness::builder()
+        .with_size(egui::vec2(1400.0, 900.0))
+        .build_eframe(move |cc| App::with_state(cc.egui_ctx.clone(), persisted.clone()));
+    again.run_steps(2);
+    assert!(
+        is_disabled(&again, "Run"),
+        "the allowance lasts one session"
+    );
+    again.get_by_label(&allow);
+}
+
 #[test]
 fn save_then_open_gives_the_same_experiment_and_unsaved_edits_are_confirmed() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -678,4 +751,172 @@ fn runs_train_on_a_server_added_in_the_devices_pane() {
     // Ignored: the server may have exited.
     let _ = server.kill();
     let _ = server.wait();
+}
+
+/// The Interventions pane: a tiny run that keeps every checkpoint's weights is measured
+/// off the UI thread when Measure is pressed (every head ablated alone and patched
+/// alone at the scrubber's step), and a clicked head is measured at every saved step.
+#[test]
+fn the_interventions_pane_measures_each_head_off_the_ui_thread() {
+    let toml = TINY
+        .replace(
+            "steps = 12",
+            "steps = 6\ncheckpoint_every = 2\nkeep_checkpoints = \"all\"",
+        )
+        .replace(
+            "[[runs]]\nname = \"local w=1\"\nmodel.attention = { kind = \"local\", window = 1 }\n",
+            "",
+        );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(dir.path(), &toml);
+    h.run_steps(2);
+    h.get_by_label("Run").click();
+    h.run_steps(2);
+    step_until(&mut h, |app| !app.runs().any_active());
+    h.get_by_label("Interventions").click();
+    // The record's saved steps are listed on a helper thread.
+    let started = Instant::now();
+    while h.query_by_label("Measure").is_none() {
+        assert!(started.elapsed() < Duration::from_secs(60), "timed out");
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    h.get_by_label_contains("Weights of step 6 (the scrubber's step). Saved: 2, 4, 6;");
+    h.get_by_label("Not measured at this step with this mode and batch count: press Measure.");
+    h.run_steps(5);
+    assert!(
+        !h.state().interventions_running(),
+        "nothing is measured until Measure is pressed"
+    );
+
+    h.get_by_label("Measure").click();
+    h.run_steps(1);
+    assert!(
+        h.state().interventions_running(),
+        "measured off the UI thread"
+    );
+    step_until(&mut h, |app| !app.interventions_running());
+    h.get_by_label("accuracy drop under ablation");
+    h.get_by_label("patching recovery");
+    assert_eq!(
+        h.query_all_by_label_contains(" drop: ").count(),
+        4,
+        "2 x 2 heads"
+    );
+    assert_eq!(h.query_all_by_label_contains(" recovery: ").count(), 4);
+    h.get_by_label_contains("Spearman rank correlation between dependency mass");
+    let record = h.state().runs().views[0]
+        .record_dir
+        .clone()
+        .expect("a record");
+    let grid = h.state().interventions().grid(&record, 6).expect("cached");
+    assert_eq!(grid.ablated.len(), 4);
+    assert_eq!(
+        grid.recovery.as_ref().map(Vec::len),
+        Ok(4),
+        "recall has a patch pair"
+    );
+
+    // Another pane and back: the grid is cached, nothing is measured again.
+    h.get_by_label("Heads").click();
+    h.run_steps(2);
+    h.get_by_label("Interventions").click();
+    h.run_steps(2);
+    assert!(!h.state().interventions_running());
+    h.get_by_label("accuracy drop under ablation");
+
+    // A clicked head: its drop at every saved step, measured in the background too.
+    h.query_all_by_label_contains("1.2 drop: ")
+        .next()
+        .expect("head 1.2's cell")
+        .click();
+    h.run_steps(1);
+    step_until(&mut h, |app| !app.interventions_running());
+    h.get_by_label("Head 1.2 (layer 1, head 2) over training");
+    let head = attnlab::model::HeadRef { layer: 0, head: 1 };
+    let steps: Vec<usize> = h
+        .state()
+        .interventions()
+        .curve(&record, head)
+        .iter()
+        .map(|p| p.step)
+        .collect();
+    assert_eq!(steps, [2, 4, 6]);
+}
+
+/// Fork from here: a run whose every checkpoint is kept, forked at the scrubber's step
+/// 4 with the editor's lr changed, goes on as a child whose record names its parent
+/// and step and holds the new lr; its curve continues the parent's from step 4.
+#[test]
+fn a_run_forks_at_the_scrubbers_step_with_the_editors_lr() {
+    let toml = TINY
+        .replace(
+            "steps = 12",
+            "steps = 6\ncheckpoint_every = 2\nkeep_checkpoints = \"all\"",
+        )
+        .replace("snapshot_every = 4", "snapshot_every = 2")
+        .replace(
+            "[[runs]]\nname = \"local w=1\"\nmodel.attention = { kind = \"local\", window = 1 }\n",
+            "",
+        );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut h = harness(dir.path(), &toml);
+    h.run_steps(2);
+    h.get_by_label("Run").click();
+    h.run_steps(2);
+    step_until(&mut h, |app| !app.runs().any_active());
+    let parent = h.state().runs().views[0]
+        .record_dir
+        .clone()
+        .expect("a record");
+
+    // The editor's run of the parent's name gets another lr, a field that may change
+    // mid-run.
+    let edited = dir.path().join("edited.toml");
+    std::fs::write(&edited, toml.replace("[train]\n", "[train]\nlr = 0.003\n")).expect("write");
+    h.state_mut().open_path(&edited);
+    h.state_mut().scrub_to_step(4);
+    h.state_mut()
+        .run_command(attnlab::app::UiCommand::Show(attnlab::app::Pane::Attention));
+    h.run_steps(2);
+    h.get_by_label("Fork from here...").click();
+    let failed = |app: &App| {
+        app.notice()
+            .is_some_and(|(text, error)| error && text.starts_with("Cannot"))
+    };
+    step_until(&mut h, |app| app.is_fork_dialog_open() || failed(app));
+    assert!(h.state().is_fork_dialog_open(), "{:?}", h.state().notice());
+    h.get_by_label("Starts from the weights of step 4 (the scrubber's step).");
+    h.get_by_label_contains("the child starts with a fresh optimiser");
+    h.get_by_label("train.lr");
+    assert!(!is_disabled(&h, "Fork"));
+    h.get_by_label("Fork").click();
+    step_until(&mut h, |app| {
+        (app.runs().views.len() == 2 && !app.runs().any_active()) || failed(app)
+    });
+    assert!(!failed(h.state()), "{:?}", h.state().notice());
+
+    let child = h.state().runs().views[1].clone();
+    assert_eq!(child.status, RunStatus::Finished);
+    let origin = child.forked_from.clone().expect("names its parent");
+    assert_eq!(origin.step, 4);
+    assert_eq!(
+        std::path::Path::new(&origin.record),
+        parent.file_name().expect("a folder name")
+    );
+    let steps: Vec<usize> = child.train.iter().map(|m| m.step).collect();
+    assert_eq!(
+        steps,
+        [1, 2, 3, 4, 5, 6],
+        "the parent's steps, then its own"
+    );
+    let child_dir = child.record_dir.expect("a record");
+    let record = attnlab::records::RunRecord::open(&child_dir).expect("opens");
+    assert_eq!(record.summary.forked_from.map(|o| o.step), Some(4));
+    let config = std::fs::read_to_string(child_dir.join("config.toml")).expect("config");
+    assert!(config.contains("lr = 0.003"), "{config}");
+
+    h.get_by_label("Compare").click();
+    h.run_steps(2);
+    assert!(h.query_all_by_label("dense (fork @ 4)").count() > 0);
 }

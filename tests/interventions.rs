@@ -60,9 +60,9 @@ impl Handmade {
                 let p = row.wrapping_sub(V);
                 if (V..V + N).contains(&row) && p >= DISTANCE && col == p - DISTANCE {
                     5.0
-                } else if (V..V + N).contains(&row) && col == 32 + p {
-                    1.0
-                } else if row < V && col == 64 + row {
+                } else if ((V..V + N).contains(&row) && col == 32 + p)
+                    || (row < V && col == 64 + row)
+                {
                     1.0
                 } else if (16..32).contains(&col)
                     || (48..64).contains(&col)

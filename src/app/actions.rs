@@ -2,7 +2,6 @@
 //! open, save, start, stop, drain the trainer's events, reopen past runs.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use super::commands::UiCommand;
 use super::examples::SHIPPED;
@@ -14,10 +13,8 @@ use super::view_model::editor::Editor;
 use super::view_model::run_views::RunView;
 use super::workbench::{App, Pending};
 use crate::config::Experiment;
-use crate::records::{RunStatus, slug, write_atomically};
-use crate::trainer::{
-    Command, Event, Placement, STOPPED_BEFORE_START, StartRun, Trainer, TryStartError,
-};
+use crate::records::{slug, write_atomically};
+use crate::trainer::{Command, StartRun};
 
 impl App {
     /// Carries out a command from a menu, a shortcut or a button.
@@ -39,6 +36,7 @@ impl App {
             }
             UiCommand::Pause => self.send(Command::Pause),
             UiCommand::Continue => self.send(Command::Continue),
+            UiCommand::Fork => self.ask_fork(),
             UiCommand::RecordsFolder => self.ask(FileRequest::RunsFolder),
             UiCommand::ClearFinished => self.clear_finished(),
             UiCommand::Show(pane) => self.show_pane(pane),
@@ -52,9 +50,11 @@ impl App {
     }
 
     /// Opens an experiment file (what the Open dialog, a dropped file and the tests
-    /// call). A file that does not parse leaves the current experiment untouched.
+    /// call). A file that does not parse leaves the current experiment untouched. A
+    /// text file outside the experiment's folder opens refused in the editor, with a
+    /// checkbox to allow it.
     pub fn open_path(&mut self, path: &Path) {
-        match Experiment::load(path) {
+        match read_experiment(path) {
             Ok(experiment) => {
                 self.load_error = None;
                 self.state.last_dir = path.parent().map(Path::to_path_buf);
@@ -129,13 +129,14 @@ impl App {
 
     /// Trains every run of the experiment. Does nothing when invalid.
     pub fn start_runs(&mut self) -> bool {
-        let plans = match self.editor.experiment.plan() {
-            Ok(plans) => plans,
-            Err(_) => {
-                self.notify_error("Fix the marked fields first: the experiment is not valid.");
-                return false;
-            }
-        };
+        // Validated again now (memory free, files present), its text files relative
+        // to its folder and confined to it but for those the user allowed.
+        self.editor.validate();
+        if !self.editor.is_valid() {
+            self.notify_error("Fix the marked fields first: the experiment is not valid.");
+            return false;
+        }
+        let plans = self.editor.plans().to_vec();
         if !self.ensure_trainer() {
             return false;
         }
@@ -153,161 +154,6 @@ impl App {
         self.attention = AttentionViewState::default();
         self.show_pane(Pane::Curves);
         true
-    }
-
-    /// Starts the trainer thread if it is not running; false (with a notice) if it
-    /// cannot be started.
-    pub(super) fn ensure_trainer(&mut self) -> bool {
-        let jobs = match self.state.parallel_runs {
-            0 => None,
-            n => Some(n),
-        };
-        let placement = Placement::choose(self.active_servers(), jobs, self.editor.plans());
-        if let Some(t) = &self.trainer {
-            let same = match &placement {
-                Placement::Local { workers } => t.servers().is_empty() && t.workers() == *workers,
-                Placement::Servers(servers) => t.servers() == servers.as_slice(),
-            };
-            if same || self.runs.any_active() {
-                return true;
-            }
-            // The pool (its size, or its servers) changed while idle: start a new one.
-            self.trainer = None;
-        }
-        let ctx = self.ctx.clone();
-        // Trainer events arrive every step; redrawing at most every `redraw` is live
-        // enough for curves and keeps the window's own CPU time away from training.
-        let redraw = self.redraw.while_training();
-        let wake: Box<dyn Fn() + Send + Sync> = Box::new(move || ctx.request_repaint_after(redraw));
-        let spawned = Trainer::spawn(placement, wake);
-        match spawned {
-            Ok(t) => {
-                self.trainer = Some(t);
-                true
-            }
-            Err(e) => {
-                self.notify_error(format!("Cannot start the trainer thread: {e}"));
-                false
-            }
-        }
-    }
-
-    /// Hands queued runs to the trainer as its command channel has room; never
-    /// blocks the window (called every frame).
-    pub(super) fn feed_trainer(&mut self) {
-        let Some(trainer) = &self.trainer else {
-            return;
-        };
-        while let Some(run) = self.to_start.pop_front() {
-            match trainer.try_start(run) {
-                Ok(()) => {}
-                Err(TryStartError::Full(run)) => {
-                    self.to_start.push_front(*run);
-                    self.ctx.request_repaint_after(self.redraw.while_training());
-                    return;
-                }
-                Err(TryStartError::Gone) => {
-                    self.to_start.clear();
-                    self.notify_error("The trainer thread has stopped; restart attnlab.");
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Stops every queued and running run.
-    pub fn stop_all(&mut self) {
-        for run in std::mem::take(&mut self.to_start) {
-            self.runs.apply(Event::Finished {
-                id: run.id,
-                summary: Box::new(stopped_before_start(&run)),
-            });
-        }
-        if self.runs.any_active() {
-            self.send(Command::StopAll);
-        }
-    }
-
-    /// Stops one run, queued or running.
-    pub fn stop_run(&mut self, id: crate::trainer::RunId) {
-        if let Some(pos) = self.to_start.iter().position(|r| r.id == id)
-            && let Some(run) = self.to_start.remove(pos)
-        {
-            self.runs.apply(Event::Finished {
-                id,
-                summary: Box::new(stopped_before_start(&run)),
-            });
-            return;
-        }
-        self.send(Command::Stop(id));
-    }
-
-    fn send(&mut self, command: Command) {
-        if let Some(t) = &self.trainer
-            && t.send(command).is_err()
-        {
-            self.notify_error("The trainer thread has stopped; restart attnlab.");
-        }
-    }
-
-    fn clear_finished(&mut self) {
-        self.runs.clear_finished();
-        if self.selected.is_some_and(|id| self.runs.get(id).is_none()) {
-            self.selected = None;
-        }
-    }
-
-    /// Applies trainer events for at most `budget`; returns how many were applied.
-    pub fn drain_events(&mut self, budget: Duration) -> usize {
-        let Some(trainer) = &self.trainer else {
-            return 0;
-        };
-        let deadline = Instant::now() + budget;
-        let mut applied = 0;
-        let mut records_changed = false;
-        let mut warnings = Vec::new();
-        while let Ok(event) = trainer.events().try_recv() {
-            // A run that ended wrote its record's summary: the records list changes.
-            records_changed |= matches!(event, Event::Finished { .. });
-            let name = |id| self.runs.get(id).map_or("a run", |v| v.name.as_str());
-            // A resumed run's record is running again: the records list says so.
-            records_changed |= matches!(
-                event,
-                Event::Started {
-                    resumed_from: Some(_),
-                    ..
-                }
-            );
-            match &event {
-                Event::Warning { id, message } => {
-                    warnings.push(format!("{}: {message}", name(*id)));
-                }
-                Event::Finished { id, summary }
-                    if matches!(summary.status, RunStatus::Failed | RunStatus::Diverged) =>
-                {
-                    warnings.push(format!(
-                        "{} {}: {}",
-                        name(*id),
-                        summary.status.name(),
-                        summary.message.as_deref().unwrap_or("no reason given")
-                    ));
-                }
-                _ => {}
-            }
-            self.runs.apply(event);
-            applied += 1;
-            if Instant::now() >= deadline {
-                self.ctx.request_repaint();
-                break;
-            }
-        }
-        if let Some(last) = warnings.pop() {
-            self.notify_error(last);
-        }
-        if records_changed {
-            self.refresh_records();
-        }
-        applied
     }
 
     /// What the runs panel asked for.
@@ -351,7 +197,9 @@ impl App {
             .as_deref()
             .and_then(Path::parent)
             .map(Path::to_path_buf);
-        self.editor = Editor::in_folder(experiment, folder);
+        // What the user allowed this session stays allowed.
+        let allowed = self.editor.allowed_files().to_vec();
+        self.editor = Editor::in_folder_allowing(experiment, folder, allowed);
         self.state.experiment_path = path;
         self.state.dirty = false;
         self.load_error = None;
@@ -389,7 +237,16 @@ impl App {
     }
 }
 
-/// The summary of a run the window stopped before handing it to the trainer.
-fn stopped_before_start(run: &StartRun) -> crate::records::RunSummary {
-    run.ended_unstarted(RunStatus::Stopped, STOPPED_BEFORE_START.to_string())
+/// Reads an experiment file for the editor. Its text files are not confined here but
+/// in the editor ([`Editor::validate`], against this file's folder), where the user
+/// can allow one with a checkbox: a file refused at open would leave nothing to tick.
+/// So every path is allowed here (the file system's root); nothing reads the text
+/// files before the editor has confined them.
+fn read_experiment(path: &Path) -> Result<Experiment, crate::config::ConfigErrors> {
+    let root: Vec<PathBuf> = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.ancestors().last().map(Path::to_path_buf))
+        .into_iter()
+        .collect();
+    Experiment::load_allowing(path, &root)
 }

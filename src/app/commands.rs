@@ -30,6 +30,10 @@ pub enum UiCommand {
     /// Continue the paused run (un-pause; Resume in the runs list continues a
     /// stopped run from its checkpoint).
     Continue,
+    /// Start a new run from the shown run's weights at the Attention scrubber's step,
+    /// with the editor's values for the fields that may change mid-run (a dialog
+    /// says what changes first).
+    Fork,
     /// Choose the folder run records go to.
     RecordsFolder,
     /// Forget finished runs (their records stay on disk).
@@ -48,11 +52,12 @@ impl UiCommand {
         UiCommand::SavePanePng,
     ];
     /// The Runs menu.
-    pub const RUNS: [UiCommand; 6] = [
+    pub const RUNS: [UiCommand; 7] = [
         UiCommand::RunAll,
         UiCommand::StopAll,
         UiCommand::Pause,
         UiCommand::Continue,
+        UiCommand::Fork,
         UiCommand::RecordsFolder,
         UiCommand::ClearFinished,
     ];
@@ -91,6 +96,7 @@ impl UiCommand {
             UiCommand::StopAll => "Stop all",
             UiCommand::Pause => "Pause",
             UiCommand::Continue => "Continue",
+            UiCommand::Fork => "Fork from here...",
             UiCommand::RecordsFolder => "Records folder...",
             UiCommand::ClearFinished => "Clear finished runs",
             UiCommand::Show(pane) => pane.title(),
@@ -114,6 +120,9 @@ impl UiCommand {
             UiCommand::StopAll => "Stop every queued and running run",
             UiCommand::Pause => "Pause the running run after its current step",
             UiCommand::Continue => "Continue the paused run",
+            UiCommand::Fork => {
+                "Start a new run from the shown run's weights at the Attention scrubber's step (the saved step at or before it), with the editor's values for the fields that may change mid-run; a dialog lists the changes first"
+            }
             UiCommand::RecordsFolder => "Choose the folder run records are written to",
             UiCommand::ClearFinished => {
                 "Remove finished runs from the window (records stay on disk)"
@@ -137,7 +146,7 @@ impl UiCommand {
             UiCommand::SavePanePng => cmd(Key::P),
             UiCommand::RunAll => cmd(Key::Enter),
             UiCommand::StopAll => Some(KeyboardShortcut::new(Modifiers::NONE, Key::Escape)),
-            UiCommand::Pause | UiCommand::Continue => None,
+            UiCommand::Pause | UiCommand::Continue | UiCommand::Fork => None,
             UiCommand::RecordsFolder | UiCommand::ClearFinished => None,
             // Ctrl+1 for the first pane of `Pane::ALL`, Ctrl+2 for the second, ...
             UiCommand::Show(pane) => {
@@ -184,13 +193,13 @@ impl UiCommand {
     }
 
     /// The commands whose shortcuts were pressed this frame (consumed, so text fields
-    /// do not see them too). A bare key (Escape: stop all) is left alone while a menu
-    /// or popup is open or a field has focus: there it closes the menu or leaves the
-    /// field, and must not stop every run as well.
+    /// do not see them too). A bare key (Escape: stop all) is left alone while a menu,
+    /// popup or modal dialog is open or a field has focus: there it closes the menu
+    /// or dialog or leaves the field, and must not stop every run as well.
     pub fn consume_pressed(ui: &Ui) -> Vec<UiCommand> {
         let ctx = ui.ctx();
-        let bare_keys_taken =
-            egui::Popup::is_any_open(ctx) || ctx.memory(|m| m.focused().is_some());
+        let bare_keys_taken = egui::Popup::is_any_open(ctx)
+            || ctx.memory(|m| m.focused().is_some() || m.top_modal_layer().is_some());
         let mut pressed = Vec::new();
         ui.input_mut(|i| {
             for command in Self::with_shortcuts() {
@@ -219,7 +228,8 @@ impl UiCommand {
                 .map(|k| format!("{k} {}", c.label().trim_end_matches("...").to_lowercase()))
         })
         .chain(
-            [Pane::ALL[0], Pane::ALL[Pane::ALL.len() - 1]]
+            // The first and the last pane with a shortcut (Ctrl+1..9).
+            [Pane::ALL[0], Pane::ALL[Pane::ALL.len().min(9) - 1]]
                 .map(|p| UiCommand::Show(p).shortcut_text(ctx))
                 .into_iter()
                 .collect::<Option<Vec<String>>>()

@@ -1,6 +1,6 @@
 //! One frame, in order: frame statistics, trainer events (within a time budget),
-//! background answers (cost measurements, file dialogs), shortcuts and dropped files,
-//! the window title, then the panels, the tabs and any modal.
+//! background answers (cost and intervention measurements, file dialogs), shortcuts
+//! and dropped files, the window title, then the panels, the tabs and any modal.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -27,7 +27,9 @@ impl eframe::App for App {
         self.feed_trainer();
         self.drain_events(EVENT_BUDGET);
         self.apply_loaded();
+        self.apply_forks();
         self.cost.poll();
+        self.interventions.poll();
         if let Some(choice) = self.dialogs.poll() {
             self.on_choice(choice);
         }

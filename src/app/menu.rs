@@ -50,6 +50,7 @@ pub fn menu_ui(ui: &mut Ui, app: &mut App) {
                 let enabled = match command {
                     UiCommand::RunAll => app.editor.is_valid(),
                     UiCommand::StopAll | UiCommand::Pause | UiCommand::Continue => active,
+                    UiCommand::Fork => app.fork_target().is_ok(),
                     _ => true,
                 };
                 if command.menu_button_ui(ui, enabled) {

@@ -7,9 +7,10 @@
 //! of tabs, `tiles` their layout, `menu`, `shell` and `modals` the window's frame.
 //! `panes/` holds one file per pane or panel, each with a `*_ui` function that draws
 //! from (and edits) the state it is given; `view_model/` the state and numbers they
-//! draw, without egui. Beside them, work off the UI thread: `background` (records),
-//! `files` (dialogs), `server_probes`, `figure` (a pane drawn off screen). Nothing
-//! here is shared with the trainer thread except its channels.
+//! draw, without egui. `fork` and `fork_modal` are "Fork from here". Beside them,
+//! work off the UI thread: `background` (records), `files` (dialogs),
+//! `server_probes`, `figure` (a pane drawn off screen). Nothing here is shared with
+//! the trainer thread except its channels.
 
 mod actions;
 mod background;
@@ -17,6 +18,8 @@ mod commands;
 mod examples;
 mod figure;
 mod files;
+mod fork;
+mod fork_modal;
 mod frame;
 mod frame_stats;
 mod heatmap;
@@ -29,6 +32,7 @@ mod server_probes;
 mod shell;
 mod state;
 mod tiles;
+mod trainer_link;
 mod view_model;
 mod widgets;
 mod workbench;
@@ -41,7 +45,9 @@ pub use files::{FileChoice, FileRequest};
 pub use pane::Pane;
 pub use state::PersistedState;
 pub use view_model::editor::{Editor, Target};
-pub use view_model::run_views::{MAX_VIEW_SNAPSHOT_BYTES, RunView, RunViews, Source};
+pub use view_model::interventions::{CurvePoint, HeadGrid, InterventionsView, Progress};
+pub use view_model::run_list::RunViews;
+pub use view_model::run_views::{MAX_VIEW_SNAPSHOT_BYTES, RunView, Source};
 pub use view_model::sweep::{
     Cell, CostAxis, ParetoPoint, SweepMetric, SweepTable, pareto, sweep_table, table_csv,
 };

@@ -1,4 +1,5 @@
-//! Modal dialogs: a file that could not be opened, and "discard unsaved changes?".
+//! Modal dialogs: a file that could not be opened, "discard unsaved changes?", and
+//! the fork dialog (`fork_modal`).
 
 use egui::{RichText, Ui};
 
@@ -45,4 +46,5 @@ pub fn modals_ui(ui: &mut Ui, app: &mut App) {
             None => {}
         }
     }
+    super::fork_modal::fork_modal_ui(ui, app);
 }

@@ -1,5 +1,5 @@
 //! The panes of the main area, listed once: the tabs, the View menu and the
-//! `Ctrl+1..9` shortcuts all come from [`Pane::ALL`].
+//! `Ctrl+1..9` shortcuts (the first nine panes) all come from [`Pane::ALL`].
 
 use serde::{Deserialize, Serialize};
 
@@ -24,11 +24,13 @@ pub enum Pane {
     Distance,
     /// Where runs train: this machine and remote servers.
     Devices,
+    /// Which heads a run needs: each ablated and patched, at a saved step.
+    Interventions,
 }
 
 impl Pane {
     /// Every pane, in tab order.
-    pub const ALL: [Pane; 9] = [
+    pub const ALL: [Pane; 10] = [
         Pane::Curves,
         Pane::Attention,
         Pane::Compare,
@@ -38,6 +40,7 @@ impl Pane {
         Pane::Heads,
         Pane::Distance,
         Pane::Devices,
+        Pane::Interventions,
     ];
 
     /// The tab's title.
@@ -52,6 +55,7 @@ impl Pane {
             Pane::Heads => "Heads",
             Pane::Distance => "Distance",
             Pane::Devices => "Devices",
+            Pane::Interventions => "Interventions",
         }
     }
 
@@ -71,6 +75,9 @@ impl Pane {
                 "Accuracy against how far back each answer lies, with each run's structural reach"
             }
             Pane::Devices => "This machine's CPU and GPU, and remote servers runs can train on",
+            Pane::Interventions => {
+                "Which heads the selected run needs: each head ablated alone (accuracy drop) and patched alone (recovery) at a saved step, beside the Heads pane's statistic, and a head's ablation over training"
+            }
         }
     }
 }

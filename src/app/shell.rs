@@ -128,9 +128,19 @@ pub fn bottom_ui(ui: &mut Ui, app: &mut App) {
     }
 }
 
-/// The last notice (dismissable), or shortcut hints; frame time on the right.
+/// Commands the trainer has not taken for a while (see `view_model::outbox`), the
+/// last notice (dismissable), or shortcut hints; frame time on the right.
 pub fn status_ui(ui: &mut Ui, app: &mut App) {
     ui.horizontal(|ui| {
+        let waiting = app.outbox.notice(std::time::Instant::now());
+        let waiting_shown = waiting.is_some();
+        if let Some(waiting) = waiting {
+            let color = ui.visuals().warn_fg_color;
+            ui.label(RichText::new(waiting).color(color)).on_hover_text(
+                "The trainer takes commands between steps; they are sent as soon as it \
+                 does. The window keeps working meanwhile.",
+            );
+        }
         if let Some(notice) = &app.notice {
             let text = RichText::new(&notice.text);
             ui.label(if notice.error {
@@ -143,7 +153,7 @@ pub fn status_ui(ui: &mut Ui, app: &mut App) {
             }
         } else if app.dialogs.is_open() {
             ui.label("A file dialog is open...");
-        } else {
+        } else if !waiting_shown {
             ui.label(RichText::new(UiCommand::hints(ui.ctx())).small());
         }
         ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {

@@ -11,10 +11,13 @@ use super::panes::cost::cost_ui;
 use super::panes::curves::{CurveOptions, curves_ui};
 use super::panes::distance::distance_ui;
 use super::panes::heads::heads_ui;
+use super::panes::interventions::interventions_ui;
 use super::panes::preview::{experiment_preview_ui, mask_preview_ui};
 use super::panes::sweep::sweep_ui;
 use super::view_model::editor::Target;
-use super::view_model::run_views::{RunView, RunViews};
+use super::view_model::interventions::Wake;
+use super::view_model::run_list::RunViews;
+use super::view_model::run_views::RunView;
 use super::workbench::App;
 use crate::trainer::RunId;
 
@@ -60,8 +63,9 @@ impl egui_tiles::Behavior<Pane> for Panes<'_> {
     }
 }
 
-/// The run the Attention and Heads panes show: the selected one, else the newest.
-fn shown_run(runs: &RunViews, selected: Option<RunId>) -> Option<&RunView> {
+/// The run the Attention, Heads and Interventions panes show: the selected one, else
+/// the newest.
+pub(super) fn shown_run(runs: &RunViews, selected: Option<RunId>) -> Option<&RunView> {
     selected
         .and_then(|id| runs.get(id))
         .or_else(|| runs.views.last())
@@ -79,6 +83,7 @@ pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
         dependencies: app.state.show_dependencies,
     };
     let indexed: Vec<(usize, &RunView)> = app.runs.views.iter().enumerate().collect();
+    let mut fork_asked = false;
     match pane {
         Pane::Curves => {
             ui.horizontal(|ui| {
@@ -92,13 +97,17 @@ pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
             curves_ui(ui, &indexed, curves, "main");
         }
         Pane::Attention => match shown_run(&app.runs, app.selected) {
-            Some(run) => attention_ui(
-                ui,
-                &mut app.textures,
-                &mut app.attention,
-                run,
-                &mut overlays,
-            ),
+            Some(run) => {
+                let fork = app.fork_target().map(|_| ());
+                fork_asked = attention_ui(
+                    ui,
+                    &mut app.textures,
+                    &mut app.attention,
+                    run,
+                    &mut overlays,
+                    fork,
+                );
+            }
             None => {
                 ui.label(format!(
                     "No run yet: press Run ({}), or open a past run below.",
@@ -133,6 +142,23 @@ pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
             }
         },
         Pane::Distance => distance_ui(ui, &mut app.distance, &indexed),
+        Pane::Interventions => match shown_run(&app.runs, app.selected) {
+            Some(run) => {
+                let ctx = app.ctx.clone();
+                let wake: Wake = std::sync::Arc::new(move || ctx.request_repaint());
+                interventions_ui(
+                    ui,
+                    &mut app.interventions,
+                    &mut app.heads.stat,
+                    &app.attention,
+                    run,
+                    &wake,
+                );
+            }
+            None => {
+                ui.label("No run yet: select a run below (or train one) to test its heads.");
+            }
+        },
         Pane::Devices => {
             drop(indexed);
             super::panes::devices::devices_ui(ui, app);
@@ -167,4 +193,7 @@ pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
     }
     app.state.show_mask = overlays.mask;
     app.state.show_dependencies = overlays.dependencies;
+    if fork_asked {
+        app.run_command(UiCommand::Fork);
+    }
 }

@@ -21,7 +21,10 @@ use super::server_probes::ServerProbes;
 use super::state::PersistedState;
 use super::view_model::cost::CostView;
 use super::view_model::editor::Editor;
-use super::view_model::run_views::RunViews;
+use super::view_model::fork_jobs::ForkView;
+use super::view_model::interventions::InterventionsView;
+use super::view_model::outbox::Outbox;
+use super::view_model::run_list::RunViews;
 use crate::attention::AttentionPattern;
 use crate::config::{Experiment, ModelKind};
 use crate::records::RunRecord;
@@ -50,6 +53,9 @@ pub struct App {
     pub(super) trainer: Option<Trainer>,
     /// Runs waiting for room in the trainer's command channel (fed every frame).
     pub(super) to_start: VecDeque<StartRun>,
+    /// Commands the trainer's command channel has not taken yet (sent again every
+    /// frame, before queued runs).
+    pub(super) outbox: Outbox,
     pub(super) tree: egui_tiles::Tree<Pane>,
     pub(super) textures: TextureCache,
     pub(super) preview: PreviewCache,
@@ -59,6 +65,10 @@ pub struct App {
     pub(super) sweep: SweepViewState,
     pub(super) heads: HeadsViewState,
     pub(super) distance: DistanceViewState,
+    /// The Interventions pane's choices, cached results and measurements.
+    pub(super) interventions: InterventionsView,
+    /// The fork dialog and its helper threads.
+    pub(super) fork: ForkView,
     pub(super) devices: ServerProbes,
     /// The Devices pane's "add a server" field.
     pub(super) servers_input: String,
@@ -127,11 +137,21 @@ impl App {
         tree.make_active(|_, tile| matches!(tile, egui_tiles::Tile::Pane(Pane::Preview)));
         let cost = CostView::new(state.cost_cache.clone(), state.cost_max_len);
         let mut app = Self {
-            editor: Editor::new(experiment),
+            // Text files are found (and confined) in the file's folder, as when it
+            // was opened.
+            editor: Editor::in_folder(
+                experiment,
+                state
+                    .experiment_path
+                    .as_deref()
+                    .and_then(std::path::Path::parent)
+                    .map(std::path::Path::to_path_buf),
+            ),
             state,
             runs: RunViews::default(),
             trainer: None,
             to_start: VecDeque::new(),
+            outbox: Outbox::default(),
             tree,
             textures: TextureCache::default(),
             preview: PreviewCache::default(),
@@ -141,6 +161,8 @@ impl App {
             sweep: SweepViewState::default(),
             heads: HeadsViewState::default(),
             distance: DistanceViewState::default(),
+            interventions: InterventionsView::default(),
+            fork: ForkView::default(),
             devices: ServerProbes::default(),
             servers_input: String::new(),
             selected: None,
@@ -225,14 +247,25 @@ impl App {
         patterns
     }
 
-    /// Whether past runs are being read (the records list, or a record opening).
+    /// Whether past runs are being read (the records list, a record opening, a
+    /// record forking).
     pub fn is_loading(&self) -> bool {
-        self.background.is_busy()
+        self.background.is_busy() || self.fork.is_busy()
     }
 
     /// Whether the cost view is measuring.
     pub fn cost_running(&self) -> bool {
         self.cost.is_running()
+    }
+
+    /// Whether the Interventions pane is measuring (a grid or a head over training).
+    pub fn interventions_running(&self) -> bool {
+        self.interventions.is_busy()
+    }
+
+    /// The Interventions pane's state: its choices and what it measured.
+    pub fn interventions(&self) -> &InterventionsView {
+        &self.interventions
     }
 
     /// Shows a message in the status line (replacing the last one).

@@ -13,7 +13,7 @@ use crate::model::{
     AttentionKernels, KernelKind, ReadbackError, SelfAttentionConfig, SparseMode, TransformerConfig,
 };
 use crate::trainer::{
-    BackendError, Event, Placement, StartRun, Trainer, select_backend, train_step,
+    BackendError, Event, Placement, StartRun, StepOptions, Trainer, select_backend, train_step,
 };
 
 /// Why a benchmark configuration could not be measured.
@@ -240,7 +240,7 @@ fn w1_bare(
             &mut optim,
             &batch,
             &kernels,
-            settings.train.lr,
+            StepOptions::plain(settings.train.lr),
             &train_device,
         )?;
         model = next;

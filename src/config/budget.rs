@@ -5,13 +5,16 @@
 //!
 //! The estimate counts f32 tensors alive at the peak of a training step: parameters,
 //! their gradients and Adam's two moments (4 x params); per layer the activations
-//! autodiff keeps (about `(6 d_model + 2 d_ff)` per token); per layer the attention
-//! tensors as the layer's kernel computes them (about 4 per computed (query, key) pair
-//! per head: scores, their masked and exponentiated copies, the weights); the logits
-//! with their softmax and gradient; each sparse layer's boolean mask; and the probe's
-//! snapshot (every layer's and head's full `n x n` weights, computed with the
-//! reference). Calibrated on W1 (README, "Reference workloads") against the counting
-//! allocator's peaks; `tests/budget.rs` checks it stays within 0.6x-1.6x of measured.
+//! autodiff keeps (about `(6 d_model + 2 d_ff)` per token, `4 d_model` in an
+//! attention-only block, and `2 d_model` more per dropout: its mask and output); per
+//! layer the attention tensors as the layer's kernel computes them (about 4 per
+//! computed (query, key) pair per head: scores, their masked and exponentiated copies,
+//! the weights); the logits with their softmax and gradient; each sparse layer's
+//! boolean mask; the probe's snapshot (every layer's and head's full `n x n` weights,
+//! computed with the reference); the held-out set and a fixed training set
+//! (`train.examples`). Calibrated on W1 (README, "Reference workloads") against the
+//! counting allocator's peaks; `tests/budget.rs` checks it stays within 0.6x-1.6x
+//! of measured.
 
 use super::fields::{self, Field};
 use super::{BackendChoice, BackendSetting, ModelKind, Settings};
@@ -34,6 +37,9 @@ pub struct MemoryEstimate {
     pub snapshot: u64,
     /// The held-out set, generated once (tokens and targets as i64).
     pub eval_data: u64,
+    /// The fixed training set of `train.examples` (tokens and targets as i64, answer
+    /// distances as u32); 0 when every step draws fresh examples.
+    pub train_data: u64,
 }
 
 impl MemoryEstimate {
@@ -45,6 +51,7 @@ impl MemoryEstimate {
             + self.logits
             + self.snapshot
             + self.eval_data
+            + self.train_data
     }
 }
 
@@ -55,7 +62,14 @@ pub fn parameter_count(s: &Settings) -> u64 {
     let (d, f, l) = (m.d_model as u64, m.d_ff as u64, m.layers as u64);
     match m.kind {
         ModelKind::Transformer => {
-            let block = 4 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
+            // The attention's norm, qkv and output projection; then, unless d_ff is 0
+            // (attention-only), the feed-forward block's norm and two linears.
+            let attention = 2 * d + (3 * d * d + 3 * d) + (d * d + d);
+            let feed_forward = match f {
+                0 => 0,
+                f => 2 * d + (d * f + f) + (f * d + d),
+            };
+            let block = attention + feed_forward;
             v * d + n * d + l * block + 2 * d + (d * v + v)
         }
         // Per LSTM layer: 4 gates, each an input and a hidden projection with biases.
@@ -82,7 +96,16 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
     let logits = 3 * tokens * v * F32;
     let (activations, attention, snapshot) = match m.kind {
         ModelKind::Transformer => {
-            let activations = l * (6 * d + 2 * f) * tokens * F32;
+            let per_block = if f == 0 { 4 * d } else { 6 * d + 2 * f };
+            // Each dropout keeps its mask and its output: one after the embeddings
+            // and one per residual branch (attention, feed-forward).
+            let branches = if f == 0 { 1 } else { 2 };
+            let dropout = if m.dropout > 0.0 {
+                (branches * l + 1) * 2 * d
+            } else {
+                0
+            };
+            let activations = (l * per_block + dropout) * tokens * F32;
             let patterns = m.layer_patterns();
             let seed = s.train.seed;
             // On the CPU backend every layer trains with the fused tile kernel, which
@@ -107,6 +130,7 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
         ModelKind::Lstm => (12 * l * tokens * d * F32, 0, 0),
     };
     let eval_data = s.train.eval_batches as u64 * tokens * 16;
+    let train_data = s.train.examples as u64 * n * 20;
     MemoryEstimate {
         parameters,
         activations,
@@ -114,6 +138,7 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
         logits,
         snapshot,
         eval_data,
+        train_data,
     }
 }
 
@@ -176,6 +201,7 @@ pub fn over_budget(s: &Settings, available: u64) -> Option<(&'static str, String
             &fields::SEQ_LEN,
         ),
         ("the held-out set", e.eval_data, &fields::EVAL_BATCHES),
+        ("the fixed training set", e.train_data, &fields::EXAMPLES),
     ];
     let (what, bytes, field) = parts
         .iter()
@@ -203,6 +229,8 @@ pub fn over_budget(s: &Settings, available: u64) -> Option<(&'static str, String
         lower(&[&fields::VOCAB, &fields::BATCH])
     } else if is(&fields::EVAL_BATCHES) {
         lower(&[&fields::EVAL_BATCHES])
+    } else if is(&fields::EXAMPLES) {
+        lower(&[&fields::EXAMPLES, &fields::SEQ_LEN])
     } else {
         lower(&[&fields::D_MODEL, &fields::D_FF, &fields::VOCAB])
     };
@@ -251,6 +279,29 @@ mod tests {
             (step_flops(&half) * 2.0 - d).abs() / d < 1e-9,
             "linear in the batch"
         );
+    }
+
+    #[test]
+    fn a_fixed_training_set_is_counted_and_named() {
+        let mut s = Settings::default();
+        assert_eq!(estimate(&s).train_data, 0, "fresh data keeps no set");
+        s.train.examples = 10_000_000;
+        s.task.seq_len = 1024;
+        s.task.distance = 100;
+        assert_eq!(estimate(&s).train_data, 10_000_000 * 1024 * 20);
+        let (field, message) = over_budget(&s, 23 << 30).expect("does not fit");
+        assert_eq!(field, "train.examples");
+        assert!(message.contains("lower train.examples"), "{message}");
+    }
+
+    #[test]
+    fn attention_only_blocks_count_no_feed_forward_parameters() {
+        let mut s = Settings::default();
+        let full = parameter_count(&s);
+        s.model.d_ff = 0;
+        let (d, f, l) = (64, 256, 2);
+        assert_eq!(full - parameter_count(&s), l * (2 * d + 2 * d * f + f + d));
+        assert!(estimate(&s).activations < estimate(&Settings::default()).activations);
     }
 
     #[test]

@@ -13,10 +13,12 @@ pub mod fields;
 mod limits;
 mod plan;
 mod run_spec;
+mod schedule;
 mod settings;
 mod source;
 mod suggest;
 mod sweep;
+mod train_choices;
 
 pub use budget::{MemoryEstimate, estimate, human_bytes, over_budget, parameter_count, step_flops};
 pub use error::{ConfigError, ConfigErrors};
@@ -25,12 +27,14 @@ pub use fields::{Field, FieldSetting, Section};
 pub use limits::{MemoryLimit, MemorySource, available_memory, memory_limit};
 pub use plan::{RunPlan, check_settings};
 pub use run_spec::{ResolveError, RunSpec};
+pub use schedule::lr_at;
 pub use settings::{
-    BackendChoice, BackendSetting, BackendSettingError, KeepCheckpoints, ModelConfig, ModelKind,
-    RemoteAddresses, Settings, TrainConfig,
+    BackendChoice, BackendSetting, BackendSettingError, ModelConfig, ModelKind, RemoteAddresses,
+    Settings, TrainConfig,
 };
 pub use suggest::did_you_mean;
 pub use sweep::{Sweep, SweepAxis, group_of, point_label, value_label};
+pub use train_choices::{KeepCheckpoints, LrSchedule};
 
 pub use crate::attention::AttentionPattern;
 pub use crate::tasks::{TaskConfig, TaskKind};

@@ -1,12 +1,21 @@
 //! The `[task]`, `[model]` and `[train]` tables and their defaults.
 
-use std::fmt;
-use std::num::NonZeroUsize;
+use serde::{Deserialize, Serialize};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
+use super::train_choices::{KeepCheckpoints, LrSchedule};
 use crate::attention::{AttentionPattern, Mask};
 use crate::tasks::TaskConfig;
+
+/// Whether a number field is at its default, 0 (left out of written files, so that
+/// files and checkpoints written before the field existed read the same).
+fn is_zero(v: &f64) -> bool {
+    *v == 0.0
+}
+
+/// Whether a count field is at its default, 0 (left out of written files).
+fn is_zero_count(v: &usize) -> bool {
+    *v == 0
+}
 
 /// Everything one run needs besides its name.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -43,8 +52,13 @@ pub struct ModelConfig {
     pub heads: usize,
     /// Width of the residual stream (the LSTM's hidden size).
     pub d_model: usize,
-    /// Width of the feed-forward block.
+    /// Width of the feed-forward block (0: none, attention-only blocks).
     pub d_ff: usize,
+    /// Dropout probability on the embeddings and on each block's attention and
+    /// feed-forward outputs, in training steps only (0: none; evaluation, probes and
+    /// snapshots never drop).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub dropout: f64,
     /// Whether a query may only see keys at or before it.
     pub causal: bool,
     /// The pattern of every layer, unless `layer_attention` is given.
@@ -63,6 +77,7 @@ impl Default for ModelConfig {
             heads: 4,
             d_model: 64,
             d_ff: 256,
+            dropout: 0.0,
             causal: false,
             attention: AttentionPattern::Dense,
             layer_attention: Vec::new(),
@@ -288,10 +303,24 @@ pub struct TrainConfig {
     pub steps: usize,
     /// Sequences per step.
     pub batch: usize,
-    /// Adam learning rate.
+    /// Adam learning rate (the peak, reached after `warmup`; see [`super::lr_at`]).
     pub lr: f64,
     /// AdamW's decoupled weight decay (0: plain Adam).
     pub weight_decay: f64,
+    /// Steps of linear warm-up from 0 to `lr` (0: none).
+    #[serde(skip_serializing_if = "is_zero_count")]
+    pub warmup: usize,
+    /// How the learning rate decays after the warm-up (constant: it does not).
+    #[serde(skip_serializing_if = "LrSchedule::is_constant")]
+    pub schedule: LrSchedule,
+    /// Largest global gradient norm: gradients are scaled down together when their
+    /// norm is above it (0: no clipping).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub grad_clip: f64,
+    /// A fixed training set of this many examples, drawn once from the seed and
+    /// reshuffled every epoch (0: fresh examples every step).
+    #[serde(skip_serializing_if = "is_zero_count")]
+    pub examples: usize,
     /// Seeds parameters, data and BigBird's random blocks.
     pub seed: u64,
     /// Train each run once per seed (replicates grouped in the results); empty: `seed`.
@@ -325,6 +354,10 @@ impl Default for TrainConfig {
             batch: 32,
             lr: 1e-3,
             weight_decay: 0.0,
+            warmup: 0,
+            schedule: LrSchedule::Constant,
+            grad_clip: 0.0,
+            examples: 0,
             seed: 1,
             seeds: Vec::new(),
             solved_at: 0.99,
@@ -334,111 +367,6 @@ impl Default for TrainConfig {
             checkpoint_every: 250,
             keep_checkpoints: KeepCheckpoints::Latest,
             backend: BackendSetting::Local(BackendChoice::Auto),
-        }
-    }
-}
-
-/// `train.keep_checkpoints`: the checkpoints whose model weights a run keeps besides
-/// its latest checkpoint (which always holds the model and the optimiser state, for a
-/// resume). Written `"all"`, a count (`5`), or `"latest"` (the default, as when the
-/// field is left out: nothing kept beyond the latest checkpoint).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum KeepCheckpoints {
-    /// Only the latest checkpoint, the one a resume continues from.
-    #[default]
-    Latest,
-    /// The model weights of every checkpoint.
-    All,
-    /// The model weights of the latest this many checkpoints (older ones deleted first).
-    Last(NonZeroUsize),
-}
-
-impl KeepCheckpoints {
-    /// Whether nothing is kept beyond the latest checkpoint (the default).
-    pub fn is_latest(&self) -> bool {
-        *self == Self::Latest
-    }
-
-    /// How many checkpoints' models are kept: `None` for every one (`"all"`), `Some(0)`
-    /// for none (`"latest"`: no model is kept, and none kept before is deleted).
-    pub fn limit(self) -> Option<usize> {
-        match self {
-            Self::Latest => Some(0),
-            Self::All => None,
-            Self::Last(n) => Some(n.get()),
-        }
-    }
-}
-
-impl fmt::Display for KeepCheckpoints {
-    /// As the file writes it: `latest`, `all`, `5`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Latest => f.write_str("latest"),
-            Self::All => f.write_str("all"),
-            Self::Last(n) => write!(f, "{n}"),
-        }
-    }
-}
-
-impl Serialize for KeepCheckpoints {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Self::Latest => serializer.serialize_str("latest"),
-            Self::All => serializer.serialize_str("all"),
-            Self::Last(n) => serializer.serialize_u64(n.get() as u64),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for KeepCheckpoints {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(KeepVisitor)
-    }
-}
-
-/// Reads `"all"`, `"latest"` or a count of at least 1.
-struct KeepVisitor;
-
-impl KeepVisitor {
-    fn count<E: serde::de::Error>(n: u64) -> Result<KeepCheckpoints, E> {
-        usize::try_from(n)
-            .ok()
-            .and_then(NonZeroUsize::new)
-            .map(KeepCheckpoints::Last)
-            .ok_or_else(|| {
-                E::custom(format!(
-                    "{n} checkpoints cannot be kept: write a count of at least 1, \"all\", or \"latest\" (only the latest checkpoint, as when left out)"
-                ))
-            })
-    }
-}
-
-impl serde::de::Visitor<'_> for KeepVisitor {
-    type Value = KeepCheckpoints;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"all\", \"latest\" or a count of checkpoints to keep (at least 1)")
-    }
-
-    fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<KeepCheckpoints, E> {
-        Self::count(n)
-    }
-
-    fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<KeepCheckpoints, E> {
-        match u64::try_from(n) {
-            Ok(n) => Self::count(n),
-            Err(_) => Err(E::custom(format!(
-                "{n} checkpoints cannot be kept: write a count of at least 1, \"all\", or \"latest\" (only the latest checkpoint, as when left out)"
-            ))),
-        }
-    }
-
-    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<KeepCheckpoints, E> {
-        match name {
-            "all" => Ok(KeepCheckpoints::All),
-            "latest" => Ok(KeepCheckpoints::Latest),
-            _ => Err(E::unknown_variant(name, &["all", "latest"])),
         }
     }
 }

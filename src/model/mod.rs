@@ -6,9 +6,12 @@
 //! ([`BlockSparseAttention`]: only the blocks the pattern's layout turns on) where it
 //! pays off, else the masked-dense reference ([`masked_attention`]), which also gives
 //! the probe's attention weights. The patterns themselves come from
-//! [`crate::attention`].
+//! [`crate::attention`]. A training step with `model.dropout` runs
+//! [`SequenceModel::forward_train`] with that step's [`StepDropout`] masks; nothing
+//! else ever drops.
 
 mod block_sparse;
+mod dropout;
 pub mod fused;
 mod interventions;
 mod kernels;
@@ -22,6 +25,7 @@ use burn::module::Module;
 use burn::tensor::{Int, Tensor};
 
 pub use block_sparse::{BlockSparseAttention, SparseUnavailable};
+pub use dropout::StepDropout;
 pub use interventions::{Captured, HeadEdit, HeadRef, Interventions, head_columns, head_mean};
 pub use kernels::{AttentionKernels, KernelKind, LayerKernel, SparseMode};
 pub use loss::{
@@ -39,6 +43,21 @@ pub trait SequenceModel: Module + Sized {
     /// # Shapes
     /// `tokens`: `[batch, seq]` → `[batch, seq, vocab]`.
     fn forward(&self, tokens: Tensor<2, Int>, kernels: &AttentionKernels) -> Tensor<3>;
+
+    /// Logits for a training step with dropout, its masks drawn from `dropout`
+    /// (`model.dropout`). Models without dropout (the LSTM) run [`Self::forward`].
+    ///
+    /// # Shapes
+    /// `tokens`: `[batch, seq]` → `[batch, seq, vocab]`.
+    fn forward_train(
+        &self,
+        tokens: Tensor<2, Int>,
+        kernels: &AttentionKernels,
+        dropout: &mut StepDropout,
+    ) -> Tensor<3> {
+        let _ = dropout;
+        self.forward(tokens, kernels)
+    }
 
     /// Logits and, per layer, the attention weights `[batch, heads, seq, seq]`
     /// (empty for models without attention).

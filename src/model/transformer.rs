@@ -1,10 +1,12 @@
-//! Pre-LN transformer encoder with learned positions and one pattern per layer.
+//! Pre-LN transformer encoder with learned positions and one pattern per layer;
+//! blocks without a feed-forward part when `d_ff` is 0 (attention-only).
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::{Device, Int, Tensor};
 
+use super::dropout::StepDropout;
 use super::fused::{gelu, layer_norm, linear};
 use super::self_attention::{SelfAttention, SelfAttentionConfig};
 use super::{AttentionKernels, SequenceModel};
@@ -23,7 +25,7 @@ pub struct TransformerConfig {
     pub d_model: usize,
     /// Attention heads per block.
     pub heads: usize,
-    /// Width of the feed-forward block.
+    /// Width of the feed-forward block (0: none, attention-only blocks).
     pub d_ff: usize,
 }
 
@@ -34,16 +36,18 @@ impl TransformerConfig {
         Self::new(t.vocab, t.seq_len, m.layers, m.d_model, m.heads, m.d_ff)
     }
 
-    /// A model with fresh parameters (drawn from the device's RNG).
+    /// A model with fresh parameters (drawn from the device's RNG). With `d_ff` 0 the
+    /// blocks have no feed-forward norm or linears at all.
     pub fn init(&self, device: &Device) -> Transformer {
         let d = self.d_model;
+        let feed_forward = self.d_ff > 0;
         let blocks = (0..self.layers)
             .map(|_| Block {
                 norm_attn: LayerNormConfig::new(d).init(device),
                 attention: SelfAttentionConfig::new(d, self.heads).init(device),
-                norm_ff: LayerNormConfig::new(d).init(device),
-                ff_in: LinearConfig::new(d, self.d_ff).init(device),
-                ff_out: LinearConfig::new(self.d_ff, d).init(device),
+                norm_ff: feed_forward.then(|| LayerNormConfig::new(d).init(device)),
+                ff_in: feed_forward.then(|| LinearConfig::new(d, self.d_ff).init(device)),
+                ff_out: feed_forward.then(|| LinearConfig::new(self.d_ff, d).init(device)),
             })
             .collect();
         Transformer {
@@ -67,19 +71,23 @@ pub struct Transformer {
     head: Linear,
 }
 
-/// `x + attn(ln(x))`, then `x + mlp(ln(x))`.
+/// `x + attn(ln(x))`, then `x + mlp(ln(x))` (no second step in an attention-only
+/// block). The feed-forward parts are all present or all absent; as `Option`s they
+/// keep the record's names (`blocks.0.ff_in.weight`) of the blocks that have them.
 #[derive(Module, Debug)]
 pub struct Block {
     norm_attn: LayerNorm,
     attention: SelfAttention,
-    norm_ff: LayerNorm,
-    ff_in: Linear,
-    ff_out: Linear,
+    norm_ff: Option<LayerNorm>,
+    ff_in: Option<Linear>,
+    ff_out: Option<Linear>,
 }
 
 impl Block {
     /// With `weights`, attention is the masked-dense reference and its weights come
-    /// back; without, the layer's kernel is used.
+    /// back; without, the layer's kernel is used. With `dropout`, the attention's and
+    /// the feed-forward block's outputs are dropped before they join the residual
+    /// stream.
     ///
     /// # Shapes
     /// `x`: `[batch, seq, d_model]` → same, plus weights `[batch, heads, seq, seq]`.
@@ -89,26 +97,43 @@ impl Block {
         kernels: &AttentionKernels,
         layer: usize,
         weights: bool,
+        mut dropout: Option<&mut StepDropout>,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let normed = layer_norm(&self.norm_attn, x.clone());
-        let (attended, weights) = if weights {
+        let (mut attended, weights) = if weights {
             let (out, w) = self.attention.forward_with_weights(normed, kernels, layer);
             (out, Some(w))
         } else {
             (self.attention.forward(normed, kernels, layer), None)
         };
+        if let Some(d) = dropout.as_deref_mut() {
+            attended = d.apply(attended);
+        }
         let x = x + attended;
-        let ff = linear(
-            &self.ff_out,
-            gelu(linear(&self.ff_in, layer_norm(&self.norm_ff, x.clone()))),
-        );
+        let (Some(norm_ff), Some(ff_in), Some(ff_out)) = (&self.norm_ff, &self.ff_in, &self.ff_out)
+        else {
+            return (x, weights);
+        };
+        let mut ff = linear(ff_out, gelu(linear(ff_in, layer_norm(norm_ff, x.clone()))));
+        if let Some(d) = dropout {
+            ff = d.apply(ff);
+        }
         (x + ff, weights)
     }
 }
 
 impl SequenceModel for Transformer {
     fn forward(&self, tokens: Tensor<2, Int>, kernels: &AttentionKernels) -> Tensor<3> {
-        self.run(tokens, kernels, false).0
+        self.run(tokens, kernels, false, None).0
+    }
+
+    fn forward_train(
+        &self,
+        tokens: Tensor<2, Int>,
+        kernels: &AttentionKernels,
+        dropout: &mut StepDropout,
+    ) -> Tensor<3> {
+        self.run(tokens, kernels, false, Some(dropout)).0
     }
 
     fn forward_with_attention(
@@ -116,24 +141,30 @@ impl SequenceModel for Transformer {
         tokens: Tensor<2, Int>,
         kernels: &AttentionKernels,
     ) -> (Tensor<3>, Vec<Tensor<4>>) {
-        self.run(tokens, kernels, true)
+        self.run(tokens, kernels, true, None)
     }
 }
 
 impl Transformer {
+    /// The forward pass; with `dropout`, the embeddings' sum and each block's
+    /// residual branches are dropped (a training step's).
     fn run(
         &self,
         tokens: Tensor<2, Int>,
         kernels: &AttentionKernels,
         with_weights: bool,
+        mut dropout: Option<&mut StepDropout>,
     ) -> (Tensor<3>, Vec<Tensor<4>>) {
         let [_, seq] = tokens.dims();
         let device = tokens.device();
         let positions = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
         let mut x = self.tokens.forward(tokens) + self.positions.forward(positions);
+        if let Some(d) = dropout.as_deref_mut() {
+            x = d.apply(x);
+        }
         let mut weights = Vec::with_capacity(self.blocks.len());
         for (layer, block) in self.blocks.iter().enumerate() {
-            let (next, w) = block.forward(x, kernels, layer, with_weights);
+            let (next, w) = block.forward(x, kernels, layer, with_weights, dropout.as_deref_mut());
             x = next;
             weights.extend(w);
         }

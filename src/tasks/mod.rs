@@ -5,12 +5,14 @@
 //! target. Each task also names its *dependencies*: for a query position, the key
 //! position the answer must come from, which the GUI marks on attention maps.
 
+mod finite;
 mod generate;
 mod patching;
 mod text;
 
 use serde::{Deserialize, Serialize};
 
+pub use finite::FiniteSet;
 pub use generate::{Batch, Example};
 pub use patching::{PatchPair, PatchRefusal};
 pub use text::{Corpus, CorpusError, MAX_ALPHABET, SHIPPED_NAME, Split};

@@ -286,7 +286,7 @@ pub fn ablate(
 
 /// Every layer's head outputs on a reference batch drawn apart from the scored ones.
 fn reference_outputs(run: &LoadedRun, kernels: &AttentionKernels, seed: u64) -> Vec<Tensor<3>> {
-    let reference = run.batches(seed ^ 0x5EED_0F_AB1A_7E, 1);
+    let reference = run.batches(seed ^ 0x5EED_0FAB_1A7E, 1);
     let (capture, captured) = Interventions::capturing();
     let batch = &reference[0];
     drop(

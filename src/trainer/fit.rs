@@ -13,7 +13,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use super::cadence::Cadence;
 use super::protocol::{Event, Fault};
 use super::session::{Ending, Flow, MAX_SNAPSHOT_SIDE, Prepared, RunContext, RunError};
-use super::step::{StepOutcome, tokens_tensor, train_step};
+use super::step::{StepOptions, StepOutcome, tokens_tensor, train_step};
 use crate::model::{
     AttentionKernels, ReadbackError, SequenceModel, accuracy_of, masked_cross_entropy, predictions,
     read_back, scalar,
@@ -65,7 +65,9 @@ impl RunContext<'_> {
         Ok(Ending::Finished)
     }
 
-    /// One optimiser step on the next batch, timed (an injected fault applies here).
+    /// One optimiser step on the step's batch, at the step's learning rate and with its
+    /// dropout masks ([`StepOptions::for_step`]), timed (an injected fault applies
+    /// here).
     fn step<M: SequenceModel>(
         &mut self,
         model: M,
@@ -74,12 +76,12 @@ impl RunContext<'_> {
     ) -> Result<(M, StepOutcome), RunError> {
         let t0 = Instant::now();
         let settings = self.plan.settings();
-        let train = &settings.train;
-        let batch = settings.task.batch(train.batch, &mut prepared.data_rng);
+        let batch = prepared.data.batch(settings, step);
+        let options = StepOptions::for_step(settings, step);
         let optim = &mut prepared.optim;
         let kernels = &prepared.kernels_train;
         let device = &self.train_device;
-        let mut step_once = |model: M| train_step(model, optim, &batch, kernels, train.lr, device);
+        let step_once = move |model: M| train_step(model, optim, &batch, kernels, options, device);
         // The first two steps (the second has Adam's moments live) are measured
         // alone: their peak memory is this run's own even when others train.
         let (model, mut outcome) = if step < prepared.first_step + 2 {

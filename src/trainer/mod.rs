@@ -13,7 +13,9 @@
 //! set-up, backend, model, checkpoint restore, the events around it), whose `fit` is
 //! the step loop (evaluation, snapshots and checkpoints as their `cadence` falls due)
 //! and whose `recorder` writes the run record; `fit` runs `step` (one
-//! optimiser step, also what the benchmarks time); `sink` sends events without
+//! optimiser step, also what the benchmarks time: the step's scheduled learning
+//! rate, dropout and gradient clipping) on the batches of a fresh or fixed training
+//! set; `sink` sends events without
 //! blocking; `backend` picks the device (and `credentials` holds the tokens remote
 //! servers are shown); `evaluate` evaluates a record's saved model
 //! again (`attnlab eval`), and `causal` and `patching` test its heads by ablating and
@@ -56,4 +58,6 @@ pub use protocol::{Command, Event, Fault, RunId, RunPhase, STOPPED_BEFORE_START,
 pub use serve::{Listening, ServeOptions, ServeTransport, serve};
 pub use session::MAX_SNAPSHOT_SIDE;
 pub use sink::EventReceiver;
-pub use step::{StepOutcome, tokens_tensor, train_step};
+pub use step::{
+    StepOptions, StepOutcome, clip_grad_norm, grad_norm, optimizer, tokens_tensor, train_step,
+};

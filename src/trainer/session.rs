@@ -10,7 +10,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, AdamWConfig, ModuleOptimizer};
+use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
 use rand::{SeedableRng, rngs::StdRng};
 
@@ -18,12 +18,13 @@ use super::backend::{BackendError, select_device};
 use super::protocol::{Event, Fault, RunId, StartRun};
 use super::recorder::{CheckpointError, Recorder, RecorderError, Resume};
 use super::sink::EventSink;
-use crate::config::{ModelKind, RunPlan};
+use super::step::optimizer;
+use crate::config::{ModelKind, RunPlan, Settings};
 use crate::model::{
     AttentionKernels, LstmNetConfig, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
 };
 use crate::records::{BackendInfo, LayerKernelInfo, Metrics, Probe, RunStatus, RunSummary};
-use crate::tasks::Batch;
+use crate::tasks::{Batch, FiniteSet};
 
 /// Draws every parameter now: burn initialises parameters lazily, at first use,
 /// which in a pool would fall outside [`INIT`].
@@ -223,14 +224,55 @@ pub(super) struct Prepared {
     pub(super) kernels_train: AttentionKernels,
     /// Attention kernels on the plain device (evaluation, snapshots).
     pub(super) kernels_eval: AttentionKernels,
-    /// The training batches' stream (advanced past the trained steps when resumed).
-    pub(super) data_rng: StdRng,
+    /// Where the training batches come from.
+    pub(super) data: TrainingData,
     /// The fixed held-out batches.
     pub(super) eval_set: Vec<Batch>,
     /// The example whose attention is snapshotted.
     pub(super) probe: Probe,
     /// The first step to train (1, or the one after the checkpoint resumed from).
     pub(super) first_step: usize,
+}
+
+/// Where a run's training batches come from.
+pub(super) enum TrainingData {
+    /// Fresh examples every step, from the run's data stream (advanced past the
+    /// trained steps when resumed).
+    Fresh(StdRng),
+    /// A fixed set (`train.examples`), reshuffled every epoch: each step's batch is a
+    /// function of the step.
+    Finite(FiniteSet),
+}
+
+impl TrainingData {
+    /// The data of a run with `settings`, drawn from its data stream `rng`.
+    fn new(settings: &Settings, mut rng: StdRng) -> Self {
+        let train = &settings.train;
+        match train.examples {
+            0 => Self::Fresh(rng),
+            n => Self::Finite(FiniteSet::draw(&settings.task, n, train.seed, &mut rng)),
+        }
+    }
+
+    /// The batch step `step` (from 1) trains on; fresh data must be asked for every
+    /// step in order.
+    pub(super) fn batch(&mut self, settings: &Settings, step: usize) -> Batch {
+        let batch = settings.train.batch;
+        match self {
+            Self::Fresh(rng) => settings.task.batch(batch, rng),
+            Self::Finite(set) => set.batch(step, batch),
+        }
+    }
+
+    /// Skips the batches of steps `1..=steps` (a resumed run's trained steps): fresh
+    /// data draws them again; a finite set needs nothing.
+    fn skip(&mut self, settings: &Settings, steps: usize) {
+        if let Self::Fresh(rng) = self {
+            for _ in 0..steps {
+                settings.task.batch(settings.train.batch, rng);
+            }
+        }
+    }
 }
 
 /// Everything the training loop of one run shares.
@@ -305,7 +347,7 @@ impl<'a> RunContext<'a> {
             AttentionKernels::for_plan(plan, &self.train_device, SparseMode::WherePaysOff);
         let kernels_eval = AttentionKernels::for_plan(plan, &self.device, SparseMode::WherePaysOff);
         let kernels = self.kernel_infos(&kernels_train);
-        let mut data_rng = StdRng::seed_from_u64(train.seed);
+        let mut data = TrainingData::new(plan.settings(), StdRng::seed_from_u64(train.seed));
         let mut eval_rng = StdRng::seed_from_u64(train.seed ^ 0x5EED_E7A1);
         let eval_set: Vec<Batch> = (0..train.eval_batches)
             .map(|_| task.eval_batch(train.batch, &mut eval_rng))
@@ -320,7 +362,7 @@ impl<'a> RunContext<'a> {
         let resume = self.recorder.take_resume();
         let (model, optim) = match &resume {
             Some(resume) => {
-                let restored = self.restore(resume, model, &mut data_rng)?;
+                let restored = self.restore(resume, model, &mut data)?;
                 // The checkpoint loaded: only now is the record rewritten.
                 self.recorder.reopen(resume.state.step, self.summary)?;
                 restored
@@ -343,7 +385,7 @@ impl<'a> RunContext<'a> {
             optim,
             kernels_train,
             kernels_eval,
-            data_rng,
+            data,
             eval_set,
             probe,
             first_step: resume.map_or(1, |r| r.state.step + 1),
@@ -375,20 +417,18 @@ impl<'a> RunContext<'a> {
         infos
     }
 
-    /// Continues from `resume`: loads its model and optimiser state, draws the
-    /// batches its steps drew again (so the data goes on as it would have), and
-    /// carries on its clock and step count.
+    /// Continues from `resume`: loads its model and optimiser state, skips the
+    /// batches its steps trained on (so the data goes on as it would have; the
+    /// learning-rate schedule and dropout follow the step number), and carries on its
+    /// clock and step count.
     fn restore<M: SequenceModel>(
         &mut self,
         resume: &Resume,
         model: M,
-        data_rng: &mut StdRng,
+        data: &mut TrainingData,
     ) -> Result<(M, ModuleOptimizer), CheckpointError> {
         let (model, optim) = resume.restore(model, optimizer(&self.plan.settings().train))?;
-        let settings = self.plan.settings();
-        for _ in 0..resume.state.step {
-            settings.task.batch(settings.train.batch, data_rng);
-        }
+        data.skip(self.plan.settings(), resume.state.step);
         self.busy_secs = resume.state.busy_secs;
         self.summary.steps = resume.state.step;
         Ok((model, optim))
@@ -425,17 +465,5 @@ impl<'a> RunContext<'a> {
         if self.busy_secs > 0.0 {
             self.summary.steps_per_sec = self.summary.steps as f64 / self.busy_secs;
         }
-    }
-}
-
-/// The run's optimiser: Adam, or AdamW (decoupled weight decay) when
-/// `train.weight_decay` is above 0.
-fn optimizer(train: &crate::config::TrainConfig) -> ModuleOptimizer {
-    if train.weight_decay > 0.0 {
-        AdamWConfig::new()
-            .with_weight_decay(train.weight_decay as f32)
-            .init()
-    } else {
-        AdamConfig::new().init()
     }
 }

@@ -1,9 +1,10 @@
 //! The Attention pane: a layers x heads grid of heatmaps for one run, a step slider
 //! through every recorded snapshot, the pattern's mask as an overlay and the task's
-//! dependencies marked.
+//! dependencies marked, and "Fork from here" at the slider's step.
 
 use egui::{RichText, Slider, Ui};
 
+use crate::app::commands::UiCommand;
 use crate::app::heatmap::{MapResponse, TextureCache, attention_image, map_ui, mask_overlay_image};
 use crate::app::view_model::run_views::RunView;
 use crate::attention::Mask;
@@ -28,16 +29,18 @@ pub struct Overlays {
     pub dependencies: bool,
 }
 
-/// The whole view for `run`.
+/// The whole view for `run`; `fork` says whether it can be forked (else why not).
+/// Returns whether "Fork from here..." was clicked.
 pub fn attention_ui(
     ui: &mut Ui,
     cache: &mut TextureCache,
     state: &mut AttentionViewState,
     run: &RunView,
     overlays: &mut Overlays,
-) {
+    fork: Result<(), String>,
+) -> bool {
     ui.horizontal(|ui| {
-        ui.label(RichText::new(&run.name).strong());
+        ui.label(RichText::new(run.label()).strong());
         ui.label(run.settings.model.attention_label());
     });
     if run.snapshots.is_empty() {
@@ -46,9 +49,10 @@ pub fn attention_ui(
         } else {
             "No attention snapshot yet: the first arrives when training starts."
         });
-        return;
+        return false;
     }
     let last = run.snapshots.len() - 1;
+    let mut fork_asked = false;
     ui.horizontal(|ui| {
         let mut follow = state.snapshot.is_none();
         if ui.checkbox(&mut follow, "follow latest").changed() {
@@ -67,6 +71,15 @@ pub fn attention_ui(
         ui.label(format!("step {step} ({} of {})", index + 1, last + 1));
         ui.checkbox(&mut overlays.mask, "show mask");
         ui.checkbox(&mut overlays.dependencies, "mark dependencies");
+        let why = fork
+            .as_ref()
+            .err()
+            .map_or(String::new(), |w| format!("Cannot fork: {w}."));
+        fork_asked = ui
+            .add_enabled(fork.is_ok(), egui::Button::new(UiCommand::Fork.label()))
+            .on_hover_text(UiCommand::Fork.hover_text())
+            .on_disabled_hover_text(why)
+            .clicked();
     });
     let index = state.snapshot.unwrap_or(last).min(last);
     let snapshot = &run.snapshots[index];
@@ -120,6 +133,7 @@ pub fn attention_ui(
                     }
                 });
         });
+    fork_asked
 }
 
 /// One heatmap of the grid (also used by the compare view).

@@ -50,7 +50,7 @@ pub fn compare_ui(
         ui.label("Compare:");
         for &(_, run) in runs {
             let mut on = state.selected.is_empty() || state.selected.contains(&run.id);
-            if ui.checkbox(&mut on, &run.name).changed() {
+            if ui.checkbox(&mut on, run.label().into_owned()).changed() {
                 if state.selected.is_empty() {
                     state.selected = runs.iter().map(|(_, r)| r.id).collect();
                 }
@@ -122,7 +122,7 @@ pub fn compare_ui(
                 for &(color, run) in &chosen {
                     ui.vertical(|ui| {
                         ui.set_width(side);
-                        ui.label(RichText::new(&run.name).strong().color(run_color(color)));
+                        ui.label(RichText::new(run.label()).strong().color(run_color(color)));
                         let acc = run.eval.iter().rev().find(|m| m.step <= step);
                         ui.label(
                             RichText::new(format!(
@@ -192,7 +192,7 @@ fn differences_ui(ui: &mut Ui, runs: &[(usize, &RunView)]) {
                 .show(ui, |ui| {
                     ui.label(RichText::new("").strong());
                     for &(color, run) in runs {
-                        ui.label(RichText::new(&run.name).strong().color(run_color(color)));
+                        ui.label(RichText::new(run.label()).strong().color(run_color(color)));
                     }
                     ui.end_row();
                     if diffs.is_empty() && runs.len() > 1 {

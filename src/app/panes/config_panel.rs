@@ -5,6 +5,7 @@
 
 use egui::{ComboBox, DragValue, RichText, TextEdit, Ui};
 
+use super::config_extras::{keep_checkpoints_ui, outside_files_ui};
 use super::pattern_editor::pattern_ui;
 use crate::app::view_model::editor::{Editor, Target};
 use crate::app::widgets::{ERROR_COLOR, error_ui, field_error};
@@ -53,8 +54,10 @@ pub fn editor_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
         editor.validate();
     }
 
-    if !editor.errors.0.is_empty() {
+    if !editor.errors.0.is_empty() || !editor.outside_files().is_empty() {
         ui.separator();
+    }
+    if !editor.errors.0.is_empty() {
         ui.label(
             RichText::new(format!(
                 "{} problem(s) to fix before running:",
@@ -66,6 +69,7 @@ pub fn editor_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
             ui.label(RichText::new(e.to_string()).color(ERROR_COLOR).small());
         }
     }
+    outside_files_ui(ui, editor);
     changed
 }
 
@@ -187,6 +191,10 @@ fn section_ui(
                 patterns_ui(ui, s, layers_before, err);
             }
             Access::Structured if is(field, &fields::BACKEND) => backend_ui(ui, field, s),
+            Access::Structured if is(field, &fields::KEEP_CHECKPOINTS) => {
+                keep_checkpoints_ui(ui, field, s);
+                error_ui(ui, error.as_deref());
+            }
             Access::Structured if is(field, &fields::SEEDS) => {
                 if !s.train.seeds.is_empty() {
                     ui.label(

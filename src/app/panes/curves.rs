@@ -1,15 +1,19 @@
 //! The Curves pane: loss and accuracy of every run, train (raw and smoothed) and
-//! eval, a colour per run, optional log-scale loss, seed groups as mean and band
-//! (Compare draws the same plots for the runs it compares).
+//! eval, a colour per run, optional log-scale loss, seed groups as mean and band, a
+//! forked run's fork step as a thin dashed line (Compare draws the same plots for the
+//! runs it compares).
 
 use egui::Ui;
 use egui_plot::{
     AxisHints, GridMark, HoverPosition, Legend, Line, LineStyle, Plot, PlotPoints, Points, Polygon,
+    VLine,
 };
 
 use crate::app::commands::UiCommand;
 use crate::app::view_model::curves::{group_band, smooth};
-use crate::app::view_model::run_views::{RunView, group_members};
+use crate::app::view_model::fork::fork_text;
+use crate::app::view_model::run_list::group_members;
+use crate::app::view_model::run_views::RunView;
 use crate::app::widgets::run_color;
 use crate::records::Metrics;
 
@@ -137,7 +141,30 @@ fn plot_ui(
     } else if metric == Metric::Accuracy {
         plot = plot.include_y(0.0).include_y(1.0);
     }
-    plot.show(ui, |plot_ui| {
+    // Each forked run's fork step, with its words and colour.
+    let forks: Vec<(f64, String, egui::Color32)> = runs
+        .iter()
+        .filter_map(|&(color_index, run)| {
+            let origin = run.forked_from.as_ref()?;
+            Some((
+                origin.step as f64,
+                fork_text(origin),
+                run_color(color_index),
+            ))
+        })
+        .collect();
+    let shown = plot.show(ui, |plot_ui| {
+        for (i, (step, _, color)) in forks.iter().enumerate() {
+            // Nameless: no legend entry of its own, and never hovered as data.
+            plot_ui.vline(
+                VLine::new("", *step)
+                    .id(("fork", i))
+                    .color(color.gamma_multiply(0.7))
+                    .width(1.0)
+                    .style(LineStyle::dashed_loose())
+                    .allow_hover(false),
+            );
+        }
         if options.group_seeds {
             let mut shown: Vec<&str> = Vec::new();
             for &(color_index, run) in runs {
@@ -196,6 +223,8 @@ fn plot_ui(
                 continue;
             }
             let color = run_color(color_index);
+            let name = run.label();
+            let name = name.as_ref();
             let raw = points(&run.train, value, log);
             if options.smoothing > 0.0 && raw.len() > 1 {
                 let ys: Vec<f64> = raw.iter().map(|p| p[1]).collect();
@@ -205,27 +234,34 @@ fn plot_ui(
                     .map(|(y, p)| [p[0], y])
                     .collect();
                 // One legend entry per run: every line of a run shares its name.
+                plot_ui
+                    .line(Line::new(name, PlotPoints::from(raw)).color(color.gamma_multiply(0.25)));
                 plot_ui.line(
-                    Line::new(&run.name, PlotPoints::from(raw)).color(color.gamma_multiply(0.25)),
-                );
-                plot_ui.line(
-                    Line::new(&run.name, PlotPoints::from(smoothed))
+                    Line::new(name, PlotPoints::from(smoothed))
                         .color(color)
                         .width(1.5),
                 );
             } else {
-                plot_ui.line(Line::new(&run.name, PlotPoints::from(raw)).color(color));
+                plot_ui.line(Line::new(name, PlotPoints::from(raw)).color(color));
             }
             let eval = points(&run.eval, value, log);
             if !eval.is_empty() {
                 plot_ui.line(
-                    Line::new(&run.name, PlotPoints::from(eval.clone()))
+                    Line::new(name, PlotPoints::from(eval.clone()))
                         .color(color)
                         .width(2.0)
                         .style(LineStyle::Dashed { length: 8.0 }),
                 );
-                plot_ui.points(Points::new(&run.name, eval).color(color).radius(2.5));
+                plot_ui.points(Points::new(name, eval).color(color).radius(2.5));
             }
         }
     });
+    // A fork line under the pointer says whose fork it is.
+    if let Some(pointer) = shown.response.hover_pos()
+        && let Some((_, text, _)) = forks.iter().find(|(step, _, _)| {
+            (shown.transform.position_from_point_x(*step) - pointer.x).abs() <= 4.0
+        })
+    {
+        shown.response.on_hover_text_at_pointer(text);
+    }
 }

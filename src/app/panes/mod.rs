@@ -1,7 +1,8 @@
 //! What the window draws, one file per pane, each with a `*_ui` function that draws
 //! from (and edits) the state it is given: the tabs of [`Pane::ALL`] (`curves`,
 //! `attention`, `compare` with its `difference` maps, `sweep`, `preview`, `cost`,
-//! `heads` with its `receptive` field, `distance`, `devices`) and the side panels
+//! `heads` with its `receptive` field, `distance`, `devices`, `interventions` with its
+//! `intervention_grids`) and the side panels
 //! (`config_panel` with its `pattern_editor`, `runs_panel`). A pane's own choices
 //! (which step, which axis) live with it; the numbers it draws come from
 //! `view_model`, which has no egui.
@@ -10,6 +11,7 @@
 
 pub mod attention;
 pub mod compare;
+pub mod config_extras;
 pub mod config_panel;
 pub mod cost;
 pub mod curves;
@@ -17,6 +19,8 @@ pub mod devices;
 pub mod difference;
 pub mod distance;
 pub mod heads;
+pub mod intervention_grids;
+pub mod interventions;
 pub mod pattern_editor;
 pub mod preview;
 pub mod receptive;

@@ -55,7 +55,7 @@ pub fn runs_ui(
         .spacing([10.0, 4.0])
         .show(ui, |ui| {
             for (i, run) in runs.iter().enumerate() {
-                let name = RichText::new(&run.name).color(run_color(i));
+                let name = RichText::new(run.label()).color(run_color(i));
                 if ui
                     .selectable_label(selected == Some(run.id), name)
                     .on_hover_text("Show this run's attention")
@@ -174,7 +174,12 @@ pub fn records_ui(
                             .map(|n| n.to_string_lossy().to_string())
                             .unwrap_or_default();
                         ui.label(RichText::new(id).monospace().small());
-                        ui.label(&s.name);
+                        match &s.forked_from {
+                            Some(origin) => ui
+                                .label(format!("{} (fork @ {})", s.name, origin.step))
+                                .on_hover_text(crate::app::view_model::fork::fork_text(origin)),
+                            None => ui.label(&s.name),
+                        };
                         ui.label(s.status.name());
                         ui.label(format!("{} steps", s.steps));
                         ui.label(

@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use toml::Value;
 
-use super::run_views::{RunView, group_members};
+use super::run_list::group_members;
+use super::run_views::RunView;
 use crate::config::Settings;
 
 /// Settings flattened to `section.field = value`, for the differences table.

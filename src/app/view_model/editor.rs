@@ -1,8 +1,13 @@
 //! The experiment being edited: which settings the editor shows (the base or one
 //! run), edits applied as a run's own fields or to the base, and validation after
 //! every change. Plain data, no egui, so it is tested without a window.
+//!
+//! A text task's file must lie in the experiment's folder tree (a shared experiment
+//! must not read, nor send to a remote server, a file such as `../.ssh/id_rsa`),
+//! unless the user allows that file, for this session only: the window's counterpart
+//! of the command line's `--allow-file`, never something the experiment says.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::config::{ConfigErrors, Experiment, RunPlan, RunSpec, Settings};
 
@@ -36,6 +41,12 @@ pub struct Editor {
     /// Chance accuracy of the base (first) and of each run, refreshed with the errors
     /// (the text task's needs its corpus, which is never read while drawing).
     chance: Vec<f64>,
+    /// Files outside the experiment's folder the user allowed (as the links lead,
+    /// canonical): kept for the session, never saved.
+    allowed: Vec<PathBuf>,
+    /// The experiment's files that lie outside its folder, each with whether it is
+    /// allowed, refreshed with the errors.
+    outside: Vec<(PathBuf, bool)>,
 }
 
 impl Editor {
@@ -48,6 +59,18 @@ impl Editor {
     /// Opens an experiment read from a file in `folder`, whose relative `task.file`
     /// names are found there.
     pub fn in_folder(experiment: Experiment, folder: Option<PathBuf>) -> Self {
+        Self::in_folder_allowing(experiment, folder, Vec::new())
+    }
+
+    /// [`Editor::in_folder`], the files at or under the paths of `allowed` readable
+    /// wherever they are (what the user allowed earlier in the session).
+    pub fn in_folder_allowing(
+        experiment: Experiment,
+        folder: Option<PathBuf>,
+        allowed: Vec<PathBuf>,
+    ) -> Self {
+        // A bare file name's folder is the working folder.
+        let folder = folder.filter(|f| !f.as_os_str().is_empty());
         let mut editor = Self {
             experiment,
             target: Target::Base,
@@ -57,22 +80,37 @@ impl Editor {
             work_flops: 0.0,
             folder,
             chance: Vec::new(),
+            allowed,
+            outside: Vec::new(),
         };
         editor.validate();
         editor
     }
 
     /// Re-checks the experiment and resolves every run again (text files relative to
-    /// the experiment's folder).
+    /// the experiment's folder, or to the working folder for an experiment not read
+    /// from a file). A text file outside that folder and not allowed is refused
+    /// before anything reads it: then the refusals are the only errors.
     pub fn validate(&mut self) {
         let mut checked = self.experiment.clone();
-        if let Some(folder) = &self.folder {
-            checked.resolve_files(folder);
-        }
-        (self.errors, self.plans) = match checked.plan() {
+        let folder = self.folder.clone().unwrap_or_else(|| PathBuf::from("."));
+        let confined = checked.confine_files(&folder, &self.allowed);
+        let files = text_files(&checked);
+        (self.errors, self.plans) = match confined.and_then(|()| checked.plan()) {
             Ok(plans) => (ConfigErrors(Vec::new()), plans),
             Err(e) => (e, Vec::new()),
         };
+        self.outside = files
+            .into_iter()
+            .filter_map(|real| {
+                let allowed = self.allowed.iter().any(|a| real.starts_with(a));
+                let refused = self.errors.0.iter().any(|e| {
+                    e.message.contains("lies outside")
+                        && e.message.contains(&real.display().to_string())
+                });
+                (allowed || refused).then_some((real, allowed))
+            })
+            .collect();
         self.work_flops = self
             .plans
             .iter()
@@ -98,6 +136,29 @@ impl Editor {
             Target::Run(i) => i + 1,
         };
         self.chance.get(index).copied().unwrap_or(f64::NAN)
+    }
+
+    /// The experiment's text files that lie outside its folder tree (links
+    /// followed), each with whether the user allowed it; sorted. A file refused is
+    /// among the errors.
+    pub fn outside_files(&self) -> &[(PathBuf, bool)] {
+        &self.outside
+    }
+
+    /// Allows (or no longer allows) reading `file` wherever it lies, for this
+    /// session, and validates again.
+    pub fn set_allowed(&mut self, file: &Path, allow: bool) {
+        let file = file.canonicalize().unwrap_or_else(|_| file.to_path_buf());
+        self.allowed.retain(|a| *a != file);
+        if allow {
+            self.allowed.push(file);
+        }
+        self.validate();
+    }
+
+    /// The files the user allowed this session (kept when another experiment opens).
+    pub fn allowed_files(&self) -> &[PathBuf] {
+        &self.allowed
     }
 
     /// The runs Run would train (empty while invalid).
@@ -215,53 +276,38 @@ impl Editor {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn editor(text: &str) -> Editor {
-        Editor::new(Experiment::from_toml(text).expect("valid"))
-    }
-
-    #[test]
-    fn base_changes_reach_runs_that_do_not_set_the_field() {
-        let mut e = editor(
-            "name = \"x\"\n[[runs]]\nname = \"a\"\n[[runs]]\nname = \"b\"\ntask.seq_len = 64\n",
+/// Every text file `experiment` (its files resolved) may read, as the links lead,
+/// sorted: the base's, each run's and each sweep value. Names with no file behind
+/// them (the shipped corpus's, a typo) are left out.
+fn text_files(experiment: &Experiment) -> Vec<PathBuf> {
+    let mut files = vec![experiment.base.task.file.clone()];
+    files.extend(
+        (0..experiment.runs.len())
+            .filter_map(|i| experiment.run_settings(i).ok().map(|s| s.task.file)),
+    );
+    for axis in experiment
+        .sweep
+        .axes
+        .iter()
+        .filter(|a| a.field == "task.file")
+    {
+        files.extend(
+            axis.values
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string)),
         );
-        let mut new = e.settings().clone();
-        new.task.seq_len = 256;
-        new.train.steps = 9;
-        assert!(e.apply(new));
-        assert_eq!(e.run_settings(0).map(|s| s.task.seq_len), Some(256));
-        assert_eq!(
-            e.run_settings(1).map(|s| s.task.seq_len),
-            Some(64),
-            "b sets seq_len"
-        );
-        assert!((0..2).all(|i| e.run_settings(i).map(|s| s.train.steps) == Some(9)));
     }
-
-    #[test]
-    fn a_run_edit_becomes_its_own_field_and_reset_drops_it() {
-        let mut e = editor("name = \"x\"\n[[runs]]\nname = \"a\"\n");
-        e.target = Target::Run(0);
-        let mut new = e.settings().clone();
-        new.model.heads = 2;
-        e.apply(new);
-        assert_eq!(e.experiment.runs[0].overridden_fields(), ["model.heads"]);
-        e.reset_run(0);
-        assert!(!e.experiment.runs[0].has_overrides());
-        assert_eq!(e.run_settings(0).map(|s| s.model.heads), Some(4));
-    }
-
-    #[test]
-    fn duplicate_gets_a_unique_name_and_becomes_the_target() {
-        let mut e = editor("name = \"x\"\n[[runs]]\nname = \"a\"\n");
-        e.duplicate_run();
-        e.duplicate_run();
-        let names: Vec<_> = e.experiment.runs.iter().map(|r| r.name.as_str()).collect();
-        assert_eq!(names, ["a", "a copy", "a copy copy"]);
-        assert_eq!(e.target, Target::Run(2));
-        assert!(e.is_valid());
-    }
+    let mut real: Vec<PathBuf> = files
+        .iter()
+        .map(Path::new)
+        .filter(|p| p.is_file())
+        .filter_map(|p| p.canonicalize().ok())
+        .collect();
+    real.sort();
+    real.dedup();
+    real
 }
+
+#[cfg(test)]
+#[path = "editor_tests.rs"]
+mod tests;

@@ -3,7 +3,10 @@
 //! experiment being edited), `run_views` (what the window knows of each run),
 //! `analysis` (receptive fields and reach), `curves`, `compare` and `sweep` (what
 //! those panes plot and tabulate), `cost` with its on-disk `cost_cache` (the Cost
-//! pane's measurements).
+//! pane's measurements), `interventions` with its `intervention_jobs` (the heads a
+//! run needs: ablation and patching off the UI thread),
+//! `outbox` (commands the trainer has not taken yet), `fork` with its `fork_jobs` (what
+//! "Fork from here" would start, and its work off the UI thread), `run_list` (every run the window knows).
 
 pub mod analysis;
 pub mod compare;
@@ -11,5 +14,11 @@ pub mod cost;
 pub mod cost_cache;
 pub mod curves;
 pub mod editor;
+pub mod fork;
+pub mod fork_jobs;
+pub mod intervention_jobs;
+pub mod interventions;
+pub mod outbox;
+pub mod run_list;
 pub mod run_views;
 pub mod sweep;

@@ -8,8 +8,8 @@ use crate::attention::HeadStats;
 use crate::attention::Mask;
 use crate::config::{RunPlan, Settings};
 use crate::records::{
-    AttentionSnapshot, BackendInfo, DistanceAccuracy, LayerKernelInfo, Metrics, Probe, RecordError,
-    RunRecord, RunStatus, RunSummary,
+    AttentionSnapshot, BackendInfo, DistanceAccuracy, ForkOrigin, LayerKernelInfo, Metrics, Probe,
+    RecordError, RunRecord, RunStatus, RunSummary,
 };
 use crate::trainer::{Event, MAX_SNAPSHOT_SIDE, RunId};
 
@@ -68,6 +68,8 @@ pub struct RunView {
     pub record_dir: Option<PathBuf>,
     /// Final summary, once finished.
     pub summary: Option<RunSummary>,
+    /// The run it was forked from, and at which step (its record's summary says).
+    pub forked_from: Option<ForkOrigin>,
     /// Whether the trainer reported it paused.
     pub paused: bool,
     /// Warnings the trainer sent.
@@ -121,6 +123,7 @@ impl RunView {
             kernels: Vec::new(),
             record_dir: None,
             summary: None,
+            forked_from: None,
             paused: false,
             warnings: Vec::new(),
             masks: OnceLock::new(),
@@ -246,6 +249,12 @@ impl RunView {
         });
         view.kernels = record.summary.kernels.clone();
         view.summary = Some(record.summary.clone());
+        if let Some(origin) = &record.summary.forked_from {
+            view.forked_from = Some(origin.clone());
+            // A fork is no seed replicate of its parent: its group is its own.
+            let id = record.dir.file_name().unwrap_or_default().to_string_lossy();
+            view.group = format!("{} [{id}]", view.label());
+        }
         Ok(view)
     }
 
@@ -307,7 +316,8 @@ impl RunView {
         self.summary.as_ref().and_then(|s| s.message.as_deref())
     }
 
-    fn apply(&mut self, event: Event) {
+    /// Applies one trainer event of this run (through `RunViews::apply`).
+    pub(super) fn apply(&mut self, event: Event) {
         match event {
             Event::Queued { .. } => self.status = RunStatus::Queued,
             Event::Started {
@@ -349,67 +359,11 @@ impl RunView {
             Event::Finished { summary, .. } => {
                 self.status = summary.status;
                 self.paused = false;
+                if summary.forked_from.is_some() {
+                    self.forked_from.clone_from(&summary.forked_from);
+                }
                 self.summary = Some(*summary);
             }
         }
-    }
-}
-
-/// The runs of `group` among `runs` (seed replicates of one run and sweep point).
-pub fn group_members<'a>(runs: &[(usize, &'a RunView)], group: &str) -> Vec<&'a RunView> {
-    runs.iter()
-        .map(|(_, r)| *r)
-        .filter(|r| r.group == group)
-        .collect()
-}
-
-/// Every run the window knows, in the order they were added.
-#[derive(Debug, Default)]
-pub struct RunViews {
-    /// The runs.
-    pub views: Vec<RunView>,
-    next_id: RunId,
-}
-
-impl RunViews {
-    /// A fresh id for a new run.
-    pub fn next_id(&mut self) -> RunId {
-        self.next_id += 1;
-        self.next_id
-    }
-
-    /// Adds a run.
-    pub fn push(&mut self, view: RunView) {
-        self.views.push(view);
-    }
-
-    /// The run with `id`.
-    pub fn get(&self, id: RunId) -> Option<&RunView> {
-        self.views.iter().find(|v| v.id == id)
-    }
-
-    /// Applies one trainer event; events of unknown runs are ignored.
-    pub fn apply(&mut self, event: Event) {
-        let id = event.run_id();
-        if let Some(view) = self.views.iter_mut().find(|v| v.id == id) {
-            view.apply(event);
-        }
-    }
-
-    /// Whether any run is queued or training.
-    pub fn any_active(&self) -> bool {
-        self.views.iter().any(|v| !v.status.is_terminal())
-    }
-
-    /// Whether a record folder is already open.
-    pub fn has_record(&self, dir: &std::path::Path) -> bool {
-        self.views
-            .iter()
-            .any(|v| v.record_dir.as_deref() == Some(dir))
-    }
-
-    /// Removes every run that is not queued or training.
-    pub fn clear_finished(&mut self) {
-        self.views.retain(|v| !v.status.is_terminal());
     }
 }

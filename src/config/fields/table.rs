@@ -1,7 +1,7 @@
 //! The entries of the field registry, one per field of [`Settings`], in file order.
 
 use super::{Access, Field};
-use crate::config::{ModelKind, Settings};
+use crate::config::{LrSchedule, ModelKind, Settings};
 use crate::tasks::TaskKind;
 
 fn always(_: &Settings) -> bool {
@@ -101,6 +101,8 @@ pub static DISTANCE: Field = Field {
     unit: "tokens",
     access: int!(task.distance, 1, u64::MAX),
     applies: |s| matches!(s.task.kind, TaskKind::Recall | TaskKind::Induction),
+    // The weights do not depend on it: a resumed or forked run may change it.
+    fork: true,
     ..BASE
 };
 
@@ -188,9 +190,21 @@ pub static D_MODEL: Field = Field {
 pub static D_FF: Field = Field {
     path: "model.d_ff",
     label: "d_ff",
-    help: "Width of the feed-forward block",
-    access: int!(model.d_ff, 1, 4 * MAX_WIDTH),
-    bounds_why: "keeps a typo from allocating gigabytes",
+    help: "Width of the feed-forward block (0: attention-only blocks, with no feed-forward block and no norm before it)",
+    access: int!(model.d_ff, 0, 4 * MAX_WIDTH),
+    bounds_why: "0 means attention-only blocks; the upper bound keeps a typo from allocating gigabytes",
+    applies: transformer,
+    ..BASE
+};
+
+/// `model.dropout`
+pub static DROPOUT: Field = Field {
+    path: "model.dropout",
+    label: "dropout",
+    help: "Dropout probability on the embeddings and on each block's attention and feed-forward outputs, in training steps only (evaluation, probes and snapshots never drop); the masks follow the seed and the step, so a resumed run drops as it would have",
+    access: float!(model.dropout, 0.0, open_min = false, 0.9),
+    bounds_why: "a probability; above 0.9 almost nothing reaches the next layer",
+    fork: true,
     applies: transformer,
     ..BASE
 };
@@ -215,6 +229,8 @@ pub static ATTENTION: Field = Field {
     help: "The attention pattern of every layer (see Attention patterns)",
     access: Access::Structured,
     applies: transformer,
+    // The weights do not depend on it: a resumed or forked run may change it.
+    fork: true,
     ..BASE
 };
 
@@ -225,6 +241,8 @@ pub static LAYER_ATTENTION: Field = Field {
     help: "One pattern per layer, first layer first; overrides attention unless empty",
     access: Access::Structured,
     applies: transformer,
+    // The weights do not depend on it: a resumed or forked run may change it.
+    fork: true,
     ..BASE
 };
 
@@ -254,7 +272,7 @@ pub static BATCH: Field = Field {
 pub static LR: Field = Field {
     path: "train.lr",
     label: "lr",
-    help: "Adam's learning rate (e.g. 1e-3)",
+    help: "Adam's learning rate (e.g. 1e-3); with warmup and schedule, the peak rate",
     access: float!(train.lr, 0.0, open_min = true, 10.0),
     fork: true,
     ..BASE
@@ -264,9 +282,61 @@ pub static LR: Field = Field {
 pub static WEIGHT_DECAY: Field = Field {
     path: "train.weight_decay",
     label: "weight_decay",
-    help: "Decoupled weight decay: AdamW when above 0, plain Adam at 0",
+    help: "Decoupled weight decay: AdamW when above 0 (each step multiplies every parameter by 1 - lr x weight_decay, lr that step's rate), plain Adam at 0",
     access: float!(train.weight_decay, 0.0, open_min = false, 1.0),
     bounds_why: "each step shrinks weights by lr x weight_decay",
+    fork: true,
+    ..BASE
+};
+
+/// `train.warmup`
+pub static WARMUP: Field = Field {
+    path: "train.warmup",
+    label: "warmup",
+    help: "Steps of linear warm-up: step s of the first warmup steps trains at lr x s / warmup (step 1 at lr / warmup), then the schedule takes over (0: none)",
+    unit: "steps",
+    access: int!(train.warmup, 0, MAX_STEPS),
+    fork: true,
+    ..BASE
+};
+
+/// `train.schedule`
+pub static SCHEDULE: Field = Field {
+    path: "train.schedule",
+    label: "schedule",
+    help: "The learning rate after the warm-up: constant, or a cosine or linear decay from lr to 0 at the last step (train.steps; a run extended with --steps stretches what is left of the decay)",
+    access: Access::Choice {
+        names: || LrSchedule::ALL.iter().map(|k| k.name()).collect(),
+        get: |s| s.train.schedule.name(),
+        set: |s, name| {
+            if let Some(k) = LrSchedule::ALL.into_iter().find(|k| k.name() == name) {
+                s.train.schedule = k;
+            }
+        },
+    },
+    fork: true,
+    ..BASE
+};
+
+/// `train.grad_clip`
+pub static GRAD_CLIP: Field = Field {
+    path: "train.grad_clip",
+    label: "grad_clip",
+    help: "Clip the global gradient norm (all parameters together, as PyTorch's clip_grad_norm_): gradients whose norm is above this are scaled down to it (0: no clipping)",
+    access: float!(train.grad_clip, 0.0, open_min = false, 1e6),
+    bounds_why: "a norm; 0 turns clipping off",
+    fork: true,
+    ..BASE
+};
+
+/// `train.examples`
+pub static EXAMPLES: Field = Field {
+    path: "train.examples",
+    label: "examples",
+    help: "Train on a fixed set of this many examples, drawn once from the seed and reshuffled every epoch (batches taken in order); 0: fresh examples every step. Evaluation always uses fresh held-out examples",
+    unit: "examples",
+    access: int!(train.examples, 0, 10_000_000),
+    bounds_why: "the set is kept in memory, about 20 bytes per token",
     ..BASE
 };
 
@@ -380,6 +450,7 @@ pub static FIELDS: &[&Field] = &[
     &HEADS,
     &D_MODEL,
     &D_FF,
+    &DROPOUT,
     &CAUSAL,
     &ATTENTION,
     &LAYER_ATTENTION,
@@ -387,6 +458,10 @@ pub static FIELDS: &[&Field] = &[
     &BATCH,
     &LR,
     &WEIGHT_DECAY,
+    &WARMUP,
+    &SCHEDULE,
+    &GRAD_CLIP,
+    &EXAMPLES,
     &SEED,
     &SEEDS,
     &SOLVED_AT,
