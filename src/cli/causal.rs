@@ -5,8 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use super::eval::panic_message;
-use super::record_folders;
+use super::each_record;
 use crate::attention::{HeadStats, Stat, spearman};
 use crate::config::{BackendChoice, FieldSetting};
 use crate::model::HeadRef;
@@ -114,19 +113,8 @@ impl Common {
         command: &str,
         mut each: impl FnMut(&LoadedRun, &[Vec<HeadRef>]) -> Result<(), CausalError>,
     ) -> anyhow::Result<ExitCode> {
-        let mut failed = 0;
-        let mut folders = Vec::new();
-        for dir in &self.records {
-            match record_folders(std::slice::from_ref(dir)) {
-                Ok(found) => folders.extend(found),
-                Err(e) => {
-                    eprintln!("attnlab {command}: {e:#}");
-                    failed += 1;
-                }
-            }
-        }
-        for folder in &folders {
-            let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        Ok(each_record(command, &self.records, |folder| {
+            let mut one = || {
                 for step in self.step.steps(folder)? {
                     let mut run = LoadedRun::load(folder, step, self.backend)?;
                     run.swap_patterns(&self.set)?;
@@ -134,28 +122,9 @@ impl Common {
                     each(&run, &self.heads.sets(layers, heads))?;
                 }
                 Ok::<(), CausalError>(())
-            }));
-            match done {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    eprintln!("attnlab {command}: {e}");
-                    failed += 1;
-                }
-                Err(panic) => {
-                    eprintln!(
-                        "attnlab {command}: {}: failed unexpectedly: {}",
-                        folder.display(),
-                        panic_message(panic.as_ref())
-                    );
-                    failed += 1;
-                }
-            }
-        }
-        Ok(if failed > 0 {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        })
+            };
+            one().map_err(|e| e.to_string())
+        }))
     }
 }
 

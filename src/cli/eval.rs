@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::record_folders;
+use super::each_record;
 use crate::config::BackendChoice;
 
 /// `attnlab eval` options.
@@ -32,66 +32,25 @@ impl EvalArgs {
     /// evaluation panics) is reported on stderr, naming it, and the others evaluated;
     /// exit status 1 if any failed.
     pub(super) fn execute(self) -> anyhow::Result<ExitCode> {
-        let mut failed = 0;
-        let mut folders = Vec::new();
-        for dir in &self.records {
-            match record_folders(std::slice::from_ref(dir)) {
-                Ok(found) => folders.extend(found),
-                Err(e) => {
-                    eprintln!("attnlab eval: {e:#}");
-                    failed += 1;
-                }
+        Ok(each_record("eval", &self.records, |folder| {
+            let e = crate::trainer::evaluate_record(folder, self.seed, self.batches, self.backend)
+                .map_err(|e| e.to_string())?;
+            for c in e.by_distance.bucketed(self.bucket) {
+                let line = serde_json::json!({
+                    "run": e.run,
+                    "record": folder.file_name().map(|n| n.to_string_lossy()),
+                    "step": e.step,
+                    "distance": c.distance,
+                    "accuracy": c.accuracy(),
+                    "examples": c.total,
+                });
+                println!("{line}");
             }
-        }
-        for folder in &folders {
-            let evaluated = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                crate::trainer::evaluate_record(folder, self.seed, self.batches, self.backend)
-            }));
-            match evaluated {
-                Ok(Ok(e)) => {
-                    for c in e.by_distance.bucketed(self.bucket) {
-                        let line = serde_json::json!({
-                            "run": e.run,
-                            "record": folder.file_name().map(|n| n.to_string_lossy()),
-                            "step": e.step,
-                            "distance": c.distance,
-                            "accuracy": c.accuracy(),
-                            "examples": c.total,
-                        });
-                        println!("{line}");
-                    }
-                    eprintln!(
-                        "{}: step {}, accuracy {:.4}, loss {:.4}",
-                        e.run, e.step, e.accuracy, e.loss
-                    );
-                }
-                Ok(Err(e)) => {
-                    eprintln!("attnlab eval: {e}");
-                    failed += 1;
-                }
-                Err(panic) => {
-                    eprintln!(
-                        "attnlab eval: {}: the evaluation failed unexpectedly: {}",
-                        folder.display(),
-                        panic_message(panic.as_ref())
-                    );
-                    failed += 1;
-                }
-            }
-        }
-        Ok(if failed > 0 {
-            ExitCode::FAILURE
-        } else {
-            ExitCode::SUCCESS
-        })
+            eprintln!(
+                "{}: step {}, accuracy {:.4}, loss {:.4}",
+                e.run, e.step, e.accuracy, e.loss
+            );
+            Ok(())
+        }))
     }
-}
-
-/// What a caught panic said (its message, when it is text).
-pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".into())
 }

@@ -48,7 +48,7 @@ impl ExportArgs {
                         eprintln!(
                             "attnlab export: cannot read the record {}: {}",
                             folder.display(),
-                            super::eval::panic_message(panic.as_ref())
+                            super::panic_message(panic.as_ref())
                         );
                         failed += 1;
                     }

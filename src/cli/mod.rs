@@ -115,6 +115,56 @@ fn record_folders(dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     Ok(folders)
 }
 
+/// Runs `each` on every record folder `dirs` name, each on its own: a folder that
+/// holds no record, an error or even a panic is reported on stderr (`attnlab
+/// COMMAND: ...`, naming the record) and the others are done. Exit status 1 if any
+/// failed.
+fn each_record(
+    command: &str,
+    dirs: &[PathBuf],
+    mut each: impl FnMut(&std::path::Path) -> Result<(), String>,
+) -> ExitCode {
+    let mut failed = 0;
+    let mut folders = Vec::new();
+    for dir in dirs {
+        match record_folders(std::slice::from_ref(dir)) {
+            Ok(found) => folders.extend(found),
+            Err(e) => {
+                eprintln!("attnlab {command}: {e:#}");
+                failed += 1;
+            }
+        }
+    }
+    for folder in &folders {
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| each(folder)));
+        let problem = match done {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => e,
+            Err(panic) => format!(
+                "{}: failed unexpectedly: {}",
+                folder.display(),
+                panic_message(panic.as_ref())
+            ),
+        };
+        eprintln!("attnlab {command}: {problem}");
+        failed += 1;
+    }
+    if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// What a caught panic said (its message, when it is text).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
+}
+
 #[cfg(test)]
 mod tests {
     use clap::Parser;

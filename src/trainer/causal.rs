@@ -83,14 +83,8 @@ impl LoadedRun {
             problem,
         };
         let record = RunRecord::open(dir).map_err(|e| fail(e.to_string()))?;
-        let experiment = record.experiment().map_err(|e| fail(e.to_string()))?;
-        let plans = experiment.plan().map_err(|e| fail(e.to_string()))?;
-        let plan = plans
-            .iter()
-            .find(|p| p.name() == record.summary.name)
-            .or(plans.first())
-            .ok_or_else(|| fail("its config.toml has no run".into()))?
-            .clone();
+        // The run its summary names (a hand-written config.toml may hold several).
+        let plan = record.resume_plan().map_err(|e| fail(e.to_string()))?;
         if plan.settings().model.kind != ModelKind::Transformer {
             return Err(fail(
                 "an LSTM has no attention heads to ablate or patch".into(),

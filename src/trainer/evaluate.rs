@@ -59,13 +59,8 @@ pub fn evaluate_record(
         problem,
     };
     let record = RunRecord::open(dir).map_err(|e| fail(e.to_string()))?;
-    let experiment = record.experiment().map_err(|e| fail(e.to_string()))?;
-    let plans = experiment.plan().map_err(|e| fail(e.to_string()))?;
-    let plan = plans
-        .iter()
-        .find(|p| p.name() == record.summary.name)
-        .or(plans.first())
-        .ok_or_else(|| fail("its config.toml has no run".into()))?;
+    // The run its summary names (a hand-written config.toml may hold several).
+    let plan = &record.resume_plan().map_err(|e| fail(e.to_string()))?;
     let checkpoint = read_checkpoint(dir)
         .map_err(|e| fail(e.to_string()))?
         .ok_or_else(|| {

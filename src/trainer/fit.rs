@@ -83,8 +83,13 @@ impl RunContext<'_> {
         let device = &self.train_device;
         let step_once = move |model: M| train_step(model, optim, &batch, kernels, options, device);
         // The first two steps (the second has Adam's moments live) are measured
-        // alone: their peak memory is this run's own even when others train.
-        let (model, mut outcome) = if step < prepared.first_step + 2 {
+        // alone: their peak memory is this run's own even when others train. A remote
+        // run's memory is the server's, and its steps wait on the network: it takes
+        // no part in the measurement (a step stuck on a frozen server must not hold
+        // the gate every other run's first step waits for).
+        let (model, mut outcome) = if self.summary.backend == "remote" {
+            step_once(model)?
+        } else if step < prepared.first_step + 2 {
             let (result, peak) = crate::memory::measure_alone(move || step_once(model));
             if let Some(peak) = peak {
                 self.note_peak_memory(peak);
