@@ -578,3 +578,49 @@ fn a_fork_continues_as_a_resume_and_names_its_parent() {
         assert!(stderr.contains(says), "{all:?}: {stderr}");
     }
 }
+
+/// What the Interventions pane's "Attention with heads ablated" draws
+/// (`trainer::probe_attention`): zeroing a head of layer 1 leaves layer 1's attention
+/// weights as they were (they are computed before the head's output is used) and
+/// changes layer 2's, through the fused kernel and the composed ops alike.
+#[test]
+fn ablating_a_head_changes_the_attention_of_later_layers_only() {
+    let device = CpuBackend::device();
+    let text = format!(
+        "name = \"t\"\n[task]\nkind = \"recall\"\nseq_len = {N}\nvocab = {V}\ndistance = {DISTANCE}\n\
+         [model]\nlayers = 2\nheads = 2\nd_model = {D}\nd_ff = 4\nattention = \"dense\"\n\
+         [train]\nbatch = 16\nbackend = \"cpu\"\n"
+    );
+    let two = Experiment::from_toml(&text)
+        .expect("valid")
+        .plan()
+        .expect("plans")
+        .remove(0);
+    device.seed(11);
+    let model = TransformerConfig::from_plan(&two).init(&device);
+    let batch = eval_batch(&two, 5);
+    for mode in [SparseMode::WherePaysOff, SparseMode::Composed] {
+        let kernels = AttentionKernels::for_plan(&two, &device, mode);
+        let weights = |kernels: &AttentionKernels| -> Vec<Vec<f32>> {
+            let (_, w) = model.forward_with_attention(tokens_tensor(&batch, &device), kernels);
+            w.into_iter()
+                .map(|t| t.to_data().try_to_vec::<f32>().expect("f32"))
+                .collect()
+        };
+        let clean = weights(&kernels);
+        let ablated = weights(&kernels.with_interventions(Interventions::zero(&[HEAD0])));
+        assert_eq!(clean.len(), 2, "{mode:?}: one set of weights per layer");
+        assert_eq!(
+            clean[0], ablated[0],
+            "{mode:?}: layer 1 is computed as before"
+        );
+        let moved = clean[1]
+            .iter()
+            .zip(&ablated[1])
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(
+            moved > 1e-6,
+            "{mode:?}: layer 2 sees head 1.1 gone: {moved}"
+        );
+    }
+}

@@ -148,6 +148,7 @@ pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
                 let wake: Wake = std::sync::Arc::new(move || ctx.request_repaint());
                 interventions_ui(
                     ui,
+                    &mut app.textures,
                     &mut app.interventions,
                     &mut app.heads.stat,
                     &app.attention,

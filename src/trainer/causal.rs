@@ -13,16 +13,17 @@ use burn::tensor::{Device, Int, Tensor};
 use rand::{SeedableRng, rngs::StdRng};
 
 use super::backend::select_backend;
+pub use super::evaluate::Scores;
+use super::evaluate::score;
 use super::step::tokens_tensor;
 use crate::attention::{AttentionPattern, HeadStats, StatsContext, head_stats};
 use crate::config::{BackendChoice, Experiment, FieldSetting, ModelKind, RunPlan};
 use crate::model::{
     AttentionKernels, HeadEdit, HeadRef, Interventions, SequenceModel, SparseMode, Transformer,
-    TransformerConfig, accuracy_of, head_mean, masked_cross_entropy, predictions, read_back,
-    scalar,
+    TransformerConfig, head_mean, read_back,
 };
-use crate::records::{DistanceAccuracy, RunRecord};
-use crate::tasks::{Batch, IGNORE};
+use crate::records::RunRecord;
+use crate::tasks::Batch;
 
 /// The fields [`LoadedRun::swap_patterns`] may change.
 pub const PATTERN_FIELDS: [&str; 2] = ["model.attention", "model.layer_attention"];
@@ -172,17 +173,6 @@ impl LoadedRun {
     }
 }
 
-/// Loss, accuracy and accuracy by distance over some batches.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Scores {
-    /// Mean loss over the answers.
-    pub loss: f64,
-    /// Fraction of answers right.
-    pub accuracy: f64,
-    /// Answers right and counted per distance.
-    pub by_distance: DistanceAccuracy,
-}
-
 /// How an ablated head's output is replaced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -203,36 +193,6 @@ pub struct Ablation {
     pub scores: Scores,
 }
 
-fn score(run: &LoadedRun, kernels: &AttentionKernels, batches: &[Batch]) -> Result<Scores, String> {
-    let (mut loss_sum, mut correct, mut total) = (0.0, 0.0, 0.0);
-    let mut by_distance = DistanceAccuracy::default();
-    for batch in batches {
-        let logits = run.model.forward(run.tokens(batch), kernels);
-        let counted = batch.targets.iter().filter(|&&t| t != IGNORE).count() as f64;
-        let loss = scalar(
-            masked_cross_entropy(logits.clone(), &batch.targets),
-            "the loss",
-        )
-        .map_err(|e| e.to_string())?;
-        let predicted = predictions(logits).map_err(|e| e.to_string())?;
-        loss_sum += loss * counted;
-        correct += accuracy_of(&predicted, &batch.targets) * counted;
-        total += counted;
-        by_distance.merge(&DistanceAccuracy::tally(
-            run.step,
-            &predicted,
-            &batch.targets,
-            &batch.distances,
-        ));
-    }
-    let total = f64::max(total, 1.0);
-    Ok(Scores {
-        loss: loss_sum / total,
-        accuracy: correct / total,
-        by_distance,
-    })
-}
-
 /// The clean scores and, for each set of `sets`, the scores with those heads ablated
 /// by `mode`, on `batches` batches drawn from `seed`. `progress` is told each set done.
 pub fn ablate(
@@ -250,7 +210,7 @@ pub fn ablate(
     check_heads(run, sets).map_err(fail)?;
     let kernels = run.kernels();
     let data = run.batches(seed, batches);
-    let clean = score(run, &kernels, &data).map_err(fail)?;
+    let clean = score(&run.model, &kernels, &data, &run.device, run.step).map_err(fail)?;
     let means = match mode {
         AblationMode::Zero => None,
         AblationMode::Mean => Some(reference_outputs(run, &kernels, seed)),
@@ -268,7 +228,14 @@ pub fn ablate(
             };
             edits.set(*head, edit);
         }
-        let scores = score(run, &kernels.with_interventions(edits), &data).map_err(fail)?;
+        let scores = score(
+            &run.model,
+            &kernels.with_interventions(edits),
+            &data,
+            &run.device,
+            run.step,
+        )
+        .map_err(fail)?;
         out.push(Ablation {
             heads: set.clone(),
             scores,
@@ -304,13 +271,8 @@ pub(super) fn check_heads(run: &LoadedRun, sets: &[Vec<HeadRef>]) -> Result<(), 
     Ok(())
 }
 
-/// Each head's statistics on the run's probe (the example the Heads pane shows),
-/// `[layer][head]`, at full resolution.
-pub fn probe_statistics(run: &LoadedRun) -> Result<Vec<Vec<HeadStats>>, CausalError> {
-    let fail = |problem: String| CausalError {
-        dir: run.dir.clone(),
-        problem,
-    };
+/// The run's probe (the example the Heads pane shows) as a batch of one.
+fn probe_batch(run: &LoadedRun) -> (crate::tasks::Example, Batch) {
     let settings = run.plan.settings();
     let probe = settings.task.probe(settings.train.seed);
     let n = probe.tokens.len();
@@ -321,6 +283,47 @@ pub fn probe_statistics(run: &LoadedRun) -> Result<Vec<Vec<HeadStats>>, CausalEr
         targets: probe.targets.clone(),
         distances: vec![0; n],
     };
+    (probe, batch)
+}
+
+/// Every layer's attention weights on the run's probe (the example the Heads pane
+/// shows) with the heads of `ablated` zeroed, at full resolution.
+///
+/// # Shapes
+/// One `Vec` per layer, each `[heads, n, n]` row-major (query rows, key columns),
+/// `n` the probe's length. An ablated head's own weights are as trained (its output
+/// is zeroed after them); the layers above it see the change.
+pub fn probe_attention(run: &LoadedRun, ablated: &[HeadRef]) -> Result<Vec<Vec<f32>>, CausalError> {
+    let fail = |problem: String| CausalError {
+        dir: run.dir.clone(),
+        problem,
+    };
+    check_heads(run, &[ablated.to_vec()]).map_err(fail)?;
+    let (_, batch) = probe_batch(run);
+    let kernels = run
+        .kernels()
+        .with_interventions(Interventions::zero(ablated));
+    let (_, weights) = run
+        .model
+        .forward_with_attention(run.tokens(&batch), &kernels);
+    weights
+        .into_iter()
+        .map(|w| {
+            read_back::<f32>(w.into_data(), "the attention weights")
+                .map_err(|e| fail(e.to_string()))
+        })
+        .collect()
+}
+
+/// Each head's statistics on the run's probe (the example the Heads pane shows),
+/// `[layer][head]`, at full resolution.
+pub fn probe_statistics(run: &LoadedRun) -> Result<Vec<Vec<HeadStats>>, CausalError> {
+    let fail = |problem: String| CausalError {
+        dir: run.dir.clone(),
+        problem,
+    };
+    let (probe, batch) = probe_batch(run);
+    let n = probe.tokens.len();
     let (_, weights) = run
         .model
         .forward_with_attention(run.tokens(&batch), &run.kernels());

@@ -16,7 +16,7 @@ use crate::model::{
     masked_cross_entropy, predictions, scalar,
 };
 use crate::records::{DistanceAccuracy, RunRecord, checkpoint_dir, read_checkpoint};
-use crate::tasks::IGNORE;
+use crate::tasks::{Batch, IGNORE};
 
 /// What `attnlab eval` measured for one record.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,22 +96,30 @@ pub fn evaluate_record(
     })
 }
 
-/// Loss, accuracy and accuracy by distance of `model` over `batches` batches.
-fn measure<M: SequenceModel>(
+/// Loss, accuracy and accuracy by distance over some batches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scores {
+    /// Mean loss over the answers.
+    pub loss: f64,
+    /// Fraction of answers right.
+    pub accuracy: f64,
+    /// Answers right and counted per distance (tallied at `step`).
+    pub by_distance: DistanceAccuracy,
+}
+
+/// `model`'s scores on `batches` with `kernels` (interventions included), on `device`;
+/// the distance tally is stamped with `step`.
+pub(super) fn score<M: SequenceModel>(
     model: &M,
-    plan: &RunPlan,
+    kernels: &AttentionKernels,
+    batches: &[Batch],
     device: &Device,
-    seed: u64,
-    batches: usize,
-) -> Result<(f64, f64, DistanceAccuracy), String> {
-    let settings = plan.settings();
-    let kernels = AttentionKernels::for_plan(plan, device, SparseMode::WherePaysOff);
-    let mut rng = StdRng::seed_from_u64(seed);
+    step: usize,
+) -> Result<Scores, String> {
     let (mut loss_sum, mut correct, mut total) = (0.0, 0.0, 0.0);
     let mut by_distance = DistanceAccuracy::default();
-    for _ in 0..batches.max(1) {
-        let batch = settings.task.eval_batch(settings.train.batch, &mut rng);
-        let logits = model.forward(tokens_tensor(&batch, device), &kernels);
+    for batch in batches {
+        let logits = model.forward(tokens_tensor(batch, device), kernels);
         let counted = batch.targets.iter().filter(|&&t| t != IGNORE).count() as f64;
         let loss = scalar(
             masked_cross_entropy(logits.clone(), &batch.targets),
@@ -123,12 +131,34 @@ fn measure<M: SequenceModel>(
         correct += accuracy_of(&predicted, &batch.targets) * counted;
         total += counted;
         by_distance.merge(&DistanceAccuracy::tally(
-            0,
+            step,
             &predicted,
             &batch.targets,
             &batch.distances,
         ));
     }
     let total = f64::max(total, 1.0);
-    Ok((loss_sum / total, correct / total, by_distance))
+    Ok(Scores {
+        loss: loss_sum / total,
+        accuracy: correct / total,
+        by_distance,
+    })
+}
+
+/// Loss, accuracy and accuracy by distance of `model` over `batches` batches.
+fn measure<M: SequenceModel>(
+    model: &M,
+    plan: &RunPlan,
+    device: &Device,
+    seed: u64,
+    batches: usize,
+) -> Result<(f64, f64, DistanceAccuracy), String> {
+    let settings = plan.settings();
+    let kernels = AttentionKernels::for_plan(plan, device, SparseMode::WherePaysOff);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let data: Vec<Batch> = (0..batches.max(1))
+        .map(|_| settings.task.eval_batch(settings.train.batch, &mut rng))
+        .collect();
+    let s = score(model, &kernels, &data, device, 0)?;
+    Ok((s.loss, s.accuracy, s.by_distance))
 }

@@ -44,7 +44,7 @@ pub use backend::{
 };
 pub use causal::{
     Ablation, AblationMode, CausalError, LoadedRun, PATTERN_FIELDS, Scores, ablate,
-    checkpoint_steps, probe_statistics,
+    checkpoint_steps, probe_attention, probe_statistics,
 };
 pub use credentials::{
     MAX_TOKEN_LEN, TOKEN_ENV, Token, TokenError, set_default_token, set_server_token,

@@ -5,14 +5,18 @@
 //! Beside the two layers x heads grids: the Heads pane's statistic at that step and its
 //! rank correlation with the drop. Clicking a head measures its ablation at every saved
 //! step, drawn on the loss's step axis next to its statistic over training.
+//! Below, "Attention with heads ablated" (`ablated_attention`) redraws the probe's
+//! attention with chosen heads zeroed.
 
 use std::path::Path;
 
 use egui::{Color32, ProgressBar, RichText, Ui};
 use egui_plot::{Line, Plot, PlotPoints, Points, VLine};
 
+use super::ablated_attention::{Section, ablated_attention_ui};
 use super::attention::AttentionViewState;
 use super::intervention_grids::grids_ui;
+use crate::app::heatmap::TextureCache;
 use crate::app::view_model::interventions::{
     InterventionsView, MAX_BATCHES, Progress, SEED, Wake, nearest_step,
 };
@@ -23,9 +27,11 @@ use crate::config::{KeepCheckpoints, ModelKind};
 use crate::model::HeadRef;
 use crate::trainer::AblationMode;
 
-/// The whole pane for `run`; `stat` is the Heads pane's statistic (shared with it).
+/// The whole pane for `run`; `stat` is the Heads pane's statistic (shared with it);
+/// `cache` holds the maps of "Attention with heads ablated".
 pub fn interventions_ui(
     ui: &mut Ui,
+    cache: &mut TextureCache,
     view: &mut InterventionsView,
     stat: &mut Stat,
     scrubber: &AttentionViewState,
@@ -83,8 +89,15 @@ pub fn interventions_ui(
     if let Some(e) = view.grid_error() {
         ui.label(RichText::new(e).color(ERROR_COLOR));
     }
+    let section = Section {
+        record: &record,
+        step,
+        layers: run.settings.model.layers,
+        heads: run.settings.model.heads,
+    };
     let Some(grid) = view.grid(&record, step).cloned() else {
         ui.label("Not measured at this step with this mode and batch count: press Measure.");
+        ablated_attention_ui(ui, cache, view, &section, wake);
         return;
     };
     egui::ScrollArea::vertical()
@@ -111,6 +124,8 @@ pub fn interventions_ui(
                 };
                 head_over_training_ui(ui, view, *stat, run, picked, wake);
             }
+            ui.separator();
+            ablated_attention_ui(ui, cache, view, &section, wake);
         });
 }
 

@@ -2,13 +2,14 @@
 //! from (and edits) the state it is given: the tabs of [`Pane::ALL`] (`curves`,
 //! `attention`, `compare` with its `difference` maps, `sweep`, `preview`, `cost`,
 //! `heads` with its `receptive` field, `distance`, `devices`, `interventions` with its
-//! `intervention_grids`) and the side panels
+//! `intervention_grids` and `ablated_attention`) and the side panels
 //! (`config_panel` with its `pattern_editor`, `runs_panel`). A pane's own choices
 //! (which step, which axis) live with it; the numbers it draws come from
 //! `view_model`, which has no egui.
 //!
 //! [`Pane::ALL`]: crate::app::Pane::ALL
 
+pub mod ablated_attention;
 pub mod attention;
 pub mod compare;
 pub mod config_extras;

@@ -99,6 +99,8 @@ pub struct InterventionsView {
     pub batches: usize,
     /// The head whose ablation over training is drawn.
     pub picked: Option<HeadRef>,
+    /// The probe's attention with chosen heads ablated.
+    pub ablated: super::ablated_attention::AblatedAttentionView,
     grids: Vec<(GridKey, HeadGrid)>,
     curves: Vec<(CurveKey, Vec<CurvePoint>)>,
     listings: Vec<Listing>,
@@ -120,6 +122,7 @@ impl Default for InterventionsView {
             mode: AblationMode::Zero,
             batches: DEFAULT_BATCHES,
             picked: None,
+            ablated: Default::default(),
             grids: Vec::new(),
             curves: Vec::new(),
             listings: Vec::new(),

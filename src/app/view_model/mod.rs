@@ -4,10 +4,12 @@
 //! `analysis` (receptive fields and reach), `curves`, `compare` and `sweep` (what
 //! those panes plot and tabulate), `cost` with its on-disk `cost_cache` (the Cost
 //! pane's measurements), `interventions` with its `intervention_jobs` (the heads a
-//! run needs: ablation and patching off the UI thread),
+//! run needs: ablation and patching off the UI thread, and `ablated_attention`, the
+//! probe's attention redrawn with chosen heads ablated),
 //! `outbox` (commands the trainer has not taken yet), `fork` with its `fork_jobs` (what
 //! "Fork from here" would start, and its work off the UI thread), `run_list` (every run the window knows).
 
+pub mod ablated_attention;
 pub mod analysis;
 pub mod compare;
 pub mod cost;
