@@ -624,3 +624,87 @@ fn ablating_a_head_changes_the_attention_of_later_layers_only() {
         );
     }
 }
+
+/// `model.ablated_heads`: a head ablated for good is zero in training and evaluation
+/// (ablating it again changes nothing, to the bit), a fork may set it, and a head the
+/// model does not have is refused with the field named.
+#[test]
+fn heads_ablated_for_good_stay_ablated_and_a_fork_may_prune_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let experiment = format!(
+        "name = \"p\"\n[task]\nkind = \"recall\"\nseq_len = {N}\nvocab = {V}\ndistance = {DISTANCE}\n\
+         [model]\nlayers = 2\nheads = 2\nd_model = 16\nd_ff = 16\nablated_heads = [\"1.2\"]\n\
+         [train]\nsteps = 4\nbatch = 4\neval_every = 2\neval_batches = 1\ncheckpoint_every = 2\nbackend = \"cpu\"\n"
+    );
+    std::fs::write(dir.path().join("p.toml"), &experiment).expect("write");
+    let out = attnlab(&["run", "p.toml", "--out", "r", "--quiet"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let record = attnlab::records::list_records(&dir.path().join("r"))
+        .remove(0)
+        .dir;
+    let record = record.to_str().expect("utf-8");
+    let out = attnlab(
+        &["ablate", record, "--heads", "1.2", "--batches", "1"],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = &json_lines(&out)[0];
+    assert_eq!(line["loss"], line["clean_loss"], "already zero: {line}");
+    let out = attnlab(
+        &["ablate", record, "--heads", "1.1", "--batches", "1"],
+        dir.path(),
+    );
+    let line = &json_lines(&out)[0];
+    assert_ne!(
+        line["loss"], line["clean_loss"],
+        "another head still counts: {line}"
+    );
+
+    let out = attnlab(
+        &[
+            "run",
+            "--fork",
+            record,
+            "--at",
+            "4",
+            "--steps",
+            "6",
+            "--set",
+            "model.ablated_heads=[\"1.2\", \"2.1\"]",
+            "--out",
+            "f",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    assert!(
+        out.status.success(),
+        "a fork may prune: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        experiment.replace("[\"1.2\"]", "[\"3.1\"]"),
+    )
+    .expect("write");
+    let out = attnlab(&["validate", "bad.toml"], dir.path());
+    let stderr = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("model.ablated_heads") && stderr.contains("\"3.1\""),
+        "{stderr}"
+    );
+}

@@ -344,6 +344,9 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
         );
     }
     if m.kind == ModelKind::Transformer {
+        if let Err(why) = m.ablated() {
+            errors.push(ConfigError::new(fields::ABLATED_HEADS.path, why));
+        }
         if m.heads > 0 && m.d_model > 0 && !m.d_model.is_multiple_of(m.heads) {
             let divisors: Vec<String> = (1..=m.d_model.min(64))
                 .filter(|h| m.d_model.is_multiple_of(*h))

@@ -67,6 +67,10 @@ pub struct ModelConfig {
     /// a run turns a base's per-layer patterns off with `layer_attention = []`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub layer_attention: Vec<AttentionPattern>,
+    /// Heads ablated for good, `"LAYER.HEAD"` from `"1.1"`: their output is zero in
+    /// training and evaluation (a fork may prune the heads ablation shows unneeded).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ablated_heads: Vec<String>,
 }
 
 impl Default for ModelConfig {
@@ -81,11 +85,37 @@ impl Default for ModelConfig {
             causal: false,
             attention: AttentionPattern::Dense,
             layer_attention: Vec::new(),
+            ablated_heads: Vec::new(),
         }
     }
 }
 
 impl ModelConfig {
+    /// `ablated_heads` as (layer, head) from 0; `Err` names the first that is not
+    /// `LAYER.HEAD` within this model's layers and heads.
+    pub fn ablated(&self) -> Result<Vec<(usize, usize)>, String> {
+        self.ablated_heads
+            .iter()
+            .map(|text| {
+                let parsed = text
+                    .trim()
+                    .split_once('.')
+                    .and_then(|(l, h)| Some((l.parse::<usize>().ok()?, h.parse::<usize>().ok()?)));
+                match parsed {
+                    Some((l, h))
+                        if (1..=self.layers).contains(&l) && (1..=self.heads).contains(&h) =>
+                    {
+                        Ok((l - 1, h - 1))
+                    }
+                    _ => Err(format!(
+                        "{text:?} is not a head of this model: write LAYER.HEAD from 1.1 to {}.{}",
+                        self.layers, self.heads
+                    )),
+                }
+            })
+            .collect()
+    }
+
     /// The pattern of each layer, first layer first.
     pub fn layer_patterns(&self) -> Vec<AttentionPattern> {
         if self.layer_attention.is_empty() {

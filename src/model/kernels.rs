@@ -6,7 +6,7 @@ use burn::tensor::{Bool, Device, Tensor, TensorData};
 
 use super::block_sparse::{BlockSparseAttention, SparseUnavailable};
 use super::fused::{self, AttentionPlan};
-use super::interventions::Interventions;
+use super::interventions::{HeadRef, Interventions};
 use super::reference::attention_output;
 use crate::attention::sparse_pays_off;
 use crate::config::RunPlan;
@@ -80,6 +80,9 @@ pub struct AttentionKernels {
     /// Head edits applied after attention, before the output projection (`None`:
     /// the model as trained).
     interventions: Option<Arc<Interventions>>,
+    /// `model.ablated_heads`: heads zeroed in every pass, training included, whatever
+    /// `interventions` says (`None`: none).
+    ablated: Option<Arc<Interventions>>,
 }
 
 impl AttentionKernels {
@@ -183,9 +186,18 @@ impl AttentionKernels {
                 plan: None,
             });
         }
+        let ablated: Vec<HeadRef> = plan
+            .settings()
+            .model
+            .ablated()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(layer, head)| HeadRef { layer, head })
+            .collect();
         Self {
             layers,
             interventions: None,
+            ablated: (!ablated.is_empty()).then(|| Arc::new(Interventions::zero(&ablated))),
         }
     }
 
@@ -195,15 +207,20 @@ impl AttentionKernels {
         Self {
             layers: self.layers.clone(),
             interventions: (!interventions.is_empty()).then(|| Arc::new(interventions)),
+            ablated: self.ablated.clone(),
         }
     }
 
     /// Layer `l`'s concatenated head outputs `[batch, seq, d_model]` with the
     /// interventions applied (unchanged without any).
     pub(crate) fn intervene(&self, l: usize, heads: usize, out: Tensor<3>) -> Tensor<3> {
-        match &self.interventions {
+        let out = match &self.interventions {
             None => out,
             Some(i) => i.apply(l, heads, out),
+        };
+        match &self.ablated {
+            None => out,
+            Some(a) => a.apply(l, heads, out),
         }
     }
 

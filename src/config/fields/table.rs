@@ -246,6 +246,18 @@ pub static LAYER_ATTENTION: Field = Field {
     ..BASE
 };
 
+/// `model.ablated_heads`
+pub static ABLATED_HEADS: Field = Field {
+    path: "model.ablated_heads",
+    label: "heads ablated for good",
+    help: "Heads whose output is zero in training and evaluation, e.g. [\"1.2\"] (layer.head from 1.1); a fork may prune the heads ablation shows unneeded",
+    access: Access::Structured,
+    applies: transformer,
+    // The weights keep their shapes: a resumed or forked run may change it.
+    fork: true,
+    ..BASE
+};
+
 /// `train.steps`
 pub static STEPS: Field = Field {
     path: "train.steps",
@@ -454,6 +466,7 @@ pub static FIELDS: &[&Field] = &[
     &CAUSAL,
     &ATTENTION,
     &LAYER_ATTENTION,
+    &ABLATED_HEADS,
     &STEPS,
     &BATCH,
     &LR,
