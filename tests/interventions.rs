@@ -293,6 +293,19 @@ fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// Writes `toml` as `file` in `dir`, trains it with `attnlab run --out r` and returns
+/// the records it wrote.
+fn trained(dir: &std::path::Path, file: &str, toml: &str) -> Vec<attnlab::records::RunRecord> {
+    std::fs::write(dir.join(file), toml).expect("write");
+    let out = attnlab(&["run", file, "--out", "r", "--quiet"], dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    attnlab::records::list_records(&dir.join("r"))
+}
+
 /// `attnlab ablate` and `attnlab patch` on a recorded run: one line per head (and per
 /// kept checkpoint), the fields the docs promise, clear refusals.
 #[test]
@@ -305,14 +318,7 @@ fn ablate_and_patch_print_a_line_per_head_and_refuse_what_they_cannot_do() {
          keep_checkpoints = \"all\"\nbackend = \"cpu\"\n\n\
          [[runs]]\nname = \"attention\"\n[[runs]]\nname = \"lstm\"\nmodel.kind = \"lstm\"\n"
     );
-    std::fs::write(dir.path().join("t.toml"), experiment).expect("write");
-    let out = attnlab(&["run", "t.toml", "--out", "r", "--quiet"], dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let records = attnlab::records::list_records(&dir.path().join("r"));
+    let records = trained(dir.path(), "t.toml", &experiment);
     let folder = |name: &str| {
         records
             .iter()
@@ -467,16 +473,7 @@ fn a_fork_continues_as_a_resume_and_names_its_parent() {
          [train]\nsteps = 4\nbatch = 4\neval_every = 2\neval_batches = 1\nsnapshot_every = 2\n\
          checkpoint_every = 2\nkeep_checkpoints = \"all\"\nbackend = \"cpu\"\n"
     );
-    std::fs::write(dir.path().join("f.toml"), experiment).expect("write");
-    let out = attnlab(&["run", "f.toml", "--out", "r", "--quiet"], dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let parent = attnlab::records::list_records(&dir.path().join("r"))
-        .remove(0)
-        .dir;
+    let parent = trained(dir.path(), "f.toml", &experiment).remove(0).dir;
     let resumed = dir.path().join("resumed");
     copy_folder(&parent, &resumed);
     let out = attnlab(
@@ -636,16 +633,7 @@ fn heads_ablated_for_good_stay_ablated_and_a_fork_may_prune_them() {
          [model]\nlayers = 2\nheads = 2\nd_model = 16\nd_ff = 16\nablated_heads = [\"1.2\"]\n\
          [train]\nsteps = 4\nbatch = 4\neval_every = 2\neval_batches = 1\ncheckpoint_every = 2\nbackend = \"cpu\"\n"
     );
-    std::fs::write(dir.path().join("p.toml"), &experiment).expect("write");
-    let out = attnlab(&["run", "p.toml", "--out", "r", "--quiet"], dir.path());
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let record = attnlab::records::list_records(&dir.path().join("r"))
-        .remove(0)
-        .dir;
+    let record = trained(dir.path(), "p.toml", &experiment).remove(0).dir;
     let record = record.to_str().expect("utf-8");
     let out = attnlab(
         &["ablate", record, "--heads", "1.2", "--batches", "1"],

@@ -48,7 +48,7 @@ impl ExportArgs {
                         eprintln!(
                             "attnlab export: cannot read the record {}: {}",
                             folder.display(),
-                            super::panic_message(panic.as_ref())
+                            crate::trainer::panic_text(panic.as_ref())
                         );
                         failed += 1;
                     }

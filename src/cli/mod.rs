@@ -143,7 +143,7 @@ fn each_record(
             Err(panic) => format!(
                 "{}: failed unexpectedly: {}",
                 folder.display(),
-                panic_message(panic.as_ref())
+                crate::trainer::panic_text(panic.as_ref())
             ),
         };
         eprintln!("attnlab {command}: {problem}");
@@ -154,15 +154,6 @@ fn each_record(
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// What a caught panic said (its message, when it is text).
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic".into())
 }
 
 #[cfg(test)]

@@ -57,6 +57,7 @@ pub use pool::workers_for;
 pub use protocol::{Command, Event, Fault, RunId, RunPhase, STOPPED_BEFORE_START, StartRun};
 pub use serve::{Listening, ServeOptions, ServeTransport, serve};
 pub use session::MAX_SNAPSHOT_SIDE;
+pub(crate) use session::panic_text;
 pub use sink::EventReceiver;
 pub use step::{
     StepOptions, StepOutcome, clip_grad_norm, grad_norm, optimizer, tokens_tensor, train_step,
