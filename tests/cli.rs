@@ -247,6 +247,7 @@ fn shipped_experiments_validate_from_the_cli() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<String> = std::fs::read_dir(root.join("experiments"))
         .expect("experiments/")
+        .chain(std::fs::read_dir(root.join("experiments/reference")).expect("reference/"))
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "toml"))
         .map(|p| p.display().to_string())
@@ -811,4 +812,61 @@ fn ctrl_c_stops_and_records_and_a_second_one_exits_at_once() {
     signal(&child, "-INT");
     signal(&child, "-INT");
     assert_eq!(wait(&mut child).code(), Some(130));
+}
+
+/// A `[reference]` table: `run` prints ours beside the published figure per run
+/// (reproduced, not reproduced, not comparable), `summary.json` records it, and the
+/// exit code does not depend on it; a table naming a run that does not exist is
+/// refused with its line.
+#[test]
+fn run_compares_with_the_published_figures() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = format!(
+        "{}\n[reference]\nsource = \"a test\"\nmetric = \"accuracy\"\ntolerance = 0.0\n[reference.runs.dense]\npublished = \"chance\"\nrule = \"at_most\"\ntolerance = 1.0\n[reference.runs.\"local w=1\"]\npublished = 1.5\n",
+        TINY.replace("steps = 5", "steps = 3")
+            .replace("eval_every = 5", "eval_every = 3")
+    );
+    std::fs::write(dir.path().join("ref.toml"), &file).expect("write");
+    let out = attnlab(&["run", "ref.toml", "--out", "records"], dir.path());
+    let all = text(&out);
+    assert!(out.status.success(), "a verdict never fails the run: {all}");
+    assert!(all.contains("checked against a test"), "{all}");
+    let line = |run: &str| {
+        all.lines()
+            .find(|l| {
+                l.starts_with(run)
+                    && !l.contains("published")
+                    && (l.contains('>') || l.contains('<'))
+            })
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("local w=1").ends_with("not reproduced"), "{all}");
+    let mut verdicts = Vec::new();
+    for entry in std::fs::read_dir(dir.path().join("records")).expect("records") {
+        let record = RunRecord::open(&entry.expect("entry").path()).expect("record");
+        let verdict = record.summary.reference.as_ref().map(|r| r.verdict);
+        verdicts.push((record.summary.name.clone(), verdict));
+    }
+    verdicts.sort_by(|a, b| a.0.cmp(&b.0));
+    use attnlab::config::Verdict;
+    assert_eq!(
+        verdicts,
+        [
+            ("dense".to_string(), Some(Verdict::Reproduced)),
+            ("local w=1".to_string(), Some(Verdict::NotReproduced)),
+            ("lstm".to_string(), None),
+        ],
+        "{all}"
+    );
+
+    let bad = file.replace("[reference.runs.dense]", "[reference.runs.dnese]");
+    std::fs::write(dir.path().join("bad.toml"), bad).expect("write");
+    let out = attnlab(&["validate", "bad.toml"], dir.path());
+    let all = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        all.contains("reference.runs.dnese") && all.contains("names no run"),
+        "{all}"
+    );
 }

@@ -44,6 +44,7 @@ fn events_update_status_metrics_and_rates() {
         params: 1,
         probe: Probe::default(),
         resumed_from: None,
+        baselines: None,
     });
     for step in 1..=4 {
         runs.apply(Event::Step {

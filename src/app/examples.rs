@@ -11,7 +11,7 @@ pub struct ShippedExperiment {
 }
 
 /// Every shipped experiment, in menu order.
-pub const SHIPPED: [ShippedExperiment; 11] = [
+pub const SHIPPED: [ShippedExperiment; 14] = [
     ShippedExperiment {
         file: "dense_vs_local.toml",
         text: include_str!("../../experiments/dense_vs_local.toml"),
@@ -56,6 +56,18 @@ pub const SHIPPED: [ShippedExperiment; 11] = [
         file: "text_context.toml",
         text: include_str!("../../experiments/text_context.toml"),
     },
+    ShippedExperiment {
+        file: "reference/zoology_mqar.toml",
+        text: include_str!("../../experiments/reference/zoology_mqar.toml"),
+    },
+    ShippedExperiment {
+        file: "reference/induction_layers.toml",
+        text: include_str!("../../experiments/reference/induction_layers.toml"),
+    },
+    ShippedExperiment {
+        file: "reference/markov_phases.toml",
+        text: include_str!("../../experiments/reference/markov_phases.toml"),
+    },
 ];
 
 /// The experiment open on first launch.
@@ -72,13 +84,16 @@ mod tests {
             experiment.plan().expect(e.file);
         }
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
-        let files = std::fs::read_dir(dir)
-            .expect("experiments/")
-            .filter(|e| {
-                e.as_ref()
-                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml"))
-            })
-            .count();
+        let count = |dir: std::path::PathBuf| {
+            std::fs::read_dir(dir)
+                .expect("experiments/")
+                .filter(|e| {
+                    e.as_ref()
+                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "toml"))
+                })
+                .count()
+        };
+        let files = count(dir.clone()) + count(dir.join("reference"));
         assert_eq!(files, SHIPPED.len(), "add new experiment files to SHIPPED");
     }
 }

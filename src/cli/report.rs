@@ -61,19 +61,68 @@ pub(super) fn print_groups(
     }
 }
 
-/// For runs of the text task: the held-out loss in bits per character.
+/// For runs of a next-token task (text, markov): the held-out loss in bits per
+/// character or state.
 pub(super) fn print_bits_per_char(plans: &[RunPlan], summaries: &BTreeMap<u64, RunSummary>) {
     for (id, s) in summaries {
-        let text = plans
+        let unit = plans
             .get(*id as usize)
-            .is_some_and(|p| p.settings().task.kind == crate::tasks::TaskKind::Text);
-        if let (true, Some(loss)) = (text, s.final_loss) {
+            .and_then(|p| p.settings().task.kind.next_token_unit());
+        if let (Some(unit), Some(loss)) = (unit, s.final_loss) {
             println!(
-                "{}: {:.3} bits per character (held-out)",
+                "{}: {:.3} bits per {unit} (held-out)",
                 s.name,
                 loss / std::f64::consts::LN_2
             );
         }
+    }
+}
+
+/// For runs with a published figure (`[reference]`): ours beside it and the verdict
+/// (never the exit code's business); and the in-context Markov task's closed-form
+/// levels.
+pub(super) fn print_references(summaries: &BTreeMap<u64, RunSummary>) {
+    let checks: Vec<(&RunSummary, &crate::config::ReferenceCheck)> = summaries
+        .values()
+        .filter_map(|s| s.reference.as_ref().map(|r| (s, r)))
+        .collect();
+    for s in summaries.values() {
+        if let Some(b) = &s.baselines {
+            println!(
+                "{}: held-out loss {} against the in-context levels: uniform {:.4}, unigram {:.4}, bigram (Bayes-optimal) {:.4}",
+                s.name,
+                s.final_loss.map_or("-".to_string(), |l| format!("{l:.4}")),
+                b.uniform,
+                b.unigram,
+                b.bigram
+            );
+        }
+    }
+    let Some((_, first)) = checks.first() else {
+        return;
+    };
+    println!();
+    println!("checked against {}", first.source);
+    println!(
+        "{:<28} {:<8} {:>9} {:>18}  {:<26} verdict",
+        "run", "metric", "ours", "published", "rule"
+    );
+    for (s, c) in &checks {
+        if c.source != first.source {
+            println!("  ({}: {})", s.name, c.source);
+        }
+        println!(
+            "{:<28} {:<8} {:>9} {:>18}  {:<26} {}{}",
+            truncate(&s.name, 28),
+            c.metric.name(),
+            c.ours.map_or("-".to_string(), |v| format!("{v:.4}")),
+            truncate(&c.published_label, 18),
+            truncate(&c.rule, 26),
+            c.verdict.name(),
+            c.reason
+                .as_deref()
+                .map_or(String::new(), |r| format!(" ({r})"))
+        );
     }
 }
 
@@ -120,8 +169,9 @@ fn truncate(s: &str, n: usize) -> String {
 pub(super) struct Progress {
     bars: Vec<ProgressBar>,
     names: Vec<String>,
-    /// Per run: whether it is the text task (its loss is also shown in bits/char).
-    text: Vec<bool>,
+    /// Per run: for a next-token task (text, markov), the unit its loss is also shown
+    /// in (`bits/char`, `bits/state`); `None` for the other tasks.
+    bits_unit: Vec<Option<&'static str>>,
     terminal: bool,
     quiet: bool,
 }
@@ -153,9 +203,9 @@ impl Progress {
         Self {
             bars,
             names: plans.iter().map(|p| p.name().to_string()).collect(),
-            text: plans
+            bits_unit: plans
                 .iter()
-                .map(|p| p.settings().task.kind == crate::tasks::TaskKind::Text)
+                .map(|p| p.settings().task.kind.bits_unit())
                 .collect(),
             terminal,
             quiet,
@@ -204,10 +254,9 @@ impl Progress {
                 ));
             }
             Event::Eval { metrics, .. } if log => {
-                let bits = if self.text.get(id).copied().unwrap_or(false) {
-                    format!("  {:.3} bits/char", metrics.loss / std::f64::consts::LN_2)
-                } else {
-                    String::new()
+                let bits = match self.bits_unit.get(id).copied().flatten() {
+                    Some(unit) => format!("  {:.3} {unit}", metrics.loss / std::f64::consts::LN_2),
+                    None => String::new(),
                 };
                 eprintln!(
                     "[{name}] step {:>6}  eval loss {:.4}{bits}  acc {:.3}  ({:.1} s)",

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::report::{Progress, print_bits_per_char, print_groups, print_table};
+use super::report::{Progress, print_bits_per_char, print_groups, print_references, print_table};
 use crate::config::{BackendSetting, Experiment, FieldSetting, RunPlan};
 use crate::records::{DEFAULT_ROOT, RecordLock, RunRecord, RunStatus, check_resume};
 use crate::trainer::{
@@ -434,6 +434,7 @@ fn run(jobs: &[Job], out: &Path, quiet: bool, placement: Placement) -> anyhow::R
     print_table(&summaries);
     print_bits_per_char(&plans, &summaries);
     print_groups(&plans, &summaries, &solved_at);
+    print_references(&summaries);
     let failed = summaries
         .values()
         .any(|s| matches!(s.status, RunStatus::Failed | RunStatus::Diverged));

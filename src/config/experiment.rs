@@ -30,6 +30,8 @@ pub struct Experiment {
     pub runs: Vec<RunSpec>,
     /// The `[sweep]` grid every run is trained over (empty: none).
     pub sweep: super::Sweep,
+    /// The published result the experiment reproduces, if any.
+    pub reference: Option<super::Reference>,
 }
 
 /// The file as written: the typed base and the raw run tables, which are merged onto
@@ -50,6 +52,8 @@ struct FileRepr {
     sweep: Table,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     runs: Vec<Table>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    reference: Option<super::Reference>,
 }
 
 impl Experiment {
@@ -61,6 +65,7 @@ impl Experiment {
             base: settings,
             runs: vec![RunSpec::new(name)],
             sweep: super::Sweep::default(),
+            reference: None,
         }
     }
 
@@ -181,6 +186,13 @@ impl Experiment {
         if runs.is_empty() && errors.is_empty() {
             runs.push(RunSpec::new(file.name.clone()));
         }
+        if let Some(reference) = &file.reference {
+            let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
+            errors.extend(reference.check(&names).into_iter().map(|mut e| {
+                e.line = locate_field(text, &e.field);
+                e
+            }));
+        }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -190,6 +202,7 @@ impl Experiment {
             base,
             runs,
             sweep,
+            reference: file.reference,
         })
     }
 
@@ -212,6 +225,7 @@ impl Experiment {
             train: self.base.train.clone(),
             sweep: self.sweep.to_table(),
             runs,
+            reference: self.reference.clone(),
         };
         toml::to_string_pretty(&file).map_err(|e| {
             ConfigError::new(

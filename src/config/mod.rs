@@ -12,6 +12,7 @@ mod experiment;
 pub mod fields;
 mod limits;
 mod plan;
+mod reference;
 mod run_spec;
 mod schedule;
 mod settings;
@@ -26,6 +27,10 @@ pub use experiment::Experiment;
 pub use fields::{Field, FieldSetting, Section};
 pub use limits::{MemoryLimit, MemorySource, available_memory, memory_limit};
 pub use plan::{RunPlan, check_settings};
+pub use reference::{
+    Published, PublishedRun, Reference, ReferenceCheck, ReferenceMetric, Rule, RunReference,
+    Verdict,
+};
 pub use run_spec::{ResolveError, RunSpec};
 pub use schedule::lr_at;
 pub use settings::{

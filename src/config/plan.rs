@@ -20,6 +20,7 @@ pub struct RunPlan {
     group: String,
     coordinates: Vec<(String, String)>,
     settings: Settings,
+    reference: Option<super::RunReference>,
 }
 
 impl RunPlan {
@@ -50,6 +51,12 @@ impl RunPlan {
         &self.settings
     }
 
+    /// The published result this run is compared with (its experiment's
+    /// `[reference]` entry for the run), if any.
+    pub fn reference(&self) -> Option<&super::RunReference> {
+        self.reference.as_ref()
+    }
+
     /// This plan with `change` applied to its settings, checked again (e.g. the CLI's
     /// `--steps` and `--backend`).
     pub fn revise(&self, change: impl FnOnce(&mut Settings)) -> Result<RunPlan, ConfigErrors> {
@@ -63,6 +70,7 @@ impl RunPlan {
                 group: self.group.clone(),
                 coordinates: self.coordinates.clone(),
                 settings,
+                reference: self.reference.clone(),
             })
         } else {
             Err(ConfigErrors(errors))
@@ -95,6 +103,10 @@ impl RunPlan {
         if let Some(run) = experiment.runs.first_mut() {
             run.name = self.name.clone();
         }
+        experiment.reference = self
+            .reference
+            .as_ref()
+            .map(|r| super::Reference::only(r, &self.name));
         experiment.to_toml()
     }
 }
@@ -295,6 +307,7 @@ impl Experiment {
                         group: group.clone(),
                         coordinates,
                         settings,
+                        reference: self.reference.as_ref().and_then(|r| r.for_run(&run.name)),
                     });
                 }
             }
@@ -334,13 +347,17 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
     }
     let m = &s.model;
     let n = s.task.seq_len;
-    if m.kind == ModelKind::Transformer && s.task.kind == crate::tasks::TaskKind::Text && !m.causal
+    if let (ModelKind::Transformer, Some(unit), false) =
+        (m.kind, s.task.kind.next_token_unit(), m.causal)
     {
         bad(
             &mut errors,
             fields::CAUSAL.path,
             &m.causal,
-            "the text task predicts the next character, which a position must not see: set model.causal = true",
+            &format!(
+                "the {} task predicts the next {unit}, which a position must not see: set model.causal = true",
+                s.task.kind.name()
+            ),
         );
     }
     if m.kind == ModelKind::Transformer {

@@ -148,6 +148,7 @@ impl RunSpec {
     /// field that differs becomes (or stays) one of the run's own. A list `new` leaves
     /// out because it is empty is set to `[]`.
     pub fn record_changes(&mut self, old: &Settings, new: &Settings) {
+        let settings = new;
         let (Ok(Value::Table(old)), Ok(Value::Table(new))) =
             (Value::try_from(old), Value::try_from(new))
         else {
@@ -190,6 +191,19 @@ impl RunSpec {
                             if let Value::Table(t) = entry {
                                 t.insert(key.clone(), Value::Array(Vec::new()));
                             }
+                        } else if let Ok(field) = super::fields::lookup(&format!("{section}.{key}"))
+                            && let Some(value) = field.toml_value(settings)
+                        {
+                            // A field left out at its default (model.dropout = 0): the
+                            // run sets the default, so a base that differs does not leak
+                            // through.
+                            let entry = self
+                                .overrides
+                                .entry(section.clone())
+                                .or_insert_with(|| Value::Table(Table::new()));
+                            if let Value::Table(t) = entry {
+                                t.insert(key.clone(), value);
+                            }
                         } else {
                             self.clear_override(&format!("{section}.{key}"));
                         }
@@ -220,4 +234,26 @@ pub struct ResolveError {
     pub path: String,
     /// What is wrong.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run that sets a field back to the default files leave out (`model.dropout =
+    /// 0`) keeps it, though the base sets another value.
+    #[test]
+    fn a_run_setting_a_default_left_out_of_files_keeps_it() {
+        let mut base = Settings::default();
+        base.model.dropout = 0.1;
+        base.task.power_a = 0.5;
+        let mut run = RunSpec::new("r");
+        let mut wanted = base.clone();
+        wanted.model.dropout = 0.0;
+        wanted.task.power_a = crate::tasks::DEFAULT_POWER_A;
+        run.record_changes(&base, &wanted);
+        let resolved = run.resolve(&base).expect("resolves");
+        assert_eq!(resolved.model.dropout, 0.0);
+        assert_eq!(resolved.task.power_a, crate::tasks::DEFAULT_POWER_A);
+    }
 }

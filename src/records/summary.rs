@@ -132,6 +132,14 @@ pub struct RunSummary {
     /// its curves up to that step are the parent's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forked_from: Option<ForkOrigin>,
+    /// The in-context Markov task's closed-form losses on the run's held-out examples
+    /// (uniform, unigram and bigram predictors); `None` for other tasks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baselines: Option<crate::tasks::InContextBaselines>,
+    /// The run beside the published figure of its experiment's `[reference]`, once it
+    /// has ended; `None` without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<crate::config::ReferenceCheck>,
 }
 
 /// Where a forked run starts: its parent's record and step.
@@ -172,6 +180,8 @@ impl RunSummary {
             pid: None,
             peak_memory_bytes: None,
             forked_from: None,
+            baselines: None,
+            reference: None,
         }
     }
 }

@@ -2,10 +2,10 @@
 //! them, from a seeded generator.
 
 use rand::{RngExt, SeedableRng, rngs::StdRng};
-use serde::{Deserialize, Serialize};
 
+use super::data::partial_shuffle;
 use super::text::{self, Split};
-use super::{IGNORE, TaskConfig, TaskKind};
+use super::{Batch, Example, IGNORE, TaskConfig, TaskKind};
 
 impl TaskConfig {
     /// One seeded training example: tokens, targets and dependencies.
@@ -35,7 +35,12 @@ impl TaskConfig {
                 for t in tokens.iter_mut() {
                     *t = rng.random_range(0..trigger);
                 }
-                let value_pos = n - 1 - self.distance;
+                let distance = if self.vary_distance {
+                    rng.random_range(1..=self.distance)
+                } else {
+                    self.distance
+                };
+                let value_pos = n - 1 - distance;
                 tokens[value_pos - 1] = trigger;
                 tokens[n - 1] = trigger;
                 targets[n - 1] = tokens[value_pos];
@@ -61,6 +66,8 @@ impl TaskConfig {
                     deps.push((q, 2 * p + 1));
                 }
             }
+            TaskKind::ZoologyMqar => return super::zoology::example(self, rng),
+            TaskKind::Markov => return super::markov::example(self, rng),
             TaskKind::Text => {
                 // A file that cannot be read was refused by `check`; a text task
                 // built without it yields filler rather than panic.
@@ -135,39 +142,4 @@ impl TaskConfig {
         let mut rng = StdRng::seed_from_u64(seed ^ 0x9E37_79B9_7F4A_7C15);
         self.example_from(Split::Eval, &mut rng)
     }
-}
-
-/// Moves `count` uniformly chosen elements to the front (a partial Fisher-Yates shuffle).
-fn partial_shuffle<T>(items: &mut [T], count: usize, rng: &mut StdRng) {
-    for i in 0..count.min(items.len()) {
-        let j = rng.random_range(i..items.len());
-        items.swap(i, j);
-    }
-}
-
-/// One sequence with its targets.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Example {
-    /// Input tokens, `seq_len`.
-    pub tokens: Vec<i64>,
-    /// Target per position, or [`IGNORE`].
-    pub targets: Vec<i64>,
-    /// `(query position, key position)`: where each answer must come from.
-    pub dependencies: Vec<(usize, usize)>,
-}
-
-/// A batch of sequences, row-major `[batch, seq_len]`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Batch {
-    /// Number of sequences.
-    pub batch: usize,
-    /// Tokens per sequence.
-    pub seq_len: usize,
-    /// Input tokens.
-    pub tokens: Vec<i64>,
-    /// Targets or [`IGNORE`].
-    pub targets: Vec<i64>,
-    /// Per position with a target: how far back its answer lies (query minus the
-    /// dependency's key position); 0 elsewhere.
-    pub distances: Vec<u32>,
 }

@@ -5,15 +5,19 @@
 //! target. Each task also names its *dependencies*: for a query position, the key
 //! position the answer must come from, which the GUI marks on attention maps.
 
+mod data;
 mod finite;
 mod generate;
+mod markov;
 mod patching;
 mod text;
+mod zoology;
 
 use serde::{Deserialize, Serialize};
 
+pub use data::{Batch, Example};
 pub use finite::FiniteSet;
-pub use generate::{Batch, Example};
+pub use markov::{InContextBaselines, MAX_MARKOV_STATES};
 pub use patching::{PatchPair, PatchRefusal};
 pub use text::{Corpus, CorpusError, MAX_ALPHABET, SHIPPED_NAME, Split};
 
@@ -30,6 +34,12 @@ pub enum TaskKind {
     /// Multi-query associative recall: key-value pairs at the start, then each key
     /// again later; at a repeated key the model must output its value.
     Mqar,
+    /// MQAR exactly as Zoology generates it (HazyResearch/zoology,
+    /// `zoology/data/associative_recall.py`, `_mqar`): keys from the lower half of the
+    /// vocabulary, values from the upper half, each key queried once after the pairs
+    /// at a gap drawn from a power law (`power_a`), the other positions random
+    /// (`random_fill`).
+    ZoologyMqar,
     /// Content tokens scattered among filler; at the final marker positions the model
     /// must output them in order.
     SelectiveCopy,
@@ -38,16 +48,21 @@ pub enum TaskKind {
     Induction,
     /// Real text: predict every next character of a UTF-8 file (`file`).
     Text,
+    /// In-context Markov chains (Edelman et al. 2024): every sequence walks a fresh
+    /// random transition matrix over `vocab` states; predict every next state.
+    Markov,
 }
 
 impl TaskKind {
     /// Every kind, in the order the docs and the GUI list them.
-    pub const ALL: [TaskKind; 5] = [
+    pub const ALL: [TaskKind; 7] = [
         TaskKind::Recall,
         TaskKind::Mqar,
+        TaskKind::ZoologyMqar,
         TaskKind::SelectiveCopy,
         TaskKind::Induction,
         TaskKind::Text,
+        TaskKind::Markov,
     ];
 
     /// The name as written in experiment files.
@@ -55,9 +70,43 @@ impl TaskKind {
         match self {
             TaskKind::Recall => "recall",
             TaskKind::Mqar => "mqar",
+            TaskKind::ZoologyMqar => "zoology_mqar",
             TaskKind::SelectiveCopy => "selective_copy",
             TaskKind::Induction => "induction",
             TaskKind::Text => "text",
+            TaskKind::Markov => "markov",
+        }
+    }
+
+    /// For the next-token tasks (text, markov), what one token is (`"character"`,
+    /// `"state"`): every position predicts the next token, so the model must be
+    /// causal, and the loss (shown in bits per token) is the task's measure, accuracy
+    /// a secondary one. `None` for the tasks scored at query positions.
+    pub fn next_token_unit(self) -> Option<&'static str> {
+        match self {
+            TaskKind::Text => Some("character"),
+            TaskKind::Markov => Some("state"),
+            TaskKind::Recall
+            | TaskKind::Mqar
+            | TaskKind::ZoologyMqar
+            | TaskKind::SelectiveCopy
+            | TaskKind::Induction => None,
+        }
+    }
+
+    /// Whether the task is measured by its loss rather than its accuracy (the
+    /// next-token tasks, see [`TaskKind::next_token_unit`]).
+    pub fn measured_by_loss(self) -> bool {
+        self.next_token_unit().is_some()
+    }
+
+    /// The short unit of a next-token task's loss in bits, as tables and logs show it
+    /// (`bits/char`, `bits/state`); `None` for the other tasks.
+    pub fn bits_unit(self) -> Option<&'static str> {
+        match self {
+            TaskKind::Text => Some("bits/char"),
+            TaskKind::Markov => Some("bits/state"),
+            _ => None,
         }
     }
 }
@@ -70,11 +119,12 @@ pub struct TaskConfig {
     pub kind: TaskKind,
     /// Tokens per sequence.
     pub seq_len: usize,
-    /// Number of distinct tokens (including any filler or marker tokens).
+    /// Number of distinct tokens (including any filler or marker tokens); for the
+    /// Markov task, the number of states.
     pub vocab: usize,
     /// Recall and induction: how far back the answer lies.
     pub distance: usize,
-    /// MQAR: key-value pairs per sequence.
+    /// MQAR and Zoology's MQAR: key-value pairs per sequence.
     pub pairs: usize,
     /// Selective copy: content tokens to copy.
     pub tokens: usize,
@@ -82,6 +132,32 @@ pub struct TaskConfig {
     /// `text/fsf-licenses.txt`).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub file: String,
+    /// Zoology's MQAR: the exponent of the query gaps' power law (gap `g` has weight
+    /// `(g + 1)^(power_a - 1)`; 1 is uniform). Written only when not the default.
+    #[serde(skip_serializing_if = "is_default_power_a")]
+    pub power_a: f64,
+    /// Zoology's MQAR: fill the positions after the pairs that hold no query with
+    /// uniformly random tokens (Zoology's `random_non_queries`), else 0. Written only
+    /// when false.
+    #[serde(skip_serializing_if = "is_true")]
+    pub random_fill: bool,
+    /// Induction: put the pair at a uniformly random distance from 1 to `distance`
+    /// (else at `distance`), so no position alone finds it. Written only when true.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub vary_distance: bool,
+}
+
+/// Zoology's default `power_a` (`train_power_a` and `test_power_a`).
+pub const DEFAULT_POWER_A: f64 = 0.01;
+
+/// Whether `power_a` is the default (left out of written files).
+fn is_default_power_a(v: &f64) -> bool {
+    *v == DEFAULT_POWER_A
+}
+
+/// Whether a flag is at its default, true (left out of written files).
+fn is_true(v: &bool) -> bool {
+    *v
 }
 
 impl Default for TaskConfig {
@@ -94,6 +170,9 @@ impl Default for TaskConfig {
             pairs: 8,
             tokens: 8,
             file: String::new(),
+            power_a: DEFAULT_POWER_A,
+            random_fill: true,
+            vary_distance: false,
         }
     }
 }
@@ -172,6 +251,57 @@ impl TaskConfig {
                     );
                 }
             }
+            TaskKind::ZoologyMqar => {
+                if self.vocab < 4 {
+                    return err(
+                        "vocab",
+                        self.vocab,
+                        "must be at least 4 (0, keys from 1 to vocab / 2 - 1, values from vocab / 2)"
+                            .into(),
+                    );
+                }
+                if !self.seq_len.is_multiple_of(2) {
+                    return err(
+                        "seq_len",
+                        self.seq_len,
+                        "must be even (Zoology's MQAR places its queries at even offsets after the pairs)"
+                            .into(),
+                    );
+                }
+                // Keys from 1..vocab/2 and values from vocab/2..vocab, each distinct
+                // within an example; the values' half is never the smaller one.
+                let keys = self.vocab / 2 - 1;
+                if self.pairs == 0 || self.pairs > keys {
+                    return err(
+                        "pairs",
+                        self.pairs,
+                        format!(
+                            "must be between 1 and vocab / 2 - 1 = {keys} (distinct keys from 1 to vocab / 2 - 1, distinct values from vocab / 2)"
+                        ),
+                    );
+                }
+                if 4 * self.pairs > self.seq_len {
+                    return err(
+                        "pairs",
+                        self.pairs,
+                        format!(
+                            "must be at most seq_len / 4 = {} (the pairs, then a query gap for each pair among (seq_len - 2 x pairs) / 2)",
+                            self.seq_len / 4
+                        ),
+                    );
+                }
+            }
+            TaskKind::Markov => {
+                if !(2..=MAX_MARKOV_STATES).contains(&self.vocab) {
+                    return err(
+                        "vocab",
+                        self.vocab,
+                        format!(
+                            "must be between 2 and {MAX_MARKOV_STATES}: the number of states, and every sequence draws a fresh vocab x vocab transition matrix"
+                        ),
+                    );
+                }
+            }
             TaskKind::Text => {
                 let corpus = text::load(&self.file).map_err(|e| TaskError {
                     field: "file",
@@ -229,6 +359,8 @@ impl TaskConfig {
             TaskKind::Recall => v,
             TaskKind::Induction => v.saturating_sub(1),
             TaskKind::Mqar => v.saturating_sub(1) - v.saturating_sub(1) / 2,
+            TaskKind::ZoologyMqar => v - v / 2,
+            TaskKind::Markov => v,
             TaskKind::SelectiveCopy => v.saturating_sub(2),
             // Never read here (editors call this every frame): the corpus counts once
             // validation has loaded it, the vocabulary until then.
@@ -274,13 +406,19 @@ mod tests {
             pairs: 6,
             tokens: 5,
             file: SHIPPED_NAME.into(),
+            ..TaskConfig::default()
         }
+    }
+
+    /// The tasks whose answers come from a dependency (not the next-token tasks).
+    fn query_tasks() -> impl Iterator<Item = TaskKind> {
+        TaskKind::ALL.into_iter().filter(|k| !k.measured_by_loss())
     }
 
     #[test]
     fn every_task_answers_from_its_dependencies() {
         let mut rng = StdRng::seed_from_u64(3);
-        for kind in TaskKind::ALL.into_iter().filter(|k| *k != TaskKind::Text) {
+        for kind in query_tasks() {
             let c = cfg(kind);
             c.check().unwrap();
             for _ in 0..20 {
@@ -300,7 +438,7 @@ mod tests {
     #[test]
     fn a_batch_knows_each_answers_distance() {
         let mut rng = StdRng::seed_from_u64(5);
-        for kind in TaskKind::ALL.into_iter().filter(|k| *k != TaskKind::Text) {
+        for kind in query_tasks() {
             let c = cfg(kind);
             let b = c.batch(3, &mut rng);
             assert_eq!(b.distances.len(), b.targets.len());

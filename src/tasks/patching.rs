@@ -20,16 +20,20 @@
 //! |------------------|-----------------------------------------------|------------------------|
 //! | `recall`         | `tokens[q - distance]`, any other token       | a query `q >= distance`|
 //! | `mqar`           | one pair's value, another value               | that pair's key query  |
+//! | `zoology_mqar`   | one pair's value, a value no pair holds       | that pair's key query  |
 //! | `induction`      | the value after the first trigger, another non-trigger token | the last position |
 //! | `selective_copy` | one content token, another content token      | its output position    |
 //!
-//! The text task is refused: changing one character changes the text's continuation
-//! differently at every later position, so there is no single answer to restore.
+//! The next-token tasks are refused: changing one character of a text, or one state
+//! of a Markov chain, changes the prediction differently at every later position, so
+//! there is no single answer to restore.
 //!
 //! In every synthetic task the replaced source is read by exactly one query (recall's
-//! `targets[t] = tokens[t - distance]`, MQAR's keys are distinct, induction and selective
-//! copy have one output per source), so the corrupted batch's targets equal the clean
-//! ones except at the scored position.
+//! `targets[t] = tokens[t - distance]`, the MQARs' keys are distinct, induction and
+//! selective copy have one output per source), so the corrupted batch's targets equal
+//! the clean ones except at the scored position. Zoology's MQAR draws its values
+//! without replacement, so its replacement is a value no other pair holds, keeping
+//! the corrupted input one the task could have drawn.
 
 use std::ops::Range;
 
@@ -64,8 +68,8 @@ pub struct PatchPair {
     pub corrupted_answers: Vec<i64>,
 }
 
-/// Why a task has no clean/corrupted pair (the text task, or a vocabulary with a
-/// single token of the kind the source holds).
+/// Why a task has no clean/corrupted pair (the next-token tasks, or a vocabulary with
+/// a single token of the kind the source holds).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("task.kind = \"{task}\": no clean/corrupted pair: {reason}")]
 pub struct PatchRefusal {
@@ -81,19 +85,31 @@ impl TaskConfig {
     /// [`TaskConfig::eval_batch`] draws it, then the corruptions; the same generator
     /// state gives the same pair.
     ///
-    /// Refused for the text task, for a configuration [`TaskConfig::check`] rejects, and
-    /// where the vocabulary leaves a single token that could stand at the source.
+    /// Refused for the next-token tasks (text, markov), for a configuration
+    /// [`TaskConfig::check`] rejects, and where the vocabulary leaves a single token that
+    /// could stand at the source.
     pub fn patch_pair(&self, batch: usize, rng: &mut StdRng) -> Result<PatchPair, PatchRefusal> {
         let refuse = |reason: String| PatchRefusal {
             task: self.kind.name(),
             reason,
         };
-        if self.kind == TaskKind::Text {
-            return Err(refuse(
-                "changing one character changes the text's continuation differently at \
-                 every later position, so there is no single answer to restore"
-                    .into(),
-            ));
+        match self.kind {
+            TaskKind::Text => {
+                return Err(refuse(
+                    "changing one character changes the text's continuation differently at \
+                     every later position, so there is no single answer to restore"
+                        .into(),
+                ));
+            }
+            TaskKind::Markov => {
+                return Err(refuse(
+                    "changing one state changes the in-context counts, and so the next \
+                     state's distribution, differently at every later position, so there \
+                     is no single answer to restore"
+                        .into(),
+                ));
+            }
+            _ => {}
         }
         self.check().map_err(|e| refuse(e.to_string()))?;
         let alphabet = self.source_alphabet().map_err(refuse)?;
@@ -110,7 +126,15 @@ impl TaskConfig {
         for (b, ex) in corrupted.iter_mut().enumerate() {
             let (q, s) = scored_dependency(ex, rng).map_err(refuse)?;
             let old = ex.tokens[s];
-            let new = other_token(&alphabet, old, rng);
+            let new = if self.kind == TaskKind::ZoologyMqar {
+                // A value no pair holds: Zoology's values are distinct.
+                let mut taken: Vec<i64> = (0..self.pairs).map(|p| ex.tokens[2 * p + 1]).collect();
+                taken.sort_unstable();
+                taken.dedup();
+                free_token(&alphabet, &taken, rng)
+            } else {
+                other_token(&alphabet, old, rng)
+            };
             ex.tokens[s] = new;
             // Every answer read from the replaced source follows it (only `q` here).
             for &(q2, k) in &ex.dependencies {
@@ -146,9 +170,14 @@ impl TaskConfig {
                     "value token (1 + (vocab - 1) / 2 to vocab - 1)",
                 )
             }
+            // `check` leaves a value no pair holds: vocab - vocab / 2 values, at least
+            // one more than the vocab / 2 - 1 keys, and so than the pairs.
+            TaskKind::ZoologyMqar => (v / 2..v, "value token (vocab / 2 to vocab - 1)"),
             TaskKind::Induction => (0..v - 1, "non-trigger token (0 to vocab - 2)"),
             TaskKind::SelectiveCopy => (1..v - 1, "content token (1 to vocab - 2)"),
-            TaskKind::Text => return Err("the text task has no pair".into()),
+            TaskKind::Text | TaskKind::Markov => {
+                return Err("the next-token tasks have no pair".into());
+            }
         };
         if range.end - range.start < 2 {
             return Err(format!(
@@ -181,6 +210,21 @@ fn other_token(alphabet: &Range<i64>, old: i64, rng: &mut StdRng) -> i64 {
     if r >= old { r + 1 } else { r }
 }
 
+/// A token of `alphabet` not in `taken` (sorted, distinct), uniform among the rest
+/// (at least one is left, as [`TaskConfig::check`] ensures for Zoology's MQAR).
+fn free_token(alphabet: &Range<i64>, taken: &[i64], rng: &mut StdRng) -> i64 {
+    let inside = taken.iter().filter(|t| alphabet.contains(t)).count() as i64;
+    let free = alphabet.end - alphabet.start - inside;
+    let mut token = alphabet.start + rng.random_range(0..free.max(1));
+    // Skip over each taken token at or below the candidate, in increasing order.
+    for &t in taken.iter().filter(|t| alphabet.contains(t)) {
+        if t <= token {
+            token += 1;
+        }
+    }
+    token
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +240,7 @@ mod tests {
             pairs: 6,
             tokens: 5,
             file: SHIPPED_NAME.into(),
+            ..TaskConfig::default()
         }
     }
 
@@ -203,7 +248,7 @@ mod tests {
     /// where collisions (repeated MQAR values, equal tokens) are common.
     fn configs() -> Vec<TaskConfig> {
         let mut out = Vec::new();
-        for kind in TaskKind::ALL.into_iter().filter(|k| *k != TaskKind::Text) {
+        for kind in TaskKind::ALL.into_iter().filter(|k| !k.measured_by_loss()) {
             out.push(cfg(kind));
         }
         out.push(TaskConfig {
@@ -223,6 +268,12 @@ mod tests {
             ..cfg(TaskKind::Mqar)
         });
         out.push(TaskConfig {
+            vocab: 8,
+            pairs: 3,
+            seq_len: 12,
+            ..cfg(TaskKind::ZoologyMqar)
+        });
+        out.push(TaskConfig {
             vocab: 3,
             distance: 46,
             ..cfg(TaskKind::Induction)
@@ -239,9 +290,10 @@ mod tests {
         match c.kind {
             TaskKind::Recall => 0..c.vocab as i64,
             TaskKind::Mqar => 1 + ((c.vocab - 1) / 2) as i64..c.vocab as i64,
+            TaskKind::ZoologyMqar => (c.vocab / 2) as i64..c.vocab as i64,
             TaskKind::Induction => 0..c.vocab as i64 - 1,
             TaskKind::SelectiveCopy => 1..c.vocab as i64 - 1,
-            TaskKind::Text => unreachable!(),
+            TaskKind::Text | TaskKind::Markov => unreachable!(),
         }
     }
 
@@ -340,7 +392,12 @@ mod tests {
 
     #[test]
     fn scored_positions_are_drawn_not_fixed() {
-        for kind in [TaskKind::Recall, TaskKind::Mqar, TaskKind::SelectiveCopy] {
+        for kind in [
+            TaskKind::Recall,
+            TaskKind::Mqar,
+            TaskKind::ZoologyMqar,
+            TaskKind::SelectiveCopy,
+        ] {
             let c = cfg(kind);
             let mut rng = StdRng::seed_from_u64(9);
             let p = c.patch_pair(32, &mut rng).expect("pair");
@@ -366,6 +423,38 @@ mod tests {
     }
 
     #[test]
+    fn zoology_replaces_a_value_with_one_no_pair_holds() {
+        // vocab 8, 3 pairs: values from 4 to 7, so exactly one value is free.
+        let c = TaskConfig {
+            vocab: 8,
+            pairs: 3,
+            seq_len: 12,
+            ..cfg(TaskKind::ZoologyMqar)
+        };
+        let mut rng = StdRng::seed_from_u64(5);
+        let p = c.patch_pair(64, &mut rng).expect("pair");
+        for b in 0..64 {
+            let row = b * 12;
+            let values: Vec<i64> = (0..3).map(|q| p.clean.tokens[row + 2 * q + 1]).collect();
+            let new = p.corrupted_answers[b];
+            assert!(!values.contains(&new), "{values:?} {new}");
+            let free: Vec<i64> = (4..8).filter(|v| !values.contains(v)).collect();
+            assert_eq!(free, [new]);
+        }
+        // Wider: the replacement is uniform among the free values.
+        let c = cfg(TaskKind::ZoologyMqar);
+        let p = c.patch_pair(400, &mut rng).expect("pair");
+        let mut seen = std::collections::BTreeSet::new();
+        for b in 0..400 {
+            let row = b * c.seq_len;
+            let values: Vec<i64> = (0..6).map(|q| p.clean.tokens[row + 2 * q + 1]).collect();
+            assert!(!values.contains(&p.corrupted_answers[b]));
+            seen.insert(p.corrupted_answers[b]);
+        }
+        assert_eq!(seen.len(), 8, "every value 8 to 15 is used: {seen:?}");
+    }
+
+    #[test]
     fn text_and_single_token_alphabets_are_refused_with_the_reason() {
         let mut rng = StdRng::seed_from_u64(1);
         let e = cfg(TaskKind::Text)
@@ -378,6 +467,11 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("continuation"), "{msg}");
+        let e = cfg(TaskKind::Markov)
+            .patch_pair(2, &mut rng)
+            .expect_err("markov has no pair");
+        assert_eq!(e.task, "markov");
+        assert!(e.reason.contains("every later position"), "{e}");
 
         let c = TaskConfig {
             vocab: 3,

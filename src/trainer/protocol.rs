@@ -192,6 +192,8 @@ pub enum Event {
         /// When resumed: the checkpoint's step (steps up to it were trained before;
         /// events continue after it).
         resumed_from: Option<usize>,
+        /// The in-context Markov task's closed-form losses on the held-out examples.
+        baselines: Option<crate::tasks::InContextBaselines>,
     },
     /// Training metrics after one optimiser step.
     Step {

@@ -128,6 +128,15 @@ pub(crate) fn train(run: &StartRun, control: &mut dyn Control) -> RunSummary {
         Ok(Ending::Diverged(message)) => (RunStatus::Diverged, Some(message)),
         Err(e) => (RunStatus::Failed, Some(e.to_string())),
     };
+    if let Some(reference) = run.plan.reference() {
+        summary.reference = Some(reference.compare(
+            (summary.status != RunStatus::Finished).then(|| summary.status.name()),
+            summary.final_accuracy,
+            summary.final_loss,
+            run.plan.settings().task.chance_accuracy(),
+            summary.baselines.as_ref(),
+        ));
+    }
     finish(&mut summary, started, &mut recorder, control);
     summary
 }
@@ -359,6 +368,7 @@ impl<'a> RunContext<'a> {
         };
         self.summary.params = model.num_params();
         self.summary.kernels = kernels.clone();
+        self.summary.baselines = task.in_context_baselines(&eval_set);
         let resume = self.recorder.take_resume();
         let (model, optim) = match &resume {
             Some(resume) => {
@@ -377,6 +387,7 @@ impl<'a> RunContext<'a> {
             params: self.summary.params,
             probe: probe.clone(),
             resumed_from: resume.as_ref().map(|r| r.state.step),
+            baselines: self.summary.baselines,
         });
         if resume.is_none() {
             self.snapshot(&model, &kernels_eval, &probe, 0);

@@ -220,16 +220,21 @@ fn differences_ui(ui: &mut Ui, runs: &[(usize, &RunView)]) {
                     row(ui, "steps/s", &|r| {
                         r.steps_per_sec().map_or("-".into(), |s| format!("{s:.2}"))
                     });
-                    if runs
+                    // The next-token tasks' measure: held-out loss in bits per
+                    // character (text) or state (markov).
+                    let mut units: Vec<&str> = runs
                         .iter()
-                        .any(|(_, r)| r.settings.task.kind == crate::tasks::TaskKind::Text)
-                    {
-                        row(ui, "bits/char", &|r| {
+                        .filter_map(|(_, r)| r.settings.task.kind.bits_unit())
+                        .collect();
+                    units.sort_unstable();
+                    units.dedup();
+                    if !units.is_empty() {
+                        row(ui, &units.join(", "), &|r| {
                             r.summary
                                 .as_ref()
                                 .and_then(|s| s.final_loss)
                                 .or_else(|| r.eval.last().map(|m| m.loss))
-                                .filter(|_| r.settings.task.kind == crate::tasks::TaskKind::Text)
+                                .filter(|_| r.settings.task.kind.bits_unit().is_some())
                                 .map_or("-".into(), |l| {
                                     format!("{:.3}", l / std::f64::consts::LN_2)
                                 })

@@ -5,12 +5,12 @@
 
 use egui::Ui;
 use egui_plot::{
-    AxisHints, GridMark, HoverPosition, Legend, Line, LineStyle, Plot, PlotPoints, Points, Polygon,
-    VLine,
+    AxisHints, GridMark, HLine, HoverPosition, Legend, Line, LineStyle, Plot, PlotPoints, Points,
+    Polygon, VLine,
 };
 
 use crate::app::commands::UiCommand;
-use crate::app::view_model::curves::{group_band, smooth};
+use crate::app::view_model::curves::{LevelLine, group_band, level_lines, smooth};
 use crate::app::view_model::fork::fork_text;
 use crate::app::view_model::run_list::group_members;
 use crate::app::view_model::run_views::RunView;
@@ -153,7 +153,13 @@ fn plot_ui(
             ))
         })
         .collect();
+    // Published figures and the task's levels, labelled in the legend.
+    let levels: Vec<_> = level_lines(runs.iter().map(|(_, r)| *r))
+        .into_iter()
+        .filter(|l| l.on_loss == (metric == Metric::Loss))
+        .collect();
     let shown = plot.show(ui, |plot_ui| {
+        levels_ui(plot_ui, &levels, log);
         for (i, (step, _, color)) in forks.iter().enumerate() {
             // Nameless: no legend entry of its own, and never hovered as data.
             plot_ui.vline(
@@ -263,5 +269,31 @@ fn plot_ui(
         })
     {
         shown.response.on_hover_text_at_pointer(text);
+    }
+}
+
+/// Draws `levels` as labelled horizontal lines (published figures dashed in amber,
+/// computed levels dotted in grey); `log`: the y axis is log10.
+pub(super) fn levels_ui(plot_ui: &mut egui_plot::PlotUi<'_>, levels: &[LevelLine], log: bool) {
+    for level in levels {
+        let y = if log {
+            level.value.max(1e-8).log10()
+        } else {
+            level.value
+        };
+        let (color, style) = if level.published {
+            (
+                egui::Color32::from_rgb(230, 170, 40),
+                LineStyle::dashed_dense(),
+            )
+        } else {
+            (egui::Color32::GRAY, LineStyle::dotted_dense())
+        };
+        plot_ui.hline(
+            HLine::new(&level.label, y)
+                .color(color)
+                .width(1.5)
+                .style(style),
+        );
     }
 }

@@ -102,6 +102,7 @@ fn within_ui(ui: &mut Ui, state: &mut DistanceViewState, runs: &[(usize, &RunVie
             if let Some((_, run)) = runs.first() {
                 chance_line(plot, run);
             }
+            published_ui(plot, runs.iter().map(|(_, r)| *r));
         });
     ui.label(
         RichText::new("Dashed verticals: each run's structural reach (the largest distance its stack of masks links everywhere); grey: chance accuracy.")
@@ -182,6 +183,7 @@ fn across_ui(ui: &mut Ui, series: &[Series<'_>]) {
             if let Some(s) = series.first() {
                 chance_line(plot, s.example);
             }
+            published_ui(plot, series.iter().map(|s| s.example));
         });
 }
 
@@ -200,4 +202,13 @@ fn chance_line(plot: &mut egui_plot::PlotUi<'_>, run: &RunView) {
         egui_plot::HLine::new("chance", run.settings.task.chance_accuracy())
             .color(egui::Color32::from_gray(120)),
     );
+}
+
+/// The published accuracy of each run's `[reference]` entry, labelled.
+fn published_ui<'a>(plot: &mut egui_plot::PlotUi<'_>, runs: impl IntoIterator<Item = &'a RunView>) {
+    let levels: Vec<_> = crate::app::view_model::curves::level_lines(runs)
+        .into_iter()
+        .filter(|l| l.published && !l.on_loss)
+        .collect();
+    super::curves::levels_ui(plot, &levels, false);
 }

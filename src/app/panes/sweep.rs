@@ -1,13 +1,17 @@
 //! The Sweep pane: final held-out accuracy (or loss) over two chosen axes of the
 //! experiment's grid (`run` and each `[sweep]` field), the mean over seeds and the
-//! other axes in each cell with how many runs solved the task; copyable as CSV. Below
-//! it, accuracy against cost with the Pareto front (`view_model::sweep` computes both).
+//! other axes in each cell with how many runs solved the task, or the best over a third
+//! axis with the value that won (`view_model::sweep_best`); copyable as CSV. Below it,
+//! accuracy against cost with the Pareto front (`view_model::sweep` computes both).
 
-use egui::{ComboBox, RichText, Ui};
+use egui::{ComboBox, RichText, Sense, Ui};
 use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
 use crate::app::view_model::run_views::RunView;
-use crate::app::view_model::sweep::{CostAxis, SweepMetric, axes, pareto, sweep_table, table_csv};
+use crate::app::view_model::sweep::{
+    BestOf, CostAxis, SweepMetric, axes, pareto, sweep_table, table_csv,
+};
+use crate::app::view_model::sweep_best::best_over;
 use crate::app::widgets::{run_color, value_cell};
 
 /// The pane's choices.
@@ -17,6 +21,9 @@ pub struct SweepViewState {
     pub x: Option<String>,
     /// The axis down.
     pub y: Option<String>,
+    /// The axis each cell shows the best over (e.g. the best learning rate per
+    /// model), or `None` for the mean over every other axis.
+    pub over: Option<String>,
     /// The metric shown.
     pub metric: SweepMetric,
     /// The Pareto chart's cost.
@@ -40,7 +47,14 @@ pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
         .clone()
         .filter(|a| axes.contains(a))
         .unwrap_or_else(|| axes[0].clone());
-    let table = sweep_table(runs, &x, &y, state.metric);
+    let over = state
+        .over
+        .clone()
+        .filter(|a| axes.contains(a) && *a != x && *a != y);
+    let table = match &over {
+        Some(a) => best_over(runs, &x, &y, a, state.metric),
+        None => sweep_table(runs, &x, &y, state.metric),
+    };
     ui.horizontal(|ui| {
         let pick = |ui: &mut Ui, label: &str, current: &str, target: &mut Option<String>| {
             ComboBox::from_label(label)
@@ -55,6 +69,20 @@ pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
         };
         pick(ui, "across", &x, &mut state.x);
         pick(ui, "down", &y, &mut state.y);
+        ComboBox::from_label("best over")
+            .selected_text(over.as_deref().unwrap_or("none"))
+            .show_ui(ui, |ui| {
+                if ui.selectable_label(over.is_none(), "none").clicked() {
+                    state.over = None;
+                }
+                for a in axes.iter().filter(|a| **a != x && **a != y) {
+                    if ui.selectable_label(over.as_ref() == Some(a), a).clicked() {
+                        state.over = Some(a.clone());
+                    }
+                }
+            })
+            .response
+            .on_hover_text("Each cell shows the best, over this axis's values, of the mean over seeds and the other axes (highest accuracy, lowest loss), and the value that won: the best learning rate per model, as papers report it");
         ComboBox::from_label("metric")
             .selected_text(match state.metric {
                 SweepMetric::Accuracy => "final accuracy",
@@ -66,15 +94,18 @@ pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
             });
         if ui
             .button("Copy as CSV")
-            .on_hover_text("The table as y,x,mean,runs,solved, to paste into a spreadsheet")
+            .on_hover_text("The table as y,x,mean,runs,solved (and the winning value with \"best over\"), to paste into a spreadsheet")
             .clicked()
         {
             ui.ctx().copy_text(table_csv(&table, &x, &y));
         }
     });
     ui.label(
-        RichText::new("Each cell: the mean over seeds (and any other axes) of finished runs; (solved/runs) counts runs whose final accuracy reached train.solved_at.")
-            .small(),
+        RichText::new(match &over {
+            None => "Each cell: the mean over seeds (and any other axes) of finished runs; (solved/runs) counts runs whose final accuracy reached train.solved_at.".to_string(),
+            Some(a) => format!("Each cell: the best over {a} of the mean over seeds (and any other axes) of finished runs, with the {a} that won; (solved/runs) counts that value's runs whose final accuracy reached train.solved_at. Hover a cell for every value's mean."),
+        })
+        .small(),
     );
     pareto_ui(ui, &mut state.cost_axis, runs);
     let max = table
@@ -84,6 +115,14 @@ pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
         .flatten()
         .map(|c| c.mean)
         .fold(f64::NEG_INFINITY, f64::max);
+    // The published figure of each row's run, where rows are runs with a reference
+    // comparing the metric shown.
+    let published: Vec<Option<String>> = table
+        .ys
+        .iter()
+        .map(|yv| published_cell(runs, &y, yv, state.metric))
+        .collect();
+    let any_published = published.iter().any(Option::is_some);
     egui::ScrollArea::both().show(ui, |ui| {
         egui::Grid::new("sweep-grid")
             .spacing([4.0, 4.0])
@@ -92,32 +131,107 @@ pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
                 for xv in &table.xs {
                     ui.label(RichText::new(xv).strong());
                 }
+                if any_published {
+                    ui.label(RichText::new("published").strong().color(PUBLISHED));
+                }
                 ui.end_row();
                 for (yi, yv) in table.ys.iter().enumerate() {
                     ui.label(RichText::new(yv).strong());
-                    for cell in &table.cells[yi] {
+                    for (xi, cell) in table.cells[yi].iter().enumerate() {
                         match cell {
                             Some(c) => {
                                 let t = match state.metric {
                                     SweepMetric::Accuracy => c.mean,
                                     SweepMetric::Loss => 1.0 - c.mean / max.max(1e-12),
                                 };
-                                value_cell(
-                                    ui,
-                                    t,
-                                    format!("{:.3} ({}/{})", c.mean, c.solved, c.runs),
-                                    6.0,
-                                );
+                                let text = format!("{:.3} ({}/{})", c.mean, c.solved, c.runs);
+                                match (over.as_deref(), table.best_at(yi, xi)) {
+                                    (Some(a), Some(best)) => {
+                                        best_cell_ui(ui, (yi, xi), t, text, a, best)
+                                    }
+                                    _ => value_cell(ui, t, text, 6.0),
+                                }
                             }
                             None => {
                                 ui.label("-");
                             }
                         }
                     }
+                    if any_published {
+                        ui.label(
+                            RichText::new(published[yi].as_deref().unwrap_or("-")).color(PUBLISHED),
+                        );
+                    }
                     ui.end_row();
                 }
             });
     });
+}
+
+/// The colour of published figures (as Curves draws their lines).
+const PUBLISHED: egui::Color32 = egui::Color32::from_rgb(230, 170, 40);
+
+/// The published figure for the row `value` of axis `axis`, when rows are runs
+/// (`axis == "run"`) and that run's `[reference]` entry compares `metric`.
+fn published_cell(
+    runs: &[&RunView],
+    axis: &str,
+    value: &str,
+    metric: SweepMetric,
+) -> Option<String> {
+    if axis != "run" {
+        return None;
+    }
+    runs.iter().find_map(|r| {
+        let reference = r.reference.as_ref()?;
+        let same_metric = matches!(
+            (reference.metric, metric),
+            (
+                crate::config::ReferenceMetric::Accuracy,
+                SweepMetric::Accuracy
+            ) | (crate::config::ReferenceMetric::Loss, SweepMetric::Loss)
+        );
+        let in_row = r.coordinates.iter().any(|(k, v)| k == "run" && v == value);
+        (same_metric && in_row).then(|| {
+            let chance = r.settings.task.chance_accuracy();
+            let label = reference.label(chance, r.baselines.as_ref());
+            let verdict = r
+                .summary
+                .as_ref()
+                .and_then(|s| s.reference.as_ref())
+                .map_or(String::new(), |c| format!(": {}", c.verdict.name()));
+            format!("{label}{verdict}")
+        })
+    })
+}
+
+/// A cell of bests: the winning mean with the value of `axis` that won small under
+/// it; hovering lists every value's mean.
+fn best_cell_ui(ui: &mut Ui, at: (usize, usize), t: f64, text: String, axis: &str, best: &BestOf) {
+    let short = axis.rsplit('.').next().unwrap_or(axis);
+    let hover = best
+        .candidates
+        .iter()
+        .map(|(v, c)| {
+            let mark = if *v == best.value { "  (best)" } else { "" };
+            format!(
+                "{axis} = {v}: {:.4} ({}/{}){mark}",
+                c.mean, c.solved, c.runs
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let rect = ui
+        .vertical(|ui| {
+            value_cell(ui, t, text, 6.0);
+            ui.label(RichText::new(format!("{short}={}", best.value)).small());
+        })
+        .response
+        .rect;
+    // Sensed after the labels so that it is on top of them (hover only: text stays
+    // selectable).
+    ui.interact(rect, ui.scope_id().with(("sweep-best", at)), Sense::hover())
+        .on_hover_text(hover);
 }
 
 /// Accuracy against time per step, one point per group, the Pareto front joined.

@@ -1,7 +1,66 @@
 //! The numbers the Curves pane draws (no egui): seed replicates as a mean with a
 //! min-max band, and TensorBoard's smoothing of the training curves.
 
+use super::run_views::RunView;
+use crate::config::ReferenceMetric;
 use crate::records::Metrics;
+
+/// A horizontal line on a plot: a published figure or a level the task computes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LevelLine {
+    /// The legend's words, e.g. `published: 0.99 (dense)` or `in-context bigram 0.512`.
+    pub label: String,
+    /// Where it lies.
+    pub value: f64,
+    /// The loss plot (else the accuracy plot).
+    pub on_loss: bool,
+    /// A published figure (else a computed level).
+    pub published: bool,
+}
+
+/// The lines `runs` call for, once each: the published figure of each run with a
+/// `[reference]` entry, and the in-context Markov task's closed-form losses (the
+/// first run's, where seeds draw slightly different held-out sets).
+pub fn level_lines<'a>(runs: impl IntoIterator<Item = &'a RunView>) -> Vec<LevelLine> {
+    let mut lines: Vec<LevelLine> = Vec::new();
+    let mut push = |line: LevelLine| {
+        if !lines.iter().any(|l| l.label == line.label) {
+            lines.push(line);
+        }
+    };
+    for run in runs {
+        if let Some(b) = &run.baselines {
+            for (label, value) in [
+                ("uniform (ln k)", b.uniform),
+                ("in-context unigram", b.unigram),
+                ("in-context bigram (Bayes-optimal)", b.bigram),
+            ] {
+                push(LevelLine {
+                    label: format!("{label} {value:.3}"),
+                    value,
+                    on_loss: true,
+                    published: false,
+                });
+            }
+        }
+        if let Some(reference) = &run.reference {
+            let chance = run.settings.task.chance_accuracy();
+            if let Some(value) = reference.value(chance, run.baselines.as_ref()) {
+                push(LevelLine {
+                    label: format!(
+                        "published: {} ({})",
+                        reference.label(chance, run.baselines.as_ref()),
+                        run.group
+                    ),
+                    value,
+                    on_loss: reference.metric == ReferenceMetric::Loss,
+                    published: true,
+                });
+            }
+        }
+    }
+    lines
+}
 
 /// One step of a group's curve: `[step, mean, min, max]` over its members.
 pub type BandPoint = [f64; 4];

@@ -1,7 +1,7 @@
 //! The window's state and the numbers its panes draw, without egui (checked by
 //! `tests/architecture.rs`), so each is tested without a window: `editor` (the
 //! experiment being edited), `run_views` (what the window knows of each run),
-//! `analysis` (receptive fields and reach), `curves`, `compare` and `sweep` (what
+//! `analysis` (receptive fields and reach), `curves`, `compare` and `sweep` with `sweep_best` (what
 //! those panes plot and tabulate), `cost` with its on-disk `cost_cache` (the Cost
 //! pane's measurements), `interventions` with its `intervention_jobs` (the heads a
 //! run needs: ablation and patching off the UI thread, and `ablated_attention`, the
@@ -24,3 +24,4 @@ pub mod outbox;
 pub mod run_list;
 pub mod run_views;
 pub mod sweep;
+pub mod sweep_best;

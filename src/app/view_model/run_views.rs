@@ -70,6 +70,10 @@ pub struct RunView {
     pub summary: Option<RunSummary>,
     /// The run it was forked from, and at which step (its record's summary says).
     pub forked_from: Option<ForkOrigin>,
+    /// The published figure its experiment's `[reference]` gives it.
+    pub reference: Option<crate::config::RunReference>,
+    /// The in-context Markov task's closed-form losses on its held-out examples.
+    pub baselines: Option<crate::tasks::InContextBaselines>,
     /// Whether the trainer reported it paused.
     pub paused: bool,
     /// Warnings the trainer sent.
@@ -100,6 +104,7 @@ impl RunView {
             true,
         );
         view.coordinates = plan.coordinates().to_vec();
+        view.reference = plan.reference().cloned();
         view
     }
 
@@ -124,6 +129,8 @@ impl RunView {
             record_dir: None,
             summary: None,
             forked_from: None,
+            reference: None,
+            baselines: None,
             paused: false,
             warnings: Vec::new(),
             masks: OnceLock::new(),
@@ -248,6 +255,7 @@ impl RunView {
             reason: "from the run record".into(),
         });
         view.kernels = record.summary.kernels.clone();
+        view.baselines = record.summary.baselines;
         view.summary = Some(record.summary.clone());
         if let Some(origin) = &record.summary.forked_from {
             view.forked_from = Some(origin.clone());
@@ -326,6 +334,7 @@ impl RunView {
                 record_dir,
                 probe,
                 resumed_from,
+                baselines,
                 ..
             } => {
                 if let Some(step) = resumed_from {
@@ -342,6 +351,7 @@ impl RunView {
                 self.kernels = kernels;
                 self.record_dir = record_dir;
                 self.probe = Some(probe);
+                self.baselines = baselines;
             }
             Event::Step { metrics, .. } => self.train.push(metrics),
             Event::Eval {

@@ -1,8 +1,9 @@
 //! What the Sweep pane tabulates (no egui): final held-out accuracy (or loss) of
 //! finished runs over two axes of the experiment's grid (`run` and each `[sweep]`
 //! field), the mean over seeds and the other axes in each cell with how many runs
-//! solved the task, as CSV too; and each replicate group's cost against its accuracy
-//! with the Pareto front.
+//! solved the task, as CSV too (`sweep_best` makes the same table with each cell the
+//! best over a third axis); and each replicate group's cost against its accuracy with
+//! the Pareto front.
 
 use super::run_views::RunView;
 use crate::records::RunStatus;
@@ -28,6 +29,17 @@ pub struct Cell {
     pub solved: usize,
 }
 
+/// In a table of bests over an axis (`sweep_best::best_over`): which of the axis's
+/// values won a cell, and every value's own cell.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BestOf {
+    /// The winning value (its cell is the table's cell).
+    pub value: String,
+    /// Each value of the axis with finished runs in the cell, and its cell (the mean
+    /// over seeds and the other axes), in first-seen order.
+    pub candidates: Vec<(String, Cell)>,
+}
+
 /// The grid of cells: `cells[y][x]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SweepTable {
@@ -37,9 +49,22 @@ pub struct SweepTable {
     pub ys: Vec<String>,
     /// The cells.
     pub cells: Vec<Vec<Option<Cell>>>,
+    /// The axis each cell is the best over, or `None` where cells are plain means.
+    pub over: Option<String>,
+    /// With `over`: which value won each cell (`best_of[y][x]`); empty otherwise.
+    pub best_of: Vec<Vec<Option<BestOf>>>,
 }
 
-fn coordinate<'a>(run: &'a RunView, axis: &str) -> Option<&'a str> {
+impl SweepTable {
+    /// Which value of `over` won the cell at row `y`, column `x` (`None` for a table
+    /// of plain means or an empty cell).
+    pub fn best_at(&self, y: usize, x: usize) -> Option<&BestOf> {
+        self.best_of.get(y)?.get(x)?.as_ref()
+    }
+}
+
+/// The run's value on `axis`, if it has one.
+pub(super) fn coordinate<'a>(run: &'a RunView, axis: &str) -> Option<&'a str> {
     run.coordinates
         .iter()
         .find(|(k, _)| k == axis)
@@ -99,7 +124,13 @@ pub fn sweep_table(runs: &[&RunView], x: &str, y: &str, metric: SweepMetric) -> 
             solved,
         });
     }
-    SweepTable { xs, ys, cells }
+    SweepTable {
+        xs,
+        ys,
+        cells,
+        over: None,
+        best_of: Vec::new(),
+    }
 }
 
 fn index_of(values: &mut Vec<String>, v: &str) -> usize {
@@ -203,16 +234,26 @@ pub fn pareto(runs: &[&RunView], axis: CostAxis) -> Vec<(ParetoPoint, bool)> {
         .collect()
 }
 
-/// The table as CSV: `y,x,mean,runs,solved`.
+/// The table as CSV: `y,x,mean,runs,solved`, and for a table of bests a last column
+/// named by the axis they are the best over, holding each cell's winning value.
 pub fn table_csv(table: &SweepTable, x: &str, y: &str) -> String {
-    let mut out = format!("{y},{x},mean,runs,solved\n");
+    let mut out = format!("{y},{x},mean,runs,solved");
+    if let Some(over) = &table.over {
+        out.push_str(&format!(",{over}"));
+    }
+    out.push('\n');
     for (yi, yv) in table.ys.iter().enumerate() {
         for (xi, xv) in table.xs.iter().enumerate() {
             if let Some(c) = table.cells[yi][xi] {
                 out.push_str(&format!(
-                    "\"{yv}\",\"{xv}\",{},{},{}\n",
+                    "\"{yv}\",\"{xv}\",{},{},{}",
                     c.mean, c.runs, c.solved
                 ));
+                if table.over.is_some() {
+                    let value = table.best_at(yi, xi).map_or("", |b| b.value.as_str());
+                    out.push_str(&format!(",\"{value}\""));
+                }
+                out.push('\n');
             }
         }
     }

@@ -209,6 +209,19 @@ impl Field {
     }
 }
 
+impl Field {
+    /// The value in `s` as TOML writes it; `None` for structured fields.
+    pub fn toml_value(&self, s: &Settings) -> Option<toml::Value> {
+        Some(match self.access {
+            Access::Int { get, .. } => toml::Value::Integer(i64::try_from(get(s)).ok()?),
+            Access::Float { get, .. } => toml::Value::Float(get(s)),
+            Access::Bool { get, .. } => toml::Value::Boolean(get(s)),
+            Access::Choice { get, .. } => toml::Value::String(get(s).to_string()),
+            Access::Structured => return None,
+        })
+    }
+}
+
 /// The fields of one section, in file order.
 pub fn in_section(section: Section) -> impl Iterator<Item = &'static Field> {
     FIELDS

@@ -2,7 +2,6 @@
 
 use super::{Access, Field};
 use crate::config::{LrSchedule, ModelKind, Settings};
-use crate::tasks::TaskKind;
 
 fn always(_: &Settings) -> bool {
     true
@@ -55,87 +54,8 @@ pub const MAX_WIDTH: u64 = 4096;
 /// Largest step count or interval (a typo guard, ~3 years at 1 step/s).
 const MAX_STEPS: u64 = 100_000_000;
 
-/// `task.kind`
-pub static TASK_KIND: Field = Field {
-    path: "task.kind",
-    label: "task kind",
-    help: "The synthetic task (or next-character prediction on a text file)",
-    access: Access::Choice {
-        names: || TaskKind::ALL.iter().map(|k| k.name()).collect(),
-        get: |s| s.task.kind.name(),
-        set: |s, name| {
-            if let Some(k) = TaskKind::ALL.into_iter().find(|k| k.name() == name) {
-                s.task.kind = k;
-            }
-        },
-    },
-    ..BASE
-};
-
-/// `task.seq_len`
-pub static SEQ_LEN: Field = Field {
-    path: "task.seq_len",
-    label: "seq_len",
-    help: "Tokens per sequence",
-    unit: "tokens",
-    access: int!(task.seq_len, 2, 8192),
-    ..BASE
-};
-
-/// `task.vocab`
-pub static VOCAB: Field = Field {
-    path: "task.vocab",
-    label: "vocab",
-    help: "Distinct tokens, including any filler or marker tokens (each task needs a few more than it has answers)",
-    unit: "tokens",
-    access: int!(task.vocab, 2, 65_536),
-    bounds_why: "two vocab x d_model matrices are built; the tasks use small alphabets",
-    ..BASE
-};
-
-/// `task.distance`
-pub static DISTANCE: Field = Field {
-    path: "task.distance",
-    label: "distance",
-    help: "Recall and induction: how far back the answer lies",
-    unit: "tokens",
-    access: int!(task.distance, 1, u64::MAX),
-    applies: |s| matches!(s.task.kind, TaskKind::Recall | TaskKind::Induction),
-    // The weights do not depend on it: a resumed or forked run may change it.
-    fork: true,
-    ..BASE
-};
-
-/// `task.pairs`
-pub static PAIRS: Field = Field {
-    path: "task.pairs",
-    label: "pairs",
-    help: "MQAR: key-value pairs per sequence",
-    access: int!(task.pairs, 1, u64::MAX),
-    applies: |s| s.task.kind == TaskKind::Mqar,
-    ..BASE
-};
-
-/// `task.tokens`
-pub static TOKENS: Field = Field {
-    path: "task.tokens",
-    label: "tokens",
-    help: "Selective copy: content tokens to copy",
-    unit: "tokens",
-    access: int!(task.tokens, 1, u64::MAX),
-    applies: |s| s.task.kind == TaskKind::SelectiveCopy,
-    ..BASE
-};
-
-/// `task.file`
-pub static FILE: Field = Field {
-    path: "task.file",
-    label: "file",
-    help: "Text: a UTF-8 file, relative to the experiment file (text/fsf-licenses.txt is built in)",
-    access: Access::Structured,
-    applies: |s| s.task.kind == TaskKind::Text,
-    ..BASE
-};
+mod task;
+pub use task::*;
 
 /// `model.kind`
 pub static MODEL_KIND: Field = Field {
@@ -213,7 +133,7 @@ pub static DROPOUT: Field = Field {
 pub static CAUSAL: Field = Field {
     path: "model.causal",
     label: "causal",
-    help: "A query sees only keys at or before it (required by the text task)",
+    help: "A query sees only keys at or before it (required by the next-token tasks, text and markov)",
     access: Access::Bool {
         get: |s| s.model.causal,
         set: |s, v| s.model.causal = v,
@@ -457,6 +377,9 @@ pub static FIELDS: &[&Field] = &[
     &PAIRS,
     &TOKENS,
     &FILE,
+    &POWER_A,
+    &RANDOM_FILL,
+    &VARY_DISTANCE,
     &MODEL_KIND,
     &LAYERS,
     &HEADS,
