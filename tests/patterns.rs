@@ -190,3 +190,110 @@ fn every_kind_name_parses_with_defaults() {
     }
     assert!(AttentionPattern::from_kind("sparse").is_none());
 }
+
+fn custom(mask: &str) -> AttentionPattern {
+    AttentionPattern::Custom { mask: mask.into() }
+}
+
+/// Custom masks written to equal built-in patterns give the identical mask at every
+/// length, causal or not (`%` is Euclidean, so the strided residue needs no care
+/// about signs).
+#[test]
+fn custom_masks_equal_the_built_in_patterns_they_spell_out() {
+    let twins = [
+        (AttentionPattern::Dense, "1 > 0"),
+        (AttentionPattern::Local { window: 4 }, "abs(q - k) <= 4"),
+        (
+            AttentionPattern::Dilated {
+                window: 2,
+                dilation: 3,
+            },
+            "abs(q - k) <= 6 && (q - k) % 3 == 0",
+        ),
+        (
+            AttentionPattern::Strided { stride: 8 },
+            "abs(q - k) < 8 || (q - k) % 8 == 0",
+        ),
+        (AttentionPattern::Block { size: 8 }, "q / 8 == k / 8"),
+        (
+            AttentionPattern::Fixed {
+                block: 8,
+                summary: 2,
+            },
+            "q / 8 == k / 8 || k % 8 >= 6",
+        ),
+        (
+            AttentionPattern::Longformer {
+                window: 3,
+                global: 2,
+            },
+            "abs(q - k) <= 3 || min(q, k) < 2",
+        ),
+    ];
+    for (built_in, mask) in twins {
+        let written = custom(mask);
+        for n in [1, 5, 8, 24, 64, 100] {
+            for causal in [false, true] {
+                assert_eq!(
+                    written.mask(n, causal, 0),
+                    built_in.mask(n, causal, 0),
+                    "{built_in} vs {mask} n={n} causal={causal}"
+                );
+            }
+        }
+        assert_eq!(written.check_for(64, true), Ok(()), "{mask}");
+        assert_eq!(written.check_for(64, false), Ok(()), "{mask}");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A written window is the local pattern, and `n` is the length the mask is
+    /// built at.
+    #[test]
+    fn a_written_window_is_the_local_pattern(n in 1usize..80, window in 0usize..20, causal: bool) {
+        let written = custom(&format!("abs(q - k) <= {window}"));
+        prop_assert_eq!(written.mask(n, causal, 0), AttentionPattern::Local { window }.mask(n, causal, 0));
+        let last = custom("k == n - 1 || k == q").mask(n, false, 0);
+        for i in 0..n {
+            prop_assert!(last.get(i, n - 1) && last.get(i, i));
+        }
+    }
+}
+
+#[test]
+fn custom_masks_are_checked_for_empty_rows_and_errors() {
+    // The crate's built-in patterns always show a query itself; a custom mask need
+    // not, as long as every query sees some key.
+    let global_only = custom("k < 2");
+    assert_eq!(global_only.check_for(64, true), Ok(()));
+    assert!(!global_only.mask(64, false, 0).get(5, 5));
+    let e = custom("k > q + 100")
+        .check(64)
+        .expect_err("no query sees a key");
+    assert_eq!(e.param, "mask");
+    assert_eq!(e.value, "\"k > q + 100\"");
+    assert!(e.reason.contains("query 0 sees no key"), "{e}");
+    // Causality matters only where it is known.
+    let last = custom("k == n - 1");
+    assert_eq!(last.check(64), Ok(()));
+    assert_eq!(last.check_for(64, false), Ok(()));
+    let e = last.check_for(64, true).expect_err("query 0 sees nothing");
+    assert!(e.reason.contains("query 0 sees no key"), "{e}");
+    // Parse errors keep their column.
+    let e = custom("abs(q - k) <= 8 ||").check(64).expect_err("broken");
+    assert!(e.reason.starts_with("column 17: "), "{e}");
+    // A broken mask shows nothing rather than failing.
+    assert_eq!(custom("q <").mask(8, false, 0).attended_pairs(), 0);
+}
+
+#[test]
+fn a_custom_pattern_is_labelled_by_its_mask() {
+    let p = custom("abs(q - k) <= 8");
+    assert_eq!(p.kind(), "custom");
+    assert_eq!(p.label(), "custom \"abs(q - k) <= 8\"");
+    assert_eq!(p.local_reach(), None);
+    let default = AttentionPattern::from_kind("custom").expect("a kind");
+    assert_eq!(default, custom(attnlab::attention::DEFAULT_MASK));
+}

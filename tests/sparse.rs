@@ -171,3 +171,39 @@ fn layouts_compute_like_n_times_w_not_n_squared() {
     );
     assert!(SparseLayout::of(&AttentionPattern::Dense, n, 1).is_none());
 }
+
+/// A custom mask gets blocks read off its mask: the block-sparse computation equals
+/// the reference on ragged lengths, and a local mask costs like local attention.
+#[test]
+fn custom_masks_are_computed_from_their_mask() {
+    for mask in [
+        "abs(q - k) <= 5 || k < 2",
+        "q / 8 == k / 8",
+        "(q - k) % 7 == 0",
+        "abs(q - k) <= 3 || (q + k) % 11 == 0",
+    ] {
+        let pattern = AttentionPattern::Custom { mask: mask.into() };
+        for n in [40, 96, 200] {
+            for causal in [false, true] {
+                check(&pattern, n, causal, 1);
+            }
+        }
+    }
+    let n = 4096;
+    let written = AttentionPattern::Custom {
+        mask: "abs(q - k) <= 64".into(),
+    };
+    let layout = SparseLayout::of(&written, n, 1).expect("sparse");
+    assert!(
+        layout.computed_pairs() <= n * 3 * 64,
+        "{}",
+        layout.computed_pairs()
+    );
+    let empty = AttentionPattern::Custom {
+        mask: "k > n".into(),
+    };
+    assert!(
+        SparseLayout::of(&empty, 64, 1).is_none(),
+        "nothing to compute"
+    );
+}

@@ -14,12 +14,17 @@
 //! * `dense_rows`: the first queries (global tokens) that see every key are computed
 //!   as dense rows.
 //!
+//! A custom pattern (a written mask) gets blocks read off its mask: each query block
+//! attends to the key blocks holding any of its visible pairs, with the block size
+//! (8 to 64) that computes the fewest pairs.
+//!
 //! Which pairs are *visible* is always decided by the pattern's own [`Mask`]; the
 //! layout only decides which pairs are *computed*, and [`SparseLayout::visibility`]
 //! assigns each visible pair to the first component that computes it. The cost is the
 //! number of computed pairs, [`SparseLayout::computed_pairs`], which grows like
 //! `n * w` for local patterns instead of `n^2`.
 
+use super::custom::{self, TILE};
 use super::{AttentionPattern, BigBirdLayout, Mask};
 
 /// Per component, which computed pairs are visible: block components first, then
@@ -291,6 +296,13 @@ impl SparseLayout {
                         }
                     }));
             }
+            AttentionPattern::Custom { ref mask } => {
+                let tiles = custom::tiles(mask, n);
+                if !tiles.contains(&true) {
+                    return None;
+                }
+                layout.fill_from_tiles(&tiles);
+            }
         }
         // Nothing saved: as many computed pairs as dense.
         (layout.computed_pairs() < n * n).then_some(layout)
@@ -303,6 +315,40 @@ impl SparseLayout {
             .push(BlockComponent::identity(self.n, block, |qb, blocks| {
                 neighbours(qb, blocks, radius)
             }));
+    }
+
+    /// Identity-ordered blocks covering a custom mask, given which of its tiles
+    /// (`TILE x TILE`, see [`custom::tiles`]) hold a visible pair: per query block, the
+    /// key blocks holding any of its pairs. Blocks of 1, 2, 4 or 8 tiles: the size
+    /// computing the fewest pairs wins.
+    fn fill_from_tiles(&mut self, on: &[bool]) {
+        let n = self.n;
+        let fine = n.div_ceil(TILE).max(1);
+        let mut best: Option<(usize, usize, Vec<Vec<usize>>)> = None;
+        for scale in [1, 2, 4, 8] {
+            let blocks = fine.div_ceil(scale);
+            let mut coarse = vec![false; blocks * blocks];
+            for fq in 0..fine {
+                for fk in 0..fine {
+                    coarse[(fq / scale) * blocks + fk / scale] |= on[fq * fine + fk];
+                }
+            }
+            let rows: Vec<Vec<usize>> = (0..blocks)
+                .map(|qb| (0..blocks).filter(|&kb| coarse[qb * blocks + kb]).collect())
+                .collect();
+            let block = TILE * scale;
+            let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+            let cost = blocks * block * width * block;
+            if best.as_ref().is_none_or(|(c, _, _)| cost < *c) {
+                best = Some((cost, block, rows));
+            }
+        }
+        if let Some((_, block, rows)) = best {
+            self.blocks
+                .push(BlockComponent::identity(n, block, |qb, _| {
+                    rows.get(qb).cloned().unwrap_or_default()
+                }));
+        }
     }
 
     /// (query, key) pairs computed, counting padding: the work this layout does.

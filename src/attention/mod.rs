@@ -6,13 +6,18 @@
 //! computation lets an efficient kernel be checked against the plain mask.
 //!
 //! One file per pattern family: `local` (local, dilated), `sparse_transformer`
-//! (strided, fixed), `blockwise` (block, BigBird), `longformer`. Beside them, what
+//! (strided, fixed), `blockwise` (block, BigBird), `longformer`, and `custom` (a
+//! mask written as an expression over `q`, `k` and `n`, parsed by `expr_parser` into
+//! `expr`'s tree, which is evaluated only when a mask is built). Beside them, what
 //! attention does rather than may do: `stats` (a head's mean distance, entropy,
 //! dependency, previous-token, induction and global scores, mask usage) and
 //! `rollout` (the learned receptive field through the layers), next to `reach` (the
 //! structural one).
 
 mod blockwise;
+mod custom;
+mod expr;
+mod expr_parser;
 mod layout;
 mod local;
 mod longformer;
@@ -24,6 +29,8 @@ mod sparse_transformer;
 mod stats;
 
 pub use blockwise::BigBirdLayout;
+pub use custom::{DEFAULT_MASK, MaskFault};
+pub use expr::{DivisionByZero, Expr, ExprError};
 pub use layout::{
     BlockComponent, PAD, SharedComponent, SparseLayout, sparse_pays_off, trained_pairs,
 };

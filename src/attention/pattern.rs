@@ -5,10 +5,11 @@ use std::fmt;
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::custom::{self, MaskFault};
 use super::{Mask, blockwise, local, longformer, sparse_transformer};
 
 /// Names of every pattern `kind`, in the order the GUI and the docs list them.
-pub const PATTERN_KINDS: [&str; 8] = [
+pub const PATTERN_KINDS: [&str; 9] = [
     "dense",
     "local",
     "dilated",
@@ -17,6 +18,7 @@ pub const PATTERN_KINDS: [&str; 8] = [
     "block",
     "longformer",
     "bigbird",
+    "custom",
 ];
 
 /// Largest value any pattern parameter may take (sequences are at most 8192 long;
@@ -27,10 +29,10 @@ pub const MAX_PARAM: usize = 1 << 20;
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("{param} = {value}: {reason}")]
 pub struct PatternError {
-    /// The parameter, e.g. `window`.
+    /// The parameter, e.g. `window` (`mask` for a custom pattern).
     pub param: &'static str,
-    /// Its value.
-    pub value: usize,
+    /// Its value as written: a number, or a custom mask quoted.
+    pub value: String,
     /// What is allowed.
     pub reason: String,
 }
@@ -40,8 +42,9 @@ pub struct PatternError {
 /// In an experiment file a pattern is a name (`attention = "dense"`, parameters take
 /// their defaults) or a table (`attention = { kind = "local", window = 8 }`).
 /// Distances are in positions; `window` is a radius, so key `j` is visible from
-/// query `i` when `|i - j| <= window`. Every pattern lets a query see itself, so no
-/// softmax row is ever empty.
+/// query `i` when `|i - j| <= window`. Every built-in pattern lets a query see
+/// itself, so no softmax row is ever empty; a custom mask need not, so
+/// [`AttentionPattern::check_for`] refuses one that leaves a query without a key.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(
     remote = "Self",
@@ -106,6 +109,12 @@ pub enum AttentionPattern {
         #[serde(default = "default_random_blocks")]
         random_blocks: usize,
     },
+    /// A mask written as an expression over `q` (query position), `k` (key position)
+    /// and `n` (length), e.g. `abs(q - k) <= 8 || k < 2` (grammar in `expr`).
+    Custom {
+        #[serde(default = "default_mask")]
+        mask: String,
+    },
 }
 
 fn default_window() -> usize {
@@ -135,6 +144,9 @@ fn default_global_blocks() -> usize {
 fn default_random_blocks() -> usize {
     1
 }
+fn default_mask() -> String {
+    custom::DEFAULT_MASK.into()
+}
 
 impl AttentionPattern {
     /// The pattern with its default parameters for a `kind` name (see [`PATTERN_KINDS`]).
@@ -155,6 +167,7 @@ impl AttentionPattern {
             Self::Block { .. } => "block",
             Self::Longformer { .. } => "longformer",
             Self::BigBird { .. } => "bigbird",
+            Self::Custom { .. } => "custom",
         }
     }
 
@@ -163,7 +176,8 @@ impl AttentionPattern {
     ///
     /// Defined for any parameters, even those [`AttentionPattern::check`] rejects (a
     /// zero block or dilation counts as 1, a summary longer than its block as the
-    /// block), so a preview of a half-edited pattern never divides by zero.
+    /// block, a custom mask that does not parse shows nothing and a pair of one that
+    /// divides by zero is hidden), so a preview of a half-edited pattern never fails.
     pub fn mask(&self, n: usize, causal: bool, seed: u64) -> Mask {
         Mask::from_fn(n, self.visibility(n, causal, seed))
     }
@@ -203,6 +217,7 @@ impl AttentionPattern {
                 );
                 Box::new(move |i, j| layout.allows(i, j))
             }
+            Self::Custom { mask } => custom::rule(&mask, n),
         };
         move |i, j| (!causal || j <= i) && rule(i, j)
     }
@@ -255,12 +270,14 @@ impl AttentionPattern {
                 global_blocks: any(global_blocks),
                 random_blocks: any(random_blocks),
             },
+            Self::Custom { ref mask } => Self::Custom { mask: mask.clone() },
         }
     }
 
     /// How far (in positions) one layer of this pattern moves information when only
     /// its local part is counted; `None` when some path links any two positions in one
-    /// or two hops (dense, global tokens, strides). `L` layers of a pattern with a
+    /// or two hops (dense, global tokens, strides), and for custom masks (their reach
+    /// is measured on the mask, see [`super::compose`]). `L` layers of a pattern with a
     /// local reach of `r` link positions at most `L * r` apart.
     pub fn local_reach(&self) -> Option<usize> {
         match *self {
@@ -287,15 +304,19 @@ impl AttentionPattern {
                 global_blocks,
                 random_blocks,
             } => format!("bigbird b={block} w={window_blocks} g={global_blocks} r={random_blocks}"),
+            Self::Custom { ref mask } => format!("custom {mask:?}"),
         }
     }
 
     /// Checks the parameters against a sequence length; the error names the
-    /// offending parameter and what is allowed.
+    /// offending parameter and what is allowed. For a custom mask: its parse error
+    /// (with the column), a query that sees no key, or a pair before its query that
+    /// divides by zero; what depends on causality is left to
+    /// [`AttentionPattern::check_for`].
     pub fn check(&self, seq_len: usize) -> Result<(), PatternError> {
         let error = |param: &'static str, value: usize, reason: String| PatternError {
             param,
-            value,
+            value: value.to_string(),
             reason,
         };
         let positive = |name: &'static str, v: usize| {
@@ -381,7 +402,32 @@ impl AttentionPattern {
                 }
                 Ok(())
             }
+            Self::Custom { ref mask } => {
+                custom::check(mask, seq_len, None).map_err(|e| mask_error(mask, e))
+            }
         }
+    }
+
+    /// [`AttentionPattern::check`] for a model that is `causal` or not: a custom mask
+    /// is also refused when a query sees no key once causality hides the keys after
+    /// it, or (not causal) when a pair after its query divides by zero. The other
+    /// patterns do not depend on causality.
+    pub fn check_for(&self, seq_len: usize, causal: bool) -> Result<(), PatternError> {
+        match self {
+            Self::Custom { mask } => {
+                custom::check(mask, seq_len, Some(causal)).map_err(|e| mask_error(mask, e))
+            }
+            other => other.check(seq_len),
+        }
+    }
+}
+
+/// A custom mask's refusal as an error of its `mask` parameter.
+fn mask_error(mask: &str, fault: MaskFault) -> PatternError {
+    PatternError {
+        param: "mask",
+        value: format!("{mask:?}"),
+        reason: fault.to_string(),
     }
 }
 

@@ -39,7 +39,7 @@ pub use settings::{
 };
 pub use suggest::did_you_mean;
 pub use sweep::{Sweep, SweepAxis, group_of, point_label, value_label};
-pub use train_choices::{KeepCheckpoints, LrSchedule};
+pub use train_choices::{KeepCheckpoints, LrSchedule, PositionScheme};
 
 pub use crate::attention::AttentionPattern;
 pub use crate::tasks::{TaskConfig, TaskKind};

@@ -380,8 +380,23 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
                 ),
             );
         }
+        if m.positions == super::PositionScheme::Rope
+            && m.heads > 0
+            && m.d_model.is_multiple_of(m.heads)
+            && !(m.d_model / m.heads).is_multiple_of(2)
+        {
+            bad(
+                &mut errors,
+                fields::POSITIONS.path,
+                &"\"rope\"",
+                &format!(
+                    "needs an even head width (d_model / heads = {}): rope turns pairs of a head's dimensions",
+                    m.d_model / m.heads
+                ),
+            );
+        }
         if m.layer_attention.is_empty() {
-            if let Err(e) = m.attention.check(n) {
+            if let Err(e) = m.attention.check_for(n, m.causal) {
                 errors.push(ConfigError::new(
                     format!("{}.{}", fields::ATTENTION.path, e.param),
                     format!(
@@ -405,7 +420,7 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
                 ));
             }
             for (l, p) in per_layer.iter().enumerate() {
-                if let Err(e) = p.check(n) {
+                if let Err(e) = p.check_for(n, m.causal) {
                     errors.push(ConfigError::new(
                         format!("{}[{l}].{}", fields::LAYER_ATTENTION.path, e.param),
                         format!("{} is not allowed for {}: {}", e.value, p.kind(), e.reason),

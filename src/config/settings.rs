@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::train_choices::{KeepCheckpoints, LrSchedule};
+use super::train_choices::{KeepCheckpoints, LrSchedule, PositionScheme};
 use crate::attention::{AttentionPattern, Mask};
 use crate::tasks::TaskConfig;
 
@@ -10,6 +10,14 @@ use crate::tasks::TaskConfig;
 /// files and checkpoints written before the field existed read the same).
 fn is_zero(v: &f64) -> bool {
     *v == 0.0
+}
+
+/// RoPE's default base.
+pub const DEFAULT_ROPE_BASE: f64 = 10_000.0;
+
+/// Whether `rope_base` is the default (left out of written files).
+fn is_default_rope_base(v: &f64) -> bool {
+    *v == DEFAULT_ROPE_BASE
 }
 
 /// Whether a count field is at its default, 0 (left out of written files).
@@ -61,6 +69,12 @@ pub struct ModelConfig {
     pub dropout: f64,
     /// Whether a query may only see keys at or before it.
     pub causal: bool,
+    /// How positions are encoded: learned (default), sinusoidal, rope or none.
+    #[serde(skip_serializing_if = "PositionScheme::is_learned")]
+    pub positions: PositionScheme,
+    /// RoPE's base (the longest wavelength's scale, 10000 as in Su et al.).
+    #[serde(skip_serializing_if = "is_default_rope_base")]
+    pub rope_base: f64,
     /// The pattern of every layer, unless `layer_attention` is given.
     pub attention: AttentionPattern,
     /// One pattern per layer, first layer first (overrides `attention` unless empty;
@@ -83,6 +97,8 @@ impl Default for ModelConfig {
             d_ff: 256,
             dropout: 0.0,
             causal: false,
+            positions: PositionScheme::Learned,
+            rope_base: DEFAULT_ROPE_BASE,
             attention: AttentionPattern::Dense,
             layer_attention: Vec::new(),
             ablated_heads: Vec::new(),

@@ -1,6 +1,7 @@
 //! The `[train]` table's choices that are more than a number: which checkpoints'
 //! models a run keeps (`train.keep_checkpoints`, written `"all"`, a count or
-//! `"latest"`) and how the learning rate changes after the warm-up (`train.schedule`).
+//! `"latest"`) and how the learning rate changes after the warm-up (`train.schedule`);
+//! and the `[model]` table's `model.positions`.
 
 use std::fmt;
 use std::num::NonZeroUsize;
@@ -141,5 +142,46 @@ impl LrSchedule {
     /// Whether this is the default (left out of written files).
     pub fn is_constant(&self) -> bool {
         *self == LrSchedule::Constant
+    }
+}
+
+/// `model.positions`: how the transformer knows where a token is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionScheme {
+    /// A learned embedding per position, added to the tokens' (up to `task.seq_len`).
+    #[default]
+    Learned,
+    /// The fixed sinusoids of Vaswani et al. 2017, added to the tokens' embeddings.
+    Sinusoidal,
+    /// Rotary embeddings (Su et al. 2021): q and k rotated per head by their
+    /// position before the scores, so scores depend on the offset only.
+    Rope,
+    /// No position information (causal attention can still count).
+    None,
+}
+
+impl PositionScheme {
+    /// Every scheme, in the order the docs and the editor list them.
+    pub const ALL: [PositionScheme; 4] = [
+        PositionScheme::Learned,
+        PositionScheme::Sinusoidal,
+        PositionScheme::Rope,
+        PositionScheme::None,
+    ];
+
+    /// The name as written in experiment files.
+    pub fn name(self) -> &'static str {
+        match self {
+            PositionScheme::Learned => "learned",
+            PositionScheme::Sinusoidal => "sinusoidal",
+            PositionScheme::Rope => "rope",
+            PositionScheme::None => "none",
+        }
+    }
+
+    /// Whether this is the default (left out of written files).
+    pub fn is_learned(&self) -> bool {
+        *self == PositionScheme::Learned
     }
 }

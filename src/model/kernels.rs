@@ -83,6 +83,9 @@ pub struct AttentionKernels {
     /// `model.ablated_heads`: heads zeroed in every pass, training included, whatever
     /// `interventions` says (`None`: none).
     ablated: Option<Arc<Interventions>>,
+    /// `model.positions = "rope"`: the base q and k are turned with before every
+    /// layer's kernel (`None`: not rotary).
+    rope: Option<f64>,
 }
 
 impl AttentionKernels {
@@ -198,6 +201,8 @@ impl AttentionKernels {
             layers,
             interventions: None,
             ablated: (!ablated.is_empty()).then(|| Arc::new(Interventions::zero(&ablated))),
+            rope: (plan.settings().model.positions == crate::config::PositionScheme::Rope)
+                .then_some(plan.settings().model.rope_base),
         }
     }
 
@@ -208,6 +213,7 @@ impl AttentionKernels {
             layers: self.layers.clone(),
             interventions: (!interventions.is_empty()).then(|| Arc::new(interventions)),
             ablated: self.ablated.clone(),
+            rope: self.rope,
         }
     }
 
@@ -222,6 +228,11 @@ impl AttentionKernels {
             None => out,
             Some(a) => a.apply(l, heads, out),
         }
+    }
+
+    /// RoPE's base when the model is rotary (`model.positions = "rope"`).
+    pub fn rope(&self) -> Option<f64> {
+        self.rope
     }
 
     /// The fused kernel's tile plan of layer `l`, where it has one.

@@ -17,6 +17,7 @@ mod interventions;
 mod kernels;
 mod loss;
 mod lstm;
+pub mod positions;
 mod reference;
 mod self_attention;
 mod transformer;

@@ -46,12 +46,15 @@ impl SelfAttention {
     pub fn forward(&self, x: Tensor<3>, kernels: &AttentionKernels, layer: usize) -> Tensor<3> {
         let [batch, seq, d_model] = x.dims();
         if let Some(plan) = kernels.fused_plan(layer) {
-            let qkv = linear(&self.qkv, x.clone());
+            let mut qkv = linear(&self.qkv, x.clone());
+            if let Some(base) = kernels.rope() {
+                qkv = super::positions::rope_qkv(qkv, self.heads, base);
+            }
             if let Some(out) = super::fused::fused_attention(qkv, plan, self.heads) {
                 return linear(&self.proj, kernels.intervene(layer, self.heads, out));
             }
         }
-        let (q, k, v) = self.split_heads(x);
+        let (q, k, v) = self.split_heads(x, kernels);
         let out = kernels
             .attend(layer, q, k, v)
             .swap_dims(1, 2)
@@ -70,15 +73,20 @@ impl SelfAttention {
         layer: usize,
     ) -> (Tensor<3>, Tensor<4>) {
         let [batch, seq, d_model] = x.dims();
-        let (q, k, v) = self.split_heads(x);
+        let (q, k, v) = self.split_heads(x, kernels);
         let (out, weights) = masked_attention(q, k, v, kernels.mask(layer));
         let out = out.swap_dims(1, 2).reshape([batch, seq, d_model]);
         let out = linear(&self.proj, kernels.intervene(layer, self.heads, out));
         (out, weights)
     }
 
-    /// `[batch, seq, d_model]` → q, k, v as `[batch, heads, seq, head_dim]`.
-    fn split_heads(&self, x: Tensor<3>) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    /// `[batch, seq, d_model]` → q, k, v as `[batch, heads, seq, head_dim]`, q and k
+    /// turned by RoPE when the model is rotary.
+    fn split_heads(
+        &self,
+        x: Tensor<3>,
+        kernels: &AttentionKernels,
+    ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, seq, d_model] = x.dims();
         let heads = self.heads;
         let head_dim = d_model / heads;
@@ -89,6 +97,13 @@ impl SelfAttention {
                 .reshape([batch, seq, heads, head_dim])
                 .swap_dims(1, 2)
         };
-        (split(0), split(1), split(2))
+        match kernels.rope() {
+            Some(base) => (
+                super::positions::rope_heads(split(0), base),
+                super::positions::rope_heads(split(1), base),
+                split(2),
+            ),
+            None => (split(0), split(1), split(2)),
+        }
     }
 }

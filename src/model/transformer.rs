@@ -1,4 +1,5 @@
-//! Pre-LN transformer encoder with learned positions and one pattern per layer;
+//! Pre-LN transformer encoder with one pattern per layer and learned, sinusoidal,
+//! rotary (in attention, [`super::positions`]) or no positions;
 //! blocks without a feed-forward part when `d_ff` is 0 (attention-only).
 
 use burn::config::Config;
@@ -10,7 +11,7 @@ use super::dropout::StepDropout;
 use super::fused::{gelu, layer_norm, linear};
 use super::self_attention::{SelfAttention, SelfAttentionConfig};
 use super::{AttentionKernels, SequenceModel};
-use crate::config::RunPlan;
+use crate::config::{PositionScheme, RunPlan};
 
 /// The shape of a [`Transformer`].
 #[derive(Config, Debug)]
@@ -27,6 +28,9 @@ pub struct TransformerConfig {
     pub heads: usize,
     /// Width of the feed-forward block (0: none, attention-only blocks).
     pub d_ff: usize,
+    /// How positions are encoded.
+    #[config(default = "PositionScheme::Learned")]
+    pub positions: PositionScheme,
 }
 
 impl TransformerConfig {
@@ -34,6 +38,7 @@ impl TransformerConfig {
     pub fn from_plan(plan: &RunPlan) -> Self {
         let (m, t) = (&plan.settings().model, &plan.settings().task);
         Self::new(t.vocab, t.seq_len, m.layers, m.d_model, m.heads, m.d_ff)
+            .with_positions(m.positions)
     }
 
     /// A model with fresh parameters (drawn from the device's RNG). With `d_ff` 0 the
@@ -52,7 +57,9 @@ impl TransformerConfig {
             .collect();
         Transformer {
             tokens: EmbeddingConfig::new(self.vocab, d).init(device),
-            positions: EmbeddingConfig::new(self.seq_len, d).init(device),
+            positions: (self.positions == PositionScheme::Learned)
+                .then(|| EmbeddingConfig::new(self.seq_len, d).init(device)),
+            sinusoidal: self.positions == PositionScheme::Sinusoidal,
             blocks,
             norm: LayerNormConfig::new(d).init(device),
             head: LinearConfig::new(d, self.vocab).init(device),
@@ -65,7 +72,10 @@ impl TransformerConfig {
 #[derive(Module, Debug)]
 pub struct Transformer {
     tokens: Embedding,
-    positions: Embedding,
+    /// Learned positions (only when `model.positions = "learned"`).
+    positions: Option<Embedding>,
+    /// Whether the fixed sinusoids are added to the tokens' embeddings.
+    sinusoidal: bool,
     blocks: Vec<Block>,
     norm: LayerNorm,
     head: Linear,
@@ -157,8 +167,15 @@ impl Transformer {
     ) -> (Tensor<3>, Vec<Tensor<4>>) {
         let [_, seq] = tokens.dims();
         let device = tokens.device();
-        let positions = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
-        let mut x = self.tokens.forward(tokens) + self.positions.forward(positions);
+        let mut x = self.tokens.forward(tokens);
+        if let Some(learned) = &self.positions {
+            let positions = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
+            x = x + learned.forward(positions);
+        }
+        if self.sinusoidal {
+            let [_, _, d_model] = x.dims();
+            x = x + super::positions::sinusoidal_table(seq, d_model, &device).unsqueeze::<3>();
+        }
         if let Some(d) = dropout.as_deref_mut() {
             x = d.apply(x);
         }

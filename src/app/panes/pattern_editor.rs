@@ -1,10 +1,13 @@
 //! One attention pattern in the editor: its kind and its own parameters, each marked
-//! with its error.
+//! with its error (a custom mask's with its column).
 
-use egui::{ComboBox, Ui};
+use egui::{ComboBox, TextEdit, Ui};
 
-use crate::app::widgets::usize_ui;
-use crate::attention::{AttentionPattern, PATTERN_KINDS};
+use crate::app::widgets::{error_ui, usize_ui};
+use crate::attention::{AttentionPattern, Expr, PATTERN_KINDS};
+
+/// What a custom mask may say, shown on hover.
+const MASK_HELP: &str = "A condition over q (query position), k (key position) and n (sequence length), true where the query sees the key: integers, + - * / % (Euclidean), < <= > >= == !=, && || !, abs(x), min(a, b), max(a, b), parentheses. E.g. abs(q - k) <= 8 || k < 2";
 
 /// One pattern: kind and its own parameters.
 pub fn pattern_ui(
@@ -81,7 +84,25 @@ pub fn pattern_ui(
                         e("random_blocks").as_deref(),
                     );
                 }
+                AttentionPattern::Custom { mask } => mask_ui(ui, mask, e("mask")),
             }
         });
     });
+}
+
+/// A custom pattern's mask expression, and under it the validator's error (or, before
+/// the validator has seen the text, the parse error), which names the column.
+fn mask_ui(ui: &mut Ui, mask: &mut String, error: Option<String>) {
+    ui.horizontal(|ui| {
+        let l = ui.label("mask");
+        ui.add(
+            TextEdit::singleline(mask)
+                .code_editor()
+                .desired_width(280.0),
+        )
+        .labelled_by(l.id)
+        .on_hover_text(MASK_HELP);
+    });
+    let error = error.or_else(|| Expr::parse(mask).err().map(|e| e.to_string()));
+    error_ui(ui, error.as_deref());
 }

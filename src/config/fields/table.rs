@@ -1,7 +1,7 @@
 //! The entries of the field registry, one per field of [`Settings`], in file order.
 
 use super::{Access, Field};
-use crate::config::{LrSchedule, ModelKind, Settings};
+use crate::config::{LrSchedule, ModelKind, PositionScheme, Settings};
 
 fn always(_: &Settings) -> bool {
     true
@@ -114,6 +114,37 @@ pub static D_FF: Field = Field {
     access: int!(model.d_ff, 0, 4 * MAX_WIDTH),
     bounds_why: "0 means attention-only blocks; the upper bound keeps a typo from allocating gigabytes",
     applies: transformer,
+    ..BASE
+};
+
+/// `model.positions`
+pub static POSITIONS: Field = Field {
+    path: "model.positions",
+    label: "positions",
+    help: "How the transformer encodes positions: learned embeddings (one per position up to seq_len), sinusoidal (fixed, added), rope (q and k rotated per head, so scores depend on the offset only) or none",
+    access: Access::Choice {
+        names: || PositionScheme::ALL.iter().map(|k| k.name()).collect(),
+        get: |s| s.model.positions.name(),
+        set: |s, name| {
+            if let Some(k) = PositionScheme::ALL.into_iter().find(|k| k.name() == name) {
+                s.model.positions = k;
+            }
+        },
+    },
+    applies: transformer,
+    ..BASE
+};
+
+/// `model.rope_base`
+pub static ROPE_BASE: Field = Field {
+    path: "model.rope_base",
+    label: "rope_base",
+    help: "RoPE: the base of the rotation frequencies (pair i of a head turns by position / base^(2i / head_dim))",
+    access: float!(model.rope_base, 1.0, open_min = true, 1e12),
+    bounds_why: "a base of 1 or less would turn every pair at the same or a growing rate",
+    applies: |s| {
+        s.model.kind == ModelKind::Transformer && s.model.positions == PositionScheme::Rope
+    },
     ..BASE
 };
 
@@ -386,6 +417,8 @@ pub static FIELDS: &[&Field] = &[
     &D_MODEL,
     &D_FF,
     &DROPOUT,
+    &POSITIONS,
+    &ROPE_BASE,
     &CAUSAL,
     &ATTENTION,
     &LAYER_ATTENTION,

@@ -1,0 +1,275 @@
+//! Custom patterns: a mask written as an expression over `q`, `k` and `n`
+//! ([`super::expr`]), evaluated per (query, key) when a mask is built for a length.
+//!
+//! Nothing guarantees that a written mask lets a query see itself, so each length is
+//! checked instead: every query must see some key (an empty softmax row has no
+//! value), and no pair the model evaluates may divide by zero.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
+
+use super::expr::{Expr, ExprError};
+
+/// The mask a new custom pattern starts from: a local window plus two global keys.
+pub const DEFAULT_MASK: &str = "abs(q - k) <= 8 || k < 2";
+
+/// Longest sequence a custom mask is checked or tiled at (twice the longest
+/// `task.seq_len`): a check reads every pair, so a mistyped length must not hang it.
+pub const MAX_SCANNED: usize = 1 << 14;
+
+/// Why a custom mask is refused at one length.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum MaskFault {
+    /// The expression does not parse or mixes integers and conditions.
+    #[error(transparent)]
+    Expr(#[from] ExprError),
+    /// Evaluating a pair divides by zero.
+    #[error("divides by zero at query {query}, key {key} (length {n})")]
+    DivisionByZero {
+        /// Query position.
+        query: usize,
+        /// Key position.
+        key: usize,
+        /// Sequence length.
+        n: usize,
+    },
+    /// The length is beyond [`MAX_SCANNED`].
+    #[error("length {n} is beyond the {max} positions a custom mask is checked at", max = MAX_SCANNED)]
+    TooLong {
+        /// Sequence length.
+        n: usize,
+    },
+    /// A query sees no key: its softmax row would be empty.
+    #[error("query {query} sees no key at length {n}{}", causal_note(.causal_only))]
+    NoKey {
+        /// The first such query.
+        query: usize,
+        /// Sequence length.
+        n: usize,
+        /// Whether it sees keys only after itself, which a causal model hides.
+        causal_only: bool,
+    },
+}
+
+fn causal_note(causal_only: &bool) -> &'static str {
+    if *causal_only {
+        " (it sees only later keys, which model.causal hides)"
+    } else {
+        ""
+    }
+}
+
+/// Whether query `i` sees key `j` at length `n`, causality apart. The text is parsed
+/// once per call (once per mask); nothing is visible when it does not parse, and a
+/// pair that divides by zero is hidden ([`check`] refuses both).
+pub fn rule(mask: &str, n: usize) -> Box<dyn Fn(usize, usize) -> bool> {
+    match Expr::parse(mask) {
+        Ok(expr) => Box::new(move |i, j| expr.eval(i, j, n) == Ok(true)),
+        Err(_) => Box::new(|_, _| false),
+    }
+}
+
+/// Refuses `mask` at length `n`: a parse or type error (with its column), a pair
+/// that divides by zero, or a query that sees no key. `causal`: the model's, or
+/// `None` to refuse only what is wrong either way (a pair after its query may then
+/// divide by zero: a causal model never evaluates it).
+///
+/// Evaluates up to `n * n` pairs, once: results are cached, as the preview checks
+/// the settings every frame.
+pub fn check(mask: &str, n: usize, causal: Option<bool>) -> Result<(), MaskFault> {
+    let key = (mask.to_string(), n, causal);
+    if let Some(known) = checked().get(&key) {
+        return known.clone();
+    }
+    let result = Expr::parse(mask).map_err(MaskFault::from).and_then(|expr| {
+        if n > MAX_SCANNED {
+            return Err(MaskFault::TooLong { n });
+        }
+        scan(&expr, n, causal)
+    });
+    let mut cache = checked();
+    if cache.len() >= CACHED {
+        cache.clear();
+    }
+    cache.insert(key, result.clone());
+    result
+}
+
+/// Side of the tiles [`tiles`] reads a mask in.
+pub const TILE: usize = 8;
+
+/// Which `TILE x TILE` tiles of `mask` at length `n` (causality apart) hold a visible
+/// pair, row-major, `ceil(n / TILE)` tiles per side (at least one): what a block
+/// layout is read from. Cached, as every validation of the settings estimates the
+/// run's cost again. Empty (nothing known) beyond [`MAX_SCANNED`] positions.
+pub fn tiles(mask: &str, n: usize) -> Arc<Vec<bool>> {
+    if n > MAX_SCANNED {
+        return Arc::new(Vec::new());
+    }
+    let key = (mask.to_string(), n);
+    if let Some(known) = tiled().get(&key) {
+        return Arc::clone(known);
+    }
+    let side = n.div_ceil(TILE).max(1);
+    let mut on = vec![false; side * side];
+    let visible = rule(mask, n);
+    for q in 0..n {
+        for k in 0..n {
+            let tile = (q / TILE) * side + k / TILE;
+            if !on[tile] && visible(q, k) {
+                on[tile] = true;
+            }
+        }
+    }
+    let on = Arc::new(on);
+    let mut cache = tiled();
+    if cache.len() >= CACHED {
+        cache.clear();
+    }
+    cache.insert(key, Arc::clone(&on));
+    on
+}
+
+/// Entries each cache keeps; beyond, it starts again.
+const CACHED: usize = 64;
+
+type Checked = HashMap<(String, usize, Option<bool>), Result<(), MaskFault>>;
+type Tiled = HashMap<(String, usize), Arc<Vec<bool>>>;
+
+static CHECKED: LazyLock<Mutex<Checked>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static TILED: LazyLock<Mutex<Tiled>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn checked() -> MutexGuard<'static, Checked> {
+    CHECKED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn tiled() -> MutexGuard<'static, Tiled> {
+    TILED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Every pair the model may evaluate, row by row: the first fault, if any.
+fn scan(expr: &Expr, n: usize, causal: Option<bool>) -> Result<(), MaskFault> {
+    for query in 0..n {
+        let (mut earlier, mut later) = (false, false);
+        for key in 0..n {
+            let after = key > query;
+            if after && causal == Some(true) {
+                break;
+            }
+            match expr.eval(query, key, n) {
+                Ok(seen) if after => later |= seen,
+                Ok(seen) => earlier |= seen,
+                // Hidden from a causal model, refused for a non-causal one.
+                Err(_) if after && causal.is_none() => {}
+                Err(_) => return Err(MaskFault::DivisionByZero { query, key, n }),
+            }
+        }
+        if !earlier && !later {
+            let causal_only = causal == Some(true)
+                && (query + 1..n).any(|key| expr.eval(query, key, n) == Ok(true));
+            return Err(MaskFault::NoKey {
+                query,
+                n,
+                causal_only,
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_mask_is_valid_causal_or_not() {
+        for causal in [None, Some(false), Some(true)] {
+            for n in [1, 2, 7, 64] {
+                assert_eq!(check(DEFAULT_MASK, n, causal), Ok(()));
+            }
+        }
+    }
+
+    #[test]
+    fn a_query_without_keys_is_named() {
+        let fault = check("k > q + 100", 16, None).expect_err("no query sees a key");
+        assert_eq!(
+            fault,
+            MaskFault::NoKey {
+                query: 0,
+                n: 16,
+                causal_only: false
+            }
+        );
+        // Only the last key: fine without causality, not with it.
+        assert_eq!(check("k == n - 1", 8, Some(false)), Ok(()));
+        assert_eq!(check("k == n - 1", 8, None), Ok(()));
+        let fault = check("k == n - 1", 8, Some(true)).expect_err("query 0");
+        assert_eq!(
+            fault,
+            MaskFault::NoKey {
+                query: 0,
+                n: 8,
+                causal_only: true
+            }
+        );
+        assert!(fault.to_string().contains("query 0 sees no key"), "{fault}");
+        // A later query: rows before it are fine.
+        let fault = check("q < 5 && abs(q - k) <= 1", 8, None).expect_err("query 5");
+        assert!(
+            matches!(fault, MaskFault::NoKey { query: 5, .. }),
+            "{fault}"
+        );
+    }
+
+    #[test]
+    fn division_by_zero_is_refused_where_the_model_evaluates_it() {
+        let mask = "k == q || k > q && q / (k - 3) > 100";
+        assert_eq!(
+            check(mask, 8, Some(false)),
+            Err(MaskFault::DivisionByZero {
+                query: 0,
+                key: 3,
+                n: 8
+            })
+        );
+        // Pairs after their query are never evaluated by a causal model.
+        assert_eq!(check(mask, 8, None), Ok(()));
+        assert_eq!(check(mask, 8, Some(true)), Ok(()));
+        assert_eq!(
+            check("k == q || k / (q - 3) > 100", 8, Some(true)),
+            Err(MaskFault::DivisionByZero {
+                query: 3,
+                key: 0,
+                n: 8
+            })
+        );
+    }
+
+    #[test]
+    fn tiles_mark_the_blocks_holding_visible_pairs() {
+        // n = 20: tiles of 8, 8 and 4 positions.
+        let on = tiles("q / 8 == k / 8 || k == 19", 20);
+        let want = [
+            true, false, true, //
+            false, true, true, //
+            false, false, true,
+        ];
+        assert_eq!(on.as_slice(), want.as_slice());
+        assert_eq!(tiles("k > n", 5).as_slice(), [false].as_slice());
+        assert_eq!(tiles("k < 2", 0).as_slice(), [false].as_slice());
+        assert!(tiles("k < 2", MAX_SCANNED + 1).is_empty());
+        assert_eq!(
+            check("k < 2", usize::MAX, None),
+            Err(MaskFault::TooLong { n: usize::MAX })
+        );
+    }
+
+    #[test]
+    fn a_parse_error_keeps_its_column_and_hides_everything() {
+        let fault = check("abs(q - k) <= 8 ||", 8, None).expect_err("broken");
+        assert!(fault.to_string().starts_with("column 17: "), "{fault}");
+        let rule = rule("abs(q - k) <= 8 ||", 8);
+        assert!((0..8).all(|i| (0..8).all(|j| !rule(i, j))));
+    }
+}

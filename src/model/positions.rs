@@ -1,0 +1,187 @@
+//! Position schemes besides learned embeddings: the fixed sinusoids added to the
+//! tokens' embeddings, and rotary embeddings (RoPE) applied to q and k.
+//!
+//! RoPE (Su et al. 2021, the GPT-NeoX "rotate half" layout): a head's dimensions are
+//! split into halves `x1`, `x2`; pair `i` (dimension `i` with `i + head_dim / 2`) turns
+//! by `position * base^(-2i / head_dim)`. Turning q and k by their own positions makes
+//! their dot product depend on the offset only. Composed from burn ops on q and k
+//! before the attention kernel, so the fused kernel, the block-sparse and the
+//! masked-dense paths see the same rotated inputs, and autodiff derives the backward.
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+/// The sinusoidal table `[seq, d_model]`: `sin(pos / 10000^(2i / d))` at dimension
+/// `2i`, `cos` at `2i + 1` (Vaswani et al. 2017).
+pub fn sinusoidal_table(seq: usize, d_model: usize, device: &Device) -> Tensor<2> {
+    let mut values = vec![0.0f32; seq * d_model];
+    for pos in 0..seq {
+        for i in (0..d_model).step_by(2) {
+            let angle = pos as f64 / 10_000f64.powf(i as f64 / d_model as f64);
+            values[pos * d_model + i] = angle.sin() as f32;
+            if i + 1 < d_model {
+                values[pos * d_model + i + 1] = angle.cos() as f32;
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [seq, d_model]), device)
+}
+
+/// RoPE's cosines and sines `[seq, head_dim]` for positions `0..seq` (each pair's
+/// angle repeated in both halves).
+pub fn rope_tables(
+    seq: usize,
+    head_dim: usize,
+    base: f64,
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>) {
+    let half = head_dim / 2;
+    let mut cos = vec![0.0f32; seq * head_dim];
+    let mut sin = vec![0.0f32; seq * head_dim];
+    for pos in 0..seq {
+        for i in 0..half {
+            let angle = pos as f64 * base.powf(-2.0 * i as f64 / head_dim as f64);
+            for d in [i, i + half] {
+                cos[pos * head_dim + d] = angle.cos() as f32;
+                sin[pos * head_dim + d] = angle.sin() as f32;
+            }
+        }
+    }
+    let table = |v: Vec<f32>| Tensor::from_data(TensorData::new(v, [seq, head_dim]), device);
+    (table(cos), table(sin))
+}
+
+/// `x` turned by RoPE, its last axis a head's dimensions; `cos` and `sin` are
+/// [`rope_tables`] reshaped to broadcast over `x` (positions on `x`'s position axis).
+pub fn rotate(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
+    let dims = x.dims();
+    let half = dims[3] / 2;
+    let x1 = x
+        .clone()
+        .slice([0..dims[0], 0..dims[1], 0..dims[2], 0..half]);
+    let x2 = x
+        .clone()
+        .slice([0..dims[0], 0..dims[1], 0..dims[2], half..dims[3]]);
+    let turned = Tensor::cat(vec![x2.neg(), x1], 3);
+    x * cos.clone() + turned * sin.clone()
+}
+
+/// `[batch, heads, seq, head_dim]` q or k turned by its positions.
+pub fn rope_heads(x: Tensor<4>, base: f64) -> Tensor<4> {
+    let [_, _, seq, head_dim] = x.dims();
+    let (cos, sin) = rope_tables(seq, head_dim, base, &x.device());
+    let shape = [1, 1, seq, head_dim];
+    rotate(x, &cos.reshape(shape), &sin.reshape(shape))
+}
+
+/// The fused qkv projection `[batch, seq, 3 * d_model]` with its q and k parts turned
+/// by their positions (v unchanged), for the fused kernel.
+pub fn rope_qkv(qkv: Tensor<3>, heads: usize, base: f64) -> Tensor<3> {
+    let [batch, seq, three_d] = qkv.dims();
+    let d_model = three_d / 3;
+    let head_dim = d_model / heads;
+    let (cos, sin) = rope_tables(seq, head_dim, base, &qkv.device());
+    let shape = [1, seq, 1, head_dim];
+    let (cos, sin) = (cos.reshape(shape), sin.reshape(shape));
+    // q and k side by side as 2 * heads heads: one rotation for both.
+    let qk = qkv
+        .clone()
+        .slice([0..batch, 0..seq, 0..2 * d_model])
+        .reshape([batch, seq, 2 * heads, head_dim]);
+    let v = qkv.slice([0..batch, 0..seq, 2 * d_model..3 * d_model]);
+    let qk = rotate(qk, &cos, &sin).reshape([batch, seq, 2 * d_model]);
+    Tensor::cat(vec![qk, v], 2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device() -> Device {
+        Device::default()
+    }
+
+    fn values(t: Tensor<4>) -> Vec<f32> {
+        t.into_data().try_to_vec::<f32>().expect("f32")
+    }
+
+    /// A `[1, 1, seq, dim]` tensor of the same vector at every position.
+    fn repeated(v: &[f32], seq: usize) -> Tensor<4> {
+        let data: Vec<f32> = (0..seq).flat_map(|_| v.iter().copied()).collect();
+        Tensor::from_data(TensorData::new(data, [1, 1, seq, v.len()]), &device())
+    }
+
+    #[test]
+    fn rope_at_position_zero_is_the_identity() {
+        let v = [0.3f32, -1.2, 0.7, 2.0, -0.4, 0.9];
+        let turned = values(rope_heads(repeated(&v, 3), 10_000.0));
+        for (a, b) in turned[..6].iter().zip(v) {
+            assert!((a - b).abs() < 1e-6, "{turned:?}");
+        }
+        assert!(
+            turned[6..12]
+                .iter()
+                .zip(v)
+                .any(|(a, b)| (a - b).abs() > 1e-3)
+        );
+    }
+
+    #[test]
+    fn rope_scores_depend_only_on_the_offset() {
+        let (q, k) = ([0.5f32, -0.3, 1.1, 0.2], [-0.7f32, 0.4, 0.9, -1.5]);
+        let seq = 12;
+        let (q, k) = (
+            values(rope_heads(repeated(&q, seq), 100.0)),
+            values(rope_heads(repeated(&k, seq), 100.0)),
+        );
+        let score =
+            |i: usize, j: usize| -> f32 { (0..4).map(|d| q[i * 4 + d] * k[j * 4 + d]).sum() };
+        for (i, j) in [(3, 1), (7, 2), (5, 5), (2, 9)] {
+            for shift in [1, 2] {
+                let (a, b) = (score(i, j), score(i + shift, j + shift));
+                assert!((a - b).abs() < 1e-4, "({i},{j}) +{shift}: {a} vs {b}");
+            }
+        }
+        assert!((score(3, 1) - score(3, 2)).abs() > 1e-3, "offsets differ");
+    }
+
+    #[test]
+    fn the_fused_layout_turns_q_and_k_as_the_heads_layout_does() {
+        let (batch, seq, heads, head_dim) = (2, 5, 2, 4);
+        let d = heads * head_dim;
+        let data: Vec<f32> = (0..batch * seq * 3 * d)
+            .map(|i| (i as f32 * 0.37).sin())
+            .collect();
+        let qkv = Tensor::<3>::from_data(TensorData::new(data, [batch, seq, 3 * d]), &device());
+        let fused = rope_qkv(qkv.clone(), heads, 50.0);
+        for part in 0..3 {
+            let split = |t: Tensor<3>| {
+                t.slice([0..batch, 0..seq, part * d..(part + 1) * d])
+                    .reshape([batch, seq, heads, head_dim])
+                    .swap_dims(1, 2)
+            };
+            let expected = if part < 2 {
+                rope_heads(split(qkv.clone()), 50.0)
+            } else {
+                split(qkv.clone())
+            };
+            let (a, b) = (values(split(fused.clone())), values(expected));
+            assert!(
+                a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6),
+                "part {part}"
+            );
+        }
+    }
+
+    #[test]
+    fn sinusoids_follow_the_formula() {
+        let t = sinusoidal_table(7, 6, &device());
+        let v = t.into_data().try_to_vec::<f32>().expect("f32");
+        for pos in 0..7 {
+            for i in (0..6).step_by(2) {
+                let angle = pos as f64 / 10_000f64.powf(i as f64 / 6.0);
+                assert!((v[pos * 6 + i] as f64 - angle.sin()).abs() < 1e-6);
+                assert!((v[pos * 6 + i + 1] as f64 - angle.cos()).abs() < 1e-6);
+            }
+        }
+    }
+}
