@@ -134,6 +134,10 @@ pub fn default_pattern(name: &str) -> Option<AttentionPattern> {
             global_blocks: 2,
             random_blocks: 3,
         },
+        // The local window written as an expression: what a mask of one's own costs.
+        "custom" => AttentionPattern::Custom {
+            mask: "abs(q - k) <= 64".into(),
+        },
         _ => return None,
     })
 }
