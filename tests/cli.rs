@@ -870,3 +870,67 @@ fn run_compares_with_the_published_figures() {
         "{all}"
     );
 }
+
+/// `attnlab eval --seq-len`: a model without learned positions is evaluated at each
+/// length asked for (its JSON lines say which); learned positions are refused beyond
+/// their length, naming `model.positions`, and the other lengths still evaluated.
+#[test]
+fn eval_at_other_lengths_refuses_learned_positions_beyond_theirs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = TINY
+        .replace("steps = 5", "steps = 2")
+        .replace("eval_every = 5", "eval_every = 2")
+        .replace(
+            "name = \"local w=1\"",
+            "name = \"local w=1\"\nmodel.positions = \"none\"",
+        );
+    std::fs::write(dir.path().join("len.toml"), file).expect("write");
+    let out = attnlab(
+        &[
+            "run",
+            "len.toml",
+            "--out",
+            "records",
+            "--run",
+            "dense",
+            "--run",
+            "local w=1",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let mut by_run = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir.path().join("records")).expect("records") {
+        let path = entry.expect("entry").path();
+        let record = RunRecord::open(&path).expect("record");
+        by_run.insert(record.summary.name.clone(), path);
+    }
+    let eval = |run: &str| {
+        let path = by_run[run].display().to_string();
+        attnlab(
+            &["eval", &path, "--seq-len", "16,32", "--batches", "1"],
+            dir.path(),
+        )
+    };
+    let out = eval("local w=1");
+    assert!(out.status.success(), "{}", text(&out));
+    let lengths: std::collections::BTreeSet<u64> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json line");
+            v["seq_len"].as_u64().expect("seq_len")
+        })
+        .collect();
+    assert_eq!(lengths, [16, 32].into(), "{}", text(&out));
+    let out = eval("dense");
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("model.positions") && all.contains("seq_len 32"),
+        "{all}"
+    );
+    assert!(
+        all.contains("\"seq_len\":16"),
+        "length 16 still evaluated: {all}"
+    );
+}

@@ -22,6 +22,10 @@ pub struct EvalArgs {
     /// Merge distances into buckets this wide (each named by its largest distance).
     #[arg(long, default_value_t = 1, value_name = "WIDTH")]
     pub bucket: usize,
+    /// Evaluate at these sequence lengths too (comma-separated; default: the run's
+    /// own). Learned positions are refused beyond the length they were trained at.
+    #[arg(long = "seq-len", value_delimiter = ',', value_name = "N,...")]
+    pub seq_len: Vec<usize>,
     /// auto, cpu or wgpu.
     #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
     pub backend: BackendChoice,
@@ -32,25 +36,52 @@ impl EvalArgs {
     /// evaluation panics) is reported on stderr, naming it, and the others evaluated;
     /// exit status 1 if any failed.
     pub(super) fn execute(self) -> anyhow::Result<ExitCode> {
+        let lengths: Vec<Option<usize>> = if self.seq_len.is_empty() {
+            vec![None]
+        } else {
+            self.seq_len.iter().copied().map(Some).collect()
+        };
         Ok(each_record("eval", &self.records, |folder| {
-            let e = crate::trainer::evaluate_record(folder, self.seed, self.batches, self.backend)
-                .map_err(|e| e.to_string())?;
-            for c in e.by_distance.bucketed(self.bucket) {
-                let line = serde_json::json!({
-                    "run": e.run,
-                    "record": folder.file_name().map(|n| n.to_string_lossy()),
-                    "step": e.step,
-                    "distance": c.distance,
-                    "accuracy": c.accuracy(),
-                    "examples": c.total,
-                });
-                println!("{line}");
+            let mut refused = Vec::new();
+            for &length in &lengths {
+                let e = match crate::trainer::evaluate_record(
+                    folder,
+                    self.seed,
+                    self.batches,
+                    self.backend,
+                    length,
+                ) {
+                    Ok(e) => e,
+                    // One length refused (learned positions, a task that does not
+                    // fit): the other lengths are still evaluated.
+                    Err(e) if lengths.len() > 1 => {
+                        refused.push(e.to_string());
+                        continue;
+                    }
+                    Err(e) => return Err(e.to_string()),
+                };
+                for c in e.by_distance.bucketed(self.bucket) {
+                    let line = serde_json::json!({
+                        "run": e.run,
+                        "record": folder.file_name().map(|n| n.to_string_lossy()),
+                        "step": e.step,
+                        "seq_len": e.seq_len,
+                        "distance": c.distance,
+                        "accuracy": c.accuracy(),
+                        "examples": c.total,
+                    });
+                    println!("{line}");
+                }
+                eprintln!(
+                    "{}: step {}, seq_len {}, accuracy {:.4}, loss {:.4}",
+                    e.run, e.step, e.seq_len, e.accuracy, e.loss
+                );
             }
-            eprintln!(
-                "{}: step {}, accuracy {:.4}, loss {:.4}",
-                e.run, e.step, e.accuracy, e.loss
-            );
-            Ok(())
+            if refused.is_empty() {
+                Ok(())
+            } else {
+                Err(refused.join("; "))
+            }
         }))
     }
 }

@@ -27,6 +27,8 @@ pub struct RecordEval {
     pub dir: PathBuf,
     /// The step of the checkpoint evaluated.
     pub step: usize,
+    /// The sequence length evaluated at (the run's own unless asked otherwise).
+    pub seq_len: usize,
     /// Mean loss over the answers.
     pub loss: f64,
     /// Fraction of answers right.
@@ -47,12 +49,14 @@ pub struct EvalError {
 
 /// Evaluates the last checkpoint of the record in `dir` on `batches` batches drawn
 /// from `seed` (fresh: not the run's training or evaluation stream unless the seed
-/// says so), on `backend`.
+/// says so), on `backend`; at `seq_len` when given (the task generated at that length,
+/// the masks planned for it), which learned positions refuse beyond their own length.
 pub fn evaluate_record(
     dir: &Path,
     seed: u64,
     batches: usize,
     backend: BackendChoice,
+    seq_len: Option<usize>,
 ) -> Result<RecordEval, EvalError> {
     let fail = |problem: String| EvalError {
         dir: dir.to_path_buf(),
@@ -60,7 +64,11 @@ pub fn evaluate_record(
     };
     let record = RunRecord::open(dir).map_err(|e| fail(e.to_string()))?;
     // The run its summary names (a hand-written config.toml may hold several).
-    let plan = &record.resume_plan().map_err(|e| fail(e.to_string()))?;
+    let trained = record.resume_plan().map_err(|e| fail(e.to_string()))?;
+    let plan = &match seq_len {
+        Some(n) if n != trained.settings().task.seq_len => at_length(&trained, n).map_err(fail)?,
+        _ => trained,
+    };
     let checkpoint = read_checkpoint(dir)
         .map_err(|e| fail(e.to_string()))?
         .ok_or_else(|| {
@@ -90,10 +98,30 @@ pub fn evaluate_record(
         run: record.summary.name.clone(),
         dir: dir.to_path_buf(),
         step: checkpoint.step,
+        seq_len: plan.settings().task.seq_len,
         loss,
         accuracy,
         by_distance,
     })
+}
+
+/// `plan` at sequence length `n`: the task generated at that length (recall and
+/// induction keep their distance, MQAR its pairs, spread over the longer sequence) and
+/// checked again. A transformer with learned positions has none past its own length:
+/// refused, never clamped or wrapped.
+fn at_length(plan: &RunPlan, n: usize) -> Result<RunPlan, String> {
+    let s = plan.settings();
+    if s.model.kind == ModelKind::Transformer
+        && s.model.positions == crate::config::PositionScheme::Learned
+        && n > s.task.seq_len
+    {
+        return Err(format!(
+            "seq_len {n}: the model learned positions (model.positions = \"learned\") for task.seq_len = {} only, and has none for positions beyond; a run trained with model.positions = \"sinusoidal\", \"rope\" or \"none\" can be evaluated at other lengths",
+            s.task.seq_len
+        ));
+    }
+    plan.revise(|s| s.task.seq_len = n)
+        .map_err(|e| format!("seq_len {n}: {e}"))
 }
 
 /// Loss, accuracy and accuracy by distance over some batches.
