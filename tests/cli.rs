@@ -934,3 +934,40 @@ fn eval_at_other_lengths_refuses_learned_positions_beyond_theirs() {
         "length 16 still evaluated: {all}"
     );
 }
+
+/// A causal local window with RoPE sees only offsets it trained on, so evaluated at
+/// 4x its training length it keeps its accuracy (recall at distance 4, window 4).
+#[test]
+fn rope_with_a_causal_local_window_keeps_its_accuracy_at_four_times_the_length() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = "name = \"rope length\"\n[task]\nkind = \"recall\"\nseq_len = 32\nvocab = 16\ndistance = 4\n[model]\nlayers = 2\nheads = 2\nd_model = 16\nd_ff = 32\ncausal = true\npositions = \"rope\"\nattention = { kind = \"local\", window = 4 }\n[train]\nsteps = 300\nbatch = 16\nlr = 3e-3\neval_every = 300\ncheckpoint_every = 0\nsnapshot_every = 0\nbackend = \"cpu\"\n";
+    std::fs::write(dir.path().join("rope.toml"), file).expect("write");
+    let out = attnlab(
+        &["run", "rope.toml", "--out", "records", "--quiet"],
+        dir.path(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = attnlab(
+        &["eval", "records", "--seq-len", "32,128", "--batches", "4"],
+        dir.path(),
+    );
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let accuracy = |n: usize| -> f64 {
+        let marker = format!("seq_len {n}, accuracy ");
+        let line = all.lines().find(|l| l.contains(&marker)).expect(&all);
+        let rest = &line[line.find(&marker).expect("marker") + marker.len()..];
+        rest.split(',')
+            .next()
+            .expect("number")
+            .trim()
+            .parse()
+            .expect(&all)
+    };
+    let (trained, longer) = (accuracy(32), accuracy(128));
+    assert!(trained >= 0.99, "trained to {trained}: {all}");
+    assert!(
+        longer >= trained - 0.01,
+        "{trained} at 32, {longer} at 128: {all}"
+    );
+}
