@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use attnlab::attention::AttentionPattern;
-use attnlab::config::Experiment;
+use attnlab::config::{Experiment, RunPlan};
 use attnlab::model::fused::simd::{self, Isa, with_isa};
 use attnlab::model::fused::{AttentionPlan, fused_attention};
 use attnlab::model::{AttentionKernels, SparseMode, TransformerConfig, masked_attention};
@@ -174,47 +174,13 @@ fn a_shipped_experiment_trains_the_same_fused_and_composed() {
     assert_eq!(learners.len(), 2, "dense and local w=16");
     for plan in learners {
         let plan = plan.revise(|s| s.train.steps = 200).expect("revise");
-        let settings = plan.settings().clone();
-        // One initial model for both (other tests draw from the same device RNG
-        // concurrently, so two seeded inits could differ).
-        let train_device = CpuBackend::device().autodiff();
-        train_device.seed(settings.train.seed);
-        let initial = TransformerConfig::from_plan(&plan).init(&train_device);
-        let curve = |mode: SparseMode| -> Vec<f64> {
-            let kernels = AttentionKernels::for_plan(&plan, &train_device, mode);
-            let mut model = initial.clone();
-            let mut optim = AdamConfig::new().init();
-            let mut rng = StdRng::seed_from_u64(settings.train.seed);
-            let mut losses = Vec::new();
-            for _ in 0..settings.train.steps {
-                let batch = settings.task.batch(settings.train.batch, &mut rng);
-                let (next, outcome) = train_step(
-                    model,
-                    &mut optim,
-                    &batch,
-                    &kernels,
-                    StepOptions::plain(settings.train.lr),
-                    &train_device,
-                )
-                .expect("step");
-                model = next;
-                losses.push(outcome.loss);
-            }
-            losses
-        };
-        let fused = curve(SparseMode::WherePaysOff);
-        let composed = curve(SparseMode::Composed);
-        let name = plan.name().to_string();
-        for (step, (a, b)) in fused.iter().zip(&composed).enumerate() {
-            assert!(
-                (a - b).abs() <= 2e-3 + 2e-3 * b.abs(),
-                "{name} step {step}: fused loss {a} vs composed {b}"
-            );
-        }
+        let (fused, composed) = fused_and_composed_losses(&plan, plan.settings().train.seed);
+        assert_same_losses(&fused, &composed, plan.name());
         // And it learned something: the last losses are below the first.
         assert!(
             fused[190..].iter().sum::<f64>() < fused[..10].iter().sum::<f64>(),
-            "{name}"
+            "{}",
+            plan.name()
         );
     }
 }
@@ -507,40 +473,53 @@ fn every_position_scheme_trains_the_same_fused_and_composed() {
                 .plan()
                 .expect("plans")
                 .remove(0);
-            let settings = plan.settings().clone();
-            let train_device = CpuBackend::device().autodiff();
-            train_device.seed(3);
-            let initial = TransformerConfig::from_plan(&plan).init(&train_device);
-            let curve = |mode: SparseMode| -> Vec<f64> {
-                let kernels = AttentionKernels::for_plan(&plan, &train_device, mode);
-                let mut model = initial.clone();
-                let mut optim = AdamConfig::new().init();
-                let mut rng = StdRng::seed_from_u64(5);
-                let mut losses = Vec::new();
-                for _ in 0..settings.train.steps {
-                    let batch = settings.task.batch(settings.train.batch, &mut rng);
-                    let (next, outcome) = train_step(
-                        model,
-                        &mut optim,
-                        &batch,
-                        &kernels,
-                        StepOptions::plain(settings.train.lr),
-                        &train_device,
-                    )
-                    .expect("step");
-                    model = next;
-                    losses.push(outcome.loss);
-                }
-                losses
-            };
-            let fused = curve(SparseMode::WherePaysOff);
-            let composed = curve(SparseMode::Composed);
-            for (step, (a, b)) in fused.iter().zip(&composed).enumerate() {
-                assert!(
-                    (a - b).abs() <= 2e-3 + 2e-3 * b.abs(),
-                    "{positions} {attention}: step {step}: fused {a} vs composed {b}"
-                );
-            }
+            let (fused, composed) = fused_and_composed_losses(&plan, 3);
+            assert_same_losses(&fused, &composed, &format!("{positions} {attention}"));
         }
+    }
+}
+
+/// `plan` trained from one initial model (drawn with `seed`) on batches drawn from
+/// `seed`, once with the fused kernel and once with burn's composed ops: each step's
+/// loss. One initial model for both, as other tests draw from the same device RNG
+/// concurrently, so two seeded inits could differ.
+fn fused_and_composed_losses(plan: &RunPlan, seed: u64) -> (Vec<f64>, Vec<f64>) {
+    let settings = plan.settings();
+    let train_device = CpuBackend::device().autodiff();
+    train_device.seed(seed);
+    let initial = TransformerConfig::from_plan(plan).init(&train_device);
+    let curve = |mode: SparseMode| -> Vec<f64> {
+        let kernels = AttentionKernels::for_plan(plan, &train_device, mode);
+        let mut model = initial.clone();
+        let mut optim = AdamConfig::new().init();
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut losses = Vec::new();
+        for _ in 0..settings.train.steps {
+            let batch = settings.task.batch(settings.train.batch, &mut rng);
+            let (next, outcome) = train_step(
+                model,
+                &mut optim,
+                &batch,
+                &kernels,
+                StepOptions::plain(settings.train.lr),
+                &train_device,
+            )
+            .expect("step");
+            model = next;
+            losses.push(outcome.loss);
+        }
+        losses
+    };
+    (curve(SparseMode::WherePaysOff), curve(SparseMode::Composed))
+}
+
+/// The fused and composed losses agree within float error at every step.
+fn assert_same_losses(fused: &[f64], composed: &[f64], name: &str) {
+    assert_eq!(fused.len(), composed.len(), "{name}");
+    for (step, (a, b)) in fused.iter().zip(composed).enumerate() {
+        assert!(
+            (a - b).abs() <= 2e-3 + 2e-3 * b.abs(),
+            "{name} step {step}: fused loss {a} vs composed {b}"
+        );
     }
 }

@@ -74,8 +74,9 @@ impl Experiment {
     /// before training). Trains exactly what the sweep would.
     pub fn expand_sweep(&mut self) {
         let points = self.sweep.points();
-        let mut runs = Vec::new();
+        let mut runs: Vec<RunSpec> = Vec::new();
         for run in &self.runs {
+            let first = runs.len();
             let seeds = run
                 .resolve(&self.base)
                 .map(|s| s.train.seeds)
@@ -102,6 +103,10 @@ impl Experiment {
                     replicate.set("train.seed", Value::Integer(seed as i64));
                     runs.push(replicate);
                 }
+            }
+            if let Some(reference) = &mut self.reference {
+                let names: Vec<&str> = runs[first..].iter().map(|r| r.name.as_str()).collect();
+                reference.rename_run(&run.name, &names);
             }
         }
         // The base takes the first point's values (every run sets its own), so it
@@ -185,13 +190,6 @@ impl Experiment {
         }
         if runs.is_empty() && errors.is_empty() {
             runs.push(RunSpec::new(file.name.clone()));
-        }
-        if let Some(reference) = &file.reference {
-            let names: Vec<&str> = runs.iter().map(|r| r.name.as_str()).collect();
-            errors.extend(reference.check(&names).into_iter().map(|mut e| {
-                e.line = locate_field(text, &e.field);
-                e
-            }));
         }
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));

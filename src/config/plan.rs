@@ -192,6 +192,10 @@ impl Experiment {
                 "an experiment needs at least one run",
             ));
         }
+        if let Some(reference) = &self.reference {
+            let names: Vec<&str> = self.runs.iter().map(|r| r.name.as_str()).collect();
+            errors.extend(reference.check(&names));
+        }
         let swept = |field: &str| {
             self.sweep
                 .axes

@@ -201,6 +201,21 @@ impl Reference {
         errors
     }
 
+    /// Moves run `old`'s entry to each name of `new`: a renamed run (one name), a run
+    /// expanded into sweep points and seeds (several), or a removed run (none).
+    /// An entry of another run is never overwritten: then nothing moves, and
+    /// validation reports the entry whose run is gone.
+    pub fn rename_run(&mut self, old: &str, new: &[&str]) {
+        if new.iter().any(|n| *n != old && self.runs.contains_key(*n)) {
+            return;
+        }
+        if let Some(entry) = self.runs.remove(old) {
+            for name in new {
+                self.runs.insert(name.to_string(), entry.clone());
+            }
+        }
+    }
+
     /// The reference as it applies to the run named `run` (`None` when not named).
     pub fn for_run(&self, run: &str) -> Option<RunReference> {
         let entry = self.runs.get(run)?;
@@ -428,6 +443,27 @@ mod tests {
         assert_eq!(check.verdict, Verdict::Reproduced);
         assert_eq!(check.published_label, "bigram (0.480)");
         assert!(r.for_run("other").is_none());
+    }
+
+    #[test]
+    fn a_figure_follows_its_run_renamed_expanded_or_removed() {
+        let mut r =
+            table("source = \"p\"\n[runs.dense]\npublished = 0.9\n[runs.local]\npublished = 0.5\n");
+        r.rename_run("dense", &["full"]);
+        assert_eq!(
+            r.for_run("full").map(|f| f.published),
+            Some(Published::Value(0.9))
+        );
+        r.rename_run("full", &["local"]);
+        assert!(
+            r.for_run("full").is_some(),
+            "another run's figure is never overwritten"
+        );
+        r.rename_run("full", &["full seed=1", "full seed=2"]);
+        assert!(r.for_run("full seed=1").is_some() && r.for_run("full seed=2").is_some());
+        r.rename_run("local", &[]);
+        assert!(r.for_run("local").is_none());
+        assert!(r.check(&["full seed=1", "full seed=2"]).is_empty());
     }
 
     #[test]

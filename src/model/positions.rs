@@ -65,12 +65,14 @@ pub fn rotate(x: Tensor<4>, cos: &Tensor<4>, sin: &Tensor<4>) -> Tensor<4> {
     x * cos.clone() + turned * sin.clone()
 }
 
-/// `[batch, heads, seq, head_dim]` q or k turned by its positions.
-pub fn rope_heads(x: Tensor<4>, base: f64) -> Tensor<4> {
-    let [_, _, seq, head_dim] = x.dims();
-    let (cos, sin) = rope_tables(seq, head_dim, base, &x.device());
+/// `[batch, heads, seq, head_dim]` q and k turned by their positions (one table for
+/// both).
+pub fn rope_heads(q: Tensor<4>, k: Tensor<4>, base: f64) -> (Tensor<4>, Tensor<4>) {
+    let [_, _, seq, head_dim] = q.dims();
+    let (cos, sin) = rope_tables(seq, head_dim, base, &q.device());
     let shape = [1, 1, seq, head_dim];
-    rotate(x, &cos.reshape(shape), &sin.reshape(shape))
+    let (cos, sin) = (cos.reshape(shape), sin.reshape(shape));
+    (rotate(q, &cos, &sin), rotate(k, &cos, &sin))
 }
 
 /// The fused qkv projection `[batch, seq, 3 * d_model]` with its q and k parts turned
@@ -113,7 +115,7 @@ mod tests {
     #[test]
     fn rope_at_position_zero_is_the_identity() {
         let v = [0.3f32, -1.2, 0.7, 2.0, -0.4, 0.9];
-        let turned = values(rope_heads(repeated(&v, 3), 10_000.0));
+        let turned = values(rope_heads(repeated(&v, 3), repeated(&v, 3), 10_000.0).0);
         for (a, b) in turned[..6].iter().zip(v) {
             assert!((a - b).abs() < 1e-6, "{turned:?}");
         }
@@ -129,10 +131,8 @@ mod tests {
     fn rope_scores_depend_only_on_the_offset() {
         let (q, k) = ([0.5f32, -0.3, 1.1, 0.2], [-0.7f32, 0.4, 0.9, -1.5]);
         let seq = 12;
-        let (q, k) = (
-            values(rope_heads(repeated(&q, seq), 100.0)),
-            values(rope_heads(repeated(&k, seq), 100.0)),
-        );
+        let (q, k) = rope_heads(repeated(&q, seq), repeated(&k, seq), 100.0);
+        let (q, k) = (values(q), values(k));
         let score =
             |i: usize, j: usize| -> f32 { (0..4).map(|d| q[i * 4 + d] * k[j * 4 + d]).sum() };
         for (i, j) in [(3, 1), (7, 2), (5, 5), (2, 9)] {
@@ -154,16 +154,15 @@ mod tests {
         let qkv = Tensor::<3>::from_data(TensorData::new(data, [batch, seq, 3 * d]), &device());
         let fused = rope_qkv(qkv.clone(), heads, 50.0);
         for part in 0..3 {
-            let split = |t: Tensor<3>| {
-                t.slice([0..batch, 0..seq, part * d..(part + 1) * d])
+            let split_part = |t: Tensor<3>, p: usize| {
+                t.slice([0..batch, 0..seq, p * d..(p + 1) * d])
                     .reshape([batch, seq, heads, head_dim])
                     .swap_dims(1, 2)
             };
-            let expected = if part < 2 {
-                rope_heads(split(qkv.clone()), 50.0)
-            } else {
-                split(qkv.clone())
-            };
+            let split = |t: Tensor<3>| split_part(t, part);
+            let split_at = |p: usize| split_part(qkv.clone(), p);
+            let (q, k) = rope_heads(split_at(0), split_at(1), 50.0);
+            let expected = [q, k, split_at(2)][part].clone();
             let (a, b) = (values(split(fused.clone())), values(expected));
             assert!(
                 a.iter().zip(&b).all(|(x, y)| (x - y).abs() < 1e-6),

@@ -98,11 +98,10 @@ impl SelfAttention {
                 .swap_dims(1, 2)
         };
         match kernels.rope() {
-            Some(base) => (
-                super::positions::rope_heads(split(0), base),
-                super::positions::rope_heads(split(1), base),
-                split(2),
-            ),
+            Some(base) => {
+                let (q, k) = super::positions::rope_heads(split(0), split(1), base);
+                (q, k, split(2))
+            }
             None => (split(0), split(1), split(2)),
         }
     }

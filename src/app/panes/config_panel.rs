@@ -130,10 +130,17 @@ fn target_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
         && let Some(run) = editor.experiment.runs.get_mut(i)
     {
         let l = ui.label("Run name");
+        let before = run.name.clone();
         changed |= ui
             .add(TextEdit::singleline(&mut run.name))
             .labelled_by(l.id)
             .changed();
+        // The published figure follows the run's name.
+        if run.name != before
+            && let Some(reference) = &mut editor.experiment.reference
+        {
+            reference.rename_run(&before, &[&run.name]);
+        }
         error_ui(ui, field_error(&editor.errors, &format!("runs[{i}].name")));
         let own = run.overridden_fields();
         let reset = ui

@@ -269,7 +269,10 @@ impl Editor {
     /// Removes run `i` (an experiment keeps at least one).
     pub fn remove_run(&mut self, i: usize) {
         if self.experiment.runs.len() > 1 && i < self.experiment.runs.len() {
-            self.experiment.runs.remove(i);
+            let removed = self.experiment.runs.remove(i);
+            if let Some(reference) = &mut self.experiment.reference {
+                reference.rename_run(&removed.name, &[]);
+            }
             self.target = Target::Base;
             self.validate();
         }
