@@ -971,3 +971,64 @@ fn rope_with_a_causal_local_window_keeps_its_accuracy_at_four_times_the_length()
         "{trained} at 32, {longer} at 128: {all}"
     );
 }
+
+/// `train.eval_lengths`: every evaluation also scores held-out examples at twice the
+/// training length (recorded in `lengths.csv`, with distances, and in the summary and
+/// the final table); learned positions with a longer length are refused at
+/// validation, naming `model.positions`.
+#[test]
+fn eval_lengths_are_scored_at_every_evaluation_and_learned_positions_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = "name = \"lengths\"\n[task]\nkind = \"recall\"\nseq_len = 16\nvocab = 8\ndistance = 4\n[model]\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\ncausal = true\npositions = \"rope\"\nattention = { kind = \"local\", window = 4 }\n[train]\nsteps = 6\nbatch = 4\neval_every = 3\neval_batches = 2\neval_lengths = [32]\ncheckpoint_every = 0\nsnapshot_every = 0\nbackend = \"cpu\"\n";
+    std::fs::write(dir.path().join("lengths.toml"), file).expect("write");
+    let out = attnlab(&["run", "lengths.toml", "--out", "records"], dir.path());
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    assert!(all.contains("at other lengths: 32: acc "), "{all}");
+    let record_dir = std::fs::read_dir(dir.path().join("records"))
+        .expect("records")
+        .next()
+        .expect("one record")
+        .expect("entry")
+        .path();
+    let record = RunRecord::open(&record_dir).expect("record");
+    let scores = record.lengths().expect("lengths.csv reads");
+    assert_eq!(
+        scores
+            .iter()
+            .map(|s| (s.metrics.step, s.seq_len))
+            .collect::<Vec<_>>(),
+        vec![(3, 32), (6, 32)],
+        "{scores:?}"
+    );
+    for s in &scores {
+        assert!(!s.by_distance.counts.is_empty(), "{s:?}");
+        assert!((0.0..=1.0).contains(&s.metrics.accuracy) && s.metrics.loss.is_finite());
+    }
+    let last = record.summary.final_lengths.first().expect("final_lengths");
+    assert_eq!(last.seq_len, 32);
+    assert_eq!(last.accuracy, scores[1].metrics.accuracy);
+
+    // The Length pane's probe: the attention on the probe generated at 4x the length.
+    let probe =
+        attnlab::trainer::probe_at_length(&record_dir, 64, attnlab::config::BackendChoice::Cpu)
+            .expect("probes at 64");
+    assert_eq!((probe.step, probe.seq_len), (6, 64));
+    assert_eq!(probe.probe.tokens.len(), 64);
+    let snap = &probe.snapshot;
+    assert_eq!(
+        (snap.layers, snap.heads, snap.n, snap.seq_len),
+        (1, 2, 64, 64)
+    );
+    assert_eq!(snap.weights.len(), 2 * 64 * 64);
+
+    let learned = file.replace("positions = \"rope\"\n", "");
+    std::fs::write(dir.path().join("learned.toml"), learned).expect("write");
+    let out = attnlab(&["validate", "learned.toml"], dir.path());
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("train.eval_lengths") && all.contains("model.positions"),
+        "{all}"
+    );
+}

@@ -4,7 +4,9 @@
 //! cover each mask exactly; and a shipped experiment trains the same with it as with
 //! burn's composed ops. The fused element-wise operations and the linear layer equal
 //! burn's, values and gradients. And every compiled variant the machine runs
-//! (baseline, AVX2, AVX-512), each forced in turn, equals the reference.
+//! (baseline, AVX2, AVX-512), each forced in turn, equals the reference. With ALiBi
+//! the fused kernel equals a plain-Rust softmax with the bias, and the masked-dense
+//! and block-sparse paths with theirs, forward and backward.
 
 use std::sync::Arc;
 
@@ -12,7 +14,10 @@ use attnlab::attention::AttentionPattern;
 use attnlab::config::{Experiment, RunPlan};
 use attnlab::model::fused::simd::{self, Isa, with_isa};
 use attnlab::model::fused::{AttentionPlan, fused_attention};
-use attnlab::model::{AttentionKernels, SparseMode, TransformerConfig, masked_attention};
+use attnlab::model::{
+    Alibi, AttentionKernels, BlockSparseAttention, SparseMode, SparseUnavailable,
+    TransformerConfig, masked_attention, masked_attention_with_bias,
+};
 use attnlab::trainer::{CpuBackend, StepOptions, train_step};
 use burn::optim::AdamConfig;
 use burn::tensor::{Bool, Distribution, Tensor, TensorData};
@@ -456,11 +461,11 @@ fn a_mismatched_attention_backward_panics() {
 }
 
 /// Every position scheme with a sparse and a dense pattern, causal or not: the fused
-/// kernel and burn's composed ops (which turn q and k with RoPE the same way) train
-/// to the same losses, step by step.
+/// kernel and burn's composed ops (which turn q and k with RoPE the same way, and add
+/// ALiBi's bias the same way) train to the same losses, step by step.
 #[test]
 fn every_position_scheme_trains_the_same_fused_and_composed() {
-    for positions in ["learned", "sinusoidal", "rope", "none"] {
+    for positions in ["learned", "sinusoidal", "rope", "alibi", "none"] {
         for (attention, causal) in [
             ("{ kind = \"local\", window = 3 }", true),
             ("\"dense\"", false),
@@ -522,4 +527,207 @@ fn assert_same_losses(fused: &[f64], composed: &[f64], name: &str) {
             "{name} step {step}: fused loss {a} vs composed {b}"
         );
     }
+}
+
+/// `softmax(q k^T / sqrt(d) - slope_h |i - j|) v` over each query's visible keys, in
+/// plain Rust from the packed `qkv` `[batch, n, 3 d_model]`: `[batch, n, d_model]`.
+fn naive_alibi_attention(
+    qkv: &[f32],
+    visible: &[bool],
+    slopes: &[f32],
+    (batch, n, heads, head_dim): (usize, usize, usize, usize),
+) -> Vec<f32> {
+    let dm = heads * head_dim;
+    let at =
+        |b: usize, i: usize, part: usize, h: usize| (b * n + i) * 3 * dm + part * dm + h * head_dim;
+    let mut out = vec![0.0f32; batch * n * dm];
+    for b in 0..batch {
+        for h in 0..heads {
+            for i in 0..n {
+                let q = &qkv[at(b, i, 0, h)..at(b, i, 0, h) + head_dim];
+                let scores: Vec<(usize, f64)> = (0..n)
+                    .filter(|&j| visible[i * n + j])
+                    .map(|j| {
+                        let k = &qkv[at(b, j, 1, h)..at(b, j, 1, h) + head_dim];
+                        let dot: f64 = q.iter().zip(k).map(|(a, b)| *a as f64 * *b as f64).sum();
+                        let bias = slopes[h] as f64 * i.abs_diff(j) as f64;
+                        (j, dot / (head_dim as f64).sqrt() - bias)
+                    })
+                    .collect();
+                let top = scores.iter().map(|s| s.1).fold(f64::NEG_INFINITY, f64::max);
+                let total: f64 = scores.iter().map(|s| (s.1 - top).exp()).sum();
+                for (j, s) in scores {
+                    let p = (s - top).exp() / total;
+                    let v = &qkv[at(b, j, 2, h)..at(b, j, 2, h) + head_dim];
+                    for (d, &x) in v.iter().enumerate() {
+                        out[(b * n + i) * dm + h * head_dim + d] += (p * x as f64) as f32;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// ALiBi with `pattern`: the fused kernel's output equals the plain-Rust softmax with
+/// the bias, differs from the kernel's without it, and its output and `qkv` gradient
+/// equal the masked-dense path's with the bias and, where the pattern has a block
+/// layout, the block-sparse path's (asserted to exist when `sparse` is true).
+#[allow(clippy::too_many_arguments)]
+fn check_alibi(
+    pattern: &AttentionPattern,
+    batch: usize,
+    heads: usize,
+    head_dim: usize,
+    n: usize,
+    causal: bool,
+    sparse: bool,
+    seed: u64,
+) {
+    let device = CpuBackend::device().autodiff();
+    device.seed(seed);
+    let mask = pattern.mask(n, causal, seed);
+    let alibi = Alibi::new(heads);
+    let plain = AttentionPlan::new(pattern, &mask).expect("plan covers the mask");
+    let biased = Arc::new(plain.clone().with_alibi(alibi.shared_slopes()));
+    let plain = Arc::new(plain);
+    let d_model = heads * head_dim;
+    let qkv0 = Tensor::<3>::random(
+        [batch, n, 3 * d_model],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let weight = Tensor::<3>::random([batch, n, d_model], Distribution::Normal(0.0, 1.0), &device);
+    let tag = format!("alibi {pattern} b={batch} h={heads} d={head_dim} n={n} causal={causal}");
+
+    let qkv = qkv0.clone().detach().require_grad();
+    let fused = fused_attention(qkv.clone(), &biased, heads).expect("the CPU backend has it");
+    let grads = (fused.clone() * weight.clone()).sum().backward();
+    let g_fused = values(qkv.grad(&grads).expect("gradient"));
+    let fused = values(fused);
+
+    // The bias is applied: without it the output moves.
+    let unbiased = values(fused_attention(qkv0.clone().detach(), &plain, heads).expect("fused"));
+    let moved = fused
+        .iter()
+        .zip(&unbiased)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        moved > 1e-2,
+        "{tag}: ALiBi moved the output by only {moved}"
+    );
+
+    // And it is exactly softmax(q k^T / sqrt(d) - slope |i - j|) v.
+    let naive = naive_alibi_attention(
+        &values(qkv0.clone()),
+        mask.as_slice(),
+        alibi.slopes(),
+        (batch, n, heads, head_dim),
+    );
+    close(&fused, &naive, &format!("{tag} output vs plain Rust"));
+
+    // The composed paths add the same bias: output and gradient.
+    let composed = |attend: &dyn Fn(Tensor<4>, Tensor<4>, Tensor<4>) -> Tensor<4>| {
+        let qkv = qkv0.clone().detach().require_grad();
+        let split = |part: usize| {
+            qkv.clone()
+                .slice([0..batch, 0..n, part * d_model..(part + 1) * d_model])
+                .reshape([batch, n, heads, head_dim])
+                .swap_dims(1, 2)
+        };
+        let out = attend(split(0), split(1), split(2))
+            .swap_dims(1, 2)
+            .reshape([batch, n, d_model]);
+        let grads = (out.clone() * weight.clone()).sum().backward();
+        (values(out), values(qkv.grad(&grads).expect("gradient")))
+    };
+    let hidden: Vec<bool> = mask.as_slice().iter().map(|v| !v).collect();
+    let hidden = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [1, 1, n, n]), &device);
+    let (out, grad) = composed(&|q, k, v| {
+        let bias = Some(alibi.bias_tensor(n, n, &device));
+        masked_attention_with_bias(q, k, v, Some(&hidden), bias).0
+    });
+    close(&fused, &out, &format!("{tag} output vs masked dense"));
+    close(&g_fused, &grad, &format!("{tag} dqkv vs masked dense"));
+    match BlockSparseAttention::new_with_alibi(pattern, &mask, seed, Some(&alibi), &device) {
+        Ok(block_sparse) => {
+            // Partial softmaxes merged by log-sum-exp: tests/sparse.rs's tolerance.
+            let loose = |a: &[f32], b: &[f32], what: &str| {
+                for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (x - y).abs() <= 2e-4 + 2e-3 * y.abs(),
+                        "{tag} {what}[{i}]: fused {x} vs block-sparse {y}"
+                    );
+                }
+            };
+            let (out, grad) = composed(&|q, k, v| block_sparse.forward(q, k, v));
+            assert_eq!(
+                (out.len(), grad.len()),
+                (fused.len(), g_fused.len()),
+                "{tag}"
+            );
+            loose(&fused, &out, "output");
+            loose(&g_fused, &grad, "dqkv");
+        }
+        Err(SparseUnavailable::NoLayout) => assert!(!sparse, "{tag}: no block layout"),
+        Err(e) => panic!("{tag}: {e}"),
+    }
+}
+
+/// ALiBi in the fused kernel, forward and backward, against plain Rust and the
+/// composed paths: dense (causal or not), a causal local window and blocks (both
+/// block-sparse), and the layouts with global rows, shared keys and residue order.
+/// Three heads: slopes that are not a power of two's.
+#[test]
+fn alibi_is_the_same_bias_in_the_fused_kernel_and_the_composed_paths() {
+    // (pattern, n, causal, has a block layout)
+    for (seed, (pattern, n, causal, sparse)) in [
+        (AttentionPattern::Dense, 70, false, false),
+        (AttentionPattern::Dense, 70, true, false),
+        (AttentionPattern::Local { window: 8 }, 90, true, true),
+        (AttentionPattern::Block { size: 16 }, 80, false, true),
+        (
+            AttentionPattern::Longformer {
+                window: 4,
+                global: 3,
+            },
+            50,
+            false,
+            false,
+        ),
+        (AttentionPattern::Strided { stride: 6 }, 40, true, false),
+        (
+            AttentionPattern::Dilated {
+                window: 2,
+                dilation: 3,
+            },
+            45,
+            false,
+            false,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        check_alibi(&pattern, 2, 3, 8, n, causal, sparse, 40 + seed as u64);
+    }
+}
+
+/// A plan whose ALiBi slopes are for another head count is refused, naming it.
+#[test]
+#[should_panic(expected = "the plan's ALiBi slopes are for 4 heads, not 2")]
+fn alibi_slopes_for_other_heads_panic() {
+    use attnlab::model::fused::cpu::{Dims, forward};
+    let pattern = AttentionPattern::Dense;
+    let plan = AttentionPlan::new(&pattern, &pattern.mask(4, false, 0))
+        .expect("plan")
+        .with_alibi(Alibi::new(4).shared_slopes());
+    let dims = Dims {
+        batch: 1,
+        n: 4,
+        heads: 2,
+        head_dim: 2,
+    };
+    forward(&plan, &[0.0; 48], dims);
 }

@@ -113,7 +113,7 @@ impl UiCommand {
                 "Write every recorded run's metrics (CSV), curves (SVG), attention (PNG, .npy) and a bundle (the experiment and its records) that opens without retraining"
             }
             UiCommand::SavePanePng => {
-                "Save the pane in front (curves, attention grid, compare, sweep, cost) as a PNG under the records folder's figures/"
+                "Save the pane in front (curves, attention grid, compare, sweep, cost, length) as a PNG under the records folder's figures/"
             }
             UiCommand::Quit => "Close the window (running runs are stopped and recorded)",
             UiCommand::RunAll => "Train every run of the experiment",

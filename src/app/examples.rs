@@ -11,7 +11,7 @@ pub struct ShippedExperiment {
 }
 
 /// Every shipped experiment, in menu order.
-pub const SHIPPED: [ShippedExperiment; 14] = [
+pub const SHIPPED: [ShippedExperiment; 15] = [
     ShippedExperiment {
         file: "dense_vs_local.toml",
         text: include_str!("../../experiments/dense_vs_local.toml"),
@@ -55,6 +55,10 @@ pub const SHIPPED: [ShippedExperiment; 14] = [
     ShippedExperiment {
         file: "text_context.toml",
         text: include_str!("../../experiments/text_context.toml"),
+    },
+    ShippedExperiment {
+        file: "length_generalisation.toml",
+        text: include_str!("../../experiments/length_generalisation.toml"),
     },
     ShippedExperiment {
         file: "reference/zoology_mqar.toml",

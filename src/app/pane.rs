@@ -22,6 +22,9 @@ pub enum Pane {
     Heads,
     /// Accuracy against the distance of each answer's dependency.
     Distance,
+    /// Accuracy and loss against the evaluation length, and the probe's attention at
+    /// a longer length.
+    Length,
     /// Where runs train: this machine and remote servers.
     Devices,
     /// Which heads a run needs: each ablated and patched, at a saved step.
@@ -30,7 +33,7 @@ pub enum Pane {
 
 impl Pane {
     /// Every pane, in tab order.
-    pub const ALL: [Pane; 10] = [
+    pub const ALL: [Pane; 11] = [
         Pane::Curves,
         Pane::Attention,
         Pane::Compare,
@@ -39,6 +42,7 @@ impl Pane {
         Pane::Cost,
         Pane::Heads,
         Pane::Distance,
+        Pane::Length,
         Pane::Devices,
         Pane::Interventions,
     ];
@@ -54,6 +58,7 @@ impl Pane {
             Pane::Sweep => "Sweep",
             Pane::Heads => "Heads",
             Pane::Distance => "Distance",
+            Pane::Length => "Length",
             Pane::Devices => "Devices",
             Pane::Interventions => "Interventions",
         }
@@ -73,6 +78,9 @@ impl Pane {
             }
             Pane::Distance => {
                 "Accuracy against how far back each answer lies, with each run's structural reach"
+            }
+            Pane::Length => {
+                "Held-out accuracy and loss at each evaluation length (train.eval_lengths) against the training length, with seed bands and solved fractions, and what the heads do on a probe at a longer length"
             }
             Pane::Devices => "This machine's CPU and GPU, and remote servers runs can train on",
             Pane::Interventions => {

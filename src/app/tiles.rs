@@ -12,6 +12,7 @@ use super::panes::curves::{CurveOptions, curves_ui};
 use super::panes::distance::distance_ui;
 use super::panes::heads::heads_ui;
 use super::panes::interventions::interventions_ui;
+use super::panes::length::length_ui;
 use super::panes::preview::{experiment_preview_ui, mask_preview_ui};
 use super::panes::sweep::sweep_ui;
 use super::view_model::editor::Target;
@@ -142,6 +143,19 @@ pub(super) fn pane_ui(ui: &mut Ui, app: &mut App, pane: Pane) {
             }
         },
         Pane::Distance => distance_ui(ui, &mut app.distance, &indexed),
+        Pane::Length => {
+            let ctx = app.ctx.clone();
+            let wake: Wake = std::sync::Arc::new(move || ctx.request_repaint());
+            length_ui(
+                ui,
+                &mut app.textures,
+                &mut app.length,
+                &indexed,
+                app.selected,
+                &mut app.state.group_seeds,
+                &wake,
+            );
+        }
         Pane::Interventions => match shown_run(&app.runs, app.selected) {
             Some(run) => {
                 let ctx = app.ctx.clone();

@@ -15,6 +15,7 @@ use super::panes::attention::AttentionViewState;
 use super::panes::compare::CompareState;
 use super::panes::distance::DistanceViewState;
 use super::panes::heads::HeadsViewState;
+use super::panes::length::LengthViewState;
 use super::panes::preview::PreviewCache;
 use super::panes::sweep::SweepViewState;
 use super::server_probes::ServerProbes;
@@ -65,6 +66,8 @@ pub struct App {
     pub(super) sweep: SweepViewState,
     pub(super) heads: HeadsViewState,
     pub(super) distance: DistanceViewState,
+    /// The Length pane's choices and its probe at a longer length.
+    pub(super) length: LengthViewState,
     /// The Interventions pane's choices, cached results and measurements.
     pub(super) interventions: InterventionsView,
     /// The fork dialog and its helper threads.
@@ -161,6 +164,7 @@ impl App {
             sweep: SweepViewState::default(),
             heads: HeadsViewState::default(),
             distance: DistanceViewState::default(),
+            length: LengthViewState::default(),
             interventions: InterventionsView::default(),
             fork: ForkView::default(),
             devices: ServerProbes::default(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::config::RunPlan;
-use crate::records::{RunStatus, RunSummary, mean_sd};
+use crate::records::{LengthFigure, RunStatus, RunSummary, mean_sd};
 use crate::trainer::Event;
 
 /// Seed replicates grouped: mean +- sd of the final metrics, how many solved the task
@@ -58,7 +58,28 @@ pub(super) fn print_groups(
             format!("{solved}/{}", ids.len()),
             steps.join(", ")
         );
+        let mut lengths: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
+        for l in finished.iter().flat_map(|s| &s.final_lengths) {
+            lengths.entry(l.seq_len).or_default().push(l.accuracy);
+        }
+        if !lengths.is_empty() {
+            let at: Vec<String> = lengths
+                .iter()
+                .map(|(n, acc)| format!("{n}: {}", stat(acc.clone())))
+                .collect();
+            println!("    eval acc at other lengths: {}", at.join("; "));
+        }
     }
+}
+
+/// `256: acc 0.9120, loss 0.2100; 512: ...`: the held-out figures at each of
+/// `train.eval_lengths`.
+fn lengths_text(lengths: &[LengthFigure]) -> String {
+    lengths
+        .iter()
+        .map(|l| format!("{}: acc {:.4}, loss {:.4}", l.seq_len, l.accuracy, l.loss))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// For runs of a next-token task (text, markov): the held-out loss in bits per
@@ -150,6 +171,9 @@ pub(super) fn print_table(summaries: &BTreeMap<u64, RunSummary>) {
             s.backend,
             s.record_id.as_deref().unwrap_or("-")
         );
+        if !s.final_lengths.is_empty() {
+            println!("    at other lengths: {}", lengths_text(&s.final_lengths));
+        }
         if let Some(m) = &s.message {
             println!("    {m}");
         }
@@ -253,13 +277,19 @@ impl Progress {
                     metrics.loss, metrics.accuracy
                 ));
             }
-            Event::Eval { metrics, .. } if log => {
+            Event::Eval {
+                metrics, lengths, ..
+            } if log => {
                 let bits = match self.bits_unit.get(id).copied().flatten() {
                     Some(unit) => format!("  {:.3} {unit}", metrics.loss / std::f64::consts::LN_2),
                     None => String::new(),
                 };
+                let at: String = lengths
+                    .iter()
+                    .map(|l| format!("  acc@{} {:.3}", l.seq_len, l.metrics.accuracy))
+                    .collect();
                 eprintln!(
-                    "[{name}] step {:>6}  eval loss {:.4}{bits}  acc {:.3}  ({:.1} s)",
+                    "[{name}] step {:>6}  eval loss {:.4}{bits}  acc {:.3}{at}  ({:.1} s)",
                     metrics.step, metrics.loss, metrics.accuracy, metrics.elapsed_secs
                 );
             }

@@ -12,7 +12,11 @@
 //! the weights); the logits with their softmax and gradient; each sparse layer's
 //! boolean mask; the probe's snapshot (every layer's and head's full `n x n` weights,
 //! computed with the reference); the held-out set and a fixed training set
-//! (`train.examples`). Calibrated on W1 (README, "Reference workloads") against the
+//! (`train.examples`); and evaluation at `train.eval_lengths`: the held-out set and
+//! masks kept at each length, and what a forward pass at the longest needs beyond a
+//! training step (no gradients, `train.batch` sequences, between steps, so only its
+//! excess over the step's own activations, attention and logits counts; dense
+//! attention at 4x the length is 16x the scores). Calibrated on W1 (README, "Reference workloads") against the
 //! counting allocator's peaks; `tests/budget.rs` checks it stays within 0.6x-1.6x
 //! of measured.
 
@@ -40,6 +44,10 @@ pub struct MemoryEstimate {
     /// The fixed training set of `train.examples` (tokens and targets as i64, answer
     /// distances as u32); 0 when every step draws fresh examples.
     pub train_data: u64,
+    /// Evaluation at `train.eval_lengths`: the held-out sets and masks kept at each
+    /// length, plus what the forward pass at the hungriest needs beyond a training
+    /// step's activations, attention and logits (0 without such lengths).
+    pub eval_lengths: u64,
 }
 
 impl MemoryEstimate {
@@ -52,6 +60,7 @@ impl MemoryEstimate {
             + self.snapshot
             + self.eval_data
             + self.train_data
+            + self.eval_lengths
     }
 }
 
@@ -139,7 +148,51 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
         snapshot,
         eval_data,
         train_data,
+        eval_lengths: eval_lengths_bytes(s, activations + attention + logits),
     }
+}
+
+/// Evaluation at each of `train.eval_lengths`: its held-out set (tokens and targets
+/// as i64) and every layer's mask, kept for the run; and the forward pass at the
+/// length that needs most (no autodiff: the residual stream, one block's
+/// intermediates and one layer's attention alive at a time, then the logits and
+/// their softmax), counted beyond `step` (the training step's transient bytes it
+/// runs after).
+fn eval_lengths_bytes(s: &Settings, step: u64) -> u64 {
+    let (b, v) = (s.train.batch as u64, s.task.vocab as u64);
+    let m = &s.model;
+    let (d, f, h) = (m.d_model as u64, m.d_ff as u64, m.heads.max(1) as u64);
+    let fused = s.train.backend == BackendSetting::Local(BackendChoice::Cpu);
+    let patterns = match m.kind {
+        ModelKind::Transformer => m.layer_patterns(),
+        ModelKind::Lstm => Vec::new(),
+    };
+    let (mut kept, mut peak) = (0u64, 0u64);
+    for &n in &s.train.eval_lengths {
+        let n = n as u64;
+        let tokens = b * n;
+        kept += s.train.eval_batches as u64 * tokens * 16 + patterns.len() as u64 * n * n;
+        let forward = match m.kind {
+            ModelKind::Transformer => {
+                let attention = patterns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        if fused {
+                            return (2 * d + 2 * h) * tokens * F32;
+                        }
+                        let seed = s.train.seed.wrapping_add(i as u64);
+                        3 * b * h * trained_pairs(p, n as usize, seed) as u64 * F32
+                    })
+                    .max()
+                    .unwrap_or(0);
+                (4 * d + f) * tokens * F32 + attention
+            }
+            ModelKind::Lstm => 8 * d * tokens * F32,
+        };
+        peak = peak.max(forward + 2 * tokens * v * F32);
+    }
+    kept + peak.saturating_sub(step)
 }
 
 /// Floating-point operations of one training step of `s` (forward, backward and
@@ -202,6 +255,11 @@ pub fn over_budget(s: &Settings, available: u64) -> Option<(&'static str, String
         ),
         ("the held-out set", e.eval_data, &fields::EVAL_BATCHES),
         ("the fixed training set", e.train_data, &fields::EXAMPLES),
+        (
+            "evaluation at train.eval_lengths",
+            e.eval_lengths,
+            &fields::EVAL_LENGTHS,
+        ),
     ];
     let (what, bytes, field) = parts
         .iter()
@@ -229,6 +287,12 @@ pub fn over_budget(s: &Settings, available: u64) -> Option<(&'static str, String
         lower(&[&fields::VOCAB, &fields::BATCH])
     } else if is(&fields::EVAL_BATCHES) {
         lower(&[&fields::EVAL_BATCHES])
+    } else if is(&fields::EVAL_LENGTHS) {
+        let longest = s.train.eval_lengths.iter().max().copied().unwrap_or(0);
+        format!(
+            "lower or drop the longest of {} (now {longest}), or use a sparse pattern (its cost grows with n * w, not n^2)",
+            fields::EVAL_LENGTHS.path
+        )
     } else if is(&fields::EXAMPLES) {
         lower(&[&fields::EXAMPLES, &fields::SEQ_LEN])
     } else {
@@ -302,6 +366,40 @@ mod tests {
         let (d, f, l) = (64, 256, 2);
         assert_eq!(full - parameter_count(&s), l * (2 * d + 2 * d * f + f + d));
         assert!(estimate(&s).activations < estimate(&Settings::default()).activations);
+    }
+
+    #[test]
+    fn evaluation_lengths_are_counted_and_a_long_dense_one_is_named() {
+        let mut s = Settings::default();
+        s.task.seq_len = 512;
+        s.task.distance = 8;
+        s.model.positions = crate::config::PositionScheme::Rope;
+        assert_eq!(estimate(&s).eval_lengths, 0, "no lengths, nothing more");
+        let budget = 8 << 30;
+        assert!(over_budget(&s, budget).is_none());
+        // Dense at 8x the length: 64x the training step's scores.
+        s.train.eval_lengths = vec![4096];
+        let dense = estimate(&s);
+        assert!(
+            dense.eval_lengths > 16 * dense.attention,
+            "{} vs the step's {}",
+            dense.eval_lengths,
+            dense.attention
+        );
+        let (field, message) = over_budget(&s, budget).expect("does not fit");
+        assert_eq!(field, "train.eval_lengths");
+        assert!(
+            message.contains("longest of train.eval_lengths (now 4096)"),
+            "{message}"
+        );
+        // A shorter length costs no more than the step it follows, but its set.
+        s.train.eval_lengths = vec![128];
+        let short = estimate(&s).eval_lengths;
+        assert_eq!(short, 4 * 32 * 128 * 16 + 2 * 128 * 128);
+        // A local window at the same long length fits.
+        s.train.eval_lengths = vec![4096];
+        s.model.attention = crate::attention::AttentionPattern::Local { window: 16 };
+        assert!(over_budget(&s, budget).is_none());
     }
 
     #[test]

@@ -7,6 +7,8 @@ use super::source::read_experiment_text;
 use super::{ConfigError, ConfigErrors, Experiment, ModelKind, Settings, fields};
 use crate::attention::{AttentionPattern, Mask};
 
+mod eval_lengths;
+
 /// Longest experiment or run name (names become folder names and table columns).
 const MAX_NAME: usize = 200;
 
@@ -449,6 +451,8 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
             "lists a seed twice: replicates need different seeds",
         ));
     }
+    let others_valid = errors.is_empty();
+    errors.extend(eval_lengths::check(s, others_valid));
     errors
 }
 

@@ -378,6 +378,10 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Batches per evaluation.
     pub eval_batches: usize,
+    /// Other sequence lengths each evaluation also scores, on held-out examples
+    /// generated at each (empty: the training length only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub eval_lengths: Vec<usize>,
     /// Record the probe example's attention every this many steps (0: only at the end).
     pub snapshot_every: usize,
     /// Save the model and optimiser state in the run record every this many steps
@@ -409,6 +413,7 @@ impl Default for TrainConfig {
             solved_at: 0.99,
             eval_every: 100,
             eval_batches: 4,
+            eval_lengths: Vec::new(),
             snapshot_every: 50,
             checkpoint_every: 250,
             keep_checkpoints: KeepCheckpoints::Latest,

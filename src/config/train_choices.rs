@@ -157,16 +157,21 @@ pub enum PositionScheme {
     /// Rotary embeddings (Su et al. 2021): q and k rotated per head by their
     /// position before the scores, so scores depend on the offset only.
     Rope,
+    /// ALiBi (Press et al. 2022): no position embedding; head `h` adds
+    /// `-slope_h * |i - j|` to its scores inside the score tile, with the paper's
+    /// fixed slopes (a geometric sequence per head, nothing learned).
+    Alibi,
     /// No position information (causal attention can still count).
     None,
 }
 
 impl PositionScheme {
     /// Every scheme, in the order the docs and the editor list them.
-    pub const ALL: [PositionScheme; 4] = [
+    pub const ALL: [PositionScheme; 5] = [
         PositionScheme::Learned,
         PositionScheme::Sinusoidal,
         PositionScheme::Rope,
+        PositionScheme::Alibi,
         PositionScheme::None,
     ];
 
@@ -176,6 +181,7 @@ impl PositionScheme {
             PositionScheme::Learned => "learned",
             PositionScheme::Sinusoidal => "sinusoidal",
             PositionScheme::Rope => "rope",
+            PositionScheme::Alibi => "alibi",
             PositionScheme::None => "none",
         }
     }

@@ -8,11 +8,16 @@
 //! `out = sum_c e^(m_c - M) o_c / sum_c e^(m_c - M) l_c`, exactly as one softmax over
 //! the union of their keys. Global query rows are computed densely. Memory grows with
 //! the computed pairs (`n * w` for local patterns), never with `n^2`.
+//!
+//! With ALiBi ([`BlockSparseAttention::new_with_alibi`]) each component's scores get
+//! the bias of the (query, key) pairs it gathers, `-slope_h * |i - j|`, built once per
+//! run from the layout's positions (`heads x` the computed pairs, as floats).
 
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
-use super::reference::attention_output;
-use crate::attention::{AttentionPattern, Mask, PAD, SparseLayout};
+use super::alibi::Alibi;
+use super::reference::attention_output_with_bias;
+use crate::attention::{AttentionPattern, BlockComponent, Mask, PAD, SparseLayout};
 
 /// Stands in for "no visible key" maxima so that `exp(m - M)` is 0, not NaN.
 const NO_KEY: f32 = -1.0e30;
@@ -46,6 +51,8 @@ struct BlockPart {
     keys: KeyAccess,
     /// `[1, blocks, block, width * block]`, `true` = not computed here.
     hidden: Tensor<4, Bool>,
+    /// ALiBi's bias of each gathered pair, `[1, heads, blocks * block, width * block]`.
+    bias: Option<Tensor<4>>,
 }
 
 #[derive(Clone)]
@@ -53,6 +60,8 @@ struct SharedPart {
     keys: Tensor<1, Int>,
     /// `[1, n, keys]`, `true` = not computed here.
     hidden: Tensor<3, Bool>,
+    /// ALiBi's bias, `[1, heads, n, keys]`.
+    bias: Option<Tensor<4>>,
 }
 
 /// A pattern's block-sparse computation at one sequence length, built once per run
@@ -63,9 +72,13 @@ pub struct BlockSparseAttention {
     dense_rows: usize,
     /// `[1, 1, dense_rows, n]`, `true` = hidden (for the dense global rows).
     dense_hidden: Option<Tensor<4, Bool>>,
+    /// ALiBi's bias of the dense global rows, `[1, heads, dense_rows, n]`.
+    dense_bias: Option<Tensor<4>>,
     blocks: Vec<BlockPart>,
     shared: Vec<SharedPart>,
     computed_pairs: usize,
+    /// The heads ALiBi's biases were built for (`None`: no bias).
+    alibi_heads: Option<usize>,
 }
 
 fn int_tensor(values: Vec<i64>, device: &Device) -> Tensor<1, Int> {
@@ -102,6 +115,7 @@ impl std::fmt::Debug for BlockSparseAttention {
             .field("block_components", &self.blocks.len())
             .field("shared_components", &self.shared.len())
             .field("computed_pairs", &self.computed_pairs)
+            .field("alibi_heads", &self.alibi_heads)
             .finish()
     }
 }
@@ -114,6 +128,18 @@ impl BlockSparseAttention {
         pattern: &AttentionPattern,
         mask: &Mask,
         seed: u64,
+        device: &Device,
+    ) -> Result<Self, SparseUnavailable> {
+        Self::new_with_alibi(pattern, mask, seed, None, device)
+    }
+
+    /// [`Self::new`], with ALiBi's bias on every computed pair when `alibi` is given
+    /// (then [`Self::forward`] takes exactly `alibi.heads()` heads).
+    pub fn new_with_alibi(
+        pattern: &AttentionPattern,
+        mask: &Mask,
+        seed: u64,
+        alibi: Option<&Alibi>,
         device: &Device,
     ) -> Result<Self, SparseUnavailable> {
         let n = mask.n();
@@ -152,6 +178,10 @@ impl BlockSparseAttention {
                     TensorData::new(hidden, [1, blocks, block, width * block]),
                     device,
                 );
+                let bias = alibi.map(|a| {
+                    let rows = blocks * block;
+                    a.bias_of(block_distances(c), rows, width * block, device)
+                });
                 Ok(BlockPart {
                     block,
                     blocks,
@@ -159,6 +189,7 @@ impl BlockSparseAttention {
                     order,
                     keys,
                     hidden,
+                    bias,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -169,9 +200,16 @@ impl BlockSparseAttention {
             .map(|(s, visible)| {
                 let m = s.keys.len();
                 let hidden: Vec<bool> = visible.iter().map(|v| !v).collect();
+                let bias = alibi.map(|a| {
+                    let distances = (0..n)
+                        .flat_map(|q| s.keys.iter().map(move |&k| q.abs_diff(k) as f32))
+                        .collect();
+                    a.bias_of(distances, n, m, device)
+                });
                 SharedPart {
                     keys: int_tensor(s.keys.iter().map(|&k| k as i64).collect(), device),
                     hidden: Tensor::from_data(TensorData::new(hidden, [1, n, m]), device),
+                    bias,
                 }
             })
             .collect();
@@ -182,13 +220,18 @@ impl BlockSparseAttention {
                 .collect();
             Tensor::from_data(TensorData::new(hidden, [1, 1, dense_rows, n]), device)
         });
+        let dense_bias = alibi
+            .filter(|_| dense_rows > 0)
+            .map(|a| a.bias_tensor(dense_rows, n, device));
         Ok(Self {
             n,
             dense_rows,
             dense_hidden,
+            dense_bias,
             blocks,
             shared,
             computed_pairs: layout.computed_pairs(),
+            alibi_heads: alibi.map(Alibi::heads),
         })
     }
 
@@ -197,13 +240,23 @@ impl BlockSparseAttention {
         self.computed_pairs
     }
 
-    /// Scaled dot-product attention over the pattern's visible pairs.
+    /// Scaled dot-product attention over the pattern's visible pairs (plus ALiBi's
+    /// bias when built with it).
     ///
     /// # Shapes
     /// `q`, `k`, `v`: `[batch, heads, n, head_dim]` → `[batch, heads, n, head_dim]`.
+    ///
+    /// # Panics
+    /// When built with ALiBi for another number of heads.
     pub fn forward(&self, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
         let [batch, heads, n, d] = q.dims();
         debug_assert_eq!(n, self.n);
+        if let Some(built) = self.alibi_heads {
+            assert_eq!(
+                built, heads,
+                "block-sparse attention: ALiBi's bias was built for {built} heads, not {heads}"
+            );
+        }
         let scale = 1.0 / (d as f64).sqrt();
         let bh = batch * heads;
         // The scale goes on q (n x d), not on the scores.
@@ -217,7 +270,7 @@ impl BlockSparseAttention {
             let keys = k3.clone().select(1, part.keys.clone());
             let values = v3.clone().select(1, part.keys.clone());
             let m = part.keys.dims()[0];
-            let scores = q3.clone().matmul(keys.swap_dims(1, 2));
+            let scores = biased(q3.clone().matmul(keys.swap_dims(1, 2)), part.bias.as_ref());
             let scores =
                 scores.mask_fill(part.hidden.clone().expand([bh, n, m]), f32::NEG_INFINITY);
             parts.push(partial_softmax(scores, values));
@@ -235,7 +288,8 @@ impl BlockSparseAttention {
             Some(hidden) if self.dense_rows > 0 => {
                 let g = self.dense_rows;
                 let rows = q.slice([0..batch, 0..heads, 0..g, 0..d]);
-                let dense = attention_output(rows, k, v, Some(hidden));
+                let bias = self.dense_bias.clone();
+                let dense = attention_output_with_bias(rows, k, v, Some(hidden), bias);
                 if g == n {
                     dense
                 } else {
@@ -248,6 +302,44 @@ impl BlockSparseAttention {
             _ => sparse,
         }
     }
+}
+
+/// `|i - j|` of every pair a block component gathers, laid out as its scores
+/// `[blocks * block, width * block]` (0 where the query or key slot is padding: those
+/// pairs are hidden).
+fn block_distances(c: &BlockComponent) -> Vec<f32> {
+    let (b, width) = (c.block, c.width());
+    let mut out = vec![0.0f32; c.blocks() * b * width * b];
+    for (qb, row) in c.key_blocks.iter().enumerate() {
+        for (slot, &kb) in row.iter().enumerate() {
+            for qi in 0..b {
+                let q = c.positions[qb * b + qi];
+                for ki in 0..b {
+                    let k = if kb == PAD {
+                        PAD
+                    } else {
+                        c.positions[kb * b + ki]
+                    };
+                    if q != PAD && k != PAD {
+                        out[((qb * b + qi) * width + slot) * b + ki] = q.abs_diff(k) as f32;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `scores` (`[batch * heads, ..]`, the rest `rows x cols` of `bias`) plus `bias`
+/// (`[1, heads, rows, cols]`) broadcast over the batch; unchanged without one.
+fn biased<const D: usize>(scores: Tensor<D>, bias: Option<&Tensor<4>>) -> Tensor<D> {
+    let Some(bias) = bias else {
+        return scores;
+    };
+    let dims = scores.dims();
+    let [_, heads, rows, cols] = bias.dims();
+    let per_head = scores.reshape([dims[0] / heads.max(1), heads, rows, cols]);
+    (per_head + bias.clone()).reshape(dims)
 }
 
 /// Merges partial softmax results with the log-sum-exp rule:
@@ -350,7 +442,7 @@ fn block_part(
         }
     };
     let (kb, vb) = (gather_blocks(k), gather_blocks(v));
-    let scores = qb.matmul(kb.swap_dims(2, 3));
+    let scores = biased(qb.matmul(kb.swap_dims(2, 3)), part.bias.as_ref());
     let scores = scores.mask_fill(
         part.hidden.clone().expand([bh, nb, b, w * b]),
         f32::NEG_INFINITY,

@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use burn::tensor::{Bool, Device, Tensor, TensorData};
 
+use super::alibi::Alibi;
 use super::block_sparse::{BlockSparseAttention, SparseUnavailable};
 use super::fused::{self, AttentionPlan};
 use super::interventions::{HeadRef, Interventions};
-use super::reference::attention_output;
+use super::reference::attention_output_with_bias;
 use crate::attention::sparse_pays_off;
-use crate::config::RunPlan;
+use crate::config::{PositionScheme, RunPlan};
 
 /// Which computation a layer uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,6 +87,9 @@ pub struct AttentionKernels {
     /// `model.positions = "rope"`: the base q and k are turned with before every
     /// layer's kernel (`None`: not rotary).
     rope: Option<f64>,
+    /// `model.positions = "alibi"`: the per-head slopes every layer's scores are
+    /// biased with (in the fused plans, the block-sparse parts and [`Self::bias`]).
+    alibi: Option<Alibi>,
 }
 
 impl AttentionKernels {
@@ -95,6 +99,8 @@ impl AttentionKernels {
     pub fn for_plan(plan: &RunPlan, device: &Device, mode: SparseMode) -> Self {
         let n = plan.settings().task.seq_len;
         let seed = plan.settings().train.seed;
+        let model = &plan.settings().model;
+        let alibi = (model.positions == PositionScheme::Alibi).then(|| Alibi::new(model.heads));
         let use_fused =
             mode == SparseMode::WherePaysOff && fused::enabled() && fused::supported(device);
         let mut layers = Vec::new();
@@ -107,7 +113,10 @@ impl AttentionKernels {
             let dense = mask.attended_pairs() == n * n;
             let tiles = if use_fused {
                 match AttentionPlan::new(pattern, &mask) {
-                    Ok(p) => Some(Arc::new(p)),
+                    Ok(p) => Some(Arc::new(match &alibi {
+                        Some(a) => p.with_alibi(a.shared_slopes()),
+                        None => p,
+                    })),
                     Err(e) => {
                         layers.push(LayerKernel::fallback(&mask, device, e.to_string()));
                         continue;
@@ -146,10 +155,11 @@ impl AttentionKernels {
                     false,
                 ),
                 SparseMode::WherePaysOff | SparseMode::Composed => {
-                    match BlockSparseAttention::new(
+                    match BlockSparseAttention::new_with_alibi(
                         pattern,
                         &mask,
                         seed.wrapping_add(l as u64),
+                        alibi.as_ref(),
                         device,
                     ) {
                         Ok(s) if sparse_pays_off(s.computed_pairs(), n) => (Some(s), None, false),
@@ -201,8 +211,8 @@ impl AttentionKernels {
             layers,
             interventions: None,
             ablated: (!ablated.is_empty()).then(|| Arc::new(Interventions::zero(&ablated))),
-            rope: (plan.settings().model.positions == crate::config::PositionScheme::Rope)
-                .then_some(plan.settings().model.rope_base),
+            rope: (model.positions == PositionScheme::Rope).then_some(model.rope_base),
+            alibi,
         }
     }
 
@@ -214,6 +224,7 @@ impl AttentionKernels {
             interventions: (!interventions.is_empty()).then(|| Arc::new(interventions)),
             ablated: self.ablated.clone(),
             rope: self.rope,
+            alibi: self.alibi.clone(),
         }
     }
 
@@ -235,6 +246,20 @@ impl AttentionKernels {
         self.rope
     }
 
+    /// ALiBi's slopes when the model uses them (`model.positions = "alibi"`).
+    pub fn alibi(&self) -> Option<&Alibi> {
+        self.alibi.as_ref()
+    }
+
+    /// ALiBi's bias of queries `0..rows` against keys `0..cols`, `[1, heads, rows,
+    /// cols]` on `device` (`None` without ALiBi): what the composed paths add to the
+    /// scores. Built per call from two position ranges; never stored at `n x n`.
+    pub fn bias(&self, rows: usize, cols: usize, device: &Device) -> Option<Tensor<4>> {
+        self.alibi
+            .as_ref()
+            .map(|a| a.bias_tensor(rows, cols, device))
+    }
+
     /// The fused kernel's tile plan of layer `l`, where it has one.
     pub fn fused_plan(&self, l: usize) -> Option<&Arc<AttentionPlan>> {
         self.layers.get(l).and_then(|k| k.plan.as_ref())
@@ -251,14 +276,17 @@ impl AttentionKernels {
     }
 
     /// Attention output of layer `l`: block-sparse where chosen, else the masked
-    /// reference.
+    /// reference; either with ALiBi's bias when the model uses it.
     ///
     /// # Shapes
     /// `q`, `k`, `v`: `[batch, heads, seq, head_dim]` → same.
     pub fn attend(&self, l: usize, q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
         match self.layers.get(l).and_then(|k| k.sparse.as_ref()) {
             Some(sparse) => sparse.forward(q, k, v),
-            None => attention_output(q, k, v, self.mask(l)),
+            None => {
+                let bias = self.bias(q.dims()[2], k.dims()[2], &q.device());
+                attention_output_with_bias(q, k, v, self.mask(l), bias)
+            }
         }
     }
 }

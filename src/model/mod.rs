@@ -10,6 +10,7 @@
 //! [`SequenceModel::forward_train`] with that step's [`StepDropout`] masks; nothing
 //! else ever drops.
 
+mod alibi;
 mod block_sparse;
 mod dropout;
 pub mod fused;
@@ -25,6 +26,7 @@ mod transformer;
 use burn::module::Module;
 use burn::tensor::{Int, Tensor};
 
+pub use alibi::{Alibi, alibi_bias, alibi_slopes};
 pub use block_sparse::{BlockSparseAttention, SparseUnavailable};
 pub use dropout::StepDropout;
 pub use interventions::{Captured, HeadEdit, HeadRef, Interventions, head_columns, head_mean};
@@ -33,7 +35,9 @@ pub use loss::{
     ReadbackError, accuracy, accuracy_of, masked_cross_entropy, predictions, read_back, scalar,
 };
 pub use lstm::{LstmNet, LstmNetConfig};
-pub use reference::{attention_output, masked_attention};
+pub use reference::{
+    attention_output, attention_output_with_bias, masked_attention, masked_attention_with_bias,
+};
 pub use self_attention::{SelfAttention, SelfAttentionConfig};
 pub use transformer::{Transformer, TransformerConfig};
 

@@ -4,9 +4,12 @@
 //! RoPE (Su et al. 2021, the GPT-NeoX "rotate half" layout): a head's dimensions are
 //! split into halves `x1`, `x2`; pair `i` (dimension `i` with `i + head_dim / 2`) turns
 //! by `position * base^(-2i / head_dim)`. Turning q and k by their own positions makes
-//! their dot product depend on the offset only. Composed from burn ops on q and k
-//! before the attention kernel, so the fused kernel, the block-sparse and the
-//! masked-dense paths see the same rotated inputs, and autodiff derives the backward.
+//! their dot product depend on the offset only. Applied to q and k before the
+//! attention kernel, so the fused kernel, the block-sparse and the masked-dense paths
+//! see the same rotated inputs. On the fused kernel's path ([`rope_qkv`], CPU backend)
+//! it is one fused operation with its own backward ([`super::fused::fused_rope_qkv`]);
+//! elsewhere (wgpu, remote, the split-heads paths) it is composed from burn ops and
+//! autodiff derives the backward. Both compute the same values.
 
 use burn::tensor::{Device, Tensor, TensorData};
 
@@ -76,8 +79,17 @@ pub fn rope_heads(q: Tensor<4>, k: Tensor<4>, base: f64) -> (Tensor<4>, Tensor<4
 }
 
 /// The fused qkv projection `[batch, seq, 3 * d_model]` with its q and k parts turned
-/// by their positions (v unchanged), for the fused kernel.
+/// by their positions (v unchanged), for the fused kernel: one fused operation on the
+/// CPU backend, [`rope_qkv_composed`] elsewhere.
 pub fn rope_qkv(qkv: Tensor<3>, heads: usize, base: f64) -> Tensor<3> {
+    match super::fused::fused_rope_qkv(&qkv, heads, base) {
+        Some(turned) => turned,
+        None => rope_qkv_composed(qkv, heads, base),
+    }
+}
+
+/// [`rope_qkv`] composed from burn ops (any device), its backward derived by autodiff.
+pub fn rope_qkv_composed(qkv: Tensor<3>, heads: usize, base: f64) -> Tensor<3> {
     let [batch, seq, three_d] = qkv.dims();
     let d_model = three_d / 3;
     let head_dim = d_model / heads;

@@ -1,5 +1,7 @@
 //! Masked dense attention: the reference computation every pattern can use, and
-//! the one that also returns the attention weights (for the probe's snapshots).
+//! the one that also returns the attention weights (for the probe's snapshots). Each
+//! has a `_with_bias` form that adds a score bias before the mask (ALiBi's,
+//! [`super::Alibi::bias_tensor`]).
 
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Tensor};
@@ -19,9 +21,29 @@ pub fn attention_output(
     v: Tensor<4>,
     blocked: Option<&Tensor<4, Bool>>,
 ) -> Tensor<4> {
+    attention_output_with_bias(q, k, v, blocked, None)
+}
+
+/// [`attention_output`] with `bias` added to the scaled scores before the mask:
+/// `softmax(q k^T / sqrt(d) + bias)` over the visible keys.
+///
+/// # Shapes
+/// As [`masked_attention`]; `bias` broadcasts to the scores `[batch, heads, rows,
+/// seq]` (ALiBi's is `[1, heads, rows, seq]`).
+pub fn attention_output_with_bias(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    blocked: Option<&Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+) -> Tensor<4> {
     let [_, _, _, head_dim] = q.dims();
     let q = q.mul_scalar(1.0 / (head_dim as f64).sqrt());
     let scores = q.matmul(k.swap_dims(2, 3));
+    let scores = match bias {
+        Some(bias) => scores + bias,
+        None => scores,
+    };
     let dims = scores.dims();
     let scores = match blocked {
         Some(mask) => scores.mask_fill(mask.clone().expand(dims), f32::NEG_INFINITY),
@@ -50,9 +72,29 @@ pub fn masked_attention(
     v: Tensor<4>,
     blocked: Option<&Tensor<4, Bool>>,
 ) -> (Tensor<4>, Tensor<4>) {
+    masked_attention_with_bias(q, k, v, blocked, None)
+}
+
+/// [`masked_attention`] with `bias` added to the scaled scores before the mask (the
+/// weights are `softmax(q k^T / sqrt(d) + bias)` over the visible keys).
+///
+/// # Shapes
+/// As [`masked_attention`]; `bias` broadcasts to the scores `[batch, heads, rows,
+/// seq]` (ALiBi's is `[1, heads, rows, seq]`).
+pub fn masked_attention_with_bias(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    blocked: Option<&Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+) -> (Tensor<4>, Tensor<4>) {
     let [_, _, _, head_dim] = q.dims();
     let scale = 1.0 / (head_dim as f64).sqrt();
     let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    let scores = match bias {
+        Some(bias) => scores + bias,
+        None => scores,
+    };
     let dims = scores.dims();
     let scores = match blocked {
         Some(mask) => scores.mask_fill(mask.clone().expand(dims), f32::NEG_INFINITY),

@@ -1,5 +1,8 @@
 //! Multi-head self-attention: one fused qkv projection, the layer's attention kernel,
 //! any head interventions ([`super::interventions`]), an output projection. Shared by the transformer block and the W2 benchmark.
+//! Position schemes that act inside attention apply here: RoPE turns q and k before
+//! the kernel; ALiBi's bias is added by the kernel itself (the fused plan carries its
+//! slopes, the composed paths take [`AttentionKernels::bias`]).
 
 use burn::config::Config;
 use burn::module::Module;
@@ -8,7 +11,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::AttentionKernels;
 use super::fused::linear;
-use super::reference::masked_attention;
+use super::reference::masked_attention_with_bias;
 
 /// The shape of a [`SelfAttention`].
 #[derive(Config, Debug)]
@@ -62,7 +65,8 @@ impl SelfAttention {
         linear(&self.proj, kernels.intervene(layer, self.heads, out))
     }
 
-    /// Attention computed by the masked-dense reference, with its weights.
+    /// Attention computed by the masked-dense reference, with its weights (ALiBi's
+    /// bias included when the model uses it).
     ///
     /// # Shapes
     /// `x`: `[batch, seq, d_model]` → same, and weights `[batch, heads, seq, seq]`.
@@ -73,8 +77,9 @@ impl SelfAttention {
         layer: usize,
     ) -> (Tensor<3>, Tensor<4>) {
         let [batch, seq, d_model] = x.dims();
+        let bias = kernels.bias(seq, seq, &x.device());
         let (q, k, v) = self.split_heads(x, kernels);
-        let (out, weights) = masked_attention(q, k, v, kernels.mask(layer));
+        let (out, weights) = masked_attention_with_bias(q, k, v, kernels.mask(layer), bias);
         let out = out.swap_dims(1, 2).reshape([batch, seq, d_model]);
         let out = linear(&self.proj, kernels.intervene(layer, self.heads, out));
         (out, weights)

@@ -1,5 +1,6 @@
 //! Pre-LN transformer encoder with one pattern per layer and learned, sinusoidal,
-//! rotary (in attention, [`super::positions`]) or no positions;
+//! rotary (in attention, [`super::positions`]), ALiBi (a score bias in attention,
+//! [`super::alibi`]; nothing added to the embeddings) or no positions;
 //! blocks without a feed-forward part when `d_ff` is 0 (attention-only).
 
 use burn::config::Config;

@@ -1,6 +1,6 @@
 //! Forking a run (`attnlab run --fork RUN_DIR --at STEP`): a new record that starts
 //! from its parent's weights at a checkpoint step and goes on with settings that may
-//! change mid-run. The child's record holds its parent's curves, distances and
+//! change mid-run. The child's record holds its parent's curves, distances (at every length) and
 //! snapshots up to that step, and a checkpoint made of the parent's model at that step
 //! (with the parent's optimiser state when the step is the parent's latest checkpoint;
 //! an earlier kept model starts a fresh optimiser). The child then trains as a resumed
@@ -82,9 +82,11 @@ pub fn fork_record(
         &child.join("metrics.csv"),
         step,
     )?;
-    let distances = parent.join("distance.csv");
-    if fs::symlink_metadata(&distances).is_ok() {
-        copy_rows(&distances, &child.join("distance.csv"), step)?;
+    for file in ["distance.csv", super::lengths::FILE] {
+        let rows = parent.join(file);
+        if fs::symlink_metadata(&rows).is_ok() {
+            copy_rows(&rows, &child.join(file), step)?;
+        }
     }
     let snapshots = parent.join("attention.bin");
     if fs::symlink_metadata(&snapshots).is_ok() {

@@ -22,6 +22,7 @@ mod checkpoint;
 mod distance;
 mod files;
 mod fork;
+pub mod lengths;
 mod lock;
 mod record;
 mod resume;
@@ -36,6 +37,7 @@ pub use checkpoint::{
 pub use distance::{DistanceAccuracy, DistanceCount};
 pub use files::{RecordError, write_atomically};
 pub use fork::{ForkError, fork_record};
+pub use lengths::LengthScores;
 pub use lock::{LOCK_FILE, RecordLock};
 pub use record::{
     MAX_SNAPSHOT_BYTES, MetricRow, RecordWriter, RunRecord, list_records, slug, write_summary_in,
@@ -45,7 +47,8 @@ pub use snapshots::{
     AttentionSnapshot, Probe, SnapshotHeader, read_snapshots, read_snapshots_bounded,
 };
 pub use summary::{
-    BackendInfo, ForkOrigin, LayerKernelInfo, Metrics, RunStatus, RunSummary, mean_sd,
+    BackendInfo, ForkOrigin, LayerKernelInfo, LengthFigure, Metrics, RunStatus, RunSummary,
+    mean_sd,
 };
 
 /// Default folder for run records, relative to the working directory (the convention

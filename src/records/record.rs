@@ -10,6 +10,7 @@ use super::files::{
     RecordError, create_new, io_at, open_append, open_regular, open_rewrite, read_small,
     table_lines, write_atomically,
 };
+use super::lengths::{self, LengthScores};
 use super::lock::RecordLock;
 use super::snapshots::{self, AttentionSnapshot, SnapshotHeader};
 use super::summary::{Metrics, RunStatus, RunSummary};
@@ -134,6 +135,7 @@ impl RecordWriter {
         }
         write_atomically(&path, kept.as_bytes()).map_err(io_at(&path))?;
         distance::truncate_after(dir, step)?;
+        lengths::truncate_after(dir, step)?;
         let metrics = BufWriter::new(open_append(&path)?);
         let snapshots_path = dir.join("attention.bin");
         let snapshots = if fs::symlink_metadata(&snapshots_path).is_ok() {
@@ -177,6 +179,12 @@ impl RecordWriter {
     /// Appends one evaluation's accuracy by distance (`distance.csv`).
     pub fn distance(&mut self, tally: &DistanceAccuracy) -> Result<(), RecordError> {
         distance::append(&self.dir, tally)
+    }
+
+    /// Appends one evaluation's scores at `train.eval_lengths` (`lengths.csv`;
+    /// nothing when there are none).
+    pub fn lengths(&mut self, scores: &[LengthScores]) -> Result<(), RecordError> {
+        lengths::append(&self.dir, scores)
     }
 
     /// Appends a snapshot, writing the file's header on the first.
@@ -337,6 +345,13 @@ impl RunRecord {
     /// empty for records without one).
     pub fn distances(&self) -> Result<Vec<DistanceAccuracy>, RecordError> {
         distance::read(&self.dir)
+    }
+
+    /// Held-out scores at `train.eval_lengths` at each evaluation (`lengths.csv`),
+    /// steps ascending and lengths ascending within a step; empty for records
+    /// without one.
+    pub fn lengths(&self) -> Result<Vec<LengthScores>, RecordError> {
+        lengths::read(&self.dir)
     }
 
     /// The attention snapshots, if the run recorded any: at most

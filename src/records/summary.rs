@@ -140,6 +140,21 @@ pub struct RunSummary {
     /// has ended; `None` without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<crate::config::ReferenceCheck>,
+    /// Held-out loss and accuracy at each of `train.eval_lengths` at the last
+    /// evaluation, shortest first (empty without such lengths).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub final_lengths: Vec<LengthFigure>,
+}
+
+/// The held-out figures at one evaluation length other than the run's own.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LengthFigure {
+    /// The sequence length evaluated at.
+    pub seq_len: usize,
+    /// Mean loss over the answers.
+    pub loss: f64,
+    /// Fraction of answers right.
+    pub accuracy: f64,
 }
 
 /// Where a forked run starts: its parent's record and step.
@@ -182,6 +197,7 @@ impl RunSummary {
             forked_from: None,
             baselines: None,
             reference: None,
+            final_lengths: Vec::new(),
         }
     }
 }

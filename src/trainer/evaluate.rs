@@ -12,8 +12,8 @@ use super::backend::select_backend;
 use super::step::tokens_tensor;
 use crate::config::{BackendChoice, ModelKind, RunPlan};
 use crate::model::{
-    AttentionKernels, LstmNetConfig, SequenceModel, SparseMode, TransformerConfig, accuracy_of,
-    masked_cross_entropy, predictions, scalar,
+    AttentionKernels, LstmNetConfig, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
+    accuracy_of, masked_cross_entropy, predictions, scalar,
 };
 use crate::records::{DistanceAccuracy, RunRecord, checkpoint_dir, read_checkpoint};
 use crate::tasks::{Batch, IGNORE};
@@ -50,7 +50,8 @@ pub struct EvalError {
 /// Evaluates the last checkpoint of the record in `dir` on `batches` batches drawn
 /// from `seed` (fresh: not the run's training or evaluation stream unless the seed
 /// says so), on `backend`; at `seq_len` when given (the task generated at that length,
-/// the masks planned for it), which learned positions refuse beyond their own length.
+/// the masks planned for it: [`RunPlan::at_length`]), which learned positions refuse
+/// beyond their own length.
 pub fn evaluate_record(
     dir: &Path,
     seed: u64,
@@ -66,8 +67,10 @@ pub fn evaluate_record(
     // The run its summary names (a hand-written config.toml may hold several).
     let trained = record.resume_plan().map_err(|e| fail(e.to_string()))?;
     let plan = &match seq_len {
-        Some(n) if n != trained.settings().task.seq_len => at_length(&trained, n).map_err(fail)?,
-        _ => trained,
+        Some(n) if n != trained.settings().task.seq_len => trained
+            .at_length(n)
+            .map_err(|e| fail(format!("seq_len {n}: {e}")))?,
+        _ => trained.clone(),
     };
     let checkpoint = read_checkpoint(dir)
         .map_err(|e| fail(e.to_string()))?
@@ -76,16 +79,18 @@ pub fn evaluate_record(
         })?;
     let file = checkpoint_dir(dir).join(&checkpoint.model);
     let (device, _) = select_backend(backend).map_err(|e| fail(e.to_string()))?;
-    let measured = match plan.settings().model.kind {
+    // The model as it trained (its learned positions, if any, as long as they were);
+    // the kernels and the examples at the length asked for.
+    let measured = match trained.settings().model.kind {
         ModelKind::Transformer => {
-            let model = TransformerConfig::from_plan(plan).init(&device);
+            let model = TransformerConfig::from_plan(&trained).init(&device);
             let model = model
                 .try_load_file(&file)
                 .map_err(|e| fail(format!("cannot load its model: {e}")))?;
             measure(&model, plan, &device, seed, batches)
         }
         ModelKind::Lstm => {
-            let model = LstmNetConfig::from_plan(plan).init(&device);
+            let model = LstmNetConfig::from_plan(&trained).init(&device);
             let model = model
                 .try_load_file(&file)
                 .map_err(|e| fail(format!("cannot load its model: {e}")))?;
@@ -103,25 +108,6 @@ pub fn evaluate_record(
         accuracy,
         by_distance,
     })
-}
-
-/// `plan` at sequence length `n`: the task generated at that length (recall and
-/// induction keep their distance, MQAR its pairs, spread over the longer sequence) and
-/// checked again. A transformer with learned positions has none past its own length:
-/// refused, never clamped or wrapped.
-fn at_length(plan: &RunPlan, n: usize) -> Result<RunPlan, String> {
-    let s = plan.settings();
-    if s.model.kind == ModelKind::Transformer
-        && s.model.positions == crate::config::PositionScheme::Learned
-        && n > s.task.seq_len
-    {
-        return Err(format!(
-            "seq_len {n}: the model learned positions (model.positions = \"learned\") for task.seq_len = {} only, and has none for positions beyond; a run trained with model.positions = \"sinusoidal\", \"rope\" or \"none\" can be evaluated at other lengths",
-            s.task.seq_len
-        ));
-    }
-    plan.revise(|s| s.task.seq_len = n)
-        .map_err(|e| format!("seq_len {n}: {e}"))
 }
 
 /// Loss, accuracy and accuracy by distance over some batches.
@@ -144,17 +130,33 @@ pub(super) fn score<M: SequenceModel>(
     device: &Device,
     step: usize,
 ) -> Result<Scores, String> {
+    score_while(model, kernels, batches, device, step, || true).map_err(|e| e.to_string())
+}
+
+/// [`score`], asking `go_on` after each batch whether to score the next: when it says
+/// no, the scores cover the batches scored so far (a run being stopped evaluates
+/// one batch).
+pub(super) fn score_while<M: SequenceModel>(
+    model: &M,
+    kernels: &AttentionKernels,
+    batches: &[Batch],
+    device: &Device,
+    step: usize,
+    mut go_on: impl FnMut() -> bool,
+) -> Result<Scores, ReadbackError> {
     let (mut loss_sum, mut correct, mut total) = (0.0, 0.0, 0.0);
-    let mut by_distance = DistanceAccuracy::default();
+    let mut by_distance = DistanceAccuracy {
+        step,
+        counts: Vec::new(),
+    };
     for batch in batches {
         let logits = model.forward(tokens_tensor(batch, device), kernels);
         let counted = batch.targets.iter().filter(|&&t| t != IGNORE).count() as f64;
         let loss = scalar(
             masked_cross_entropy(logits.clone(), &batch.targets),
-            "the loss",
-        )
-        .map_err(|e| e.to_string())?;
-        let predicted = predictions(logits).map_err(|e| e.to_string())?;
+            "the evaluation loss",
+        )?;
+        let predicted = predictions(logits)?;
         loss_sum += loss * counted;
         correct += accuracy_of(&predicted, &batch.targets) * counted;
         total += counted;
@@ -164,6 +166,9 @@ pub(super) fn score<M: SequenceModel>(
             &batch.targets,
             &batch.distances,
         ));
+        if !go_on() {
+            break;
+        }
     }
     let total = f64::max(total, 1.0);
     Ok(Scores {

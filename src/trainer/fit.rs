@@ -11,15 +11,13 @@ use burn::optim::ModuleOptimizer;
 use burn::tensor::{Int, Tensor, TensorData};
 
 use super::cadence::Cadence;
+use super::evaluate::score_while;
+use super::lengths::score_lengths;
 use super::protocol::{Event, Fault};
 use super::session::{Ending, Flow, MAX_SNAPSHOT_SIDE, Prepared, RunContext, RunError};
-use super::step::{StepOptions, StepOutcome, tokens_tensor, train_step};
-use crate::model::{
-    AttentionKernels, ReadbackError, SequenceModel, accuracy_of, masked_cross_entropy, predictions,
-    read_back, scalar,
-};
-use crate::records::{AttentionSnapshot, DistanceAccuracy, Probe, SnapshotHeader};
-use crate::tasks::{Batch, IGNORE};
+use super::step::{StepOptions, StepOutcome, train_step};
+use crate::model::{AttentionKernels, ReadbackError, SequenceModel, read_back};
+use crate::records::{AttentionSnapshot, LengthFigure, Probe, SnapshotHeader};
 
 impl RunContext<'_> {
     /// The loop: step, report, evaluate, snapshot, checkpoint, poll for commands.
@@ -45,7 +43,7 @@ impl RunContext<'_> {
             self.report_step(step, outcome);
             let p = &prepared;
             if eval_at.due(step) {
-                self.evaluate(&model, &p.kernels_eval, &p.eval_set, step)?;
+                self.evaluate(&model, p, step)?;
             }
             if snapshot_at.due(step) {
                 self.snapshot(&model, &p.kernels_eval, &p.probe, step);
@@ -138,7 +136,7 @@ impl RunContext<'_> {
     ) -> Result<Ending, RunError> {
         self.stopping = true;
         if self.last_eval != Some(step) {
-            self.evaluate(model, &prepared.kernels_eval, &prepared.eval_set, step)?;
+            self.evaluate(model, prepared, step)?;
         }
         self.recorder
             .checkpoint(model, &prepared.optim, step, self.busy_secs);
@@ -150,57 +148,57 @@ impl RunContext<'_> {
         Ok(Ending::Stopped(message))
     }
 
-    /// Held-out loss and accuracy on the fixed evaluation set.
+    /// Held-out loss and accuracy on the fixed evaluation set, then on the fixed set
+    /// of each of `train.eval_lengths`. A stop (or a run stopping) cuts each to the
+    /// batches scored so far: one per set once it is asked for.
     fn evaluate<M: SequenceModel>(
         &mut self,
         model: &M,
-        kernels: &AttentionKernels,
-        eval_set: &[Batch],
+        prepared: &Prepared,
         step: usize,
     ) -> Result<(), ReadbackError> {
         let t0 = Instant::now();
         let model = model.valid();
-        let (mut loss_sum, mut correct, mut total) = (0.0, 0.0, 0.0);
-        let mut by_distance = DistanceAccuracy {
+        let (id, stopping) = (self.id, self.stopping);
+        let control = &mut *self.control;
+        let mut go_on = || !(stopping || control.stop_requested(id));
+        let main = score_while(
+            &model,
+            &prepared.kernels_eval,
+            &prepared.eval_set,
+            &self.device,
             step,
-            counts: Vec::new(),
-        };
-        for batch in eval_set {
-            let logits = model.forward(tokens_tensor(batch, &self.device), kernels);
-            let counted = batch.targets.iter().filter(|&&t| t != IGNORE).count() as f64;
-            let loss = scalar(
-                masked_cross_entropy(logits.clone(), &batch.targets),
-                "the evaluation loss",
-            )?;
-            loss_sum += loss * counted;
-            let predicted = predictions(logits)?;
-            correct += accuracy_of(&predicted, &batch.targets) * counted;
-            by_distance.merge(&DistanceAccuracy::tally(
-                step,
-                &predicted,
-                &batch.targets,
-                &batch.distances,
-            ));
-            total += counted;
-            if self.stopping || self.control.stop_requested(self.id) {
-                break; // the metrics cover the batches evaluated so far
-            }
-        }
+            &mut go_on,
+        )?;
+        let mut lengths = score_lengths(&model, &prepared.lengths, &self.device, step, go_on)?;
         self.busy_secs += t0.elapsed().as_secs_f64();
         self.last_eval = Some(step);
-        let total = total.max(1.0);
-        let metrics = self.metrics(step, loss_sum / total, correct / total);
+        let metrics = self.metrics(step, main.loss, main.accuracy);
+        for l in &mut lengths {
+            l.metrics.elapsed_secs = metrics.elapsed_secs;
+        }
         self.summary.final_loss = Some(metrics.loss);
         self.summary.final_accuracy = Some(metrics.accuracy);
+        self.summary.final_lengths = lengths
+            .iter()
+            .map(|l| LengthFigure {
+                seq_len: l.seq_len,
+                loss: l.metrics.loss,
+                accuracy: l.metrics.accuracy,
+            })
+            .collect();
+        let by_distance = main.by_distance;
         self.recorder.write(|w| {
             w.metric("eval", &metrics)?;
             w.distance(&by_distance)?;
+            w.lengths(&lengths)?;
             w.flush()
         });
         self.control.sink().send(Event::Eval {
             id: self.id,
             metrics,
             by_distance,
+            lengths,
         });
         Ok(())
     }
@@ -260,7 +258,12 @@ impl RunContext<'_> {
 
 /// Averages `maps` square maps of side `n` down to at most `max_side` (rows stay
 /// distributions: the mean of rows that each sum to one sums to one).
-fn downsample(weights: &[f32], maps: usize, n: usize, max_side: usize) -> (usize, Vec<f32>) {
+pub(super) fn downsample(
+    weights: &[f32],
+    maps: usize,
+    n: usize,
+    max_side: usize,
+) -> (usize, Vec<f32>) {
     if n <= max_side {
         return (n, weights.to_vec());
     }

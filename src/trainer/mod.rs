@@ -11,14 +11,16 @@
 //! Inside: `handle` (the `Trainer` the front ends hold) starts a `pool`: a dispatcher
 //! that owns the one queue and `worker` executors (pause, stop); a worker drives `session` (one run:
 //! set-up, backend, model, checkpoint restore, the events around it), whose `fit` is
-//! the step loop (evaluation, snapshots and checkpoints as their `cadence` falls due)
+//! the step loop (evaluation, snapshots and checkpoints as their `cadence` falls due;
+//! `lengths` holds the held-out sets and kernels at `train.eval_lengths`)
 //! and whose `recorder` writes the run record; `fit` runs `step` (one
 //! optimiser step, also what the benchmarks time: the step's scheduled learning
 //! rate, dropout and gradient clipping) on the batches of a fresh or fixed training
 //! set; `sink` sends events without
 //! blocking; `backend` picks the device (and `credentials` holds the tokens remote
 //! servers are shown); `evaluate` evaluates a record's saved model
-//! again (`attnlab eval`), and `causal` and `patching` test its heads by ablating and
+//! again (`attnlab eval`), `length_probe` shows its attention on the probe at another
+//! length (the window's Length pane), and `causal` and `patching` test its heads by ablating and
 //! patching them (`attnlab ablate`, `attnlab patch`).
 
 mod backend;
@@ -28,6 +30,8 @@ mod credentials;
 mod evaluate;
 mod fit;
 mod handle;
+mod length_probe;
+mod lengths;
 mod patching;
 mod pool;
 mod protocol;
@@ -52,6 +56,7 @@ pub use credentials::{
 };
 pub use evaluate::{EvalError, RecordEval, evaluate_record};
 pub use handle::{Placement, Trainer, TrainerGone, TrySendCommandError, TryStartError};
+pub use length_probe::{LengthProbe, probe_at_length};
 pub use patching::{PatchBase, Patched, patch};
 pub use pool::workers_for;
 pub use protocol::{Command, Event, Fault, RunId, RunPhase, STOPPED_BEFORE_START, StartRun};

@@ -47,7 +47,7 @@ use std::sync::Arc;
 
 use crate::config::RunPlan;
 use crate::records::{
-    AttentionSnapshot, BackendInfo, DistanceAccuracy, LayerKernelInfo, Metrics, Probe, RunStatus,
+    AttentionSnapshot, BackendInfo, DistanceAccuracy, LayerKernelInfo, LengthScores, Metrics, Probe, RunStatus,
     RunSummary,
 };
 
@@ -210,6 +210,8 @@ pub enum Event {
         metrics: Metrics,
         /// Held-out accuracy by the distance of each answer's dependency.
         by_distance: DistanceAccuracy,
+        /// Held-out scores at each of `train.eval_lengths` (empty when it has none).
+        lengths: Vec<LengthScores>,
     },
     /// Attention on the probe example (shared: the GUI and the recorder both keep it).
     Snapshot {

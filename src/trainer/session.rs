@@ -15,6 +15,7 @@ use burn::tensor::Device;
 use rand::{SeedableRng, rngs::StdRng};
 
 use super::backend::{BackendError, select_device};
+use super::lengths::{EVAL_SEED_MIX, LengthSet, length_sets};
 use super::protocol::{Event, Fault, RunId, StartRun};
 use super::recorder::{CheckpointError, Recorder, RecorderError, Resume};
 use super::sink::EventSink;
@@ -53,6 +54,9 @@ pub(super) enum RunError {
     /// A value could not be read back from the device.
     #[error(transparent)]
     Readback(#[from] ReadbackError),
+    /// A length of `train.eval_lengths` cannot be planned (validation refuses those).
+    #[error("{0}")]
+    Lengths(String),
     /// Training panicked (the text of the panic).
     #[error("training panicked: {0}")]
     Panicked(String),
@@ -237,6 +241,8 @@ pub(super) struct Prepared {
     pub(super) data: TrainingData,
     /// The fixed held-out batches.
     pub(super) eval_set: Vec<Batch>,
+    /// The fixed held-out sets and kernels at `train.eval_lengths`.
+    pub(super) lengths: Vec<LengthSet>,
     /// The example whose attention is snapshotted.
     pub(super) probe: Probe,
     /// The first step to train (1, or the one after the checkpoint resumed from).
@@ -357,10 +363,11 @@ impl<'a> RunContext<'a> {
         let kernels_eval = AttentionKernels::for_plan(plan, &self.device, SparseMode::WherePaysOff);
         let kernels = self.kernel_infos(&kernels_train);
         let mut data = TrainingData::new(plan.settings(), StdRng::seed_from_u64(train.seed));
-        let mut eval_rng = StdRng::seed_from_u64(train.seed ^ 0x5EED_E7A1);
+        let mut eval_rng = StdRng::seed_from_u64(train.seed ^ EVAL_SEED_MIX);
         let eval_set: Vec<Batch> = (0..train.eval_batches)
             .map(|_| task.eval_batch(train.batch, &mut eval_rng))
             .collect();
+        let lengths = length_sets(plan, &self.device).map_err(RunError::Lengths)?;
         let probe = task.probe(train.seed);
         let probe = Probe {
             tokens: probe.tokens,
@@ -398,6 +405,7 @@ impl<'a> RunContext<'a> {
             kernels_eval,
             data,
             eval_set,
+            lengths,
             probe,
             first_step: resume.map_or(1, |r| r.state.step + 1),
         };

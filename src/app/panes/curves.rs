@@ -1,17 +1,19 @@
 //! The Curves pane: loss and accuracy of every run, train (raw and smoothed) and
 //! eval, a colour per run, optional log-scale loss, seed groups as mean and band, a
-//! forked run's fork step as a thin dashed line (Compare draws the same plots for the
-//! runs it compares).
+//! forked run's fork step as a thin dashed line, held-out scores at each of
+//! `train.eval_lengths` as dotted lines (`run @256`) (Compare draws the same plots for
+//! the runs it compares).
 
 use egui::Ui;
 use egui_plot::{
-    AxisHints, GridMark, HLine, HoverPosition, Legend, Line, LineStyle, Plot, PlotPoints, Points,
-    Polygon, VLine,
+    AxisHints, GridMark, HLine, HoverPosition, Legend, Line, LineStyle, MarkerShape, Plot,
+    PlotPoints, Points, Polygon, VLine,
 };
 
 use crate::app::commands::UiCommand;
 use crate::app::view_model::curves::{LevelLine, group_band, level_lines, smooth};
 use crate::app::view_model::fork::fork_text;
+use crate::app::view_model::lengths::length_curves;
 use crate::app::view_model::run_list::group_members;
 use crate::app::view_model::run_views::RunView;
 use crate::app::widgets::run_color;
@@ -106,6 +108,11 @@ fn plot_ui(
         Metric::Accuracy => ("accuracy", |m| m.accuracy),
     };
     let (x_room, y_room) = axis_room(ui, log);
+    let key = if runs.iter().any(|(_, r)| !r.lengths.is_empty()) {
+        "(solid: train, dashed: eval, dotted: eval at another length)"
+    } else {
+        "(solid: train, dashed: eval)"
+    };
     let mut plot = Plot::new((id, title))
         .legend(Legend::default())
         .custom_x_axes(vec![AxisHints::new_x().label("step").min_thickness(x_room)])
@@ -124,10 +131,7 @@ fn plot_ui(
                 HoverPosition::Elsewhere { position } => ("", *position),
             };
             let y = if log { 10f64.powf(p.y) } else { p.y };
-            Some(format!(
-                "{name}\nstep {:.0}\n{title} {y:.4}\n(solid: train, dashed: eval)",
-                p.x
-            ))
+            Some(format!("{name}\nstep {:.0}\n{title} {y:.4}\n{key}", p.x))
         });
     if log {
         plot = plot.y_axis_formatter(|mark: GridMark, _| {
@@ -221,6 +225,25 @@ fn plot_ui(
                         line.color(color.gamma_multiply(0.5))
                     });
                 }
+                // The group's mean at each other evaluation length.
+                let curves: Vec<Vec<(usize, Vec<Metrics>)>> =
+                    members.iter().map(|r| length_curves(r)).collect();
+                let mut lengths: Vec<usize> = curves.iter().flatten().map(|(n, _)| *n).collect();
+                lengths.sort_unstable();
+                lengths.dedup();
+                let means: Vec<(usize, Vec<[f64; 2]>)> = lengths
+                    .into_iter()
+                    .map(|n| {
+                        let lists: Vec<&[Metrics]> = curves
+                            .iter()
+                            .filter_map(|c| c.iter().find(|(m, _)| *m == n))
+                            .map(|(_, m)| &m[..])
+                            .collect();
+                        let band = group_band(&lists, value);
+                        (n, band.iter().map(|b| [b[0], scale(b[1])]).collect())
+                    })
+                    .collect();
+                length_lines_ui(plot_ui, &run.group, color, &means);
             }
         }
         for &(color_index, run) in runs {
@@ -260,6 +283,11 @@ fn plot_ui(
                 );
                 plot_ui.points(Points::new(name, eval).color(color).radius(2.5));
             }
+            let at_lengths: Vec<(usize, Vec<[f64; 2]>)> = length_curves(run)
+                .into_iter()
+                .map(|(n, m)| (n, points(&m, value, log)))
+                .collect();
+            length_lines_ui(plot_ui, name, color, &at_lengths);
         }
     });
     // A fork line under the pointer says whose fork it is.
@@ -269,6 +297,41 @@ fn plot_ui(
         })
     {
         shown.response.on_hover_text_at_pointer(text);
+    }
+}
+
+/// Draws a run's (or group's) held-out curve at each other evaluation length,
+/// `(seq_len, points)`, as a dotted line named `name @seq_len` with its own marker.
+fn length_lines_ui(
+    plot_ui: &mut egui_plot::PlotUi<'_>,
+    name: &str,
+    color: egui::Color32,
+    curves: &[(usize, Vec<[f64; 2]>)],
+) {
+    const SHAPES: [MarkerShape; 5] = [
+        MarkerShape::Diamond,
+        MarkerShape::Square,
+        MarkerShape::Up,
+        MarkerShape::Cross,
+        MarkerShape::Asterisk,
+    ];
+    for (i, (seq_len, points)) in curves.iter().enumerate() {
+        if points.is_empty() {
+            continue;
+        }
+        let name = format!("{name} @{seq_len}");
+        plot_ui.line(
+            Line::new(&name, PlotPoints::from(points.clone()))
+                .color(color.gamma_multiply(0.8))
+                .width(1.5)
+                .style(LineStyle::Dotted { spacing: 5.0 }),
+        );
+        plot_ui.points(
+            Points::new(&name, points.clone())
+                .color(color)
+                .shape(SHAPES[i % SHAPES.len()])
+                .radius(3.0),
+        );
     }
 }
 

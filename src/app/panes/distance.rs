@@ -1,7 +1,8 @@
 //! The Distance pane: accuracy against how far back the answer lies, with each run's
 //! structural reach drawn as a marker. Within runs: held-out accuracy at the latest
 //! evaluation, bucketed by each answer's dependency distance (MQAR, selective copy:
-//! the distance varies inside an example). Across runs: final accuracy against
+//! the distance varies inside an example), at the training length or at one of
+//! `train.eval_lengths`. Across runs: final accuracy against
 //! `task.distance` for runs that differ in it (a distance sweep). A local run shows its
 //! cliff at its reach; dense attention does not.
 
@@ -13,6 +14,7 @@ use egui_plot::{Corner, Legend, Line, LineStyle, Plot, PlotPoints, Points, VLine
 /// Room below accuracy 0 for the legend.
 const LEGEND_ROOM: f64 = -0.45;
 
+use crate::app::view_model::lengths::{distance_lengths, latest_by_distance};
 use crate::app::view_model::run_views::RunView;
 use crate::app::widgets::run_color;
 
@@ -21,25 +23,40 @@ use crate::app::widgets::run_color;
 pub struct DistanceViewState {
     /// Distances per bucket within runs; 0 chooses from the sequence length.
     pub bucket: usize,
+    /// The evaluation length shown within runs; `None`: each run's training length.
+    pub length: Option<usize>,
+}
+
+/// Whether `run` has accuracy at more than one distance at `length`.
+fn spread_at(run: &RunView, length: Option<usize>) -> bool {
+    latest_by_distance(run, length).is_some_and(|d| d.counts.len() > 1)
 }
 
 /// The pane over the runs (with their colour index).
 pub fn distance_ui(ui: &mut Ui, state: &mut DistanceViewState, runs: &[(usize, &RunView)]) {
+    // The lengths some run has a distance spread at (beyond each run's own).
+    let lengths: Vec<usize> = distance_lengths(runs.iter().map(|(_, r)| *r))
+        .into_iter()
+        .filter(|&n| runs.iter().any(|(_, r)| spread_at(r, Some(n))))
+        .collect();
+    if state.length.is_some_and(|n| !lengths.contains(&n)) {
+        state.length = None;
+    }
     let within: Vec<(usize, &RunView)> = runs
         .iter()
         .copied()
-        .filter(|(_, r)| r.by_distance.last().is_some_and(|d| d.counts.len() > 1))
+        .filter(|(_, r)| spread_at(r, state.length))
         .collect();
     let across = across_runs(runs);
-    if within.is_empty() && across.is_empty() {
+    if within.is_empty() && across.is_empty() && lengths.is_empty() {
         ui.label(
             "Nothing to show yet. Within a run: train a task whose answers lie at different distances (mqar, selective_copy) until its first evaluation. Across runs: runs that differ in task.distance (a distance sweep), finished.",
         );
         return;
     }
     egui::ScrollArea::vertical().show(ui, |ui| {
-        if !within.is_empty() {
-            within_ui(ui, state, &within);
+        if !within.is_empty() || !lengths.is_empty() {
+            within_ui(ui, state, &within, &lengths);
         }
         if !across.is_empty() {
             ui.separator();
@@ -48,12 +65,18 @@ pub fn distance_ui(ui: &mut Ui, state: &mut DistanceViewState, runs: &[(usize, &
     });
 }
 
-fn within_ui(ui: &mut Ui, state: &mut DistanceViewState, runs: &[(usize, &RunView)]) {
-    let longest = runs
-        .iter()
-        .map(|(_, r)| r.settings.task.seq_len)
-        .max()
-        .unwrap_or(1);
+fn within_ui(
+    ui: &mut Ui,
+    state: &mut DistanceViewState,
+    runs: &[(usize, &RunView)],
+    lengths: &[usize],
+) {
+    let longest = state.length.unwrap_or_else(|| {
+        runs.iter()
+            .map(|(_, r)| r.settings.task.seq_len)
+            .max()
+            .unwrap_or(1)
+    });
     let auto = (longest / 16).max(1);
     ui.horizontal(|ui| {
         ui.label(RichText::new("Within runs: held-out accuracy by the distance of each answer's source (latest evaluation)").strong());
@@ -66,6 +89,22 @@ fn within_ui(ui: &mut Ui, state: &mut DistanceViewState, runs: &[(usize, &RunVie
             .changed()
         {
             state.bucket = bucket;
+        }
+        if !lengths.is_empty() {
+            let l = ui.label("at length");
+            let text = |n: Option<usize>| n.map_or("training".to_string(), |n| n.to_string());
+            egui::ComboBox::from_id_salt("distance-length")
+                .selected_text(text(state.length))
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut state.length, None, "training")
+                        .on_hover_text("Each run at its own task.seq_len");
+                    for &n in lengths {
+                        ui.selectable_value(&mut state.length, Some(n), text(Some(n)));
+                    }
+                })
+                .response
+                .labelled_by(l.id)
+                .on_hover_text("Which evaluation's examples: each run's training length, or one of train.eval_lengths");
         }
     });
     let bucket = if state.bucket == 0 {
@@ -86,7 +125,7 @@ fn within_ui(ui: &mut Ui, state: &mut DistanceViewState, runs: &[(usize, &RunVie
         .allow_scroll(false)
         .show(ui, |plot| {
             for &(i, run) in runs {
-                let Some(latest) = run.by_distance.last() else {
+                let Some(latest) = latest_by_distance(run, state.length) else {
                     continue;
                 };
                 let points: Vec<[f64; 2]> = latest
@@ -94,7 +133,12 @@ fn within_ui(ui: &mut Ui, state: &mut DistanceViewState, runs: &[(usize, &RunVie
                     .iter()
                     .map(|c| [c.distance as f64, c.accuracy()])
                     .collect();
-                let name = format!("{} (step {})", run.name, latest.step);
+                let name = match state.length {
+                    Some(n) if n != run.settings.task.seq_len => {
+                        format!("{} @{n} (step {})", run.name, latest.step)
+                    }
+                    _ => format!("{} (step {})", run.name, latest.step),
+                };
                 plot.line(Line::new(&name, PlotPoints::from(points.clone())).color(run_color(i)));
                 plot.points(Points::new(&name, points).color(run_color(i)).radius(2.5));
                 reach_marker(plot, i, run);

@@ -1,7 +1,8 @@
 //! What the window draws, one file per pane, each with a `*_ui` function that draws
 //! from (and edits) the state it is given: the tabs of [`Pane::ALL`] (`curves`,
 //! `attention`, `compare` with its `difference` maps, `sweep`, `preview`, `cost`,
-//! `heads` with its `receptive` field, `distance`, `devices`, `interventions` with its
+//! `heads` with its `receptive` field, `distance`, `length` with its `length_probe`
+//! (scores against the evaluation length, the probe at a longer length), `devices`, `interventions` with its
 //! `intervention_grids` and `ablated_attention`) and the side panels
 //! (`config_panel` with its `pattern_editor`, `runs_panel`). A pane's own choices
 //! (which step, which axis) live with it; the numbers it draws come from
@@ -22,6 +23,8 @@ pub mod distance;
 pub mod heads;
 pub mod intervention_grids;
 pub mod interventions;
+pub mod length;
+pub mod length_probe;
 pub mod pattern_editor;
 pub mod preview;
 pub mod receptive;

@@ -6,6 +6,9 @@
 //! pane's measurements), `interventions` with its `intervention_jobs` (the heads a
 //! run needs: ablation and patching off the UI thread, and `ablated_attention`, the
 //! probe's attention redrawn with chosen heads ablated),
+//! `lengths` (scores at other evaluation lengths: the Length pane's lines with seed
+//! bands and solved fractions, the per-length series of Curves and Distance) with
+//! `length_probe` (the probe's attention at a longer length, on a helper thread),
 //! `outbox` (commands the trainer has not taken yet), `fork` with its `fork_jobs` (what
 //! "Fork from here" would start, and its work off the UI thread), `run_list` (every run the window knows).
 
@@ -20,6 +23,8 @@ pub mod fork;
 pub mod fork_jobs;
 pub mod intervention_jobs;
 pub mod interventions;
+pub mod length_probe;
+pub mod lengths;
 pub mod outbox;
 pub mod run_list;
 pub mod run_views;

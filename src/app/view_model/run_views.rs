@@ -8,8 +8,8 @@ use crate::attention::HeadStats;
 use crate::attention::Mask;
 use crate::config::{RunPlan, Settings};
 use crate::records::{
-    AttentionSnapshot, BackendInfo, DistanceAccuracy, ForkOrigin, LayerKernelInfo, Metrics, Probe,
-    RecordError, RunRecord, RunStatus, RunSummary,
+    AttentionSnapshot, BackendInfo, DistanceAccuracy, ForkOrigin, LayerKernelInfo, LengthScores,
+    Metrics, Probe, RecordError, RunRecord, RunStatus, RunSummary,
 };
 use crate::trainer::{Event, MAX_SNAPSHOT_SIDE, RunId};
 
@@ -53,6 +53,8 @@ pub struct RunView {
     pub eval: Vec<Metrics>,
     /// Held-out accuracy by dependency distance, one per evaluation.
     pub by_distance: Vec<DistanceAccuracy>,
+    /// Held-out scores at each of `train.eval_lengths`, per evaluation (steps ascending).
+    pub lengths: Vec<LengthScores>,
     /// Every attention snapshot received, in step order.
     pub snapshots: Vec<Arc<AttentionSnapshot>>,
     /// Every head's statistics at each snapshot's step, layer-major, in step order:
@@ -121,6 +123,7 @@ impl RunView {
             train: Vec::new(),
             eval: Vec::new(),
             by_distance: Vec::new(),
+            lengths: Vec::new(),
             snapshots: Vec::new(),
             head_stats: Vec::new(),
             probe: None,
@@ -240,9 +243,10 @@ impl RunView {
                 view.train.push(row.metrics);
             }
         }
-        // Accuracy by distance is an addition: a record without it (or with a damaged
-        // one) still opens.
+        // Accuracy by distance and at other lengths are additions: a record without
+        // them (or with damaged ones) still opens.
         view.by_distance = record.distances().unwrap_or_default();
+        view.lengths = record.lengths().unwrap_or_default();
         if let Some((header, snapshots)) = record.snapshots()? {
             view.probe = Some(header.probe);
             for snapshot in snapshots {
@@ -342,6 +346,7 @@ impl RunView {
                     self.train.retain(|m| m.step <= step);
                     self.eval.retain(|m| m.step <= step);
                     self.by_distance.retain(|d| d.step <= step);
+                    self.lengths.retain(|l| l.metrics.step <= step);
                     self.snapshots.retain(|s| s.step <= step);
                     self.head_stats.retain(|(s, _)| *s <= step);
                     self.summary = None;
@@ -357,10 +362,12 @@ impl RunView {
             Event::Eval {
                 metrics,
                 by_distance,
+                lengths,
                 ..
             } => {
                 self.eval.push(metrics);
                 self.by_distance.push(by_distance);
+                self.lengths.extend(lengths);
             }
             Event::Snapshot { snapshot, .. } => self.push_snapshot(snapshot),
             Event::Paused { .. } => self.paused = true,

@@ -355,6 +355,20 @@ pub static EVAL_BATCHES: Field = Field {
     ..BASE
 };
 
+/// `train.eval_lengths`
+pub static EVAL_LENGTHS: Field = Field {
+    path: "train.eval_lengths",
+    label: "eval_lengths",
+    help: "Other sequence lengths each evaluation also scores, e.g. [128, 256, 512]: held-out examples generated at each (recall keeps its distance, MQAR its pairs), sparse patterns planned for each, curves and distance buckets per length; at most 8, none equal to task.seq_len, each one the task and patterns allow. Learned positions have none beyond task.seq_len: a longer length needs model.positions other than learned",
+    unit: "tokens",
+    access: Access::Structured,
+    bounds_why: "each from 2 to 8192, like task.seq_len; the memory budget covers evaluating at the longest",
+    sweep: false,
+    // Evaluation only: the weights and the training data do not depend on it.
+    fork: true,
+    ..BASE
+};
+
 /// `train.snapshot_every`
 pub static SNAPSHOT_EVERY: Field = Field {
     path: "train.snapshot_every",
@@ -436,6 +450,7 @@ pub static FIELDS: &[&Field] = &[
     &SOLVED_AT,
     &EVAL_EVERY,
     &EVAL_BATCHES,
+    &EVAL_LENGTHS,
     &SNAPSHOT_EVERY,
     &CHECKPOINT_EVERY,
     &KEEP_CHECKPOINTS,

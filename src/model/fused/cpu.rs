@@ -14,6 +14,10 @@
 //! time ([`super::simd`]). Parallel over (batch, head): each task writes its head's
 //! columns of the output in place, through a `HeadOut` that owns them.
 //!
+//! With ALiBi (`model.positions = "alibi"`, the plan's slopes) each score tile gets
+//! `-slope_h * |i - j|` added right after its product, in the forward and in the
+//! backward's recomputation alike; without, that step is one branch per chunk.
+//!
 //! [`forward`] and [`backward`] check every length against [`Dims`] and the plan, in
 //! release builds too, before any kernel runs: a mismatched call panics with a
 //! message naming what mismatched.
@@ -271,7 +275,8 @@ fn load_queries<const FMA: bool>(
     }
 }
 
-/// `s = q . k^T` for the tile's rows, `-inf` where the plan hides a key.
+/// `s = q . k^T` for the tile's rows (`keys`: chunk `c`'s keys), minus ALiBi's
+/// `slope * |i - j|` when the head has a `slope`, `-inf` where the plan hides a key.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn scores<const FMA: bool>(
@@ -281,12 +286,23 @@ fn scores<const FMA: bool>(
     kv: &ChunkKv,
     tile: &Tile,
     c: usize,
+    keys: &[u32],
+    slope: Option<f32>,
     hd: usize,
     hdp: usize,
 ) {
     let rows = tile.queries.len();
     let m = RowBlocks::covering(rows);
     gemm_bcast::<FMA, true>(wide, m, hd, KEY_COLS, q, (hdp, 1), kv.kt, kv.ld, s, TILE_K);
+    // Branched once per chunk: without ALiBi the tile is untouched.
+    if let Some(slope) = slope {
+        for (r, &query) in tile.queries.iter().enumerate() {
+            let query = query as f32;
+            for (x, &key) in s[r * TILE_K..(r + 1) * TILE_K].iter_mut().zip(keys) {
+                *x = fmadd::<FMA>(-slope, (query - key as f32).abs(), *x);
+            }
+        }
+    }
     for r in 0..rows {
         let word = tile.chunk_bits(r, c);
         if word == u64::MAX {
@@ -343,6 +359,7 @@ fn forward_head<const FMA: bool>(
     let hdp_cols = ColVecs::covering(hd);
     let hdp = hdp_cols.cols();
     let scale = 1.0 / (hd as f32).sqrt();
+    let slope = plan.alibi().map(|slopes| slopes[h]);
     let kv = HeadKv::new(qkv, dims, b, h, hdp, Pass::Forward);
     let mut m = vec![f32::NEG_INFINITY; n];
     let mut l = vec![0.0f32; n];
@@ -364,7 +381,7 @@ fn forward_head<const FMA: bool>(
                 &mut sc.vr[..],
             );
             let ck = chunk(&kv, gathered, keys, hd, hdp);
-            scores::<FMA>(wide, &mut sc.s, &sc.q, &ck, tile, c, hd, hdp);
+            scores::<FMA>(wide, &mut sc.s, &sc.q, &ck, tile, c, keys, slope, hd, hdp);
             for (r, &query) in tile.queries.iter().enumerate() {
                 let query = query as usize;
                 let s = &mut sc.s[r * TILE_K..(r + 1) * TILE_K];
@@ -428,6 +445,9 @@ fn backward_head<const FMA: bool>(
     let hdp_cols = ColVecs::covering(hd);
     let hdp = hdp_cols.cols();
     let scale = 1.0 / (hd as f32).sqrt();
+    // The same bias as the forward's, so `exp(s - lse)` is its probabilities (the
+    // bias is a constant: dS is unchanged, and it has no gradient of its own).
+    let slope = plan.alibi().map(|slopes| slopes[h]);
     let lse = &lse[bh * n..(bh + 1) * n];
     let row_of = |q: usize| -> usize { (b * n + q) * dm + h * hd };
     // D_i = dO_i . O_i
@@ -465,7 +485,7 @@ fn backward_head<const FMA: bool>(
                 &mut sc.vr[..],
             );
             let ck = chunk(&kv, gathered, keys, hd, hdp);
-            scores::<FMA>(wide, &mut sc.s, &sc.q, &ck, tile, c, hd, hdp);
+            scores::<FMA>(wide, &mut sc.s, &sc.q, &ck, tile, c, keys, slope, hd, hdp);
             // dP = dO V^T
             gemm_bcast::<FMA, true>(
                 wide,
@@ -562,12 +582,25 @@ variants!(forward_head, forward_avx512, forward_avx2,
 variants!(backward_head, backward_avx512, backward_avx2,
     (plan: &AttentionPlan, qkv: &[f32], out: &[f32], lse: &[f32], grad: &[f32], dqkv: HeadOut<'_>, wide: bool));
 
+/// Panics unless `plan`'s ALiBi slopes, if any, are one per head of `dims`.
+fn check_alibi(plan: &AttentionPlan, dims: Dims, what: &str) {
+    if let Some(slopes) = plan.alibi() {
+        assert_eq!(
+            slopes.len(),
+            dims.heads,
+            "{what}: the plan's ALiBi slopes are for {} heads, not {}",
+            slopes.len(),
+            dims.heads
+        );
+    }
+}
+
 /// Attention of every (batch, head) of `qkv` under `plan`: the output
 /// `[batch, n, d_model]` and the log-sum-exp `[batch, heads, n]`.
 ///
 /// # Panics
-/// When `dims` has no head columns, `qkv` is not `[batch, n, 3 d_model]` or the plan
-/// was built for another length.
+/// When `dims` has no head columns, `qkv` is not `[batch, n, 3 d_model]`, the plan
+/// was built for another length or carries ALiBi slopes for another head count.
 pub fn forward(plan: &AttentionPlan, qkv: &[f32], dims: Dims) -> (Vec<f32>, Vec<f32>) {
     dims.check();
     let n = dims.n;
@@ -581,6 +614,7 @@ pub fn forward(plan: &AttentionPlan, qkv: &[f32], dims: Dims) -> (Vec<f32>, Vec<
         n,
         "fused attention forward: the plan was built for another length"
     );
+    check_alibi(plan, dims, "fused attention forward");
     if n == 0 {
         return (Vec::new(), Vec::new());
     }
@@ -602,7 +636,8 @@ pub fn forward(plan: &AttentionPlan, qkv: &[f32], dims: Dims) -> (Vec<f32>, Vec<
 /// # Panics
 /// When `dims` has no head columns, a length differs from what `dims` gives (`qkv`
 /// `[batch, n, 3 d_model]`, `out` and `grad` `[batch, n, d_model]`, `lse`
-/// `[batch, heads, n]`) or the plan was built for another length.
+/// `[batch, heads, n]`), the plan was built for another length or carries ALiBi
+/// slopes for another head count.
 pub fn backward(
     plan: &AttentionPlan,
     qkv: &[f32],
@@ -638,6 +673,7 @@ pub fn backward(
         dims.n,
         "{what}: the plan was built for another length"
     );
+    check_alibi(plan, dims, what);
     let variant = simd::current();
     let wide = variant.wide();
     let mut dqkv = HeadWriter::new(dims, 3);

@@ -26,6 +26,7 @@ mod heads;
 mod linear;
 mod ops;
 mod plan;
+mod rope;
 pub mod simd;
 mod uninit;
 
@@ -44,6 +45,7 @@ use burn::tensor::{Bytes, DType, Shape, Tensor};
 
 pub use ops::{FusedCrossEntropy, FusedGelu, FusedLayerNorm, FusedLinear};
 pub use plan::{AttentionPlan, PlanError, TILE_K, TILE_Q, Tile};
+pub use rope::{FusedRope, fused_rope_qkv};
 
 /// Multi-head attention from a tile plan.
 #[backend_extension(Flex, Autodiff)]

@@ -15,8 +15,13 @@
 //! Two patterns are cheaper with queries grouped by residue (the Sparse Transformer's
 //! reshape-transpose trick): dilated windows (one pass by residue mod the dilation)
 //! and strided attention (a local pass, then a pass by residue mod the stride).
+//!
+//! A plan may also carry ALiBi's per-head slopes ([`AttentionPlan::with_alibi`]): the
+//! kernel then adds `-slope_h * |i - j|` to every score of head `h` it computes,
+//! forward and backward (see [`crate::model::alibi_slopes`]).
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::attention::{AttentionPattern, Mask};
 
@@ -57,6 +62,8 @@ pub struct AttentionPlan {
     passes: Vec<Vec<Tile>>,
     computed_pairs: usize,
     visible_pairs: usize,
+    /// ALiBi's slopes, one per head (`None`: no bias).
+    alibi: Option<Arc<[f32]>>,
 }
 
 impl fmt::Debug for AttentionPlan {
@@ -66,6 +73,7 @@ impl fmt::Debug for AttentionPlan {
             .field("passes", &self.passes.len())
             .field("computed_pairs", &self.computed_pairs)
             .field("visible_pairs", &self.visible_pairs)
+            .field("alibi_heads", &self.alibi.as_ref().map(|s| s.len()))
             .finish()
     }
 }
@@ -189,7 +197,22 @@ impl AttentionPlan {
             passes: out,
             computed_pairs,
             visible_pairs: mask.attended_pairs(),
+            alibi: None,
         })
+    }
+
+    /// The same plan with ALiBi's `slopes` (one per head, head 0 first): the kernel
+    /// adds `-slopes[h] * |i - j|` to head `h`'s score of query `i` and key `j`
+    /// (`model.positions = "alibi"`). Calling the kernel with another head count
+    /// panics.
+    pub fn with_alibi(mut self, slopes: Arc<[f32]>) -> Self {
+        self.alibi = Some(slopes);
+        self
+    }
+
+    /// ALiBi's slopes, one per head, when the plan carries them.
+    pub fn alibi(&self) -> Option<&[f32]> {
+        self.alibi.as_deref()
     }
 
     /// Sequence length.

@@ -1,0 +1,299 @@
+//! The Length pane's "Probe at a longer length": pick a run with a record and a saved
+//! model, choose a length (one it was evaluated at, or any), press Probe, and the
+//! probe example generated at that length runs through the last checkpoint on a
+//! helper thread (`view_model::length_probe`). Then every layer's and head's
+//! attention is drawn (the training length marked on each map) with each head's
+//! statistics beside the same head at the training length, so it shows what a head
+//! does beyond the lengths it saw.
+
+use egui::{Color32, RichText, Stroke, Ui};
+
+use crate::app::heatmap::{TextureCache, attention_image, attention_legend_ui, map_ui};
+use crate::app::view_model::intervention_jobs::Wake;
+use crate::app::view_model::length_probe::{LengthProbeView, ProbedLength};
+use crate::app::view_model::lengths::{default_probe_length, max_probe_length, probe_lengths};
+use crate::app::view_model::run_views::RunView;
+use crate::app::widgets::{ERROR_COLOR, value_cell};
+use crate::attention::{HeadStats, Stat};
+use crate::config::{ModelKind, PositionScheme};
+use crate::trainer::RunId;
+
+/// The section over `runs`; the probe starts from `selected` when it has a record.
+pub fn length_probe_ui(
+    ui: &mut Ui,
+    cache: &mut TextureCache,
+    view: &mut LengthProbeView,
+    runs: &[(usize, &RunView)],
+    selected: Option<RunId>,
+    wake: &Wake,
+) {
+    view.poll();
+    ui.label(RichText::new("Probe at a longer length").strong());
+    let candidates: Vec<&RunView> = runs
+        .iter()
+        .map(|(_, r)| *r)
+        .filter(|r| r.record_dir.is_some() && r.settings.model.kind == ModelKind::Transformer)
+        .collect();
+    let pick = |id: Option<RunId>| id.and_then(|id| candidates.iter().find(|r| r.id == id));
+    let Some(run) = pick(view.run)
+        .or_else(|| pick(selected))
+        .or(candidates.last())
+        .copied()
+    else {
+        ui.label("Needs a transformer run with a record folder and a saved model (train.checkpoint_every): open a past run, or train one.");
+        return;
+    };
+    let Some(record) = run.record_dir.clone() else {
+        return;
+    };
+    let trained = run.settings.task.seq_len;
+    let longest = max_probe_length(run);
+    let mut seq_len = view.seq_len.unwrap_or_else(|| default_probe_length(run));
+    let before = seq_len;
+    ui.horizontal_wrapped(|ui| {
+        let l = ui.label("run");
+        let mut chosen = run.id;
+        egui::ComboBox::from_id_salt("length-probe-run")
+            .selected_text(run.label())
+            .show_ui(ui, |ui| {
+                for r in &candidates {
+                    ui.selectable_value(&mut chosen, r.id, r.label());
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        if chosen != run.id {
+            view.run = Some(chosen);
+            view.seq_len = None;
+        }
+        let l = ui.label("probe length");
+        egui::ComboBox::from_id_salt("length-probe-length")
+            .selected_text(seq_len.to_string())
+            .show_ui(ui, |ui| {
+                for n in probe_lengths(run).into_iter().filter(|&n| n <= longest) {
+                    let text = if n == trained {
+                        format!("{n} (trained)")
+                    } else {
+                        n.to_string()
+                    };
+                    ui.selectable_value(&mut seq_len, n, text);
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        ui.add(egui::DragValue::new(&mut seq_len).range(1..=longest))
+            .on_hover_text(format!(
+                "Any length up to {longest}: the probe example is generated at it (every head's full attention is read back: longer would need more than 1 GiB)"
+            ));
+        if seq_len != before && chosen == run.id {
+            view.seq_len = Some(seq_len);
+        }
+        let running = view.progress().map(|(n, what)| (n, what.to_string()));
+        if ui
+            .add_enabled(
+                running.is_none() && seq_len <= longest,
+                egui::Button::new("Probe"),
+            )
+            .on_hover_text(format!(
+                "Run the last saved model of {} on the probe example at length {seq_len} (on a helper thread)",
+                run.label()
+            ))
+            .on_disabled_hover_text("Probing: wait, or cancel it")
+            .clicked()
+        {
+            view.start(&record, &run.settings, seq_len, wake);
+        }
+        if let Some((n, what)) = running {
+            ui.spinner();
+            ui.label(format!("length {n}: {what}"));
+            if ui.button("Cancel").clicked() {
+                view.cancel();
+            }
+        }
+    });
+    if run.settings.model.positions == PositionScheme::Learned && seq_len > trained {
+        ui.label(
+            RichText::new(format!(
+                "This model learned its positions (model.positions = \"learned\") for {trained} only: beyond that it is refused."
+            ))
+            .small()
+            .weak(),
+        );
+    }
+    if let Some(e) = view.error(&record, seq_len) {
+        ui.label(RichText::new(e).color(ERROR_COLOR));
+    }
+    match view.result(&record, seq_len) {
+        Some(probed) => probed_ui(ui, cache, run, &probed),
+        None if view.progress().is_none() && view.error(&record, seq_len).is_none() => {
+            ui.label(format!(
+                "Not probed at {seq_len} yet (trained at {trained}): press Probe."
+            ));
+        }
+        None => {}
+    }
+}
+
+/// The grid of maps and the head table of one probe.
+fn probed_ui(ui: &mut Ui, cache: &mut TextureCache, run: &RunView, probed: &ProbedLength) {
+    ui.label(RichText::new(probed.caption()).strong());
+    attention_legend_ui(ui);
+    ui.label(
+        RichText::new(
+            "Red marks: where each answer must be read from. White lines: the training length (queries below and keys right of them lie beyond the positions the model saw).",
+        )
+        .small()
+        .weak(),
+    );
+    let snap = &probed.snapshot;
+    let n = snap.n;
+    let scale = snap.seq_len.max(1) as f64 / n.max(1) as f64;
+    let marks: Vec<(usize, usize)> = probed
+        .probe
+        .dependencies
+        .iter()
+        .map(|&(q, k)| ((q as f64 / scale) as usize, (k as f64 / scale) as usize))
+        .collect();
+    // Where the training length falls on a map, as a fraction of its side.
+    let edge = (probed.trained_at as f32 / snap.seq_len.max(1) as f32).min(1.0);
+    let side = ((ui.available_width() - 70.0) / snap.heads.max(1) as f32 - 8.0).clamp(48.0, 240.0);
+    egui::ScrollArea::horizontal()
+        .id_salt("length-probe-grid")
+        .show(ui, |ui| {
+            egui::Grid::new("length-probe-grid")
+                .spacing([6.0, 6.0])
+                .show(ui, |ui| {
+                    ui.label(RichText::new("rows: query, columns: key").small().weak());
+                    for h in 0..snap.heads {
+                        ui.label(format!("head {}", h + 1));
+                    }
+                    ui.end_row();
+                    for layer in 0..snap.layers {
+                        ui.label(format!("layer {}", layer + 1));
+                        for head in 0..snap.heads {
+                            let map = snap.map(layer, head);
+                            if map.len() != n * n || n == 0 {
+                                ui.label("-");
+                                continue;
+                            }
+                            let key = format!(
+                                "length-probe/{}/{}/{}/{layer}/{head}",
+                                probed.record.display(),
+                                probed.seq_len,
+                                probed.step
+                            );
+                            let texture = cache.get(ui, &key, || attention_image(map, n));
+                            let shown = map_ui(ui, &texture, None, n, side, &marks);
+                            let rect = shown.response.rect;
+                            if edge < 1.0 {
+                                let stroke = Stroke::new(1.0, Color32::from_white_alpha(170));
+                                let x = rect.min.x + rect.width() * edge;
+                                let y = rect.min.y + rect.height() * edge;
+                                let painter = ui.painter_at(rect);
+                                painter.vline(x, rect.y_range(), stroke);
+                                painter.hline(rect.x_range(), y, stroke);
+                            }
+                            if let Some((q, k)) = shown.hovered {
+                                let (q0, k0) =
+                                    ((q as f64 * scale) as usize, (k as f64 * scale) as usize);
+                                let (q1, k1) = (
+                                    (((q + 1) as f64 * scale) as usize).max(q0 + 1) - 1,
+                                    (((k + 1) as f64 * scale) as usize).max(k0 + 1) - 1,
+                                );
+                                let cells = if q0 == q1 && k0 == k1 {
+                                    format!("query {q0} -> key {k0}")
+                                } else {
+                                    format!("queries {q0}..={q1} -> keys {k0}..={k1} (mean)")
+                                };
+                                shown.response.on_hover_text(format!(
+                                    "layer {} head {}\n{cells}\nweight {:.4}",
+                                    layer + 1,
+                                    head + 1,
+                                    map[q * n + k]
+                                ));
+                            }
+                        }
+                        ui.end_row();
+                    }
+                });
+        });
+    ui.add_space(6.0);
+    let at_training = run
+        .head_stats
+        .last()
+        .filter(|(_, s)| s.len() == probed.stats.len());
+    ui.label(
+        RichText::new(match at_training {
+            Some((step, _)) => format!(
+                "Every head on the probe at {}: hover a cell for the same head at {} (the snapshot of step {step})",
+                probed.seq_len, probed.trained_at
+            ),
+            None => format!("Every head on the probe at {}", probed.seq_len),
+        })
+        .strong(),
+    );
+    stats_table_ui(
+        ui,
+        &probed.stats,
+        at_training.map(|(_, s)| s.as_slice()),
+        snap.heads.max(1),
+        probed.trained_at,
+    );
+}
+
+/// Each head's statistics (rows) at the probe's length; `trained`: the same heads'
+/// at the training length, shown on hover.
+fn stats_table_ui(
+    ui: &mut Ui,
+    stats: &[HeadStats],
+    trained: Option<&[HeadStats]>,
+    heads: usize,
+    trained_at: usize,
+) {
+    let defined: Vec<Stat> = Stat::ALL
+        .into_iter()
+        .filter(|s| stats.iter().any(|h| s.of(h).is_some()))
+        .collect();
+    let column_max: Vec<f64> = defined
+        .iter()
+        .map(|s| stats.iter().filter_map(|h| s.of(h)).fold(1e-12, f64::max))
+        .collect();
+    egui::ScrollArea::horizontal()
+        .id_salt("length-probe-table")
+        .show(ui, |ui| {
+            egui::Grid::new("length-probe-table-grid")
+                .striped(true)
+                .spacing([10.0, 3.0])
+                .show(ui, |ui| {
+                    ui.label("head");
+                    for stat in &defined {
+                        ui.label(stat.name()).on_hover_text(stat.help());
+                    }
+                    ui.end_row();
+                    for (i, h) in stats.iter().enumerate().take(256) {
+                        ui.label(format!("L{} H{}", i / heads + 1, i % heads + 1));
+                        for (c, stat) in defined.iter().enumerate() {
+                            let Some(v) = stat.of(h) else {
+                                ui.label("-");
+                                continue;
+                            };
+                            let t = if stat.is_fraction() {
+                                v
+                            } else {
+                                v / column_max[c]
+                            };
+                            let cell = ui
+                                .scope(|ui| value_cell(ui, t, format!("{v:.3}"), 2.0))
+                                .response;
+                            if let Some(before) = trained.and_then(|t| t.get(i)).and_then(|t| stat.of(t)) {
+                                cell.on_hover_text(format!(
+                                    "{}: {v:.3} here, {before:.3} at the training length {trained_at}",
+                                    stat.name()
+                                ));
+                            }
+                        }
+                        ui.end_row();
+                    }
+                });
+        });
+}

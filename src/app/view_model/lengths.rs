@@ -1,0 +1,324 @@
+//! The numbers behind evaluation at other lengths (`train.eval_lengths`), without
+//! egui: for the Length pane, each run's latest held-out scores at every length it
+//! was evaluated at (its training length included), seed replicates as a mean with a
+//! min-max band and the fraction of seeds that solved the task; the lengths a run can
+//! be probed at; and the per-length series the Curves and Distance panes draw.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::run_views::RunView;
+use crate::records::{DistanceAccuracy, Metrics};
+
+/// One run's latest held-out scores at one length.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LengthPoint {
+    /// The sequence length evaluated at.
+    pub seq_len: usize,
+    /// The step of the evaluation.
+    pub step: usize,
+    /// Held-out loss.
+    pub loss: f64,
+    /// Held-out accuracy.
+    pub accuracy: f64,
+}
+
+/// Each length's latest scores, lengths ascending: every length of `run.lengths` and
+/// the training length (`task.seq_len`, from the latest evaluation). Empty for a run
+/// never evaluated at another length.
+pub fn run_points(run: &RunView) -> Vec<LengthPoint> {
+    if run.lengths.is_empty() {
+        return Vec::new();
+    }
+    let mut at: BTreeMap<usize, LengthPoint> = BTreeMap::new();
+    let mut put = |seq_len: usize, m: &Metrics| {
+        if at.get(&seq_len).is_some_and(|old| old.step > m.step) {
+            return;
+        }
+        at.insert(
+            seq_len,
+            LengthPoint {
+                seq_len,
+                step: m.step,
+                loss: m.loss,
+                accuracy: m.accuracy,
+            },
+        );
+    };
+    for scores in &run.lengths {
+        put(scores.seq_len, &scores.metrics);
+    }
+    if let Some(m) = run.eval.last() {
+        put(run.settings.task.seq_len, m);
+    }
+    at.into_values().collect()
+}
+
+/// The mean, lowest and highest of some values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Spread {
+    /// Their mean.
+    pub mean: f64,
+    /// The lowest.
+    pub min: f64,
+    /// The highest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `values`; `None` for none.
+    pub fn of(values: &[f64]) -> Option<Self> {
+        if values.is_empty() {
+            return None;
+        }
+        let (min, max) = values
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        Some(Self {
+            mean: values.iter().sum::<f64>() / values.len() as f64,
+            min,
+            max,
+        })
+    }
+}
+
+/// A series' scores at one length, over the members evaluated there.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SeriesPoint {
+    /// The sequence length.
+    pub seq_len: usize,
+    /// Held-out accuracy over the members.
+    pub accuracy: Spread,
+    /// Held-out loss over the members.
+    pub loss: Spread,
+    /// Members with a score at this length.
+    pub runs: usize,
+    /// Of those, the members whose accuracy reached their `train.solved_at`.
+    pub solved: usize,
+    /// The latest step among the members' evaluations.
+    pub step: usize,
+}
+
+impl SeriesPoint {
+    /// The fraction of members that solved the task at this length.
+    pub fn solved_fraction(&self) -> f64 {
+        self.solved as f64 / self.runs.max(1) as f64
+    }
+
+    /// `2/3 solved`.
+    pub fn solved_text(&self) -> String {
+        format!("{}/{} solved", self.solved, self.runs)
+    }
+}
+
+/// One line of the Length pane: a run, or the seed replicates of a group.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LengthSeries {
+    /// The run's label, or `group (3 seeds)`.
+    pub label: String,
+    /// The colour index of its first run.
+    pub color: usize,
+    /// Runs in it (more than one: seed replicates drawn as a mean and band).
+    pub seeds: usize,
+    /// Its training length (`task.seq_len`).
+    pub trained_at: usize,
+    /// Its task's chance accuracy.
+    pub chance: f64,
+    /// Its scores, lengths ascending.
+    pub points: Vec<SeriesPoint>,
+}
+
+/// The Length pane's lines over `runs` (each with its colour index): one per run
+/// evaluated at another length, or with `group_seeds` one per replicate group (runs
+/// that differ only in their seed), in the order of their first run.
+pub fn length_series(runs: &[(usize, &RunView)], group_seeds: bool) -> Vec<LengthSeries> {
+    // Members by group (or by run), in order of first appearance.
+    let mut groups: Vec<(String, usize, Vec<&RunView>)> = Vec::new();
+    for &(color, run) in runs {
+        if run.lengths.is_empty() {
+            continue;
+        }
+        let key = if group_seeds {
+            run.group.clone()
+        } else {
+            format!("{}\u{0}{}", run.id, run.name)
+        };
+        match groups.iter_mut().find(|(k, _, _)| *k == key) {
+            Some((_, _, members)) => members.push(run),
+            None => groups.push((key, color, vec![run])),
+        }
+    }
+    groups
+        .into_iter()
+        .filter_map(|(_, color, members)| {
+            let first = *members.first()?;
+            let label = if members.len() > 1 {
+                format!("{} ({} seeds)", first.group, members.len())
+            } else {
+                first.label().into_owned()
+            };
+            Some(LengthSeries {
+                label,
+                color,
+                seeds: members.len(),
+                trained_at: first.settings.task.seq_len,
+                chance: first.settings.task.chance_accuracy(),
+                points: series_points(&members),
+            })
+        })
+        .collect()
+}
+
+/// The members' scores pooled per length.
+fn series_points(members: &[&RunView]) -> Vec<SeriesPoint> {
+    let mut at: BTreeMap<usize, Vec<(LengthPoint, f64)>> = BTreeMap::new();
+    for run in members {
+        for p in run_points(run) {
+            at.entry(p.seq_len)
+                .or_default()
+                .push((p, run.settings.train.solved_at));
+        }
+    }
+    at.into_iter()
+        .filter_map(|(seq_len, points)| {
+            let accuracies: Vec<f64> = points.iter().map(|(p, _)| p.accuracy).collect();
+            let losses: Vec<f64> = points.iter().map(|(p, _)| p.loss).collect();
+            Some(SeriesPoint {
+                seq_len,
+                accuracy: Spread::of(&accuracies)?,
+                loss: Spread::of(&losses)?,
+                runs: points.len(),
+                solved: points.iter().filter(|(p, at)| p.accuracy >= *at).count(),
+                step: points.iter().map(|(p, _)| p.step).max().unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// The distinct training lengths of `series`, ascending.
+pub fn training_lengths(series: &[LengthSeries]) -> Vec<usize> {
+    let set: BTreeSet<usize> = series.iter().map(|s| s.trained_at).collect();
+    set.into_iter().collect()
+}
+
+/// Every length any of `series` has a score at, ascending (the table's columns).
+pub fn all_lengths(series: &[LengthSeries]) -> Vec<usize> {
+    let set: BTreeSet<usize> = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.seq_len))
+        .collect();
+    set.into_iter().collect()
+}
+
+/// The table under the Length pane's chart as CSV: one row per line and length,
+/// `series,trained_at,seq_len,step,accuracy,accuracy_min,accuracy_max,loss,runs,solved`.
+pub fn lengths_csv(series: &[LengthSeries]) -> String {
+    let mut out = String::from(
+        "series,trained_at,seq_len,step,accuracy,accuracy_min,accuracy_max,loss,runs,solved\n",
+    );
+    for s in series {
+        let label = if s.label.contains([',', '"']) {
+            format!("\"{}\"", s.label.replace('"', "\"\""))
+        } else {
+            s.label.clone()
+        };
+        for p in &s.points {
+            out.push_str(&format!(
+                "{label},{},{},{},{:.4},{:.4},{:.4},{:.4},{},{}\n",
+                s.trained_at,
+                p.seq_len,
+                p.step,
+                p.accuracy.mean,
+                p.accuracy.min,
+                p.accuracy.max,
+                p.loss.mean,
+                p.runs,
+                p.solved
+            ));
+        }
+    }
+    out
+}
+
+/// A run's held-out metrics at each length other than its training one, over its
+/// evaluations: `(seq_len, metrics in step order)`, lengths ascending (the extra
+/// lines of the Curves pane).
+pub fn length_curves(run: &RunView) -> Vec<(usize, Vec<Metrics>)> {
+    let mut at: BTreeMap<usize, Vec<Metrics>> = BTreeMap::new();
+    for scores in &run.lengths {
+        if scores.seq_len != run.settings.task.seq_len {
+            at.entry(scores.seq_len).or_default().push(scores.metrics);
+        }
+    }
+    for metrics in at.values_mut() {
+        metrics.sort_by_key(|m| m.step);
+        metrics.dedup_by_key(|m| m.step);
+    }
+    at.into_iter().collect()
+}
+
+/// The latest accuracy by distance of `run` at `seq_len`: its training length's
+/// (`None`, or `task.seq_len`) or one of its evaluation lengths'.
+pub fn latest_by_distance(run: &RunView, seq_len: Option<usize>) -> Option<&DistanceAccuracy> {
+    match seq_len {
+        None => run.by_distance.last(),
+        Some(n) if n == run.settings.task.seq_len => run.by_distance.last(),
+        Some(n) => run
+            .lengths
+            .iter()
+            .rev()
+            .find(|s| s.seq_len == n)
+            .map(|s| &s.by_distance),
+    }
+}
+
+/// The lengths the Distance pane offers beyond each run's own: every length a run
+/// was evaluated at, and the training lengths of runs evaluated at others, ascending.
+pub fn distance_lengths<'a>(runs: impl IntoIterator<Item = &'a RunView>) -> Vec<usize> {
+    let mut set = BTreeSet::new();
+    for run in runs {
+        if run.lengths.is_empty() {
+            continue;
+        }
+        set.insert(run.settings.task.seq_len);
+        set.extend(run.lengths.iter().map(|s| s.seq_len));
+    }
+    set.into_iter().collect()
+}
+
+/// The lengths offered for probing `run`: its training length, its
+/// `train.eval_lengths` and any length it was evaluated at, ascending.
+pub fn probe_lengths(run: &RunView) -> Vec<usize> {
+    let mut set = BTreeSet::from([run.settings.task.seq_len]);
+    set.extend(run.settings.train.eval_lengths.iter().copied());
+    set.extend(run.lengths.iter().map(|s| s.seq_len));
+    set.into_iter().filter(|&n| n > 0).collect()
+}
+
+/// Bytes of attention weights a probe may read back (`layers x heads x n^2` floats at
+/// full resolution before they are averaged down): beyond it the length is refused
+/// before any allocation, rather than running the machine out of memory.
+pub const MAX_PROBE_BYTES: usize = 1 << 30;
+
+/// The longest length `run` can be probed at within [`MAX_PROBE_BYTES`].
+pub fn max_probe_length(run: &RunView) -> usize {
+    let maps = run.settings.model.layers.max(1) * run.settings.model.heads.max(1);
+    ((MAX_PROBE_BYTES / 4 / maps) as f64).sqrt().floor() as usize
+}
+
+/// The length a probe of `run` starts at: its longest evaluation length beyond the
+/// training one, else twice the training length.
+pub fn default_probe_length(run: &RunView) -> usize {
+    let trained = run.settings.task.seq_len;
+    probe_lengths(run)
+        .into_iter()
+        .filter(|&n| n > trained)
+        .max()
+        .unwrap_or(trained.saturating_mul(2).max(1))
+        .min(max_probe_length(run))
+}
+
+#[cfg(test)]
+#[path = "lengths_tests.rs"]
+mod tests;
