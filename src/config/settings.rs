@@ -69,7 +69,7 @@ pub struct ModelConfig {
     pub dropout: f64,
     /// Whether a query may only see keys at or before it.
     pub causal: bool,
-    /// How positions are encoded: learned (default), sinusoidal, rope or none.
+    /// How positions are encoded: learned (default), sinusoidal, rope, alibi or none.
     #[serde(skip_serializing_if = "PositionScheme::is_learned")]
     pub positions: PositionScheme,
     /// RoPE's base (the longest wavelength's scale, 10000 as in Su et al.).

@@ -1,11 +1,12 @@
 //! The editor panel's smaller widgets: the "Allow reading" checkboxes beside a corpus
-//! refused for lying outside the experiment's folder, and `train.keep_checkpoints`.
+//! refused for lying outside the experiment's folder, `train.keep_checkpoints` and
+//! `train.eval_lengths`.
 
 use std::num::NonZeroUsize;
 
-use egui::{ComboBox, DragValue, Ui};
+use egui::{ComboBox, DragValue, RichText, TextEdit, Ui};
 
-use crate::app::view_model::editor::Editor;
+use crate::app::view_model::editor::{Editor, format_lengths, parse_lengths};
 use crate::config::{Field, KeepCheckpoints, Settings};
 
 /// A checkbox beside each text file outside the experiment's folder: ticked, the
@@ -66,4 +67,37 @@ pub(super) fn keep_checkpoints_ui(ui: &mut Ui, field: &Field, s: &mut Settings) 
             }
         }
     });
+}
+
+/// `train.eval_lengths` as text, `128, 256, 512`: while typed, text that is not a list
+/// of whole numbers stays as typed and says why, and the settings keep their last
+/// good list; otherwise the settings show through.
+pub(super) fn eval_lengths_ui(ui: &mut Ui, field: &Field, s: &mut Settings) {
+    let id = ui.make_persistent_id(field.path);
+    let current = format_lengths(&s.train.eval_lengths);
+    let mut problem = None;
+    ui.horizontal(|ui| {
+        let mut text = ui
+            .data_mut(|d| d.get_temp::<String>(id))
+            .unwrap_or_else(|| current.clone());
+        let response = ui.add(
+            TextEdit::singleline(&mut text)
+                .desired_width(110.0)
+                .hint_text("e.g. 128, 256"),
+        );
+        ui.label(field.label).on_hover_text(field.help);
+        match parse_lengths(&text) {
+            Ok(lengths) if response.changed() => s.train.eval_lengths = lengths,
+            Ok(_) => {}
+            Err(e) => problem = Some(e),
+        }
+        if response.has_focus() || problem.is_some() {
+            ui.data_mut(|d| d.insert_temp(id, text));
+        } else {
+            ui.data_mut(|d| d.remove::<String>(id));
+        }
+    });
+    if let Some(p) = problem {
+        ui.label(RichText::new(p).small().color(ui.visuals().error_fg_color));
+    }
 }

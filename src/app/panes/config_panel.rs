@@ -5,7 +5,7 @@
 
 use egui::{ComboBox, DragValue, RichText, TextEdit, Ui};
 
-use super::config_extras::{keep_checkpoints_ui, outside_files_ui};
+use super::config_extras::{eval_lengths_ui, keep_checkpoints_ui, outside_files_ui};
 use super::pattern_editor::pattern_ui;
 use crate::app::view_model::editor::{Editor, Target};
 use crate::app::widgets::{ERROR_COLOR, error_ui, field_error};
@@ -200,6 +200,10 @@ fn section_ui(
             Access::Structured if is(field, &fields::BACKEND) => backend_ui(ui, field, s),
             Access::Structured if is(field, &fields::KEEP_CHECKPOINTS) => {
                 keep_checkpoints_ui(ui, field, s);
+                error_ui(ui, error.as_deref());
+            }
+            Access::Structured if is(field, &fields::EVAL_LENGTHS) => {
+                eval_lengths_ui(ui, field, s);
                 error_ui(ui, error.as_deref());
             }
             Access::Structured if is(field, &fields::SEEDS) => {

@@ -244,7 +244,14 @@ fn table_ui(ui: &mut Ui, series: &[LengthSeries], loss: bool) {
                         ui.label(s.trained_at.to_string());
                         for n in &lengths {
                             let Some(p) = s.points.iter().find(|p| p.seq_len == *n) else {
-                                ui.label("-");
+                                if s.learned_positions && *n > s.trained_at {
+                                    ui.label("refused").on_hover_text(format!(
+                                        "model.positions = \"learned\": no positions past {}, so no evaluation there (never clamped or wrapped)",
+                                        s.trained_at
+                                    ));
+                                } else {
+                                    ui.label("-");
+                                }
                                 continue;
                             };
                             let (mean, _, _) = value_of(p, loss);

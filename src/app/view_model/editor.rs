@@ -311,6 +311,31 @@ fn text_files(experiment: &Experiment) -> Vec<PathBuf> {
     real
 }
 
+/// `train.eval_lengths` as the editor writes it: `128, 256, 512`.
+pub fn format_lengths(lengths: &[usize]) -> String {
+    lengths
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `train.eval_lengths` from what the user typed: whole numbers separated by commas
+/// or spaces, brackets allowed (`[128, 256]`); empty is no other length. Whether each
+/// length suits the run is validation's to say.
+pub fn parse_lengths(text: &str) -> Result<Vec<usize>, String> {
+    text.trim()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            part.parse::<usize>()
+                .map_err(|_| format!("\"{part}\" is not a whole number of tokens: write lengths like 128, 256"))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 #[path = "editor_tests.rs"]
 mod tests;

@@ -111,3 +111,16 @@ fn duplicate_gets_a_unique_name_and_becomes_the_target() {
     assert_eq!(e.target, Target::Run(2));
     assert!(e.is_valid());
 }
+
+#[test]
+fn evaluation_lengths_are_typed_as_a_list() {
+    use super::{format_lengths, parse_lengths};
+    assert_eq!(parse_lengths("128, 256 512"), Ok(vec![128, 256, 512]));
+    assert_eq!(parse_lengths("[128,256]"), Ok(vec![128, 256]));
+    assert_eq!(parse_lengths("  "), Ok(vec![]));
+    let e = parse_lengths("128, 2x6").expect_err("not a number");
+    assert!(e.contains("\"2x6\""), "{e}");
+    assert!(parse_lengths("-5").is_err());
+    assert_eq!(format_lengths(&[128, 256]), "128, 256");
+    assert_eq!(parse_lengths(&format_lengths(&[64, 4096])), Ok(vec![64, 4096]));
+}

@@ -23,12 +23,10 @@ pub struct LengthPoint {
 }
 
 /// Each length's latest scores, lengths ascending: every length of `run.lengths` and
-/// the training length (`task.seq_len`, from the latest evaluation). Empty for a run
-/// never evaluated at another length.
+/// the training length (`task.seq_len`, from the latest evaluation); only the latter
+/// for a run never evaluated at another length (learned positions, say), none for a
+/// run not evaluated yet.
 pub fn run_points(run: &RunView) -> Vec<LengthPoint> {
-    if run.lengths.is_empty() {
-        return Vec::new();
-    }
     let mut at: BTreeMap<usize, LengthPoint> = BTreeMap::new();
     let mut put = |seq_len: usize, m: &Metrics| {
         if at.get(&seq_len).is_some_and(|old| old.step > m.step) {
@@ -125,18 +123,26 @@ pub struct LengthSeries {
     pub trained_at: usize,
     /// Its task's chance accuracy.
     pub chance: f64,
+    /// Whether it learned its positions (a transformer with `model.positions =
+    /// "learned"`): it has none past `trained_at`, so longer lengths are refused.
+    pub learned_positions: bool,
     /// Its scores, lengths ascending.
     pub points: Vec<SeriesPoint>,
 }
 
-/// The Length pane's lines over `runs` (each with its colour index): one per run
-/// evaluated at another length, or with `group_seeds` one per replicate group (runs
-/// that differ only in their seed), in the order of their first run.
+/// The Length pane's lines over `runs` (each with its colour index): one per
+/// evaluated run, or with `group_seeds` one per replicate group (runs that differ only
+/// in their seed), in the order of their first run; none unless some run was
+/// evaluated at another length. A run evaluated at its training length only (learned
+/// positions refuse others) is a single point there, beside the runs it compares with.
 pub fn length_series(runs: &[(usize, &RunView)], group_seeds: bool) -> Vec<LengthSeries> {
+    if runs.iter().all(|(_, run)| run.lengths.is_empty()) {
+        return Vec::new();
+    }
     // Members by group (or by run), in order of first appearance.
     let mut groups: Vec<(String, usize, Vec<&RunView>)> = Vec::new();
     for &(color, run) in runs {
-        if run.lengths.is_empty() {
+        if run.eval.is_empty() {
             continue;
         }
         let key = if group_seeds {
@@ -164,6 +170,8 @@ pub fn length_series(runs: &[(usize, &RunView)], group_seeds: bool) -> Vec<Lengt
                 seeds: members.len(),
                 trained_at: first.settings.task.seq_len,
                 chance: first.settings.task.chance_accuracy(),
+                learned_positions: first.settings.model.kind == crate::config::ModelKind::Transformer
+                    && first.settings.model.positions == crate::config::PositionScheme::Learned,
                 points: series_points(&members),
             })
         })

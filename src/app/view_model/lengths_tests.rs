@@ -61,7 +61,10 @@ fn a_run_scores_its_latest_evaluation_at_each_length() {
     assert_eq!(points[2].accuracy, 0.3);
     let mut plain = r.clone();
     plain.lengths.clear();
-    assert!(run_points(&plain).is_empty(), "never evaluated elsewhere");
+    let only: Vec<usize> = run_points(&plain).iter().map(|p| p.seq_len).collect();
+    assert_eq!(only, [64], "never evaluated elsewhere: its training length only");
+    plain.eval.clear();
+    assert!(run_points(&plain).is_empty(), "not evaluated yet");
 }
 
 #[test]

@@ -121,7 +121,7 @@ pub static D_FF: Field = Field {
 pub static POSITIONS: Field = Field {
     path: "model.positions",
     label: "positions",
-    help: "How the transformer encodes positions: learned embeddings (one per position up to seq_len), sinusoidal (fixed, added), rope (q and k rotated per head, so scores depend on the offset only) or none",
+    help: "How the transformer encodes positions: learned embeddings (one per position up to seq_len), sinusoidal (fixed, added), rope (q and k rotated per head, so scores depend on the offset only), alibi (each head's scores minus a fixed slope times the distance, Press et al.'s slopes) or none; only learned has no positions beyond seq_len",
     access: Access::Choice {
         names: || PositionScheme::ALL.iter().map(|k| k.name()).collect(),
         get: |s| s.model.positions.name(),
