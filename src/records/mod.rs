@@ -47,8 +47,7 @@ pub use snapshots::{
     AttentionSnapshot, Probe, SnapshotHeader, read_snapshots, read_snapshots_bounded,
 };
 pub use summary::{
-    BackendInfo, ForkOrigin, LayerKernelInfo, LengthFigure, Metrics, RunStatus, RunSummary,
-    mean_sd,
+    BackendInfo, ForkOrigin, LayerKernelInfo, LengthFigure, Metrics, RunStatus, RunSummary, mean_sd,
 };
 
 /// Default folder for run records, relative to the working directory (the convention

@@ -47,8 +47,8 @@ use std::sync::Arc;
 
 use crate::config::RunPlan;
 use crate::records::{
-    AttentionSnapshot, BackendInfo, DistanceAccuracy, LayerKernelInfo, LengthScores, Metrics, Probe, RunStatus,
-    RunSummary,
+    AttentionSnapshot, BackendInfo, DistanceAccuracy, LayerKernelInfo, LengthScores, Metrics,
+    Probe, RunStatus, RunSummary,
 };
 
 /// Identifies a run within one trainer session; chosen by whoever queues it.

@@ -330,8 +330,9 @@ pub fn parse_lengths(text: &str) -> Result<Vec<usize>, String> {
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|part| !part.is_empty())
         .map(|part| {
-            part.parse::<usize>()
-                .map_err(|_| format!("\"{part}\" is not a whole number of tokens: write lengths like 128, 256"))
+            part.parse::<usize>().map_err(|_| {
+                format!("\"{part}\" is not a whole number of tokens: write lengths like 128, 256")
+            })
         })
         .collect()
 }

@@ -122,5 +122,8 @@ fn evaluation_lengths_are_typed_as_a_list() {
     assert!(e.contains("\"2x6\""), "{e}");
     assert!(parse_lengths("-5").is_err());
     assert_eq!(format_lengths(&[128, 256]), "128, 256");
-    assert_eq!(parse_lengths(&format_lengths(&[64, 4096])), Ok(vec![64, 4096]));
+    assert_eq!(
+        parse_lengths(&format_lengths(&[64, 4096])),
+        Ok(vec![64, 4096])
+    );
 }

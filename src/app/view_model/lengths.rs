@@ -170,7 +170,8 @@ pub fn length_series(runs: &[(usize, &RunView)], group_seeds: bool) -> Vec<Lengt
                 seeds: members.len(),
                 trained_at: first.settings.task.seq_len,
                 chance: first.settings.task.chance_accuracy(),
-                learned_positions: first.settings.model.kind == crate::config::ModelKind::Transformer
+                learned_positions: first.settings.model.kind
+                    == crate::config::ModelKind::Transformer
                     && first.settings.model.positions == crate::config::PositionScheme::Learned,
                 points: series_points(&members),
             })

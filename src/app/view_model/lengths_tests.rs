@@ -62,7 +62,11 @@ fn a_run_scores_its_latest_evaluation_at_each_length() {
     let mut plain = r.clone();
     plain.lengths.clear();
     let only: Vec<usize> = run_points(&plain).iter().map(|p| p.seq_len).collect();
-    assert_eq!(only, [64], "never evaluated elsewhere: its training length only");
+    assert_eq!(
+        only,
+        [64],
+        "never evaluated elsewhere: its training length only"
+    );
     plain.eval.clear();
     assert!(run_points(&plain).is_empty(), "not evaluated yet");
 }
