@@ -1,7 +1,7 @@
 //! The Curves pane: loss and accuracy of every run, train (raw and smoothed) and
 //! eval, a colour per run, optional log-scale loss, seed groups as mean and band, a
 //! forked run's fork step as a thin dashed line, held-out scores at each of
-//! `train.eval_lengths` as dotted lines (`run @256`) (Compare draws the same plots for
+//! `train.eval_lengths` as dotted lines in the run's colour (legend `@256`) (Compare draws the same plots for
 //! the runs it compares).
 
 use egui::Ui;
@@ -243,7 +243,7 @@ fn plot_ui(
                         (n, band.iter().map(|b| [b[0], scale(b[1])]).collect())
                     })
                     .collect();
-                length_lines_ui(plot_ui, &run.group, color, &means);
+                length_lines_ui(plot_ui, color, &means);
             }
         }
         for &(color_index, run) in runs {
@@ -287,7 +287,7 @@ fn plot_ui(
                 .into_iter()
                 .map(|(n, m)| (n, points(&m, value, log)))
                 .collect();
-            length_lines_ui(plot_ui, name, color, &at_lengths);
+            length_lines_ui(plot_ui, color, &at_lengths);
         }
     });
     // A fork line under the pointer says whose fork it is.
@@ -301,10 +301,12 @@ fn plot_ui(
 }
 
 /// Draws a run's (or group's) held-out curve at each other evaluation length,
-/// `(seq_len, points)`, as a dotted line named `name @seq_len` with its own marker.
+/// `(seq_len, points)`, as a dotted line in the run's colour with its own marker. The
+/// legend has one entry per length (`@256`), not per run and length: with ten runs
+/// at three lengths the plot stays readable, and clicking `@512` hides every run's
+/// line at 512.
 fn length_lines_ui(
     plot_ui: &mut egui_plot::PlotUi<'_>,
-    name: &str,
     color: egui::Color32,
     curves: &[(usize, Vec<[f64; 2]>)],
 ) {
@@ -319,7 +321,7 @@ fn length_lines_ui(
         if points.is_empty() {
             continue;
         }
-        let name = format!("{name} @{seq_len}");
+        let name = format!("@{seq_len}");
         plot_ui.line(
             Line::new(&name, PlotPoints::from(points.clone()))
                 .color(color.gamma_multiply(0.8))
