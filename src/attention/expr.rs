@@ -55,6 +55,31 @@ impl Expr {
         })
     }
 
+    /// Whether evaluating it at length `n` may divide by zero: it holds a `/` or `%`
+    /// whose divisor's bounds over every pair include 0 (or cannot be told). When
+    /// not, every pair evaluates, and a check for keys may stop at the first one seen.
+    pub fn may_divide(&self, n: usize) -> bool {
+        let last = n.saturating_sub(1) as i128;
+        let all = [(0, last), (0, last), (n as i128, n as i128)];
+        self.0.may_divide(&all)
+    }
+
+    /// What the expression says over every pair with `q` in `qs` and `k` in `ks`
+    /// (inclusive ranges) at length `n`, by interval arithmetic on the tree:
+    /// `Some(true)` when every pair sees, `Some(false)` when none does, `None` when
+    /// it varies or cannot be told (the bounds are safe, not tight: `None` may hide a
+    /// box that is all one way). An expression that may divide is never told.
+    pub fn over(&self, qs: (usize, usize), ks: (usize, usize), n: usize) -> Option<bool> {
+        if self.may_divide(n) {
+            return None;
+        }
+        let wide = |(a, b): (usize, usize)| (a as i128, b as i128);
+        let (lo, hi) = self
+            .0
+            .bounds(&[wide(qs), wide(ks), (n as i128, n as i128)])?;
+        truth((lo, hi))
+    }
+
     /// Whether query `q` sees key `k` at sequence length `n`.
     pub fn eval(&self, q: usize, k: usize, n: usize) -> Result<bool, DivisionByZero> {
         let vars = [q, k, n].map(|v| i64::try_from(v).unwrap_or(i64::MAX));
@@ -62,7 +87,132 @@ impl Expr {
     }
 }
 
+/// Whether every value in `[lo, hi]` is true (non-zero), every one false, or neither.
+fn truth((lo, hi): (i128, i128)) -> Option<bool> {
+    if lo == 0 && hi == 0 {
+        Some(false)
+    } else if lo > 0 || hi < 0 {
+        Some(true)
+    } else {
+        None
+    }
+}
+
+/// `[lo, hi]` of a condition whose truth is `t`.
+fn of_truth(t: Option<bool>) -> (i128, i128) {
+    match t {
+        Some(true) => (1, 1),
+        Some(false) => (0, 0),
+        None => (0, 1),
+    }
+}
+
 impl Node {
+    /// Bounds of the value over boxes of `vars` = (q, k, n) ranges; `None` when they
+    /// leave `i64` (where evaluation wraps) or divide. Conditions give 0, 1 or both.
+    fn bounds(&self, vars: &[(i128, i128); 3]) -> Option<(i128, i128)> {
+        let (lo, hi) = match self {
+            Node::Num(v) => (i128::from(*v), i128::from(*v)),
+            Node::Query => vars[0],
+            Node::Key => vars[1],
+            Node::Len => vars[2],
+            Node::Neg(a) => {
+                let (lo, hi) = a.bounds(vars)?;
+                (-hi, -lo)
+            }
+            Node::Not(a) => of_truth(truth(a.bounds(vars)?).map(|t| !t)),
+            Node::Abs(a) => match a.bounds(vars)? {
+                (lo, hi) if lo >= 0 => (lo, hi),
+                (lo, hi) if hi <= 0 => (-hi, -lo),
+                (lo, hi) => (0, hi.max(-lo)),
+            },
+            Node::Bin(Op::And, a, b) => match truth(a.bounds(vars)?) {
+                Some(false) => (0, 0),
+                ta => match (ta, truth(b.bounds(vars)?)) {
+                    (_, Some(false)) => (0, 0),
+                    (Some(true), Some(true)) => (1, 1),
+                    _ => (0, 1),
+                },
+            },
+            Node::Bin(Op::Or, a, b) => match truth(a.bounds(vars)?) {
+                Some(true) => (1, 1),
+                ta => match (ta, truth(b.bounds(vars)?)) {
+                    (_, Some(true)) => (1, 1),
+                    (Some(false), Some(false)) => (0, 0),
+                    _ => (0, 1),
+                },
+            },
+            Node::Bin(op, a, b) => {
+                let ((al, ah), (bl, bh)) = (a.bounds(vars)?, b.bounds(vars)?);
+                let cmp = |always: bool, never: bool| match (always, never) {
+                    (true, _) => (1, 1),
+                    (_, true) => (0, 0),
+                    _ => (0, 1),
+                };
+                match op {
+                    Op::Add => (al + bl, ah + bh),
+                    Op::Sub => (al - bh, ah - bl),
+                    Op::Mul => {
+                        let p = [al * bl, al * bh, ah * bl, ah * bh];
+                        (p.into_iter().min()?, p.into_iter().max()?)
+                    }
+                    Op::Min => (al.min(bl), ah.min(bh)),
+                    Op::Max => (al.max(bl), ah.max(bh)),
+                    Op::Lt => cmp(ah < bl, al >= bh),
+                    Op::Le => cmp(ah <= bl, al > bh),
+                    Op::Gt => cmp(al > bh, ah <= bl),
+                    Op::Ge => cmp(al >= bh, ah < bl),
+                    Op::Eq => cmp(al == ah && bl == bh && al == bl, ah < bl || bh < al),
+                    Op::Ne => cmp(ah < bl || bh < al, al == ah && bl == bh && al == bl),
+                    // Only divisors that exclude 0 reach here (`may_divide`).
+                    Op::Div if bl > 0 || bh < 0 => {
+                        // Monotone in each operand on a one-signed divisor: the
+                        // extremes lie at the corners.
+                        let p =
+                            [(al, bl), (al, bh), (ah, bl), (ah, bh)].map(|(x, y)| x.div_euclid(y));
+                        (p.into_iter().min()?, p.into_iter().max()?)
+                    }
+                    // A box narrower than a constant divisor whose ends do not
+                    // wrap: the remainders run from one end's to the other's.
+                    Op::Rem
+                        if bl == bh
+                            && bl != 0
+                            && ah - al < bl.abs()
+                            && al.rem_euclid(bl) <= ah.rem_euclid(bl) =>
+                    {
+                        (al.rem_euclid(bl), ah.rem_euclid(bl))
+                    }
+                    Op::Rem if bl > 0 || bh < 0 => (0, bl.abs().max(bh.abs()) - 1),
+                    Op::Div | Op::Rem | Op::And | Op::Or => return None,
+                }
+            }
+        };
+        let fits = |v: i128| i64::try_from(v).is_ok();
+        (fits(lo) && fits(hi)).then_some((lo, hi))
+    }
+
+    /// Whether a `/` or `%` in it may meet a zero divisor over the `vars` box.
+    fn may_divide(&self, vars: &[(i128, i128); 3]) -> bool {
+        match self {
+            Node::Num(_) | Node::Query | Node::Key | Node::Len => false,
+            Node::Neg(a) | Node::Not(a) | Node::Abs(a) => a.may_divide(vars),
+            Node::Bin(op, a, b) => {
+                let zero_divisor = matches!(op, Op::Div | Op::Rem)
+                    && b.bounds_unchecked(vars)
+                        .is_none_or(|(lo, hi)| lo <= 0 && hi >= 0);
+                zero_divisor || a.may_divide(vars) || b.may_divide(vars)
+            }
+        }
+    }
+
+    /// [`Node::bounds`] for a subtree whose own divisions are checked by the caller.
+    fn bounds_unchecked(&self, vars: &[(i128, i128); 3]) -> Option<(i128, i128)> {
+        if self.may_divide(vars) {
+            return None;
+        }
+        self.bounds(vars)
+    }
+
     /// The value at `vars` = (q, k, n); conditions are 0 or 1 (the parser checked the
     /// types). `&&` and `||` evaluate their right side only when needed.
     fn eval(&self, vars: &[i64; 3]) -> Result<i64, DivisionByZero> {
