@@ -1,5 +1,6 @@
 //! The runs panel: live runs with status, progress, steps/s, ETA and Stop; past runs
-//! from the records folder, to reopen without retraining.
+//! from the records folder, filtered by a few words, to reopen one at a time or all
+//! at once without retraining.
 
 use egui::{ProgressBar, RichText, Ui};
 
@@ -158,6 +159,39 @@ pub fn records_ui(
         ui.label(RichText::new("No run records here yet.").small());
         return;
     }
+    let filter_id = ui.make_persistent_id("records-filter");
+    let mut filter: String = ui.data_mut(|d| d.get_temp(filter_id)).unwrap_or_default();
+    let shown: Vec<usize> = (0..records.len())
+        .filter(|&i| record_matches(&records[i], &filter))
+        .collect();
+    ui.horizontal(|ui| {
+        ui.add(
+            egui::TextEdit::singleline(&mut filter)
+                .desired_width(180.0)
+                .hint_text("filter: run, experiment or folder"),
+        );
+        let closed: Vec<&RunRecord> = shown
+            .iter()
+            .filter(|&&i| !open.get(i).copied().unwrap_or(false))
+            .map(|&i| &records[i])
+            .collect();
+        let opening = closed.len().min(MAX_OPEN_AT_ONCE);
+        if ui
+            .add_enabled(opening > 0, egui::Button::new(format!("Open {opening}")))
+            .on_hover_text(format!(
+                "Open the past runs listed (filtered) that are not open yet, at most {MAX_OPEN_AT_ONCE} per click: to compare a whole experiment side by side"
+            ))
+            .clicked()
+        {
+            for record in closed.into_iter().take(MAX_OPEN_AT_ONCE) {
+                actions.push(RunsAction::OpenRecord(record.dir.clone()));
+            }
+        }
+        if shown.len() < records.len() {
+            ui.label(RichText::new(format!("{} of {}", shown.len(), records.len())).small());
+        }
+    });
+    ui.data_mut(|d| d.insert_temp(filter_id, filter));
     egui::ScrollArea::vertical()
         .id_salt("records")
         .max_height(160.0)
@@ -166,7 +200,9 @@ pub fn records_ui(
                 .striped(true)
                 .spacing([10.0, 2.0])
                 .show(ui, |ui| {
-                    for (record, &is_open) in records.iter().zip(open) {
+                    for &i in &shown {
+                        let (record, is_open) =
+                            (&records[i], open.get(i).copied().unwrap_or(false));
                         let s = &record.summary;
                         let id = record
                             .dir
@@ -212,4 +248,49 @@ pub fn records_ui(
                     }
                 });
         });
+}
+
+/// Past runs one "Open N" click opens at most (each is read on a helper thread).
+const MAX_OPEN_AT_ONCE: usize = 32;
+
+/// Whether `record` is listed under `filter`: every word of it (case apart) is part
+/// of the run's name, its experiment's or its folder's.
+fn record_matches(record: &RunRecord, filter: &str) -> bool {
+    let s = &record.summary;
+    let folder = record
+        .dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let text = format!("{} {} {folder}", s.name, s.experiment).to_lowercase();
+    filter
+        .to_lowercase()
+        .split_whitespace()
+        .all(|word| text.contains(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_matches;
+    use crate::records::{RunRecord, RunStatus, RunSummary};
+
+    #[test]
+    fn a_filter_keeps_records_with_every_word() {
+        let record = RunRecord {
+            dir: "runs/20261203-224021-length-generalisation-rope-dense".into(),
+            summary: RunSummary::unstarted(
+                "length generalisation",
+                "rope dense",
+                600,
+                RunStatus::Finished,
+            ),
+            checkpoint_step: None,
+        };
+        assert!(record_matches(&record, ""));
+        assert!(record_matches(&record, "ROPE"));
+        assert!(record_matches(&record, "length rope"));
+        assert!(record_matches(&record, "20261203-2240"));
+        assert!(!record_matches(&record, "rope local"));
+        assert!(!record_matches(&record, "alibi"));
+    }
 }
