@@ -211,7 +211,7 @@ fn plot_ui(
                             plot_ui.polygon(
                                 Polygon::new(&name, PlotPoints::from(quad))
                                     .fill_color(color.gamma_multiply(0.2))
-                                    .stroke(egui::Stroke::NONE),
+                                    .stroke(egui::Stroke::new(0.0, color)),
                             );
                         }
                     }

@@ -200,7 +200,7 @@ fn chart_ui(ui: &mut Ui, series: &[LengthSeries], loss: bool) {
                     plot.polygon(
                         Polygon::new(&s.label, PlotPoints::from(quad))
                             .fill_color(color.gamma_multiply(0.2))
-                            .stroke(egui::Stroke::NONE),
+                            .stroke(egui::Stroke::new(0.0, color)),
                     );
                 }
             }
