@@ -282,16 +282,22 @@ pub fn latest_by_distance(run: &RunView, seq_len: Option<usize>) -> Option<&Dist
     }
 }
 
-/// The lengths the Distance pane offers beyond each run's own: every length a run
-/// was evaluated at, and the training lengths of runs evaluated at others, ascending.
+/// The lengths the Distance pane offers beyond each run's own ("training"): every
+/// length a run was evaluated at, and the training lengths of runs evaluated at
+/// others, ascending. When every such run trained at one length, that length is the
+/// "training" choice already and is not offered twice.
 pub fn distance_lengths<'a>(runs: impl IntoIterator<Item = &'a RunView>) -> Vec<usize> {
     let mut set = BTreeSet::new();
+    let mut trained = BTreeSet::new();
     for run in runs {
         if run.lengths.is_empty() {
             continue;
         }
-        set.insert(run.settings.task.seq_len);
+        trained.insert(run.settings.task.seq_len);
         set.extend(run.lengths.iter().map(|s| s.seq_len));
+    }
+    if trained.len() > 1 {
+        set.extend(trained);
     }
     set.into_iter().collect()
 }

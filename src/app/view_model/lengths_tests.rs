@@ -122,7 +122,11 @@ fn per_length_curves_and_distances_come_from_the_lengths() {
     let at256 = latest_by_distance(&r, Some(256)).expect("evaluated at 256");
     assert_eq!((at256.step, at256.counts[0].distance), (20, 128));
     assert!(latest_by_distance(&r, Some(512)).is_none());
-    assert_eq!(distance_lengths([&r]), [64, 128, 256]);
+    // One training length: it is the "training" choice, not offered again.
+    assert_eq!(distance_lengths([&r]), [128, 256]);
+    let mut longer = run(1, "dense", 1.0, [0.8, 0.3]);
+    longer.settings.task.seq_len = 32;
+    assert_eq!(distance_lengths([&r, &longer]), [32, 64, 128, 256]);
 }
 
 #[test]
