@@ -40,15 +40,7 @@ pub fn attention_output_with_bias(
     let [_, _, _, head_dim] = q.dims();
     let q = q.mul_scalar(1.0 / (head_dim as f64).sqrt());
     let scores = q.matmul(k.swap_dims(2, 3));
-    let scores = match bias {
-        Some(bias) => scores + bias,
-        None => scores,
-    };
-    let dims = scores.dims();
-    let scores = match blocked {
-        Some(mask) => scores.mask_fill(mask.clone().expand(dims), f32::NEG_INFINITY),
-        None => scores,
-    };
+    let scores = bias_and_block(scores, blocked, bias);
     let m = scores.clone().max_dim(3).detach();
     let p = (scores - m).exp();
     let l = p.clone().sum_dim(3);
@@ -91,15 +83,26 @@ pub fn masked_attention_with_bias(
     let [_, _, _, head_dim] = q.dims();
     let scale = 1.0 / (head_dim as f64).sqrt();
     let scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+    let scores = bias_and_block(scores, blocked, bias);
+    let weights = softmax(scores, 3);
+    (weights.clone().matmul(v), weights)
+}
+
+/// `scores` with `bias` added (broadcast) and the `blocked` pairs set to `-inf`.
+fn bias_and_block(
+    scores: Tensor<4>,
+    blocked: Option<&Tensor<4, Bool>>,
+    bias: Option<Tensor<4>>,
+) -> Tensor<4> {
     let scores = match bias {
         Some(bias) => scores + bias,
         None => scores,
     };
-    let dims = scores.dims();
-    let scores = match blocked {
-        Some(mask) => scores.mask_fill(mask.clone().expand(dims), f32::NEG_INFINITY),
+    match blocked {
+        Some(mask) => {
+            let dims = scores.dims();
+            scores.mask_fill(mask.clone().expand(dims), f32::NEG_INFINITY)
+        }
         None => scores,
-    };
-    let weights = softmax(scores, 3);
-    (weights.clone().matmul(v), weights)
+    }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::files::{RecordError, append_or_create, io_at, table_lines, write_atomically};
+use super::files::{RecordError, append_or_create, io_at, keep_rows_through, table_lines};
 
 /// The file in a record folder.
 pub const FILE: &str = "distance.csv";
@@ -144,21 +144,7 @@ pub fn append(dir: &Path, tally: &DistanceAccuracy) -> Result<(), RecordError> {
 /// Drops rows after `step` (a run resumed from a checkpoint at `step`). The file is
 /// replaced atomically (a link at its name is replaced, never written through).
 pub fn truncate_after(dir: &Path, step: usize) -> Result<(), RecordError> {
-    let path = dir.join(FILE);
-    if fs::symlink_metadata(&path).is_err() {
-        return Ok(());
-    }
-    let kept: Vec<DistanceAccuracy> = read(dir)?.into_iter().filter(|d| d.step <= step).collect();
-    let mut text = String::from(HEADER);
-    for tally in &kept {
-        for c in &tally.counts {
-            text.push_str(&format!(
-                "{},{},{},{}\n",
-                tally.step, c.distance, c.correct, c.total
-            ));
-        }
-    }
-    write_atomically(&path, text.as_bytes()).map_err(io_at(&path))
+    keep_rows_through(&dir.join(FILE), HEADER, step)
 }
 
 /// Every evaluation's accuracy by distance, steps ascending; empty when the record has

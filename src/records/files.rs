@@ -198,6 +198,30 @@ pub(crate) fn append_or_create(path: &Path) -> Result<(File, bool), RecordError>
     }
 }
 
+/// Keeps, under `header`, the rows of the record's table at `path` whose first field,
+/// a step, is at most `step` (a run resumed from its checkpoint at `step`: rows written
+/// after it are dropped, with rows that name no step). The file is replaced atomically
+/// (a link at its name is replaced, never written through); nothing at `path`, nothing
+/// to do.
+pub(crate) fn keep_rows_through(path: &Path, header: &str, step: usize) -> Result<(), RecordError> {
+    if fs::symlink_metadata(path).is_err() {
+        return Ok(());
+    }
+    let mut kept = String::from(header);
+    for line in table_lines(path)?.skip(1) {
+        let line = line?;
+        let Ok(line) = std::str::from_utf8(&line) else {
+            continue;
+        };
+        let row_step = line.split(',').next().and_then(|s| s.parse::<usize>().ok());
+        if row_step.is_some_and(|s| s <= step) {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+    }
+    write_atomically(path, kept.as_bytes()).map_err(io_at(path))
+}
+
 /// A file read with a bound on the bytes actually read: reading past `limit` is an
 /// error (`InvalidData`, naming the bound), whatever the file's metadata says.
 #[derive(Debug)]

@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::distance::{DistanceAccuracy, DistanceCount};
-use super::files::{RecordError, append_or_create, io_at, table_lines, write_atomically};
+use super::files::{RecordError, append_or_create, io_at, keep_rows_through, table_lines};
 use super::summary::Metrics;
 
 /// The file in a record folder.
@@ -69,16 +69,7 @@ pub fn append(dir: &Path, scores: &[LengthScores]) -> Result<(), RecordError> {
 /// Drops rows after `step` (a run resumed from a checkpoint at `step`). The file is
 /// replaced atomically (a link at its name is replaced, never written through).
 pub fn truncate_after(dir: &Path, step: usize) -> Result<(), RecordError> {
-    let path = dir.join(FILE);
-    if fs::symlink_metadata(&path).is_err() {
-        return Ok(());
-    }
-    let kept: Vec<LengthScores> = read(dir)?
-        .into_iter()
-        .filter(|s| s.metrics.step <= step)
-        .collect();
-    let text = format!("{HEADER}{}", rows(&kept));
-    write_atomically(&path, text.as_bytes()).map_err(io_at(&path))
+    keep_rows_through(&dir.join(FILE), HEADER, step)
 }
 
 /// Every evaluation at other lengths, steps ascending and lengths ascending within a

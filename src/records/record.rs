@@ -7,14 +7,17 @@ use std::time::SystemTime;
 
 use super::distance::{self, DistanceAccuracy};
 use super::files::{
-    RecordError, create_new, io_at, open_append, open_regular, open_rewrite, read_small,
-    table_lines, write_atomically,
+    RecordError, create_new, io_at, keep_rows_through, open_append, open_regular, open_rewrite,
+    read_small, table_lines, write_atomically,
 };
 use super::lengths::{self, LengthScores};
 use super::lock::RecordLock;
 use super::snapshots::{self, AttentionSnapshot, SnapshotHeader};
 use super::summary::{Metrics, RunStatus, RunSummary};
 use crate::config::Experiment;
+
+/// The first line of `metrics.csv`.
+const METRICS_HEADER: &str = "step,split,loss,accuracy,elapsed_secs\n";
 
 /// Longest slug of a name in a record id (long names still make valid folder names).
 const MAX_SLUG: usize = 48;
@@ -94,7 +97,9 @@ impl RecordWriter {
         write_atomically(&config, config_toml.as_bytes()).map_err(io_at(&config))?;
         let path = dir.join("metrics.csv");
         let mut metrics = BufWriter::new(create_new(&path)?);
-        writeln!(metrics, "step,split,loss,accuracy,elapsed_secs").map_err(io_at(&path))?;
+        metrics
+            .write_all(METRICS_HEADER.as_bytes())
+            .map_err(io_at(&path))?;
         metrics.flush().map_err(io_at(&path))?;
         summary.record_id = Some(record_id);
         summary.pid = Some(std::process::id());
@@ -121,19 +126,7 @@ impl RecordWriter {
         let dir = lock.dir().to_path_buf();
         let dir = dir.as_path();
         let path = dir.join("metrics.csv");
-        let mut kept = String::from("step,split,loss,accuracy,elapsed_secs\n");
-        for line in table_lines(&path)?.skip(1) {
-            let line = line?;
-            let Ok(line) = std::str::from_utf8(&line) else {
-                continue;
-            };
-            let row_step = line.split(',').next().and_then(|s| s.parse::<usize>().ok());
-            if row_step.is_some_and(|s| s <= step) {
-                kept.push_str(line);
-                kept.push('\n');
-            }
-        }
-        write_atomically(&path, kept.as_bytes()).map_err(io_at(&path))?;
+        keep_rows_through(&path, METRICS_HEADER, step)?;
         distance::truncate_after(dir, step)?;
         lengths::truncate_after(dir, step)?;
         let metrics = BufWriter::new(open_append(&path)?);

@@ -7,14 +7,12 @@
 //! Results are cached per record, step and ablated set: the weights a record keeps at
 //! a step never change.
 
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
-
 use super::intervention_jobs::Wake;
+use super::keyed_job::KeyedJobs;
 use crate::config::BackendChoice;
 use crate::model::HeadRef;
 use crate::trainer::{LoadedRun, probe_attention};
@@ -82,43 +80,23 @@ struct Key {
     ablated: Vec<HeadRef>,
 }
 
-/// What the helper thread reports.
-enum Message {
-    /// What the job does now.
-    Phase { job: u64, what: String },
-    /// The job ended: its result, or why it failed.
-    Done {
-        job: u64,
-        key: Key,
-        result: Result<AblatedAttention, String>,
-    },
-}
-
 /// The section's choices, its cached results and its running computation.
 pub struct AblatedAttentionView {
     /// The heads ticked; `None` until the user ticks one (then the head picked in
     /// the grids is taken).
     pub ticked: Option<Vec<HeadRef>>,
-    results: Vec<(Key, Arc<AblatedAttention>)>,
-    /// The running job: its id, cancel flag and what it does now.
-    job: Option<(u64, Arc<AtomicBool>, String)>,
-    error: Option<String>,
-    next_id: u64,
-    tx: Sender<Message>,
-    rx: Receiver<Message>,
+    jobs: KeyedJobs<Key, AblatedAttention>,
 }
 
 impl Default for AblatedAttentionView {
     fn default() -> Self {
-        let (tx, rx) = bounded(64);
         Self {
             ticked: None,
-            results: Vec::new(),
-            job: None,
-            error: None,
-            next_id: 0,
-            tx,
-            rx,
+            jobs: KeyedJobs::new(
+                "attnlab-interventions",
+                "drawing the attention failed unexpectedly",
+                MAX_CACHED,
+            ),
         }
     }
 }
@@ -149,56 +127,27 @@ impl AblatedAttentionView {
     /// Computes the probe's attention of `record` at `step`, as trained and with
     /// `ablated` zeroed, on a helper thread; a computation running is cancelled.
     pub fn draw(&mut self, record: &Path, step: usize, ablated: Vec<HeadRef>, wake: &Wake) {
-        self.cancel();
-        self.error = None;
-        self.next_id += 1;
-        let job = self.next_id;
-        let cancel = Arc::new(AtomicBool::new(false));
         let key = Key {
             record: record.to_path_buf(),
             step,
             ablated,
         };
-        let (tx, wake2, stop) = (self.tx.clone(), wake.clone(), cancel.clone());
-        let spawned = std::thread::Builder::new()
-            .name("attnlab-interventions".into())
-            .spawn(move || {
-                let phase = |what: &str| {
-                    let what = what.to_string();
-                    if tx.try_send(Message::Phase { job, what }).is_ok() {
-                        wake2();
-                    }
-                };
-                let done =
-                    std::panic::catch_unwind(AssertUnwindSafe(|| compute(&key, &stop, &phase)));
-                let result = done.unwrap_or_else(|_| {
-                    Err("drawing the attention failed unexpectedly".to_string())
-                });
-                // Ignored: if the window is gone nobody waits for the maps.
-                let _ = tx.send(Message::Done { job, key, result });
-                wake2();
-            });
-        match spawned {
-            Ok(_) => self.job = Some((job, cancel, "starting".into())),
-            Err(e) => self.error = Some(format!("cannot start a helper thread: {e}")),
-        }
+        self.jobs.start(key, wake, compute);
     }
 
     /// Stops the computation running (it ends after the pass it is on).
     pub fn cancel(&mut self) {
-        if let Some((_, cancel, _)) = self.job.take() {
-            cancel.store(true, Ordering::Relaxed);
-        }
+        self.jobs.cancel();
     }
 
     /// What the running computation does now, while it runs.
     pub fn progress(&self) -> Option<&str> {
-        self.job.as_ref().map(|(_, _, what)| what.as_str())
+        self.jobs.running().map(|(_, what)| what)
     }
 
     /// Why the last computation failed.
     pub fn error(&self) -> Option<&str> {
-        self.error.as_deref()
+        self.jobs.error().map(|(_, e)| e)
     }
 
     /// The result for `record` at `step` with `ablated` (sorted) zeroed, if computed.
@@ -208,47 +157,16 @@ impl AblatedAttentionView {
         step: usize,
         ablated: &[HeadRef],
     ) -> Option<Arc<AblatedAttention>> {
-        self.results
-            .iter()
-            .find(|(k, _)| k.record == record && k.step == step && k.ablated == ablated)
-            .map(|(_, r)| r.clone())
+        self.jobs.result(&Key {
+            record: record.to_path_buf(),
+            step,
+            ablated: ablated.to_vec(),
+        })
     }
 
     /// Applies what the helper thread reported (every frame the section is drawn).
     pub fn poll(&mut self) {
-        while let Ok(message) = self.rx.try_recv() {
-            match message {
-                Message::Phase { job, what } => {
-                    if let Some(j) = self.job.as_mut().filter(|j| j.0 == job) {
-                        j.2 = what;
-                    }
-                }
-                Message::Done { job, key, result } => {
-                    let current = self.job.as_ref().is_some_and(|j| j.0 == job);
-                    if current {
-                        self.job = None;
-                    }
-                    match result {
-                        Ok(r) => {
-                            self.results.retain(|(k, _)| *k != key);
-                            self.results.push((key, Arc::new(r)));
-                            if self.results.len() > MAX_CACHED {
-                                self.results.remove(0);
-                            }
-                        }
-                        Err(e) if current => self.error = Some(e),
-                        Err(_) => {}
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Drop for AblatedAttentionView {
-    /// The window is closing: the computation stops after the pass it is on.
-    fn drop(&mut self) {
-        self.cancel();
+        self.jobs.poll();
     }
 }
 
@@ -256,21 +174,21 @@ impl Drop for AblatedAttentionView {
 fn compute(
     key: &Key,
     cancel: &AtomicBool,
-    phase: &dyn Fn(&str),
+    phase: &dyn Fn(String),
 ) -> Result<AblatedAttention, String> {
-    phase(&format!("loading the weights of step {}", key.step));
+    phase(format!("loading the weights of step {}", key.step));
     let run =
         LoadedRun::load(&key.record, Some(key.step), BackendChoice::Cpu).map_err(|e| e.problem)?;
     let stopped = || "cancelled".to_string();
     if cancel.load(Ordering::Relaxed) {
         return Err(stopped());
     }
-    phase("the probe's attention as trained");
+    phase("the probe's attention as trained".into());
     let clean_maps = probe_attention(&run, &[]).map_err(|e| e.problem)?;
     if cancel.load(Ordering::Relaxed) {
         return Err(stopped());
     }
-    phase(&format!(
+    phase(format!(
         "the probe's attention with {} ablated",
         heads_label(&key.ablated)
     ));

@@ -5,18 +5,15 @@
 //! the way `run_views` computes them for the training length. So the pane shows what
 //! a head does beyond the lengths it saw.
 //!
-//! A cancelled probe is forgotten: its thread ends after the pass it is on and its
-//! result is dropped. A panic ends it with a message. Results are cached per record,
-//! length and step.
+//! The thread is `keyed_job`'s: a cancelled probe ends after the pass it is on, a
+//! panic ends it with a message. Results are cached per record and length.
 
-use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
-
 use super::intervention_jobs::Wake;
+use super::keyed_job::KeyedJobs;
 use crate::attention::HeadStats;
 use crate::config::{BackendChoice, Settings};
 use crate::records::{AttentionSnapshot, Probe};
@@ -62,45 +59,25 @@ struct Key {
     seq_len: usize,
 }
 
-/// What the helper thread reports.
-enum Message {
-    /// What the job does now.
-    Phase { job: u64, what: String },
-    /// The job ended: its result, or why it failed.
-    Done {
-        job: u64,
-        result: Result<ProbedLength, String>,
-    },
-}
-
 /// The section's choices, its cached results and its running probe.
 pub struct LengthProbeView {
     /// The run probed; `None`: the selected run.
     pub run: Option<RunId>,
     /// The length chosen; `None`: the run's default (`lengths::default_probe_length`).
     pub seq_len: Option<usize>,
-    results: Vec<Arc<ProbedLength>>,
-    /// The running probe: its id, cancel flag, key and what it does now.
-    job: Option<(u64, Arc<AtomicBool>, Key, String)>,
-    /// The last failure, with what it was for.
-    error: Option<(Key, String)>,
-    next_id: u64,
-    tx: Sender<Message>,
-    rx: Receiver<Message>,
+    jobs: KeyedJobs<Key, ProbedLength>,
 }
 
 impl Default for LengthProbeView {
     fn default() -> Self {
-        let (tx, rx) = bounded(64);
         Self {
             run: None,
             seq_len: None,
-            results: Vec::new(),
-            job: None,
-            error: None,
-            next_id: 0,
-            tx,
-            rx,
+            jobs: KeyedJobs::new(
+                "attnlab-length-probe",
+                "probing at this length failed unexpectedly",
+                MAX_CACHED,
+            ),
         }
     }
 }
@@ -109,107 +86,45 @@ impl LengthProbeView {
     /// Probes the last checkpoint of `record` (a run with `settings`) at `seq_len` on
     /// a helper thread; a probe running is cancelled.
     pub fn start(&mut self, record: &Path, settings: &Settings, seq_len: usize, wake: &Wake) {
-        self.cancel();
-        self.next_id += 1;
-        let job = self.next_id;
         let key = Key {
             record: record.to_path_buf(),
             seq_len,
         };
-        self.error = None;
-        let cancel = Arc::new(AtomicBool::new(false));
-        let (tx, wake2, stop) = (self.tx.clone(), wake.clone(), cancel.clone());
-        let (dir, settings) = (key.record.clone(), settings.clone());
-        let spawned = std::thread::Builder::new()
-            .name("attnlab-length-probe".into())
-            .spawn(move || {
-                let phase = |what: String| {
-                    if tx.try_send(Message::Phase { job, what }).is_ok() {
-                        wake2();
-                    }
-                };
-                let done = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                    compute(&dir, &settings, seq_len, &stop, &phase)
-                }));
-                let result = done.unwrap_or_else(|_| {
-                    Err("probing at this length failed unexpectedly".to_string())
-                });
-                // Ignored: if the window is gone nobody waits for the maps.
-                let _ = tx.send(Message::Done { job, result });
-                wake2();
-            });
-        match spawned {
-            Ok(_) => self.job = Some((job, cancel, key, "starting".into())),
-            Err(e) => self.error = Some((key, format!("cannot start a helper thread: {e}"))),
-        }
+        let settings = settings.clone();
+        self.jobs.start(key, wake, move |key, stop, phase| {
+            compute(&key.record, &settings, key.seq_len, stop, phase)
+        });
     }
 
     /// Stops waiting for the probe running (its thread ends after the pass it is on).
     pub fn cancel(&mut self) {
-        if let Some((_, cancel, _, _)) = self.job.take() {
-            cancel.store(true, Ordering::Relaxed);
-        }
+        self.jobs.cancel();
     }
 
     /// What the running probe does now, and the length it probes, while it runs.
     pub fn progress(&self) -> Option<(usize, &str)> {
-        self.job
-            .as_ref()
-            .map(|(_, _, key, what)| (key.seq_len, what.as_str()))
+        self.jobs.running().map(|(key, what)| (key.seq_len, what))
     }
 
     /// Why the last probe of `record` at `seq_len` failed.
     pub fn error(&self, record: &Path, seq_len: usize) -> Option<&str> {
-        self.error
-            .as_ref()
+        self.jobs
+            .error()
             .filter(|(k, _)| k.record == record && k.seq_len == seq_len)
-            .map(|(_, e)| e.as_str())
+            .map(|(_, e)| e)
     }
 
     /// The probe of `record` at `seq_len`, if computed.
     pub fn result(&self, record: &Path, seq_len: usize) -> Option<Arc<ProbedLength>> {
-        self.results
-            .iter()
-            .rev()
-            .find(|r| r.record == record && r.seq_len == seq_len)
-            .cloned()
+        self.jobs.result(&Key {
+            record: record.to_path_buf(),
+            seq_len,
+        })
     }
 
     /// Applies what the helper thread reported (every frame the section is drawn).
     pub fn poll(&mut self) {
-        while let Ok(message) = self.rx.try_recv() {
-            match message {
-                Message::Phase { job, what } => {
-                    if let Some(j) = self.job.as_mut().filter(|j| j.0 == job) {
-                        j.3 = what;
-                    }
-                }
-                Message::Done { job, result } => {
-                    let Some((_, _, key, _)) = self.job.take_if(|j| j.0 == job) else {
-                        // A cancelled probe's result: nobody asked for it any more.
-                        continue;
-                    };
-                    match result {
-                        Ok(r) => {
-                            self.results
-                                .retain(|o| !(o.record == r.record && o.seq_len == r.seq_len));
-                            self.results.push(Arc::new(r));
-                            if self.results.len() > MAX_CACHED {
-                                self.results.remove(0);
-                            }
-                        }
-                        Err(e) => self.error = Some((key, e)),
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl Drop for LengthProbeView {
-    /// The window is closing: the probe's result is no longer waited for.
-    fn drop(&mut self) {
-        self.cancel();
+        self.jobs.poll();
     }
 }
 

@@ -8,7 +8,8 @@
 //! probe's attention redrawn with chosen heads ablated),
 //! `lengths` (scores at other evaluation lengths: the Length pane's lines with seed
 //! bands and solved fractions, the per-length series of Curves and Distance) with
-//! `length_probe` (the probe's attention at a longer length, on a helper thread),
+//! `length_probe` (the probe's attention at a longer length), both on `keyed_job`'s
+//! helper thread (one computation at a time, results kept by what they are for),
 //! `outbox` (commands the trainer has not taken yet), `fork` with its `fork_jobs` (what
 //! "Fork from here" would start, and its work off the UI thread), `run_list` (every run the window knows).
 
@@ -23,6 +24,7 @@ pub mod fork;
 pub mod fork_jobs;
 pub mod intervention_jobs;
 pub mod interventions;
+pub mod keyed_job;
 pub mod length_probe;
 pub mod lengths;
 pub mod outbox;
