@@ -119,7 +119,8 @@ pub fn bottom_ui(ui: &mut Ui, app: &mut App) {
             let open: Vec<bool> = app
                 .records
                 .iter()
-                .map(|r| app.runs.has_record(&r.dir))
+                // A record still loading counts as open: "Open N" offers the next ones.
+                .map(|r| app.runs.has_record(&r.dir) || app.background.is_opening(&r.dir))
                 .collect();
             records_ui(ui, &app.state.runs_root, &app.records, &open, &mut actions);
         });

@@ -119,6 +119,7 @@ pub fn tiles(mask: &str, n: usize) -> Arc<Vec<bool>> {
             expr: &expr,
             n,
             side,
+            divides: expr.may_divide(n),
             on: &mut on,
         };
         boxes.fill(0..side, 0..side);
@@ -141,6 +142,9 @@ struct Boxes<'a> {
     expr: &'a Expr,
     n: usize,
     side: usize,
+    /// Whether the expression may divide by zero at `n`: then bounds tell nothing
+    /// and every tile is read pair by pair.
+    divides: bool,
     on: &'a mut [bool],
 }
 
@@ -156,7 +160,12 @@ impl Boxes<'_> {
                 (tiles.end * TILE).min(self.n).max(1) - 1,
             )
         };
-        match self.expr.over(span(&rows), span(&cols), self.n) {
+        let told = if self.divides {
+            None
+        } else {
+            self.expr.over_undivided(span(&rows), span(&cols), self.n)
+        };
+        match told {
             Some(false) => {}
             Some(true) => {
                 for r in rows {
@@ -167,11 +176,9 @@ impl Boxes<'_> {
             }
             None if rows.len() == 1 && cols.len() == 1 => {
                 let ((q0, q1), (k0, k1)) = (span(&rows), span(&cols));
-                let seen = (q0..=q1).any(|q| {
-                    (k0..=k1).any(|k| {
-                        q < self.n && k < self.n && self.expr.eval(q, k, self.n) == Ok(true)
-                    })
-                });
+                // `span` keeps both within `0..n`.
+                let seen =
+                    (q0..=q1).any(|q| (k0..=k1).any(|k| self.expr.eval(q, k, self.n) == Ok(true)));
                 self.on[rows.start * self.side + cols.start] = seen;
             }
             None if rows.len() >= cols.len() => {
@@ -396,6 +403,18 @@ mod tests {
                 .expect("parses")
                 .may_divide(8)
         );
+    }
+
+    #[test]
+    fn nested_divisions_are_checked_once_per_level() {
+        // Checked twice per level, 50 levels would be 2^50 visits: this would not end.
+        let depth = 50;
+        let mask = format!("{}q{} >= 0", "q / (1 + ".repeat(depth), ")".repeat(depth));
+        let e = Expr::parse(&mask).expect("parses");
+        assert!(!e.may_divide(64), "every divisor is at least 1");
+        assert_eq!(e.over((0, 63), (0, 63), 64), Some(true));
+        let zero = format!("{}k{} >= 0", "q / (".repeat(depth), ")".repeat(depth));
+        assert!(Expr::parse(&zero).expect("parses").may_divide(64));
     }
 
     #[test]

@@ -73,6 +73,12 @@ impl Expr {
         if self.may_divide(n) {
             return None;
         }
+        self.over_undivided(qs, ks, n)
+    }
+
+    /// [`Expr::over`] for an expression the caller knows cannot divide by zero at `n`
+    /// (`!self.may_divide(n)`, checked once for many boxes).
+    pub fn over_undivided(&self, qs: (usize, usize), ks: (usize, usize), n: usize) -> Option<bool> {
         let wide = |(a, b): (usize, usize)| (a as i128, b as i128);
         let (lo, hi) = self
             .0
@@ -191,26 +197,21 @@ impl Node {
         (fits(lo) && fits(hi)).then_some((lo, hi))
     }
 
-    /// Whether a `/` or `%` in it may meet a zero divisor over the `vars` box.
+    /// Whether a `/` or `%` in it may meet a zero divisor over the `vars` box. Each
+    /// node is checked once, and a divisor's bounds are read only once no division
+    /// below it may divide (then [`Node::bounds`] holds for it): nested divisions cost
+    /// depth x size, never twice per level.
     fn may_divide(&self, vars: &[(i128, i128); 3]) -> bool {
         match self {
             Node::Num(_) | Node::Query | Node::Key | Node::Len => false,
             Node::Neg(a) | Node::Not(a) | Node::Abs(a) => a.may_divide(vars),
             Node::Bin(op, a, b) => {
-                let zero_divisor = matches!(op, Op::Div | Op::Rem)
-                    && b.bounds_unchecked(vars)
-                        .is_none_or(|(lo, hi)| lo <= 0 && hi >= 0);
-                zero_divisor || a.may_divide(vars) || b.may_divide(vars)
+                a.may_divide(vars)
+                    || b.may_divide(vars)
+                    || (matches!(op, Op::Div | Op::Rem)
+                        && b.bounds(vars).is_none_or(|(lo, hi)| lo <= 0 && hi >= 0))
             }
         }
-    }
-
-    /// [`Node::bounds`] for a subtree whose own divisions are checked by the caller.
-    fn bounds_unchecked(&self, vars: &[(i128, i128); 3]) -> Option<(i128, i128)> {
-        if self.may_divide(vars) {
-            return None;
-        }
-        self.bounds(vars)
     }
 
     /// The value at `vars` = (q, k, n); conditions are 0 or 1 (the parser checked the

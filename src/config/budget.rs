@@ -21,6 +21,7 @@
 //! of measured.
 
 use super::fields::{self, Field};
+use super::plan::{MAX_EVAL_LENGTHS, seq_len_range};
 use super::{BackendChoice, BackendSetting, ModelKind, Settings};
 use crate::attention::trained_pairs;
 
@@ -168,7 +169,15 @@ fn eval_lengths_bytes(s: &Settings, step: u64) -> u64 {
         ModelKind::Lstm => Vec::new(),
     };
     let (mut kept, mut peak) = (0u64, 0u64);
-    for &n in &s.train.eval_lengths {
+    // Settings read from a record or a file may be unchecked: lengths validation
+    // would refuse are left out, so none makes the estimate overflow or allocate.
+    let (min, max) = seq_len_range();
+    let lengths = s
+        .train
+        .eval_lengths
+        .iter()
+        .filter(|n| (min..=max).contains(*n));
+    for &n in lengths.take(MAX_EVAL_LENGTHS) {
         let n = n as u64;
         let tokens = b * n;
         kept += s.train.eval_batches as u64 * tokens * 16 + patterns.len() as u64 * n * n;

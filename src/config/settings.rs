@@ -37,6 +37,16 @@ pub struct Settings {
     pub train: TrainConfig,
 }
 
+impl Settings {
+    /// The longest sequence this model has positions for: `task.seq_len` for a
+    /// transformer with learned positions (it has none beyond, and they are never
+    /// clamped or wrapped), `None` (any length) otherwise.
+    pub fn positions_end(&self) -> Option<usize> {
+        (self.model.kind == ModelKind::Transformer && self.model.positions.is_learned())
+            .then_some(self.task.seq_len)
+    }
+}
+
 /// Transformer or the recurrent baseline.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -71,9 +71,10 @@ pub(super) fn keep_checkpoints_ui(ui: &mut Ui, field: &Field, s: &mut Settings) 
 
 /// `train.eval_lengths` as text, `128, 256, 512`: while typed, text that is not a list
 /// of whole numbers stays as typed and says why, and the settings keep their last
-/// good list; otherwise the settings show through.
-pub(super) fn eval_lengths_ui(ui: &mut Ui, field: &Field, s: &mut Settings) {
-    let id = ui.make_persistent_id(field.path);
+/// good list; otherwise the settings show through. Text being typed belongs to its
+/// target (`prefix`: the base or a run), so it does not follow the user to another.
+pub(super) fn eval_lengths_ui(ui: &mut Ui, field: &Field, prefix: &str, s: &mut Settings) {
+    let id = ui.make_persistent_id((prefix, field.path));
     let current = format_lengths(&s.train.eval_lengths);
     let mut problem = None;
     ui.horizontal(|ui| {

@@ -35,17 +35,17 @@ pub fn editor_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
     egui::CollapsingHeader::new("Task")
         .default_open(true)
         .show(ui, |ui| {
-            section_ui(ui, Section::Task, &mut settings, chance, &err)
+            section_ui(ui, Section::Task, &mut settings, &prefix, chance, &err)
         });
     egui::CollapsingHeader::new("Model")
         .default_open(true)
         .show(ui, |ui| {
-            section_ui(ui, Section::Model, &mut settings, chance, &err)
+            section_ui(ui, Section::Model, &mut settings, &prefix, chance, &err)
         });
     egui::CollapsingHeader::new("Training")
         .default_open(true)
         .show(ui, |ui| {
-            section_ui(ui, Section::Train, &mut settings, chance, &err)
+            section_ui(ui, Section::Train, &mut settings, &prefix, chance, &err)
         });
 
     if editor.apply(settings) {
@@ -176,13 +176,14 @@ fn target_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
     changed
 }
 
-/// The fields of `section` that apply to `s`, each with the widget its registry
-/// entry calls for; structured fields (patterns, the backend, the text file) get
-/// their own widgets in their place.
+/// The fields of `section` that apply to `s` (the settings of the target `prefix`
+/// names), each with the widget its registry entry calls for; structured fields
+/// (patterns, the backend, the text file) get their own widgets in their place.
 fn section_ui(
     ui: &mut Ui,
     section: Section,
     s: &mut Settings,
+    prefix: &str,
     chance: f64,
     err: &dyn Fn(&str) -> Option<String>,
 ) {
@@ -203,7 +204,7 @@ fn section_ui(
                 error_ui(ui, error.as_deref());
             }
             Access::Structured if is(field, &fields::EVAL_LENGTHS) => {
-                eval_lengths_ui(ui, field, s);
+                eval_lengths_ui(ui, field, prefix, s);
                 error_ui(ui, error.as_deref());
             }
             Access::Structured if is(field, &fields::SEEDS) => {

@@ -301,7 +301,7 @@ fn plot_ui(
 }
 
 /// Draws a run's (or group's) held-out curve at each other evaluation length,
-/// `(seq_len, points)`, as a dotted line in the run's colour with its own marker. The
+/// `(seq_len, points)`, as a dotted line in the run's colour with the length's marker. The
 /// legend has one entry per length (`@256`), not per run and length: with ten runs
 /// at three lengths the plot stays readable, and clicking `@512` hides every run's
 /// line at 512.
@@ -317,7 +317,7 @@ fn length_lines_ui(
         MarkerShape::Cross,
         MarkerShape::Asterisk,
     ];
-    for (i, (seq_len, points)) in curves.iter().enumerate() {
+    for (seq_len, points) in curves {
         if points.is_empty() {
             continue;
         }
@@ -331,7 +331,8 @@ fn length_lines_ui(
         plot_ui.points(
             Points::new(&name, points.clone())
                 .color(color)
-                .shape(SHAPES[i % SHAPES.len()])
+                // By the length itself, so every run's `@256` has the legend's marker.
+                .shape(SHAPES[seq_len.max(&1).ilog2() as usize % SHAPES.len()])
                 .radius(3.0),
         );
     }

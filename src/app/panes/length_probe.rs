@@ -15,7 +15,7 @@ use crate::app::view_model::lengths::{default_probe_length, max_probe_length, pr
 use crate::app::view_model::run_views::RunView;
 use crate::app::widgets::{ERROR_COLOR, value_cell};
 use crate::attention::{HeadStats, Stat};
-use crate::config::{ModelKind, PositionScheme};
+use crate::config::ModelKind;
 use crate::trainer::RunId;
 
 /// The section over `runs`; the probe starts from `selected` when it has a record.
@@ -48,8 +48,16 @@ pub fn length_probe_ui(
     };
     let trained = run.settings.task.seq_len;
     let longest = max_probe_length(run);
-    let mut seq_len = view.seq_len.unwrap_or_else(|| default_probe_length(run));
+    // The length chosen for this run (one chosen for another run does not carry over).
+    let mut seq_len = view
+        .seq_len
+        .filter(|(id, _)| *id == run.id)
+        .map_or_else(|| default_probe_length(run), |(_, n)| n);
     let before = seq_len;
+    let beyond_positions = run
+        .settings
+        .positions_end()
+        .is_some_and(|end| seq_len > end);
     ui.horizontal_wrapped(|ui| {
         let l = ui.label("run");
         let mut chosen = run.id;
@@ -86,19 +94,23 @@ pub fn length_probe_ui(
                 "Any length up to {longest}: the probe example is generated at it (every head's full attention is read back: longer would need more than 1 GiB)"
             ));
         if seq_len != before && chosen == run.id {
-            view.seq_len = Some(seq_len);
+            view.seq_len = Some((run.id, seq_len));
         }
         let running = view.progress().map(|(n, what)| (n, what.to_string()));
         if ui
             .add_enabled(
-                running.is_none() && seq_len <= longest,
+                running.is_none() && !beyond_positions,
                 egui::Button::new("Probe"),
             )
             .on_hover_text(format!(
                 "Run the last saved model of {} on the probe example at length {seq_len} (on a helper thread)",
                 run.label()
             ))
-            .on_disabled_hover_text("Probing: wait, or cancel it")
+            .on_disabled_hover_text(if beyond_positions {
+                "This model has no positions at this length"
+            } else {
+                "Probing: wait, or cancel it"
+            })
             .clicked()
         {
             view.start(&record, &run.settings, seq_len, wake);
@@ -111,7 +123,7 @@ pub fn length_probe_ui(
             }
         }
     });
-    if run.settings.model.positions == PositionScheme::Learned && seq_len > trained {
+    if beyond_positions {
         ui.label(
             RichText::new(format!(
                 "This model learned its positions (model.positions = \"learned\") for {trained} only: beyond that it is refused."

@@ -161,8 +161,9 @@ pub fn records_ui(
     }
     let filter_id = ui.make_persistent_id("records-filter");
     let mut filter: String = ui.data_mut(|d| d.get_temp(filter_id)).unwrap_or_default();
+    let words = filter_words(&filter);
     let shown: Vec<usize> = (0..records.len())
-        .filter(|&i| record_matches(&records[i], &filter))
+        .filter(|&i| record_matches(&records[i], &words))
         .collect();
     ui.horizontal(|ui| {
         ui.add(
@@ -253,9 +254,17 @@ pub fn records_ui(
 /// Past runs one "Open N" click opens at most (each is read on a helper thread).
 const MAX_OPEN_AT_ONCE: usize = 32;
 
-/// Whether `record` is listed under `filter`: every word of it (case apart) is part
-/// of the run's name, its experiment's or its folder's.
-fn record_matches(record: &RunRecord, filter: &str) -> bool {
+/// The words of a filter, lower case.
+fn filter_words(filter: &str) -> Vec<String> {
+    filter.split_whitespace().map(str::to_lowercase).collect()
+}
+
+/// Whether `record` is listed under a filter of `words` ([`filter_words`]): every
+/// word is part of the run's name, its experiment's or its folder's (case apart).
+fn record_matches(record: &RunRecord, words: &[String]) -> bool {
+    if words.is_empty() {
+        return true;
+    }
     let s = &record.summary;
     let folder = record
         .dir
@@ -263,15 +272,12 @@ fn record_matches(record: &RunRecord, filter: &str) -> bool {
         .map(|n| n.to_string_lossy().to_lowercase())
         .unwrap_or_default();
     let text = format!("{} {} {folder}", s.name, s.experiment).to_lowercase();
-    filter
-        .to_lowercase()
-        .split_whitespace()
-        .all(|word| text.contains(word))
+    words.iter().all(|word| text.contains(word.as_str()))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::record_matches;
+    use super::{filter_words, record_matches};
     use crate::records::{RunRecord, RunStatus, RunSummary};
 
     #[test]
@@ -286,11 +292,11 @@ mod tests {
             ),
             checkpoint_step: None,
         };
-        assert!(record_matches(&record, ""));
-        assert!(record_matches(&record, "ROPE"));
-        assert!(record_matches(&record, "length rope"));
-        assert!(record_matches(&record, "20261203-2240"));
-        assert!(!record_matches(&record, "rope local"));
-        assert!(!record_matches(&record, "alibi"));
+        assert!(record_matches(&record, &filter_words("")));
+        assert!(record_matches(&record, &filter_words("ROPE")));
+        assert!(record_matches(&record, &filter_words("length rope")));
+        assert!(record_matches(&record, &filter_words("20261203-2240")));
+        assert!(!record_matches(&record, &filter_words("rope local")));
+        assert!(!record_matches(&record, &filter_words("alibi")));
     }
 }

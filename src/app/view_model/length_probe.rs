@@ -63,8 +63,9 @@ struct Key {
 pub struct LengthProbeView {
     /// The run probed; `None`: the selected run.
     pub run: Option<RunId>,
-    /// The length chosen; `None`: the run's default (`lengths::default_probe_length`).
-    pub seq_len: Option<usize>,
+    /// The length chosen and the run it was chosen for; `None`, or another run: the
+    /// run's default (`lengths::default_probe_length`).
+    pub seq_len: Option<(RunId, usize)>,
     jobs: KeyedJobs<Key, ProbedLength>,
 }
 

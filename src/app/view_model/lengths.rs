@@ -170,9 +170,7 @@ pub fn length_series(runs: &[(usize, &RunView)], group_seeds: bool) -> Vec<Lengt
                 seeds: members.len(),
                 trained_at: first.settings.task.seq_len,
                 chance: first.settings.task.chance_accuracy(),
-                learned_positions: first.settings.model.kind
-                    == crate::config::ModelKind::Transformer
-                    && first.settings.model.positions == crate::config::PositionScheme::Learned,
+                learned_positions: first.settings.positions_end().is_some(),
                 points: series_points(&members),
             })
         })

@@ -131,6 +131,14 @@ impl Field {
         self.path.split_once('.').map_or(self.path, |(_, k)| k)
     }
 
+    /// The lowest and highest value of an integer field (`None` for other kinds).
+    pub fn int_range(&self) -> Option<(u64, u64)> {
+        match self.access {
+            Access::Int { min, max, .. } => Some((min, max)),
+            _ => None,
+        }
+    }
+
     /// What values are allowed, in words (`2 to 8192`), empty for structured fields.
     pub fn allowed(&self) -> String {
         match self.access {

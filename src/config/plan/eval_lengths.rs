@@ -8,10 +8,8 @@
 //! past `task.seq_len`: a longer length is refused naming `model.positions`, never
 //! clamped or wrapped.
 
-use crate::config::fields::{self, Access};
-use crate::config::{
-    ConfigError, ConfigErrors, ModelKind, PositionScheme, RunPlan, Settings, check_settings,
-};
+use crate::config::fields;
+use crate::config::{ConfigError, ConfigErrors, PositionScheme, RunPlan, Settings, check_settings};
 
 /// The most lengths one run evaluates at besides its own.
 pub const MAX_EVAL_LENGTHS: usize = 8;
@@ -38,10 +36,7 @@ impl RunPlan {
 /// exist only up to `task.seq_len`. `None` for every other scheme, for the LSTM and
 /// for lengths up to the trained one.
 fn beyond_learned(s: &Settings, n: usize) -> Option<String> {
-    let learned = s.model.kind == ModelKind::Transformer
-        && s.model.positions == PositionScheme::Learned
-        && n > s.task.seq_len;
-    learned.then(|| {
+    s.positions_end().is_some_and(|end| n > end).then(|| {
         let others: Vec<String> = PositionScheme::ALL
             .iter()
             .filter(|p| !p.is_learned())
@@ -57,6 +52,13 @@ fn beyond_learned(s: &Settings, n: usize) -> Option<String> {
             others
         )
     })
+}
+
+/// The lengths `task.seq_len`, and so each evaluation length, may take.
+pub(crate) fn seq_len_range() -> (usize, usize) {
+    fields::SEQ_LEN
+        .int_range()
+        .map_or((2, usize::MAX), |(min, max)| (min as usize, max as usize))
 }
 
 /// The problems of `train.eval_lengths` in `s`: more than [`MAX_EVAL_LENGTHS`], a
@@ -76,17 +78,18 @@ pub(super) fn check(s: &Settings, others_valid: bool) -> Vec<ConfigError> {
                 lengths.len()
             ),
         ));
+        // Each length is a whole validation: a long list is refused before any.
+        return errors;
     }
-    let (min, max) = match fields::SEQ_LEN.access {
-        Access::Int { min, max, .. } => (min as usize, max as usize),
-        _ => (2, usize::MAX),
-    };
+    let (min, max) = seq_len_range();
     for (i, &n) in lengths.iter().enumerate() {
-        let why = if lengths[..i].contains(&n) {
-            if lengths[..i].iter().filter(|&&m| m == n).count() > 1 {
-                continue; // said once already
-            }
-            format!("lists {n} twice: give each length once")
+        let why = match lengths[..i].iter().filter(|&&m| m == n).count() {
+            0 => None,
+            1 => Some(format!("lists {n} twice: give each length once")),
+            _ => continue, // said once already
+        };
+        let why = if let Some(why) = why {
+            why
         } else if n == s.task.seq_len {
             format!(
                 "{n} is task.seq_len, which every evaluation scores already: list only other lengths"
@@ -123,6 +126,7 @@ pub(super) fn check(s: &Settings, others_valid: bool) -> Vec<ConfigError> {
 mod tests {
     use super::*;
     use crate::attention::AttentionPattern;
+    use crate::config::ModelKind;
 
     fn settings(lengths: &[usize]) -> Settings {
         let mut s = Settings::default();
@@ -164,6 +168,11 @@ mod tests {
         assert!(m[2].contains("9000") && m[2].contains("8192"), "{m:?}");
         let m = messages(&settings(&[3, 4, 5, 6, 7, 9, 10, 11, 12]));
         assert!(m.iter().any(|m| m.contains("at most 8")), "{m:?}");
+        // A huge list (a hostile file) is refused whole, not length by length.
+        let huge: Vec<usize> = (2..200_000).collect();
+        let m = messages(&settings(&huge));
+        assert_eq!(m.len(), 1, "{}", m.len());
+        assert!(m[0].contains("199998 lengths"), "{m:?}");
         // Blocks that no longer divide the length.
         let mut s = settings(&[40, 128]);
         s.model.attention = AttentionPattern::Block { size: 16 };
