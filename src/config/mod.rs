@@ -26,7 +26,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use experiment::Experiment;
 pub use fields::{Field, FieldSetting, Section};
 pub use limits::{MemoryLimit, MemorySource, available_memory, memory_limit};
-pub use plan::{RunPlan, check_settings};
+pub use plan::{MAX_EVAL_LENGTHS, RunPlan, check_settings};
 pub use reference::{
     Published, PublishedRun, Reference, ReferenceCheck, ReferenceMetric, Rule, RunReference,
     Verdict,

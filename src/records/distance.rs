@@ -62,7 +62,8 @@ impl DistanceAccuracy {
         Self::from_map(step, by)
     }
 
-    fn from_map(step: usize, by: BTreeMap<usize, (usize, usize)>) -> Self {
+    /// The tally of `step` from `(correct, total)` per distance.
+    pub(super) fn from_map(step: usize, by: BTreeMap<usize, (usize, usize)>) -> Self {
         Self {
             step,
             counts: by
@@ -144,7 +145,7 @@ pub fn append(dir: &Path, tally: &DistanceAccuracy) -> Result<(), RecordError> {
 /// Drops rows after `step` (a run resumed from a checkpoint at `step`). The file is
 /// replaced atomically (a link at its name is replaced, never written through).
 pub fn truncate_after(dir: &Path, step: usize) -> Result<(), RecordError> {
-    keep_rows_through(&dir.join(FILE), HEADER, step)
+    keep_rows_through(&dir.join(FILE), step)
 }
 
 /// Every evaluation's accuracy by distance, steps ascending; empty when the record has

@@ -198,28 +198,38 @@ pub(crate) fn append_or_create(path: &Path) -> Result<(File, bool), RecordError>
     }
 }
 
-/// Keeps, under `header`, the rows of the record's table at `path` whose first field,
-/// a step, is at most `step` (a run resumed from its checkpoint at `step`: rows written
-/// after it are dropped, with rows that name no step). The file is replaced atomically
-/// (a link at its name is replaced, never written through); nothing at `path`, nothing
-/// to do.
-pub(crate) fn keep_rows_through(path: &Path, header: &str, step: usize) -> Result<(), RecordError> {
+/// Writes the header of the record's table at `from` and its rows of steps up to
+/// `step` (a row's first field) to `to`, replacing it atomically (a link at `to` is
+/// replaced, never written through): a fork's copy of its parent's rows, or, with
+/// `to` = `from`, a table cut back to a checkpoint. Rows that name no step are left
+/// out; at most [`MAX_TABLE_FILE`] bytes are written.
+pub(crate) fn rows_through(from: &Path, to: &Path, step: usize) -> Result<(), RecordError> {
+    let mut text = Vec::new();
+    for (i, line) in table_lines(from)?.enumerate() {
+        let line = line?;
+        let row_step = std::str::from_utf8(&line)
+            .ok()
+            .and_then(|l| l.split(',').next())
+            .and_then(|s| s.parse::<usize>().ok());
+        if i == 0 || row_step.is_some_and(|s| s <= step) {
+            text.extend_from_slice(&line);
+            text.push(b'\n');
+        }
+        if text.len() as u64 > MAX_TABLE_FILE {
+            break;
+        }
+    }
+    write_atomically(to, &text).map_err(io_at(to))
+}
+
+/// The table at `path` cut back to the rows of steps up to `step` (a run resumed
+/// from its checkpoint at `step`), by [`rows_through`]; nothing at `path`, nothing to
+/// do.
+pub(crate) fn keep_rows_through(path: &Path, step: usize) -> Result<(), RecordError> {
     if fs::symlink_metadata(path).is_err() {
         return Ok(());
     }
-    let mut kept = String::from(header);
-    for line in table_lines(path)?.skip(1) {
-        let line = line?;
-        let Ok(line) = std::str::from_utf8(&line) else {
-            continue;
-        };
-        let row_step = line.split(',').next().and_then(|s| s.parse::<usize>().ok());
-        if row_step.is_some_and(|s| s <= step) {
-            kept.push_str(line);
-            kept.push('\n');
-        }
-    }
-    write_atomically(path, kept.as_bytes()).map_err(io_at(path))
+    rows_through(path, path, step)
 }
 
 /// A file read with a bound on the bytes actually read: reading past `limit` is an

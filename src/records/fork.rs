@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use super::checkpoint::{
     CheckpointState, checkpoint_dir, commit_checkpoint, model_at, read_checkpoint,
 };
-use super::files::{MAX_TABLE_FILE, RecordError, create_new, io_at, open_regular, table_lines};
+use super::files::{RecordError, create_new, io_at, open_regular, rows_through};
 use super::record::{MAX_SNAPSHOT_BYTES, RecordWriter, RunRecord};
 use super::summary::{ForkOrigin, RunStatus, RunSummary};
 use crate::config::RunPlan;
@@ -77,15 +77,15 @@ pub fn fork_record(
     summary.pid = None;
     writer.finish(&summary)?;
 
-    copy_rows(
+    rows_through(
         &parent.join("metrics.csv"),
         &child.join("metrics.csv"),
         step,
     )?;
-    for file in ["distance.csv", super::lengths::FILE] {
+    for file in [super::distance::FILE, super::lengths::FILE] {
         let rows = parent.join(file);
         if fs::symlink_metadata(&rows).is_ok() {
-            copy_rows(&rows, &child.join(file), step)?;
+            rows_through(&rows, &child.join(file), step)?;
         }
     }
     let snapshots = parent.join("attention.bin");
@@ -142,27 +142,6 @@ pub fn fork_record(
     };
     commit_checkpoint(&child, &state)?;
     Ok(child)
-}
-
-/// Writes `from`'s header and the rows of steps up to `step` into `to`, replacing the
-/// child's own file (created by the writer, or absent).
-fn copy_rows(from: &Path, to: &Path, step: usize) -> Result<(), RecordError> {
-    let mut text = Vec::new();
-    for (i, line) in table_lines(from)?.enumerate() {
-        let line = line?;
-        let row_step = std::str::from_utf8(&line)
-            .ok()
-            .and_then(|l| l.split(',').next())
-            .and_then(|s| s.parse::<usize>().ok());
-        if i == 0 || row_step.is_some_and(|s| s <= step) {
-            text.extend_from_slice(&line);
-            text.push(b'\n');
-        }
-        if text.len() as u64 > MAX_TABLE_FILE {
-            break;
-        }
-    }
-    super::write_atomically(to, &text).map_err(io_at(to))
 }
 
 /// Copies the first `len` bytes of `from` (a regular file of at most `max` bytes)

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::distance::{DistanceAccuracy, DistanceCount};
+use super::distance::DistanceAccuracy;
 use super::files::{RecordError, append_or_create, io_at, keep_rows_through, table_lines};
 use super::summary::Metrics;
 
@@ -69,7 +69,7 @@ pub fn append(dir: &Path, scores: &[LengthScores]) -> Result<(), RecordError> {
 /// Drops rows after `step` (a run resumed from a checkpoint at `step`). The file is
 /// replaced atomically (a link at its name is replaced, never written through).
 pub fn truncate_after(dir: &Path, step: usize) -> Result<(), RecordError> {
-    keep_rows_through(&dir.join(FILE), HEADER, step)
+    keep_rows_through(&dir.join(FILE), step)
 }
 
 /// Every evaluation at other lengths, steps ascending and lengths ascending within a
@@ -142,17 +142,7 @@ pub fn read(dir: &Path) -> Result<Vec<LengthScores>, RecordError> {
             LengthScores {
                 seq_len,
                 metrics,
-                by_distance: DistanceAccuracy {
-                    step,
-                    counts: by
-                        .into_iter()
-                        .map(|(distance, (correct, total))| DistanceCount {
-                            distance,
-                            correct,
-                            total,
-                        })
-                        .collect(),
-                },
+                by_distance: DistanceAccuracy::from_map(step, by),
             }
         })
         .collect())
@@ -161,6 +151,7 @@ pub fn read(dir: &Path) -> Result<Vec<LengthScores>, RecordError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::distance::DistanceCount;
 
     fn scores(step: usize, seq_len: usize) -> LengthScores {
         LengthScores {

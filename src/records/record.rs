@@ -16,9 +16,6 @@ use super::snapshots::{self, AttentionSnapshot, SnapshotHeader};
 use super::summary::{Metrics, RunStatus, RunSummary};
 use crate::config::Experiment;
 
-/// The first line of `metrics.csv`.
-const METRICS_HEADER: &str = "step,split,loss,accuracy,elapsed_secs\n";
-
 /// Longest slug of a name in a record id (long names still make valid folder names).
 const MAX_SLUG: usize = 48;
 /// The most snapshot bytes read back from one `attention.bin`; longer files are
@@ -97,9 +94,7 @@ impl RecordWriter {
         write_atomically(&config, config_toml.as_bytes()).map_err(io_at(&config))?;
         let path = dir.join("metrics.csv");
         let mut metrics = BufWriter::new(create_new(&path)?);
-        metrics
-            .write_all(METRICS_HEADER.as_bytes())
-            .map_err(io_at(&path))?;
+        writeln!(metrics, "step,split,loss,accuracy,elapsed_secs").map_err(io_at(&path))?;
         metrics.flush().map_err(io_at(&path))?;
         summary.record_id = Some(record_id);
         summary.pid = Some(std::process::id());
@@ -126,7 +121,7 @@ impl RecordWriter {
         let dir = lock.dir().to_path_buf();
         let dir = dir.as_path();
         let path = dir.join("metrics.csv");
-        keep_rows_through(&path, METRICS_HEADER, step)?;
+        keep_rows_through(&path, step)?;
         distance::truncate_after(dir, step)?;
         lengths::truncate_after(dir, step)?;
         let metrics = BufWriter::new(open_append(&path)?);

@@ -88,7 +88,7 @@ impl LoadedRun {
         let plan = record.resume_plan().map_err(|e| fail(e.to_string()))?;
         if plan.settings().model.kind != ModelKind::Transformer {
             return Err(fail(
-                "an LSTM has no attention heads to ablate or patch".into(),
+                "an LSTM has no attention heads (nothing to ablate, patch or probe)".into(),
             ));
         }
         let latest = crate::records::read_checkpoint(dir)

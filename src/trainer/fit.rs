@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use burn::optim::ModuleOptimizer;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::cadence::Cadence;
 use super::evaluate::score_while;
@@ -213,33 +213,22 @@ impl RunContext<'_> {
         step: usize,
     ) {
         let t0 = Instant::now();
-        let n = probe.tokens.len();
-        let tokens = Tensor::<2, Int>::from_data(
-            TensorData::new(probe.tokens.clone(), [1, n]),
-            &self.device,
-        );
-        let (_, weights) = model.valid().forward_with_attention(tokens, kernels);
-        if weights.is_empty() {
-            return;
-        }
-        let layers = weights.len();
-        let [_, heads, _, _] = weights[0].dims();
-        let all = match read_back::<f32>(Tensor::cat(weights, 0).into_data(), "attention weights") {
-            Ok(all) => all,
-            Err(e) => {
-                self.warn(format!("no attention snapshot at step {step}: {e}"));
-                return;
-            }
-        };
-        let (side, all) = downsample(&all, layers * heads, n, MAX_SNAPSHOT_SIDE);
-        let snapshot = Arc::new(AttentionSnapshot {
-            step,
+        let snapshot =
+            match attention_snapshot(&model.valid(), kernels, &probe.tokens, &self.device, step) {
+                Ok(Some(snapshot)) => Arc::new(snapshot),
+                Ok(None) => return,
+                Err(e) => {
+                    self.warn(format!("no attention snapshot at step {step}: {e}"));
+                    return;
+                }
+            };
+        let AttentionSnapshot {
             layers,
             heads,
             n: side,
             seq_len: n,
-            weights: all,
-        });
+            ..
+        } = *snapshot;
         self.busy_secs += t0.elapsed().as_secs_f64();
         let header = || SnapshotHeader {
             layers,
@@ -256,14 +245,40 @@ impl RunContext<'_> {
     }
 }
 
+/// Every layer's and head's attention of `model` on one example's `tokens`, read back
+/// and averaged down to at most [`MAX_SNAPSHOT_SIDE`] per side ([`downsample`]),
+/// stamped with `step`: what a snapshot records and the Length pane's probe shows.
+/// `Ok(None)` for a model without attention (the LSTM).
+pub(super) fn attention_snapshot<M: SequenceModel>(
+    model: &M,
+    kernels: &AttentionKernels,
+    tokens: &[i64],
+    device: &Device,
+    step: usize,
+) -> Result<Option<AttentionSnapshot>, ReadbackError> {
+    let n = tokens.len();
+    let tokens = Tensor::<2, Int>::from_data(TensorData::new(tokens.to_vec(), [1, n]), device);
+    let (_, weights) = model.forward_with_attention(tokens, kernels);
+    let Some(first) = weights.first() else {
+        return Ok(None);
+    };
+    let layers = weights.len();
+    let [_, heads, _, _] = first.dims();
+    let all = read_back::<f32>(Tensor::cat(weights, 0).into_data(), "attention weights")?;
+    let (side, weights) = downsample(&all, layers * heads, n, MAX_SNAPSHOT_SIDE);
+    Ok(Some(AttentionSnapshot {
+        step,
+        layers,
+        heads,
+        n: side,
+        seq_len: n,
+        weights,
+    }))
+}
+
 /// Averages `maps` square maps of side `n` down to at most `max_side` (rows stay
 /// distributions: the mean of rows that each sum to one sums to one).
-pub(super) fn downsample(
-    weights: &[f32],
-    maps: usize,
-    n: usize,
-    max_side: usize,
-) -> (usize, Vec<f32>) {
+fn downsample(weights: &[f32], maps: usize, n: usize, max_side: usize) -> (usize, Vec<f32>) {
     if n <= max_side {
         return (n, weights.to_vec());
     }

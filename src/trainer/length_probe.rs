@@ -5,15 +5,12 @@
 
 use std::path::Path;
 
-use burn::tensor::{Int, Tensor, TensorData};
-
 use super::causal::LoadedRun;
 use super::evaluate::EvalError;
-use super::fit::downsample;
-use super::session::MAX_SNAPSHOT_SIDE;
-use crate::config::{BackendChoice, ModelKind};
-use crate::model::{AttentionKernels, SequenceModel, SparseMode, read_back};
-use crate::records::{AttentionSnapshot, Probe, RunRecord};
+use super::fit::attention_snapshot;
+use crate::config::BackendChoice;
+use crate::model::{AttentionKernels, SparseMode};
+use crate::records::{AttentionSnapshot, Probe};
 
 /// A recorded model's attention on its task's probe example at one length.
 #[derive(Clone, Debug, PartialEq)]
@@ -25,16 +22,16 @@ pub struct LengthProbe {
     /// The probe example at that length (its tokens and dependencies).
     pub probe: Probe,
     /// Every layer's and head's attention on it (stamped with `step`), averaged down
-    /// to at most [`MAX_SNAPSHOT_SIDE`] per side as training snapshots are.
+    /// to at most [`MAX_SNAPSHOT_SIDE`](super::MAX_SNAPSHOT_SIDE) per side as training snapshots are.
     pub snapshot: AttentionSnapshot,
 }
 
 /// The attention of the transformer recorded in `dir` (its last checkpoint, on
 /// `backend`) on its task's probe example generated at `seq_len` (drawn from the
 /// run's seed, as the training probe is), with every layer's pattern planned for that
-/// length. Learned positions are refused beyond the trained length, naming
-/// `model.positions` (never clamped or wrapped), as is a length the task or a pattern
-/// does not allow, and an LSTM (no attention). The weights are read back at full
+/// length. An LSTM is refused (no attention heads), and so are learned positions
+/// beyond the trained length, naming `model.positions` (never clamped or wrapped),
+/// and a length the task or a pattern does not allow. The weights are read back at full
 /// resolution before they are averaged down: `layers x heads x seq_len^2` floats.
 pub fn probe_at_length(
     dir: &Path,
@@ -45,53 +42,31 @@ pub fn probe_at_length(
         dir: dir.to_path_buf(),
         problem,
     };
-    let record = RunRecord::open(dir).map_err(|e| fail(e.to_string()))?;
-    let trained = record.resume_plan().map_err(|e| fail(e.to_string()))?;
-    if trained.settings().model.kind == ModelKind::Lstm {
-        return Err(fail(
-            "an LSTM has no attention to show, at any length".into(),
-        ));
-    }
-    let plan = if seq_len == trained.settings().task.seq_len {
-        trained
-    } else {
-        trained
-            .at_length(seq_len)
-            .map_err(|e| fail(format!("seq_len {seq_len}: {e}")))?
-    };
     let run = LoadedRun::load(dir, None, backend).map_err(|e| EvalError {
         dir: e.dir,
         problem: e.problem,
     })?;
+    let plan = if seq_len == run.plan.settings().task.seq_len {
+        run.plan.clone()
+    } else {
+        run.plan
+            .at_length(seq_len)
+            .map_err(|e| fail(format!("seq_len {seq_len}: {e}")))?
+    };
     let settings = plan.settings();
     let example = settings.task.probe(settings.train.seed);
-    let n = example.tokens.len();
-    let tokens =
-        Tensor::<2, Int>::from_data(TensorData::new(example.tokens.clone(), [1, n]), &run.device);
-    let kernels = AttentionKernels::for_plan(&plan, &run.device, SparseMode::WherePaysOff);
-    let (_, weights) = run.model.forward_with_attention(tokens, &kernels);
-    let Some(first) = weights.first() else {
-        return Err(fail("the model computed no attention weights".into()));
-    };
-    let layers = weights.len();
-    let [_, heads, _, _] = first.dims();
-    let all = read_back::<f32>(Tensor::cat(weights, 0).into_data(), "the attention weights")
-        .map_err(|e| fail(e.to_string()))?;
-    let (side, all) = downsample(&all, layers * heads, n, MAX_SNAPSHOT_SIDE);
+    // Only the masks and ALiBi's bias serve the weights: no sparse layout is built.
+    let kernels = AttentionKernels::for_plan(&plan, &run.device, SparseMode::Off);
+    let snapshot = attention_snapshot(&run.model, &kernels, &example.tokens, &run.device, run.step)
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| fail("the model computed no attention weights".into()))?;
     Ok(LengthProbe {
         step: run.step,
-        seq_len: n,
+        seq_len: snapshot.seq_len,
         probe: Probe {
             tokens: example.tokens,
             dependencies: example.dependencies,
         },
-        snapshot: AttentionSnapshot {
-            step: run.step,
-            layers,
-            heads,
-            n: side,
-            seq_len: n,
-            weights: all,
-        },
+        snapshot,
     })
 }

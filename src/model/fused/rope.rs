@@ -29,12 +29,14 @@ use rayon::prelude::*;
 
 use super::uninit::written;
 use super::{Op, applies, f32_data, flex_from, slice};
+use crate::model::positions::rope_angle;
 
 /// Values per parallel work item (whole rows).
 const GRAIN: usize = 1 << 14;
 
-/// Tables kept at once (one per training length and evaluation length in use).
-const CACHED: usize = 8;
+/// Tables kept at once: one per training length and evaluation length in use, for
+/// two runs side by side (each table is `n x head_dim` floats: 2 MB at 8192 x 64).
+const CACHED: usize = 2 * (crate::config::MAX_EVAL_LENGTHS + 1);
 
 /// RoPE on packed q|k|v.
 #[backend_extension(Flex, Autodiff)]
@@ -84,13 +86,13 @@ struct Tables {
 
 impl Tables {
     /// Pair `i` at position `p` turns by `p * base^(-2i / head_dim)`, computed in `f64`
-    /// by the expression [`crate::model::positions::rope_tables`] uses.
+    /// by [`rope_angle`], as [`crate::model::positions::rope_tables`] does.
     fn new(n: usize, head_dim: usize, base: f64) -> Self {
         let half = head_dim / 2;
         let (mut cos, mut sin) = (Vec::with_capacity(n * half), Vec::with_capacity(n * half));
         for pos in 0..n {
             for i in 0..half {
-                let angle = pos as f64 * base.powf(-2.0 * i as f64 / head_dim as f64);
+                let angle = rope_angle(pos, i, head_dim, base);
                 cos.push(angle.cos() as f32);
                 sin.push(angle.sin() as f32);
             }
