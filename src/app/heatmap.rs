@@ -138,6 +138,25 @@ pub fn mask_overlay_image(mask: &Mask) -> ColorImage {
     ColorImage::new([mask.n(), mask.n()], pixels)
 }
 
+/// Where `(query, key)` position pairs of a sequence of `seq_len` fall on a map of
+/// `n x n` cells (averaged down when `n < seq_len`): the marks [`map_ui`] draws.
+pub fn cell_marks(pairs: &[(usize, usize)], seq_len: usize, n: usize) -> Vec<(usize, usize)> {
+    let scale = seq_len.max(1) as f64 / n.max(1) as f64;
+    pairs
+        .iter()
+        .map(|&(q, k)| ((q as f64 / scale) as usize, (k as f64 / scale) as usize))
+        .collect()
+}
+
+/// The positions `first..=last` that map cell `cell` of `n` averages over a
+/// sequence of `seq_len` (one position when the map is at full resolution).
+pub fn cell_positions(cell: usize, seq_len: usize, n: usize) -> (usize, usize) {
+    let scale = seq_len.max(1) as f64 / n.max(1) as f64;
+    let first = (cell as f64 * scale) as usize;
+    let last = (((cell + 1) as f64 * scale) as usize).max(first + 1) - 1;
+    (first, last)
+}
+
 /// A drawn square map: where it is and which cell the pointer is over.
 pub struct MapResponse {
     /// The widget's response.
@@ -206,6 +225,15 @@ pub fn map_ui(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cells_of_a_map_averaged_down_cover_their_positions() {
+        assert_eq!(cell_positions(5, 64, 64), (5, 5), "full resolution");
+        assert_eq!(cell_positions(3, 256, 128), (6, 7));
+        assert_eq!(cell_positions(0, 300, 128), (0, 1));
+        assert_eq!(cell_marks(&[(10, 3), (255, 0)], 256, 128), [(5, 1), (127, 0)]);
+        assert_eq!(cell_marks(&[(10, 3)], 64, 64), [(10, 3)]);
+    }
 
     #[test]
     fn colormap_runs_dark_to_bright() {

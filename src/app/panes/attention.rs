@@ -5,7 +5,10 @@
 use egui::{RichText, Slider, Ui};
 
 use crate::app::commands::UiCommand;
-use crate::app::heatmap::{MapResponse, TextureCache, attention_image, map_ui, mask_overlay_image};
+use crate::app::heatmap::{
+    MapResponse, TextureCache, attention_image, cell_marks, cell_positions, map_ui,
+    mask_overlay_image,
+};
 use crate::app::view_model::run_views::RunView;
 use crate::attention::Mask;
 use crate::records::AttentionSnapshot;
@@ -169,13 +172,8 @@ impl AttentionCell<'_> {
             }
             _ => None,
         };
-        let scale = snap.seq_len.max(1) as f64 / n.max(1) as f64;
-        let marks: Vec<(usize, usize)> = match (&run.probe, overlays.dependencies) {
-            (Some(probe), true) => probe
-                .dependencies
-                .iter()
-                .map(|&(q, k)| ((q as f64 / scale) as usize, (k as f64 / scale) as usize))
-                .collect(),
+        let marks = match (&run.probe, overlays.dependencies) {
+            (Some(probe), true) => cell_marks(&probe.dependencies, snap.seq_len, n),
             _ => Vec::new(),
         };
         let shown = map_ui(ui, &texture, overlay.as_ref(), n, side, &marks);
@@ -203,11 +201,8 @@ impl AttentionCell<'_> {
                     token(k)
                 )
             } else {
-                let (q0, k0) = ((q as f64 * scale) as usize, (k as f64 * scale) as usize);
-                let (q1, k1) = (
-                    ((q + 1) as f64 * scale) as usize - 1,
-                    ((k + 1) as f64 * scale) as usize - 1,
-                );
+                let (q0, q1) = cell_positions(q, snap.seq_len, n);
+                let (k0, k1) = cell_positions(k, snap.seq_len, n);
                 format!(
                     "layer {} head {}\nqueries {q0}..={q1} -> keys {k0}..={k1}\nmean weight {weight:.4} (map averaged to {n}x{n})",
                     self.layer + 1,

@@ -93,7 +93,15 @@ pub fn heads_ui(
             ))
             .strong(),
         );
-        table_ui(ui, state, &defined, stats, heads);
+        head_table_ui(
+            ui,
+            "head-table",
+            &mut state.sort,
+            &defined,
+            stats,
+            heads,
+            None,
+        );
     }
     ui.separator();
     receptive_field_ui(ui, cache, &mut state.fields, scrubber, run);
@@ -191,16 +199,20 @@ fn curves_ui(
     }
 }
 
-/// Every head's statistics at one step, sortable by any column, cells coloured.
-fn table_ui(
+/// Every head's statistics (`stats`, layer-major, `heads` per layer) in the columns
+/// `defined`, sortable by any column (`sort`: descending; `None`: layer and head
+/// order), cells coloured. `hover` adds a cell's hover text (head index, column).
+pub(super) fn head_table_ui(
     ui: &mut Ui,
-    state: &mut HeadsViewState,
+    id: &str,
+    sort: &mut Option<Stat>,
     defined: &[Stat],
     stats: &[HeadStats],
     heads: usize,
+    hover: Option<&dyn Fn(usize, Stat, f64) -> Option<String>>,
 ) {
     let mut order: Vec<usize> = (0..stats.len()).collect();
-    if let Some(sort) = state.sort {
+    if let Some(sort) = *sort {
         order.sort_by(|&a, &b| {
             let v = |i: usize| sort.of(&stats[i]).unwrap_or(f64::NEG_INFINITY);
             v(b).total_cmp(&v(a))
@@ -210,16 +222,16 @@ fn table_ui(
         .iter()
         .map(|s| stats.iter().filter_map(|h| s.of(h)).fold(1e-12, f64::max))
         .collect();
-    egui::ScrollArea::horizontal().show(ui, |ui| {
-        egui::Grid::new("head-table")
+    egui::ScrollArea::horizontal().id_salt(id).show(ui, |ui| {
+        egui::Grid::new((id, "grid"))
             .striped(true)
             .spacing([10.0, 3.0])
             .show(ui, |ui| {
-                if ui.selectable_label(state.sort.is_none(), "head").clicked() {
-                    state.sort = None;
+                if ui.selectable_label(sort.is_none(), "head").clicked() {
+                    *sort = None;
                 }
                 for stat in defined {
-                    let sorted = state.sort == Some(*stat);
+                    let sorted = *sort == Some(*stat);
                     let label = if sorted {
                         format!("{} (sorted)", stat.name())
                     } else {
@@ -230,25 +242,27 @@ fn table_ui(
                         .on_hover_text(stat.help())
                         .clicked()
                     {
-                        state.sort = Some(*stat);
+                        *sort = Some(*stat);
                     }
                 }
                 ui.end_row();
                 for &i in order.iter().take(256) {
                     ui.label(format!("L{} H{}", i / heads + 1, i % heads + 1));
                     for (c, stat) in defined.iter().enumerate() {
-                        match stat.of(&stats[i]) {
-                            Some(v) => {
-                                let t = if stat.is_fraction() {
-                                    v
-                                } else {
-                                    v / column_max[c]
-                                };
-                                value_cell(ui, t, format!("{v:.3}"), 2.0);
-                            }
-                            None => {
-                                ui.label("-");
-                            }
+                        let Some(v) = stat.of(&stats[i]) else {
+                            ui.label("-");
+                            continue;
+                        };
+                        let t = if stat.is_fraction() {
+                            v
+                        } else {
+                            v / column_max[c]
+                        };
+                        let cell = ui
+                            .scope(|ui| value_cell(ui, t, format!("{v:.3}"), 2.0))
+                            .response;
+                        if let Some(text) = hover.and_then(|hover| hover(i, *stat, v)) {
+                            cell.on_hover_text(text);
                         }
                     }
                     ui.end_row();

@@ -8,13 +8,16 @@
 
 use egui::{Color32, RichText, Stroke, Ui};
 
-use crate::app::heatmap::{TextureCache, attention_image, attention_legend_ui, map_ui};
+use super::heads::head_table_ui;
+use crate::app::heatmap::{
+    TextureCache, attention_image, attention_legend_ui, cell_marks, cell_positions, map_ui,
+};
 use crate::app::view_model::intervention_jobs::Wake;
 use crate::app::view_model::length_probe::{LengthProbeView, ProbedLength};
 use crate::app::view_model::lengths::{default_probe_length, max_probe_length, probe_lengths};
 use crate::app::view_model::run_views::RunView;
-use crate::app::widgets::{ERROR_COLOR, value_cell};
-use crate::attention::{HeadStats, Stat};
+use crate::app::widgets::ERROR_COLOR;
+use crate::attention::Stat;
 use crate::config::ModelKind;
 use crate::trainer::RunId;
 
@@ -136,7 +139,7 @@ pub fn length_probe_ui(
         ui.label(RichText::new(e).color(ERROR_COLOR));
     }
     match view.result(&record, seq_len) {
-        Some(probed) => probed_ui(ui, cache, run, &probed),
+        Some(probed) => probed_ui(ui, cache, &mut view.sort, run, &probed),
         None if view.progress().is_none() && view.error(&record, seq_len).is_none() => {
             ui.label(format!(
                 "Not probed at {seq_len} yet (trained at {trained}): press Probe."
@@ -146,8 +149,14 @@ pub fn length_probe_ui(
     }
 }
 
-/// The grid of maps and the head table of one probe.
-fn probed_ui(ui: &mut Ui, cache: &mut TextureCache, run: &RunView, probed: &ProbedLength) {
+/// The grid of maps and the head table (sorted by `sort`) of one probe.
+fn probed_ui(
+    ui: &mut Ui,
+    cache: &mut TextureCache,
+    sort: &mut Option<Stat>,
+    run: &RunView,
+    probed: &ProbedLength,
+) {
     ui.label(RichText::new(probed.caption()).strong());
     attention_legend_ui(ui);
     ui.label(
@@ -159,13 +168,7 @@ fn probed_ui(ui: &mut Ui, cache: &mut TextureCache, run: &RunView, probed: &Prob
     );
     let snap = &probed.snapshot;
     let n = snap.n;
-    let scale = snap.seq_len.max(1) as f64 / n.max(1) as f64;
-    let marks: Vec<(usize, usize)> = probed
-        .probe
-        .dependencies
-        .iter()
-        .map(|&(q, k)| ((q as f64 / scale) as usize, (k as f64 / scale) as usize))
-        .collect();
+    let marks = cell_marks(&probed.probe.dependencies, snap.seq_len, n);
     // Where the training length falls on a map, as a fraction of its side.
     let edge = (probed.trained_at as f32 / snap.seq_len.max(1) as f32).min(1.0);
     let side = ((ui.available_width() - 70.0) / snap.heads.max(1) as f32 - 8.0).clamp(48.0, 240.0);
@@ -206,12 +209,8 @@ fn probed_ui(ui: &mut Ui, cache: &mut TextureCache, run: &RunView, probed: &Prob
                                 painter.hline(rect.x_range(), y, stroke);
                             }
                             if let Some((q, k)) = shown.hovered {
-                                let (q0, k0) =
-                                    ((q as f64 * scale) as usize, (k as f64 * scale) as usize);
-                                let (q1, k1) = (
-                                    (((q + 1) as f64 * scale) as usize).max(q0 + 1) - 1,
-                                    (((k + 1) as f64 * scale) as usize).max(k0 + 1) - 1,
-                                );
+                                let (q0, q1) = cell_positions(q, snap.seq_len, n);
+                                let (k0, k1) = cell_positions(k, snap.seq_len, n);
                                 let cells = if q0 == q1 && k0 == k1 {
                                     format!("query {q0} -> key {k0}")
                                 } else {
@@ -244,68 +243,25 @@ fn probed_ui(ui: &mut Ui, cache: &mut TextureCache, run: &RunView, probed: &Prob
         })
         .strong(),
     );
-    stats_table_ui(
-        ui,
-        &probed.stats,
-        at_training.map(|(_, s)| s.as_slice()),
-        snap.heads.max(1),
-        probed.trained_at,
-    );
-}
-
-/// Each head's statistics (rows) at the probe's length; `trained`: the same heads'
-/// at the training length, shown on hover.
-fn stats_table_ui(
-    ui: &mut Ui,
-    stats: &[HeadStats],
-    trained: Option<&[HeadStats]>,
-    heads: usize,
-    trained_at: usize,
-) {
     let defined: Vec<Stat> = Stat::ALL
         .into_iter()
-        .filter(|s| stats.iter().any(|h| s.of(h).is_some()))
+        .filter(|s| probed.stats.iter().any(|h| s.of(h).is_some()))
         .collect();
-    let column_max: Vec<f64> = defined
-        .iter()
-        .map(|s| stats.iter().filter_map(|h| s.of(h)).fold(1e-12, f64::max))
-        .collect();
-    egui::ScrollArea::horizontal()
-        .id_salt("length-probe-table")
-        .show(ui, |ui| {
-            egui::Grid::new("length-probe-table-grid")
-                .striped(true)
-                .spacing([10.0, 3.0])
-                .show(ui, |ui| {
-                    ui.label("head");
-                    for stat in &defined {
-                        ui.label(stat.name()).on_hover_text(stat.help());
-                    }
-                    ui.end_row();
-                    for (i, h) in stats.iter().enumerate().take(256) {
-                        ui.label(format!("L{} H{}", i / heads + 1, i % heads + 1));
-                        for (c, stat) in defined.iter().enumerate() {
-                            let Some(v) = stat.of(h) else {
-                                ui.label("-");
-                                continue;
-                            };
-                            let t = if stat.is_fraction() {
-                                v
-                            } else {
-                                v / column_max[c]
-                            };
-                            let cell = ui
-                                .scope(|ui| value_cell(ui, t, format!("{v:.3}"), 2.0))
-                                .response;
-                            if let Some(before) = trained.and_then(|t| t.get(i)).and_then(|t| stat.of(t)) {
-                                cell.on_hover_text(format!(
-                                    "{}: {v:.3} here, {before:.3} at the training length {trained_at}",
-                                    stat.name()
-                                ));
-                            }
-                        }
-                        ui.end_row();
-                    }
-                });
-        });
+    let trained_at = probed.trained_at;
+    let before = |i: usize, stat: Stat, v: f64| {
+        let before = at_training?.1.get(i).and_then(|t| stat.of(t))?;
+        Some(format!(
+            "{}: {v:.3} here, {before:.3} at the training length {trained_at}",
+            stat.name()
+        ))
+    };
+    head_table_ui(
+        ui,
+        "length-probe-table",
+        sort,
+        &defined,
+        &probed.stats,
+        snap.heads.max(1),
+        Some(&before),
+    );
 }

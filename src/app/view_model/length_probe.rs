@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::intervention_jobs::Wake;
 use super::keyed_job::KeyedJobs;
-use crate::attention::HeadStats;
+use crate::attention::{HeadStats, Stat};
 use crate::config::{BackendChoice, Settings};
 use crate::records::{AttentionSnapshot, Probe};
 use crate::trainer::{MAX_SNAPSHOT_SIDE, RunId, probe_at_length};
@@ -66,6 +66,8 @@ pub struct LengthProbeView {
     /// The length chosen and the run it was chosen for; `None`, or another run: the
     /// run's default (`lengths::default_probe_length`).
     pub seq_len: Option<(RunId, usize)>,
+    /// The head table's sort column (descending); `None`: layer and head order.
+    pub sort: Option<Stat>,
     jobs: KeyedJobs<Key, ProbedLength>,
 }
 
@@ -74,6 +76,7 @@ impl Default for LengthProbeView {
         Self {
             run: None,
             seq_len: None,
+            sort: None,
             jobs: KeyedJobs::new(
                 "attnlab-length-probe",
                 "probing at this length failed unexpectedly",
