@@ -231,7 +231,10 @@ mod tests {
         assert_eq!(cell_positions(5, 64, 64), (5, 5), "full resolution");
         assert_eq!(cell_positions(3, 256, 128), (6, 7));
         assert_eq!(cell_positions(0, 300, 128), (0, 1));
-        assert_eq!(cell_marks(&[(10, 3), (255, 0)], 256, 128), [(5, 1), (127, 0)]);
+        assert_eq!(
+            cell_marks(&[(10, 3), (255, 0)], 256, 128),
+            [(5, 1), (127, 0)]
+        );
         assert_eq!(cell_marks(&[(10, 3)], 64, 64), [(10, 3)]);
     }
 

@@ -186,8 +186,19 @@ fn chart_ui(ui: &mut Ui, series: &[LengthSeries], loss: bool) {
                     .style(LineStyle::dashed_dense()),
             );
         }
-        if let Some(s) = series.first().filter(|_| !loss) {
-            plot.hline(HLine::new("chance", s.chance).color(egui::Color32::from_gray(110)));
+        if !loss {
+            // One line per task's chance (runs of different tasks have their own).
+            let mut chances: Vec<f64> = series.iter().map(|s| s.chance).collect();
+            chances.sort_by(f64::total_cmp);
+            chances.dedup();
+            for &chance in &chances {
+                let name = if chances.len() > 1 {
+                    format!("chance {chance:.3}")
+                } else {
+                    "chance".to_string()
+                };
+                plot.hline(HLine::new(name, chance).color(egui::Color32::from_gray(110)));
+            }
         }
         for s in series {
             let color = run_color(s.color);

@@ -140,7 +140,10 @@ pub fn length_probe_ui(
     }
     match view.result(&record, seq_len) {
         Some(probed) => probed_ui(ui, cache, &mut view.sort, run, &probed),
-        None if view.progress().is_none() && view.error(&record, seq_len).is_none() => {
+        None if !beyond_positions
+            && view.progress().is_none()
+            && view.error(&record, seq_len).is_none() =>
+        {
             ui.label(format!(
                 "Not probed at {seq_len} yet (trained at {trained}): press Probe."
             ));

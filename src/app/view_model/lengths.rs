@@ -321,9 +321,13 @@ pub fn max_probe_length(run: &RunView) -> usize {
 }
 
 /// The length a probe of `run` starts at: its longest evaluation length beyond the
-/// training one, else twice the training length.
+/// training one, else twice the training length; the training length for a model
+/// with no positions beyond it (learned positions).
 pub fn default_probe_length(run: &RunView) -> usize {
     let trained = run.settings.task.seq_len;
+    if run.settings.positions_end().is_some() {
+        return trained.min(max_probe_length(run)).max(1);
+    }
     probe_lengths(run)
         .into_iter()
         .filter(|&n| n > trained)

@@ -132,6 +132,7 @@ fn per_length_curves_and_distances_come_from_the_lengths() {
 #[test]
 fn probes_are_offered_at_the_evaluated_lengths() {
     let mut r = run(1, "dense", 1.0, [0.8, 0.3]);
+    r.settings.model.positions = crate::config::PositionScheme::Rope;
     r.settings.train.eval_lengths = vec![512];
     assert_eq!(probe_lengths(&r), [64, 128, 256, 512]);
     assert_eq!(default_probe_length(&r), 512);
@@ -139,6 +140,9 @@ fn probes_are_offered_at_the_evaluated_lengths() {
     r.lengths.clear();
     assert_eq!(probe_lengths(&r), [64]);
     assert_eq!(default_probe_length(&r), 128);
+    // Learned positions end at the training length: the probe starts there.
+    r.settings.model.positions = crate::config::PositionScheme::Learned;
+    assert_eq!(default_probe_length(&r), 64);
     r.settings.model.layers = 2;
     r.settings.model.heads = 4;
     let longest = max_probe_length(&r);
