@@ -21,8 +21,7 @@
 //! of measured.
 
 use super::fields::{self, Field};
-use super::plan::{MAX_EVAL_LENGTHS, seq_len_range};
-use super::{BackendChoice, BackendSetting, ModelKind, Settings};
+use super::{BackendChoice, BackendSetting, MAX_EVAL_LENGTHS, ModelKind, Settings};
 use crate::attention::trained_pairs;
 
 const F32: u64 = 4;
@@ -171,7 +170,7 @@ fn eval_lengths_bytes(s: &Settings, step: u64) -> u64 {
     let (mut kept, mut peak) = (0u64, 0u64);
     // Settings read from a record or a file may be unchecked: lengths validation
     // would refuse are left out, so none makes the estimate overflow or allocate.
-    let (min, max) = seq_len_range();
+    let (min, max) = fields::SEQ_LEN.usize_range();
     let lengths = s
         .train
         .eval_lengths

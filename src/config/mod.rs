@@ -26,7 +26,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use experiment::Experiment;
 pub use fields::{Field, FieldSetting, Section};
 pub use limits::{MemoryLimit, MemorySource, available_memory, memory_limit};
-pub use plan::{MAX_EVAL_LENGTHS, RunPlan, check_settings};
+pub use plan::{RunPlan, check_settings};
 pub use reference::{
     Published, PublishedRun, Reference, ReferenceCheck, ReferenceMetric, Rule, RunReference,
     Verdict,
@@ -34,8 +34,8 @@ pub use reference::{
 pub use run_spec::{ResolveError, RunSpec};
 pub use schedule::lr_at;
 pub use settings::{
-    BackendChoice, BackendSetting, BackendSettingError, ModelConfig, ModelKind, RemoteAddresses,
-    Settings, TrainConfig,
+    BackendChoice, BackendSetting, BackendSettingError, MAX_EVAL_LENGTHS, ModelConfig, ModelKind,
+    RemoteAddresses, Settings, TrainConfig,
 };
 pub use suggest::did_you_mean;
 pub use sweep::{Sweep, SweepAxis, group_of, point_label, value_label};

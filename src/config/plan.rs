@@ -8,8 +8,6 @@ use super::{ConfigError, ConfigErrors, Experiment, ModelKind, Settings, fields};
 use crate::attention::{AttentionPattern, Mask};
 
 mod eval_lengths;
-pub use eval_lengths::MAX_EVAL_LENGTHS;
-pub(crate) use eval_lengths::seq_len_range;
 
 /// Longest experiment or run name (names become folder names and table columns).
 const MAX_NAME: usize = 200;

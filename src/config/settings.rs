@@ -25,6 +25,9 @@ fn is_zero_count(v: &usize) -> bool {
     *v == 0
 }
 
+/// The most lengths one run evaluates at besides its own (`train.eval_lengths`).
+pub const MAX_EVAL_LENGTHS: usize = 8;
+
 /// Everything one run needs besides its name.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]

@@ -29,13 +29,6 @@ pub fn sinusoidal_table(seq: usize, d_model: usize, device: &Device) -> Tensor<2
     Tensor::from_data(TensorData::new(values, [seq, d_model]), device)
 }
 
-/// RoPE's angle of pair `i` (of `head_dim / 2`) at position `pos`:
-/// `pos * base^(-2i / head_dim)`, in `f64` (the fused op's tables and the composed
-/// path's use this one expression, so both give the same values).
-pub fn rope_angle(pos: usize, i: usize, head_dim: usize, base: f64) -> f64 {
-    pos as f64 * base.powf(-2.0 * i as f64 / head_dim as f64)
-}
-
 /// RoPE's cosines and sines `[seq, head_dim]` for positions `0..seq` (each pair's
 /// angle repeated in both halves).
 pub fn rope_tables(
@@ -49,7 +42,7 @@ pub fn rope_tables(
     let mut sin = vec![0.0f32; seq * head_dim];
     for pos in 0..seq {
         for i in 0..half {
-            let angle = rope_angle(pos, i, head_dim, base);
+            let angle = super::fused::rope_angle(pos, i, head_dim, base);
             for d in [i, i + half] {
                 cos[pos * head_dim + d] = angle.cos() as f32;
                 sin[pos * head_dim + d] = angle.sin() as f32;

@@ -298,20 +298,11 @@ mod tests {
     use egui_kittest::kittest::Queryable;
 
     use super::*;
-    use crate::config::Experiment;
     use crate::records::{DistanceAccuracy, LengthScores, Metrics};
 
     /// A run trained at 64 with accuracy 1 there and `at128` at length 128.
     fn run(id: RunId, name: &str, at128: f64) -> RunView {
-        let plan = Experiment::from_toml("name = \"t\"\n[train]\nsteps = 1\n")
-            .and_then(|e| e.plan())
-            .map(|mut p| p.remove(0))
-            .expect("valid");
-        let mut view = RunView::live(id, &plan);
-        view.name = name.to_string();
-        view.group = crate::config::group_of(name).to_string();
-        view.settings.task.seq_len = 64;
-        view.settings.train.solved_at = 0.9;
+        let mut view = crate::app::view_model::run_views::test_run(id, name);
         let m = |accuracy: f64| Metrics {
             step: 10,
             loss: 1.0 - accuracy,

@@ -1,7 +1,6 @@
 //! Unit tests of the numbers behind evaluation at other lengths (`lengths.rs`).
 
 use super::*;
-use crate::config::Experiment;
 use crate::records::{DistanceCount, LengthScores};
 
 fn metrics(step: usize, accuracy: f64) -> Metrics {
@@ -31,15 +30,7 @@ fn scores(step: usize, seq_len: usize, accuracy: f64) -> LengthScores {
 /// A run named `name` trained at 64, evaluated at steps 10 and 20 at its own
 /// length with `own` and at 128 and 256 with `longer`.
 fn run(id: crate::trainer::RunId, name: &str, own: f64, longer: [f64; 2]) -> RunView {
-    let plan = Experiment::from_toml("name = \"t\"\n[train]\nsteps = 1\n")
-        .and_then(|e| e.plan())
-        .map(|mut p| p.remove(0))
-        .expect("valid");
-    let mut view = RunView::live(id, &plan);
-    view.name = name.to_string();
-    view.group = crate::config::group_of(name).to_string();
-    view.settings.task.seq_len = 64;
-    view.settings.train.solved_at = 0.9;
+    let mut view = crate::app::view_model::run_views::test_run(id, name);
     view.eval = vec![metrics(10, 0.5), metrics(20, own)];
     view.lengths = vec![
         scores(10, 128, 0.1),

@@ -384,3 +384,19 @@ impl RunView {
         }
     }
 }
+
+/// A live run named `name` with the default experiment, trained at 64 and solved at
+/// 0.9, with no metrics yet: what the unit tests of the length views start from.
+#[cfg(test)]
+pub(crate) fn test_run(id: RunId, name: &str) -> RunView {
+    let plan = crate::config::Experiment::from_toml("name = \"t\"\n[train]\nsteps = 1\n")
+        .and_then(|e| e.plan())
+        .map(|mut p| p.remove(0))
+        .expect("valid");
+    let mut view = RunView::live(id, &plan);
+    view.name = name.to_string();
+    view.group = crate::config::group_of(name).to_string();
+    view.settings.task.seq_len = 64;
+    view.settings.train.solved_at = 0.9;
+    view
+}

@@ -131,11 +131,13 @@ impl Field {
         self.path.split_once('.').map_or(self.path, |(_, k)| k)
     }
 
-    /// The lowest and highest value of an integer field (`None` for other kinds).
-    pub fn int_range(&self) -> Option<(u64, u64)> {
+    /// The lowest and highest value of an integer field, as `usize` (the whole
+    /// range for other kinds).
+    pub fn usize_range(&self) -> (usize, usize) {
+        let wide = |v: u64| usize::try_from(v).unwrap_or(usize::MAX);
         match self.access {
-            Access::Int { min, max, .. } => Some((min, max)),
-            _ => None,
+            Access::Int { min, max, .. } => (wide(min), wide(max)),
+            _ => (0, usize::MAX),
         }
     }
 

@@ -9,10 +9,9 @@
 //! clamped or wrapped.
 
 use crate::config::fields;
-use crate::config::{ConfigError, ConfigErrors, PositionScheme, RunPlan, Settings, check_settings};
-
-/// The most lengths one run evaluates at besides its own.
-pub const MAX_EVAL_LENGTHS: usize = 8;
+use crate::config::{
+    ConfigError, ConfigErrors, MAX_EVAL_LENGTHS, PositionScheme, RunPlan, Settings, check_settings,
+};
 
 impl RunPlan {
     /// This plan at sequence length `n`, for evaluating the weights trained at
@@ -54,13 +53,6 @@ fn beyond_learned(s: &Settings, n: usize) -> Option<String> {
     })
 }
 
-/// The lengths `task.seq_len`, and so each evaluation length, may take.
-pub(crate) fn seq_len_range() -> (usize, usize) {
-    fields::SEQ_LEN
-        .int_range()
-        .map_or((2, usize::MAX), |(min, max)| (min as usize, max as usize))
-}
-
 /// The problems of `train.eval_lengths` in `s`: more than [`MAX_EVAL_LENGTHS`], a
 /// length twice, `task.seq_len` itself (always evaluated), a length outside
 /// `task.seq_len`'s bounds, learned positions beyond their length; and, when
@@ -81,7 +73,7 @@ pub(super) fn check(s: &Settings, others_valid: bool) -> Vec<ConfigError> {
         // Each length is a whole validation: a long list is refused before any.
         return errors;
     }
-    let (min, max) = seq_len_range();
+    let (min, max) = fields::SEQ_LEN.usize_range();
     for (i, &n) in lengths.iter().enumerate() {
         let why = match lengths[..i].iter().filter(|&&m| m == n).count() {
             0 => None,

@@ -45,7 +45,7 @@ use burn::tensor::{Bytes, DType, Shape, Tensor};
 
 pub use ops::{FusedCrossEntropy, FusedGelu, FusedLayerNorm, FusedLinear};
 pub use plan::{AttentionPlan, PlanError, TILE_K, TILE_Q, Tile};
-pub use rope::{FusedRope, fused_rope_qkv};
+pub use rope::{FusedRope, fused_rope_qkv, rope_angle};
 
 /// Multi-head attention from a tile plan.
 #[backend_extension(Flex, Autodiff)]

@@ -29,7 +29,6 @@ use rayon::prelude::*;
 
 use super::uninit::written;
 use super::{Op, applies, f32_data, flex_from, slice};
-use crate::model::positions::rope_angle;
 
 /// Values per parallel work item (whole rows).
 const GRAIN: usize = 1 << 14;
@@ -72,6 +71,13 @@ pub fn fused_rope_qkv(qkv: &Tensor<3>, heads: usize, base: f64) -> Option<Tensor
         heads,
         base,
     )))
+}
+
+/// RoPE's angle of pair `i` (of `head_dim / 2`) at position `pos`:
+/// `pos * base^(-2i / head_dim)`, in `f64` (the fused op's tables and the composed
+/// path's use this one expression, so both give the same values).
+pub fn rope_angle(pos: usize, i: usize, head_dim: usize, base: f64) -> f64 {
+    pos as f64 * base.powf(-2.0 * i as f64 / head_dim as f64)
 }
 
 /// RoPE's cosines and sines for positions `0..n`, `[n, head_dim / 2]` each.
