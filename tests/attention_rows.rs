@@ -3,7 +3,7 @@
 
 use attnlab::attention::{AttentionPattern, Mask};
 use attnlab::model::masked_attention;
-use attnlab::trainer::CpuBackend;
+use attnlab::device::CpuBackend;
 use burn::tensor::{Bool, Distribution, Tensor, TensorData};
 
 fn patterns() -> Vec<AttentionPattern> {

@@ -1011,7 +1011,7 @@ fn eval_lengths_are_scored_at_every_evaluation_and_learned_positions_refused() {
 
     // The Length pane's probe: the attention on the probe generated at 4x the length.
     let probe =
-        attnlab::trainer::probe_at_length(&record_dir, 64, attnlab::config::BackendChoice::Cpu)
+        attnlab::inspect::probe_at_length(&record_dir, 64, attnlab::config::BackendChoice::Cpu)
             .expect("probes at 64");
     assert_eq!((probe.step, probe.seq_len), (6, 64));
     assert_eq!(probe.probe.tokens.len(), 64);

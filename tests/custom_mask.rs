@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 use attnlab::attention::AttentionPattern;
 use attnlab::config::{Experiment, RunPlan};
 use attnlab::model::fused::AttentionPlan;
-use attnlab::model::{AttentionKernels, KernelKind, SparseMode};
+use attnlab::model::{Mixing, KernelKind, SparseMode};
 use attnlab::records::RunStatus;
-use attnlab::trainer::{CpuBackend, Event, Placement, StartRun, Trainer};
+use attnlab::device::CpuBackend;
+use attnlab::trainer::{Event, Placement, StartRun, Trainer};
 
 /// The longest the training test waits for its events.
 const DEADLINE: Duration = Duration::from_secs(240);
@@ -116,7 +117,7 @@ fn a_sparse_custom_mask_is_computed_sparsely() {
     );
     let mask = &run.layer_masks()[0];
     let device = CpuBackend::device().autodiff();
-    let kernels = AttentionKernels::for_plan(&run, &device, SparseMode::WherePaysOff);
+    let kernels = Mixing::for_plan(&run, &device, SparseMode::WherePaysOff);
     let layer = &kernels.layers()[0];
     match layer.kind {
         KernelKind::Fused => {
@@ -132,7 +133,7 @@ fn a_sparse_custom_mask_is_computed_sparsely() {
         // ATTNLAB_FUSED=0: the composed ops, as below.
         other => assert_eq!(other, KernelKind::BlockSparse, "{:?}", layer.reason),
     }
-    let composed = AttentionKernels::for_plan(&run, &device, SparseMode::Composed);
+    let composed = Mixing::for_plan(&run, &device, SparseMode::Composed);
     let layer = &composed.layers()[0];
     assert_eq!(layer.kind, KernelKind::BlockSparse, "{:?}", layer.reason);
     assert!(!layer.fault, "{:?}", layer.reason);

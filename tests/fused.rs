@@ -15,10 +15,11 @@ use attnlab::config::{Experiment, RunPlan};
 use attnlab::model::fused::simd::{self, Isa, with_isa};
 use attnlab::model::fused::{AttentionPlan, fused_attention};
 use attnlab::model::{
-    Alibi, AttentionKernels, BlockSparseAttention, SparseMode, SparseUnavailable,
+    Alibi, Mixing, BlockSparseAttention, SparseMode, SparseUnavailable,
     TransformerConfig, masked_attention, masked_attention_with_bias,
 };
-use attnlab::trainer::{CpuBackend, StepOptions, train_step};
+use attnlab::device::CpuBackend;
+use attnlab::trainer::{StepOptions, train_step};
 use burn::optim::AdamConfig;
 use burn::tensor::{Bool, Distribution, Tensor, TensorData};
 use proptest::prelude::*;
@@ -494,7 +495,7 @@ fn fused_and_composed_losses(plan: &RunPlan, seed: u64) -> (Vec<f64>, Vec<f64>) 
     train_device.seed(seed);
     let initial = TransformerConfig::from_plan(plan).init(&train_device);
     let curve = |mode: SparseMode| -> Vec<f64> {
-        let kernels = AttentionKernels::for_plan(plan, &train_device, mode);
+        let kernels = Mixing::for_plan(plan, &train_device, mode);
         let mut model = initial.clone();
         let mut optim = AdamConfig::new().init();
         let mut rng = StdRng::seed_from_u64(seed);

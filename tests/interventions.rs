@@ -7,11 +7,12 @@
 
 use attnlab::config::{Experiment, RunPlan};
 use attnlab::model::{
-    AttentionKernels, HeadEdit, HeadRef, Interventions, SequenceModel, SparseMode, Transformer,
+    Mixing, HeadEdit, HeadRef, Interventions, SequenceModel, SparseMode, Transformer,
     TransformerConfig, accuracy, head_columns, masked_cross_entropy, scalar,
 };
 use attnlab::tasks::Batch;
-use attnlab::trainer::{CpuBackend, tokens_tensor};
+use attnlab::device::CpuBackend;
+use attnlab::model::tokens_tensor;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use proptest::prelude::*;
@@ -119,7 +120,7 @@ fn eval_batch(plan: &RunPlan, seed: u64) -> Batch {
         .eval_batch(s.train.batch, &mut StdRng::seed_from_u64(seed))
 }
 
-fn scores(model: &Transformer, kernels: &AttentionKernels, batch: &Batch) -> (f64, f64) {
+fn scores(model: &Transformer, kernels: &Mixing, batch: &Batch) -> (f64, f64) {
     let device = CpuBackend::device();
     let logits = model.forward(tokens_tensor(batch, &device), kernels);
     let loss = scalar(masked_cross_entropy(logits.clone(), &batch.targets), "loss").expect("loss");
@@ -135,7 +136,7 @@ fn ablating_the_copying_head_gives_chance_and_the_other_changes_nothing() {
     for mode in [SparseMode::WherePaysOff, SparseMode::Composed] {
         let plan = plan("\"dense\"");
         let model = handmade(&plan, &device);
-        let kernels = AttentionKernels::for_plan(&plan, &device, mode);
+        let kernels = Mixing::for_plan(&plan, &device, mode);
         let batch = eval_batch(&plan, 1);
         let (clean_loss, clean_acc) = scores(&model, &kernels, &batch);
         assert_eq!(clean_acc, 1.0, "{mode:?}: the handmade head solves recall");
@@ -173,7 +174,7 @@ fn capturing_alone_changes_nothing_and_patching_restores_exactly() {
     // A trained-looking model is not needed: random weights, exact identities.
     device.seed(7);
     let model = TransformerConfig::from_plan(&plan).init(&device);
-    let kernels = AttentionKernels::for_plan(&plan, &device, SparseMode::WherePaysOff);
+    let kernels = Mixing::for_plan(&plan, &device, SparseMode::WherePaysOff);
     let pair = settings
         .task
         .patch_pair(settings.train.batch, &mut StdRng::seed_from_u64(3))
@@ -263,7 +264,7 @@ proptest! {
             edits.set(HeadRef { layer: 0, head: replaced }, HeadEdit::Replace(values));
         }
         let logits = |mode: SparseMode| {
-            let kernels = AttentionKernels::for_plan(&plan, &device, mode)
+            let kernels = Mixing::for_plan(&plan, &device, mode)
                 .with_interventions(edits.clone());
             model
                 .forward(tokens_tensor(&batch, &device), &kernels)
@@ -577,7 +578,7 @@ fn a_fork_continues_as_a_resume_and_names_its_parent() {
 }
 
 /// What the Interventions pane's "Attention with heads ablated" draws
-/// (`trainer::probe_attention`): zeroing a head of layer 1 leaves layer 1's attention
+/// (`inspect::probe_attention`): zeroing a head of layer 1 leaves layer 1's attention
 /// weights as they were (they are computed before the head's output is used) and
 /// changes layer 2's, through the fused kernel and the composed ops alike.
 #[test]
@@ -597,9 +598,9 @@ fn ablating_a_head_changes_the_attention_of_later_layers_only() {
     let model = TransformerConfig::from_plan(&two).init(&device);
     let batch = eval_batch(&two, 5);
     for mode in [SparseMode::WherePaysOff, SparseMode::Composed] {
-        let kernels = AttentionKernels::for_plan(&two, &device, mode);
-        let weights = |kernels: &AttentionKernels| -> Vec<Vec<f32>> {
-            let (_, w) = model.forward_with_attention(tokens_tensor(&batch, &device), kernels);
+        let kernels = Mixing::for_plan(&two, &device, mode);
+        let weights = |kernels: &Mixing| -> Vec<Vec<f32>> {
+            let (_, w) = model.forward_with_mixing(tokens_tensor(&batch, &device), kernels);
             w.into_iter()
                 .map(|t| t.to_data().try_to_vec::<f32>().expect("f32"))
                 .collect()

@@ -491,7 +491,7 @@ fn kept_checkpoints_hold_the_model_at_each_checkpoint_step() {
         .count();
     assert_eq!(optimisers, 1);
 
-    let device = attnlab::trainer::CpuBackend::device();
+    let device = attnlab::device::CpuBackend::device();
     let latest = read_checkpoint(all)
         .expect("readable")
         .expect("a checkpoint");

@@ -7,7 +7,8 @@ use attnlab::app::MAX_VIEW_SNAPSHOT_BYTES;
 use attnlab::app::{RunView, RunViews};
 use attnlab::config::{Experiment, RunPlan};
 use attnlab::records::{AttentionSnapshot, BackendInfo, Metrics, Probe, RunStatus};
-use attnlab::trainer::{Event, MAX_SNAPSHOT_SIDE};
+use attnlab::inspect::MAX_SNAPSHOT_SIDE;
+use attnlab::trainer::Event;
 
 fn plan() -> RunPlan {
     Experiment::from_toml("name = \"x\"\n[train]\nsteps = 10\n")

@@ -4,7 +4,7 @@
 
 use attnlab::attention::{AttentionPattern, SparseLayout};
 use attnlab::model::{BlockSparseAttention, SparseUnavailable, attention_output, masked_attention};
-use attnlab::trainer::CpuBackend;
+use attnlab::device::CpuBackend;
 use burn::tensor::{Bool, Distribution, Tensor, TensorData};
 use proptest::prelude::*;
 

@@ -516,9 +516,9 @@ fn started_names_each_layers_kernel() {
     assert!(kernels.iter().all(|k| k.reason.is_none()));
 
     // burn's composed ops (what wgpu uses) choose per layer, and say why.
-    let composed = attnlab::model::AttentionKernels::for_plan(
+    let composed = attnlab::model::Mixing::for_plan(
         &plan_again,
-        &attnlab::trainer::CpuBackend::device(),
+        &attnlab::device::CpuBackend::device(),
         attnlab::model::SparseMode::Composed,
     );
     let names: Vec<&str> = composed.layers().iter().map(|k| k.kind.name()).collect();

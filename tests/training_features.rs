@@ -11,15 +11,14 @@ use std::time::{Duration, Instant};
 
 use attnlab::config::{Experiment, RunPlan, Settings, parameter_count};
 use attnlab::model::{
-    AttentionKernels, SequenceModel, SparseMode, StepDropout, Transformer, TransformerConfig,
+    Mixing, SequenceModel, SparseMode, StepDropout, Transformer, TransformerConfig,
     masked_cross_entropy, scalar,
 };
 use attnlab::records::{RunRecord, RunStatus};
 use attnlab::tasks::{Batch, IGNORE};
-use attnlab::trainer::{
-    Command, CpuBackend, Event, Placement, StartRun, StepOptions, Trainer, clip_grad_norm,
-    grad_norm, optimizer, tokens_tensor, train_step,
-};
+use attnlab::device::CpuBackend;
+use attnlab::model::tokens_tensor;
+use attnlab::trainer::{Command, Event, Placement, StartRun, StepOptions, Trainer, clip_grad_norm, grad_norm, optimizer, train_step};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
@@ -195,12 +194,12 @@ fn low_token_batch(seed: u64) -> Batch {
 }
 
 /// A model on the autodiff device, its training kernels, and the settings.
-fn model_of(plan: &RunPlan) -> (Transformer, AttentionKernels, Device) {
+fn model_of(plan: &RunPlan) -> (Transformer, Mixing, Device) {
     let inner = CpuBackend::device();
     inner.seed(plan.settings().train.seed);
     let device = inner.autodiff();
     let model = TransformerConfig::from_plan(plan).init(&device);
-    let kernels = AttentionKernels::for_plan(plan, &device, SparseMode::WherePaysOff);
+    let kernels = Mixing::for_plan(plan, &device, SparseMode::WherePaysOff);
     (model, kernels, device)
 }
 
@@ -404,7 +403,7 @@ fn dropout_changes_training_only() {
     // Evaluation (the plain device, as the trainer evaluates) sees the weights as
     // they are.
     let inner = CpuBackend::device();
-    let eval_kernels = AttentionKernels::for_plan(&p, &inner, SparseMode::WherePaysOff);
+    let eval_kernels = Mixing::for_plan(&p, &inner, SparseMode::WherePaysOff);
     let evaluated = loss_of(
         initial
             .valid()

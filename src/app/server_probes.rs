@@ -54,7 +54,7 @@ impl ServerProbes {
         let _ = std::thread::Builder::new()
             .name("attnlab-probe".into())
             .spawn(move || {
-                let answers = crate::trainer::server_answers(&address);
+                let answers = crate::device::server_answers(&address);
                 // Ignored: the window may be gone, or too many answers wait.
                 let _ = tx.try_send((address, answers));
                 wake();
@@ -84,7 +84,7 @@ impl ServerProbes {
             let _ = std::thread::Builder::new()
                 .name("attnlab-adapters".into())
                 .spawn(move || {
-                    gpu.get_or_init(crate::trainer::local_gpu);
+                    gpu.get_or_init(crate::device::local_gpu);
                     wake();
                 });
         }

@@ -7,7 +7,7 @@ use super::workloads::{BenchError, median_ms, w2};
 use crate::attention::{AttentionPattern, SparseLayout};
 use crate::config::BackendChoice;
 use crate::model::SparseMode;
-use crate::trainer::select_backend;
+use crate::device::select_backend;
 
 /// One point of the cost view: an attention layer's step at one length.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]

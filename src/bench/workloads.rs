@@ -10,11 +10,10 @@ use serde::Serialize;
 use crate::attention::{AttentionPattern, PatternError, SparseLayout};
 use crate::config::{BackendChoice, ConfigErrors, Experiment, RunPlan};
 use crate::model::{
-    AttentionKernels, KernelKind, ReadbackError, SelfAttentionConfig, SparseMode, TransformerConfig,
+    Mixing, KernelKind, ReadbackError, SelfAttentionConfig, SparseMode, TransformerConfig,
 };
-use crate::trainer::{
-    BackendError, Event, Placement, StartRun, StepOptions, Trainer, select_backend, train_step,
-};
+use crate::device::{BackendError, select_backend};
+use crate::trainer::{Event, Placement, StartRun, StepOptions, Trainer, train_step};
 
 /// Why a benchmark configuration could not be measured.
 #[derive(Debug, thiserror::Error)]
@@ -231,7 +230,7 @@ fn w1_bare(
     let settings = plan.settings();
     device.seed(settings.train.seed);
     let train_device = device.clone().autodiff();
-    let kernels = AttentionKernels::for_plan(plan, &train_device, mode);
+    let kernels = Mixing::for_plan(plan, &train_device, mode);
     let mut model = TransformerConfig::from_plan(plan).init(&train_device);
     let mut optim = AdamConfig::new().init();
     let mut rng = StdRng::seed_from_u64(1);
@@ -270,7 +269,7 @@ pub(super) fn w2(
     device.seed(1);
     let train_device = device.clone().autodiff();
     let plan = w1_plan(pattern, seq, 1, BackendChoice::Cpu, 1)?;
-    let kernels = AttentionKernels::for_plan(&plan, &train_device, mode);
+    let kernels = Mixing::for_plan(&plan, &train_device, mode);
     let layer = SelfAttentionConfig::new(128, 4).init(&train_device);
     let mut times = Vec::with_capacity(steps);
     for step in 0..warmup + steps {
@@ -359,7 +358,7 @@ pub fn run_one(
     let attended_pairs = pattern.mask(seq, false, 1).attended_pairs();
     // The kernel the layer really uses, as the trainer builds it.
     let probe_plan = w1_plan(&pattern, seq, 1, backend, 1)?;
-    let probe_kernels = AttentionKernels::for_plan(&probe_plan, &device, mode);
+    let probe_kernels = Mixing::for_plan(&probe_plan, &device, mode);
     let kind = probe_kernels
         .layers()
         .first()

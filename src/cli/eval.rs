@@ -44,7 +44,7 @@ impl EvalArgs {
         Ok(each_record("eval", &self.records, |folder| {
             let mut refused = Vec::new();
             for &length in &lengths {
-                let e = match crate::trainer::evaluate_record(
+                let e = match crate::inspect::evaluate_record(
                     folder,
                     self.seed,
                     self.batches,

@@ -6,9 +6,11 @@
 //! out; `report.rs` holds the result tables and the progress display of `run`.
 
 mod bench;
-mod causal;
+mod ablate;
 mod eval;
 mod export;
+mod head_args;
+mod patch;
 mod report;
 mod run;
 mod serve;
@@ -20,7 +22,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub use bench::BenchArgs;
-pub use causal::{AblateArgs, PatchArgs};
+pub use ablate::AblateArgs;
+pub use patch::PatchArgs;
 pub use eval::EvalArgs;
 pub use export::ExportArgs;
 pub use run::RunArgs;

@@ -253,21 +253,7 @@ impl Progress {
                 bar.enable_steady_tick(Duration::from_millis(250));
                 bar.set_message(format!("on {}", backend.backend));
                 if log {
-                    let attention = if kernels.is_empty() {
-                        String::new()
-                    } else {
-                        let names: Vec<&str> = kernels.iter().map(|k| k.kernel.as_str()).collect();
-                        format!("; attention per layer: {}", names.join(", "))
-                    };
-                    eprintln!(
-                        "[{name}] started on {} ({}; {}){attention}{}",
-                        backend.backend,
-                        backend.adapter,
-                        backend.reason,
-                        record_dir
-                            .as_ref()
-                            .map_or(String::new(), |d| format!(", recording to {}", d.display()))
-                    );
+                    eprintln!("[{name}] {}", started_line(backend, kernels, record_dir.as_deref()));
                 }
             }
             Event::Step { metrics, .. } => {
@@ -296,30 +282,53 @@ impl Progress {
             Event::Warning { message, .. } => {
                 bar.suspend(|| eprintln!("[{name}] warning: {message}"));
             }
-            Event::Finished { summary, .. } => {
-                bar.disable_steady_tick();
-                bar.finish_with_message(format!(
-                    "{} acc {}",
-                    summary.status.name(),
-                    summary
-                        .final_accuracy
-                        .map_or("-".into(), |a| format!("{a:.3}"))
-                ));
-                let failed = matches!(summary.status, RunStatus::Failed | RunStatus::Diverged);
-                if failed {
-                    // Always on stderr, even with --quiet: a run that failed is news.
-                    bar.suspend(|| {
-                        eprintln!(
-                            "[{name}] {}: {}",
-                            summary.status.name(),
-                            summary.message.as_deref().unwrap_or("no reason given")
-                        )
-                    });
-                } else if log {
-                    eprintln!("[{name}] {}", summary.status.name());
-                }
-            }
+            Event::Finished { summary, .. } => finished(bar, name, summary, log),
             _ => {}
         }
+    }
+}
+
+/// What the log says as a run starts: where it trains and each layer's kernel.
+fn started_line(
+    backend: &crate::records::BackendInfo,
+    kernels: &[crate::records::LayerKernelInfo],
+    record_dir: Option<&std::path::Path>,
+) -> String {
+    let attention = if kernels.is_empty() {
+        String::new()
+    } else {
+        let names: Vec<&str> = kernels.iter().map(|k| k.kernel.as_str()).collect();
+        format!("; attention per layer: {}", names.join(", "))
+    };
+    format!(
+        "started on {} ({}; {}){attention}{}",
+        backend.backend,
+        backend.adapter,
+        backend.reason,
+        record_dir.map_or(String::new(), |d| format!(", recording to {}", d.display()))
+    )
+}
+
+/// A finished run's bar, and its reason on stderr when it failed (even with
+/// `--quiet`: a run that failed is news).
+fn finished(bar: &ProgressBar, name: &str, summary: &RunSummary, log: bool) {
+    bar.disable_steady_tick();
+    bar.finish_with_message(format!(
+        "{} acc {}",
+        summary.status.name(),
+        summary
+            .final_accuracy
+            .map_or("-".into(), |a| format!("{a:.3}"))
+    ));
+    if matches!(summary.status, RunStatus::Failed | RunStatus::Diverged) {
+        bar.suspend(|| {
+            eprintln!(
+                "[{name}] {}: {}",
+                summary.status.name(),
+                summary.message.as_deref().unwrap_or("no reason given")
+            )
+        });
+    } else if log {
+        eprintln!("[{name}] {}", summary.status.name());
     }
 }

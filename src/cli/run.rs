@@ -13,11 +13,9 @@ use anyhow::Context;
 
 use super::report::{Progress, print_bits_per_char, print_groups, print_references, print_table};
 use crate::config::{BackendSetting, Experiment, FieldSetting, RunPlan};
-use crate::records::{DEFAULT_ROOT, RecordLock, RunRecord, RunStatus, check_resume};
-use crate::trainer::{
-    Command, Event, Placement, STOPPED_BEFORE_START, StartRun, Token, Trainer, set_default_token,
-    set_server_token, split_backend_tokens,
-};
+use crate::records::{DEFAULT_ROOT, RecordLock, RunRecord, RunStatus, RunSummary, check_resume};
+use crate::device::{Token, set_default_token, set_server_token, split_backend_tokens};
+use crate::trainer::{Command, Event, Placement, STOPPED_BEFORE_START, StartRun, Trainer};
 
 /// Runs queued on the trainer ahead of the one training: enough to keep it busy,
 /// few enough that the trainer's events never wait on a CLI still queueing runs.
@@ -269,6 +267,18 @@ struct Job {
     changes: Vec<String>,
 }
 
+impl Job {
+    /// The command that starts it as run `id`: resumed in its record, or new under
+    /// `out`.
+    fn start(&self, id: u64, out: &Path) -> StartRun {
+        match &self.resume {
+            Some(dir) => StartRun::resume(id, self.plan.clone(), dir.clone())
+                .changing(self.changes.clone()),
+            None => StartRun::new(id, self.plan.clone(), Some(out.to_path_buf())),
+        }
+    }
+}
+
 /// The runs recorded in `dirs`, to continue from their checkpoints, each checked before
 /// anything trains (`records::check_resume`: the run its summary names, a checkpoint,
 /// the settings that checkpoint was trained with, changed only by `--steps` and what
@@ -343,17 +353,37 @@ fn run(jobs: &[Job], out: &Path, quiet: bool, placement: Placement) -> anyhow::R
         .with_context(|| format!("cannot create the output folder {}", out.display()))?;
     let trainer =
         Trainer::spawn(placement, Box::new(|| {})).context("cannot start the trainer thread")?;
+    if !quiet {
+        announce_placement(&trainer);
+    }
+    let interrupted = stop_on_ctrl_c(trainer.commands());
+    let progress = Progress::new(&plans, quiet);
+    let done = drive(&trainer, jobs, &plans, out, &progress, &interrupted)?;
+    drop(progress);
+    print_table(&done.summaries);
+    print_bits_per_char(&plans, &done.summaries);
+    print_groups(&plans, &done.summaries, &done.solved_at);
+    print_references(&done.summaries);
+    Ok(exit_code(&done.summaries))
+}
+
+/// Says where the runs train when it is not one run on this machine.
+fn announce_placement(trainer: &Trainer) {
     let (workers, servers) = (trainer.workers(), trainer.servers());
-    if !servers.is_empty() && !quiet {
+    if !servers.is_empty() {
         eprintln!(
             "training on {} remote server(s), one run each at a time: {}",
             servers.len(),
             servers.join(", ")
         );
-    } else if workers > 1 && !quiet {
+    } else if workers > 1 {
         eprintln!("training up to {workers} runs at once");
     }
-    let commands = trainer.commands();
+}
+
+/// Ctrl+C stops every run (each recorded as stopped) and sets the returned flag, which
+/// stops queueing; a second Ctrl+C exits at once with 130.
+fn stop_on_ctrl_c(commands: crossbeam_channel::Sender<Command>) -> Arc<AtomicBool> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = interrupted.clone();
     if let Err(e) = ctrlc::set_handler(move || {
@@ -371,30 +401,45 @@ fn run(jobs: &[Job], out: &Path, quiet: bool, placement: Placement) -> anyhow::R
     }) {
         eprintln!("warning: Ctrl+C will not stop runs gracefully: {e}");
     }
-    let progress = Progress::new(&plans, quiet);
-    // Runs are queued a few at a time as earlier ones finish, so a file of hundreds
-    // of runs never fills the command channel while the trainer waits to deliver
-    // events (each side would wait on the other forever).
+    interrupted
+}
+
+/// What the runs of one call ended with.
+struct Done {
+    /// Each run's summary, by id.
+    summaries: BTreeMap<u64, RunSummary>,
+    /// The first step at which each run's held-out accuracy reached its solved_at.
+    solved_at: BTreeMap<u64, usize>,
+}
+
+/// Queues the runs a few at a time as earlier ones finish, so a file of hundreds of
+/// runs never fills the command channel while the trainer waits to deliver events
+/// (each side would wait on the other forever), and follows their events until every
+/// run has finished; after an interrupt, the runs not yet started end as stopped.
+fn drive(
+    trainer: &Trainer,
+    jobs: &[Job],
+    plans: &[RunPlan],
+    out: &Path,
+    progress: &Progress,
+    interrupted: &AtomicBool,
+) -> anyhow::Result<Done> {
     let mut waiting: VecDeque<(u64, &Job)> = jobs
         .iter()
         .enumerate()
         .map(|(i, j)| (i as u64, j))
         .collect();
-    let mut summaries = BTreeMap::new();
-    // The first step at which each run's held-out accuracy reached its solved_at.
-    let mut solved_at: BTreeMap<u64, usize> = BTreeMap::new();
+    let mut done = Done {
+        summaries: BTreeMap::new(),
+        solved_at: BTreeMap::new(),
+    };
     let mut queued = 0usize;
     loop {
-        while queued < RUNS_AHEAD + workers && !interrupted.load(Ordering::SeqCst) {
+        while queued < RUNS_AHEAD + trainer.workers() && !interrupted.load(Ordering::SeqCst) {
             let Some((id, job)) = waiting.pop_front() else {
                 break;
             };
-            let start = match &job.resume {
-                Some(dir) => StartRun::resume(id, job.plan.clone(), dir.clone())
-                    .changing(job.changes.clone()),
-                None => StartRun::new(id, job.plan.clone(), Some(out.to_path_buf())),
-            };
-            trainer.start(start)?;
+            trainer.start(job.start(id, out))?;
             queued += 1;
         }
         if interrupted.load(Ordering::SeqCst) {
@@ -405,11 +450,11 @@ fn run(jobs: &[Job], out: &Path, quiet: bool, placement: Placement) -> anyhow::R
                     id,
                     summary: Box::new(summary.clone()),
                 });
-                summaries.insert(id, summary);
+                done.summaries.insert(id, summary);
             }
         }
         if queued == 0 {
-            break;
+            return Ok(done);
         }
         let event = match trainer.events().recv_timeout(Duration::from_millis(250)) {
             Ok(event) => event,
@@ -419,31 +464,30 @@ fn run(jobs: &[Job], out: &Path, quiet: bool, placement: Placement) -> anyhow::R
             }
         };
         if let Event::Finished { id, summary } = &event {
-            summaries.insert(*id, summary.as_ref().clone());
+            done.summaries.insert(*id, summary.as_ref().clone());
             queued -= 1;
         }
         if let Event::Eval { id, metrics, .. } = &event
             && let Some(plan) = plans.get(*id as usize)
             && metrics.accuracy >= plan.settings().train.solved_at
         {
-            solved_at.entry(*id).or_insert(metrics.step);
+            done.solved_at.entry(*id).or_insert(metrics.step);
         }
         progress.on_event(&event);
     }
-    drop(progress);
-    print_table(&summaries);
-    print_bits_per_char(&plans, &summaries);
-    print_groups(&plans, &summaries, &solved_at);
-    print_references(&summaries);
+}
+
+/// 1 when a run failed or diverged, else 130 when one was stopped, else 0.
+fn exit_code(summaries: &BTreeMap<u64, RunSummary>) -> ExitCode {
     let failed = summaries
         .values()
         .any(|s| matches!(s.status, RunStatus::Failed | RunStatus::Diverged));
     let stopped = summaries.values().any(|s| s.status == RunStatus::Stopped);
-    Ok(if failed {
+    if failed {
         ExitCode::FAILURE
     } else if stopped {
         ExitCode::from(130)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::config::BackendChoice;
-use crate::trainer::{Listening, ServeOptions, ServeTransport, TOKEN_ENV, Token};
+use crate::device::{Listening, ServeOptions, ServeTransport, TOKEN_ENV, Token};
 
 /// `attnlab serve` options.
 #[derive(Clone, Debug, clap::Args)]
@@ -79,7 +79,7 @@ impl ServeArgs {
     /// leaving on stderr, time-stamped.
     pub(super) fn execute(self) -> anyhow::Result<ExitCode> {
         let options = self.options()?;
-        crate::trainer::serve(&options, announce, |line| {
+        crate::device::serve(&options, announce, |line| {
             let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
             eprintln!("[{stamp}] {line}");
         })?;
@@ -88,7 +88,7 @@ impl ServeArgs {
 }
 
 /// `--token`'s value (`attnlab run` uses it too).
-pub(super) fn parse_token(text: &str) -> Result<Token, crate::trainer::TokenError> {
+pub(super) fn parse_token(text: &str) -> Result<Token, crate::device::TokenError> {
     Token::new(text, "--token")
 }
 

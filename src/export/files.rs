@@ -444,7 +444,7 @@ fn export_one(
             let masks = settings.model.fitted_layer_masks(
                 settings.task.seq_len,
                 settings.train.seed,
-                crate::trainer::MAX_SNAPSHOT_SIDE,
+                crate::inspect::MAX_SNAPSHOT_SIDE,
             );
             let rows: Vec<(usize, usize, Vec<crate::attention::HeadStats>)> = snapshots
                 .iter()

@@ -17,7 +17,9 @@ use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
 
 use super::alibi::Alibi;
 use super::reference::attention_output_with_bias;
-use crate::attention::{AttentionPattern, BlockComponent, Mask, PAD, SparseLayout};
+use crate::attention::{
+    AttentionPattern, BlockComponent, Mask, PAD, SharedComponent, SparseLayout,
+};
 
 /// Stands in for "no visible key" maxima so that `exp(m - M)` is 0, not NaN.
 const NO_KEY: f32 = -1.0e30;
@@ -120,6 +122,84 @@ impl std::fmt::Debug for BlockSparseAttention {
     }
 }
 
+impl BlockPart {
+    /// Component `c` of a layout at length `n` on `device`, `visible` its pairs the
+    /// mask allows (ALiBi's bias on each computed pair when `alibi` is given).
+    fn build(
+        c: &BlockComponent,
+        visible: &[bool],
+        n: usize,
+        alibi: Option<&Alibi>,
+        device: &Device,
+    ) -> Result<Self, SparseUnavailable> {
+        let (block, blocks, width) = (c.block, c.blocks(), c.width());
+        let order = match c.residue_modulus(n) {
+            Some(modulus) => Order::Residue {
+                modulus,
+                class_len: c.positions.len() / modulus,
+            },
+            None if c.is_identity() => Order::Identity,
+            // No other orders are built; refuse rather than compute wrongly.
+            None => return Err(SparseUnavailable::UnsupportedOrder),
+        };
+        let keys = match c.band_offsets() {
+            Some(offsets) => KeyAccess::Shifts(offsets),
+            None => KeyAccess::Gather(Box::new(int_tensor(
+                c.key_blocks
+                    .iter()
+                    .flatten()
+                    .map(|&b| if b == PAD { blocks as i64 } else { b as i64 })
+                    .collect(),
+                device,
+            ))),
+        };
+        let hidden: Vec<bool> = visible.iter().map(|v| !v).collect();
+        let hidden = Tensor::from_data(
+            TensorData::new(hidden, [1, blocks, block, width * block]),
+            device,
+        );
+        let bias = alibi.map(|a| {
+            let rows = blocks * block;
+            a.bias_of(block_distances(c), rows, width * block, device)
+        });
+        Ok(Self {
+            block,
+            blocks,
+            width,
+            order,
+            keys,
+            hidden,
+            bias,
+        })
+    }
+}
+
+impl SharedPart {
+    /// Shared component `s` (keys every query may see) at length `n` on `device`,
+    /// `visible` its pairs the mask allows.
+    fn build(
+        s: &SharedComponent,
+        visible: &[bool],
+        n: usize,
+        alibi: Option<&Alibi>,
+        device: &Device,
+    ) -> Self {
+        let m = s.keys.len();
+        let hidden: Vec<bool> = visible.iter().map(|v| !v).collect();
+        let bias = alibi.map(|a| {
+            let distances = (0..n)
+                .flat_map(|q| s.keys.iter().map(move |&k| q.abs_diff(k) as f32))
+                .collect();
+            a.bias_of(distances, n, m, device)
+        });
+        Self {
+            keys: int_tensor(s.keys.iter().map(|&k| k as i64).collect(), device),
+            hidden: Tensor::from_data(TensorData::new(hidden, [1, n, m]), device),
+            bias,
+        }
+    }
+}
+
 impl BlockSparseAttention {
     /// The sparse computation of `pattern` at length `n` (`mask` is its mask, causal
     /// or not); an error says why there is none (then the masked-dense reference is
@@ -151,67 +231,13 @@ impl BlockSparseAttention {
             .blocks
             .iter()
             .zip(block_masks)
-            .map(|(c, visible)| {
-                let (block, blocks, width) = (c.block, c.blocks(), c.width());
-                let order = match c.residue_modulus(n) {
-                    Some(modulus) => Order::Residue {
-                        modulus,
-                        class_len: c.positions.len() / modulus,
-                    },
-                    None if c.is_identity() => Order::Identity,
-                    // No other orders are built; refuse rather than compute wrongly.
-                    None => return Err(SparseUnavailable::UnsupportedOrder),
-                };
-                let keys = match c.band_offsets() {
-                    Some(offsets) => KeyAccess::Shifts(offsets),
-                    None => KeyAccess::Gather(Box::new(int_tensor(
-                        c.key_blocks
-                            .iter()
-                            .flatten()
-                            .map(|&b| if b == PAD { blocks as i64 } else { b as i64 })
-                            .collect(),
-                        device,
-                    ))),
-                };
-                let hidden: Vec<bool> = visible.iter().map(|v| !v).collect();
-                let hidden = Tensor::from_data(
-                    TensorData::new(hidden, [1, blocks, block, width * block]),
-                    device,
-                );
-                let bias = alibi.map(|a| {
-                    let rows = blocks * block;
-                    a.bias_of(block_distances(c), rows, width * block, device)
-                });
-                Ok(BlockPart {
-                    block,
-                    blocks,
-                    width,
-                    order,
-                    keys,
-                    hidden,
-                    bias,
-                })
-            })
+            .map(|(c, visible)| BlockPart::build(c, &visible, n, alibi, device))
             .collect::<Result<Vec<_>, _>>()?;
         let shared = layout
             .shared
             .iter()
             .zip(shared_masks)
-            .map(|(s, visible)| {
-                let m = s.keys.len();
-                let hidden: Vec<bool> = visible.iter().map(|v| !v).collect();
-                let bias = alibi.map(|a| {
-                    let distances = (0..n)
-                        .flat_map(|q| s.keys.iter().map(move |&k| q.abs_diff(k) as f32))
-                        .collect();
-                    a.bias_of(distances, n, m, device)
-                });
-                SharedPart {
-                    keys: int_tensor(s.keys.iter().map(|&k| k as i64).collect(), device),
-                    hidden: Tensor::from_data(TensorData::new(hidden, [1, n, m]), device),
-                    bias,
-                }
-            })
+            .map(|(s, visible)| SharedPart::build(s, &visible, n, alibi, device))
             .collect();
         let dense_rows = layout.dense_rows;
         let dense_hidden = (dense_rows > 0).then(|| {
@@ -389,29 +415,50 @@ fn block_part(
 ) -> (Tensor<3>, Tensor<3>, Tensor<3>) {
     let [bh, n, d] = q.dims();
     let (b, nb, w) = (part.block, part.blocks, part.width);
-    let len = nb * b;
-    let device = q.device();
-    let pad = |x: Tensor<3>, to: usize| -> Tensor<3> {
-        if to > n {
-            Tensor::cat(vec![x, Tensor::zeros([bh, to - n, d], &device)], 1)
+    let qb = part.to_slots(q, n).reshape([bh, nb, b, d]);
+    let (kb, vb) = (part.key_blocks(k, n), part.key_blocks(v, n));
+    let scores = biased(qb.matmul(kb.swap_dims(2, 3)), part.bias.as_ref());
+    let scores = scores.mask_fill(
+        part.hidden.clone().expand([bh, nb, b, w * b]),
+        f32::NEG_INFINITY,
+    );
+    let (m, l, o) = partial_softmax(scores, vb);
+    (
+        part.from_slots(m, n),
+        part.from_slots(l, n),
+        part.from_slots(o, n),
+    )
+}
+
+impl BlockPart {
+    /// `[bh, n, d]` padded to the component's `blocks * block` slots, in its order.
+    fn to_slots(&self, x: Tensor<3>, n: usize) -> Tensor<3> {
+        let [bh, _, d] = x.dims();
+        let len = self.blocks * self.block;
+        let x = if len > n {
+            let device = x.device();
+            Tensor::cat(vec![x, Tensor::zeros([bh, len - n, d], &device)], 1)
         } else {
             x
-        }
-    };
-    let to_slots = |x: Tensor<3>| -> Tensor<3> {
-        match part.order {
-            Order::Identity => pad(x, len),
-            Order::Residue { modulus, class_len } => pad(x, len)
+        };
+        match self.order {
+            Order::Identity => x,
+            Order::Residue { modulus, class_len } => x
                 .reshape([bh, class_len, modulus, d])
                 .swap_dims(1, 2)
                 .reshape([bh, len, d]),
         }
-    };
-    let qb = to_slots(q).reshape([bh, nb, b, d]);
-    let gather_blocks = |x: Tensor<3>| -> Tensor<4> {
-        let x = to_slots(x).reshape([bh, nb, b, d]);
+    }
+
+    /// The key (or value) blocks each query block sees, `[bh, blocks, width * block,
+    /// d]`: shifted copies for a band, a gather otherwise (padding blocks are zeros).
+    fn key_blocks(&self, x: Tensor<3>, n: usize) -> Tensor<4> {
+        let [bh, _, d] = x.dims();
+        let (b, nb, w) = (self.block, self.blocks, self.width);
+        let device = x.device();
+        let x = self.to_slots(x, n).reshape([bh, nb, b, d]);
         let zeros = |count: usize| Tensor::<4>::zeros([bh, count, b, d], &device);
-        match &part.keys {
+        match &self.keys {
             KeyAccess::Shifts(offsets) => {
                 let shifted: Vec<Tensor<4>> = offsets
                     .iter()
@@ -440,16 +487,14 @@ fn block_part(
                 .select(1, index.as_ref().clone())
                 .reshape([bh, nb, w * b, d]),
         }
-    };
-    let (kb, vb) = (gather_blocks(k), gather_blocks(v));
-    let scores = biased(qb.matmul(kb.swap_dims(2, 3)), part.bias.as_ref());
-    let scores = scores.mask_fill(
-        part.hidden.clone().expand([bh, nb, b, w * b]),
-        f32::NEG_INFINITY,
-    );
-    let (m, l, o) = partial_softmax(scores, vb);
-    let back = |x: Tensor<4>, width: usize| -> Tensor<3> {
-        let x = match part.order {
+    }
+
+    /// Per-slot results `[bh, blocks, block, width]` back to `[bh, n, width]` in the
+    /// original order, padding dropped.
+    fn from_slots(&self, x: Tensor<4>, n: usize) -> Tensor<3> {
+        let [bh, _, _, width] = x.dims();
+        let len = self.blocks * self.block;
+        let x = match self.order {
             Order::Identity => x.reshape([bh, len, width]),
             Order::Residue { modulus, class_len } => x
                 .reshape([bh, modulus, class_len, width])
@@ -461,6 +506,5 @@ fn block_part(
         } else {
             x
         }
-    };
-    (back(m, 1), back(l, 1), back(o, d))
+    }
 }

@@ -5,8 +5,9 @@
 //! et al. 2022). One place applies them, after whichever kernel computed attention
 //! (fused, block-sparse or masked dense), so every path gives the same result.
 //!
-//! They ride on [`AttentionKernels`](super::AttentionKernels), which every forward
-//! pass already takes: a model without interventions pays one `Option` check per layer.
+//! They ride beside the kernels as [`HeadEdits`] inside [`Mixing`](super::Mixing),
+//! which every forward pass takes: a model without any pays two `Option` checks per
+//! layer.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -154,6 +155,49 @@ impl Interventions {
             out = out.slice_assign([0..batch, 0..seq, columns], values);
         }
         out
+    }
+}
+
+/// The head edits of every forward pass of a run: the chosen interventions (an
+/// ablation, a patch, a capture) and `model.ablated_heads`, heads zeroed for good,
+/// which apply after any intervention, in training too.
+#[derive(Clone, Debug, Default)]
+pub struct HeadEdits {
+    /// Chosen for one measurement (`None`: the model as trained).
+    interventions: Option<Arc<Interventions>>,
+    /// `model.ablated_heads` (`None`: none).
+    ablated: Option<Arc<Interventions>>,
+}
+
+impl HeadEdits {
+    /// `model.ablated_heads` of a run, zeroed in every pass (none: no edit at all).
+    pub fn ablated(heads: &[HeadRef]) -> Self {
+        Self {
+            interventions: None,
+            ablated: (!heads.is_empty()).then(|| Arc::new(Interventions::zero(heads))),
+        }
+    }
+
+    /// The same permanent ablations with `interventions` applied first (an empty set
+    /// removes any).
+    pub fn with_interventions(&self, interventions: Interventions) -> Self {
+        Self {
+            interventions: (!interventions.is_empty()).then(|| Arc::new(interventions)),
+            ablated: self.ablated.clone(),
+        }
+    }
+
+    /// Layer `layer`'s concatenated head outputs `[batch, seq, d_model]` with the
+    /// interventions, then the permanent ablations, applied (unchanged without any).
+    pub(crate) fn apply(&self, layer: usize, heads: usize, out: Tensor<3>) -> Tensor<3> {
+        let out = match &self.interventions {
+            None => out,
+            Some(i) => i.apply(layer, heads, out),
+        };
+        match &self.ablated {
+            None => out,
+            Some(a) => a.apply(layer, heads, out),
+        }
     }
 }
 

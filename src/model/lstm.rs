@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::{Embedding, EmbeddingConfig, Linear, LinearConfig, Lstm, LstmConfig};
 use burn::tensor::{Device, Int, Tensor};
 
-use super::{AttentionKernels, SequenceModel};
+use super::{Mixing, SequenceModel};
 use crate::config::RunPlan;
 
 /// The shape of an [`LstmNet`].
@@ -47,7 +47,7 @@ pub struct LstmNet {
 }
 
 impl SequenceModel for LstmNet {
-    fn forward(&self, tokens: Tensor<2, Int>, _kernels: &AttentionKernels) -> Tensor<3> {
+    fn forward(&self, tokens: Tensor<2, Int>, _mixing: &Mixing) -> Tensor<3> {
         let mut x = self.tokens.forward(tokens);
         for layer in &self.layers {
             x = layer.forward(x, None).0;
@@ -55,11 +55,11 @@ impl SequenceModel for LstmNet {
         self.head.forward(x)
     }
 
-    fn forward_with_attention(
+    fn forward_with_mixing(
         &self,
         tokens: Tensor<2, Int>,
-        kernels: &AttentionKernels,
+        mixing: &Mixing,
     ) -> (Tensor<3>, Vec<Tensor<4>>) {
-        (self.forward(tokens, kernels), Vec::new())
+        (self.forward(tokens, mixing), Vec::new())
     }
 }

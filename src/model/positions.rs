@@ -1,5 +1,8 @@
-//! Position schemes besides learned embeddings: the fixed sinusoids added to the
-//! tokens' embeddings, and rotary embeddings (RoPE) applied to q and k.
+//! How a model knows where each token is: [`Positions`], resolved once from the plan
+//! (`model.positions`) and handed to every forward pass inside [`super::Mixing`]; the
+//! fixed sinusoids added to the tokens' embeddings, and rotary embeddings (RoPE)
+//! applied to q and k. (ALiBi's slopes live in [`super::alibi`]; a learned table is a
+//! parameter of the model, which owns it.)
 //!
 //! RoPE (Su et al. 2021, the GPT-NeoX "rotate half" layout): a head's dimensions are
 //! split into halves `x1`, `x2`; pair `i` (dimension `i` with `i + head_dim / 2`) turns
@@ -12,6 +15,80 @@
 //! autodiff derives the backward. Both compute the same values.
 
 use burn::tensor::{Device, Tensor, TensorData};
+
+use super::alibi::Alibi;
+use crate::config::{ModelConfig, PositionScheme};
+
+/// The position scheme of a run, with what it needs at run time (RoPE's base,
+/// ALiBi's slopes), decided once per run from `model.positions`: no other code
+/// reads that field to decide how positions enter.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Positions {
+    /// A learned table `[seq_len, d_model]` added to the embeddings (the model owns
+    /// the table: it is a parameter).
+    #[default]
+    Learned,
+    /// The fixed sinusoids added to the embeddings ([`sinusoidal_table`]).
+    Sinusoidal,
+    /// q and k turned by RoPE with this base before every attention kernel.
+    Rope {
+        /// The longest wavelength's scale (10000 in Su et al.).
+        base: f64,
+    },
+    /// Every score biased per head by `-m_h * |i - j|` ([`Alibi`]), inside the kernels.
+    Alibi(Alibi),
+    /// None: order enters only through causal masks.
+    None,
+}
+
+impl Positions {
+    /// The scheme `model` asks for, with ALiBi's slopes for its heads.
+    pub fn of(model: &ModelConfig) -> Self {
+        match model.positions {
+            PositionScheme::Learned => Self::Learned,
+            PositionScheme::Sinusoidal => Self::Sinusoidal,
+            PositionScheme::Rope => Self::Rope {
+                base: model.rope_base,
+            },
+            PositionScheme::Alibi => Self::Alibi(Alibi::new(model.heads)),
+            PositionScheme::None => Self::None,
+        }
+    }
+
+    /// Whether the model carries a learned position table.
+    pub fn is_learned(&self) -> bool {
+        matches!(self, Self::Learned)
+    }
+
+    /// The fixed table added to the embeddings, `[seq, d_model]` (`None` unless
+    /// sinusoidal).
+    pub fn added_table(&self, seq: usize, d_model: usize, device: &Device) -> Option<Tensor<2>> {
+        matches!(self, Self::Sinusoidal).then(|| sinusoidal_table(seq, d_model, device))
+    }
+
+    /// RoPE's base when the model is rotary.
+    pub fn rope_base(&self) -> Option<f64> {
+        match self {
+            Self::Rope { base } => Some(*base),
+            _ => None,
+        }
+    }
+
+    /// ALiBi's slopes when the model uses them.
+    pub fn alibi(&self) -> Option<&Alibi> {
+        match self {
+            Self::Alibi(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    /// ALiBi's bias of queries `0..rows` against keys `0..cols`, `[1, heads, rows,
+    /// cols]` on `device` (`None` without ALiBi): what the composed paths add to the
+    /// scores. Built per call from two position ranges; never stored at `n x n`.
+    pub fn bias(&self, rows: usize, cols: usize, device: &Device) -> Option<Tensor<4>> {
+        self.alibi().map(|a| a.bias_tensor(rows, cols, device))
+    }
+}
 
 /// The sinusoidal table `[seq, d_model]`: `sin(pos / 10000^(2i / d))` at dimension
 /// `2i`, `cos` at `2i + 1` (Vaswani et al. 2017).

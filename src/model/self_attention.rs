@@ -2,14 +2,14 @@
 //! any head interventions ([`super::interventions`]), an output projection. Shared by the transformer block and the W2 benchmark.
 //! Position schemes that act inside attention apply here: RoPE turns q and k before
 //! the kernel; ALiBi's bias is added by the kernel itself (the fused plan carries its
-//! slopes, the composed paths take [`AttentionKernels::bias`]).
+//! slopes, the composed paths take [`super::Positions::bias`]).
 
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::{Device, Tensor};
 
-use super::AttentionKernels;
+use super::Mixing;
 use super::fused::linear;
 use super::reference::masked_attention_with_bias;
 
@@ -46,23 +46,23 @@ impl SelfAttention {
     ///
     /// # Shapes
     /// `x`: `[batch, seq, d_model]` → same.
-    pub fn forward(&self, x: Tensor<3>, kernels: &AttentionKernels, layer: usize) -> Tensor<3> {
+    pub fn forward(&self, x: Tensor<3>, mixing: &Mixing, layer: usize) -> Tensor<3> {
         let [batch, seq, d_model] = x.dims();
-        if let Some(plan) = kernels.fused_plan(layer) {
+        if let Some(plan) = mixing.fused_plan(layer) {
             let mut qkv = linear(&self.qkv, x.clone());
-            if let Some(base) = kernels.rope() {
+            if let Some(base) = mixing.positions().rope_base() {
                 qkv = super::positions::rope_qkv(qkv, self.heads, base);
             }
             if let Some(out) = super::fused::fused_attention(qkv, plan, self.heads) {
-                return linear(&self.proj, kernels.intervene(layer, self.heads, out));
+                return linear(&self.proj, mixing.intervene(layer, self.heads, out));
             }
         }
-        let (q, k, v) = self.split_heads(x, kernels);
-        let out = kernels
+        let (q, k, v) = self.split_heads(x, mixing);
+        let out = mixing
             .attend(layer, q, k, v)
             .swap_dims(1, 2)
             .reshape([batch, seq, d_model]);
-        linear(&self.proj, kernels.intervene(layer, self.heads, out))
+        linear(&self.proj, mixing.intervene(layer, self.heads, out))
     }
 
     /// Attention computed by the masked-dense reference, with its weights (ALiBi's
@@ -73,15 +73,15 @@ impl SelfAttention {
     pub fn forward_with_weights(
         &self,
         x: Tensor<3>,
-        kernels: &AttentionKernels,
+        mixing: &Mixing,
         layer: usize,
     ) -> (Tensor<3>, Tensor<4>) {
         let [batch, seq, d_model] = x.dims();
-        let bias = kernels.bias(seq, seq, &x.device());
-        let (q, k, v) = self.split_heads(x, kernels);
-        let (out, weights) = masked_attention_with_bias(q, k, v, kernels.mask(layer), bias);
+        let bias = mixing.positions().bias(seq, seq, &x.device());
+        let (q, k, v) = self.split_heads(x, mixing);
+        let (out, weights) = masked_attention_with_bias(q, k, v, mixing.mask(layer), bias);
         let out = out.swap_dims(1, 2).reshape([batch, seq, d_model]);
-        let out = linear(&self.proj, kernels.intervene(layer, self.heads, out));
+        let out = linear(&self.proj, mixing.intervene(layer, self.heads, out));
         (out, weights)
     }
 
@@ -90,7 +90,7 @@ impl SelfAttention {
     fn split_heads(
         &self,
         x: Tensor<3>,
-        kernels: &AttentionKernels,
+        mixing: &Mixing,
     ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, seq, d_model] = x.dims();
         let heads = self.heads;
@@ -102,7 +102,7 @@ impl SelfAttention {
                 .reshape([batch, seq, heads, head_dim])
                 .swap_dims(1, 2)
         };
-        match kernels.rope() {
+        match mixing.positions().rope_base() {
             Some(base) => {
                 let (q, k) = super::positions::rope_heads(split(0), split(1), base);
                 (q, k, split(2))

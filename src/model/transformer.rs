@@ -11,8 +11,8 @@ use burn::tensor::{Device, Int, Tensor};
 use super::dropout::StepDropout;
 use super::fused::{gelu, layer_norm, linear};
 use super::self_attention::{SelfAttention, SelfAttentionConfig};
-use super::{AttentionKernels, SequenceModel};
-use crate::config::{PositionScheme, RunPlan};
+use super::{Mixing, Positions, SequenceModel};
+use crate::config::RunPlan;
 
 /// The shape of a [`Transformer`].
 #[derive(Config, Debug)]
@@ -29,9 +29,10 @@ pub struct TransformerConfig {
     pub heads: usize,
     /// Width of the feed-forward block (0: none, attention-only blocks).
     pub d_ff: usize,
-    /// How positions are encoded.
-    #[config(default = "PositionScheme::Learned")]
-    pub positions: PositionScheme,
+    /// Whether the model owns a learned position table (`Positions::Learned`; every
+    /// other scheme enters through [`Mixing::positions`] at run time).
+    #[config(default = true)]
+    pub learned_positions: bool,
 }
 
 impl TransformerConfig {
@@ -39,7 +40,7 @@ impl TransformerConfig {
     pub fn from_plan(plan: &RunPlan) -> Self {
         let (m, t) = (&plan.settings().model, &plan.settings().task);
         Self::new(t.vocab, t.seq_len, m.layers, m.d_model, m.heads, m.d_ff)
-            .with_positions(m.positions)
+            .with_learned_positions(Positions::of(m).is_learned())
     }
 
     /// A model with fresh parameters (drawn from the device's RNG). With `d_ff` 0 the
@@ -58,9 +59,9 @@ impl TransformerConfig {
             .collect();
         Transformer {
             tokens: EmbeddingConfig::new(self.vocab, d).init(device),
-            positions: (self.positions == PositionScheme::Learned)
+            positions: self
+                .learned_positions
                 .then(|| EmbeddingConfig::new(self.seq_len, d).init(device)),
-            sinusoidal: self.positions == PositionScheme::Sinusoidal,
             blocks,
             norm: LayerNormConfig::new(d).init(device),
             head: LinearConfig::new(d, self.vocab).init(device),
@@ -75,8 +76,6 @@ pub struct Transformer {
     tokens: Embedding,
     /// Learned positions (only when `model.positions = "learned"`).
     positions: Option<Embedding>,
-    /// Whether the fixed sinusoids are added to the tokens' embeddings.
-    sinusoidal: bool,
     blocks: Vec<Block>,
     norm: LayerNorm,
     head: Linear,
@@ -105,17 +104,17 @@ impl Block {
     fn forward(
         &self,
         x: Tensor<3>,
-        kernels: &AttentionKernels,
+        mixing: &Mixing,
         layer: usize,
         weights: bool,
         mut dropout: Option<&mut StepDropout>,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let normed = layer_norm(&self.norm_attn, x.clone());
         let (mut attended, weights) = if weights {
-            let (out, w) = self.attention.forward_with_weights(normed, kernels, layer);
+            let (out, w) = self.attention.forward_with_weights(normed, mixing, layer);
             (out, Some(w))
         } else {
-            (self.attention.forward(normed, kernels, layer), None)
+            (self.attention.forward(normed, mixing, layer), None)
         };
         if let Some(d) = dropout.as_deref_mut() {
             attended = d.apply(attended);
@@ -134,25 +133,25 @@ impl Block {
 }
 
 impl SequenceModel for Transformer {
-    fn forward(&self, tokens: Tensor<2, Int>, kernels: &AttentionKernels) -> Tensor<3> {
-        self.run(tokens, kernels, false, None).0
+    fn forward(&self, tokens: Tensor<2, Int>, mixing: &Mixing) -> Tensor<3> {
+        self.run(tokens, mixing, false, None).0
     }
 
     fn forward_train(
         &self,
         tokens: Tensor<2, Int>,
-        kernels: &AttentionKernels,
+        mixing: &Mixing,
         dropout: &mut StepDropout,
     ) -> Tensor<3> {
-        self.run(tokens, kernels, false, Some(dropout)).0
+        self.run(tokens, mixing, false, Some(dropout)).0
     }
 
-    fn forward_with_attention(
+    fn forward_with_mixing(
         &self,
         tokens: Tensor<2, Int>,
-        kernels: &AttentionKernels,
+        mixing: &Mixing,
     ) -> (Tensor<3>, Vec<Tensor<4>>) {
-        self.run(tokens, kernels, true, None)
+        self.run(tokens, mixing, true, None)
     }
 }
 
@@ -162,7 +161,7 @@ impl Transformer {
     fn run(
         &self,
         tokens: Tensor<2, Int>,
-        kernels: &AttentionKernels,
+        mixing: &Mixing,
         with_weights: bool,
         mut dropout: Option<&mut StepDropout>,
     ) -> (Tensor<3>, Vec<Tensor<4>>) {
@@ -173,16 +172,16 @@ impl Transformer {
             let positions = Tensor::<1, Int>::arange(0..seq as i64, &device).reshape([1, seq]);
             x = x + learned.forward(positions);
         }
-        if self.sinusoidal {
-            let [_, _, d_model] = x.dims();
-            x = x + super::positions::sinusoidal_table(seq, d_model, &device).unsqueeze::<3>();
+        let [_, _, d_model] = x.dims();
+        if let Some(table) = mixing.positions().added_table(seq, d_model, &device) {
+            x = x + table.unsqueeze::<3>();
         }
         if let Some(d) = dropout.as_deref_mut() {
             x = d.apply(x);
         }
         let mut weights = Vec::with_capacity(self.blocks.len());
         for (layer, block) in self.blocks.iter().enumerate() {
-            let (next, w) = block.forward(x, kernels, layer, with_weights, dropout.as_deref_mut());
+            let (next, w) = block.forward(x, mixing, layer, with_weights, dropout.as_deref_mut());
             x = next;
             weights.extend(w);
         }

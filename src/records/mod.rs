@@ -44,7 +44,8 @@ pub use record::{
 };
 pub use resume::{ResumeError, SettingChange, check_resume, settings_fingerprint};
 pub use snapshots::{
-    AttentionSnapshot, Probe, SnapshotHeader, read_snapshots, read_snapshots_bounded,
+    AttentionSnapshot, MAX_SNAPSHOT_SIDE, Probe, SnapshotHeader, read_snapshots,
+    read_snapshots_bounded,
 };
 pub use summary::{
     BackendInfo, ForkOrigin, LayerKernelInfo, LengthFigure, Metrics, RunStatus, RunSummary, mean_sd,

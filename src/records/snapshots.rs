@@ -87,10 +87,10 @@ pub(crate) fn write_record(out: &mut impl Write, snapshot: &AttentionSnapshot) -
 /// The most bytes [`read_snapshots`] reads from a stream.
 const MAX_STREAM_BYTES: u64 = 1 << 30;
 
-/// Largest side of a stored map: the trainer downsamples longer probes to this
-/// (`trainer::MAX_SNAPSHOT_SIDE`, which a test keeps equal; `records` sits below
-/// `trainer`).
-const MAX_SIDE: usize = 256;
+/// Largest side of a stored map, and of every map a snapshot sends: longer probes are
+/// averaged down to this (`inspect::attention_snapshot`). Defined here, the lowest
+/// layer that needs it.
+pub const MAX_SNAPSHOT_SIDE: usize = 256;
 
 /// Most `f32` weights in one snapshot record (1 GiB); longer records are refused.
 const MAX_FLOATS: usize = 1 << 28;
@@ -114,7 +114,7 @@ impl SnapshotHeader {
             ("layers", self.layers, registry_max(&fields::LAYERS)),
             ("heads", self.heads, registry_max(&fields::HEADS)),
             ("seq_len", self.seq_len, registry_max(&fields::SEQ_LEN)),
-            ("n", self.n, MAX_SIDE.min(self.seq_len)),
+            ("n", self.n, MAX_SNAPSHOT_SIDE.min(self.seq_len)),
         ];
         for (name, value, max) in limits {
             if value == 0 || value > max {
@@ -333,7 +333,6 @@ mod tests {
 
     #[test]
     fn headers_beyond_what_a_run_writes_are_refused() {
-        assert_eq!(MAX_SIDE, crate::trainer::MAX_SNAPSHOT_SIDE);
         let ok = SnapshotHeader {
             layers: 2,
             heads: 4,

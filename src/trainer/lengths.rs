@@ -8,9 +8,9 @@
 use burn::tensor::Device;
 use rand::{SeedableRng, rngs::StdRng};
 
-use super::evaluate::score_while;
+use crate::inspect::score_while;
 use crate::config::RunPlan;
-use crate::model::{AttentionKernels, ReadbackError, SequenceModel, SparseMode};
+use crate::model::{Mixing, ReadbackError, SequenceModel, SparseMode};
 use crate::records::{LengthScores, Metrics};
 use crate::tasks::Batch;
 
@@ -30,7 +30,7 @@ pub(super) struct LengthSet {
     /// The sequence length.
     pub(super) seq_len: usize,
     /// Attention kernels planned for that length, on the evaluation device.
-    pub(super) kernels: AttentionKernels,
+    pub(super) kernels: Mixing,
     /// The fixed held-out batches at that length: `train.eval_batches` of
     /// `train.batch` sequences.
     pub(super) batches: Vec<Batch>,
@@ -57,7 +57,7 @@ pub(super) fn length_sets(plan: &RunPlan, device: &Device) -> Result<Vec<LengthS
                 .collect();
             Ok(LengthSet {
                 seq_len: n,
-                kernels: AttentionKernels::for_plan(&at, device, SparseMode::WherePaysOff),
+                kernels: Mixing::for_plan(&at, device, SparseMode::WherePaysOff),
                 batches,
             })
         })

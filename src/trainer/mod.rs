@@ -17,53 +17,25 @@
 //! optimiser step, also what the benchmarks time: the step's scheduled learning
 //! rate, dropout and gradient clipping) on the batches of a fresh or fixed training
 //! set; `sink` sends events without
-//! blocking; `backend` picks the device (and `credentials` holds the tokens remote
-//! servers are shown); `evaluate` evaluates a record's saved model
-//! again (`attnlab eval`), `length_probe` shows its attention on the probe at another
-//! length (the window's Length pane), and `causal` and `patching` test its heads by ablating and
-//! patching them (`attnlab ablate`, `attnlab patch`).
+//! blocking. The device comes from [`crate::device`]; scoring and attention
+//! snapshots from [`crate::inspect`], which also measures finished records without
+//! the pool.
 
-mod backend;
 mod cadence;
-mod causal;
-mod credentials;
-mod evaluate;
 mod fit;
 mod handle;
-mod length_probe;
 mod lengths;
-mod patching;
 mod pool;
 mod protocol;
 mod recorder;
-mod serve;
 mod session;
 mod sink;
 mod step;
 mod worker;
 
-pub use backend::{
-    BackendError, CONNECT_TIMEOUT, CpuBackend, connect, local_gpu, select_backend, select_device,
-    server_answers,
-};
-pub use causal::{
-    Ablation, AblationMode, CausalError, LoadedRun, PATTERN_FIELDS, Scores, ablate,
-    checkpoint_steps, probe_attention, probe_statistics,
-};
-pub use credentials::{
-    MAX_TOKEN_LEN, TOKEN_ENV, Token, TokenError, set_default_token, set_server_token,
-    split_backend_tokens, token_for,
-};
-pub use evaluate::{EvalError, RecordEval, evaluate_record};
 pub use handle::{Placement, Trainer, TrainerGone, TrySendCommandError, TryStartError};
-pub use length_probe::{LengthProbe, probe_at_length};
-pub use patching::{PatchBase, Patched, patch};
 pub use pool::workers_for;
 pub use protocol::{Command, Event, Fault, RunId, RunPhase, STOPPED_BEFORE_START, StartRun};
-pub use serve::{Listening, ServeOptions, ServeTransport, serve};
-pub use session::MAX_SNAPSHOT_SIDE;
 pub(crate) use session::panic_text;
-pub use sink::EventReceiver;
-pub use step::{
-    StepOptions, StepOutcome, clip_grad_norm, grad_norm, optimizer, tokens_tensor, train_step,
-};
+pub use sink::{EventReceiver, Wake};
+pub use step::{StepOptions, StepOutcome, clip_grad_norm, grad_norm, optimizer, train_step};

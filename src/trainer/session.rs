@@ -14,7 +14,7 @@ use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
 use rand::{SeedableRng, rngs::StdRng};
 
-use super::backend::{BackendError, select_device};
+use crate::device::{BackendError, select_device};
 use super::lengths::{EVAL_SEED_MIX, LengthSet, length_sets};
 use super::protocol::{Event, Fault, RunId, StartRun};
 use super::recorder::{CheckpointError, Recorder, RecorderError, Resume};
@@ -22,22 +22,16 @@ use super::sink::EventSink;
 use super::step::optimizer;
 use crate::config::{ModelKind, RunPlan, Settings};
 use crate::model::{
-    AttentionKernels, LstmNetConfig, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
+    Mixing, LstmNetConfig, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
 };
 use crate::records::{BackendInfo, LayerKernelInfo, Metrics, Probe, RunStatus, RunSummary};
 use crate::tasks::{Batch, FiniteSet};
 
 /// Draws every parameter now: burn initialises parameters lazily, at first use,
-/// which in a pool would fall outside [`INIT`].
+/// which in a pool would fall outside [`crate::model::init_lock`].
 fn materialize<M: SequenceModel>(model: &M) {
     drop(model.clone().into_record());
 }
-
-/// Held while a run seeds the device and draws its parameters.
-pub(super) static INIT: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Largest attention map side sent in snapshots; longer probes are averaged down.
-pub const MAX_SNAPSHOT_SIDE: usize = 256;
 
 /// Why a run could not go on: it ends as `failed`, with this error as its message.
 #[derive(Debug, thiserror::Error)]
@@ -175,10 +169,7 @@ fn build_and_fit(
     // draw from each other's seeded stream. A remote server seeds its own generator
     // (one executor per server), and its calls may stall on the network: a remote run
     // never takes the lock, so a frozen server cannot hold up the other runs.
-    let init = (backend.backend != "remote").then(|| {
-        INIT.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    });
+    let init = (backend.backend != "remote").then(crate::model::init_lock);
     let mut ctx = RunContext::new(run, device, control, recorder, summary);
     match run.plan.settings().model.kind {
         ModelKind::Transformer => {
@@ -213,7 +204,7 @@ fn finish(
     }
     if summary.status == RunStatus::Failed
         && summary.backend == "remote"
-        && !super::backend::server_answers(&summary.adapter)
+        && !crate::device::server_answers(&summary.adapter)
     {
         summary.message = Some(format!(
             "the remote server {} stopped answering at step {} ({})",
@@ -234,9 +225,9 @@ fn finish(
 pub(super) struct Prepared {
     pub(super) optim: ModuleOptimizer,
     /// Attention kernels on the autodiff device (training).
-    pub(super) kernels_train: AttentionKernels,
+    pub(super) kernels_train: Mixing,
     /// Attention kernels on the plain device (evaluation, snapshots).
-    pub(super) kernels_eval: AttentionKernels,
+    pub(super) kernels_eval: Mixing,
     /// Where the training batches come from.
     pub(super) data: TrainingData,
     /// The fixed held-out batches.
@@ -359,8 +350,8 @@ impl<'a> RunContext<'a> {
         let plan = self.plan;
         let (task, train) = (&plan.settings().task, &plan.settings().train);
         let kernels_train =
-            AttentionKernels::for_plan(plan, &self.train_device, SparseMode::WherePaysOff);
-        let kernels_eval = AttentionKernels::for_plan(plan, &self.device, SparseMode::WherePaysOff);
+            Mixing::for_plan(plan, &self.train_device, SparseMode::WherePaysOff);
+        let kernels_eval = Mixing::for_plan(plan, &self.device, SparseMode::WherePaysOff);
         let kernels = self.kernel_infos(&kernels_train);
         let mut data = TrainingData::new(plan.settings(), StdRng::seed_from_u64(train.seed));
         let mut eval_rng = StdRng::seed_from_u64(train.seed ^ EVAL_SEED_MIX);
@@ -414,7 +405,7 @@ impl<'a> RunContext<'a> {
 
     /// How each layer computes attention; warns about each layer whose sparse layout
     /// could not be built.
-    fn kernel_infos(&mut self, kernels: &AttentionKernels) -> Vec<LayerKernelInfo> {
+    fn kernel_infos(&mut self, kernels: &Mixing) -> Vec<LayerKernelInfo> {
         let infos = kernels
             .layers()
             .iter()

@@ -56,9 +56,10 @@ impl EventReceiver {
     }
 }
 
-/// The callback that tells the front end events are waiting (shared by every thread
-/// of a trainer pool).
-pub(crate) type Wake = Arc<dyn Fn() + Send + Sync>;
+/// The callback that tells a front end something is waiting: the trainer's events
+/// (shared by every thread of a pool), or a helper thread's result in the window.
+/// Plain Rust, so nothing below the window depends on egui.
+pub type Wake = Arc<dyn Fn() + Send + Sync>;
 
 /// Most snapshot bytes waiting in the channel; a snapshot beyond it is dropped (one
 /// is always let through when none waits, however large).

@@ -5,12 +5,12 @@
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, ModuleOptimizer};
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor};
 
 use crate::config::{Settings, TrainConfig, lr_at};
 use crate::model::{
-    AttentionKernels, ReadbackError, SequenceModel, StepDropout, accuracy, masked_cross_entropy,
-    scalar,
+    Mixing, ReadbackError, SequenceModel, StepDropout, accuracy, masked_cross_entropy,
+    scalar, tokens_tensor,
 };
 use crate::tasks::Batch;
 
@@ -81,7 +81,7 @@ pub fn train_step<M: SequenceModel>(
     model: M,
     optim: &mut ModuleOptimizer,
     batch: &Batch,
-    kernels: &AttentionKernels,
+    kernels: &Mixing,
     options: StepOptions,
     device: &Device,
 ) -> Result<(M, StepOutcome), ReadbackError> {
@@ -172,12 +172,4 @@ impl ModuleVisitor for ScaleGrads<'_> {
         let coef = self.coef.clone().unsqueeze::<D>();
         self.grads.register::<D>(param.id, grad * coef);
     }
-}
-
-/// Tokens of a batch as an int tensor `[batch, seq]`.
-pub fn tokens_tensor(batch: &Batch, device: &Device) -> Tensor<2, Int> {
-    Tensor::from_data(
-        TensorData::new(batch.tokens.clone(), [batch.batch, batch.seq_len]),
-        device,
-    )
 }

@@ -170,7 +170,7 @@ impl Worker {
             && self
                 .server
                 .as_deref()
-                .is_some_and(|s| !super::backend::server_answers(s));
+                .is_some_and(|s| !crate::device::server_answers(s));
         self.sink.send(Event::Finished {
             id,
             summary: Box::new(summary),

@@ -81,7 +81,7 @@ pub fn devices_ui(ui: &mut Ui, app: &mut App) {
         .show(ui, |ui| {
             let busy = |b: &str| running_on(&app.runs.views, |backend, _| backend == b);
             ui.label("CPU");
-            ui.label(crate::trainer::CpuBackend::describe());
+            ui.label(crate::device::CpuBackend::describe());
             ui.label(activity(&busy("cpu")));
             ui.end_row();
             ui.label("GPU");

@@ -25,7 +25,7 @@ use crate::app::widgets::{ERROR_COLOR, run_color};
 use crate::attention::Stat;
 use crate::config::{KeepCheckpoints, ModelKind};
 use crate::model::HeadRef;
-use crate::trainer::AblationMode;
+use crate::inspect::AblationMode;
 
 /// The whole pane for `run`; `stat` is the Heads pane's statistic (shared with it);
 /// `cache` holds the maps of "Attention with heads ablated".

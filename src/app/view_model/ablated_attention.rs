@@ -1,7 +1,7 @@
 //! The Interventions pane's "Attention with heads ablated", without the window: the
 //! run's probe attention at a saved step, every layer and head, computed twice on a
 //! helper thread (as trained, and with the ticked heads zeroed;
-//! `trainer::probe_attention`), so the pane can show how later layers' attention
+//! `inspect::probe_attention`), so the pane can show how later layers' attention
 //! changes when an earlier head is removed.
 //!
 //! Results are cached per record, step and ablated set: the weights a record keeps at
@@ -15,7 +15,7 @@ use super::intervention_jobs::Wake;
 use super::keyed_job::KeyedJobs;
 use crate::config::BackendChoice;
 use crate::model::HeadRef;
-use crate::trainer::{LoadedRun, probe_attention};
+use crate::inspect::{LoadedRun, probe_attention};
 
 /// Results kept; beyond it the oldest go (each is two full sets of attention maps).
 const MAX_CACHED: usize = 8;
@@ -178,13 +178,13 @@ fn compute(
 ) -> Result<AblatedAttention, String> {
     phase(format!("loading the weights of step {}", key.step));
     let run =
-        LoadedRun::load(&key.record, Some(key.step), BackendChoice::Cpu).map_err(|e| e.problem)?;
+        LoadedRun::load(&key.record, Some(key.step), BackendChoice::Cpu).map_err(|e| e.problem.to_string())?;
     let stopped = || "cancelled".to_string();
     if cancel.load(Ordering::Relaxed) {
         return Err(stopped());
     }
     phase("the probe's attention as trained".into());
-    let clean_maps = probe_attention(&run, &[]).map_err(|e| e.problem)?;
+    let clean_maps = probe_attention(&run, &[]).map_err(|e| e.problem.to_string())?;
     if cancel.load(Ordering::Relaxed) {
         return Err(stopped());
     }
@@ -192,7 +192,7 @@ fn compute(
         "the probe's attention with {} ablated",
         heads_label(&key.ablated)
     ));
-    let ablated_maps = probe_attention(&run, &key.ablated).map_err(|e| e.problem)?;
+    let ablated_maps = probe_attention(&run, &key.ablated).map_err(|e| e.problem.to_string())?;
     let (layers, heads) = run.shape();
     let per_map = clean_maps.first().map_or(0, |m| m.len() / heads.max(1));
     let n = per_map.isqrt();

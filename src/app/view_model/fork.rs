@@ -31,7 +31,7 @@ pub struct ForkSource {
     pub name: String,
     /// The plan that resumes it (`RunRecord::resume_plan`).
     pub plan: RunPlan,
-    /// The steps with saved weights (`trainer::checkpoint_steps`), ascending.
+    /// The steps with saved weights (`inspect::checkpoint_steps`), ascending.
     pub saved: Vec<usize>,
     /// The step of its latest checkpoint, the only one with the optimiser's state.
     pub latest: Option<usize>,

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 use super::fork::{ForkProposal, ForkSource};
 use crate::config::RunPlan;
 use crate::records::{RunRecord, fork_record, read_checkpoint};
-use crate::trainer::checkpoint_steps;
+use crate::inspect::checkpoint_steps;
 
 /// What the fork dialog shows.
 #[derive(Debug)]
@@ -156,7 +156,7 @@ impl ForkView {
 pub fn read_source(dir: &Path) -> Result<ForkSource, String> {
     let record = RunRecord::open(dir).map_err(|e| e.to_string())?;
     let plan = record.resume_plan().map_err(|e| e.to_string())?;
-    let saved = checkpoint_steps(dir).map_err(|e| e.problem)?;
+    let saved = checkpoint_steps(dir).map_err(|e| e.problem.to_string())?;
     let latest = read_checkpoint(dir)
         .map_err(|e| e.to_string())?
         .map(|c| c.step);

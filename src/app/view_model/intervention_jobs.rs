@@ -1,7 +1,7 @@
 //! The Interventions pane's measurements, each on its own helper thread
 //! ("attnlab-interventions") that reports over the view's channel: the saved steps of
 //! a record, every head of one step ablated alone and patched alone
-//! (`trainer::ablate`, `trainer::patch`), and one head ablated at every saved step. A
+//! (`inspect::ablate`, `inspect::patch`), and one head ablated at every saved step. A
 //! cancelled measurement stops after the layer or step it is on; a panic ends it with
 //! a message instead of leaving it running for ever.
 
@@ -14,7 +14,7 @@ use crossbeam_channel::Sender;
 
 use crate::config::BackendChoice;
 use crate::model::HeadRef;
-use crate::trainer::{AblationMode, LoadedRun, ablate, checkpoint_steps, patch};
+use crate::inspect::{AblationMode, LoadedRun, ablate, checkpoint_steps, patch};
 
 /// Seed of the evaluated examples (the command line's default): every head of a
 /// grid, and every step of a curve, sees the same examples.
@@ -24,8 +24,9 @@ pub const SEED: u64 = 12345;
 const NO_WEIGHTS: &str =
     "the record has no saved model yet (train.checkpoint_every sets how often one is saved)";
 
-/// Asks the window for a frame (a measurement reported something).
-pub type Wake = Arc<dyn Fn() + Send + Sync>;
+/// Asks the window for a frame (a measurement reported something): the trainer's
+/// callback type, defined once.
+pub use crate::trainer::Wake;
 
 /// Every head of a run at one step, each ablated alone and patched alone.
 #[derive(Clone, Debug, PartialEq)]
@@ -198,7 +199,7 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> &str {
 
 /// The steps of `record`'s saved weights, ascending.
 fn list_steps(record: &Path) -> Result<Vec<usize>, String> {
-    checkpoint_steps(record).map_err(|e| e.problem)
+    checkpoint_steps(record).map_err(|e| e.problem.to_string())
 }
 
 /// Lists `record`'s saved steps on a helper thread, answered by [`Message::Steps`].
@@ -252,7 +253,7 @@ pub(super) fn grid_job(
     });
     let step = nearest_step(&steps?, wanted).ok_or_else(|| NO_WEIGHTS.to_string())?;
     r.progress(0.0, format!("loading the weights of step {step}"));
-    let run = LoadedRun::load(record, Some(step), BackendChoice::Cpu).map_err(|e| e.problem)?;
+    let run = LoadedRun::load(record, Some(step), BackendChoice::Cpu).map_err(|e| e.problem.to_string())?;
     let (layers, heads) = run.shape();
     let units = (2 * layers).max(1) as f32;
     let mut clean_accuracy = 0.0;
@@ -273,7 +274,7 @@ pub(super) fn grid_job(
             );
         };
         let (clean, ablations) =
-            ablate(&run, &sets, mode, SEED, batches, &mut progress).map_err(|e| e.problem)?;
+            ablate(&run, &sets, mode, SEED, batches, &mut progress).map_err(|e| e.problem.to_string())?;
         clean_accuracy = clean.accuracy;
         ablated.extend(ablations.iter().map(|a| a.scores.accuracy));
     }
@@ -297,7 +298,7 @@ pub(super) fn grid_job(
                 }
             }
             Err(e) => {
-                recovery = Err(e.problem);
+                recovery = Err(e.problem.to_string());
                 break;
             }
         }

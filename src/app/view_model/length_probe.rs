@@ -1,6 +1,6 @@
 //! The Length pane's "probe at length", without the window: a record's last saved
 //! model run on the probe example generated at a chosen (usually longer) length
-//! (`trainer::probe_at_length`), on a helper thread ("attnlab-length-probe") that
+//! (`inspect::probe_at_length`), on a helper thread ("attnlab-length-probe") that
 //! reports over the view's channel, then every head's statistics on that attention
 //! the way `run_views` computes them for the training length. So the pane shows what
 //! a head does beyond the lengths it saw.
@@ -17,7 +17,8 @@ use super::keyed_job::KeyedJobs;
 use crate::attention::{HeadStats, Stat};
 use crate::config::{BackendChoice, Settings};
 use crate::records::{AttentionSnapshot, Probe};
-use crate::trainer::{MAX_SNAPSHOT_SIDE, RunId, probe_at_length};
+use crate::inspect::{MAX_SNAPSHOT_SIDE, probe_at_length};
+use crate::trainer::RunId;
 
 /// Results kept; beyond it the oldest go (each is a full set of attention maps).
 const MAX_CACHED: usize = 6;
@@ -143,7 +144,7 @@ fn compute(
     phase(format!(
         "running the last saved model on the probe at length {seq_len}"
     ));
-    let probed = probe_at_length(dir, seq_len, BackendChoice::Cpu).map_err(|e| e.problem)?;
+    let probed = probe_at_length(dir, seq_len, BackendChoice::Cpu).map_err(|e| e.problem.to_string())?;
     if cancel.load(Ordering::Relaxed) {
         return Err("cancelled".into());
     }

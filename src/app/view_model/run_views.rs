@@ -11,7 +11,8 @@ use crate::records::{
     AttentionSnapshot, BackendInfo, DistanceAccuracy, ForkOrigin, LayerKernelInfo, LengthScores,
     Metrics, Probe, RecordError, RunRecord, RunStatus, RunSummary,
 };
-use crate::trainer::{Event, MAX_SNAPSHOT_SIDE, RunId};
+use crate::inspect::MAX_SNAPSHOT_SIDE;
+use crate::trainer::{Event, RunId};
 
 /// Snapshot bytes one run keeps in the window (a 10,000-step run with snapshots every
 /// 10 steps would otherwise hold gigabytes).

@@ -425,6 +425,73 @@ fn forward_head<const FMA: bool>(
     }
 }
 
+/// Turns a tile's scores `s` (`[rows][TILE_K]`) into probabilities `P = exp(s -
+/// lse)` in place, and `dp` (`dO V^T`) into the scores' gradient `dS = P * (dP - D)`
+/// in place (`D_i = dO_i . O_i`, `delta`).
+#[inline(always)]
+fn probs_and_score_grads<const FMA: bool>(
+    s: &mut [f32],
+    dp: &mut [f32],
+    queries: &[u32],
+    lse: &[f32],
+    delta: &[f32],
+) {
+    for (r, &query) in queries.iter().enumerate() {
+        let query = query as usize;
+        let (l, dl) = (lse[query], delta[query]);
+        let p = &mut s[r * TILE_K..(r + 1) * TILE_K];
+        let ds = &mut dp[r * TILE_K..(r + 1) * TILE_K];
+        for (x, d) in p.iter_mut().zip(ds.iter_mut()) {
+            *x = exp_neg::<FMA>(*x - l);
+            *d = *x * (*d - dl); // dS = P * (dP - D)
+        }
+    }
+}
+
+/// One head's key and value gradients (`[n + TILE_K][hdp]`, slack for in-place
+/// chunks) and the scratch rows a scattered chunk adds through.
+struct KeyGrads<'a> {
+    dk: &'a mut [f32],
+    dv: &'a mut [f32],
+    dkc: &'a mut [f32],
+    dvc: &'a mut [f32],
+}
+
+impl KeyGrads<'_> {
+    /// `dV += P^T dO` and `dK += dS^T Qs` for one chunk of `keys`: in place when the
+    /// keys are consecutive from `start`, else through the scratch rows and added
+    /// key by key. `inputs` are `(P, dS, dO, Qs)`, `shape` `(rows, hd, hdp_cols)`.
+    #[inline(always)]
+    fn add<const FMA: bool>(
+        self,
+        wide: bool,
+        (rows, hd, hdp_cols): (usize, usize, ColVecs),
+        keys: &[u32],
+        start: Option<usize>,
+        (p, ds, go, q): (&[f32], &[f32], &[f32], &[f32]),
+    ) {
+        let hdp = hdp_cols.cols();
+        let Self { dk, dv, dkc, dvc } = self;
+        let (dk_c, dv_c): (&mut [f32], &mut [f32]) = match start {
+            Some(first) => (&mut dk[first * hdp..], &mut dv[first * hdp..]),
+            None => {
+                dkc.fill(0.0);
+                dvc.fill(0.0);
+                (&mut dkc[..], &mut dvc[..])
+            }
+        };
+        gemm_bcast::<FMA, false>(wide, KEY_ROWS, rows, hdp_cols, p, (1, TILE_K), go, hdp, dv_c, hdp);
+        gemm_bcast::<FMA, false>(wide, KEY_ROWS, rows, hdp_cols, ds, (1, TILE_K), q, hdp, dk_c, hdp);
+        if start.is_none() {
+            for (j, &key) in keys.iter().enumerate() {
+                let (key, row) = (key as usize * hdp, j * hdp);
+                axpby::<FMA>(&mut dk[key..key + hd], &dkc[row..row + hd], 1.0, true);
+                axpby::<FMA>(&mut dv[key..key + hd], &dvc[row..row + hd], 1.0, true);
+            }
+        }
+    }
+}
+
 /// The backward pass of the (batch, head) that `dqkv` owns: its head's columns of
 /// `dq`, `dk`, `dv` (`[batch, n, (q|k|v), heads * hd]`, the layout of `qkv`). `wide`:
 /// the gemm's larger blocks (AVX-512).
@@ -499,56 +566,16 @@ fn backward_head<const FMA: bool>(
                 &mut dp,
                 TILE_K,
             );
-            for (r, &query) in tile.queries.iter().enumerate() {
-                let query = query as usize;
-                let (l, dl) = (lse[query], delta[query]);
-                let p = &mut sc.s[r * TILE_K..(r + 1) * TILE_K];
-                let ds = &mut dp[r * TILE_K..(r + 1) * TILE_K];
-                for (x, d) in p.iter_mut().zip(ds.iter_mut()) {
-                    *x = exp_neg::<FMA>(*x - l);
-                    *d = *x * (*d - dl); // dS = P * (dP - D)
-                }
-            }
+            probs_and_score_grads::<FMA>(&mut sc.s, &mut dp, &tile.queries, lse, &delta);
             // dV += P^T dO, dK += dS^T Qs: in place for consecutive keys.
-            let (dk_c, dv_c, ld_c): (&mut [f32], &mut [f32], usize) = match ck.start {
-                Some(first) => (&mut dk[first * hdp..], &mut dv[first * hdp..], hdp),
-                None => {
-                    dkc.fill(0.0);
-                    dvc.fill(0.0);
-                    (&mut dkc[..], &mut dvc[..], hdp)
-                }
+            let key_grads = KeyGrads {
+                dk: &mut dk,
+                dv: &mut dv,
+                dkc: &mut dkc,
+                dvc: &mut dvc,
             };
-            gemm_bcast::<FMA, false>(
-                wide,
-                KEY_ROWS,
-                rows,
-                hdp_cols,
-                &sc.s,
-                (1, TILE_K),
-                &go,
-                hdp,
-                dv_c,
-                ld_c,
-            );
-            gemm_bcast::<FMA, false>(
-                wide,
-                KEY_ROWS,
-                rows,
-                hdp_cols,
-                &dp,
-                (1, TILE_K),
-                &sc.q,
-                hdp,
-                dk_c,
-                ld_c,
-            );
-            if ck.start.is_none() {
-                for (j, &key) in keys.iter().enumerate() {
-                    let (key, row) = (key as usize * hdp, j * hdp);
-                    axpby::<FMA>(&mut dk[key..key + hd], &dkc[row..row + hd], 1.0, true);
-                    axpby::<FMA>(&mut dv[key..key + hd], &dvc[row..row + hd], 1.0, true);
-                }
-            }
+            let inputs = (&sc.s[..], &dp[..], &go[..], &sc.q[..]);
+            key_grads.add::<FMA>(wide, (rows, hd, hdp_cols), keys, ck.start, inputs);
             // dQ += dS K
             gemm_bcast::<FMA, false>(
                 wide,

@@ -50,7 +50,7 @@ pub enum BackendError {
     /// The token to present is unusable (e.g. `ATTNLAB_TOKEN` holds a space).
     #[error(transparent)]
     Token(#[from] TokenError),
-    /// A fault injected by a test ([`super::Fault::NoBackend`]).
+    /// A fault injected by a test (`trainer::Fault::NoBackend`).
     #[error("no backend available (injected for a test)")]
     Injected,
 }

@@ -8,12 +8,12 @@ use burn::module::Module;
 use burn::tensor::Device;
 use rand::{SeedableRng, rngs::StdRng};
 
-use super::backend::select_backend;
-use super::step::tokens_tensor;
+use super::error::{InspectError, Problem};
 use crate::config::{BackendChoice, ModelKind, RunPlan};
+use crate::device::select_backend;
 use crate::model::{
-    AttentionKernels, LstmNetConfig, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
-    accuracy_of, masked_cross_entropy, predictions, scalar,
+    Mixing, LstmNetConfig, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
+    accuracy_of, masked_cross_entropy, predictions, scalar, tokens_tensor,
 };
 use crate::records::{DistanceAccuracy, RunRecord, checkpoint_dir, read_checkpoint};
 use crate::tasks::{Batch, IGNORE};
@@ -37,16 +37,6 @@ pub struct RecordEval {
     pub by_distance: DistanceAccuracy,
 }
 
-/// Why a record could not be evaluated.
-#[derive(Debug, thiserror::Error)]
-#[error("{}: {problem}", dir.display())]
-pub struct EvalError {
-    /// The record's folder.
-    pub dir: PathBuf,
-    /// What is wrong.
-    pub problem: String,
-}
-
 /// Evaluates the last checkpoint of the record in `dir` on `batches` batches drawn
 /// from `seed` (fresh: not the run's training or evaluation stream unless the seed
 /// says so), on `backend`; at `seq_len` when given (the task generated at that length,
@@ -58,27 +48,28 @@ pub fn evaluate_record(
     batches: usize,
     backend: BackendChoice,
     seq_len: Option<usize>,
-) -> Result<RecordEval, EvalError> {
-    let fail = |problem: String| EvalError {
-        dir: dir.to_path_buf(),
-        problem,
-    };
-    let record = RunRecord::open(dir).map_err(|e| fail(e.to_string()))?;
+) -> Result<RecordEval, InspectError> {
+    let fail = |problem: Problem| InspectError::new(dir, problem);
+    let record = RunRecord::open(dir).map_err(|e| fail(e.into()))?;
     // The run its summary names (a hand-written config.toml may hold several).
-    let trained = record.resume_plan().map_err(|e| fail(e.to_string()))?;
+    let trained = record.resume_plan().map_err(|e| fail(e.into()))?;
     let plan = &match seq_len {
-        Some(n) if n != trained.settings().task.seq_len => trained
-            .at_length(n)
-            .map_err(|e| fail(format!("seq_len {n}: {e}")))?,
+        Some(n) if n != trained.settings().task.seq_len => {
+            trained.at_length(n).map_err(|errors| {
+                fail(Problem::Length {
+                    seq_len: n,
+                    errors,
+                })
+            })?
+        }
         _ => trained.clone(),
     };
     let checkpoint = read_checkpoint(dir)
-        .map_err(|e| fail(e.to_string()))?
-        .ok_or_else(|| {
-            fail("the record has no saved model (it stopped before its first checkpoint; train.checkpoint_every sets how often one is saved)".into())
-        })?;
+        .map_err(|e| fail(e.into()))?
+        .ok_or_else(|| fail(Problem::NoSavedModel))?;
     let file = checkpoint_dir(dir).join(&checkpoint.model);
-    let (device, _) = select_backend(backend).map_err(|e| fail(e.to_string()))?;
+    let (device, _) = select_backend(backend).map_err(|e| fail(e.into()))?;
+    let unloadable = |reason: String| fail(Problem::Load { step: None, reason });
     // The model as it trained (its learned positions, if any, as long as they were);
     // the kernels and the examples at the length asked for.
     let measured = match trained.settings().model.kind {
@@ -86,18 +77,18 @@ pub fn evaluate_record(
             let model = TransformerConfig::from_plan(&trained).init(&device);
             let model = model
                 .try_load_file(&file)
-                .map_err(|e| fail(format!("cannot load its model: {e}")))?;
+                .map_err(|e| unloadable(e.to_string()))?;
             measure(&model, plan, &device, seed, batches)
         }
         ModelKind::Lstm => {
             let model = LstmNetConfig::from_plan(&trained).init(&device);
             let model = model
                 .try_load_file(&file)
-                .map_err(|e| fail(format!("cannot load its model: {e}")))?;
+                .map_err(|e| unloadable(e.to_string()))?;
             measure(&model, plan, &device, seed, batches)
         }
     };
-    let (loss, accuracy, mut by_distance) = measured.map_err(fail)?;
+    let (loss, accuracy, mut by_distance) = measured.map_err(|e| fail(e.into()))?;
     by_distance.step = checkpoint.step;
     Ok(RecordEval {
         run: record.summary.name.clone(),
@@ -123,22 +114,22 @@ pub struct Scores {
 
 /// `model`'s scores on `batches` with `kernels` (interventions included), on `device`;
 /// the distance tally is stamped with `step`.
-pub(super) fn score<M: SequenceModel>(
+pub fn score<M: SequenceModel>(
     model: &M,
-    kernels: &AttentionKernels,
+    kernels: &Mixing,
     batches: &[Batch],
     device: &Device,
     step: usize,
-) -> Result<Scores, String> {
-    score_while(model, kernels, batches, device, step, || true).map_err(|e| e.to_string())
+) -> Result<Scores, ReadbackError> {
+    score_while(model, kernels, batches, device, step, || true)
 }
 
 /// [`score`], asking `go_on` after each batch whether to score the next: when it says
 /// no, the scores cover the batches scored so far (a run being stopped evaluates
 /// one batch).
-pub(super) fn score_while<M: SequenceModel>(
+pub fn score_while<M: SequenceModel>(
     model: &M,
-    kernels: &AttentionKernels,
+    kernels: &Mixing,
     batches: &[Batch],
     device: &Device,
     step: usize,
@@ -185,9 +176,9 @@ fn measure<M: SequenceModel>(
     device: &Device,
     seed: u64,
     batches: usize,
-) -> Result<(f64, f64, DistanceAccuracy), String> {
+) -> Result<(f64, f64, DistanceAccuracy), ReadbackError> {
     let settings = plan.settings();
-    let kernels = AttentionKernels::for_plan(plan, device, SparseMode::WherePaysOff);
+    let kernels = Mixing::for_plan(plan, device, SparseMode::WherePaysOff);
     let mut rng = StdRng::seed_from_u64(seed);
     let data: Vec<Batch> = (0..batches.max(1))
         .map(|_| settings.task.eval_batch(settings.train.batch, &mut rng))

@@ -6,7 +6,8 @@
 use burn::tensor::{Int, Tensor, TensorData};
 use rand::{SeedableRng, rngs::StdRng};
 
-use super::causal::{CausalError, LoadedRun, check_heads};
+use super::error::{InspectError, Problem};
+use super::loaded::LoadedRun;
 use crate::model::{HeadEdit, HeadRef, Interventions, SequenceModel, head_columns, read_back};
 
 /// The logit differences of activation patching, averaged over the scored answers:
@@ -42,12 +43,8 @@ pub fn patch(
     seed: u64,
     batches: usize,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<(PatchBase, Vec<Patched>), CausalError> {
-    let fail = |problem: String| CausalError {
-        dir: run.dir.clone(),
-        problem,
-    };
-    check_heads(run, sets).map_err(fail)?;
+) -> Result<(PatchBase, Vec<Patched>), InspectError> {
+    run.check_heads(sets)?;
     let settings = run.plan.settings();
     let heads = run.shape().1;
     let kernels = run.kernels();
@@ -59,23 +56,24 @@ pub fn patch(
         let pair = settings
             .task
             .patch_pair(settings.train.batch, &mut rng)
-            .map_err(|e| fail(e.to_string()))?;
-        let at = |logits: Tensor<3>| -> Result<f64, String> {
+            .map_err(|e| run.fail(Problem::Task(e.to_string())))?;
+        let at = |logits: Tensor<3>| -> Result<f64, InspectError> {
             logit_diff(
                 logits,
                 &pair.positions,
                 &pair.clean_answers,
                 &pair.corrupted_answers,
             )
+            .map_err(|e| run.fail(e))
         };
         let (capture, captured) = Interventions::capturing();
         let clean_logits = run.model.forward(
             run.tokens(&pair.clean),
             &kernels.with_interventions(capture),
         );
-        clean_sum += at(clean_logits).map_err(fail)?;
+        clean_sum += at(clean_logits)?;
         let corrupted_tokens = run.tokens(&pair.corrupted);
-        corrupted_sum += at(run.model.forward(corrupted_tokens.clone(), &kernels)).map_err(fail)?;
+        corrupted_sum += at(run.model.forward(corrupted_tokens.clone(), &kernels))?;
         for (i, set) in sets.iter().enumerate() {
             let mut edits = Interventions::none();
             for head in set {
@@ -89,7 +87,7 @@ pub fn patch(
             let logits = run
                 .model
                 .forward(corrupted_tokens.clone(), &kernels.with_interventions(edits));
-            patched_sum[i] += at(logits).map_err(fail)?;
+            patched_sum[i] += at(logits)?;
             progress(round * sets.len() + i + 1, rounds * sets.len());
         }
         examples += pair.positions.len();
@@ -122,7 +120,7 @@ fn logit_diff(
     positions: &[usize],
     clean: &[i64],
     corrupted: &[i64],
-) -> Result<f64, String> {
+) -> Result<f64, Problem> {
     let [batch, seq, vocab] = logits.dims();
     let device = logits.device();
     let index = Tensor::<1, Int>::from_data(
@@ -133,8 +131,7 @@ fn logit_diff(
         &device,
     );
     let rows = logits.reshape([batch * seq, vocab]).select(0, index);
-    let values =
-        read_back::<f32>(rows.into_data(), "the answers' logits").map_err(|e| e.to_string())?;
+    let values = read_back::<f32>(rows.into_data(), "the answers' logits")?;
     let mut sum = 0.0;
     for (i, (&a, &b)) in clean.iter().zip(corrupted).enumerate() {
         let row = &values[i * vocab..(i + 1) * vocab];
@@ -142,9 +139,9 @@ fn logit_diff(
         match (pick(a), pick(b)) {
             (Some(x), Some(y)) => sum += f64::from(x - y),
             _ => {
-                return Err(format!(
+                return Err(Problem::Task(format!(
                     "an answer token ({a} or {b}) is outside the vocabulary"
-                ));
+                )));
             }
         }
     }

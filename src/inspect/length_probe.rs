@@ -5,11 +5,11 @@
 
 use std::path::Path;
 
-use super::causal::LoadedRun;
-use super::evaluate::EvalError;
-use super::fit::attention_snapshot;
+use super::error::{InspectError, Problem};
+use super::loaded::LoadedRun;
+use super::snapshot::attention_snapshot;
 use crate::config::BackendChoice;
-use crate::model::{AttentionKernels, SparseMode};
+use crate::model::{Mixing, SparseMode};
 use crate::records::{AttentionSnapshot, Probe};
 
 /// A recorded model's attention on its task's probe example at one length.
@@ -37,29 +37,22 @@ pub fn probe_at_length(
     dir: &Path,
     seq_len: usize,
     backend: BackendChoice,
-) -> Result<LengthProbe, EvalError> {
-    let fail = |problem: String| EvalError {
-        dir: dir.to_path_buf(),
-        problem,
-    };
-    let run = LoadedRun::load(dir, None, backend).map_err(|e| EvalError {
-        dir: e.dir,
-        problem: e.problem,
-    })?;
+) -> Result<LengthProbe, InspectError> {
+    let run = LoadedRun::load(dir, None, backend)?;
     let plan = if seq_len == run.plan.settings().task.seq_len {
         run.plan.clone()
     } else {
         run.plan
             .at_length(seq_len)
-            .map_err(|e| fail(format!("seq_len {seq_len}: {e}")))?
+            .map_err(|errors| run.fail(Problem::Length { seq_len, errors }))?
     };
     let settings = plan.settings();
     let example = settings.task.probe(settings.train.seed);
     // Only the masks and ALiBi's bias serve the weights: no sparse layout is built.
-    let kernels = AttentionKernels::for_plan(&plan, &run.device, SparseMode::Off);
+    let kernels = Mixing::for_plan(&plan, &run.device, SparseMode::Off);
     let snapshot = attention_snapshot(&run.model, &kernels, &example.tokens, &run.device, run.step)
-        .map_err(|e| fail(e.to_string()))?
-        .ok_or_else(|| fail("the model computed no attention weights".into()))?;
+        .map_err(|e| run.fail(e))?
+        .ok_or_else(|| run.fail(Problem::NoAttention))?;
     Ok(LengthProbe {
         step: run.step,
         seq_len: snapshot.seq_len,

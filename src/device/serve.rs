@@ -239,8 +239,7 @@ fn serve_iroh(
     announce: impl FnOnce(&Listening),
     log: impl Fn(String) + Send + Sync + Clone + 'static,
 ) -> anyhow::Result<()> {
-    use iroh::endpoint::{BindOpts, PortmapperConfig, QuicTransportConfig, presets};
-    use iroh::{Endpoint, RelayMode, SecretKey, protocol::Router};
+    use iroh::protocol::Router;
 
     let identity = match &options.identity {
         Some(path) => IrohIdentity::load_or_create(path)?,
@@ -258,39 +257,7 @@ fn serve_iroh(
         .build()?;
     ServerLogging::install();
     runtime.block_on(async move {
-        let iroh_error = |what: &str, e: &dyn std::fmt::Display| {
-            anyhow::anyhow!("cannot serve over Iroh on {bind}: {what}: {e}")
-        };
-        let builder = if relays {
-            Endpoint::builder(presets::N0)
-        } else {
-            Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled)
-        };
-        let mut builder = builder
-            // Off, as burn's own endpoints have it (iroh#4555: a refused
-            // segmentation-offloaded batch stalls every connection).
-            .transport_config(
-                QuicTransportConfig::builder()
-                    .enable_segmentation_offload(false)
-                    .build(),
-            )
-            .portmapper_config(PortmapperConfig::Disabled)
-            .secret_key(SecretKey::from_bytes(&identity.to_bytes()))
-            .alpns(vec![BURN_REMOTE_ALPN.to_vec()])
-            .clear_ip_transports()
-            .bind_addr(bind)
-            .map_err(|e| iroh_error("bad address", &e))?;
-        if bind.ip().is_unspecified() && bind.is_ipv4() {
-            // Every interface: IPv6 too where the host has it, as burn binds.
-            let any6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), bind.port());
-            builder = builder
-                .bind_addr_with_opts(any6, BindOpts::default().set_is_required(false))
-                .map_err(|e| iroh_error("bad address", &e))?;
-        }
-        let endpoint = builder
-            .bind()
-            .await
-            .map_err(|e| iroh_error("cannot bind", &e))?;
+        let endpoint = iroh_endpoint(&identity, bind, relays).await?;
         let sockets = endpoint.bound_sockets();
         log(format!("Iroh sockets bound: {sockets:?}"));
         // Through a relay, any bound address is reachable from anywhere.
@@ -299,17 +266,8 @@ fn serve_iroh(
         let protocol = server
             .with_authorizer(access.authorizer(log.clone())?)
             .into_protocol(&endpoint)?;
-        let id = identity.id();
-        let address = if relays {
-            format!("iroh:{id}")
-        } else {
-            let port = sockets.first().map_or(bind.port(), SocketAddr::port);
-            if bind.ip().is_unspecified() {
-                format!("iroh:{id}@<this machine's address>:{port}")
-            } else {
-                format!("iroh:{id}@{}", SocketAddr::new(bind.ip(), port))
-            }
-        };
+        let port = sockets.first().map_or(bind.port(), SocketAddr::port);
+        let address = iroh_address(&identity.id().to_string(), bind, port, relays);
         let router = Router::builder(endpoint)
             .accept(BURN_REMOTE_ALPN, protocol)
             .spawn();
@@ -324,6 +282,63 @@ fn serve_iroh(
         }
         stopped
     })
+}
+
+/// An Iroh endpoint with `identity`'s key bound on `bind` only (and IPv6's any
+/// address beside IPv4's, as burn binds), through public relays only when `relays`.
+async fn iroh_endpoint(
+    identity: &IrohIdentity,
+    bind: SocketAddr,
+    relays: bool,
+) -> anyhow::Result<iroh::Endpoint> {
+    use iroh::endpoint::{BindOpts, PortmapperConfig, QuicTransportConfig, presets};
+    use iroh::{Endpoint, RelayMode, SecretKey};
+
+    let iroh_error = |what: &str, e: &dyn std::fmt::Display| {
+        anyhow::anyhow!("cannot serve over Iroh on {bind}: {what}: {e}")
+    };
+    let builder = if relays {
+        Endpoint::builder(presets::N0)
+    } else {
+        Endpoint::builder(presets::Minimal).relay_mode(RelayMode::Disabled)
+    };
+    let mut builder = builder
+        // Off, as burn's own endpoints have it (iroh#4555: a refused
+        // segmentation-offloaded batch stalls every connection).
+        .transport_config(
+            QuicTransportConfig::builder()
+                .enable_segmentation_offload(false)
+                .build(),
+        )
+        .portmapper_config(PortmapperConfig::Disabled)
+        .secret_key(SecretKey::from_bytes(&identity.to_bytes()))
+        .alpns(vec![BURN_REMOTE_ALPN.to_vec()])
+        .clear_ip_transports()
+        .bind_addr(bind)
+        .map_err(|e| iroh_error("bad address", &e))?;
+    if bind.ip().is_unspecified() && bind.is_ipv4() {
+        // Every interface: IPv6 too where the host has it, as burn binds.
+        let any6 = SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), bind.port());
+        builder = builder
+            .bind_addr_with_opts(any6, BindOpts::default().set_is_required(false))
+            .map_err(|e| iroh_error("bad address", &e))?;
+    }
+    builder
+        .bind()
+        .await
+        .map_err(|e| iroh_error("cannot bind", &e))
+}
+
+/// The address clients give (`remote:ADDRESS`): the node id alone through relays,
+/// else with the socket it listens on.
+fn iroh_address(id: &str, bind: SocketAddr, port: u16, relays: bool) -> String {
+    if relays {
+        format!("iroh:{id}")
+    } else if bind.ip().is_unspecified() {
+        format!("iroh:{id}@<this machine's address>:{port}")
+    } else {
+        format!("iroh:{id}@{}", SocketAddr::new(bind.ip(), port))
+    }
 }
 
 /// Resolves when the process is asked to stop (Ctrl+C, or SIGTERM on Unix).
