@@ -11,7 +11,7 @@ local window as each block of 64 queries against its own and its two neighbour b
 "local_reshape".
 
 Prints one JSON line per configuration in the project's benchmark format (impl
-"pytorch"; see README.md, "Reference workloads").
+"pytorch"; see docs/performance.md, "Reference workloads").
 
     python3 scripts/pytorch_w1.py --seq 256 1024 4096 --attn dense local block --reshape --threads 2
 """

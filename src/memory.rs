@@ -108,7 +108,7 @@ pub fn shared<T>(work: impl FnOnce() -> T) -> T {
 /// Tells mimalloc never to hand freed pages back to the kernel (its `purge_delay`
 /// option at -1). A training step frees and reallocates the same large buffers every
 /// step; with the default 10 ms delay mimalloc returned them and the kernel zeroed
-/// fresh pages again, about a quarter of a W1 step at n = 256 here (README.md, "Fused
+/// fresh pages again, about a quarter of a W1 step at n = 256 here (docs/performance.md, "Fused
 /// kernels"). Called once at the start of `main`.
 pub fn keep_freed_pages() {
     /// `mi_option_purge_delay` in mimalloc's `mi_option_e` (v2 and v3 alike).

@@ -1,8 +1,8 @@
 //! The module structure ARCHITECTURE.md describes, checked on the source text: every
 //! `crate::` import points down the layers; within a module, subfolders included, no
 //! two files import each other (no cycles at all among a module's files); the
-//! window's `app/view_model` does not use egui; and no source file outside the fused
-//! kernels is longer than 500 lines.
+//! window's `app/view_model` does not use egui; no source file outside the fused
+//! kernels is longer than 500 lines; and ARCHITECTURE.md has a section per module.
 //!
 //! Run alone with `cargo test --test architecture -- --nocapture` to print the layers
 //! and each module's file graph.
@@ -636,4 +636,98 @@ fn no_app_file_is_a_shell_of_everything() {
         }
     }
     assert!(long.is_empty(), "split these by job:\n{}", long.join("\n"));
+}
+
+/// The subfolders that ARCHITECTURE.md gives a `###` section of their own.
+const SUBFOLDERS: &[&str] = &[
+    "app/panes",
+    "app/view_model",
+    "config/fields",
+    "config/fields/table",
+    "config/plan",
+    "model/fused",
+];
+
+/// The paths ARCHITECTURE.md's headings name: `(level, path)` for every `##` or `###`
+/// heading whose first code span starts with `src/`.
+fn architecture_headings() -> Vec<(usize, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md");
+    let text = fs::read_to_string(path).expect("ARCHITECTURE.md");
+    let mut out = Vec::new();
+    let mut in_code = false;
+    for line in text.lines() {
+        if line.trim_start().starts_with("```") {
+            in_code = !in_code;
+            continue;
+        }
+        if in_code {
+            continue;
+        }
+        let level = line.chars().take_while(|&c| c == '#').count();
+        if !(2..=3).contains(&level) {
+            continue;
+        }
+        let title = line[level..].trim();
+        let Some(rest) = title.strip_prefix('`') else {
+            continue;
+        };
+        let Some(end) = rest.find('`') else {
+            continue;
+        };
+        if rest[..end].starts_with("src/") {
+            out.push((level, rest[..end].to_string()));
+        }
+    }
+    out
+}
+
+/// ARCHITECTURE.md has one section per module and per subfolder: a level-2 heading
+/// naming `src/NAME/` (or `src/NAME.rs`) in backticks for every top-level entry under
+/// `src/` but `lib.rs` and `main.rs`, a level-3 heading naming `src/a/b/` for each of
+/// [`SUBFOLDERS`], and no such heading naming a path that does not exist.
+#[test]
+fn architecture_md_has_a_section_per_module() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let headings = architecture_headings();
+    let mut wanted: Vec<(usize, String)> = Vec::new();
+    for entry in fs::read_dir(src()).expect("src") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("name")
+            .to_string();
+        if path.is_dir() {
+            wanted.push((2, format!("src/{name}/")));
+        } else if name.ends_with(".rs") && name != "lib.rs" && name != "main.rs" {
+            wanted.push((2, format!("src/{name}")));
+        }
+    }
+    wanted.extend(SUBFOLDERS.iter().map(|d| (3, format!("src/{d}/"))));
+    wanted.sort();
+    let mut problems = Vec::new();
+    for (level, path) in &wanted {
+        if !headings.contains(&(*level, path.clone())) {
+            problems.push(format!("no heading `{} `{path}``", "#".repeat(*level)));
+        }
+    }
+    for (level, path) in &headings {
+        let on_disk = root.join(path.trim_end_matches('/'));
+        let exists = if path.ends_with('/') {
+            on_disk.is_dir()
+        } else {
+            on_disk.is_file()
+        };
+        if !exists {
+            problems.push(format!(
+                "heading `{} `{path}`` names a path that does not exist",
+                "#".repeat(*level)
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "ARCHITECTURE.md and src/ disagree:\n{}",
+        problems.join("\n")
+    );
 }

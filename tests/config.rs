@@ -522,33 +522,30 @@ fn every_registry_field_round_trips_through_a_file() {
 }
 
 #[test]
-fn the_readme_field_table_is_the_registry() {
-    let readme =
-        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-            .expect("README.md");
+fn the_docs_field_table_is_the_registry() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/experiments.md");
+    let doc = std::fs::read_to_string(&path).expect("docs/experiments.md");
     let (begin, end) = ("<!-- fields:begin -->\n", "<!-- fields:end -->");
-    let start = readme
+    let start = doc
         .find(begin)
-        .expect("README has the field table's begin marker")
+        .expect("docs/experiments.md has the field table's begin marker")
         + begin.len();
-    let stop = readme[start..]
+    let stop = doc[start..]
         .find(end)
-        .expect("README has the end marker")
+        .expect("docs/experiments.md has the end marker")
         + start;
     let expected = fields::markdown_table();
-    if std::env::var_os("ATTNLAB_UPDATE_README").is_some() {
-        let updated = format!("{}{expected}{}", &readme[..start], &readme[stop..]);
-        std::fs::write(
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"),
-            updated,
-        )
-        .expect("README.md written");
+    if std::env::var_os("ATTNLAB_UPDATE_DOCS").is_some()
+        || std::env::var_os("ATTNLAB_UPDATE_README").is_some()
+    {
+        let updated = format!("{}{expected}{}", &doc[..start], &doc[stop..]);
+        std::fs::write(path, updated).expect("docs/experiments.md written");
         return;
     }
     assert_eq!(
-        &readme[start..stop],
+        &doc[start..stop],
         expected,
-        "README's field table differs from the registry: rerun with ATTNLAB_UPDATE_README=1"
+        "docs/experiments.md's field table differs from the registry: rerun with ATTNLAB_UPDATE_DOCS=1"
     );
 }
 

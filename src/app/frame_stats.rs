@@ -1,5 +1,5 @@
 //! CPU time per frame over the recent frames (the GUI's frame measure, W4 in
-//! README.md's reference workloads), shown in the status line.
+//! docs/performance.md's reference workloads), shown in the status line.
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! `attnlab bench`: the reference workloads (README.md, "Reference workloads"), timed.
+//! `attnlab bench`: the reference workloads (docs/performance.md, "Reference workloads"), timed.
 //!
 //! * W1: a full training step (forward, loss, backward, Adam) of the W1 transformer.
 //! * W2: one multi-head attention layer alone, forward + backward.

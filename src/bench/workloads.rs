@@ -107,7 +107,7 @@ pub struct BenchResult {
     pub overhead_pct: Option<f64>,
 }
 
-/// A pattern name with the reference workloads' parameters (README.md, "Reference
+/// A pattern name with the reference workloads' parameters (docs/performance.md, "Reference
 /// workloads": window 64, block 64, ...).
 pub fn default_pattern(name: &str) -> Option<AttentionPattern> {
     Some(match name {

@@ -1,4 +1,4 @@
-//! `attnlab bench`: the reference workloads (README.md, "Reference workloads"), each
+//! `attnlab bench`: the reference workloads (docs/performance.md, "Reference workloads"), each
 //! configuration timed in a child process of its own (so its peak memory is its
 //! own), one JSON line per configuration on stdout.
 

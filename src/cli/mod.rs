@@ -68,7 +68,7 @@ pub enum HeadlessCommand {
     /// they train on it with `--backend remote:ADDR` or `train.backend = { remote =
     /// "ADDR" }`. Runs until stopped (Ctrl+C).
     Serve(ServeArgs),
-    /// Time the reference workloads (README.md, "Reference workloads"); one JSON
+    /// Time the reference workloads (docs/performance.md, "Reference workloads"); one JSON
     /// object per line on stdout.
     Bench(BenchArgs),
 }

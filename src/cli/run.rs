@@ -55,7 +55,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub steps: Option<usize>,
     /// Set a field in every run, e.g. `--set train.lr=3e-4 --set task.distance=32`
-    /// (repeatable; README's field table lists them). With --resume, only the
+    /// (repeatable; docs/experiments.md's field table lists them). With --resume, only the
     /// fields that may change mid-run.
     #[arg(long = "set", value_name = "FIELD=VALUE", value_parser = FieldSetting::parse)]
     pub set: Vec<FieldSetting>,

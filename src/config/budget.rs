@@ -16,7 +16,7 @@
 //! masks kept at each length, and what a forward pass at the longest needs beyond a
 //! training step (no gradients, `train.batch` sequences, between steps, so only its
 //! excess over the step's own activations, attention and logits counts; dense
-//! attention at 4x the length is 16x the scores). Calibrated on W1 (README, "Reference workloads") against the
+//! attention at 4x the length is 16x the scores). Calibrated on W1 (docs/performance.md, "Reference workloads") against the
 //! counting allocator's peaks; `tests/budget.rs` checks it stays within 0.6x-1.6x
 //! of measured.
 

@@ -9,7 +9,7 @@
 //! burn's `TokenAuthorizer`; when none is given, one is generated from the system's
 //! random number generator and shown once. A token given is required on loopback too.
 //!
-//! Limits burn 0.22.1 does not let a server set (README "Security" says so): the
+//! Limits burn 0.22.1 does not let a server set (docs/remote-and-security.md says so): the
 //! largest message (1 GiB: `MAX_MESSAGE_SIZE` in burn-communication's
 //! `websocket/base.rs`, `MAX_FRAME_SIZE` in burn-remote's `transport/iroh/node.rs`),
 //! the number of sessions (none), and which servers a session may fetch tensors from.

@@ -93,7 +93,7 @@ pub fn devices_ui(ui: &mut Ui, app: &mut App) {
     ui.label(RichText::new("Remote servers").strong());
     ui.label(
         RichText::new(
-            "Machines running `attnlab serve` (README: Remote GPUs). Records, curves and attention maps stay on this machine. A server that requires a token: start the window with ATTNLAB_TOKEN set (tokens are never remembered).",
+            "Machines running `attnlab serve` (docs/remote-and-security.md). Records, curves and attention maps stay on this machine. A server that requires a token: start the window with ATTNLAB_TOKEN set (tokens are never remembered).",
         )
         .small()
         .weak(),

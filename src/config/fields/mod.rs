@@ -5,7 +5,7 @@
 //! whether a `[sweep]` may vary it and whether a `--set` on a resumed or forked run may
 //! change it mid-run. Validation ([`super::check_settings`]), the window's editor, the
 //! sweep's and `--set`'s path parsing with "did you mean", the memory budget's advice
-//! and the README's field table all read this table, the way one clap derive drives
+//! and the field table in docs/experiments.md all read this table, the way one clap derive drives
 //! parsing, help and errors. A new field is one entry here plus the code that uses it.
 //!
 //! What the table cannot say, rules between fields (a head count that divides
@@ -98,7 +98,7 @@ pub struct Field {
     pub path: &'static str,
     /// The editor's label.
     pub label: &'static str,
-    /// What it does: the editor's hover text and the README's description.
+    /// What it does: the editor's hover text and the description in docs/experiments.md.
     pub help: &'static str,
     /// The unit, if the value has one (`tokens`, `steps`).
     pub unit: &'static str,
@@ -206,7 +206,7 @@ impl Field {
         })
     }
 
-    /// The value in `s` as the README and the editor show it (`128`, `1e-3`, `recall`);
+    /// The value in `s` as docs/experiments.md and the editor show it (`128`, `1e-3`, `recall`);
     /// `None` for structured fields.
     pub fn value_text(&self, s: &Settings) -> Option<String> {
         Some(match self.access {
@@ -302,9 +302,9 @@ impl FieldSetting {
     }
 }
 
-/// The README's table of every field: path, default, allowed values, whether a sweep
-/// and a mid-run `--set` may change it, and what it does. `tests/config.rs` checks the
-/// README holds exactly this.
+/// The table of every field in docs/experiments.md: path, default, allowed values,
+/// whether a sweep and a mid-run `--set` may change it, and what it does.
+/// `tests/config.rs` checks docs/experiments.md holds exactly this.
 pub fn markdown_table() -> String {
     let defaults = Settings::default();
     let default_toml = toml::Value::try_from(&defaults).ok();

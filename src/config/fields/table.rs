@@ -413,7 +413,7 @@ pub static BACKEND: Field = Field {
     ..BASE
 };
 
-/// Every field, in file order (the editor's and the README's order).
+/// Every field, in file order (the editor's and docs/experiments.md's order).
 pub static FIELDS: &[&Field] = &[
     &TASK_KIND,
     &SEQ_LEN,
