@@ -597,8 +597,11 @@ fn the_view_model_does_not_use_egui() {
 }
 
 /// Most lines in one file under `src/` (outside `model/fused/`, whose kernels keep
-/// each ISA variant of a pass together).
-const MAX_LINES: usize = 500;
+/// each ISA variant of a pass together). Functions are held to 80 lines by clippy's
+/// `too_many_lines` (clippy.toml), so this cap only stops a file from becoming a
+/// shell of many jobs; a file that is one coherent unit (a pane, a task with its
+/// tests) may be long, and its unit tests stay inline.
+const MAX_LINES: usize = 700;
 
 /// A file is one unit of a size a reader takes in: none under `src/` beyond
 /// [`MAX_LINES`] lines, except the fused kernels.
@@ -624,12 +627,14 @@ fn no_source_file_is_longer_than_the_limit() {
     );
 }
 
-/// The window's shell stays split by job (rerun's shape): no file in `src/app` grows
-/// past about 400 lines.
+/// The window's shell stays split by job (rerun's shape): no file of the shell itself
+/// (directly in `src/app`: the frame loop, actions, menus, tiles) grows past about
+/// 400 lines. Panes and view models are one unit each, held to [`MAX_LINES`].
 #[test]
 fn no_app_file_is_a_shell_of_everything() {
     let mut long = Vec::new();
-    for path in rust_files(&src().join("app")) {
+    let app = src().join("app");
+    for path in rust_files(&app).into_iter().filter(|p| p.parent() == Some(&app)) {
         let lines = fs::read_to_string(&path).expect("readable").lines().count();
         if lines > 420 {
             long.push(format!("{}: {lines} lines", path.display()));
