@@ -24,7 +24,7 @@ mod train_choices;
 pub use budget::{MemoryEstimate, estimate, human_bytes, over_budget, parameter_count, step_flops};
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::Experiment;
-pub use fields::{Field, FieldSetting, Section};
+pub use fields::{Field, FieldPathError, FieldSetting, Section};
 pub use limits::{MemoryLimit, MemorySource, available_memory, memory_limit};
 pub use plan::{RunPlan, check_settings};
 pub use reference::{

@@ -43,7 +43,7 @@ impl Sweep {
             for (field, values) in fields {
                 let path = format!("{section}.{field}");
                 let known = super::fields::lookup(&path)
-                    .map_err(|why| ConfigError::new(format!("sweep.{path}"), why))?;
+                    .map_err(|why| ConfigError::new(format!("sweep.{path}"), why.to_string()))?;
                 if !known.sweep {
                     return Err(ConfigError::new(
                         format!("sweep.{path}"),

@@ -44,7 +44,7 @@ pub use record::{
 };
 pub use resume::{ResumeError, SettingChange, check_resume, settings_fingerprint};
 pub use snapshots::{
-    AttentionSnapshot, MAX_SNAPSHOT_SIDE, Probe, SnapshotHeader, read_snapshots,
+    AttentionSnapshot, HeaderError, MAX_SNAPSHOT_SIDE, Probe, SnapshotHeader, read_snapshots,
     read_snapshots_bounded,
 };
 pub use summary::{

@@ -103,13 +103,52 @@ fn registry_max(field: &Field) -> usize {
     }
 }
 
+/// Why a snapshot header is not one a run could have written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HeaderError {
+    /// A size field is zero or beyond what a run writes.
+    #[error("header field {name} = {value} is outside what a run writes (1 to {max})")]
+    OutOfRange {
+        /// The field.
+        name: &'static str,
+        /// Its value.
+        value: usize,
+        /// The most a run writes.
+        max: usize,
+    },
+    /// The probe is longer than the sequence.
+    #[error("the probe has {tokens} tokens, more than seq_len = {seq_len}")]
+    LongProbe {
+        /// Probe tokens.
+        tokens: usize,
+        /// The header's sequence length.
+        seq_len: usize,
+    },
+    /// A dependency of the probe lies outside the sequence.
+    #[error("the probe's dependencies do not fit seq_len = {seq_len}")]
+    Dependencies {
+        /// The header's sequence length.
+        seq_len: usize,
+    },
+    /// More weights per snapshot than are ever read.
+    #[error("{layers} x {heads} x {n} x {n} weights per snapshot, more than the {MAX_FLOATS} read")]
+    TooManyWeights {
+        /// Layers.
+        layers: usize,
+        /// Heads per layer.
+        heads: usize,
+        /// Map side.
+        n: usize,
+    },
+}
+
 impl SnapshotHeader {
     /// Checks every field against what a valid run can write (the field registry's
     /// bounds for `layers`, `heads` and `seq_len`; a side of at most 256 and at most
     /// `seq_len`; a probe of at most `seq_len` tokens whose dependencies lie inside
     /// it) and returns the number of weights per snapshot. Nothing is allocated from
     /// a header before this passes.
-    pub fn check(&self) -> Result<usize, String> {
+    pub fn check(&self) -> Result<usize, HeaderError> {
         let limits = [
             ("layers", self.layers, registry_max(&fields::LAYERS)),
             ("heads", self.heads, registry_max(&fields::HEADS)),
@@ -118,17 +157,14 @@ impl SnapshotHeader {
         ];
         for (name, value, max) in limits {
             if value == 0 || value > max {
-                return Err(format!(
-                    "header field {name} = {value} is outside what a run writes (1 to {max})"
-                ));
+                return Err(HeaderError::OutOfRange { name, value, max });
             }
         }
         if self.probe.tokens.len() > self.seq_len {
-            return Err(format!(
-                "the probe has {} tokens, more than seq_len = {}",
-                self.probe.tokens.len(),
-                self.seq_len
-            ));
+            return Err(HeaderError::LongProbe {
+                tokens: self.probe.tokens.len(),
+                seq_len: self.seq_len,
+            });
         }
         if self.probe.dependencies.len() > self.seq_len
             || self
@@ -137,22 +173,20 @@ impl SnapshotHeader {
                 .iter()
                 .any(|&(q, k)| q >= self.seq_len || k >= self.seq_len)
         {
-            return Err(format!(
-                "the probe's dependencies do not fit seq_len = {}",
-                self.seq_len
-            ));
+            return Err(HeaderError::Dependencies {
+                seq_len: self.seq_len,
+            });
         }
         let floats = [self.heads, self.n, self.n]
             .iter()
             .try_fold(self.layers, |acc, &x| acc.checked_mul(x))
             .unwrap_or(usize::MAX);
         if floats > MAX_FLOATS {
-            return Err(format!(
-                "{} x {} x {n} x {n} weights per snapshot, more than the {MAX_FLOATS} read",
-                self.layers,
-                self.heads,
-                n = self.n
-            ));
+            return Err(HeaderError::TooManyWeights {
+                layers: self.layers,
+                heads: self.heads,
+                n: self.n,
+            });
         }
         Ok(floats)
     }

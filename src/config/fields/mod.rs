@@ -240,9 +240,36 @@ pub fn in_section(section: Section) -> impl Iterator<Item = &'static Field> {
         .filter(move |f| f.section() == section)
 }
 
+/// Why a `--set` or a sweep names no field, or gives no value.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FieldPathError {
+    /// No field has that path; the nearest known one when one is close.
+    #[error("{}", unknown_text(.path, .near.as_deref()))]
+    Unknown {
+        /// The path as written.
+        path: String,
+        /// The closest known path (`task.seqlen`: `task.seq_len`).
+        near: Option<&'static str>,
+    },
+    /// Not `FIELD=VALUE`.
+    #[error(
+        "{0:?} is not FIELD=VALUE (e.g. train.lr=3e-4 or model.attention='{{ kind = \"local\", window = 8 }}')"
+    )]
+    NotASetting(String),
+}
+
+fn unknown_text(path: &str, near: Option<&str>) -> String {
+    match near {
+        Some(near) => format!("`{path}` is not a field (did you mean `{near}`?)"),
+        None => {
+            format!("`{path}` is not a field: write section.field, e.g. task.distance or train.lr")
+        }
+    }
+}
+
 /// The field at a dotted path (`task.seq_len`), or why there is none, with the
 /// closest known path when one is near (`task.seqlen`: did you mean `task.seq_len`?).
-pub fn lookup(path: &str) -> Result<&'static Field, String> {
+pub fn lookup(path: &str) -> Result<&'static Field, FieldPathError> {
     if let Some(f) = FIELDS.iter().find(|f| f.path == path) {
         return Ok(f);
     }
@@ -251,11 +278,9 @@ pub fn lookup(path: &str) -> Result<&'static Field, String> {
         .map(|f| (strsim::normalized_damerau_levenshtein(path, f.path), f.path))
         .filter(|(score, _)| *score >= 0.6)
         .max_by(|a, b| a.0.total_cmp(&b.0));
-    Err(match best {
-        Some((_, near)) => format!("`{path}` is not a field (did you mean `{near}`?)"),
-        None => {
-            format!("`{path}` is not a field: write section.field, e.g. task.distance or train.lr")
-        }
+    Err(FieldPathError::Unknown {
+        path: path.to_string(),
+        near: best.map(|(_, near)| near),
     })
 }
 
@@ -278,11 +303,9 @@ impl FieldSetting {
     /// Parses `task.distance=32`: the path must be a registry field (with "did you
     /// mean" when it is not), the value a TOML value or else a bare string
     /// (`train.backend=cpu`).
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, FieldPathError> {
         let Some((path, value)) = text.split_once('=') else {
-            return Err(format!(
-                "{text:?} is not FIELD=VALUE (e.g. train.lr=3e-4 or model.attention='{{ kind = \"local\", window = 8 }}')"
-            ));
+            return Err(FieldPathError::NotASetting(text.to_string()));
         };
         let field = lookup(path.trim())?;
         let value = value.trim();
@@ -377,7 +400,7 @@ mod tests {
     #[test]
     fn lookup_suggests_the_nearest_path() {
         assert_eq!(lookup("task.seq_len").map(|f| f.path), Ok("task.seq_len"));
-        let e = lookup("task.seqlen").err().unwrap_or_default();
+        let e = lookup("task.seqlen").err().map(|e| e.to_string()).unwrap_or_default();
         assert!(e.contains("did you mean `task.seq_len`"), "{e}");
         assert!(lookup("zzz.qqq").is_err());
     }
