@@ -206,35 +206,7 @@ impl SparseLayout {
             AttentionPattern::Dense => return None,
             AttentionPattern::Local { window } => layout.local(window),
             AttentionPattern::Dilated { window, dilation } if dilation > 1 => {
-                // Reshape-transpose again: the positions sharing a residue mod
-                // `dilation` become one contiguous class (padded to whole blocks), in
-                // which the dilated window is a plain local window of radius `window`.
-                let rows = n.div_ceil(dilation);
-                let block = local_block(window, rows);
-                let per_class = rows.div_ceil(block);
-                let class_len = per_class * block;
-                let positions = residue_major(n, dilation, class_len);
-                let radius = window.div_ceil(block);
-                let key_blocks = (0..dilation * per_class)
-                    .map(|qb| {
-                        let (class, local) = (qb / per_class, qb % per_class);
-                        neighbours(local, per_class, radius)
-                            .into_iter()
-                            .map(|kb| {
-                                if kb == PAD {
-                                    PAD
-                                } else {
-                                    class * per_class + kb
-                                }
-                            })
-                            .collect()
-                    })
-                    .collect();
-                layout.blocks.push(BlockComponent {
-                    block,
-                    positions,
-                    key_blocks: pad_rows(key_blocks),
-                });
+                layout.dilated(window, dilation);
             }
             AttentionPattern::Dilated { window, .. } => layout.local(window),
             AttentionPattern::Block { size } => {
@@ -242,60 +214,15 @@ impl SparseLayout {
                     .blocks
                     .push(BlockComponent::identity(n, size.max(1), |qb, _| vec![qb]));
             }
-            AttentionPattern::Strided { stride } => {
-                let stride = stride.max(1);
-                layout.local(stride - 1);
-                // Reshape-transpose: slot r * rows + t holds position t * stride + r, so
-                // the positions sharing a residue mod stride form one block of `rows`.
-                let rows = n.div_ceil(stride);
-                let positions = residue_major(n, stride, rows);
-                layout.blocks.push(BlockComponent {
-                    block: rows,
-                    positions,
-                    key_blocks: (0..stride).map(|qb| vec![qb]).collect(),
-                });
-            }
-            AttentionPattern::Fixed { block, summary } => {
-                let block = block.max(1);
-                layout
-                    .blocks
-                    .push(BlockComponent::identity(n, block, |qb, _| vec![qb]));
-                let keys = (0..n)
-                    .filter(|j| j % block >= block - summary.min(block))
-                    .collect();
-                layout.shared.push(SharedComponent { keys });
-            }
-            AttentionPattern::Longformer { window, global } => {
-                layout.dense_rows = global.min(n);
-                layout.local(window);
-                if global > 0 {
-                    layout.shared.push(SharedComponent {
-                        keys: (0..global.min(n)).collect(),
-                    });
-                }
-            }
+            AttentionPattern::Strided { stride } => layout.strided(stride),
+            AttentionPattern::Fixed { block, summary } => layout.fixed(block, summary),
+            AttentionPattern::Longformer { window, global } => layout.longformer(window, global),
             AttentionPattern::BigBird {
                 block,
                 window_blocks,
                 global_blocks,
                 random_blocks,
-            } => {
-                let block = block.max(1);
-                let bb =
-                    BigBirdLayout::new(n, block, window_blocks, global_blocks, random_blocks, seed);
-                layout.dense_rows = (global_blocks * block).min(n);
-                let blocks = bb.blocks();
-                layout
-                    .blocks
-                    .push(BlockComponent::identity(n, block, |qb, _| {
-                        if qb < global_blocks {
-                            // Dense rows: computed apart; keep the row narrow.
-                            vec![qb]
-                        } else {
-                            (0..blocks).filter(|&kb| bb.block_on(qb, kb)).collect()
-                        }
-                    }));
-            }
+            } => layout.bigbird(block, window_blocks, global_blocks, random_blocks, seed),
             AttentionPattern::Custom { ref mask } => {
                 let tiles = custom::tiles(mask, n);
                 if !tiles.contains(&true) {
@@ -308,12 +235,120 @@ impl SparseLayout {
         (layout.computed_pairs() < n * n).then_some(layout)
     }
 
+    /// Identity-ordered blocks for a local window of `reach` positions: each query
+    /// block attends to its neighbours within `reach`.
     fn local(&mut self, reach: usize) {
         let block = local_block(reach, self.n);
         let radius = reach.div_ceil(block);
         self.blocks
             .push(BlockComponent::identity(self.n, block, |qb, blocks| {
                 neighbours(qb, blocks, radius)
+            }));
+    }
+
+    /// A dilated window (`dilation > 1`) by reshape-transpose: the positions sharing a
+    /// residue mod `dilation` become one contiguous class (padded to whole blocks), in
+    /// which the dilated window is a plain local window of radius `window`.
+    fn dilated(&mut self, window: usize, dilation: usize) {
+        let rows = self.n.div_ceil(dilation);
+        let block = local_block(window, rows);
+        let per_class = rows.div_ceil(block);
+        let class_len = per_class * block;
+        let positions = residue_major(self.n, dilation, class_len);
+        let radius = window.div_ceil(block);
+        let key_blocks = (0..dilation * per_class)
+            .map(|qb| {
+                let (class, local) = (qb / per_class, qb % per_class);
+                neighbours(local, per_class, radius)
+                    .into_iter()
+                    .map(|kb| {
+                        if kb == PAD {
+                            PAD
+                        } else {
+                            class * per_class + kb
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        self.blocks.push(BlockComponent {
+            block,
+            positions,
+            key_blocks: pad_rows(key_blocks),
+        });
+    }
+
+    /// The Sparse Transformer's strided pattern: the local part (`stride - 1` each
+    /// way), then the positions sharing a residue mod `stride` as one block each.
+    fn strided(&mut self, stride: usize) {
+        let stride = stride.max(1);
+        self.local(stride - 1);
+        // Reshape-transpose: slot r * rows + t holds position t * stride + r, so
+        // the positions sharing a residue mod stride form one block of `rows`.
+        let rows = self.n.div_ceil(stride);
+        let positions = residue_major(self.n, stride, rows);
+        self.blocks.push(BlockComponent {
+            block: rows,
+            positions,
+            key_blocks: (0..stride).map(|qb| vec![qb]).collect(),
+        });
+    }
+
+    /// The Sparse Transformer's fixed pattern: each block on itself, and the last
+    /// `summary` positions of every block as keys shared by all queries.
+    fn fixed(&mut self, block: usize, summary: usize) {
+        let n = self.n;
+        let block = block.max(1);
+        self.blocks
+            .push(BlockComponent::identity(n, block, |qb, _| vec![qb]));
+        let keys = (0..n)
+            .filter(|j| j % block >= block - summary.min(block))
+            .collect();
+        self.shared.push(SharedComponent { keys });
+    }
+
+    /// Longformer: the first `global` queries as dense rows, the local window, and the
+    /// `global` positions as keys shared by all queries.
+    fn longformer(&mut self, window: usize, global: usize) {
+        self.dense_rows = global.min(self.n);
+        self.local(window);
+        if global > 0 {
+            self.shared.push(SharedComponent {
+                keys: (0..global.min(self.n)).collect(),
+            });
+        }
+    }
+
+    /// BigBird on blocks of `block` positions, its random blocks drawn from `seed`:
+    /// the global blocks' queries as dense rows, every other query block on the key
+    /// blocks its layout turns on.
+    fn bigbird(
+        &mut self,
+        block: usize,
+        window_blocks: usize,
+        global_blocks: usize,
+        random_blocks: usize,
+        seed: u64,
+    ) {
+        let block = block.max(1);
+        let bb = BigBirdLayout::new(
+            self.n,
+            block,
+            window_blocks,
+            global_blocks,
+            random_blocks,
+            seed,
+        );
+        self.dense_rows = (global_blocks * block).min(self.n);
+        let blocks = bb.blocks();
+        self.blocks
+            .push(BlockComponent::identity(self.n, block, |qb, _| {
+                if qb < global_blocks {
+                    // Dense rows: computed apart; keep the row narrow.
+                    vec![qb]
+                } else {
+                    (0..blocks).filter(|&kb| bb.block_on(qb, kb)).collect()
+                }
             }));
     }
 

@@ -314,33 +314,6 @@ impl AttentionPattern {
     /// divides by zero; what depends on causality is left to
     /// [`AttentionPattern::check_for`].
     pub fn check(&self, seq_len: usize) -> Result<(), PatternError> {
-        let error = |param: &'static str, value: usize, reason: String| PatternError {
-            param,
-            value: value.to_string(),
-            reason,
-        };
-        let positive = |name: &'static str, v: usize| {
-            if v == 0 {
-                Err(error(name, v, "must be at least 1".to_string()))
-            } else if v > MAX_PARAM {
-                Err(error(name, v, format!("must be at most {MAX_PARAM}")))
-            } else {
-                Ok(())
-            }
-        };
-        let divides = |name: &'static str, v: usize| {
-            if !seq_len.is_multiple_of(v) {
-                Err(error(
-                    name,
-                    v,
-                    format!(
-                        "must divide task.seq_len = {seq_len} (this pattern works on whole blocks)"
-                    ),
-                ))
-            } else {
-                Ok(())
-            }
-        };
         match *self {
             Self::Dense => Ok(()),
             Self::Local { window } => positive("window", window),
@@ -351,10 +324,10 @@ impl AttentionPattern {
             Self::Strided { stride } => positive("stride", stride),
             Self::Fixed { block, summary } => {
                 positive("block", block)?;
-                divides("block", block)?;
+                divides("block", block, seq_len)?;
                 positive("summary", summary)?;
                 if summary > block {
-                    return Err(error(
+                    return Err(refusal(
                         "summary",
                         summary,
                         format!("must be at most block = {block}"),
@@ -364,12 +337,12 @@ impl AttentionPattern {
             }
             Self::Block { size } => {
                 positive("size", size)?;
-                divides("size", size)
+                divides("size", size, seq_len)
             }
             Self::Longformer { window, global } => {
                 positive("window", window)?;
                 if global >= seq_len {
-                    return Err(error(
+                    return Err(refusal(
                         "global",
                         global,
                         format!("must be below task.seq_len = {seq_len}"),
@@ -382,26 +355,7 @@ impl AttentionPattern {
                 window_blocks,
                 global_blocks,
                 ..
-            } => {
-                positive("block", block)?;
-                divides("block", block)?;
-                if window_blocks == 0 || window_blocks % 2 == 0 {
-                    return Err(error(
-                        "window_blocks",
-                        window_blocks,
-                        "must be odd (the block itself plus as many on each side): 1, 3, 5, ..."
-                            .into(),
-                    ));
-                }
-                if global_blocks >= seq_len / block {
-                    return Err(error(
-                        "global_blocks",
-                        global_blocks,
-                        format!("must be below the number of blocks ({})", seq_len / block),
-                    ));
-                }
-                Ok(())
-            }
+            } => check_bigbird(block, window_blocks, global_blocks, seq_len),
             Self::Custom { ref mask } => {
                 custom::check(mask, seq_len, None).map_err(|e| mask_error(mask, e))
             }
@@ -420,6 +374,66 @@ impl AttentionPattern {
             other => other.check(seq_len),
         }
     }
+}
+
+/// The refusal of parameter `param` at `value`, saying what is allowed.
+fn refusal(param: &'static str, value: usize, reason: String) -> PatternError {
+    PatternError {
+        param,
+        value: value.to_string(),
+        reason,
+    }
+}
+
+/// A parameter that counts something: at least 1 and at most [`MAX_PARAM`].
+fn positive(name: &'static str, v: usize) -> Result<(), PatternError> {
+    if v == 0 {
+        Err(refusal(name, v, "must be at least 1".to_string()))
+    } else if v > MAX_PARAM {
+        Err(refusal(name, v, format!("must be at most {MAX_PARAM}")))
+    } else {
+        Ok(())
+    }
+}
+
+/// A block size of a pattern that works on whole blocks: it divides `seq_len`.
+fn divides(name: &'static str, v: usize, seq_len: usize) -> Result<(), PatternError> {
+    if !seq_len.is_multiple_of(v) {
+        Err(refusal(
+            name,
+            v,
+            format!("must divide task.seq_len = {seq_len} (this pattern works on whole blocks)"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// BigBird's parameters at `seq_len`: whole blocks, an odd window (the block itself
+/// plus as many on each side), and fewer global blocks than blocks.
+fn check_bigbird(
+    block: usize,
+    window_blocks: usize,
+    global_blocks: usize,
+    seq_len: usize,
+) -> Result<(), PatternError> {
+    positive("block", block)?;
+    divides("block", block, seq_len)?;
+    if window_blocks == 0 || window_blocks.is_multiple_of(2) {
+        return Err(refusal(
+            "window_blocks",
+            window_blocks,
+            "must be odd (the block itself plus as many on each side): 1, 3, 5, ...".into(),
+        ));
+    }
+    if global_blocks >= seq_len / block {
+        return Err(refusal(
+            "global_blocks",
+            global_blocks,
+            format!("must be below the number of blocks ({})", seq_len / block),
+        ));
+    }
+    Ok(())
 }
 
 /// A custom mask's refusal as an error of its `mask` parameter.

@@ -327,10 +327,101 @@ fn w1_trainer(plan: &RunPlan, warmup: usize, steps: usize) -> Result<Vec<Duratio
     result.map(|()| times)
 }
 
-/// Measured step times: every timed step (reported as the median), or a mean.
-enum Timing {
-    Steps(Vec<Duration>),
-    Mean(f64),
+/// The pattern the benchmark names `attn` (with the reference workloads'
+/// parameters), checked at length `seq`.
+fn checked_pattern(attn: &str, seq: usize) -> Result<AttentionPattern, BenchError> {
+    let pattern = default_pattern(attn).ok_or_else(|| BenchError::UnknownPattern(attn.into()))?;
+    pattern.check(seq).map_err(|error| BenchError::Pattern {
+        pattern: pattern.label(),
+        seq,
+        error,
+    })?;
+    Ok(pattern)
+}
+
+/// One configuration as the workloads run it: `pattern` at length `seq` on
+/// `backend`'s `device`, its kernels chosen by `mode`; `warmup` untimed steps, then
+/// `steps` timed ones.
+struct Setup<'a> {
+    pattern: &'a AttentionPattern,
+    seq: usize,
+    backend: BackendChoice,
+    device: &'a Device,
+    mode: SparseMode,
+    warmup: usize,
+    steps: usize,
+}
+
+impl Setup<'_> {
+    /// The kernel the layer really uses, as the trainer builds it, and the (query,
+    /// key) pairs it computes per head.
+    fn layer_kernel(&self) -> Result<(KernelKind, usize), BenchError> {
+        let (pattern, seq) = (self.pattern, self.seq);
+        let probe_plan = w1_plan(pattern, seq, 1, self.backend, 1)?;
+        let probe_kernels = Mixing::for_plan(&probe_plan, self.device, self.mode);
+        let kind = probe_kernels
+            .layers()
+            .first()
+            .map_or(KernelKind::Dense, |k| k.kind);
+        let computed_pairs = match kind {
+            KernelKind::BlockSparse => {
+                SparseLayout::of(pattern, seq, 1).map_or(seq * seq, |l| l.computed_pairs())
+            }
+            KernelKind::Fused => probe_kernels
+                .fused_plan(0)
+                .map_or(seq * seq, |p| p.computed_pairs()),
+            KernelKind::Dense | KernelKind::MaskedDense => seq * seq,
+        };
+        Ok((kind, computed_pairs))
+    }
+
+    /// Times `workload`: its name in the output, its batch, its ms per step (the
+    /// median of the timed steps; for the overhead workload, the mean through the
+    /// trainer), and (overhead) the bare loop's mean ms per step.
+    fn measure(
+        &self,
+        workload: Workload,
+    ) -> Result<(&'static str, usize, f64, Option<f64>), BenchError> {
+        let (device, mode, warmup, steps) = (self.device, self.mode, self.warmup, self.steps);
+        Ok(match workload {
+            Workload::W1 => {
+                let plan = w1_plan(self.pattern, self.seq, 2, self.backend, steps)?;
+                let times = w1_bare(&plan, device, mode, warmup, steps)?;
+                ("train_step", 16, median_ms(times), None)
+            }
+            Workload::W2 => {
+                let times = w2(self.pattern, self.seq, device, mode, warmup, steps)?;
+                ("attention_layer", 4, median_ms(times), None)
+            }
+            Workload::Overhead => {
+                let (bare, through) = self.overhead()?;
+                ("trainer_overhead", 16, through, Some(bare))
+            }
+        })
+    }
+
+    /// The overhead workload: the mean ms per step of the bare W1 loop and of W1
+    /// through the trainer, in that order.
+    fn overhead(&self) -> Result<(f64, f64), BenchError> {
+        let (device, mode, warmup, steps) = (self.device, self.mode, self.warmup, self.steps);
+        // More instrumentation than an experiment's default: metrics every step, a
+        // snapshot every 10 steps (default 50), evaluation only at the end (its
+        // forward passes are work, not overhead). Means, not medians, so the
+        // snapshot steps count.
+        let plan = w1_plan(self.pattern, self.seq, 2, self.backend, steps)?.revise(|s| {
+            s.train.snapshot_every = 10;
+            s.train.eval_every = 0;
+            s.train.eval_batches = 1;
+        })?;
+        // Alternate the two (bare, trainer, bare, trainer) so that drift in the
+        // machine's speed falls on both alike.
+        let (mut bare, mut through) = (Vec::new(), Vec::new());
+        for _ in 0..OVERHEAD_ROUNDS {
+            bare.extend(w1_bare(&plan, device, mode, warmup, steps)?);
+            through.extend(w1_trainer(&plan, warmup, steps)?);
+        }
+        Ok((mean_ms(&bare), mean_ms(&through)))
+    }
 }
 
 /// Runs one configuration in this process.
@@ -343,78 +434,27 @@ pub fn run_one(
     warmup: usize,
     steps: usize,
 ) -> Result<BenchResult, BenchError> {
-    let pattern = default_pattern(attn).ok_or_else(|| BenchError::UnknownPattern(attn.into()))?;
-    pattern.check(seq).map_err(|error| BenchError::Pattern {
-        pattern: pattern.label(),
-        seq,
-        error,
-    })?;
+    let pattern = checked_pattern(attn, seq)?;
     let (device, info) = select_backend(backend)?;
     let mode = if sparse {
         SparseMode::WherePaysOff
     } else {
         SparseMode::Off
     };
-    let attended_pairs = pattern.mask(seq, false, 1).attended_pairs();
-    // The kernel the layer really uses, as the trainer builds it.
-    let probe_plan = w1_plan(&pattern, seq, 1, backend, 1)?;
-    let probe_kernels = Mixing::for_plan(&probe_plan, &device, mode);
-    let kind = probe_kernels
-        .layers()
-        .first()
-        .map_or(KernelKind::Dense, |k| k.kind);
-    let computed_pairs = match kind {
-        KernelKind::BlockSparse => {
-            SparseLayout::of(&pattern, seq, 1).map_or(seq * seq, |l| l.computed_pairs())
-        }
-        KernelKind::Fused => probe_kernels
-            .fused_plan(0)
-            .map_or(seq * seq, |p| p.computed_pairs()),
-        KernelKind::Dense | KernelKind::MaskedDense => seq * seq,
+    let setup = Setup {
+        pattern: &pattern,
+        seq,
+        backend,
+        device: &device,
+        mode,
+        warmup,
+        steps,
     };
+    let attended_pairs = pattern.mask(seq, false, 1).attended_pairs();
+    let (kind, computed_pairs) = setup.layer_kernel()?;
     let kernel = kind.name();
     let alloc_before = crate::memory::reset_peak();
-    let (workload_name, batch, times, bare) = match workload {
-        Workload::W1 => {
-            let plan = w1_plan(&pattern, seq, 2, backend, steps)?;
-            (
-                "train_step",
-                16,
-                Timing::Steps(w1_bare(&plan, &device, mode, warmup, steps)?),
-                None,
-            )
-        }
-        Workload::W2 => (
-            "attention_layer",
-            4,
-            Timing::Steps(w2(&pattern, seq, &device, mode, warmup, steps)?),
-            None,
-        ),
-        Workload::Overhead => {
-            // More instrumentation than an experiment's default: metrics every step, a
-            // snapshot every 10 steps (default 50), evaluation only at the end (its
-            // forward passes are work, not overhead). Means, not medians, so the
-            // snapshot steps count.
-            let plan = w1_plan(&pattern, seq, 2, backend, steps)?.revise(|s| {
-                s.train.snapshot_every = 10;
-                s.train.eval_every = 0;
-                s.train.eval_batches = 1;
-            })?;
-            // Alternate the two (bare, trainer, bare, trainer) so that drift in the
-            // machine's speed falls on both alike.
-            let (mut bare, mut through) = (Vec::new(), Vec::new());
-            for _ in 0..OVERHEAD_ROUNDS {
-                bare.extend(w1_bare(&plan, &device, mode, warmup, steps)?);
-                through.extend(w1_trainer(&plan, warmup, steps)?);
-            }
-            let (bare, through) = (mean_ms(&bare), mean_ms(&through));
-            ("trainer_overhead", 16, Timing::Mean(through), Some(bare))
-        }
-    };
-    let step_ms = match times {
-        Timing::Steps(times) => median_ms(times),
-        Timing::Mean(mean) => mean,
-    };
+    let (workload_name, batch, step_ms, bare) = setup.measure(workload)?;
     Ok(BenchResult {
         implementation: "attnlab".into(),
         backend: info.backend,

@@ -4,10 +4,13 @@ use serde::Serialize;
 
 use super::experiment::{MAX_RUNS, folder_of, located};
 use super::source::read_experiment_text;
-use super::{ConfigError, ConfigErrors, Experiment, ModelKind, Settings, fields};
+use super::{ConfigError, ConfigErrors, Experiment, ModelKind, Settings, SweepAxis};
 use crate::attention::{AttentionPattern, Mask};
 
 mod eval_lengths;
+mod settings_check;
+
+pub use settings_check::check_settings;
 
 /// Longest experiment or run name (names become folder names and table columns).
 const MAX_NAME: usize = 200;
@@ -166,6 +169,71 @@ impl Experiment {
     /// [`Experiment::plan`], refusing any run whose estimated peak memory
     /// ([`super::estimate`]) exceeds `memory` bytes (`None`: not checked).
     pub fn plan_within(&self, memory: Option<u64>) -> Result<Vec<RunPlan>, ConfigErrors> {
+        let mut errors = self.check_experiment();
+        // The base alone is checked without its swept fields: the sweep sets those.
+        errors.extend(
+            check_settings(&self.base)
+                .into_iter()
+                .filter(|e| self.swept(&e.field).is_none()),
+        );
+        let points = self.sweep.points();
+        let seeds = |s: &Settings| s.train.seeds.len().max(1);
+        let expanded = points.len() * self.runs.len() * seeds(&self.base);
+        if expanded > MAX_RUNS {
+            errors.push(ConfigError::new(
+                "sweep",
+                format!(
+                    "expands to {expanded} runs ({} runs x {} points x seeds): at most {MAX_RUNS}",
+                    self.runs.len(),
+                    points.len()
+                ),
+            ));
+            return Err(ConfigErrors(errors));
+        }
+        let mut planned = Planned {
+            plans: Vec::with_capacity(expanded),
+            errors,
+        };
+        let mut names = std::collections::HashSet::new();
+        for (index, run) in self.runs.iter().enumerate() {
+            if !names.insert(run.name.as_str()) {
+                planned.errors.push(ConfigError::new(
+                    format!("runs[{index}].name"),
+                    format!(
+                        "\"{}\" is used by an earlier run; run names must be unique",
+                        run.name
+                    ),
+                ));
+            }
+            let settings = match self.run_settings(index) {
+                Ok(settings) => settings,
+                Err(e) => {
+                    planned.errors.push(e);
+                    continue;
+                }
+            };
+            if run.name.chars().count() > MAX_NAME {
+                planned.errors.push(ConfigError::new(
+                    format!("runs[{index}].name"),
+                    format!(
+                        "is {} characters: at most {MAX_NAME}",
+                        run.name.chars().count()
+                    ),
+                ));
+            }
+            for point in &points {
+                self.plan_point(&mut planned, index, &settings, point, memory);
+            }
+        }
+        if !planned.errors.is_empty() {
+            return Err(ConfigErrors(planned.errors));
+        }
+        Ok(planned.plans)
+    }
+
+    /// The problems of the experiment as a whole: its name, how many runs it has, and
+    /// its `[reference]` against the runs' names.
+    fn check_experiment(&self) -> Vec<ConfigError> {
         let mut errors = Vec::new();
         if self.name.chars().count() > MAX_NAME {
             errors.push(ConfigError::new(
@@ -198,267 +266,124 @@ impl Experiment {
             let names: Vec<&str> = self.runs.iter().map(|r| r.name.as_str()).collect();
             errors.extend(reference.check(&names));
         }
-        let swept = |field: &str| {
-            self.sweep
-                .axes
-                .iter()
-                .find(|a| field == a.field || field.starts_with(&format!("{}.", a.field)))
+        errors
+    }
+
+    /// The sweep axis that sets `field`: the field itself or a table above it.
+    fn swept(&self, field: &str) -> Option<&SweepAxis> {
+        self.sweep
+            .axes
+            .iter()
+            .find(|a| field == a.field || field.starts_with(&format!("{}.", a.field)))
+    }
+
+    /// Plans run `index` (its resolved `settings`) at sweep point `point`: one plan
+    /// per seed replicate, each checked (against `memory` too, when its settings pass),
+    /// into `planned`.
+    fn plan_point(
+        &self,
+        planned: &mut Planned,
+        index: usize,
+        settings: &Settings,
+        point: &[(String, toml::Value)],
+        memory: Option<u64>,
+    ) {
+        let run = &self.runs[index];
+        let pointed = match super::run_spec::apply_point(settings, point) {
+            Ok(s) => s,
+            Err(e) => {
+                planned.errors.push(ConfigError::new("sweep", e.message));
+                return;
+            }
         };
-        // The base alone is checked without its swept fields: the sweep sets those.
-        errors.extend(
-            check_settings(&self.base)
-                .into_iter()
-                .filter(|e| swept(&e.field).is_none()),
-        );
-        let points = self.sweep.points();
-        let seeds = |s: &Settings| s.train.seeds.len().max(1);
-        let expanded = points.len() * self.runs.len() * seeds(&self.base);
-        if expanded > MAX_RUNS {
-            errors.push(ConfigError::new(
-                "sweep",
-                format!(
-                    "expands to {expanded} runs ({} runs x {} points x seeds): at most {MAX_RUNS}",
-                    self.runs.len(),
-                    points.len()
-                ),
-            ));
-            return Err(ConfigErrors(errors));
-        }
-        let mut plans = Vec::with_capacity(expanded);
-        let mut names = std::collections::HashSet::new();
-        for (index, run) in self.runs.iter().enumerate() {
-            if !names.insert(run.name.as_str()) {
-                errors.push(ConfigError::new(
-                    format!("runs[{index}].name"),
-                    format!(
-                        "\"{}\" is used by an earlier run; run names must be unique",
-                        run.name
-                    ),
-                ));
-            }
-            let settings = match self.run_settings(index) {
-                Ok(settings) => settings,
-                Err(e) => {
-                    errors.push(e);
-                    continue;
-                }
-            };
-            if run.name.chars().count() > MAX_NAME {
-                errors.push(ConfigError::new(
-                    format!("runs[{index}].name"),
-                    format!(
-                        "is {} characters: at most {MAX_NAME}",
-                        run.name.chars().count()
-                    ),
-                ));
-            }
-            for point in &points {
-                let pointed = match super::run_spec::apply_point(&settings, point) {
-                    Ok(s) => s,
-                    Err(e) => {
-                        errors.push(ConfigError::new("sweep", e.message));
-                        continue;
-                    }
-                };
-                let group = if point.is_empty() {
-                    run.name.clone()
-                } else {
-                    format!("{} {}", run.name, super::point_label(point))
-                };
-                let replicates: Vec<Option<u64>> = if pointed.train.seeds.is_empty() {
-                    vec![None]
-                } else {
-                    pointed.train.seeds.iter().copied().map(Some).collect()
-                };
-                for seed in replicates {
-                    let mut settings = pointed.clone();
-                    let name = match seed {
-                        Some(seed) => {
-                            settings.train.seed = seed;
-                            format!("{group} seed={seed}")
-                        }
-                        None => group.clone(),
-                    };
-                    let mut run_errors = check_settings(&settings);
-                    if run_errors.is_empty()
-                        && let Some(available) = memory
-                        && let Some((field, message)) = super::over_budget(&settings, available)
-                    {
-                        run_errors.push(ConfigError::new(field, message));
-                    }
-                    for mut e in run_errors {
-                        if let Some(axis) = swept(&e.field) {
-                            e.message = format!("{} (at {})", e.message, super::point_label(point));
-                            e.field = format!("sweep.{}", axis.field);
-                        } else if run.has_overrides() {
-                            // A run that sets nothing itself is the base: say it there.
-                            e.field = format!("runs[{index}].{}", e.field);
-                        }
-                        let known = errors
-                            .iter()
-                            .any(|b: &ConfigError| b.field == e.field && b.message == e.message);
-                        if !known {
-                            errors.push(e);
-                        }
-                    }
-                    let mut coordinates = vec![("run".to_string(), run.name.clone())];
-                    coordinates.extend(
-                        point
-                            .iter()
-                            .map(|(field, value)| (field.clone(), super::value_label(value))),
-                    );
-                    plans.push(RunPlan {
-                        experiment: self.name.clone(),
-                        name,
-                        group: group.clone(),
-                        coordinates,
-                        settings,
-                        reference: self.reference.as_ref().and_then(|r| r.for_run(&run.name)),
-                    });
-                }
-            }
-        }
-        if !errors.is_empty() {
-            return Err(ConfigErrors(errors));
-        }
-        Ok(plans)
-    }
-}
-
-/// Every problem in one set of settings, fields relative to the file's top level:
-/// each field against its own bounds (the registry, [`super::fields`]), then the
-/// rules between fields.
-pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
-    let mut errors: Vec<ConfigError> = fields::FIELDS
-        .iter()
-        .filter(|f| (f.applies)(s))
-        .filter_map(|f| f.check(s).map(|message| ConfigError::new(f.path, message)))
-        .collect();
-    let task_bounds_ok = !errors.iter().any(|e| e.field.starts_with("task."));
-    if task_bounds_ok && let Err(e) = s.task.check() {
-        bad(
-            &mut errors,
-            &format!("task.{}", e.field),
-            &e.value,
-            &e.reason,
-        );
-    }
-    if let Err(why) = s.train.backend.check() {
-        bad(
-            &mut errors,
-            fields::BACKEND.path,
-            &s.train.backend.label(),
-            &why.to_string(),
-        );
-    }
-    let m = &s.model;
-    let n = s.task.seq_len;
-    if let (ModelKind::Transformer, Some(unit), false) =
-        (m.kind, s.task.kind.next_token_unit(), m.causal)
-    {
-        bad(
-            &mut errors,
-            fields::CAUSAL.path,
-            &m.causal,
-            &format!(
-                "the {} task predicts the next {unit}, which a position must not see: set model.causal = true",
-                s.task.kind.name()
-            ),
-        );
-    }
-    if m.kind == ModelKind::Transformer {
-        if let Err(why) = m.ablated() {
-            errors.push(ConfigError::new(fields::ABLATED_HEADS.path, why));
-        }
-        if m.heads > 0 && m.d_model > 0 && !m.d_model.is_multiple_of(m.heads) {
-            let divisors: Vec<String> = (1..=m.d_model.min(64))
-                .filter(|h| m.d_model.is_multiple_of(*h))
-                .map(|h| h.to_string())
-                .collect();
-            bad(
-                &mut errors,
-                fields::HEADS.path,
-                &m.heads,
-                &format!(
-                    "must divide model.d_model = {} (e.g. {})",
-                    m.d_model,
-                    divisors.join(", ")
-                ),
-            );
-        }
-        if m.positions == super::PositionScheme::Rope
-            && m.heads > 0
-            && m.d_model.is_multiple_of(m.heads)
-            && !(m.d_model / m.heads).is_multiple_of(2)
-        {
-            bad(
-                &mut errors,
-                fields::POSITIONS.path,
-                &"\"rope\"",
-                &format!(
-                    "needs an even head width (d_model / heads = {}): rope turns pairs of a head's dimensions",
-                    m.d_model / m.heads
-                ),
-            );
-        }
-        if m.layer_attention.is_empty() {
-            if let Err(e) = m.attention.check_for(n, m.causal) {
-                errors.push(ConfigError::new(
-                    format!("{}.{}", fields::ATTENTION.path, e.param),
-                    format!(
-                        "{} is not allowed for {}: {}",
-                        e.value,
-                        m.attention.kind(),
-                        e.reason
-                    ),
-                ));
-            }
+        let group = if point.is_empty() {
+            run.name.clone()
         } else {
-            let per_layer = &m.layer_attention;
-            if per_layer.len() != m.layers {
-                errors.push(ConfigError::new(
-                    fields::LAYER_ATTENTION.path,
-                    format!(
-                        "has {} patterns but model.layers = {}: give one pattern per layer",
-                        per_layer.len(),
-                        m.layers
-                    ),
-                ));
-            }
-            for (l, p) in per_layer.iter().enumerate() {
-                if let Err(e) = p.check_for(n, m.causal) {
-                    errors.push(ConfigError::new(
-                        format!("{}[{l}].{}", fields::LAYER_ATTENTION.path, e.param),
-                        format!("{} is not allowed for {}: {}", e.value, p.kind(), e.reason),
-                    ));
+            format!("{} {}", run.name, super::point_label(point))
+        };
+        let replicates: Vec<Option<u64>> = if pointed.train.seeds.is_empty() {
+            vec![None]
+        } else {
+            pointed.train.seeds.iter().copied().map(Some).collect()
+        };
+        for seed in replicates {
+            let mut settings = pointed.clone();
+            let name = match seed {
+                Some(seed) => {
+                    settings.train.seed = seed;
+                    format!("{group} seed={seed}")
                 }
+                None => group.clone(),
+            };
+            for e in replicate_problems(&settings, memory) {
+                planned.report(self.placed(e, index, point));
             }
+            let mut coordinates = vec![("run".to_string(), run.name.clone())];
+            coordinates.extend(
+                point
+                    .iter()
+                    .map(|(field, value)| (field.clone(), super::value_label(value))),
+            );
+            planned.plans.push(RunPlan {
+                experiment: self.name.clone(),
+                name,
+                group: group.clone(),
+                coordinates,
+                settings,
+                reference: self.reference.as_ref().and_then(|r| r.for_run(&run.name)),
+            });
         }
     }
-    let t = &s.train;
-    if t.seeds.iter().any(|&s| s > i64::MAX as u64) {
-        errors.push(ConfigError::new(
-            fields::SEEDS.path,
-            format!(
-                "every seed must be at most {} (TOML integers are signed 64-bit)",
-                i64::MAX
-            ),
-        ));
+
+    /// A problem of run `index` at sweep point `point`, moved to where the file sets
+    /// the field: the sweep axis (the message naming the point), else the run when it
+    /// sets anything itself, else the base field as it is.
+    fn placed(
+        &self,
+        mut e: ConfigError,
+        index: usize,
+        point: &[(String, toml::Value)],
+    ) -> ConfigError {
+        if let Some(axis) = self.swept(&e.field) {
+            e.message = format!("{} (at {})", e.message, super::point_label(point));
+            e.field = format!("sweep.{}", axis.field);
+        } else if self.runs[index].has_overrides() {
+            // A run that sets nothing itself is the base: say it there.
+            e.field = format!("runs[{index}].{}", e.field);
+        }
+        e
     }
-    if (1..t.seeds.len()).any(|i| t.seeds[..i].contains(&t.seeds[i])) {
-        errors.push(ConfigError::new(
-            fields::SEEDS.path,
-            "lists a seed twice: replicates need different seeds",
-        ));
-    }
-    let others_valid = errors.is_empty();
-    errors.extend(eval_lengths::check(s, others_valid));
-    errors
 }
 
-fn bad(errors: &mut Vec<ConfigError>, field: &str, value: &dyn std::fmt::Display, why: &str) {
-    errors.push(ConfigError::new(
-        field,
-        format!("{value} is not allowed: {why}"),
-    ));
+/// Every problem of one replicate's settings: [`check_settings`], then, when those
+/// pass and `memory` is given, its estimated peak memory against it.
+fn replicate_problems(settings: &Settings, memory: Option<u64>) -> Vec<ConfigError> {
+    let mut run_errors = check_settings(settings);
+    if run_errors.is_empty()
+        && let Some(available) = memory
+        && let Some((field, message)) = super::over_budget(settings, available)
+    {
+        run_errors.push(ConfigError::new(field, message));
+    }
+    run_errors
+}
+
+/// What planning has made so far: the plans, and every problem found.
+struct Planned {
+    plans: Vec<RunPlan>,
+    errors: Vec<ConfigError>,
+}
+
+impl Planned {
+    /// Adds a run's problem unless the same one (field and message) is already
+    /// reported: a base problem every run shares is said once.
+    fn report(&mut self, e: ConfigError) {
+        let known = self
+            .errors
+            .iter()
+            .any(|b: &ConfigError| b.field == e.field && b.message == e.message);
+        if !known {
+            self.errors.push(e);
+        }
+    }
 }

@@ -6,6 +6,10 @@ use std::path::{Component, Path, PathBuf};
 use super::png::{PngError, attention_png};
 use crate::records::{MetricRow, RunRecord, write_atomically};
 
+mod curves;
+
+pub use curves::curves_svg;
+
 /// Why an export could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
@@ -141,108 +145,6 @@ pub fn npy_f32(shape: &[usize], data: &[f32]) -> Vec<u8> {
         out.extend_from_slice(&v.to_le_bytes());
     }
     out
-}
-
-/// Loss (log scale) and accuracy against step, training and held-out, as an SVG line
-/// chart with the run's name, axes and a legend.
-pub fn curves_svg(title: &str, rows: &[MetricRow]) -> String {
-    const W: f64 = 900.0;
-    const H: f64 = 360.0;
-    const PAD: f64 = 50.0;
-    let max_step = rows
-        .iter()
-        .map(|r| r.metrics.step)
-        .max()
-        .unwrap_or(1)
-        .max(1) as f64;
-    let panel = |index: usize| (PAD + index as f64 * (W / 2.0), W / 2.0 - 1.5 * PAD);
-    let mut out = format!(
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = write!(
-        out,
-        r#"<rect width="{W}" height="{H}" fill="white"/><text x="{PAD}" y="20" font-size="14">{}</text>"#,
-        escape(title)
-    );
-    let losses: Vec<f64> = rows
-        .iter()
-        .map(|r| r.metrics.loss)
-        .filter(|l| l.is_finite() && *l > 0.0)
-        .collect();
-    let (lo, hi) = losses
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &l| {
-            (a.min(l.log10()), b.max(l.log10()))
-        });
-    let (lo, hi) = if lo.is_finite() && hi > lo {
-        (lo, hi)
-    } else {
-        (-1.0, 1.0)
-    };
-    for (index, (label, value)) in [
-        (
-            "loss (log10)",
-            &(|r: &MetricRow| r.metrics.loss.max(1e-12).log10()) as &dyn Fn(&MetricRow) -> f64,
-        ),
-        ("accuracy", &|r: &MetricRow| r.metrics.accuracy),
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let (x0, width) = panel(index);
-        let (y0, height) = (PAD, H - 2.0 * PAD);
-        let (vmin, vmax) = if index == 0 { (lo, hi) } else { (0.0, 1.0) };
-        let _ = write!(
-            out,
-            r#"<rect x="{x0}" y="{y0}" width="{width}" height="{height}" fill="none" stroke="gray"/><text x="{x0}" y="{}">{label}</text><text x="{}" y="{}" text-anchor="end">step {max_step}</text><text x="{x0}" y="{}">0</text>"#,
-            y0 - 6.0,
-            x0 + width,
-            y0 + height + 16.0,
-            y0 + height + 16.0
-        );
-        let _ = write!(
-            out,
-            r#"<text x="{}" y="{}" text-anchor="end">{vmax:.2}</text><text x="{}" y="{}" text-anchor="end">{vmin:.2}</text>"#,
-            x0 - 4.0,
-            y0 + 10.0,
-            x0 - 4.0,
-            y0 + height
-        );
-        for (eval, colour, name) in [(false, "#1f77b4", "train"), (true, "#d62728", "eval")] {
-            let points: Vec<String> = rows
-                .iter()
-                .filter(|r| r.eval == eval)
-                .map(|r| {
-                    let x = x0 + width * r.metrics.step as f64 / max_step;
-                    let v = ((value(r) - vmin) / (vmax - vmin)).clamp(0.0, 1.0);
-                    format!("{x:.1},{:.1}", y0 + height * (1.0 - v))
-                })
-                .collect();
-            if points.is_empty() {
-                continue;
-            }
-            let _ = write!(
-                out,
-                r#"<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{}"/>"#,
-                points.join(" ")
-            );
-            let ly = y0 + 14.0 + if eval { 14.0 } else { 0.0 };
-            let _ = write!(
-                out,
-                r#"<text x="{}" y="{ly}" fill="{colour}" text-anchor="end">{name}</text>"#,
-                x0 + width - 6.0
-            );
-        }
-    }
-    out.push_str("</svg>\n");
-    out
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// `path` made absolute with every link in the part that exists resolved; the part

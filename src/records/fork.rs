@@ -49,6 +49,25 @@ pub fn fork_record(
     let record = RunRecord::open(parent)?;
     let latest = read_checkpoint(parent)?;
     let model = model_at(parent, step)?;
+    let mut summary = child_summary(&record, parent, step, plan);
+    let child = create_child(root, plan, &mut summary)?;
+    copy_history(parent, &child, step)?;
+    let same = latest.as_ref().filter(|l| l.step == step);
+    let (model_name, optimizer) = copy_weights(parent, &child, &model, step, same)?;
+    let state = CheckpointState {
+        step,
+        busy_secs: busy_secs_at(&record, same, step),
+        model: model_name,
+        optimizer,
+        settings: super::settings_fingerprint(plan.settings()).ok(),
+    };
+    commit_checkpoint(&child, &state)?;
+    Ok(child)
+}
+
+/// The child's summary: `plan`'s run stopped at `step`, on the parent's backend and
+/// adapter, saying which record (`parent`'s folder name) it was forked from.
+fn child_summary(record: &RunRecord, parent: &Path, step: usize, plan: &RunPlan) -> RunSummary {
     let parent_id = parent
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -67,16 +86,31 @@ pub fn fork_record(
         record: parent_id,
         step,
     });
+    summary
+}
+
+/// Creates the child's folder under `root`: its config.toml (`plan` alone) and
+/// `summary`, which lists it as stopped. Returns the folder.
+fn create_child(
+    root: &Path,
+    plan: &RunPlan,
+    summary: &mut RunSummary,
+) -> Result<PathBuf, ForkError> {
     let config = plan
         .config_toml()
         .map_err(|e| ForkError::Config(e.to_string()))?;
-    let writer = RecordWriter::create(root, plan.experiment(), plan.name(), &config, &mut summary)?;
+    let writer = RecordWriter::create(root, plan.experiment(), plan.name(), &config, summary)?;
     let child = writer.dir().to_path_buf();
     // The writer's summary says running; the child is stopped at the fork step until
     // it resumes.
     summary.pid = None;
-    writer.finish(&summary)?;
+    writer.finish(summary)?;
+    Ok(child)
+}
 
+/// The parent's history up to `step` copied into the child: its metrics, the
+/// distances and lengths files where it has them, and its attention snapshots.
+fn copy_history(parent: &Path, child: &Path, step: usize) -> Result<(), RecordError> {
     rows_through(
         &parent.join("metrics.csv"),
         &child.join("metrics.csv"),
@@ -98,16 +132,28 @@ pub fn fork_record(
             MAX_SNAPSHOT_BYTES,
         )?;
     }
+    Ok(())
+}
 
-    let folder = checkpoint_dir(&child);
+/// The weights of the child's checkpoint, in a new checkpoint folder: the parent's
+/// `model` at `step` and, when `same` (the parent's latest checkpoint) is at that
+/// step, its optimiser state. Returns the file names of the model and the optimiser
+/// state (empty when there is none: the child starts a fresh optimiser).
+fn copy_weights(
+    parent: &Path,
+    child: &Path,
+    model: &Path,
+    step: usize,
+    same: Option<&CheckpointState>,
+) -> Result<(String, String), RecordError> {
+    let folder = checkpoint_dir(child);
     fs::create_dir(&folder).map_err(io_at(&folder))?;
     let ext = model
         .extension()
         .map(|e| e.to_string_lossy().into_owned())
         .unwrap_or_else(|| "bpk".into());
     let model_name = format!("model-{step}.{ext}");
-    copy_prefix(&model, &folder.join(&model_name), u64::MAX, u64::MAX)?;
-    let same = latest.as_ref().filter(|l| l.step == step);
+    copy_prefix(model, &folder.join(&model_name), u64::MAX, u64::MAX)?;
     let optimizer = match same {
         Some(l) => {
             copy_prefix(
@@ -120,7 +166,14 @@ pub fn fork_record(
         }
         None => String::new(),
     };
-    let busy_secs = match same {
+    Ok((model_name, optimizer))
+}
+
+/// Seconds of training the child starts its clock at: those of `same` (the parent's
+/// latest checkpoint, at `step`), else the largest elapsed time in the parent's
+/// metrics up to `step` (0 without any).
+fn busy_secs_at(record: &RunRecord, same: Option<&CheckpointState>, step: usize) -> f64 {
+    match same {
         Some(l) => l.busy_secs,
         None => record
             .metrics()
@@ -132,16 +185,7 @@ pub fn fork_record(
                     .reduce(f64::max)
             })
             .unwrap_or(0.0),
-    };
-    let state = CheckpointState {
-        step,
-        busy_secs,
-        model: model_name,
-        optimizer,
-        settings: super::settings_fingerprint(plan.settings()).ok(),
-    };
-    commit_checkpoint(&child, &state)?;
-    Ok(child)
+    }
 }
 
 /// Copies the first `len` bytes of `from` (a regular file of at most `max` bytes)
