@@ -1,10 +1,13 @@
 //! Attention weights are distributions over the visible keys and exactly zero elsewhere,
 //! for every pattern, computed by the model's real attention function on the CPU backend.
 
-use attnlab::attention::{AttentionPattern, Mask};
+use attnlab::attention::AttentionPattern;
 use attnlab::model::masked_attention;
 use attnlab::device::CpuBackend;
-use burn::tensor::{Bool, Distribution, Tensor, TensorData};
+use burn::tensor::{Distribution, Tensor};
+
+mod common;
+use common::attention::hidden;
 
 fn patterns() -> Vec<AttentionPattern> {
     vec![
@@ -33,12 +36,6 @@ fn patterns() -> Vec<AttentionPattern> {
     ]
 }
 
-fn blocked_tensor(mask: &Mask, device: &burn::tensor::Device) -> Tensor<4, Bool> {
-    let n = mask.n();
-    let blocked: Vec<bool> = mask.as_slice().iter().map(|v| !v).collect();
-    Tensor::from_data(TensorData::new(blocked, [1, 1, n, n]), device)
-}
-
 #[test]
 fn rows_are_distributions_over_visible_keys() {
     let device = CpuBackend::device();
@@ -46,7 +43,7 @@ fn rows_are_distributions_over_visible_keys() {
     for causal in [false, true] {
         for pattern in patterns() {
             let mask = pattern.mask(n, causal, 11);
-            let blocked = blocked_tensor(&mask, &device);
+            let blocked = hidden(&mask, &device);
             let shape = [batch, heads, n, d];
             let q = Tensor::<4>::random(shape, Distribution::Normal(0.0, 2.0), &device);
             let k = Tensor::<4>::random(shape, Distribution::Normal(0.0, 2.0), &device);

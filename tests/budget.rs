@@ -2,17 +2,33 @@
 //! (the trainer's own `train_step`) measured by the binary's counting allocator, one
 //! configuration per process (`attnlab bench --single`).
 
-use std::process::Command;
+use std::path::Path;
 
 use attnlab::bench::{default_pattern, w1_plan};
 use attnlab::config::{BackendChoice, estimate};
 
+mod common;
+use common::bin::attnlab;
+
 fn measured_peak_mb(attn: &str, seq: usize) -> f64 {
-    let out = Command::new(env!("CARGO_BIN_EXE_attnlab"))
-        .args(["bench", "--single", "--workload", "w1", "--attn", attn])
-        .args(["--seq", &seq.to_string(), "--steps", "1", "--warmup", "1"])
-        .output()
-        .expect("the binary runs");
+    let seq = seq.to_string();
+    let out = attnlab(
+        &[
+            "bench",
+            "--single",
+            "--workload",
+            "w1",
+            "--attn",
+            attn,
+            "--seq",
+            &seq,
+            "--steps",
+            "1",
+            "--warmup",
+            "1",
+        ],
+        Path::new(env!("CARGO_MANIFEST_DIR")),
+    );
     assert!(
         out.status.success(),
         "{}",

@@ -1,60 +1,32 @@
 //! The `attnlab` binary headless: `run` writes complete run records, `validate` exit codes.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
+use std::sync::LazyLock;
 
 use attnlab::records::{RunRecord, RunStatus};
 
-fn attnlab(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_attnlab"))
-        .args(args)
-        .current_dir(cwd)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("the binary runs")
-}
+mod common;
+// The binary without colours, whatever the terminal.
+use common::bin::{BIN, attnlab_no_color as attnlab, json_lines, text};
+use common::experiments::{DENSE, LOCAL_W1, LSTM, Tiny, many, prose, text_experiment};
+use common::files::{changed_files, copy_folder, files_under};
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-const TINY: &str = r#"
-name = "tiny"
-[task]
-seq_len = 16
-vocab = 8
-distance = 4
-[model]
-layers = 2
-heads = 2
-d_model = 16
-d_ff = 32
-[train]
-steps = 5
-batch = 4
-eval_every = 5
-eval_batches = 1
-snapshot_every = 2
-backend = "cpu"
-
-[[runs]]
-name = "dense"
-[[runs]]
-name = "local w=1"
-model.attention = { kind = "local", window = 1 }
-[[runs]]
-name = "lstm"
-model.kind = "lstm"
-"#;
+static TINY: LazyLock<String> = LazyLock::new(|| {
+    Tiny {
+        name: "tiny",
+        steps: 5,
+        eval_every: 5,
+        snapshot_every: 2,
+        runs: &[DENSE, LOCAL_W1, LSTM],
+    }
+    .toml()
+});
 
 #[test]
 fn run_writes_a_complete_record_per_run() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("tiny.toml"), TINY).expect("write");
+    std::fs::write(dir.path().join("tiny.toml"), TINY.as_str()).expect("write");
     let out = attnlab(&["run", "tiny.toml", "--out", "records"], dir.path());
     assert!(out.status.success(), "{}", text(&out));
     let all = text(&out);
@@ -132,7 +104,7 @@ fn run_writes_a_complete_record_per_run() {
 #[test]
 fn run_filters_and_overrides() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("tiny.toml"), TINY).expect("write");
+    std::fs::write(dir.path().join("tiny.toml"), TINY.as_str()).expect("write");
     let out = attnlab(
         &[
             "run",
@@ -208,7 +180,7 @@ fn run_filters_and_overrides() {
 #[test]
 fn validate_exit_codes() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("good.toml"), TINY).expect("write");
+    std::fs::write(dir.path().join("good.toml"), TINY.as_str()).expect("write");
     std::fs::write(
         dir.path().join("bad.toml"),
         "name = \"x\"\n[model]\nhead = 4\n",
@@ -264,17 +236,9 @@ fn shipped_experiments_validate_from_the_cli() {
 #[test]
 fn a_file_of_hundreds_of_runs_does_not_hang() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut text = String::from(
-        "name = \"many\"\n[task]\nseq_len = 8\nvocab = 4\ndistance = 2\n[model]\nlayers = 1\n\
-         heads = 1\nd_model = 4\nd_ff = 4\n[train]\nsteps = 1\nbatch = 1\neval_batches = 1\n\
-         backend = \"cpu\"\n",
-    );
-    for i in 0..300 {
-        text.push_str(&format!("[[runs]]\nname = \"r{i}\"\n"));
-    }
-    std::fs::write(dir.path().join("many.toml"), text).expect("write");
+    std::fs::write(dir.path().join("many.toml"), many(300)).expect("write");
     let out = attnlab(&["run", "many.toml", "--out", "records", "-q"], dir.path());
-    assert!(out.status.success(), "{}", self::text(&out));
+    assert!(out.status.success(), "{}", text(&out));
     let records = attnlab::records::list_records(&dir.path().join("records"));
     assert_eq!(records.len(), 300);
     assert!(
@@ -389,10 +353,7 @@ fn eval_reproduces_the_runs_accuracy_by_distance() {
         dir.path(),
     );
     assert!(out.status.success(), "{}", text(&out));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let lines = json_lines(&out);
     assert_eq!(lines.len(), 3, "recall: one distance per run: {lines:?}");
     for line in &lines {
         assert_eq!(line["distance"], 4);
@@ -440,13 +401,8 @@ fn a_text_experiment_reads_its_file_next_to_it_and_reports_bits_per_character() 
     let dir = tempfile::tempdir().expect("tempdir");
     let sub = dir.path().join("exp");
     std::fs::create_dir_all(sub.join("data")).expect("mkdir");
-    let prose = "the quick brown fox jumps over the lazy dog. ".repeat(40);
-    std::fs::write(sub.join("data/prose.txt"), &prose).expect("write");
-    let toml = |vocab: usize, file: &str| {
-        format!(
-            "name = \"t\"\n[task]\nkind = \"text\"\nfile = \"{file}\"\nseq_len = 16\nvocab = {vocab}\n[model]\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\ncausal = true\n[train]\nsteps = 4\nbatch = 4\neval_every = 4\neval_batches = 1\nbackend = \"cpu\"\n"
-        )
-    };
+    std::fs::write(sub.join("data/prose.txt"), prose()).expect("write");
+    let toml = |vocab: usize, file: &str| text_experiment(file, vocab, 4);
     std::fs::write(sub.join("t.toml"), toml(32, "data/prose.txt")).expect("write");
     // Run from the parent folder: the path is relative to the file, not the cwd.
     let out = attnlab(&["run", "exp/t.toml", "--out", "records"], dir.path());
@@ -465,24 +421,6 @@ fn a_text_experiment_reads_its_file_next_to_it_and_reports_bits_per_character() 
     let out = attnlab(&["validate", "exp/missing.toml"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out).contains("task.file"), "{}", text(&out));
-}
-
-/// Every file under `dir`, recursively, with its bytes.
-fn files_under(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
-    let mut files = std::collections::BTreeMap::new();
-    let mut folders = vec![dir.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).expect("readable folder") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                folders.push(path);
-            } else {
-                let bytes = std::fs::read(&path).expect("readable file");
-                files.insert(path, bytes);
-            }
-        }
-    }
-    files
 }
 
 /// `run --resume` with an edited `config.toml` (here `lr`) is refused, naming the
@@ -520,13 +458,7 @@ fn resume_refuses_edited_settings_and_leaves_the_record_as_it_was() {
     );
     assert!(!out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("train.lr"), "{}", text(&out));
-    let after = files_under(&record_dir);
-    let changed: Vec<_> = before
-        .iter()
-        .filter(|(path, bytes)| after.get(*path) != Some(*bytes))
-        .map(|(path, _)| path.clone())
-        .chain(after.keys().filter(|p| !before.contains_key(*p)).cloned())
-        .collect();
+    let changed = changed_files(&before, &files_under(&record_dir));
     assert!(changed.is_empty(), "a refused resume changed {changed:?}");
 
     let out = attnlab(
@@ -552,7 +484,7 @@ fn resume_refuses_edited_settings_and_leaves_the_record_as_it_was() {
 #[test]
 fn resume_continues_the_run_the_summary_names() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("tiny.toml"), TINY).expect("write");
+    std::fs::write(dir.path().join("tiny.toml"), TINY.as_str()).expect("write");
     let out = attnlab(
         &[
             "run",
@@ -570,7 +502,7 @@ fn resume_continues_the_run_the_summary_names() {
     assert_eq!(records.len(), 1);
     let record_dir = records[0].dir.clone();
     // Every run of the experiment, the record's ("dense") first, "lstm" last.
-    std::fs::write(record_dir.join("config.toml"), TINY).expect("write config.toml");
+    std::fs::write(record_dir.join("config.toml"), TINY.as_str()).expect("write config.toml");
     let shown = record_dir.display().to_string();
 
     let out = attnlab(
@@ -617,7 +549,7 @@ fn validate_refuses_a_run_over_the_address_space_limit() {
     }
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("big.toml"), BIG).expect("write");
-    std::fs::write(dir.path().join("tiny.toml"), TINY).expect("write");
+    std::fs::write(dir.path().join("tiny.toml"), TINY.as_str()).expect("write");
     let settings = attnlab::config::Experiment::from_toml(BIG)
         .expect("parses")
         .plan_within(None)
@@ -628,7 +560,7 @@ fn validate_refuses_a_run_over_the_address_space_limit() {
     let validate = |file: &str| {
         Command::new("prlimit")
             .arg(format!("--as={LIMIT}"))
-            .arg(env!("CARGO_BIN_EXE_attnlab"))
+            .arg(BIN)
             .args(["validate", file])
             .current_dir(dir.path())
             .env("NO_COLOR", "1")
@@ -653,20 +585,6 @@ fn validate_refuses_a_run_over_the_address_space_limit() {
     );
 }
 
-/// Copies the record folder `from` to `to` (files one level down included).
-fn copy_record(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("record") {
-        let path = entry.expect("entry").path();
-        let target = to.join(path.file_name().expect("name"));
-        if path.is_dir() {
-            copy_record(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).expect("copy");
-        }
-    }
-}
-
 /// `eval` and `export` take each record on its own: a damaged record (a garbled
 /// checkpoint; a config whose shapes no longer fit the saved model; an unreadable
 /// summary) is reported on stderr by name, the good one is still done, and the exit
@@ -684,7 +602,7 @@ fn eval_and_export_do_the_good_records_and_report_the_damaged_ones() {
     let good_id = good.file_name().expect("id").to_string_lossy().to_string();
     let damaged = dir.path().join("damaged");
     // A garbled checkpoint.
-    copy_record(&good, &damaged.join("garbled"));
+    copy_folder(&good, &damaged.join("garbled"));
     for entry in std::fs::read_dir(damaged.join("garbled/checkpoint")).expect("checkpoint") {
         let path = entry.expect("entry").path();
         if path.is_file() {
@@ -692,13 +610,13 @@ fn eval_and_export_do_the_good_records_and_report_the_damaged_ones() {
         }
     }
     // A model wider than the one saved.
-    copy_record(&good, &damaged.join("reshaped"));
+    copy_folder(&good, &damaged.join("reshaped"));
     let config = std::fs::read_to_string(good.join("config.toml")).expect("config.toml");
     let wider = config.replace("d_model = 16", "d_model = 32");
     assert_ne!(wider, config);
     std::fs::write(damaged.join("reshaped/config.toml"), wider).expect("write");
     // A summary that does not read.
-    copy_record(&good, &damaged.join("unreadable"));
+    copy_folder(&good, &damaged.join("unreadable"));
     std::fs::write(damaged.join("unreadable/summary.json"), "{").expect("write");
     let shown = good.display().to_string();
     let names = ["garbled", "reshaped", "unreadable"];
@@ -712,10 +630,7 @@ fn eval_and_export_do_the_good_records_and_report_the_damaged_ones() {
     let out = attnlab(&args, dir.path());
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect();
+    let lines = json_lines(&out);
     assert!(
         !lines.is_empty(),
         "the good record is evaluated: {}",
@@ -767,8 +682,7 @@ fn ctrl_c_stops_and_records_and_a_second_one_exits_at_once() {
         assert!(status.success());
     };
     let start = |out: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_attnlab"))
-            .args(["run", "long.toml", "--out", out])
+        let mut child = common::bin::command(&["run", "long.toml", "--out", out])
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -9,6 +9,10 @@ use attnlab::config::{
 };
 use proptest::prelude::*;
 
+mod common;
+use common::attention::any_pattern;
+use common::experiments::seeded_sweep;
+
 fn experiments_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("experiments")
 }
@@ -251,31 +255,6 @@ fn a_run_that_sets_the_base_value_keeps_it_when_the_base_is_edited() {
     assert_eq!(reopened.runs[1].overridden_fields(), ["task.distance"]);
 }
 
-fn pattern_strategy() -> impl Strategy<Value = AttentionPattern> {
-    prop_oneof![
-        Just(AttentionPattern::Dense),
-        (0usize..100).prop_map(|window| AttentionPattern::Local { window }),
-        (0usize..10, 0usize..5)
-            .prop_map(|(window, dilation)| AttentionPattern::Dilated { window, dilation }),
-        (0usize..64).prop_map(|stride| AttentionPattern::Strided { stride }),
-        (0usize..64, 0usize..9)
-            .prop_map(|(block, summary)| AttentionPattern::Fixed { block, summary }),
-        (0usize..64).prop_map(|size| AttentionPattern::Block { size }),
-        (0usize..64, 0usize..8)
-            .prop_map(|(window, global)| AttentionPattern::Longformer { window, global }),
-        (1usize..64, 0usize..6, 0usize..4, 0usize..4).prop_map(
-            |(block, window_blocks, global_blocks, random_blocks)| {
-                AttentionPattern::BigBird {
-                    block,
-                    window_blocks,
-                    global_blocks,
-                    random_blocks,
-                }
-            }
-        ),
-    ]
-}
-
 fn settings_strategy() -> impl Strategy<Value = Settings> {
     (
         (
@@ -290,8 +269,8 @@ fn settings_strategy() -> impl Strategy<Value = Settings> {
             1usize..6,
             0usize..9,
             0usize..600,
-            pattern_strategy(),
-            prop::collection::vec(pattern_strategy(), 0..4),
+            any_pattern(),
+            prop::collection::vec(any_pattern(), 0..4),
         ),
         (
             0usize..100_000,
@@ -372,8 +351,8 @@ proptest! {
 /// grouped; a bad value is reported at its sweep entry, with its line.
 #[test]
 fn sweeps_and_seeds_expand_into_named_grouped_runs() {
-    let text = "name = \"s\"\n[task]\nseq_len = 32\n[train]\nseeds = [1, 2]\n[sweep]\ntask.distance = [4, 8, 12]\n[[runs]]\nname = \"dense\"\n[[runs]]\nname = \"local\"\nmodel.attention = { kind = \"local\", window = 2 }\n";
-    let e = Experiment::from_toml(text).expect("parses");
+    let text = seeded_sweep("4, 8, 12", "");
+    let e = Experiment::from_toml(&text).expect("parses");
     let plans = e.plan().expect("valid");
     assert_eq!(plans.len(), 2 * 3 * 2);
     assert_eq!(plans[0].name(), "dense distance=4 seed=1");
@@ -402,8 +381,8 @@ fn sweeps_and_seeds_expand_into_named_grouped_runs() {
 /// Expanding the sweep writes plain runs that plan to exactly what the sweep did.
 #[test]
 fn an_expanded_sweep_plans_the_same_runs() {
-    let text = "name = \"s\"\n[task]\nseq_len = 32\n[train]\nseeds = [1, 2]\n[sweep]\ntask.distance = [4, 8]\n[[runs]]\nname = \"dense\"\n[[runs]]\nname = \"local\"\nmodel.attention = { kind = \"local\", window = 2 }\n";
-    let mut e = Experiment::from_toml(text).expect("parses");
+    let text = seeded_sweep("4, 8", "");
+    let mut e = Experiment::from_toml(&text).expect("parses");
     let before = e.plan().expect("valid");
     e.expand_sweep();
     assert!(e.sweep.is_empty());

@@ -9,6 +9,9 @@ use attnlab::app::{App, PersistedState};
 use attnlab::config::{ConfigError, Experiment};
 use proptest::prelude::*;
 
+mod common;
+use common::experiments::{prose, text_experiment};
+
 fn corpus() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus");
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -228,13 +231,6 @@ proptest! {
     }
 }
 
-/// A text experiment reading `file`, small enough to validate quickly.
-fn text_experiment(file: &str) -> String {
-    format!(
-        "name = \"t\"\n[task]\nkind = \"text\"\nfile = \"{file}\"\nseq_len = 16\nvocab = 32\n[model]\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\ncausal = true\n[train]\nsteps = 2\nbatch = 4\neval_every = 2\neval_batches = 1\nbackend = \"cpu\"\n"
-    )
-}
-
 /// A shared experiment must not read files from elsewhere (`../secret.txt`, or a link
 /// in its folder that leads out): refused on `task.file`, naming the file and how to
 /// allow it, unless the user allows it with `--allow-file`. The shipped corpus's
@@ -243,15 +239,11 @@ fn text_experiment(file: &str) -> String {
 fn a_corpus_outside_the_experiments_folder_is_refused_unless_allowed() {
     let root = tempfile::tempdir().expect("tempdir");
     let secret = root.path().join("secret.txt");
-    std::fs::write(
-        &secret,
-        "the quick brown fox jumps over the lazy dog. ".repeat(40),
-    )
-    .expect("write");
+    std::fs::write(&secret, prose()).expect("write");
     let exp = root.path().join("exp");
     std::fs::create_dir(&exp).expect("mkdir");
     let path = exp.join("t.toml");
-    std::fs::write(&path, text_experiment("../secret.txt")).expect("write");
+    std::fs::write(&path, text_experiment("../secret.txt", 32, 2)).expect("write");
 
     let errors = Experiment::load_and_plan_allowing(&path, &[]).expect_err("outside");
     assert_answered(&path, &errors.0);
@@ -274,25 +266,19 @@ fn a_corpus_outside_the_experiments_folder_is_refused_unless_allowed() {
     {
         std::os::unix::fs::symlink(&secret, exp.join("link.txt")).expect("link");
         let linked = exp.join("linked.toml");
-        std::fs::write(&linked, text_experiment("link.txt")).expect("write");
+        std::fs::write(&linked, text_experiment("link.txt", 32, 2)).expect("write");
         let errors = Experiment::load_and_plan_allowing(&linked, &[]).expect_err("escapes");
         assert!(errors.to_string().contains("task.file"), "{errors}");
     }
     let shipped = exp.join("shipped.toml");
-    let text = text_experiment(attnlab::tasks::SHIPPED_NAME).replace("vocab = 32", "vocab = 128");
+    let text = text_experiment(attnlab::tasks::SHIPPED_NAME, 128, 2);
     std::fs::write(&shipped, text).expect("write");
     if let Err(errors) = Experiment::load_and_plan_allowing(&shipped, &[]) {
         assert!(!errors.to_string().contains("outside"), "{errors}");
     }
 
     // The command line: refused, then validated and trained with --allow-file.
-    let attnlab = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_attnlab"))
-            .args(args)
-            .current_dir(root.path())
-            .output()
-            .expect("the binary runs")
-    };
+    let attnlab = |args: &[&str]| common::bin::attnlab(args, root.path());
     let out = attnlab(&["validate", "exp/t.toml"]);
     assert_eq!(out.status.code(), Some(1));
     let said = String::from_utf8_lossy(&out.stdout);

@@ -4,41 +4,29 @@
 //! evaluation and error columns have unit tests in `src/attention/expr.rs`; masks
 //! against the built-in patterns are in `tests/patterns.rs`.)
 
-use std::time::{Duration, Instant};
-
 use attnlab::attention::AttentionPattern;
 use attnlab::config::{Experiment, RunPlan};
 use attnlab::model::fused::AttentionPlan;
 use attnlab::model::{Mixing, KernelKind, SparseMode};
-use attnlab::records::RunStatus;
 use attnlab::device::CpuBackend;
-use attnlab::trainer::{Event, Placement, StartRun, Trainer};
 
-/// The longest the training test waits for its events.
-const DEADLINE: Duration = Duration::from_secs(240);
-
-fn custom(mask: &str) -> AttentionPattern {
-    AttentionPattern::Custom { mask: mask.into() }
-}
+mod common;
+use common::attention::custom;
+use common::experiments::{first_plan, tiny_recall};
+use common::train::train_all;
 
 /// An experiment file: a tiny recall task at `seq_len`, a small transformer whose
 /// `[model]` table adds the lines `model` (layers, attention, causal), six CPU steps.
 fn experiment(model: &str, seq_len: usize) -> String {
-    format!(
-        "name = \"c\"\n[task]\nseq_len = {seq_len}\nvocab = 8\ndistance = 4\n\
-         [model]\nheads = 2\nd_model = 16\nd_ff = 32\n{model}\
-         [train]\nsteps = 6\nbatch = 4\neval_every = 3\neval_batches = 1\nsnapshot_every = 3\nbackend = \"cpu\"\n"
-    )
+    tiny_recall("c", seq_len, model, "")
 }
 
 /// The one-layer run of `attention` (a TOML value) at `seq_len`, not causal.
 fn plan(attention: &str, seq_len: usize) -> RunPlan {
-    let text = experiment(&format!("layers = 1\nattention = {attention}\n"), seq_len);
-    Experiment::from_toml(&text)
-        .expect("valid")
-        .plan()
-        .expect("plans")
-        .remove(0)
+    first_plan(&experiment(
+        &format!("layers = 1\nattention = {attention}\n"),
+        seq_len,
+    ))
 }
 
 /// The validator's errors for `model` lines that should be refused.
@@ -137,53 +125,6 @@ fn a_sparse_custom_mask_is_computed_sparsely() {
     let layer = &composed.layers()[0];
     assert_eq!(layer.kind, KernelKind::BlockSparse, "{:?}", layer.reason);
     assert!(!layer.fault, "{:?}", layer.reason);
-}
-
-/// Events until `count` runs have finished.
-fn collect(trainer: &Trainer, count: usize) -> Vec<Event> {
-    let deadline = Instant::now() + DEADLINE;
-    let mut events = Vec::new();
-    let mut finished = 0;
-    while finished < count {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let event = trainer
-            .events()
-            .recv_timeout(left)
-            .unwrap_or_else(|_| panic!("no event within the test's {DEADLINE:?} deadline"));
-        if matches!(event, Event::Finished { .. }) {
-            finished += 1;
-        }
-        events.push(event);
-    }
-    events
-}
-
-/// Trains each plan once, one after the other, and returns their training losses.
-fn train_all(plans: Vec<RunPlan>) -> Vec<Vec<f64>> {
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
-    let count = plans.len();
-    for (id, p) in plans.into_iter().enumerate() {
-        trainer
-            .start(StartRun::new(id as u64 + 1, p, None))
-            .expect("trainer alive");
-    }
-    let events = collect(&trainer, count);
-    for e in &events {
-        if let Event::Finished { summary, .. } = e {
-            assert_eq!(summary.status, RunStatus::Finished, "{:?}", summary.message);
-        }
-    }
-    (1..=count as u64)
-        .map(|id| {
-            events
-                .iter()
-                .filter_map(|e| match e {
-                    Event::Step { id: i, metrics } if *i == id => Some(metrics.loss),
-                    _ => None,
-                })
-                .collect()
-        })
-        .collect()
 }
 
 /// The same seed, the same mask written two ways: the same losses, exactly. (This is

@@ -2,17 +2,10 @@
 //! parses as XML, the CSVs have their headers, the `.npy` header is numpy's.
 
 use std::path::Path;
-use std::process::{Command, Output};
 
-fn attnlab(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_attnlab"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the binary runs")
-}
-
-const TINY: &str = "name = \"tiny\"\n[task]\nseq_len = 16\nvocab = 8\ndistance = 4\n[model]\nlayers = 2\nheads = 2\nd_model = 16\nd_ff = 32\n[train]\nsteps = 4\nbatch = 4\neval_every = 2\neval_batches = 1\nsnapshot_every = 2\nbackend = \"cpu\"\n";
+mod common;
+use common::bin::attnlab;
+use common::experiments::{RECORD_CONFIG, Tiny};
 
 /// Parses a `.npy` v1 header: returns the shape, checks dtype and data length.
 fn npy_shape(bytes: &[u8]) -> Vec<usize> {
@@ -41,7 +34,14 @@ fn npy_shape(bytes: &[u8]) -> Vec<usize> {
 #[test]
 fn exported_files_open_in_standard_tools() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("tiny.toml"), TINY).expect("write");
+    let tiny = Tiny {
+        name: "tiny",
+        steps: 4,
+        eval_every: 2,
+        snapshot_every: 2,
+        runs: &[],
+    };
+    std::fs::write(dir.path().join("tiny.toml"), tiny.toml()).expect("write");
     let out = attnlab(&["run", "tiny.toml", "--out", "records", "-q"], dir.path());
     assert!(
         out.status.success(),
@@ -125,8 +125,6 @@ fn a_screen_region_encodes_as_a_png_that_decodes() {
     assert_eq!(image.get_pixel(2, 1).0, [200, 55, 7, 255]);
     assert!(attnlab::export::color_image_png([4, 4], std::iter::empty()).is_err());
 }
-
-const RECORD_CONFIG: &str = "name = \"r\"\n[task]\nseq_len = 8\nvocab = 4\ndistance = 2\n[model]\nlayers = 1\nheads = 1\nd_model = 4\nd_ff = 4\n";
 
 /// A finished record with two metric rows under `root`, read back.
 fn small_record(root: &Path) -> attnlab::records::RunRecord {

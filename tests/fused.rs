@@ -21,24 +21,24 @@ use attnlab::model::{
 use attnlab::device::CpuBackend;
 use attnlab::trainer::{StepOptions, train_step};
 use burn::optim::AdamConfig;
-use burn::tensor::{Bool, Distribution, Tensor, TensorData};
+use burn::tensor::{Distribution, Tensor, TensorData};
 use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().expect("f32")
-}
+mod common;
+use common::attention::{Bounds, hidden, valid_pattern};
+use common::experiments::first_plan;
+use common::float::{Tolerance, assert_close, values, within};
 
-fn close(a: &[f32], b: &[f32], what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}: lengths");
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= 1e-4 + 1e-3 * y.abs(),
-            "{what}[{i}]: fused {x} vs reference {y}"
-        );
-    }
-}
+/// The patterns the property tests draw: every kind, windows and blocks of a few
+/// tiles.
+const PATTERNS: Bounds = Bounds {
+    local: 40,
+    stride: 20,
+    longformer: 20,
+    on_blocks: true,
+};
 
 /// Output and `qkv` gradient of the fused kernel against masked dense attention.
 fn check(
@@ -61,8 +61,7 @@ fn check(
         &device,
     );
     let weight = Tensor::<3>::random([batch, n, d_model], Distribution::Normal(0.0, 1.0), &device);
-    let hidden: Vec<bool> = mask.as_slice().iter().map(|v| !v).collect();
-    let hidden = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [1, 1, n, n]), &device);
+    let hidden = hidden(&mask, &device);
 
     let qkv = qkv0.clone().detach().require_grad();
     let fused = fused_attention(qkv.clone(), &plan, heads).expect("the CPU backend has it");
@@ -83,33 +82,13 @@ fn check(
     let g_ref = values(qkv_ref.grad(&grads).expect("gradient"));
 
     let tag = format!("{pattern} b={batch} h={heads} d={head_dim} n={n} causal={causal}");
-    close(&values(fused), &values(reference), &format!("{tag} output"));
-    close(&g_fused, &g_ref, &format!("{tag} dqkv"));
-}
-
-fn pattern_strategy() -> impl Strategy<Value = AttentionPattern> {
-    prop_oneof![
-        Just(AttentionPattern::Dense),
-        (1usize..40).prop_map(|window| AttentionPattern::Local { window }),
-        (1usize..5, 1usize..4)
-            .prop_map(|(window, dilation)| AttentionPattern::Dilated { window, dilation }),
-        (2usize..20).prop_map(|stride| AttentionPattern::Strided { stride }),
-        (1usize..20, 0usize..6)
-            .prop_map(|(window, global)| AttentionPattern::Longformer { window, global }),
-        (2usize..20).prop_map(|size| AttentionPattern::Block { size }),
-        (2usize..20, 1usize..4).prop_map(|(block, summary)| AttentionPattern::Fixed {
-            block,
-            summary: summary.min(block)
-        }),
-        (2usize..12, 0usize..2, 0usize..2, 0usize..3).prop_map(|(block, w, g, r)| {
-            AttentionPattern::BigBird {
-                block,
-                window_blocks: 1 + 2 * w,
-                global_blocks: g,
-                random_blocks: r,
-            }
-        }),
-    ]
+    assert_close(
+        &values(fused),
+        &values(reference),
+        Tolerance::FUSED,
+        &format!("{tag} output"),
+    );
+    assert_close(&g_fused, &g_ref, Tolerance::FUSED, &format!("{tag} dqkv"));
 }
 
 proptest! {
@@ -117,7 +96,7 @@ proptest! {
 
     #[test]
     fn fused_equals_masked_dense(
-        pattern in pattern_strategy(),
+        pattern in valid_pattern(PATTERNS),
         batch in 1usize..3,
         heads in 1usize..4,
         head_dim in 1usize..21,
@@ -130,7 +109,7 @@ proptest! {
     }
 
     #[test]
-    fn plans_cover_each_mask_exactly(pattern in pattern_strategy(), n in 1usize..300, causal: bool, seed in 0u64..1000) {
+    fn plans_cover_each_mask_exactly(pattern in valid_pattern(PATTERNS), n in 1usize..300, causal: bool, seed in 0u64..1000) {
         prop_assume!(pattern.check(n).is_ok());
         let mask = pattern.mask(n, causal, seed);
         let plan = AttentionPlan::new(&pattern, &mask).expect("plan covers the mask");
@@ -210,8 +189,8 @@ fn check_unary(
     };
     let (y1, g1) = run(&fused);
     let (y2, g2) = run(&reference);
-    close(&y1, &y2, &format!("{what} value"));
-    close(&g1, &g2, &format!("{what} gradient"));
+    assert_close(&y1, &y2, Tolerance::FUSED, &format!("{what} value"));
+    assert_close(&g1, &g2, Tolerance::FUSED, &format!("{what} gradient"));
 }
 
 #[test]
@@ -264,8 +243,8 @@ fn check_layer_norm(rows: usize, d: usize) {
         (gamma, values(beta.val().grad(&grads).expect("dbeta")))
     };
     let ((g1, b1), (g2, b2)) = (param_grads(true), param_grads(false));
-    close(&g1, &g2, "dgamma");
-    close(&b1, &b2, "dbeta");
+    assert_close(&g1, &g2, Tolerance::FUSED, "dgamma");
+    assert_close(&b1, &b2, Tolerance::FUSED, "dbeta");
 }
 
 #[test]
@@ -307,9 +286,10 @@ fn fused_linear_equals_burns_with_its_parameter_gradients() {
         };
         let (fused, reference) = (run(true), run(false));
         for ((a, b), what) in fused.iter().zip(&reference).zip(["y", "dx", "dw", "db"]) {
-            close(
+            assert_close(
                 a,
                 b,
+                Tolerance::FUSED,
                 &format!("linear {batch}x{rows}x{d_in}->{d_out} {what}"),
             );
         }
@@ -383,8 +363,8 @@ fn check_cross_entropy(rows: usize, vocab: usize) {
             .grad(&reference.clone().backward())
             .expect("gradient"),
     );
-    close(&values(fused), &values(reference), "loss");
-    close(&g_fused, &g_ref, "dlogits");
+    assert_close(&values(fused), &values(reference), Tolerance::FUSED, "loss");
+    assert_close(&g_fused, &g_ref, Tolerance::FUSED, "dlogits");
 }
 
 /// The variants this machine runs, by its own feature detection (not the library's).
@@ -474,11 +454,7 @@ fn every_position_scheme_trains_the_same_fused_and_composed() {
             let text = format!(
                 "name = \"p\"\n[task]\nseq_len = 24\nvocab = 8\ndistance = 3\n[model]\nlayers = 2\nheads = 2\nd_model = 16\nd_ff = 32\ncausal = {causal}\npositions = \"{positions}\"\nattention = {attention}\n[train]\nsteps = 12\nbatch = 4\nlr = 1e-2\nbackend = \"cpu\"\n"
             );
-            let plan = Experiment::from_toml(&text)
-                .expect("valid")
-                .plan()
-                .expect("plans")
-                .remove(0);
+            let plan = first_plan(&text);
             let (fused, composed) = fused_and_composed_losses(&plan, 3);
             assert_same_losses(&fused, &composed, &format!("{positions} {attention}"));
         }
@@ -524,7 +500,7 @@ fn assert_same_losses(fused: &[f64], composed: &[f64], name: &str) {
     assert_eq!(fused.len(), composed.len(), "{name}");
     for (step, (a, b)) in fused.iter().zip(composed).enumerate() {
         assert!(
-            (a - b).abs() <= 2e-3 + 2e-3 * b.abs(),
+            within(*a, *b, 2e-3, 2e-3),
             "{name} step {step}: fused loss {a} vs composed {b}"
         );
     }
@@ -626,7 +602,12 @@ fn check_alibi(
         alibi.slopes(),
         (batch, n, heads, head_dim),
     );
-    close(&fused, &naive, &format!("{tag} output vs plain Rust"));
+    assert_close(
+        &fused,
+        &naive,
+        Tolerance::FUSED,
+        &format!("{tag} output vs plain Rust"),
+    );
 
     // The composed paths add the same bias: output and gradient.
     let composed = |attend: &dyn Fn(Tensor<4>, Tensor<4>, Tensor<4>) -> Tensor<4>| {
@@ -643,24 +624,29 @@ fn check_alibi(
         let grads = (out.clone() * weight.clone()).sum().backward();
         (values(out), values(qkv.grad(&grads).expect("gradient")))
     };
-    let hidden: Vec<bool> = mask.as_slice().iter().map(|v| !v).collect();
-    let hidden = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [1, 1, n, n]), &device);
+    let hidden = hidden(&mask, &device);
     let (out, grad) = composed(&|q, k, v| {
         let bias = Some(alibi.bias_tensor(n, n, &device));
         masked_attention_with_bias(q, k, v, Some(&hidden), bias).0
     });
-    close(&fused, &out, &format!("{tag} output vs masked dense"));
-    close(&g_fused, &grad, &format!("{tag} dqkv vs masked dense"));
+    assert_close(
+        &fused,
+        &out,
+        Tolerance::FUSED,
+        &format!("{tag} output vs masked dense"),
+    );
+    assert_close(
+        &g_fused,
+        &grad,
+        Tolerance::FUSED,
+        &format!("{tag} dqkv vs masked dense"),
+    );
     match BlockSparseAttention::new_with_alibi(pattern, &mask, seed, Some(&alibi), &device) {
         Ok(block_sparse) => {
             // Partial softmaxes merged by log-sum-exp: tests/sparse.rs's tolerance.
             let loose = |a: &[f32], b: &[f32], what: &str| {
-                for (i, (x, y)) in a.iter().zip(b).enumerate() {
-                    assert!(
-                        (x - y).abs() <= 2e-4 + 2e-3 * y.abs(),
-                        "{tag} {what}[{i}]: fused {x} vs block-sparse {y}"
-                    );
-                }
+                let what = format!("{tag} {what}: fused vs block-sparse");
+                assert_close(a, b, Tolerance::BLOCK_SPARSE, &what);
             };
             let (out, grad) = composed(&|q, k, v| block_sparse.forward(q, k, v));
             assert_eq!(

@@ -1,6 +1,7 @@
 //! The workbench driven as a user would, through egui_kittest: widgets found by their
 //! labels, the real `App`, the real trainer thread on the CPU backend.
 
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use attnlab::app::{App, PersistedState};
@@ -9,31 +10,20 @@ use attnlab::records::RunStatus;
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT, Queryable};
 
-const TINY: &str = r#"
-name = "tiny"
-[task]
-seq_len = 16
-vocab = 8
-distance = 4
-[model]
-layers = 2
-heads = 2
-d_model = 16
-d_ff = 32
-[train]
-steps = 12
-batch = 4
-eval_every = 4
-eval_batches = 1
-snapshot_every = 4
-backend = "cpu"
+mod common;
+use common::bin::Server;
+use common::experiments::{DENSE, LOCAL_W1, Tiny, many, prose, text_experiment};
 
-[[runs]]
-name = "dense"
-[[runs]]
-name = "local w=1"
-model.attention = { kind = "local", window = 1 }
-"#;
+static TINY: LazyLock<String> = LazyLock::new(|| {
+    Tiny {
+        name: "tiny",
+        steps: 12,
+        eval_every: 4,
+        snapshot_every: 4,
+        runs: &[DENSE, LOCAL_W1],
+    }
+    .toml()
+});
 
 fn harness(dir: &std::path::Path, toml: &str) -> Harness<'static, App> {
     let state = PersistedState {
@@ -65,7 +55,7 @@ fn is_disabled(h: &Harness<'static, App>, label: &str) -> bool {
 #[test]
 fn run_trains_every_run_and_fills_curves_and_attention() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut h = harness(dir.path(), TINY);
+    let mut h = harness(dir.path(), &TINY);
     h.run_steps(2);
     assert!(!is_disabled(&h, "Run"));
     h.get_by_label("Run").click();
@@ -208,7 +198,7 @@ fn the_distance_pane_plots_accuracy_by_distance_within_runs() {
 #[test]
 fn an_invalid_field_disables_run_and_says_why() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut h = harness(dir.path(), TINY);
+    let mut h = harness(dir.path(), &TINY);
     h.run_steps(2);
     h.get_by_label("heads").set_value_accesskit(3.0);
     h.run_steps(3);
@@ -264,7 +254,7 @@ fn ctrl_enter_runs_and_escape_stops() {
 #[test]
 fn a_broken_file_shows_its_error_and_keeps_the_experiment() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut h = harness(dir.path(), TINY);
+    let mut h = harness(dir.path(), &TINY);
     h.run_steps(2);
     let before = h.state().experiment().clone();
     let bad = dir.path().join("broken.toml");
@@ -294,22 +284,12 @@ fn a_broken_file_shows_its_error_and_keeps_the_experiment() {
 fn a_corpus_outside_the_folder_runs_only_once_its_checkbox_allows_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = dir.path().join("secret.txt");
-    std::fs::write(
-        &secret,
-        "the quick brown fox jumps over the lazy dog. ".repeat(40),
-    )
-    .expect("write");
+    std::fs::write(&secret, prose()).expect("write");
     let folder = dir.path().join("exp");
     std::fs::create_dir(&folder).expect("mkdir");
     let path = folder.join("t.toml");
-    std::fs::write(
-        &path,
-        "name = \"t\"\n[task]\nkind = \"text\"\nfile = \"../secret.txt\"\nseq_len = 16\n\
-         vocab = 32\n[model]\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\ncausal = true\n\
-         [train]\nsteps = 2\nbatch = 4\neval_every = 2\neval_batches = 1\nbackend = \"cpu\"\n",
-    )
-    .expect("write");
-    let mut h = harness(dir.path(), TINY);
+    std::fs::write(&path, text_experiment("../secret.txt", 32, 2)).expect("write");
+    let mut h = harness(dir.path(), &TINY);
     h.run_steps(2);
     h.state_mut().open_path(&path);
     h.run_steps(3);
@@ -363,7 +343,7 @@ fn a_corpus_outside_the_folder_runs_only_once_its_checkbox_allows_it() {
 #[test]
 fn save_then_open_gives_the_same_experiment_and_unsaved_edits_are_confirmed() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut h = harness(dir.path(), TINY);
+    let mut h = harness(dir.path(), &TINY);
     h.run_steps(2);
     h.get_by_label("heads").set_value_accesskit(8.0);
     h.run_steps(2);
@@ -402,7 +382,7 @@ fn save_then_open_gives_the_same_experiment_and_unsaved_edits_are_confirmed() {
 #[test]
 fn state_survives_a_restart() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut h = harness(dir.path(), TINY);
+    let mut h = harness(dir.path(), &TINY);
     h.run_steps(2);
     h.get_by_label("heads").set_value_accesskit(8.0);
     h.run_steps(2);
@@ -435,14 +415,14 @@ fn first_launch_opens_a_shipped_example_and_previews_its_masks() {
 fn past_runs_reopen_without_retraining() {
     let dir = tempfile::tempdir().expect("tempdir");
     {
-        let mut h = harness(dir.path(), TINY);
+        let mut h = harness(dir.path(), &TINY);
         h.run_steps(2);
         h.get_by_label("Run").click();
         step_until(&mut h, |app| {
             app.runs().views.len() == 2 && !app.runs().any_active()
         });
     }
-    let mut h = harness(dir.path(), TINY);
+    let mut h = harness(dir.path(), &TINY);
     step_until(&mut h, |_| true);
     assert!(h.state().runs().views.is_empty());
     let opens: Vec<_> = h.get_all_by_label("Open").collect();
@@ -521,15 +501,7 @@ fn the_cost_view_measures_the_experiments_patterns_and_caches_them() {
 #[test]
 fn hundreds_of_runs_from_the_window_all_finish() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut toml = String::from(
-        "name = \"many\"\n[task]\nseq_len = 8\nvocab = 4\ndistance = 2\n[model]\nlayers = 1\n\
-         heads = 1\nd_model = 4\nd_ff = 4\n[train]\nsteps = 1\nbatch = 1\neval_batches = 1\n\
-         backend = \"cpu\"\n",
-    );
-    for i in 0..150 {
-        toml.push_str(&format!("[[runs]]\nname = \"r{i}\"\n"));
-    }
-    let mut h = harness(dir.path(), &toml);
+    let mut h = harness(dir.path(), &many(150));
     h.run_steps(2);
     h.get_by_label("Run").click();
     step_until(&mut h, |app| {
@@ -642,7 +614,7 @@ fn seed_replicates_are_grouped_in_the_curves() {
 #[test]
 fn export_writes_a_bundle_that_reopens_without_retraining() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut h = harness(dir.path(), TINY);
+    let mut h = harness(dir.path(), &TINY);
     h.run_steps(2);
     h.get_by_label("Run").click();
     step_until(&mut h, |app| {
@@ -660,7 +632,7 @@ fn export_writes_a_bundle_that_reopens_without_retraining() {
 
     // Someone else opens the bundle: its records are listed and open.
     let elsewhere = tempfile::tempdir().expect("tempdir");
-    let mut h = harness(elsewhere.path(), TINY);
+    let mut h = harness(elsewhere.path(), &TINY);
     step_until(&mut h, |_| true);
     h.state_mut().open_path(&bundle.join("experiment.toml"));
     step_until(&mut h, |_| true);
@@ -676,30 +648,10 @@ fn export_writes_a_bundle_that_reopens_without_retraining() {
 /// the runs panel says where.
 #[test]
 fn runs_train_on_a_server_added_in_the_devices_pane() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_attnlab"))
-        .args([
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--device",
-            "cpu",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("attnlab serve");
-    let mut stdout = std::io::BufReader::new(server.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("address");
-    let address = line
-        .trim()
-        .trim_start_matches("attnlab serve: listening on ")
-        .to_string();
-    let mut h = harness(dir.path(), TINY);
+    let server = Server::start(dir.path(), "server");
+    let address = server.address.clone();
+    let mut h = harness(dir.path(), &TINY);
     h.run_steps(2);
     h.get_by_label("Devices").click();
     h.run_steps(2);
@@ -748,9 +700,6 @@ fn runs_train_on_a_server_added_in_the_devices_pane() {
             ("remote", address.as_str())
         );
     }
-    // Ignored: the server may have exited.
-    let _ = server.kill();
-    let _ = server.wait();
 }
 
 /// The Interventions pane: a tiny run that keeps every checkpoint's weights is measured

@@ -5,7 +5,7 @@
 //! and patching none leaves the corrupted ones; the fused CPU kernel and burn's
 //! composed ops agree under random interventions (property test).
 
-use attnlab::config::{Experiment, RunPlan};
+use attnlab::config::RunPlan;
 use attnlab::model::{
     Mixing, HeadEdit, HeadRef, Interventions, SequenceModel, SparseMode, Transformer,
     TransformerConfig, accuracy, head_columns, masked_cross_entropy, scalar,
@@ -18,6 +18,11 @@ use burn::tensor::{Device, Tensor, TensorData};
 use proptest::prelude::*;
 use rand::{SeedableRng, rngs::StdRng};
 
+mod common;
+use common::bin::{attnlab, json_lines, text};
+use common::experiments::first_plan;
+use common::files::copy_folder;
+
 const V: usize = 8;
 const N: usize = 16;
 const D: usize = 2 * V + N;
@@ -29,11 +34,7 @@ fn plan(attention: &str) -> RunPlan {
          [model]\nlayers = 1\nheads = 2\nd_model = {D}\nd_ff = 4\nattention = {attention}\n\
          [train]\nbatch = 16\nbackend = \"cpu\"\n"
     );
-    Experiment::from_toml(&text)
-        .expect("valid")
-        .plan()
-        .expect("plans")
-        .remove(0)
+    first_plan(&text)
 }
 
 /// Writes every parameter by its path; what `weight` does not name is zero (layer
@@ -279,21 +280,6 @@ proptest! {
     }
 }
 
-fn attnlab(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_attnlab"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .expect("the binary runs")
-}
-
-fn json_lines(out: &std::process::Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a JSON line"))
-        .collect()
-}
-
 /// Writes `toml` as `file` in `dir`, trains it with `attnlab run --out r` and returns
 /// the records it wrote.
 fn trained(dir: &std::path::Path, file: &str, toml: &str) -> Vec<attnlab::records::RunRecord> {
@@ -450,18 +436,6 @@ fn curve(dir: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
-fn copy_folder(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_folder(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).expect("copy");
-        }
-    }
-}
-
 /// `attnlab run --fork`: at the latest step with nothing changed it continues exactly
 /// as `run --resume` does; at a kept step it starts from those weights with a changed
 /// learning rate, naming its parent; what may not change mid-run is refused.
@@ -589,11 +563,7 @@ fn ablating_a_head_changes_the_attention_of_later_layers_only() {
          [model]\nlayers = 2\nheads = 2\nd_model = {D}\nd_ff = 4\nattention = \"dense\"\n\
          [train]\nbatch = 16\nbackend = \"cpu\"\n"
     );
-    let two = Experiment::from_toml(&text)
-        .expect("valid")
-        .plan()
-        .expect("plans")
-        .remove(0);
+    let two = first_plan(&text);
     device.seed(11);
     let model = TransformerConfig::from_plan(&two).init(&device);
     let batch = eval_batch(&two, 5);
@@ -686,11 +656,7 @@ fn heads_ablated_for_good_stay_ablated_and_a_fork_may_prune_them() {
     )
     .expect("write");
     let out = attnlab(&["validate", "bad.toml"], dir.path());
-    let stderr = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = text(&out);
     assert!(!out.status.success());
     assert!(
         stderr.contains("model.ablated_heads") && stderr.contains("\"3.1\""),

@@ -4,6 +4,9 @@
 use attnlab::attention::{AttentionPattern, BigBirdLayout, compose};
 use proptest::prelude::*;
 
+mod common;
+use common::attention::custom;
+
 /// Checks every (query, key) pair of `pattern`'s mask at length `n` against `expected`,
 /// with and without causality.
 fn assert_mask(pattern: &AttentionPattern, n: usize, expected: impl Fn(usize, usize) -> bool) {
@@ -189,10 +192,6 @@ fn every_kind_name_parses_with_defaults() {
         assert!(p.check(64).is_ok(), "{kind} defaults must be valid at n=64");
     }
     assert!(AttentionPattern::from_kind("sparse").is_none());
-}
-
-fn custom(mask: &str) -> AttentionPattern {
-    AttentionPattern::Custom { mask: mask.into() }
 }
 
 /// Custom masks written to equal built-in patterns give the identical mask at every

@@ -12,7 +12,9 @@ use attnlab::records::{
 };
 use proptest::prelude::*;
 
-const CONFIG: &str = "name = \"r\"\n[task]\nseq_len = 8\nvocab = 4\ndistance = 2\n[model]\nlayers = 1\nheads = 1\nd_model = 4\nd_ff = 4\n";
+mod common;
+use common::experiments::{RECORD_CONFIG as CONFIG, first_plan, tiny_recall};
+use common::train::{DEADLINE, Wait, finish_all};
 
 /// A complete record: config, 5 metric rows, 3 snapshots, a finished summary.
 fn write_record(root: &Path) -> std::path::PathBuf {
@@ -392,52 +394,28 @@ proptest! {
 
 /// A tiny seeded run of 6 steps with a checkpoint every 2; `keep` is a `[train]` line.
 fn keeping_plan(keep: &str, steps: usize) -> attnlab::config::RunPlan {
-    let text = format!(
-        "name = \"k\"\n[task]\nseq_len = 16\nvocab = 8\ndistance = 4\n[model]\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\n[train]\nsteps = {steps}\nbatch = 4\neval_every = 3\neval_batches = 1\nsnapshot_every = 3\ncheckpoint_every = 2\nbackend = \"cpu\"\n{keep}\n"
-    );
-    let experiment = attnlab::config::Experiment::from_toml(&text).expect("valid");
-    experiment.plan().expect("valid").remove(0)
+    let train = format!("steps = {steps}\ncheckpoint_every = 2\n{keep}\n");
+    first_plan(&tiny_recall("k", 16, "", &train))
 }
 
 /// Runs `runs` (each a run and, to resume, the record it continues) one after the
 /// other and returns each one's record folder and summary, in order.
-fn train_all(
+fn train_recorded(
     root: &Path,
     runs: Vec<(attnlab::config::RunPlan, Option<std::path::PathBuf>)>,
 ) -> Vec<(std::path::PathBuf, RunSummary)> {
-    use attnlab::trainer::{Event, Placement, StartRun, Trainer};
-    use std::time::{Duration, Instant};
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
-    let count = runs.len();
-    for (id, (plan, resume)) in runs.into_iter().enumerate() {
-        let start = match resume {
+    use attnlab::trainer::StartRun;
+    let starts = runs
+        .into_iter()
+        .enumerate()
+        .map(|(id, (plan, resume))| match resume {
             Some(dir) => StartRun::resume(id as u64, plan, dir),
             None => StartRun::new(id as u64, plan, Some(root.to_path_buf())),
-        };
-        trainer.start(start).expect("trainer alive");
-    }
-    let deadline = Instant::now() + Duration::from_secs(240);
-    let mut dirs = vec![None; count];
-    let mut summaries = vec![None; count];
-    while summaries.iter().any(Option::is_none) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match trainer
-            .events()
-            .recv_timeout(left)
-            .expect("an event in time")
-        {
-            Event::Started { id, record_dir, .. } => dirs[id as usize] = record_dir,
-            Event::Finished { id, summary } => summaries[id as usize] = Some(*summary),
-            _ => {}
-        }
-    }
-    dirs.into_iter()
-        .zip(summaries)
-        .map(|(dir, summary)| {
-            let summary = summary.expect("finished");
-            assert_eq!(summary.status, RunStatus::Finished, "{:?}", summary.message);
-            (dir.expect("recorded"), summary)
         })
+        .collect();
+    finish_all(starts, Wait::InAll(DEADLINE))
+        .into_iter()
+        .map(|(dir, summary)| (dir.expect("recorded"), summary))
         .collect()
 }
 
@@ -464,7 +442,7 @@ fn kept_checkpoints_hold_the_model_at_each_checkpoint_step() {
         keeping_plan("", 6),
     ];
     let runs = plans.iter().map(|p| (p.clone(), None)).collect();
-    let done = train_all(root.path(), runs);
+    let done = train_recorded(root.path(), runs);
     let (all, two, default) = (&done[0].0, &done[1].0, &done[2].0);
 
     assert_eq!(kept_steps(all), [2, 4, 6]);
@@ -531,7 +509,7 @@ fn kept_checkpoints_hold_the_model_at_each_checkpoint_step() {
     assert!(message.contains("4, 6"), "{message}");
 
     // Resumed to 10 steps, the run that keeps 2 keeps those of steps 8 and 10.
-    let resumed = train_all(
+    let resumed = train_recorded(
         root.path(),
         vec![(keeping_plan("keep_checkpoints = 2", 10), Some(two.clone()))],
     );

@@ -6,141 +6,28 @@
 //! loopback requires a token, refuses clients without it, and the token stays out of
 //! records.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use attnlab::records::{RunRecord, RunStatus, RunSummary, list_records};
 
-/// An `attnlab serve` process on 127.0.0.1, killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
-    /// What it printed after the address: who may connect, how clients connect.
-    notes: String,
-    log: PathBuf,
-    /// Its stdout, kept open for as long as it runs.
-    _stdout: BufReader<std::process::ChildStdout>,
-}
+mod common;
+// Clients never take a token from the tests' environment unless given one.
+use common::bin::{Server, attnlab_with_token, attnlab_without_token as attnlab, text};
+use common::experiments::{DENSE, DENSE_SEED_2, LOCAL_W1, LSTM, Tiny};
 
-impl Server {
-    fn start(dir: &Path, name: &str) -> Self {
-        Self::start_with(
-            dir,
-            name,
-            &[
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                "0",
-                "--device",
-                "cpu",
-            ],
-        )
+static FOUR: LazyLock<String> = LazyLock::new(|| {
+    Tiny {
+        name: "four",
+        steps: 6,
+        eval_every: 3,
+        snapshot_every: 3,
+        runs: &[DENSE, LOCAL_W1, DENSE_SEED_2, LSTM],
     }
-
-    fn start_with(dir: &Path, name: &str, args: &[&str]) -> Self {
-        let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_attnlab"))
-            .args(args)
-            .env_remove("ATTNLAB_TOKEN")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).expect("log file"))
-            .spawn()
-            .expect("attnlab serve starts");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout
-            .read_line(&mut line)
-            .expect("the server prints its address");
-        let address = line
-            .trim()
-            .strip_prefix("attnlab serve: listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_string();
-        // `  access: ...` and `  clients: ...`, printed with the address.
-        let mut notes = String::new();
-        for _ in 0..2 {
-            stdout.read_line(&mut notes).expect("the server's notes");
-        }
-        Self {
-            child,
-            address,
-            notes,
-            log,
-            _stdout: stdout,
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        // Ignored: it may have been killed already.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn attnlab(args: &[&str], cwd: &Path) -> Output {
-    attnlab_with_token(args, cwd, None)
-}
-
-/// `attnlab` with `ATTNLAB_TOKEN` set to `token`, or unset.
-fn attnlab_with_token(args: &[&str], cwd: &Path, token: Option<&str>) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_attnlab"));
-    command.args(args).current_dir(cwd);
-    match token {
-        Some(token) => command.env("ATTNLAB_TOKEN", token),
-        None => command.env_remove("ATTNLAB_TOKEN"),
-    };
-    command.output().expect("the binary runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-const FOUR: &str = r#"
-name = "four"
-[task]
-seq_len = 16
-vocab = 8
-distance = 4
-[model]
-layers = 2
-heads = 2
-d_model = 16
-d_ff = 32
-[train]
-steps = 6
-batch = 4
-eval_every = 3
-eval_batches = 1
-snapshot_every = 3
-backend = "cpu"
-
-[[runs]]
-name = "dense"
-[[runs]]
-name = "local w=1"
-model.attention = { kind = "local", window = 1 }
-[[runs]]
-name = "dense seed 2"
-train.seed = 2
-[[runs]]
-name = "lstm"
-model.kind = "lstm"
-"#;
+    .toml()
+});
 
 fn summaries(dir: &Path) -> Vec<RunSummary> {
     let mut all: Vec<RunSummary> = list_records(dir).into_iter().map(|r| r.summary).collect();
@@ -151,7 +38,7 @@ fn summaries(dir: &Path) -> Vec<RunSummary> {
 #[test]
 fn runs_spread_over_two_servers_and_match_local_training() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("four.toml"), FOUR).expect("write");
+    std::fs::write(dir.path().join("four.toml"), FOUR.as_str()).expect("write");
     let (a, b) = (
         Server::start(dir.path(), "a"),
         Server::start(dir.path(), "b"),
@@ -235,21 +122,20 @@ fn a_server_killed_mid_run_fails_that_run_and_the_others_finish() {
     let mut a = Server::start(dir.path(), "a");
     let b = Server::start(dir.path(), "b");
     let backend = format!("remote:{},{}", a.address, b.address);
-    let mut client = Command::new(env!("CARGO_BIN_EXE_attnlab"))
-        .args([
-            "run",
-            "four.toml",
-            "--out",
-            "r",
-            "--backend",
-            &backend,
-            "--quiet",
-        ])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("client starts");
+    let mut client = common::bin::command(&[
+        "run",
+        "four.toml",
+        "--out",
+        "r",
+        "--backend",
+        &backend,
+        "--quiet",
+    ])
+    .current_dir(dir.path())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("client starts");
     let started = Instant::now();
     while !a.log().contains("connected") {
         assert!(
@@ -304,23 +190,22 @@ fn a_frozen_server_fails_its_run_and_the_other_server_trains_the_rest() {
     let a = Server::start(dir.path(), "a");
     let b = Server::start(dir.path(), "b");
     let backend = format!("remote:{},{}", a.address, b.address);
-    let mut client = Command::new(env!("CARGO_BIN_EXE_attnlab"))
-        .args([
-            "run",
-            "four.toml",
-            "--out",
-            "r",
-            "--backend",
-            &backend,
-            "--quiet",
-        ])
-        // The shortest timeout allowed: longer than any step here, even under load.
-        .env("ATTNLAB_REMOTE_TIMEOUT", "30")
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("client starts");
+    let mut client = common::bin::command(&[
+        "run",
+        "four.toml",
+        "--out",
+        "r",
+        "--backend",
+        &backend,
+        "--quiet",
+    ])
+    // The shortest timeout allowed: longer than any step here, even under load.
+    .env("ATTNLAB_REMOTE_TIMEOUT", "30")
+    .current_dir(dir.path())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("client starts");
     let started = Instant::now();
     while !a.log().contains("connected") {
         assert!(
@@ -414,7 +299,7 @@ fn an_unreachable_server_is_a_clear_error() {
 #[test]
 fn iroh_without_relays_trains_on_loopback() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("four.toml"), FOUR).expect("write");
+    std::fs::write(dir.path().join("four.toml"), FOUR.as_str()).expect("write");
     // A free UDP port: bound and released.
     let port = std::net::UdpSocket::bind("127.0.0.1:0")
         .and_then(|s| s.local_addr())

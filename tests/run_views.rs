@@ -10,11 +10,12 @@ use attnlab::records::{AttentionSnapshot, BackendInfo, Metrics, Probe, RunStatus
 use attnlab::inspect::MAX_SNAPSHOT_SIDE;
 use attnlab::trainer::Event;
 
+mod common;
+use common::experiments::{first_plan, seeded_sweep};
+
+/// The one run of a file of defaults, ten steps long.
 fn plan() -> RunPlan {
-    Experiment::from_toml("name = \"x\"\n[train]\nsteps = 10\n")
-        .and_then(|e| e.plan())
-        .map(|mut p| p.remove(0))
-        .expect("valid")
+    first_plan("name = \"x\"\n[train]\nsteps = 10\n")
 }
 
 fn metrics(step: usize) -> Metrics {
@@ -128,8 +129,8 @@ fn snapshot_lookup_picks_the_last_at_or_before() {
 fn sweep_tables_average_seeds_over_two_axes() {
     use attnlab::app::{SweepMetric, sweep_table, table_csv};
     use attnlab::records::RunSummary;
-    let text = "name = \"s\"\n[task]\nseq_len = 32\n[train]\nseeds = [1, 2]\nsolved_at = 0.9\n[sweep]\ntask.distance = [4, 8]\n[[runs]]\nname = \"dense\"\n[[runs]]\nname = \"local\"\nmodel.attention = { kind = \"local\", window = 2 }\n";
-    let plans = Experiment::from_toml(text)
+    let text = seeded_sweep("4, 8", "solved_at = 0.9\n");
+    let plans = Experiment::from_toml(&text)
         .and_then(|e| e.plan())
         .expect("valid");
     let mut runs = RunViews::default();

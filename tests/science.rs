@@ -6,8 +6,11 @@ use std::time::Duration;
 
 use attnlab::attention::compose;
 use attnlab::config::Experiment;
-use attnlab::records::{RunStatus, RunSummary};
-use attnlab::trainer::{Event, Placement, StartRun, Trainer};
+use attnlab::records::RunStatus;
+use attnlab::trainer::StartRun;
+
+mod common;
+use common::train::{Wait, finish_all};
 
 const EXPERIMENT: &str = r#"
 name = "science"
@@ -39,31 +42,6 @@ name = "local w=2"
 model.attention = { kind = "local", window = 2 }
 "#;
 
-fn train_all(experiment: &Experiment) -> Vec<RunSummary> {
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
-    let plans = experiment.plan().expect("valid");
-    let count = plans.len();
-    for (id, plan) in plans.into_iter().enumerate() {
-        trainer
-            .start(StartRun::new(id as u64, plan, None))
-            .expect("alive");
-    }
-    let mut summaries = vec![None; count];
-    while summaries.iter().any(Option::is_none) {
-        if let Event::Finished { id, summary } = trainer
-            .events()
-            .recv_timeout(Duration::from_secs(900))
-            .expect("events")
-        {
-            summaries[id as usize] = Some(*summary);
-        }
-    }
-    summaries
-        .into_iter()
-        .map(|s| s.expect("finished"))
-        .collect()
-}
-
 #[test]
 fn dense_learns_long_recall_and_local_cannot() {
     let experiment = Experiment::from_toml(EXPERIMENT).expect("valid");
@@ -75,7 +53,16 @@ fn dense_learns_long_recall_and_local_cannot() {
     assert!(compose(&plans[0].layer_masks()).links_distance(task.distance));
     assert!(!compose(&plans[1].layer_masks()).links_distance(task.distance));
 
-    let summaries = train_all(&experiment);
+    let starts = plans
+        .iter()
+        .enumerate()
+        .map(|(id, plan)| StartRun::new(id as u64, plan.clone(), None))
+        .collect();
+    // 400 steps of each run, in a debug build: a bound on each event, not on all.
+    let summaries: Vec<_> = finish_all(starts, Wait::PerEvent(Duration::from_secs(900)))
+        .into_iter()
+        .map(|(_, summary)| summary)
+        .collect();
     for s in &summaries {
         assert_eq!(s.status, RunStatus::Finished, "{}: {:?}", s.name, s.message);
     }

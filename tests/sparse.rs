@@ -5,22 +5,20 @@
 use attnlab::attention::{AttentionPattern, SparseLayout};
 use attnlab::model::{BlockSparseAttention, SparseUnavailable, attention_output, masked_attention};
 use attnlab::device::CpuBackend;
-use burn::tensor::{Bool, Distribution, Tensor, TensorData};
+use burn::tensor::{Bool, Distribution, Tensor};
 use proptest::prelude::*;
 
-fn close(a: &[f32], b: &[f32], what: &str) {
-    assert_eq!(a.len(), b.len());
-    for (i, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!(
-            (x - y).abs() <= 2e-4 + 2e-3 * y.abs(),
-            "{what}[{i}]: sparse {x} vs reference {y}"
-        );
-    }
-}
+mod common;
+use common::attention::{Bounds, hidden, valid_pattern};
+use common::float::{Tolerance, assert_close, values};
 
-fn values(t: Tensor<4>) -> Vec<f32> {
-    t.into_data().try_to_vec::<f32>().expect("f32")
-}
+/// The patterns that allow any length, with windows of a few blocks.
+const PATTERNS: Bounds = Bounds {
+    local: 20,
+    stride: 12,
+    longformer: 10,
+    on_blocks: false,
+};
 
 /// Output and input gradients of a fast computation against the masked-dense
 /// reference, on random inputs.
@@ -49,10 +47,10 @@ fn compare(
     };
     let (o1, q1, k1, v1) = run(true);
     let (o2, q2, k2, v2) = run(false);
-    close(&o1, &o2, &format!("{tag} output"));
-    close(&q1, &q2, &format!("{tag} dq"));
-    close(&k1, &k2, &format!("{tag} dk"));
-    close(&v1, &v2, &format!("{tag} dv"));
+    assert_close(&o1, &o2, Tolerance::BLOCK_SPARSE, &format!("{tag} output"));
+    assert_close(&q1, &q2, Tolerance::BLOCK_SPARSE, &format!("{tag} dq"));
+    assert_close(&k1, &k2, Tolerance::BLOCK_SPARSE, &format!("{tag} dk"));
+    assert_close(&v1, &v2, Tolerance::BLOCK_SPARSE, &format!("{tag} dv"));
 }
 
 /// The block-sparse computation of `pattern` (and the dense training path with its
@@ -61,8 +59,7 @@ fn check(pattern: &AttentionPattern, n: usize, causal: bool, seed: u64) {
     let device = CpuBackend::device().autodiff();
     device.seed(seed);
     let mask = pattern.mask(n, causal, seed);
-    let hidden: Vec<bool> = mask.as_slice().iter().map(|v| !v).collect();
-    let hidden = Tensor::<4, Bool>::from_data(TensorData::new(hidden, [1, 1, n, n]), &device);
+    let hidden = hidden(&mask, &device);
     let tag = format!("{pattern} n={n} causal={causal}");
     compare(
         n,
@@ -82,25 +79,13 @@ fn check(pattern: &AttentionPattern, n: usize, causal: bool, seed: u64) {
     compare(n, &hidden, |q, k, v| sparse.forward(q, k, v), &tag);
 }
 
-fn pattern_strategy() -> impl Strategy<Value = AttentionPattern> {
-    prop_oneof![
-        Just(AttentionPattern::Dense),
-        (1usize..20).prop_map(|window| AttentionPattern::Local { window }),
-        (1usize..5, 1usize..4)
-            .prop_map(|(window, dilation)| AttentionPattern::Dilated { window, dilation }),
-        (2usize..12).prop_map(|stride| AttentionPattern::Strided { stride }),
-        (1usize..10, 0usize..6)
-            .prop_map(|(window, global)| AttentionPattern::Longformer { window, global }),
-    ]
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(24))]
 
     /// Patterns that allow any length, including ragged ends (n not a multiple of the
     /// block).
     #[test]
-    fn sparse_equals_reference_any_length(pattern in pattern_strategy(), n in 9usize..90, causal: bool, seed in 0u64..100) {
+    fn sparse_equals_reference_any_length(pattern in valid_pattern(PATTERNS), n in 9usize..90, causal: bool, seed in 0u64..100) {
         check(&pattern, n, causal, seed);
     }
 

@@ -2,80 +2,33 @@
 //! divergence, backend failure, warnings, and run records.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use attnlab::config::{BackendChoice, Experiment, ModelKind, RunPlan};
+use attnlab::config::{BackendChoice, ModelKind, RunPlan};
 use attnlab::records::{RunRecord, RunStatus};
-use attnlab::trainer::{Command, Event, Fault, Placement, RunPhase, StartRun, Trainer};
+use attnlab::trainer::{Command, Event, Fault, RunPhase, StartRun, Trainer};
 
-/// The longest any one test waits for its events, in all: a broken Stop or a hung
-/// trainer fails the test in minutes, not hours.
-const DEADLINE: Duration = Duration::from_secs(240);
+mod common;
+use common::experiments::{first_plan, tiny_plan};
+use common::files::{changed_files, files_under};
+use common::float::close;
+use common::train::{DEADLINE, local_trainer, losses, next, one_at_a_time, start};
 
-/// burn's CPU backend keeps one process-wide RNG, which `device.seed` resets at the
-/// start of each run; tests that train take turns so that one test's parameter
-/// initialisation never draws from another's seeded stream.
-static TRAINING: Mutex<()> = Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    TRAINING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A tiny run; `extra` lines override fields of its `[train]` table.
+/// A tiny run (one layer, six steps, snapshots every 2 steps); `extra` lines override
+/// fields of its `[train]` table.
 fn plan(extra: &str) -> RunPlan {
-    let mut train = "steps = 6\nbatch = 4\neval_every = 3\neval_batches = 1\nsnapshot_every = 2\nbackend = \"cpu\"\n".to_string();
-    for line in extra.lines() {
-        let key = line.split('=').next().unwrap_or_default().trim();
-        train = train
-            .lines()
-            .filter(|l| !l.starts_with(&format!("{key} ")))
-            .map(|l| format!("{l}\n"))
-            .collect();
-        train.push_str(line);
-        train.push('\n');
-    }
-    let text = format!(
-        "name = \"t\"\n[task]\nseq_len = 16\nvocab = 8\ndistance = 4\n[model]\nlayers = 1\nheads = 2\nd_model = 16\nd_ff = 32\n[train]\n{train}"
-    );
-    let experiment = Experiment::from_toml(&text).expect("valid");
-    experiment.plan().expect("valid").remove(0)
-}
-
-fn start(trainer: &Trainer, id: u64, plan: RunPlan, root: Option<&std::path::Path>) {
-    trainer
-        .start(StartRun::new(id, plan, root.map(Into::into)))
-        .expect("trainer alive");
-}
-
-/// The next event, failing the test once the overall deadline has passed.
-fn next(trainer: &Trainer, deadline: Instant) -> Event {
-    let left = deadline.saturating_duration_since(Instant::now());
-    trainer
-        .events()
-        .recv_timeout(left)
-        .unwrap_or_else(|_| panic!("no event within the test's {DEADLINE:?} deadline"))
+    tiny_plan("", &format!("snapshot_every = 2\n{extra}"))
 }
 
 /// Collects events until `count` runs have finished (within the deadline from
 /// `since`), and checks each run's events follow the documented order.
 fn collect_since(trainer: &Trainer, count: usize, since: Instant) -> Vec<Event> {
-    let deadline = since + DEADLINE;
-    let mut events = Vec::new();
-    let mut finished = 0;
-    while finished < count {
-        let event = next(trainer, deadline);
-        if matches!(event, Event::Finished { .. }) {
-            finished += 1;
-        }
-        events.push(event);
-    }
+    let events = common::train::collect_since(trainer, count, since);
     check_order(&events);
     events
 }
 
+/// [`collect_since`] now.
 fn collect(trainer: &Trainer, count: usize) -> Vec<Event> {
     collect_since(trainer, count, Instant::now())
 }
@@ -117,7 +70,7 @@ fn name(e: &Event) -> &'static str {
 fn events_follow_the_documented_order_and_records_are_complete() {
     let _turn = one_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     start(&trainer, 1, plan(""), Some(dir.path()));
     let events = collect(&trainer, 1);
     let names: Vec<_> = events.iter().map(name).collect();
@@ -195,23 +148,22 @@ fn events_follow_the_documented_order_and_records_are_complete() {
 #[test]
 fn same_seed_same_metrics_and_other_seed_differs() {
     let _turn = one_at_a_time();
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     start(&trainer, 1, plan(""), None);
     start(&trainer, 2, plan(""), None);
     start(&trainer, 3, plan("seed = 99\n"), None);
     let events = collect(&trainer, 3);
-    let losses = |id: u64| -> Vec<f64> {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Step { id: i, metrics } if *i == id => Some(metrics.loss),
-                _ => None,
-            })
-            .collect()
-    };
-    assert_eq!(losses(1).len(), 6);
-    assert_eq!(losses(1), losses(2), "same file and seed, same metrics");
-    assert_ne!(losses(1), losses(3), "another seed gives other metrics");
+    assert_eq!(losses(&events, 1).len(), 6);
+    assert_eq!(
+        losses(&events, 1),
+        losses(&events, 2),
+        "same file and seed, same metrics"
+    );
+    assert_ne!(
+        losses(&events, 1),
+        losses(&events, 3),
+        "another seed gives other metrics"
+    );
 }
 
 /// `train.weight_decay` above 0 trains with AdamW: the first step's loss (before any
@@ -219,20 +171,11 @@ fn same_seed_same_metrics_and_other_seed_differs() {
 #[test]
 fn weight_decay_switches_to_adamw() {
     let _turn = one_at_a_time();
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     start(&trainer, 1, plan(""), None);
     start(&trainer, 2, plan("weight_decay = 0.5\n"), None);
     let events = collect(&trainer, 2);
-    let losses = |id: u64| -> Vec<f64> {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Step { id: i, metrics } if *i == id => Some(metrics.loss),
-                _ => None,
-            })
-            .collect()
-    };
-    let (adam, adamw) = (losses(1), losses(2));
+    let (adam, adamw) = (losses(&events, 1), losses(&events, 2));
     assert_eq!(adam[0], adamw[0], "same initial model and batch");
     assert_ne!(adam[2..], adamw[2..], "decoupled decay changes the updates");
     assert!(adamw.iter().all(|l| l.is_finite()));
@@ -241,7 +184,7 @@ fn weight_decay_switches_to_adamw() {
 #[test]
 fn stop_ends_a_run_within_a_step_and_drops_queued_runs() {
     let _turn = one_at_a_time();
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     start(&trainer, 1, plan("steps = 100000\n"), None);
     start(&trainer, 2, plan(""), None);
     // Wait for the first step of run 1, then stop everything.
@@ -271,7 +214,7 @@ fn stop_ends_a_run_within_a_step_and_drops_queued_runs() {
 #[test]
 fn pause_and_continue() {
     let _turn = one_at_a_time();
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     start(&trainer, 1, plan("steps = 40\n"), None);
     let since = Instant::now();
     loop {
@@ -306,7 +249,7 @@ fn pause_and_continue() {
 fn divergence_and_panics_end_only_their_run() {
     let _turn = one_at_a_time();
     let dir = tempfile::tempdir().expect("tempdir");
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     let mut nan = StartRun::new(1, plan("steps = 20\n"), Some(dir.path().into()));
     nan.fault = Some(Fault::NanLossAt(4));
     let mut boom = StartRun::new(2, plan("steps = 20\n"), Some(dir.path().into()));
@@ -356,7 +299,7 @@ fn divergence_and_panics_end_only_their_run() {
 #[test]
 fn lstm_trains_and_has_no_attention_maps() {
     let _turn = one_at_a_time();
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     let p = plan("")
         .revise(|s| {
             s.model.kind = ModelKind::Lstm;
@@ -375,7 +318,7 @@ fn lstm_trains_and_has_no_attention_maps() {
 #[test]
 fn a_run_without_a_backend_goes_from_queued_to_failed() {
     let _turn = one_at_a_time();
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     let mut run = StartRun::new(1, plan(""), None);
     run.fault = Some(Fault::NoBackend);
     trainer.start(run).expect("alive");
@@ -422,7 +365,7 @@ fn an_unwritable_record_folder_fails_the_run_with_the_reason() {
     // A file where the records folder should be: nothing can be created under it.
     let blocked = dir.path().join("not-a-folder");
     std::fs::write(&blocked, "x").expect("write");
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     start(&trainer, 1, plan("steps = 2\n"), Some(&blocked));
     start(&trainer, 2, plan("steps = 2\n"), Some(dir.path()));
     let events = collect(&trainer, 2);
@@ -496,13 +439,9 @@ fn started_names_each_layers_kernel() {
                 [model]\nheads = 2\nd_model = 16\nd_ff = 32\n\
                 layer_attention = [\"dense\", { kind = \"local\", window = 4 }, { kind = \"local\", window = 100 }]\n\
                 layers = 3\n[train]\nsteps = 1\nbatch = 2\neval_batches = 1\nbackend = \"cpu\"\n";
-    let plan = Experiment::from_toml(text)
-        .expect("parses")
-        .plan()
-        .expect("valid")
-        .remove(0);
+    let plan = first_plan(text);
     let plan_again = plan.clone();
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     start(&trainer, 1, plan, None);
     let events = collect(&trainer, 1);
     let Some(Event::Started { kernels, .. }) =
@@ -547,7 +486,7 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
             })
             .collect()
     };
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     let whole = tempfile::tempdir().expect("tempdir");
     start(&trainer, 1, p.clone(), Some(whole.path()));
     let uninterrupted = losses(&collect(&trainer, 1));
@@ -597,7 +536,7 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
     for (step, loss) in continued {
         let (_, want) = uninterrupted[step - 1];
         assert!(
-            (loss - want).abs() <= 1e-5 * want.abs().max(1.0),
+            close(want, loss),
             "step {step}: resumed {loss} vs uninterrupted {want}"
         );
     }
@@ -619,7 +558,7 @@ fn a_resumed_run_matches_an_uninterrupted_one() {
 #[test]
 fn stop_is_honoured_during_a_long_evaluation() {
     let _turn = one_at_a_time();
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     start(
         &trainer,
         1,
@@ -648,21 +587,12 @@ fn stop_is_honoured_during_a_long_evaluation() {
 fn a_pool_trains_runs_side_by_side_with_the_same_results() {
     let _turn = one_at_a_time();
     let p = plan("steps = 200\neval_every = 100\nsnapshot_every = 100\n");
-    let losses = |events: &[Event], id: u64| -> Vec<f64> {
-        events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Step { id: i, metrics } if *i == id => Some(metrics.loss),
-                _ => None,
-            })
-            .collect()
-    };
     let alone = {
-        let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+        let trainer = local_trainer(1);
         start(&trainer, 1, p.clone(), None);
         losses(&collect(&trainer, 1), 1)
     };
-    let trainer = Trainer::spawn(Placement::local(2), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(2);
     assert_eq!(trainer.workers(), 2);
     for id in 1..=4 {
         start(&trainer, id, p.clone(), None);
@@ -680,38 +610,6 @@ fn a_pool_trains_runs_side_by_side_with_the_same_results() {
     );
     let third_started = position(&|e| matches!(e, Event::Started { id: 3, .. }));
     assert!(second_started < third_started, "runs start in queue order");
-}
-
-/// Every file under `dir`, recursively, with its bytes.
-fn files_under(dir: &std::path::Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
-    let mut files = std::collections::BTreeMap::new();
-    let mut folders = vec![dir.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).expect("readable folder") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                folders.push(path);
-            } else {
-                let bytes = std::fs::read(&path).expect("readable file");
-                files.insert(path, bytes);
-            }
-        }
-    }
-    files
-}
-
-/// The files of `before` that `after` lacks or holds otherwise, and those it adds.
-fn changed_files(
-    before: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
-    after: &std::collections::BTreeMap<std::path::PathBuf, Vec<u8>>,
-) -> Vec<std::path::PathBuf> {
-    let mut changed: Vec<std::path::PathBuf> = before
-        .iter()
-        .filter(|(path, bytes)| after.get(*path) != Some(*bytes))
-        .map(|(path, _)| path.clone())
-        .collect();
-    changed.extend(after.keys().filter(|p| !before.contains_key(*p)).cloned());
-    changed
 }
 
 /// The record folder a run's `Started` named.
@@ -744,7 +642,7 @@ fn summaries_of(events: &[Event]) -> Vec<attnlab::records::RunSummary> {
 fn a_resume_checks_before_it_touches_the_record() {
     let _turn = one_at_a_time();
     let root = tempfile::tempdir().expect("tempdir");
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     start(&trainer, 1, plan(""), Some(root.path()));
     let dir = record_dir_of(&collect(&trainer, 1));
     let before = files_under(&dir);
@@ -805,7 +703,7 @@ fn a_resume_checks_before_it_touches_the_record() {
 fn a_record_has_one_writer_at_a_time() {
     let _turn = one_at_a_time();
     let root = tempfile::tempdir().expect("tempdir");
-    let trainer = Trainer::spawn(Placement::local(2), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(2);
     let cadence = "eval_every = 100\nsnapshot_every = 100\n";
     start(&trainer, 1, plan(cadence), Some(root.path()));
     let dir = record_dir_of(&collect(&trainer, 1));

@@ -6,8 +6,7 @@
 //! trains as the uninterrupted one. (`lr_at`, the finite set's epochs and dropout's
 //! masks have unit tests next to their code.)
 
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use attnlab::config::{Experiment, RunPlan, Settings, parameter_count};
 use attnlab::model::{
@@ -18,118 +17,20 @@ use attnlab::records::{RunRecord, RunStatus};
 use attnlab::tasks::{Batch, IGNORE};
 use attnlab::device::CpuBackend;
 use attnlab::model::tokens_tensor;
-use attnlab::trainer::{Command, Event, Placement, StartRun, StepOptions, Trainer, clip_grad_norm, grad_norm, optimizer, train_step};
+use attnlab::trainer::{Command, Event, StartRun, StepOptions, clip_grad_norm, grad_norm, optimizer, train_step};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};
 use rand::{SeedableRng, rngs::StdRng};
 
-/// The longest any one test waits for its events.
-const DEADLINE: Duration = Duration::from_secs(240);
-
-/// burn's CPU backend keeps one process-wide generator: tests that draw parameters
-/// take turns, so that no test's initialisation draws from another's seeded stream.
-static TRAINING: Mutex<()> = Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    TRAINING
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// `base`'s lines with each key of `extra` replaced by `extra`'s line.
-fn merged(base: &str, extra: &str) -> String {
-    let mut out = base.to_string();
-    for line in extra.lines().filter(|l| !l.trim().is_empty()) {
-        let key = line.split('=').next().unwrap_or_default().trim();
-        out = out
-            .lines()
-            .filter(|l| l.split('=').next().unwrap_or_default().trim() != key)
-            .map(|l| format!("{l}\n"))
-            .collect();
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-/// A tiny recall run (seq 16, vocab 8, d_model 16, one layer); `model` and `train`
-/// lines override those tables' fields.
-fn plan(model: &str, train: &str) -> RunPlan {
-    let model = merged("layers = 1\nheads = 2\nd_model = 16\nd_ff = 32\n", model);
-    let train = merged(
-        "steps = 6\nbatch = 4\neval_every = 3\neval_batches = 1\nsnapshot_every = 3\nbackend = \"cpu\"\n",
-        train,
-    );
-    let text = format!(
-        "name = \"t\"\n[task]\nseq_len = 16\nvocab = 8\ndistance = 4\n[model]\n{model}[train]\n{train}"
-    );
-    Experiment::from_toml(&text)
-        .expect("valid")
-        .plan()
-        .expect("plans")
-        .remove(0)
-}
-
-fn start(trainer: &Trainer, id: u64, plan: RunPlan, root: Option<&std::path::Path>) {
-    trainer
-        .start(StartRun::new(id, plan, root.map(Into::into)))
-        .expect("trainer alive");
-}
-
-fn next(trainer: &Trainer, deadline: Instant) -> Event {
-    let left = deadline.saturating_duration_since(Instant::now());
-    trainer
-        .events()
-        .recv_timeout(left)
-        .unwrap_or_else(|_| panic!("no event within the test's {DEADLINE:?} deadline"))
-}
-
-/// Events until `count` runs have finished.
-fn collect(trainer: &Trainer, count: usize) -> Vec<Event> {
-    let deadline = Instant::now() + DEADLINE;
-    let mut events = Vec::new();
-    let mut finished = 0;
-    while finished < count {
-        let event = next(trainer, deadline);
-        if matches!(event, Event::Finished { .. }) {
-            finished += 1;
-        }
-        events.push(event);
-    }
-    events
-}
-
-/// Run `id`'s training losses, step by step.
-fn losses(events: &[Event], id: u64) -> Vec<f64> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Step { id: i, metrics } if *i == id => Some(metrics.loss),
-            _ => None,
-        })
-        .collect()
-}
-
-/// Trains each plan once, one after the other, and returns their training losses.
-fn train_all(plans: Vec<RunPlan>) -> Vec<Vec<f64>> {
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
-    let count = plans.len();
-    for (id, p) in plans.into_iter().enumerate() {
-        start(&trainer, id as u64 + 1, p, None);
-    }
-    let events = collect(&trainer, count);
-    for e in &events {
-        if let Event::Finished { summary, .. } = e {
-            assert_eq!(summary.status, RunStatus::Finished, "{:?}", summary.message);
-        }
-    }
-    (1..=count as u64).map(|id| losses(&events, id)).collect()
-}
-
-fn close(a: f64, b: f64) -> bool {
-    (a - b).abs() <= 1e-5 * a.abs().max(1.0)
-}
+mod common;
+// A tiny recall run (seq 16, vocab 8, d_model 16, one layer); `model` and `train`
+// lines override those tables' fields.
+use common::experiments::tiny_plan as plan;
+use common::float::{close, values};
+use common::train::{
+    DEADLINE, collect, local_trainer, losses, next, one_at_a_time, start, train_all,
+};
 
 /// The values of every float parameter whose path is `path` (`tokens.weight`).
 struct Read {
@@ -151,7 +52,7 @@ impl ModuleVisitor for Read {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let path = self.path.join(".");
         if path == self.want {
-            self.found = param.val().into_data().try_to_vec::<f32>().expect("f32");
+            self.found = values(param.val());
         }
         self.paths.push(path);
     }
@@ -515,7 +416,7 @@ fn a_resumed_run_with_every_feature_matches_an_uninterrupted_one() {
         "dropout = 0.2\n",
         "steps = 12\ncheckpoint_every = 0\nwarmup = 3\nschedule = \"cosine\"\ngrad_clip = 0.5\nweight_decay = 0.1\nexamples = 6\n",
     );
-    let trainer = Trainer::spawn(Placement::local(1), Box::new(|| {})).expect("spawn");
+    let trainer = local_trainer(1);
     let whole = tempfile::tempdir().expect("tempdir");
     start(&trainer, 1, p.clone(), Some(whole.path()));
     let uninterrupted = losses(&collect(&trainer, 1), 1);
