@@ -55,35 +55,9 @@ pub fn attention_ui(
         return false;
     }
     let last = run.snapshots.len() - 1;
-    let mut fork_asked = false;
-    ui.horizontal(|ui| {
-        let mut follow = state.snapshot.is_none();
-        if ui.checkbox(&mut follow, "follow latest").changed() {
-            state.snapshot = if follow { None } else { Some(last) };
-        }
-        let mut index = state.snapshot.unwrap_or(last).min(last);
-        let step = run.snapshots[index].step;
-        let l = ui.label("snapshot");
-        if ui
-            .add(Slider::new(&mut index, 0..=last).show_value(false))
-            .labelled_by(l.id)
-            .changed()
-        {
-            state.snapshot = Some(index);
-        }
-        ui.label(format!("step {step} ({} of {})", index + 1, last + 1));
-        ui.checkbox(&mut overlays.mask, "show mask");
-        ui.checkbox(&mut overlays.dependencies, "mark dependencies");
-        let why = fork
-            .as_ref()
-            .err()
-            .map_or(String::new(), |w| format!("Cannot fork: {w}."));
-        fork_asked = ui
-            .add_enabled(fork.is_ok(), egui::Button::new(UiCommand::Fork.label()))
-            .on_hover_text(UiCommand::Fork.hover_text())
-            .on_disabled_hover_text(why)
-            .clicked();
-    });
+    let fork_asked = ui
+        .horizontal(|ui| controls_ui(ui, state, run, overlays, &fork))
+        .inner;
     let index = state.snapshot.unwrap_or(last).min(last);
     let snapshot = &run.snapshots[index];
     if let Some(acc) = run.eval.iter().rev().find(|m| m.step <= snapshot.step) {
@@ -106,37 +80,89 @@ pub fn attention_ui(
             .weak(),
         );
     });
-    let heads = snapshot.heads;
-    let side = ((ui.available_width() - 70.0) / heads as f32 - 8.0).clamp(48.0, 280.0);
+    let side = ((ui.available_width() - 70.0) / snapshot.heads as f32 - 8.0).clamp(48.0, 280.0);
     egui::ScrollArea::both()
         .auto_shrink([false, false])
         .show(ui, |ui| {
-            egui::Grid::new(("attention-grid", run.id))
-                .spacing([6.0, 6.0])
-                .show(ui, |ui| {
-                    ui.label(RichText::new("rows: query, columns: key").small().weak());
-                    for h in 0..heads {
-                        ui.label(format!("head {}", h + 1));
-                    }
-                    ui.end_row();
-                    for layer in 0..snapshot.layers {
-                        ui.label(format!("layer {}", layer + 1));
-                        for head in 0..heads {
-                            let cell = AttentionCell {
-                                run,
-                                snapshot,
-                                layer,
-                                head,
-                            };
-                            if let Some((q, _)) = cell.ui(ui, cache, side, *overlays).clicked {
-                                state.query = Some(q);
-                            }
-                        }
-                        ui.end_row();
-                    }
-                });
+            maps_ui(ui, cache, state, run, snapshot, *overlays, side)
         });
     fork_asked
+}
+
+/// The row above the maps: follow the latest snapshot or pick one on the slider,
+/// the overlays, and "Fork from here..." (disabled with `fork`'s reason). Returns
+/// whether Fork was clicked.
+fn controls_ui(
+    ui: &mut Ui,
+    state: &mut AttentionViewState,
+    run: &RunView,
+    overlays: &mut Overlays,
+    fork: &Result<(), String>,
+) -> bool {
+    let last = run.snapshots.len() - 1;
+    let mut follow = state.snapshot.is_none();
+    if ui.checkbox(&mut follow, "follow latest").changed() {
+        state.snapshot = if follow { None } else { Some(last) };
+    }
+    let mut index = state.snapshot.unwrap_or(last).min(last);
+    let step = run.snapshots[index].step;
+    let l = ui.label("snapshot");
+    if ui
+        .add(Slider::new(&mut index, 0..=last).show_value(false))
+        .labelled_by(l.id)
+        .changed()
+    {
+        state.snapshot = Some(index);
+    }
+    ui.label(format!("step {step} ({} of {})", index + 1, last + 1));
+    ui.checkbox(&mut overlays.mask, "show mask");
+    ui.checkbox(&mut overlays.dependencies, "mark dependencies");
+    let why = fork
+        .as_ref()
+        .err()
+        .map_or(String::new(), |w| format!("Cannot fork: {w}."));
+    ui.add_enabled(fork.is_ok(), egui::Button::new(UiCommand::Fork.label()))
+        .on_hover_text(UiCommand::Fork.hover_text())
+        .on_disabled_hover_text(why)
+        .clicked()
+}
+
+/// The layers x heads grid of `snapshot`'s maps (`side` wide), headed by head and
+/// layer numbers; clicking a map picks its query for the receptive field.
+fn maps_ui(
+    ui: &mut Ui,
+    cache: &mut TextureCache,
+    state: &mut AttentionViewState,
+    run: &RunView,
+    snapshot: &AttentionSnapshot,
+    overlays: Overlays,
+    side: f32,
+) {
+    let heads = snapshot.heads;
+    egui::Grid::new(("attention-grid", run.id))
+        .spacing([6.0, 6.0])
+        .show(ui, |ui| {
+            ui.label(RichText::new("rows: query, columns: key").small().weak());
+            for h in 0..heads {
+                ui.label(format!("head {}", h + 1));
+            }
+            ui.end_row();
+            for layer in 0..snapshot.layers {
+                ui.label(format!("layer {}", layer + 1));
+                for head in 0..heads {
+                    let cell = AttentionCell {
+                        run,
+                        snapshot,
+                        layer,
+                        head,
+                    };
+                    if let Some((q, _)) = cell.ui(ui, cache, side, overlays).clicked {
+                        state.query = Some(q);
+                    }
+                }
+                ui.end_row();
+            }
+        });
 }
 
 /// One heatmap of the grid (also used by the compare view).

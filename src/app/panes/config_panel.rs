@@ -6,8 +6,9 @@
 use egui::{ComboBox, DragValue, RichText, TextEdit, Ui};
 
 use super::config_extras::{eval_lengths_ui, keep_checkpoints_ui, outside_files_ui};
+use super::config_target::target_ui;
 use super::pattern_editor::pattern_ui;
-use crate::app::view_model::editor::{Editor, Target};
+use crate::app::view_model::editor::Editor;
 use crate::app::widgets::{ERROR_COLOR, error_ui, field_error};
 use crate::config::fields::{self, Access};
 use crate::config::{BackendChoice, Field, Section, Settings};
@@ -70,109 +71,6 @@ pub fn editor_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
         }
     }
     outside_files_ui(ui, editor);
-    changed
-}
-
-/// Which settings are edited, and the run list (add, duplicate, remove, rename).
-fn target_ui(ui: &mut Ui, editor: &mut Editor) -> bool {
-    let mut changed = false;
-    let names: Vec<String> = editor
-        .experiment
-        .runs
-        .iter()
-        .map(|r| r.name.clone())
-        .collect();
-    let selected = match editor.target {
-        Target::Base => "all runs (base)".to_string(),
-        Target::Run(i) => names.get(i).cloned().unwrap_or_default(),
-    };
-    ComboBox::from_label("Editing")
-        .selected_text(selected)
-        .width(180.0)
-        .show_ui(ui, |ui| {
-            ui.selectable_value(&mut editor.target, Target::Base, "all runs (base)");
-            for (i, name) in names.iter().enumerate() {
-                ui.selectable_value(&mut editor.target, Target::Run(i), name);
-            }
-        });
-    ui.horizontal(|ui| {
-        if ui
-            .button("Duplicate run")
-            .on_hover_text("Add a copy of this run to vary it")
-            .clicked()
-        {
-            editor.duplicate_run();
-            changed = true;
-        }
-        let e = &editor.experiment;
-        if (!e.sweep.is_empty() || e.base.train.seeds.len() > 1)
-            && ui
-                .button("Expand sweep")
-                .on_hover_text("Write the sweep and seeds out as plain runs, to see and edit each before training")
-                .clicked()
-        {
-            editor.expand_sweep();
-            changed = true;
-        }
-        if let Target::Run(i) = editor.target {
-            let can_remove = editor.experiment.runs.len() > 1;
-            if ui
-                .add_enabled(can_remove, egui::Button::new("Remove run"))
-                .on_disabled_hover_text("An experiment needs at least one run")
-                .clicked()
-            {
-                editor.remove_run(i);
-                changed = true;
-            }
-        }
-    });
-    if let Target::Run(i) = editor.target
-        && let Some(run) = editor.experiment.runs.get_mut(i)
-    {
-        let l = ui.label("Run name");
-        let before = run.name.clone();
-        changed |= ui
-            .add(TextEdit::singleline(&mut run.name))
-            .labelled_by(l.id)
-            .changed();
-        // The published figure follows the run's name.
-        if run.name != before
-            && let Some(reference) = &mut editor.experiment.reference
-        {
-            reference.rename_run(&before, &[&run.name]);
-        }
-        error_ui(ui, field_error(&editor.errors, &format!("runs[{i}].name")));
-        let own = run.overridden_fields();
-        let reset = ui
-            .horizontal_wrapped(|ui| {
-                if own.is_empty() {
-                    ui.label(
-                        RichText::new("Sets nothing itself: everything comes from the base.")
-                            .small(),
-                    );
-                    false
-                } else {
-                    ui.label(RichText::new(format!("Sets itself: {}", own.join(", "))).small())
-                        .on_hover_text("Base edits do not reach these fields of this run");
-                    ui.small_button("Reset to base")
-                        .on_hover_text("Inherit every field from the base again")
-                        .clicked()
-                }
-            })
-            .inner;
-        if reset {
-            editor.reset_run(i);
-            changed = true;
-        }
-    } else {
-        ui.label(
-            RichText::new(format!(
-                "{} run(s). Changes here apply to every run that does not set the field itself.",
-                names.len()
-            ))
-            .small(),
-        );
-    }
     changed
 }
 

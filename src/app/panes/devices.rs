@@ -70,6 +70,36 @@ pub fn devices_ui(ui: &mut Ui, app: &mut App) {
         let ctx = app.ctx.clone();
         ctx.request_repaint_after(RECHECK);
     }
+    this_machine_ui(ui, app);
+    ui.separator();
+    ui.label(RichText::new("Remote servers").strong());
+    ui.label(
+        RichText::new(
+            "Machines running `attnlab serve` (docs/remote-and-security.md). Records, curves and attention maps stay on this machine. A server that requires a token: start the window with ATTNLAB_TOKEN set (tokens are never remembered).",
+        )
+        .small()
+        .weak(),
+    );
+    use_servers_ui(ui, app);
+    servers_ui(ui, app);
+    ui.horizontal(|ui| add_server_ui(ui, app));
+}
+
+/// "Train queued runs on these servers" (off, and disabled, without servers).
+fn use_servers_ui(ui: &mut Ui, app: &mut App) {
+    let mut use_servers = app.state.use_servers;
+    ui.add_enabled_ui(!app.state.servers.is_empty(), |ui| {
+        ui.checkbox(
+            &mut use_servers,
+            "Train queued runs on these servers (one run per server at a time)",
+        )
+        .on_hover_text("Off: runs train on this machine. Takes effect when no run is active.");
+    });
+    app.state.use_servers = use_servers && !app.state.servers.is_empty();
+}
+
+/// This machine's CPU and GPU, and the runs training on each.
+fn this_machine_ui(ui: &mut Ui, app: &mut App) {
     let ctx = app.ctx.clone();
     let gpu = app
         .devices
@@ -89,24 +119,10 @@ pub fn devices_ui(ui: &mut Ui, app: &mut App) {
             ui.label(activity(&busy("wgpu")));
             ui.end_row();
         });
-    ui.separator();
-    ui.label(RichText::new("Remote servers").strong());
-    ui.label(
-        RichText::new(
-            "Machines running `attnlab serve` (docs/remote-and-security.md). Records, curves and attention maps stay on this machine. A server that requires a token: start the window with ATTNLAB_TOKEN set (tokens are never remembered).",
-        )
-        .small()
-        .weak(),
-    );
-    let mut use_servers = app.state.use_servers;
-    ui.add_enabled_ui(!app.state.servers.is_empty(), |ui| {
-        ui.checkbox(
-            &mut use_servers,
-            "Train queued runs on these servers (one run per server at a time)",
-        )
-        .on_hover_text("Off: runs train on this machine. Takes effect when no run is active.");
-    });
-    app.state.use_servers = use_servers && !app.state.servers.is_empty();
+}
+
+/// The remote servers, each with its state, Check and Remove.
+fn servers_ui(ui: &mut Ui, app: &mut App) {
     let mut remove = None;
     let mut recheck = false;
     egui::Grid::new("servers")
@@ -115,19 +131,7 @@ pub fn devices_ui(ui: &mut Ui, app: &mut App) {
         .show(ui, |ui| {
             for (i, address) in app.state.servers.iter().enumerate() {
                 ui.label(RichText::new(address).monospace());
-                let running = running_on(&app.runs.views, |backend, adapter| {
-                    backend == "remote" && adapter == address
-                });
-                let (text, color) = match (app.devices.state(address), running.is_empty()) {
-                    (_, false) => (format!("busy: {}", running.join(", ")), Color32::LIGHT_BLUE),
-                    (Some(ServerState::Reachable), true) => {
-                        ("reachable, idle".into(), Color32::LIGHT_GREEN)
-                    }
-                    (Some(ServerState::Unreachable), true) => ("unreachable".into(), ERROR_COLOR),
-                    (Some(ServerState::Checking) | None, true) => {
-                        ("checking...".into(), Color32::GRAY)
-                    }
-                };
+                let (text, color) = server_state_text(app, address);
                 ui.label(RichText::new(text).color(color));
                 if ui.small_button("Check").clicked() {
                     recheck = true;
@@ -144,26 +148,43 @@ pub fn devices_ui(ui: &mut Ui, app: &mut App) {
     if recheck {
         app.check_servers();
     }
-    ui.horizontal(|ui| {
-        let l = ui.label("add");
-        let field = ui
-            .add(egui::TextEdit::singleline(&mut app.servers_input).hint_text("ws://gpu-box:3000"))
-            .labelled_by(l.id);
-        let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        let address = app.servers_input.trim().to_string();
-        let check = BackendSetting::remote(vec![address.clone()]).check();
-        let valid = check.is_ok() && !app.state.servers.contains(&address);
-        let clicked = ui.add_enabled(valid, egui::Button::new("Add")).clicked();
-        if valid && (clicked || entered) {
-            app.state.servers.push(address.clone());
-            app.servers_input.clear();
-            let ctx = app.ctx.clone();
-            app.devices.check(&address, move || ctx.request_repaint());
-        }
-        if let (Err(why), false) = (check, address.is_empty()) {
-            ui.label(RichText::new(why.to_string()).color(ERROR_COLOR).small());
-        }
+}
+
+/// A server's state as the pane words and colours it: busy with which runs, else
+/// reachable, unreachable or still being checked.
+fn server_state_text(app: &App, address: &str) -> (String, Color32) {
+    let running = running_on(&app.runs.views, |backend, adapter| {
+        backend == "remote" && adapter == address
     });
+    match (app.devices.state(address), running.is_empty()) {
+        (_, false) => (format!("busy: {}", running.join(", ")), Color32::LIGHT_BLUE),
+        (Some(ServerState::Reachable), true) => ("reachable, idle".into(), Color32::LIGHT_GREEN),
+        (Some(ServerState::Unreachable), true) => ("unreachable".into(), ERROR_COLOR),
+        (Some(ServerState::Checking) | None, true) => ("checking...".into(), Color32::GRAY),
+    }
+}
+
+/// The address field and Add (or Enter), which adds a valid new server and checks
+/// it; why an address is not valid.
+fn add_server_ui(ui: &mut Ui, app: &mut App) {
+    let l = ui.label("add");
+    let field = ui
+        .add(egui::TextEdit::singleline(&mut app.servers_input).hint_text("ws://gpu-box:3000"))
+        .labelled_by(l.id);
+    let entered = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+    let address = app.servers_input.trim().to_string();
+    let check = BackendSetting::remote(vec![address.clone()]).check();
+    let valid = check.is_ok() && !app.state.servers.contains(&address);
+    let clicked = ui.add_enabled(valid, egui::Button::new("Add")).clicked();
+    if valid && (clicked || entered) {
+        app.state.servers.push(address.clone());
+        app.servers_input.clear();
+        let ctx = app.ctx.clone();
+        app.devices.check(&address, move || ctx.request_repaint());
+    }
+    if let (Err(why), false) = (check, address.is_empty()) {
+        ui.label(RichText::new(why.to_string()).color(ERROR_COLOR).small());
+    }
 }
 
 fn activity(running: &[&str]) -> RichText {

@@ -2,11 +2,21 @@
 //! step, layer and head, or the first run at two steps), on a diverging colour scale,
 //! so what training or a pattern changed stands out.
 
+use std::sync::Arc;
+
 use egui::{RichText, Slider, Ui};
 
 use crate::app::heatmap::{TextureCache, colorbar_ui, difference_image, diverging, map_ui};
 use crate::app::view_model::run_views::RunView;
 use crate::records::AttentionSnapshot;
+
+/// The two snapshots subtracted (each `None` when there is none at its step), and
+/// what the difference is named.
+type Operands = (
+    Option<Arc<AttentionSnapshot>>,
+    Option<Arc<AttentionSnapshot>>,
+    String,
+);
 
 /// Which difference Compare draws.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -33,44 +43,12 @@ pub fn difference_ui(
     layer: usize,
     head: usize,
 ) {
-    ui.horizontal(|ui| {
-        ui.label("difference");
-        ui.selectable_value(mode, DiffMode::Off, "off");
-        ui.selectable_value(mode, DiffMode::Runs, "first two runs")
-            .on_hover_text("The first ticked run minus the second, same step, layer and head");
-        ui.selectable_value(mode, DiffMode::Steps, "first run at two steps")
-            .on_hover_text("The first ticked run at the compare step minus itself at another step");
-    });
+    mode_ui(ui, mode);
     let Some(first) = runs.first() else {
         return;
     };
-    let at = |run: &RunView, s: usize| run.snapshot_at(s).map(|i| run.snapshots[i].clone());
-    let (a, b, what) = match *mode {
-        DiffMode::Off => return,
-        DiffMode::Runs => {
-            let Some(second) = runs.get(1) else {
-                ui.label("Tick two runs to subtract one from the other.");
-                return;
-            };
-            (
-                at(first, step),
-                at(second, step),
-                format!("{} - {}", first.name, second.name),
-            )
-        }
-        DiffMode::Steps => {
-            let last = first.snapshots.last().map_or(0, |s| s.step);
-            ui.horizontal(|ui| {
-                let l = ui.label("minus step");
-                ui.add(Slider::new(other_step, 0..=last.max(1)))
-                    .labelled_by(l.id);
-            });
-            (
-                at(first, step),
-                at(first, *other_step),
-                format!("{}: step {step} - step {other_step}", first.name),
-            )
-        }
+    let Some((a, b, what)) = operands_ui(ui, *mode, other_step, runs, step) else {
+        return;
     };
     let (Some(a), Some(b)) = (a, b) else {
         ui.label("No snapshot at that step yet.");
@@ -87,12 +65,6 @@ pub fn difference_ui(
         ));
         return;
     }
-    let n = a.n;
-    let scale = ma
-        .iter()
-        .zip(mb)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0f32, f32::max);
     ui.label(
         RichText::new(format!(
             "{what} (layer {}, head {}; snapshots at steps {} and {})",
@@ -103,13 +75,6 @@ pub fn difference_ui(
         ))
         .small(),
     );
-    colorbar_ui(
-        ui,
-        |t| diverging(2.0 * t - 1.0),
-        &format!("-{scale:.3}"),
-        &format!("+{scale:.3}"),
-        "weight difference (red: the first attends more) · rows: query · columns: key",
-    );
     let key = format!(
         "diff/{}/{}/{}/{}/{}/{layer}/{head}",
         first.id,
@@ -118,7 +83,84 @@ pub fn difference_ui(
         b.step,
         *mode as u8
     );
-    let texture = cache.get(ui, &key, || difference_image(ma, mb, n, scale));
+    difference_map_ui(ui, cache, &key, ma, mb, a.n);
+}
+
+/// Which difference: off, the first two runs, or the first run at two steps.
+fn mode_ui(ui: &mut Ui, mode: &mut DiffMode) {
+    ui.horizontal(|ui| {
+        ui.label("difference");
+        ui.selectable_value(mode, DiffMode::Off, "off");
+        ui.selectable_value(mode, DiffMode::Runs, "first two runs")
+            .on_hover_text("The first ticked run minus the second, same step, layer and head");
+        ui.selectable_value(mode, DiffMode::Steps, "first run at two steps")
+            .on_hover_text("The first ticked run at the compare step minus itself at another step");
+    });
+}
+
+/// The two snapshots `mode` subtracts and what the difference is named; with
+/// [`DiffMode::Steps`], the slider of `other_step`. `None` when there is nothing to subtract (said why where it helps).
+fn operands_ui(
+    ui: &mut Ui,
+    mode: DiffMode,
+    other_step: &mut usize,
+    runs: &[&RunView],
+    step: usize,
+) -> Option<Operands> {
+    let first = runs.first()?;
+    let at = |run: &RunView, s: usize| run.snapshot_at(s).map(|i| run.snapshots[i].clone());
+    match mode {
+        DiffMode::Off => None,
+        DiffMode::Runs => {
+            let Some(second) = runs.get(1) else {
+                ui.label("Tick two runs to subtract one from the other.");
+                return None;
+            };
+            Some((
+                at(first, step),
+                at(second, step),
+                format!("{} - {}", first.name, second.name),
+            ))
+        }
+        DiffMode::Steps => {
+            let last = first.snapshots.last().map_or(0, |s| s.step);
+            ui.horizontal(|ui| {
+                let l = ui.label("minus step");
+                ui.add(Slider::new(other_step, 0..=last.max(1)))
+                    .labelled_by(l.id);
+            });
+            Some((
+                at(first, step),
+                at(first, *other_step),
+                format!("{}: step {step} - step {other_step}", first.name),
+            ))
+        }
+    }
+}
+
+/// `ma` minus `mb` (both `n x n`, cached under `key`) on a diverging scale as large
+/// as their largest difference, with its colour bar and each cell's hover.
+fn difference_map_ui(
+    ui: &mut Ui,
+    cache: &mut TextureCache,
+    key: &str,
+    ma: &[f32],
+    mb: &[f32],
+    n: usize,
+) {
+    let scale = ma
+        .iter()
+        .zip(mb)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    colorbar_ui(
+        ui,
+        |t| diverging(2.0 * t - 1.0),
+        &format!("-{scale:.3}"),
+        &format!("+{scale:.3}"),
+        "weight difference (red: the first attends more) · rows: query · columns: key",
+    );
+    let texture = cache.get(ui, key, || difference_image(ma, mb, n, scale));
     let side = (ui.available_width() - 16.0).clamp(120.0, 360.0);
     let shown = map_ui(ui, &texture, None, n, side, &[]);
     if let Some((q, k)) = shown.hovered {

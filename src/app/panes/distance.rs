@@ -65,6 +65,8 @@ pub fn distance_ui(ui: &mut Ui, state: &mut DistanceViewState, runs: &[(usize, &
     });
 }
 
+/// Within runs: accuracy by the distance of each answer's source, bucketed, at the
+/// training length or a chosen evaluation length, each run's reach marked.
 fn within_ui(
     ui: &mut Ui,
     state: &mut DistanceViewState,
@@ -80,31 +82,9 @@ fn within_ui(
     let auto = (longest / 16).max(1);
     ui.horizontal(|ui| {
         ui.label(RichText::new("Within runs: held-out accuracy by the distance of each answer's source (latest evaluation)").strong());
-        let l = ui.label("bucket");
-        let mut bucket = if state.bucket == 0 { auto } else { state.bucket };
-        if ui
-            .add(egui::DragValue::new(&mut bucket).range(1..=longest.max(1)))
-            .labelled_by(l.id)
-            .on_hover_text("Distances per point (each point named by its largest distance)")
-            .changed()
-        {
-            state.bucket = bucket;
-        }
+        bucket_ui(ui, state, longest, auto);
         if !lengths.is_empty() {
-            let l = ui.label("at length");
-            let text = |n: Option<usize>| n.map_or("training".to_string(), |n| n.to_string());
-            egui::ComboBox::from_id_salt("distance-length")
-                .selected_text(text(state.length))
-                .show_ui(ui, |ui| {
-                    ui.selectable_value(&mut state.length, None, "training")
-                        .on_hover_text("Each run at its own task.seq_len");
-                    for &n in lengths {
-                        ui.selectable_value(&mut state.length, Some(n), text(Some(n)));
-                    }
-                })
-                .response
-                .labelled_by(l.id)
-                .on_hover_text("Which evaluation's examples: each run's training length, or one of train.eval_lengths");
+            length_choice_ui(ui, &mut state.length, lengths);
         }
     });
     let bucket = if state.bucket == 0 {
@@ -125,23 +105,7 @@ fn within_ui(
         .allow_scroll(false)
         .show(ui, |plot| {
             for &(i, run) in runs {
-                let Some(latest) = latest_by_distance(run, state.length) else {
-                    continue;
-                };
-                let points: Vec<[f64; 2]> = latest
-                    .bucketed(bucket)
-                    .iter()
-                    .map(|c| [c.distance as f64, c.accuracy()])
-                    .collect();
-                let name = match state.length {
-                    Some(n) if n != run.settings.task.seq_len => {
-                        format!("{} @{n} (step {})", run.name, latest.step)
-                    }
-                    _ => format!("{} (step {})", run.name, latest.step),
-                };
-                plot.line(Line::new(&name, PlotPoints::from(points.clone())).color(run_color(i)));
-                plot.points(Points::new(&name, points).color(run_color(i)).radius(2.5));
-                reach_marker(plot, i, run);
+                distance_line(plot, i, run, state.length, bucket);
             }
             if let Some((_, run)) = runs.first() {
                 chance_line(plot, run);
@@ -153,6 +117,72 @@ fn within_ui(
             .small()
             .weak(),
     );
+}
+
+/// Distances per point (0 in `state`: `auto`, from the `longest` length).
+fn bucket_ui(ui: &mut Ui, state: &mut DistanceViewState, longest: usize, auto: usize) {
+    let l = ui.label("bucket");
+    let mut bucket = if state.bucket == 0 {
+        auto
+    } else {
+        state.bucket
+    };
+    if ui
+        .add(egui::DragValue::new(&mut bucket).range(1..=longest.max(1)))
+        .labelled_by(l.id)
+        .on_hover_text("Distances per point (each point named by its largest distance)")
+        .changed()
+    {
+        state.bucket = bucket;
+    }
+}
+
+/// Which evaluation length: each run's training length (`None`) or one of `lengths`.
+fn length_choice_ui(ui: &mut Ui, length: &mut Option<usize>, lengths: &[usize]) {
+    let l = ui.label("at length");
+    let text = |n: Option<usize>| n.map_or("training".to_string(), |n| n.to_string());
+    egui::ComboBox::from_id_salt("distance-length")
+        .selected_text(text(*length))
+        .show_ui(ui, |ui| {
+            ui.selectable_value(length, None, "training")
+                .on_hover_text("Each run at its own task.seq_len");
+            for &n in lengths {
+                ui.selectable_value(length, Some(n), text(Some(n)));
+            }
+        })
+        .response
+        .labelled_by(l.id)
+        .on_hover_text(
+            "Which evaluation's examples: each run's training length, or one of train.eval_lengths",
+        );
+}
+
+/// `run`'s (colour `i`) latest accuracy by distance at `length`, `bucket` distances
+/// per point, and its reach.
+fn distance_line(
+    plot: &mut egui_plot::PlotUi<'_>,
+    i: usize,
+    run: &RunView,
+    length: Option<usize>,
+    bucket: usize,
+) {
+    let Some(latest) = latest_by_distance(run, length) else {
+        return;
+    };
+    let points: Vec<[f64; 2]> = latest
+        .bucketed(bucket)
+        .iter()
+        .map(|c| [c.distance as f64, c.accuracy()])
+        .collect();
+    let name = match length {
+        Some(n) if n != run.settings.task.seq_len => {
+            format!("{} @{n} (step {})", run.name, latest.step)
+        }
+        _ => format!("{} (step {})", run.name, latest.step),
+    };
+    plot.line(Line::new(&name, PlotPoints::from(points.clone())).color(run_color(i)));
+    plot.points(Points::new(&name, points).color(run_color(i)).radius(2.5));
+    reach_marker(plot, i, run);
 }
 
 /// One series of the across-runs chart: runs of one pattern at several distances.

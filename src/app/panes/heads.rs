@@ -4,7 +4,7 @@
 //! (sortable, coloured), and the receptive field of a picked query through the layers.
 
 use egui::{Color32, RichText, Ui};
-use egui_plot::{Legend, Line, Plot, PlotPoints, Points, VLine};
+use egui_plot::{Legend, Line, Plot, PlotPoints, PlotUi, Points, VLine};
 
 use super::attention::AttentionViewState;
 use super::receptive::receptive_field_ui;
@@ -116,15 +116,7 @@ fn curves_ui(
     heads: usize,
     scrub_step: usize,
 ) {
-    let count = run.head_stats.first().map_or(0, |(_, s)| s.len());
-    let series: Vec<Vec<(usize, f64)>> = (0..count)
-        .map(|i| {
-            run.head_stats
-                .iter()
-                .filter_map(|(step, s)| s.get(i).and_then(|h| stat.of(h)).map(|v| (*step, v)))
-                .collect()
-        })
-        .collect();
+    let series = head_series(run, stat);
     let (lo, hi) = series
         .iter()
         .flatten()
@@ -136,7 +128,54 @@ fn curves_ui(
     } else {
         0.25 * (hi - lo).max(1e-9)
     };
-    let markers: Vec<(usize, [f64; 2])> = series
+    let markers = jump_markers(&series, threshold);
+    let mut clicked_at = None;
+    let response = Plot::new(("head-stats", run.id))
+        .height(240.0)
+        .legend(Legend::default())
+        .x_axis_label("step")
+        .y_axis_label(stat.name())
+        .include_y(if stat.is_fraction() { 1.0 } else { hi.max(0.0) })
+        .include_y(0.0)
+        .allow_scroll(false)
+        .show(ui, |plot| {
+            head_lines(plot, &series, heads);
+            for (i, at) in &markers {
+                plot.points(
+                    Points::new("jumps", vec![*at])
+                        .radius(5.0)
+                        .color(run_color(*i))
+                        .filled(false),
+                );
+            }
+            plot.vline(VLine::new("scrubber", scrub_step as f64).color(Color32::from_gray(160)));
+            clicked_at = clicked_step(plot, &markers);
+        });
+    response.response.on_hover_text(
+        "Circles: where a head's score jumps. Click one (or anywhere) to move the attention scrubber to that step.",
+    );
+    if let Some(step) = clicked_at {
+        scrubber.snapshot = run.snapshot_at(step).or(Some(0));
+    }
+}
+
+/// Each head's (step, value) of `stat` over the run's snapshots, layer-major.
+fn head_series(run: &RunView, stat: Stat) -> Vec<Vec<(usize, f64)>> {
+    let count = run.head_stats.first().map_or(0, |(_, s)| s.len());
+    (0..count)
+        .map(|i| {
+            run.head_stats
+                .iter()
+                .filter_map(|(step, s)| s.get(i).and_then(|h| stat.of(h)).map(|v| (*step, v)))
+                .collect()
+        })
+        .collect()
+}
+
+/// Where each head's score jumps by at least `threshold` (at most
+/// [`JUMPS_PER_HEAD`] per head): the head's index and the point.
+fn jump_markers(series: &[Vec<(usize, f64)>], threshold: f64) -> Vec<(usize, [f64; 2])> {
+    series
         .iter()
         .enumerate()
         .flat_map(|(i, s)| {
@@ -148,55 +187,38 @@ fn curves_ui(
                         .map(|(st, v)| (i, [*st as f64, *v]))
                 })
         })
-        .collect();
-    let mut clicked_at = None;
-    let response = Plot::new(("head-stats", run.id))
-        .height(240.0)
-        .legend(Legend::default())
-        .x_axis_label("step")
-        .y_axis_label(stat.name())
-        .include_y(if stat.is_fraction() { 1.0 } else { hi.max(0.0) })
-        .include_y(0.0)
-        .allow_scroll(false)
-        .show(ui, |plot| {
-            for (i, s) in series.iter().enumerate() {
-                let points: Vec<[f64; 2]> = s.iter().map(|(st, v)| [*st as f64, *v]).collect();
-                let name = format!("L{} H{}", i / heads + 1, i % heads + 1);
-                plot.line(
-                    Line::new(name, PlotPoints::from(points))
-                        .color(run_color(i))
-                        .width(1.5),
-                );
-            }
-            for (i, at) in &markers {
-                plot.points(
-                    Points::new("jumps", vec![*at])
-                        .radius(5.0)
-                        .color(run_color(*i))
-                        .filled(false),
-                );
-            }
-            plot.vline(VLine::new("scrubber", scrub_step as f64).color(Color32::from_gray(160)));
-            if plot.response().clicked()
-                && let Some(pointer) = plot.pointer_coordinate()
-            {
-                let screen = plot.screen_from_plot(pointer);
-                // A marker within 10 px wins; else the step under the pointer.
-                let near = markers
-                    .iter()
-                    .map(|(_, at)| (at[0], plot.screen_from_plot((*at).into()).distance(screen)))
-                    .filter(|(_, d)| *d <= 10.0)
-                    .min_by(|a, b| a.1.total_cmp(&b.1))
-                    .map(|(step, _)| step);
-                clicked_at = Some(near.unwrap_or(pointer.x).max(0.0) as usize);
-            }
-        });
-    response.response.on_hover_text(
-        "Circles: where a head's score jumps. Click one (or anywhere) to move the attention scrubber to that step.",
-    );
-    if let Some(step) = clicked_at {
-        scrubber.snapshot = run.snapshot_at(step).or(Some(0));
+        .collect()
+}
+
+/// One line per head (`heads` per layer), named by layer and head.
+fn head_lines(plot: &mut PlotUi<'_>, series: &[Vec<(usize, f64)>], heads: usize) {
+    for (i, s) in series.iter().enumerate() {
+        let points: Vec<[f64; 2]> = s.iter().map(|(st, v)| [*st as f64, *v]).collect();
+        let name = format!("L{} H{}", i / heads + 1, i % heads + 1);
+        plot.line(
+            Line::new(name, PlotPoints::from(points))
+                .color(run_color(i))
+                .width(1.5),
+        );
     }
+}
+
+/// The step a click on the chart asks for, if it was clicked: a marker within
+/// 10 px wins; else the step under the pointer.
+fn clicked_step(plot: &PlotUi<'_>, markers: &[(usize, [f64; 2])]) -> Option<usize> {
+    if plot.response().clicked()
+        && let Some(pointer) = plot.pointer_coordinate()
+    {
+        let screen = plot.screen_from_plot(pointer);
+        let near = markers
+            .iter()
+            .map(|(_, at)| (at[0], plot.screen_from_plot((*at).into()).distance(screen)))
+            .filter(|(_, d)| *d <= 10.0)
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .map(|(step, _)| step);
+        return Some(near.unwrap_or(pointer.x).max(0.0) as usize);
+    }
+    None
 }
 
 /// Every head's statistics (`stats`, layer-major, `heads` per layer) in the columns

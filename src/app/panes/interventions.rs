@@ -54,22 +54,8 @@ pub fn interventions_ui(
         return;
     };
     let training = !run.status.is_terminal();
-    view.refresh_steps(
-        &record,
-        run.steps_done() * 2 + usize::from(!training),
-        training,
-        wake,
-    );
-    let steps = match view.steps(&record) {
-        None => {
-            ui.label("Reading which steps the record saved...");
-            return;
-        }
-        Some(Err(e)) => {
-            ui.label(RichText::new(e).color(ERROR_COLOR));
-            return;
-        }
-        Some(Ok(steps)) => steps.clone(),
+    let Some(steps) = saved_steps_ui(ui, view, run, &record, training, wake) else {
+        return;
     };
     let wanted = scrubber_step(run, scrubber);
     let Some(step) = nearest_step(&steps, wanted) else {
@@ -81,14 +67,7 @@ pub fn interventions_ui(
     };
     controls_ui(ui, view, run, &record, wanted, wake);
     step_note_ui(ui, run, &steps, step, wanted, training);
-    if let Some(progress) = view.grid_progress().cloned()
-        && progress_ui(ui, &progress)
-    {
-        view.cancel_grid();
-    }
-    if let Some(e) = view.grid_error() {
-        ui.label(RichText::new(e).color(ERROR_COLOR));
-    }
+    grid_progress_ui(ui, view);
     let section = Section {
         record: &record,
         step,
@@ -104,13 +83,7 @@ pub fn interventions_ui(
         .auto_shrink([false, false])
         .show(ui, |ui| {
             if let Some(head) = grids_ui(ui, view.picked, stat, run, &grid) {
-                view.picked = Some(head);
-                let curve = view.curve(&record, head);
-                let missing = steps.iter().any(|s| !curve.iter().any(|p| p.step == *s));
-                let running = view.curve_progress().is_some_and(|(h, _)| h == head);
-                if missing && !running {
-                    view.measure_curve(record.clone(), &run.name, head, wake);
-                }
+                pick_head(view, run, &record, &steps, head, wake);
             }
             let picked = view
                 .picked
@@ -127,6 +100,67 @@ pub fn interventions_ui(
             ui.separator();
             ablated_attention_ui(ui, cache, view, &section, wake);
         });
+}
+
+/// The steps `record` saved weights at (listed again as a `training` run saves
+/// more), or `None` with what is said instead while they are read or when they
+/// cannot be.
+fn saved_steps_ui(
+    ui: &mut Ui,
+    view: &mut InterventionsView,
+    run: &RunView,
+    record: &Path,
+    training: bool,
+    wake: &Wake,
+) -> Option<Vec<usize>> {
+    view.refresh_steps(
+        record,
+        run.steps_done() * 2 + usize::from(!training),
+        training,
+        wake,
+    );
+    match view.steps(record) {
+        None => {
+            ui.label("Reading which steps the record saved...");
+            None
+        }
+        Some(Err(e)) => {
+            ui.label(RichText::new(e).color(ERROR_COLOR));
+            None
+        }
+        Some(Ok(steps)) => Some(steps.clone()),
+    }
+}
+
+/// Picks `head` (clicked in a grid) and measures its ablation at the saved `steps`
+/// its curve lacks, unless that is already running.
+fn pick_head(
+    view: &mut InterventionsView,
+    run: &RunView,
+    record: &Path,
+    steps: &[usize],
+    head: HeadRef,
+    wake: &Wake,
+) {
+    view.picked = Some(head);
+    let curve = view.curve(record, head);
+    let missing = steps.iter().any(|s| !curve.iter().any(|p| p.step == *s));
+    let running = view.curve_progress().is_some_and(|(h, _)| h == head);
+    if missing && !running {
+        view.measure_curve(record.to_path_buf(), &run.name, head, wake);
+    }
+}
+
+/// The grid measurement's progress (with Cancel) and its error.
+fn grid_progress_ui(ui: &mut Ui, view: &mut InterventionsView) {
+    if let Some(progress) = view.grid_progress().cloned()
+        && progress_ui(ui, &progress)
+    {
+        view.cancel_grid();
+    }
+    if let Some(e) = view.grid_error() {
+        ui.label(RichText::new(e).color(ERROR_COLOR));
+    }
 }
 
 /// The attention scrubber's step (the Attention and Heads panes'); `None` before the
@@ -250,24 +284,7 @@ fn head_over_training_ui(
         head,
         grid_step,
     } = picked;
-    ui.horizontal(|ui| {
-        let (layer, number) = (head.layer + 1, head.head + 1);
-        let title = format!("Head {head} (layer {layer}, head {number}) over training");
-        ui.label(RichText::new(title).strong());
-        if ui
-            .add_enabled(
-                view.curve_progress().is_none(),
-                egui::Button::new("Measure every saved step"),
-            )
-            .on_hover_text(
-                "Ablate this head alone at each saved step not measured yet (one evaluation \
-                 per step)",
-            )
-            .clicked()
-        {
-            view.measure_curve(record.to_path_buf(), &run.name, head, wake);
-        }
-    });
+    ui.horizontal(|ui| head_title_ui(ui, view, run, record, head, wake));
     if let Some(progress) = view.curve_progress().map(|(_, p)| p.clone())
         && progress_ui(ui, &progress)
     {
@@ -284,57 +301,94 @@ fn head_over_training_ui(
     if drops.is_empty() && view.curve_progress().is_none() {
         ui.label("Not measured with this mode and batch count: press Measure every saved step.");
     }
+    let stats = stat_points(run, stat, head);
+    let last = run.settings.train.steps as f64;
+    let link = egui::Id::unique(("interventions-steps", run.id));
+    let grid_line =
+        || VLine::new("the grid's step", grid_step as f64).color(Color32::from_gray(160));
+    ui.columns(2, |cols| {
+        cols[0].label(format!(
+            "accuracy drop with {head} ablated, at each saved step"
+        ));
+        step_plot(("intervention-drop", run.id), "accuracy drop", last, link).show(
+            &mut cols[0],
+            |plot| {
+                let name = format!("{head} ablated");
+                plot.line(Line::new(&name, PlotPoints::from(drops.clone())).color(run_color(1)));
+                plot.points(Points::new(&name, drops).radius(3.0).color(run_color(1)));
+                plot.vline(grid_line());
+            },
+        );
+        cols[1].label(format!(
+            "{} of {head} at each snapshot (Heads pane)",
+            stat.name()
+        ));
+        step_plot(("intervention-statistic", run.id), stat.name(), last, link).show(
+            &mut cols[1],
+            |plot| {
+                plot.line(Line::new(stat.name(), PlotPoints::from(stats)).color(run_color(0)));
+                plot.vline(grid_line());
+            },
+        );
+    });
+}
+
+/// The picked head's title and "Measure every saved step" (disabled while a curve
+/// is measured).
+fn head_title_ui(
+    ui: &mut Ui,
+    view: &mut InterventionsView,
+    run: &RunView,
+    record: &Path,
+    head: HeadRef,
+    wake: &Wake,
+) {
+    let (layer, number) = (head.layer + 1, head.head + 1);
+    let title = format!("Head {head} (layer {layer}, head {number}) over training");
+    ui.label(RichText::new(title).strong());
+    if ui
+        .add_enabled(
+            view.curve_progress().is_none(),
+            egui::Button::new("Measure every saved step"),
+        )
+        .on_hover_text(
+            "Ablate this head alone at each saved step not measured yet (one evaluation \
+             per step)",
+        )
+        .clicked()
+    {
+        view.measure_curve(record.to_path_buf(), &run.name, head, wake);
+    }
+}
+
+/// `head`'s `stat` at each of the run's snapshots, as (step, value) points.
+fn stat_points(run: &RunView, stat: Stat, head: HeadRef) -> Vec<[f64; 2]> {
     let index = head.layer * run.settings.model.heads + head.head;
-    let stats: Vec<[f64; 2]> = run
-        .head_stats
+    run.head_stats
         .iter()
         .filter_map(|(s, all)| {
             all.get(index)
                 .and_then(|h| stat.of(h))
                 .map(|v| [*s as f64, v])
         })
-        .collect();
-    let last = run.settings.train.steps as f64;
-    let link = egui::Id::unique(("interventions-steps", run.id));
-    ui.columns(2, |cols| {
-        cols[0].label(format!(
-            "accuracy drop with {head} ablated, at each saved step"
-        ));
-        Plot::new(("intervention-drop", run.id))
-            .height(220.0)
-            .x_axis_label("step")
-            .y_axis_label("accuracy drop")
-            .include_x(0.0)
-            .include_x(last)
-            .include_y(0.0)
-            .link_axis(link, [true, false])
-            .allow_scroll(false)
-            .show(&mut cols[0], |plot| {
-                let name = format!("{head} ablated");
-                plot.line(Line::new(&name, PlotPoints::from(drops.clone())).color(run_color(1)));
-                plot.points(Points::new(&name, drops).radius(3.0).color(run_color(1)));
-                plot.vline(
-                    VLine::new("the grid's step", grid_step as f64).color(Color32::from_gray(160)),
-                );
-            });
-        cols[1].label(format!(
-            "{} of {head} at each snapshot (Heads pane)",
-            stat.name()
-        ));
-        Plot::new(("intervention-statistic", run.id))
-            .height(220.0)
-            .x_axis_label("step")
-            .y_axis_label(stat.name())
-            .include_x(0.0)
-            .include_x(last)
-            .include_y(0.0)
-            .link_axis(link, [true, false])
-            .allow_scroll(false)
-            .show(&mut cols[1], |plot| {
-                plot.line(Line::new(stat.name(), PlotPoints::from(stats)).color(run_color(0)));
-                plot.vline(
-                    VLine::new("the grid's step", grid_step as f64).color(Color32::from_gray(160)),
-                );
-            });
-    });
+        .collect()
+}
+
+/// A chart over the run's steps (0 to `last`), its x axis linked by `link` to the
+/// pane's other step charts.
+fn step_plot<'a>(
+    id_salt: impl egui::AsIdSalt,
+    y_label: &str,
+    last: f64,
+    link: egui::Id,
+) -> Plot<'a> {
+    Plot::new(id_salt)
+        .height(220.0)
+        .x_axis_label("step")
+        .y_axis_label(y_label)
+        .include_x(0.0)
+        .include_x(last)
+        .include_y(0.0)
+        .link_axis(link, [true, false])
+        .allow_scroll(false)
 }

@@ -8,7 +8,7 @@
 use egui::{RichText, Ui};
 use egui_plot::{
     Corner, GridInput, GridMark, HLine, HoverPosition, Legend, Line, LineStyle, Plot, PlotPoints,
-    Points, Polygon, VLine,
+    PlotUi, Points, Polygon, VLine,
 };
 
 use super::length_probe::length_probe_ui;
@@ -123,14 +123,12 @@ fn point_text(s: &LengthSeries, p: &SeriesPoint, loss: bool) -> String {
     text
 }
 
-fn chart_ui(ui: &mut Ui, series: &[LengthSeries], loss: bool) {
-    let lengths = all_lengths(series);
-    let (lo, hi) = match (lengths.first(), lengths.last()) {
-        (Some(&a), Some(&b)) => (x_of(a), x_of(b)),
-        _ => (0.0, 1.0),
-    };
-    // Hover texts by series and x, moved into the formatter.
-    let hovers: Vec<(String, Vec<(f64, String)>)> = series
+/// Each series' label and its points' hover texts ([`point_text`]) by x.
+type HoverTexts = Vec<(String, Vec<(f64, String)>)>;
+
+/// The hover texts of every point of `series`, moved into the chart's formatter.
+fn hover_texts(series: &[LengthSeries], loss: bool) -> HoverTexts {
+    series
         .iter()
         .map(|s| {
             let texts = s
@@ -140,7 +138,39 @@ fn chart_ui(ui: &mut Ui, series: &[LengthSeries], loss: bool) {
                 .collect();
             (s.label.clone(), texts)
         })
-        .collect();
+        .collect()
+}
+
+/// What the chart says under the pointer: the hovered series' point nearest in x,
+/// else the length and value there.
+fn hover_text(hovers: &HoverTexts, hover: &HoverPosition<'_>) -> String {
+    let (name, p) = match hover {
+        HoverPosition::NearDataPoint {
+            plot_name,
+            position,
+            ..
+        } => (*plot_name, *position),
+        HoverPosition::Elsewhere { position } => ("", *position),
+    };
+    let near = hovers.iter().find(|(n, _)| n == name).and_then(|(_, t)| {
+        t.iter()
+            .min_by(|a, b| (a.0 - p.x).abs().total_cmp(&(b.0 - p.x).abs()))
+    });
+    match near {
+        Some((_, text)) => text.clone(),
+        None => format!("length {:.0}\n{:.4}", 2f64.powf(p.x), p.y),
+    }
+}
+
+/// Accuracy (or loss) against length on a log2 axis: a line per series, the
+/// training lengths and chance marked.
+fn chart_ui(ui: &mut Ui, series: &[LengthSeries], loss: bool) {
+    let lengths = all_lengths(series);
+    let (lo, hi) = match (lengths.first(), lengths.last()) {
+        (Some(&a), Some(&b)) => (x_of(a), x_of(b)),
+        _ => (0.0, 1.0),
+    };
+    let hovers = hover_texts(series, loss);
     let mut plot = Plot::new(("length-chart", loss))
         .height(320.0)
         .legend(Legend::default().position(Corner::RightBottom))
@@ -156,78 +186,75 @@ fn chart_ui(ui: &mut Ui, series: &[LengthSeries], loss: bool) {
         .include_x(hi + 0.3)
         .include_y(0.0)
         .allow_scroll(false)
-        .label_formatter(move |hover: &HoverPosition<'_>| {
-            let (name, p) = match hover {
-                HoverPosition::NearDataPoint {
-                    plot_name,
-                    position,
-                    ..
-                } => (*plot_name, *position),
-                HoverPosition::Elsewhere { position } => ("", *position),
-            };
-            let near = hovers.iter().find(|(n, _)| n == name).and_then(|(_, t)| {
-                t.iter()
-                    .min_by(|a, b| (a.0 - p.x).abs().total_cmp(&(b.0 - p.x).abs()))
-            });
-            Some(match near {
-                Some((_, text)) => text.clone(),
-                None => format!("length {:.0}\n{:.4}", 2f64.powf(p.x), p.y),
-            })
-        });
+        .label_formatter(move |hover: &HoverPosition<'_>| Some(hover_text(&hovers, hover)));
     if !loss {
         plot = plot.include_y(1.0);
     }
     plot.show(ui, |plot| {
-        for t in training_lengths(series) {
-            plot.vline(
-                VLine::new(format!("trained at {t}"), x_of(t))
-                    .color(egui::Color32::from_gray(150))
-                    .width(1.5)
-                    .style(LineStyle::dashed_dense()),
-            );
-        }
+        training_marks(plot, series);
         if !loss {
-            // One line per task's chance (runs of different tasks have their own).
-            let mut chances: Vec<f64> = series.iter().map(|s| s.chance).collect();
-            chances.sort_by(f64::total_cmp);
-            chances.dedup();
-            for &chance in &chances {
-                let name = if chances.len() > 1 {
-                    format!("chance {chance:.3}")
-                } else {
-                    "chance".to_string()
-                };
-                plot.hline(HLine::new(name, chance).color(egui::Color32::from_gray(110)));
-            }
+            chance_lines(plot, series);
         }
         for s in series {
-            let color = run_color(s.color);
-            if s.seeds > 1 {
-                // One quad per interval: a plot polygon is filled as convex.
-                for pair in s.points.windows(2) {
-                    let (a, b) = (value_of(&pair[0], loss), value_of(&pair[1], loss));
-                    let (xa, xb) = (x_of(pair[0].seq_len), x_of(pair[1].seq_len));
-                    let quad = vec![[xa, a.2], [xb, b.2], [xb, b.1], [xa, a.1]];
-                    plot.polygon(
-                        Polygon::new(&s.label, PlotPoints::from(quad))
-                            .fill_color(color.gamma_multiply(0.2))
-                            .stroke(egui::Stroke::new(0.0, color)),
-                    );
-                }
-            }
-            let points: Vec<[f64; 2]> = s
-                .points
-                .iter()
-                .map(|p| [x_of(p.seq_len), value_of(p, loss).0])
-                .collect();
-            plot.line(
-                Line::new(&s.label, PlotPoints::from(points.clone()))
-                    .color(color)
-                    .width(2.0),
-            );
-            plot.points(Points::new(&s.label, points).color(color).radius(3.5));
+            series_line(plot, s, loss);
         }
     });
+}
+
+/// A dashed grey vertical at each training length.
+fn training_marks(plot: &mut PlotUi<'_>, series: &[LengthSeries]) {
+    for t in training_lengths(series) {
+        plot.vline(
+            VLine::new(format!("trained at {t}"), x_of(t))
+                .color(egui::Color32::from_gray(150))
+                .width(1.5)
+                .style(LineStyle::dashed_dense()),
+        );
+    }
+}
+
+/// One line per task's chance (runs of different tasks have their own).
+fn chance_lines(plot: &mut PlotUi<'_>, series: &[LengthSeries]) {
+    let mut chances: Vec<f64> = series.iter().map(|s| s.chance).collect();
+    chances.sort_by(f64::total_cmp);
+    chances.dedup();
+    for &chance in &chances {
+        let name = if chances.len() > 1 {
+            format!("chance {chance:.3}")
+        } else {
+            "chance".to_string()
+        };
+        plot.hline(HLine::new(name, chance).color(egui::Color32::from_gray(110)));
+    }
+}
+
+/// One series: its min-max band over seeds (when it has several), line and points.
+fn series_line(plot: &mut PlotUi<'_>, s: &LengthSeries, loss: bool) {
+    let color = run_color(s.color);
+    if s.seeds > 1 {
+        // One quad per interval: a plot polygon is filled as convex.
+        for pair in s.points.windows(2) {
+            let (a, b) = (value_of(&pair[0], loss), value_of(&pair[1], loss));
+            let (xa, xb) = (x_of(pair[0].seq_len), x_of(pair[1].seq_len));
+            let quad = vec![[xa, a.2], [xb, b.2], [xb, b.1], [xa, a.1]];
+            plot.polygon(
+                Polygon::new(&s.label, PlotPoints::from(quad))
+                    .fill_color(color.gamma_multiply(0.2))
+                    .stroke(egui::Stroke::new(0.0, color)),
+            );
+        }
+    }
+    let points: Vec<[f64; 2]> = s
+        .points
+        .iter()
+        .map(|p| [x_of(p.seq_len), value_of(p, loss).0])
+        .collect();
+    plot.line(
+        Line::new(&s.label, PlotPoints::from(points.clone()))
+            .color(color)
+            .width(2.0),
+    );
+    plot.points(Points::new(&s.label, points).color(color).radius(3.5));
 }
 
 /// The chart's numbers: a row per line, a column per length.

@@ -15,6 +15,7 @@ pub mod attention;
 pub mod compare;
 pub mod config_extras;
 pub mod config_panel;
+pub mod config_target;
 pub mod cost;
 pub mod curves;
 pub mod devices;

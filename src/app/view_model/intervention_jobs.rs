@@ -255,54 +255,12 @@ pub(super) fn grid_job(
     r.progress(0.0, format!("loading the weights of step {step}"));
     let run = LoadedRun::load(record, Some(step), BackendChoice::Cpu).map_err(|e| e.problem.to_string())?;
     let (layers, heads) = run.shape();
-    let units = (2 * layers).max(1) as f32;
-    let mut clean_accuracy = 0.0;
-    let mut ablated = Vec::with_capacity(layers * heads);
-    for layer in 0..layers {
-        if r.cancelled() {
-            return Ok(());
-        }
-        let sets = layer_sets(layer, heads);
-        let mut progress = |done: usize, of: usize| {
-            let at = (layer as f32 + done as f32 / of.max(1) as f32) / units;
-            r.progress(
-                at,
-                format!(
-                    "step {step}: ablated {done} of layer {}'s {of} heads",
-                    layer + 1
-                ),
-            );
-        };
-        let (clean, ablations) =
-            ablate(&run, &sets, mode, SEED, batches, &mut progress).map_err(|e| e.problem.to_string())?;
-        clean_accuracy = clean.accuracy;
-        ablated.extend(ablations.iter().map(|a| a.scores.accuracy));
-    }
-    let mut recovery = Ok(Vec::with_capacity(layers * heads));
-    for layer in 0..layers {
-        if r.cancelled() {
-            return Ok(());
-        }
-        let sets = layer_sets(layer, heads);
-        let mut progress = |done: usize, of: usize| {
-            let at = ((layers + layer) as f32 + done as f32 / of.max(1) as f32) / units;
-            r.progress(
-                at,
-                format!("step {step}: patching layer {} ({done} of {of})", layer + 1),
-            );
-        };
-        match patch(&run, &sets, SEED, batches, &mut progress) {
-            Ok((_, patched)) => {
-                if let Ok(values) = &mut recovery {
-                    values.extend(patched.iter().map(|p| p.recovered));
-                }
-            }
-            Err(e) => {
-                recovery = Err(e.problem.to_string());
-                break;
-            }
-        }
-    }
+    let Some((clean_accuracy, ablated)) = ablate_each_head(r, &run, step, mode, batches)? else {
+        return Ok(());
+    };
+    let Some(recovery) = patch_each_head(r, &run, step, batches) else {
+        return Ok(());
+    };
     let grid = HeadGrid {
         step,
         layers,
@@ -320,6 +278,82 @@ pub(super) fn grid_job(
         grid,
     });
     Ok(())
+}
+
+/// The first half of a grid's progress: every head of `run` (the weights of `step`)
+/// ablated alone, layer by layer. The clean accuracy and each head's ablated
+/// accuracy, layer-major; `None` when cancelled.
+fn ablate_each_head(
+    r: &Reporter,
+    run: &LoadedRun,
+    step: usize,
+    mode: AblationMode,
+    batches: usize,
+) -> Result<Option<(f64, Vec<f64>)>, String> {
+    let (layers, heads) = run.shape();
+    let units = (2 * layers).max(1) as f32;
+    let mut clean_accuracy = 0.0;
+    let mut ablated = Vec::with_capacity(layers * heads);
+    for layer in 0..layers {
+        if r.cancelled() {
+            return Ok(None);
+        }
+        let sets = layer_sets(layer, heads);
+        let mut progress = |done: usize, of: usize| {
+            let at = (layer as f32 + done as f32 / of.max(1) as f32) / units;
+            r.progress(
+                at,
+                format!(
+                    "step {step}: ablated {done} of layer {}'s {of} heads",
+                    layer + 1
+                ),
+            );
+        };
+        let (clean, ablations) =
+            ablate(run, &sets, mode, SEED, batches, &mut progress).map_err(|e| e.problem.to_string())?;
+        clean_accuracy = clean.accuracy;
+        ablated.extend(ablations.iter().map(|a| a.scores.accuracy));
+    }
+    Ok(Some((clean_accuracy, ablated)))
+}
+
+/// The second half of a grid's progress: every head of `run` patched alone, layer
+/// by layer. Each head's recovery, layer-major, or why the task cannot be patched;
+/// `None` when cancelled.
+fn patch_each_head(
+    r: &Reporter,
+    run: &LoadedRun,
+    step: usize,
+    batches: usize,
+) -> Option<Result<Vec<Option<f64>>, String>> {
+    let (layers, heads) = run.shape();
+    let units = (2 * layers).max(1) as f32;
+    let mut recovery = Ok(Vec::with_capacity(layers * heads));
+    for layer in 0..layers {
+        if r.cancelled() {
+            return None;
+        }
+        let sets = layer_sets(layer, heads);
+        let mut progress = |done: usize, of: usize| {
+            let at = ((layers + layer) as f32 + done as f32 / of.max(1) as f32) / units;
+            r.progress(
+                at,
+                format!("step {step}: patching layer {} ({done} of {of})", layer + 1),
+            );
+        };
+        match patch(run, &sets, SEED, batches, &mut progress) {
+            Ok((_, patched)) => {
+                if let Ok(values) = &mut recovery {
+                    values.extend(patched.iter().map(|p| p.recovered));
+                }
+            }
+            Err(e) => {
+                recovery = Err(e.problem.to_string());
+                break;
+            }
+        }
+    }
+    Some(recovery)
 }
 
 /// `head` of `record` ablated alone at every saved step not in `known`, one point
