@@ -31,8 +31,28 @@ pub fn render(
     style: Arc<egui::Style>,
     size: Vec2,
     scale: f32,
-    mut draw: impl FnMut(&mut Ui),
+    draw: impl FnMut(&mut Ui),
 ) -> Result<Figure, String> {
+    let (width, height) = figure_pixels(state, size, scale)?;
+    let ctx = egui::Context::default();
+    ctx.set_global_style(style);
+    let mut renderer = egui_wgpu::Renderer::new(
+        &state.device,
+        wgpu::TextureFormat::Rgba8Unorm,
+        egui_wgpu::RendererOptions::default(),
+    );
+    let output = settled_output(state, &ctx, &mut renderer, size, scale, draw)?;
+    let (texture, encoder, user) = paint(state, &ctx, &mut renderer, output, [width, height]);
+    read_back(state, &texture, encoder, user, [width, height])
+}
+
+/// The figure's size in pixels: `size` points at `scale`, refused when empty or
+/// larger than the device's largest texture.
+fn figure_pixels(
+    state: &egui_wgpu::RenderState,
+    size: Vec2,
+    scale: f32,
+) -> Result<(u32, u32), String> {
     let max = state.device.limits().max_texture_dimension_2d;
     let pixels = size * scale;
     let (width, height) = (pixels.x.round() as u32, pixels.y.round() as u32);
@@ -44,8 +64,19 @@ pub fn render(
             "{width} x {height} pixels is larger than this GPU's largest image ({max} pixels a side): choose a smaller scale"
         ));
     }
-    let ctx = egui::Context::default();
-    ctx.set_global_style(style);
+    Ok((width, height))
+}
+
+/// Runs `draw` in `ctx` on a screen of `size` points at `scale` until it settles,
+/// keeping the renderer's textures up to date; the last pass's output.
+fn settled_output(
+    state: &egui_wgpu::RenderState,
+    ctx: &egui::Context,
+    renderer: &mut egui_wgpu::Renderer,
+    size: Vec2,
+    scale: f32,
+    mut draw: impl FnMut(&mut Ui),
+) -> Result<egui::FullOutput, String> {
     let mut input = egui::RawInput {
         screen_rect: Some(Rect::from_min_size(egui::Pos2::ZERO, size)),
         ..Default::default()
@@ -55,11 +86,6 @@ pub fn render(
         .entry(egui::ViewportId::ROOT)
         .or_default()
         .native_pixels_per_point = Some(scale);
-    let mut renderer = egui_wgpu::Renderer::new(
-        &state.device,
-        wgpu::TextureFormat::Rgba8Unorm,
-        egui_wgpu::RendererOptions::default(),
-    );
     // Plots fit their bounds and text its layout over the first passes; the third
     // pass draws what a settled window shows.
     let mut output = None;
@@ -78,9 +104,23 @@ pub fn render(
         out.textures_delta.clear();
         output = Some(out);
     }
-    let Some(output) = output else {
-        return Err("nothing was drawn".into());
-    };
+    output.ok_or_else(|| "nothing was drawn".into())
+}
+
+/// Paints `output` over the panel colour into a new texture of `[width, height]`
+/// pixels; the texture, and the encoder and the renderer's command buffers still to
+/// submit.
+fn paint(
+    state: &egui_wgpu::RenderState,
+    ctx: &egui::Context,
+    renderer: &mut egui_wgpu::Renderer,
+    output: egui::FullOutput,
+    [width, height]: [u32; 2],
+) -> (
+    wgpu::Texture,
+    wgpu::CommandEncoder,
+    Vec<wgpu::CommandBuffer>,
+) {
     let screen = ScreenDescriptor {
         size_in_pixels: [width, height],
         pixels_per_point: ctx.pixels_per_point(),
@@ -131,6 +171,18 @@ pub fn render(
             .forget_lifetime();
         renderer.render(&mut pass, &jobs, &screen);
     }
+    (texture, encoder, user)
+}
+
+/// Copies `texture` out through `encoder`, submits it after the renderer's `user`
+/// command buffers, waits for the GPU and returns the pixels, rows top to bottom.
+fn read_back(
+    state: &egui_wgpu::RenderState,
+    texture: &wgpu::Texture,
+    mut encoder: wgpu::CommandEncoder,
+    user: Vec<wgpu::CommandBuffer>,
+    [width, height]: [u32; 2],
+) -> Result<Figure, String> {
     // Copy into a buffer whose rows are padded as wgpu requires.
     let row = width as usize * 4;
     let align = wgpu::COPY_BYTES_PER_ROW_ALIGNMENT as usize;

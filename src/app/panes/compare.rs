@@ -46,22 +46,7 @@ pub fn compare_ui(
         ui.label("Nothing to compare yet: run an experiment or open past runs.");
         return;
     }
-    ui.horizontal_wrapped(|ui| {
-        ui.label("Compare:");
-        for &(_, run) in runs {
-            let mut on = state.selected.is_empty() || state.selected.contains(&run.id);
-            if ui.checkbox(&mut on, run.label().into_owned()).changed() {
-                if state.selected.is_empty() {
-                    state.selected = runs.iter().map(|(_, r)| r.id).collect();
-                }
-                if on {
-                    state.selected.insert(run.id);
-                } else {
-                    state.selected.remove(&run.id);
-                }
-            }
-        }
-    });
+    run_picker_ui(ui, &mut state.selected, runs);
     let chosen: Vec<(usize, &RunView)> = runs
         .iter()
         .filter(|(_, r)| state.selected.is_empty() || state.selected.contains(&r.id))
@@ -71,7 +56,63 @@ pub fn compare_ui(
         ui.label("Tick at least one run.");
         return;
     }
+    let step = position_ui(ui, state, &chosen);
 
+    crate::app::heatmap::attention_legend_ui(ui);
+    let side = ((ui.available_width() - 16.0) / chosen.len() as f32 - 12.0).clamp(96.0, 300.0);
+    egui::ScrollArea::horizontal()
+        .id_salt("compare-maps")
+        .show(ui, |ui| {
+            ui.horizontal_top(|ui| {
+                for &(color, run) in &chosen {
+                    ui.vertical(|ui| {
+                        ui.set_width(side);
+                        run_column_ui(ui, cache, state, (color, run), step, side, overlays);
+                    });
+                }
+            });
+        });
+
+    let views: Vec<&RunView> = chosen.iter().map(|(_, r)| *r).collect();
+    difference_ui(
+        ui,
+        cache,
+        &mut state.difference,
+        &mut state.other_step,
+        &views,
+        step,
+        state.layer,
+        state.head,
+    );
+    ui.separator();
+    differences_ui(ui, &chosen);
+    ui.separator();
+    curves_ui(ui, &chosen, curves, "compare");
+}
+
+/// A checkbox per run; ticking one out of "every run" (an empty `selected`) keeps the
+/// others.
+fn run_picker_ui(ui: &mut Ui, selected: &mut BTreeSet<RunId>, runs: &[(usize, &RunView)]) {
+    ui.horizontal_wrapped(|ui| {
+        ui.label("Compare:");
+        for &(_, run) in runs {
+            let mut on = selected.is_empty() || selected.contains(&run.id);
+            if ui.checkbox(&mut on, run.label().into_owned()).changed() {
+                if selected.is_empty() {
+                    *selected = runs.iter().map(|(_, r)| r.id).collect();
+                }
+                if on {
+                    selected.insert(run.id);
+                } else {
+                    selected.remove(&run.id);
+                }
+            }
+        }
+    });
+}
+
+/// The latest step, most layers and most heads over the `chosen` runs' snapshots.
+fn snapshot_bounds(chosen: &[(usize, &RunView)]) -> (usize, usize, usize) {
     let max_step = chosen
         .iter()
         .filter_map(|(_, r)| r.snapshots.last().map(|s| s.step))
@@ -87,6 +128,13 @@ pub fn compare_ui(
         .filter_map(|(_, r)| r.snapshots.first().map(|s| s.heads))
         .max()
         .unwrap_or(1);
+    (max_step, max_layers, max_heads)
+}
+
+/// The step slider (with "latest") and the layer and head every map shows; the step
+/// the maps are drawn at.
+fn position_ui(ui: &mut Ui, state: &mut CompareState, chosen: &[(usize, &RunView)]) -> usize {
+    let (max_step, max_layers, max_heads) = snapshot_bounds(chosen);
     ui.horizontal(|ui| {
         let mut step = state.step.unwrap_or(max_step).min(max_step);
         let l = ui.label("step");
@@ -111,73 +159,51 @@ pub fn compare_ui(
             .labelled_by(l.id);
         state.head = head.saturating_sub(1);
     });
-    let step = state.step.unwrap_or(max_step);
+    state.step.unwrap_or(max_step)
+}
 
-    crate::app::heatmap::attention_legend_ui(ui);
-    let side = ((ui.available_width() - 16.0) / chosen.len() as f32 - 12.0).clamp(96.0, 300.0);
-    egui::ScrollArea::horizontal()
-        .id_salt("compare-maps")
-        .show(ui, |ui| {
-            ui.horizontal_top(|ui| {
-                for &(color, run) in &chosen {
-                    ui.vertical(|ui| {
-                        ui.set_width(side);
-                        ui.label(RichText::new(run.label()).strong().color(run_color(color)));
-                        let acc = run.eval.iter().rev().find(|m| m.step <= step);
-                        ui.label(
-                            RichText::new(format!(
-                                "{}  acc {}",
-                                run.settings.model.attention_label(),
-                                acc.map_or("-".into(), |m| format!("{:.3}", m.accuracy))
-                            ))
-                            .small(),
-                        );
-                        match run.snapshot_at(step).map(|i| &run.snapshots[i]) {
-                            Some(snapshot)
-                                if state.layer < snapshot.layers && state.head < snapshot.heads =>
-                            {
-                                ui.label(
-                                    RichText::new(format!("snapshot at step {}", snapshot.step))
-                                        .small(),
-                                );
-                                AttentionCell {
-                                    run,
-                                    snapshot,
-                                    layer: state.layer,
-                                    head: state.head,
-                                }
-                                .ui(ui, cache, side, overlays);
-                            }
-                            Some(_) => {
-                                ui.label("(no such layer/head)");
-                            }
-                            None if run.masks().is_empty() => {
-                                ui.label("(LSTM: no attention)");
-                            }
-                            None => {
-                                ui.label("(no snapshot yet)");
-                            }
-                        }
-                    });
-                }
-            });
-        });
-
-    let views: Vec<&RunView> = chosen.iter().map(|(_, r)| *r).collect();
-    difference_ui(
-        ui,
-        cache,
-        &mut state.difference,
-        &mut state.other_step,
-        &views,
-        step,
-        state.layer,
-        state.head,
+/// One run's column: its name in its colour, attention kind and accuracy at `step`,
+/// and its map of the chosen layer and head at the last snapshot by then.
+fn run_column_ui(
+    ui: &mut Ui,
+    cache: &mut TextureCache,
+    state: &CompareState,
+    (color, run): (usize, &RunView),
+    step: usize,
+    side: f32,
+    overlays: Overlays,
+) {
+    ui.label(RichText::new(run.label()).strong().color(run_color(color)));
+    let acc = run.eval.iter().rev().find(|m| m.step <= step);
+    ui.label(
+        RichText::new(format!(
+            "{}  acc {}",
+            run.settings.model.attention_label(),
+            acc.map_or("-".into(), |m| format!("{:.3}", m.accuracy))
+        ))
+        .small(),
     );
-    ui.separator();
-    differences_ui(ui, &chosen);
-    ui.separator();
-    curves_ui(ui, &chosen, curves, "compare");
+    match run.snapshot_at(step).map(|i| &run.snapshots[i]) {
+        Some(snapshot) if state.layer < snapshot.layers && state.head < snapshot.heads => {
+            ui.label(RichText::new(format!("snapshot at step {}", snapshot.step)).small());
+            AttentionCell {
+                run,
+                snapshot,
+                layer: state.layer,
+                head: state.head,
+            }
+            .ui(ui, cache, side, overlays);
+        }
+        Some(_) => {
+            ui.label("(no such layer/head)");
+        }
+        None if run.masks().is_empty() => {
+            ui.label("(LSTM: no attention)");
+        }
+        None => {
+            ui.label("(no snapshot yet)");
+        }
+    }
 }
 
 fn differences_ui(ui: &mut Ui, runs: &[(usize, &RunView)]) {

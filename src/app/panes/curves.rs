@@ -2,22 +2,15 @@
 //! eval, a colour per run, optional log-scale loss, seed groups as mean and band, a
 //! forked run's fork step as a thin dashed line, held-out scores at each of
 //! `train.eval_lengths` as dotted lines in the run's colour (legend `@256`) (Compare draws the same plots for
-//! the runs it compares).
+//! the runs it compares). The lines themselves are drawn by `curve_lines`.
 
 use egui::Ui;
-use egui_plot::{
-    AxisHints, GridMark, HLine, HoverPosition, Legend, Line, LineStyle, MarkerShape, Plot,
-    PlotPoints, Points, Polygon, VLine,
-};
+use egui_plot::{AxisHints, GridMark, HLine, HoverPosition, Legend, LineStyle, Plot, PlotUi};
 
+use super::curve_lines::{Axis, Metric, fork_lines_ui, fork_marks, run_lines_ui, seed_groups_ui};
 use crate::app::commands::UiCommand;
-use crate::app::view_model::curves::{LevelLine, group_band, level_lines, smooth};
-use crate::app::view_model::fork::fork_text;
-use crate::app::view_model::lengths::length_curves;
-use crate::app::view_model::run_list::group_members;
+use crate::app::view_model::curves::{LevelLine, level_lines};
 use crate::app::view_model::run_views::RunView;
-use crate::app::widgets::run_color;
-use crate::records::Metrics;
 
 /// Display options for the curves (persisted).
 #[derive(Clone, Copy, Debug)]
@@ -28,28 +21,6 @@ pub struct CurveOptions {
     pub log_scale: bool,
     /// Seed replicates as one curve: mean with a min-max band.
     pub group_seeds: bool,
-}
-
-/// Too many points slow the plot down; keep at most this many per raw line.
-const MAX_RAW_POINTS: usize = 4000;
-
-fn points(metrics: &[Metrics], value: impl Fn(&Metrics) -> f64, log: bool) -> Vec<[f64; 2]> {
-    let stride = metrics.len().div_ceil(MAX_RAW_POINTS).max(1);
-    metrics
-        .iter()
-        .step_by(stride)
-        .map(|m| {
-            let v = value(m);
-            [m.step as f64, if log { v.max(1e-8).log10() } else { v }]
-        })
-        .collect()
-}
-
-/// Which metric a plot shows.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Metric {
-    Loss,
-    Accuracy,
 }
 
 /// The two plots side by side for `runs` (each with its colour index).
@@ -102,11 +73,43 @@ fn plot_ui(
     link: egui::Id,
     id: &str,
 ) {
-    let log = metric == Metric::Loss && options.log_scale;
-    let (title, value): (&str, fn(&Metrics) -> f64) = match metric {
-        Metric::Loss => ("loss", |m| m.loss),
-        Metric::Accuracy => ("accuracy", |m| m.accuracy),
-    };
+    let axis = Axis::of(metric, options.log_scale);
+    let plot = curve_plot(ui, runs, metric, axis, link, id);
+    let forks = fork_marks(runs);
+    // Published figures and the task's levels, labelled in the legend.
+    let levels: Vec<_> = level_lines(runs.iter().map(|(_, r)| *r))
+        .into_iter()
+        .filter(|l| l.on_loss == (metric == Metric::Loss))
+        .collect();
+    let shown = plot.show(ui, |plot_ui| {
+        levels_ui(plot_ui, &levels, axis.log);
+        fork_lines_ui(plot_ui, &forks);
+        if options.group_seeds {
+            seed_groups_ui(plot_ui, runs, axis);
+        }
+        run_lines_ui(plot_ui, runs, options.smoothing, options.group_seeds, axis);
+    });
+    // A fork line under the pointer says whose fork it is.
+    if let Some(pointer) = shown.response.hover_pos()
+        && let Some((_, text, _)) = forks.iter().find(|(step, _, _)| {
+            (shown.transform.position_from_point_x(*step) - pointer.x).abs() <= 4.0
+        })
+    {
+        shown.response.on_hover_text_at_pointer(text);
+    }
+}
+
+/// The plot of one metric, its axes sized and labelled, linked along x with the
+/// other plots of `link`, with a hover label that names the line styles.
+fn curve_plot<'a>(
+    ui: &Ui,
+    runs: &[(usize, &RunView)],
+    metric: Metric,
+    axis: Axis,
+    link: egui::Id,
+    id: &str,
+) -> Plot<'a> {
+    let Axis { title, log, .. } = axis;
     let (x_room, y_room) = axis_room(ui, log);
     let key = if runs.iter().any(|(_, r)| !r.lengths.is_empty()) {
         "(solid: train, dashed: eval, dotted: eval at another length)"
@@ -145,202 +148,12 @@ fn plot_ui(
     } else if metric == Metric::Accuracy {
         plot = plot.include_y(0.0).include_y(1.0);
     }
-    // Each forked run's fork step, with its words and colour.
-    let forks: Vec<(f64, String, egui::Color32)> = runs
-        .iter()
-        .filter_map(|&(color_index, run)| {
-            let origin = run.forked_from.as_ref()?;
-            Some((
-                origin.step as f64,
-                fork_text(origin),
-                run_color(color_index),
-            ))
-        })
-        .collect();
-    // Published figures and the task's levels, labelled in the legend.
-    let levels: Vec<_> = level_lines(runs.iter().map(|(_, r)| *r))
-        .into_iter()
-        .filter(|l| l.on_loss == (metric == Metric::Loss))
-        .collect();
-    let shown = plot.show(ui, |plot_ui| {
-        levels_ui(plot_ui, &levels, log);
-        for (i, (step, _, color)) in forks.iter().enumerate() {
-            // Nameless: no legend entry of its own, and never hovered as data.
-            plot_ui.vline(
-                VLine::new("", *step)
-                    .id(("fork", i))
-                    .color(color.gamma_multiply(0.7))
-                    .width(1.0)
-                    .style(LineStyle::dashed_loose())
-                    .allow_hover(false),
-            );
-        }
-        if options.group_seeds {
-            let mut shown: Vec<&str> = Vec::new();
-            for &(color_index, run) in runs {
-                if shown.contains(&run.group.as_str()) {
-                    continue;
-                }
-                shown.push(&run.group);
-                let members = group_members(runs, &run.group);
-                if members.len() < 2 {
-                    continue;
-                }
-                let color = run_color(color_index);
-                let name = format!("{} ({} seeds)", run.group, members.len());
-                let scale = |v: f64| if log { v.max(1e-8).log10() } else { v };
-                for (series, width) in [(true, 2.5), (false, 1.0)] {
-                    let lists: Vec<&[Metrics]> = members
-                        .iter()
-                        .map(|r| if series { &r.eval[..] } else { &r.train[..] })
-                        .collect();
-                    let band = group_band(&lists, value);
-                    if band.is_empty() {
-                        continue;
-                    }
-                    if series {
-                        // One quad per interval: a plot polygon is filled as convex.
-                        for pair in band.windows(2) {
-                            let (a, b) = (pair[0], pair[1]);
-                            let quad = vec![
-                                [a[0], scale(a[3])],
-                                [b[0], scale(b[3])],
-                                [b[0], scale(b[2])],
-                                [a[0], scale(a[2])],
-                            ];
-                            plot_ui.polygon(
-                                Polygon::new(&name, PlotPoints::from(quad))
-                                    .fill_color(color.gamma_multiply(0.2))
-                                    .stroke(egui::Stroke::new(0.0, color)),
-                            );
-                        }
-                    }
-                    let mean: Vec<[f64; 2]> = band.iter().map(|b| [b[0], scale(b[1])]).collect();
-                    let line = Line::new(&name, PlotPoints::from(mean))
-                        .color(color)
-                        .width(width);
-                    plot_ui.line(if series {
-                        line.style(LineStyle::Dashed { length: 8.0 })
-                    } else {
-                        line.color(color.gamma_multiply(0.5))
-                    });
-                }
-                // The group's mean at each other evaluation length.
-                let curves: Vec<Vec<(usize, Vec<Metrics>)>> =
-                    members.iter().map(|r| length_curves(r)).collect();
-                let mut lengths: Vec<usize> = curves.iter().flatten().map(|(n, _)| *n).collect();
-                lengths.sort_unstable();
-                lengths.dedup();
-                let means: Vec<(usize, Vec<[f64; 2]>)> = lengths
-                    .into_iter()
-                    .map(|n| {
-                        let lists: Vec<&[Metrics]> = curves
-                            .iter()
-                            .filter_map(|c| c.iter().find(|(m, _)| *m == n))
-                            .map(|(_, m)| &m[..])
-                            .collect();
-                        let band = group_band(&lists, value);
-                        (n, band.iter().map(|b| [b[0], scale(b[1])]).collect())
-                    })
-                    .collect();
-                length_lines_ui(plot_ui, color, &means);
-            }
-        }
-        for &(color_index, run) in runs {
-            if options.group_seeds && runs.iter().filter(|(_, r)| r.group == run.group).count() > 1
-            {
-                continue;
-            }
-            let color = run_color(color_index);
-            let name = run.label();
-            let name = name.as_ref();
-            let raw = points(&run.train, value, log);
-            if options.smoothing > 0.0 && raw.len() > 1 {
-                let ys: Vec<f64> = raw.iter().map(|p| p[1]).collect();
-                let smoothed: Vec<[f64; 2]> = smooth(&ys, options.smoothing as f64)
-                    .into_iter()
-                    .zip(&raw)
-                    .map(|(y, p)| [p[0], y])
-                    .collect();
-                // One legend entry per run: every line of a run shares its name.
-                plot_ui
-                    .line(Line::new(name, PlotPoints::from(raw)).color(color.gamma_multiply(0.25)));
-                plot_ui.line(
-                    Line::new(name, PlotPoints::from(smoothed))
-                        .color(color)
-                        .width(1.5),
-                );
-            } else {
-                plot_ui.line(Line::new(name, PlotPoints::from(raw)).color(color));
-            }
-            let eval = points(&run.eval, value, log);
-            if !eval.is_empty() {
-                plot_ui.line(
-                    Line::new(name, PlotPoints::from(eval.clone()))
-                        .color(color)
-                        .width(2.0)
-                        .style(LineStyle::Dashed { length: 8.0 }),
-                );
-                plot_ui.points(Points::new(name, eval).color(color).radius(2.5));
-            }
-            let at_lengths: Vec<(usize, Vec<[f64; 2]>)> = length_curves(run)
-                .into_iter()
-                .map(|(n, m)| (n, points(&m, value, log)))
-                .collect();
-            length_lines_ui(plot_ui, color, &at_lengths);
-        }
-    });
-    // A fork line under the pointer says whose fork it is.
-    if let Some(pointer) = shown.response.hover_pos()
-        && let Some((_, text, _)) = forks.iter().find(|(step, _, _)| {
-            (shown.transform.position_from_point_x(*step) - pointer.x).abs() <= 4.0
-        })
-    {
-        shown.response.on_hover_text_at_pointer(text);
-    }
-}
-
-/// Draws a run's (or group's) held-out curve at each other evaluation length,
-/// `(seq_len, points)`, as a dotted line in the run's colour with the length's marker. The
-/// legend has one entry per length (`@256`), not per run and length: with ten runs
-/// at three lengths the plot stays readable, and clicking `@512` hides every run's
-/// line at 512.
-fn length_lines_ui(
-    plot_ui: &mut egui_plot::PlotUi<'_>,
-    color: egui::Color32,
-    curves: &[(usize, Vec<[f64; 2]>)],
-) {
-    const SHAPES: [MarkerShape; 5] = [
-        MarkerShape::Diamond,
-        MarkerShape::Square,
-        MarkerShape::Up,
-        MarkerShape::Cross,
-        MarkerShape::Asterisk,
-    ];
-    for (seq_len, points) in curves {
-        if points.is_empty() {
-            continue;
-        }
-        let name = format!("@{seq_len}");
-        plot_ui.line(
-            Line::new(&name, PlotPoints::from(points.clone()))
-                .color(color.gamma_multiply(0.8))
-                .width(1.5)
-                .style(LineStyle::Dotted { spacing: 5.0 }),
-        );
-        plot_ui.points(
-            Points::new(&name, points.clone())
-                .color(color)
-                // By the length itself, so every run's `@256` has the legend's marker.
-                .shape(SHAPES[seq_len.max(&1).ilog2() as usize % SHAPES.len()])
-                .radius(3.0),
-        );
-    }
+    plot
 }
 
 /// Draws `levels` as labelled horizontal lines (published figures dashed in amber,
 /// computed levels dotted in grey); `log`: the y axis is log10.
-pub(super) fn levels_ui(plot_ui: &mut egui_plot::PlotUi<'_>, levels: &[LevelLine], log: bool) {
+pub(super) fn levels_ui(plot_ui: &mut PlotUi<'_>, levels: &[LevelLine], log: bool) {
     for level in levels {
         let y = if log {
             level.value.max(1e-8).log10()

@@ -6,6 +6,8 @@
 //! statistics beside the same head at the training length, so it shows what a head
 //! does beyond the lengths it saw.
 
+use std::path::Path;
+
 use egui::{Color32, RichText, Stroke, Ui};
 
 use super::heads::head_table_ui;
@@ -49,83 +51,143 @@ pub fn length_probe_ui(
     let Some(record) = run.record_dir.clone() else {
         return;
     };
-    let trained = run.settings.task.seq_len;
-    let longest = max_probe_length(run);
     // The length chosen for this run (one chosen for another run does not carry over).
     let mut seq_len = view
         .seq_len
         .filter(|(id, _)| *id == run.id)
         .map_or_else(|| default_probe_length(run), |(_, n)| n);
-    let before = seq_len;
     let beyond_positions = run
         .settings
         .positions_end()
         .is_some_and(|end| seq_len > end);
-    ui.horizontal_wrapped(|ui| {
-        let l = ui.label("run");
-        let mut chosen = run.id;
-        egui::ComboBox::from_id_salt("length-probe-run")
-            .selected_text(run.label())
-            .show_ui(ui, |ui| {
-                for r in &candidates {
-                    ui.selectable_value(&mut chosen, r.id, r.label());
-                }
-            })
-            .response
-            .labelled_by(l.id);
-        if chosen != run.id {
-            view.run = Some(chosen);
-            view.seq_len = None;
-        }
-        let l = ui.label("probe length");
-        egui::ComboBox::from_id_salt("length-probe-length")
-            .selected_text(seq_len.to_string())
-            .show_ui(ui, |ui| {
-                for n in probe_lengths(run).into_iter().filter(|&n| n <= longest) {
-                    let text = if n == trained {
-                        format!("{n} (trained)")
-                    } else {
-                        n.to_string()
-                    };
-                    ui.selectable_value(&mut seq_len, n, text);
-                }
-            })
-            .response
-            .labelled_by(l.id);
-        ui.add(egui::DragValue::new(&mut seq_len).range(1..=longest))
-            .on_hover_text(format!(
-                "Any length up to {longest}: the probe example is generated at it (every head's full attention is read back: longer would need more than 1 GiB)"
-            ));
-        if seq_len != before && chosen == run.id {
-            view.seq_len = Some((run.id, seq_len));
-        }
-        let running = view.progress().map(|(n, what)| (n, what.to_string()));
-        if ui
-            .add_enabled(
-                running.is_none() && !beyond_positions,
-                egui::Button::new("Probe"),
-            )
-            .on_hover_text(format!(
-                "Run the last saved model of {} on the probe example at length {seq_len} (on a helper thread)",
-                run.label()
-            ))
-            .on_disabled_hover_text(if beyond_positions {
-                "This model has no positions at this length"
-            } else {
-                "Probing: wait, or cancel it"
-            })
-            .clicked()
-        {
-            view.start(&record, &run.settings, seq_len, wake);
-        }
-        if let Some((n, what)) = running {
-            ui.spinner();
-            ui.label(format!("length {n}: {what}"));
-            if ui.button("Cancel").clicked() {
-                view.cancel();
+    let probe = ui
+        .horizontal_wrapped(|ui| {
+            probe_choice_ui(ui, view, &candidates, run, &mut seq_len);
+            let probe = Probe {
+                run,
+                record: &record,
+                seq_len,
+                beyond_positions,
+            };
+            probe_button_ui(ui, view, &probe, wake);
+            probe
+        })
+        .inner;
+    probe_outcome_ui(ui, cache, view, &probe);
+}
+
+/// The probe chosen this frame: the run, its record folder, the length, and whether
+/// that length lies beyond the positions the model has.
+struct Probe<'a> {
+    run: &'a RunView,
+    record: &'a Path,
+    seq_len: usize,
+    beyond_positions: bool,
+}
+
+/// The run and length pickers (a length evaluated at, or any up to the longest a
+/// probe may read back); a choice is kept in `view`.
+fn probe_choice_ui(
+    ui: &mut Ui,
+    view: &mut LengthProbeView,
+    candidates: &[&RunView],
+    run: &RunView,
+    seq_len: &mut usize,
+) {
+    let trained = run.settings.task.seq_len;
+    let longest = max_probe_length(run);
+    let before = *seq_len;
+    let l = ui.label("run");
+    let mut chosen = run.id;
+    egui::ComboBox::from_id_salt("length-probe-run")
+        .selected_text(run.label())
+        .show_ui(ui, |ui| {
+            for r in candidates {
+                ui.selectable_value(&mut chosen, r.id, r.label());
             }
+        })
+        .response
+        .labelled_by(l.id);
+    if chosen != run.id {
+        view.run = Some(chosen);
+        view.seq_len = None;
+    }
+    let l = ui.label("probe length");
+    egui::ComboBox::from_id_salt("length-probe-length")
+        .selected_text(seq_len.to_string())
+        .show_ui(ui, |ui| {
+            for n in probe_lengths(run).into_iter().filter(|&n| n <= longest) {
+                let text = if n == trained {
+                    format!("{n} (trained)")
+                } else {
+                    n.to_string()
+                };
+                ui.selectable_value(seq_len, n, text);
+            }
+        })
+        .response
+        .labelled_by(l.id);
+    ui.add(egui::DragValue::new(seq_len).range(1..=longest))
+        .on_hover_text(format!(
+            "Any length up to {longest}: the probe example is generated at it (every head's full attention is read back: longer would need more than 1 GiB)"
+        ));
+    if *seq_len != before && chosen == run.id {
+        view.seq_len = Some((run.id, *seq_len));
+    }
+}
+
+/// The Probe button (disabled while probing or beyond the model's positions), and
+/// while probing a spinner, what it does and Cancel.
+fn probe_button_ui(ui: &mut Ui, view: &mut LengthProbeView, probe: &Probe<'_>, wake: &Wake) {
+    let Probe {
+        run,
+        record,
+        seq_len,
+        beyond_positions,
+    } = *probe;
+    let running = view.progress().map(|(n, what)| (n, what.to_string()));
+    if ui
+        .add_enabled(
+            running.is_none() && !beyond_positions,
+            egui::Button::new("Probe"),
+        )
+        .on_hover_text(format!(
+            "Run the last saved model of {} on the probe example at length {seq_len} (on a helper thread)",
+            run.label()
+        ))
+        .on_disabled_hover_text(if beyond_positions {
+            "This model has no positions at this length"
+        } else {
+            "Probing: wait, or cancel it"
+        })
+        .clicked()
+    {
+        view.start(record, &run.settings, seq_len, wake);
+    }
+    if let Some((n, what)) = running {
+        ui.spinner();
+        ui.label(format!("length {n}: {what}"));
+        if ui.button("Cancel").clicked() {
+            view.cancel();
         }
-    });
+    }
+}
+
+/// What became of the probe: why it is refused, its error, its result, or that it
+/// has not run yet.
+fn probe_outcome_ui(
+    ui: &mut Ui,
+    cache: &mut TextureCache,
+    view: &mut LengthProbeView,
+    probe: &Probe<'_>,
+) {
+    let Probe {
+        run,
+        record,
+        seq_len,
+        beyond_positions,
+    } = *probe;
+    let trained = run.settings.task.seq_len;
     if beyond_positions {
         ui.label(
             RichText::new(format!(
@@ -135,14 +197,14 @@ pub fn length_probe_ui(
             .weak(),
         );
     }
-    if let Some(e) = view.error(&record, seq_len) {
+    if let Some(e) = view.error(record, seq_len) {
         ui.label(RichText::new(e).color(ERROR_COLOR));
     }
-    match view.result(&record, seq_len) {
+    match view.result(record, seq_len) {
         Some(probed) => probed_ui(ui, cache, &mut view.sort, run, &probed),
         None if !beyond_positions
             && view.progress().is_none()
-            && view.error(&record, seq_len).is_none() =>
+            && view.error(record, seq_len).is_none() =>
         {
             ui.label(format!(
                 "Not probed at {seq_len} yet (trained at {trained}): press Probe."
@@ -170,10 +232,7 @@ fn probed_ui(
         .weak(),
     );
     let snap = &probed.snapshot;
-    let n = snap.n;
-    let marks = cell_marks(&probed.probe.dependencies, snap.seq_len, n);
-    // Where the training length falls on a map, as a fraction of its side.
-    let edge = (probed.trained_at as f32 / snap.seq_len.max(1) as f32).min(1.0);
+    let marks = cell_marks(&probed.probe.dependencies, snap.seq_len, snap.n);
     let side = ((ui.available_width() - 70.0) / snap.heads.max(1) as f32 - 8.0).clamp(48.0, 240.0);
     egui::ScrollArea::horizontal()
         .id_salt("length-probe-grid")
@@ -189,49 +248,73 @@ fn probed_ui(
                     for layer in 0..snap.layers {
                         ui.label(format!("layer {}", layer + 1));
                         for head in 0..snap.heads {
-                            let map = snap.map(layer, head);
-                            if map.len() != n * n || n == 0 {
-                                ui.label("-");
-                                continue;
-                            }
-                            let key = format!(
-                                "length-probe/{}/{}/{}/{layer}/{head}",
-                                probed.record.display(),
-                                probed.seq_len,
-                                probed.step
-                            );
-                            let texture = cache.get(ui, &key, || attention_image(map, n));
-                            let shown = map_ui(ui, &texture, None, n, side, &marks);
-                            let rect = shown.response.rect;
-                            if edge < 1.0 {
-                                let stroke = Stroke::new(1.0, Color32::from_white_alpha(170));
-                                let x = rect.min.x + rect.width() * edge;
-                                let y = rect.min.y + rect.height() * edge;
-                                let painter = ui.painter_at(rect);
-                                painter.vline(x, rect.y_range(), stroke);
-                                painter.hline(rect.x_range(), y, stroke);
-                            }
-                            if let Some((q, k)) = shown.hovered {
-                                let (q0, q1) = cell_positions(q, snap.seq_len, n);
-                                let (k0, k1) = cell_positions(k, snap.seq_len, n);
-                                let cells = if q0 == q1 && k0 == k1 {
-                                    format!("query {q0} -> key {k0}")
-                                } else {
-                                    format!("queries {q0}..={q1} -> keys {k0}..={k1} (mean)")
-                                };
-                                shown.response.on_hover_text(format!(
-                                    "layer {} head {}\n{cells}\nweight {:.4}",
-                                    layer + 1,
-                                    head + 1,
-                                    map[q * n + k]
-                                ));
-                            }
+                            probed_map_ui(ui, cache, probed, [layer, head], side, &marks);
                         }
                         ui.end_row();
                     }
                 });
         });
     ui.add_space(6.0);
+    probed_heads_ui(ui, sort, run, probed);
+}
+
+/// One head's map of the probe, `side` points wide with the answers' `marks`, the
+/// training length drawn as white lines; hovering tells the cell's positions and
+/// weight.
+fn probed_map_ui(
+    ui: &mut Ui,
+    cache: &mut TextureCache,
+    probed: &ProbedLength,
+    [layer, head]: [usize; 2],
+    side: f32,
+    marks: &[(usize, usize)],
+) {
+    let snap = &probed.snapshot;
+    let n = snap.n;
+    let map = snap.map(layer, head);
+    if map.len() != n * n || n == 0 {
+        ui.label("-");
+        return;
+    }
+    // Where the training length falls on a map, as a fraction of its side.
+    let edge = (probed.trained_at as f32 / snap.seq_len.max(1) as f32).min(1.0);
+    let key = format!(
+        "length-probe/{}/{}/{}/{layer}/{head}",
+        probed.record.display(),
+        probed.seq_len,
+        probed.step
+    );
+    let texture = cache.get(ui, &key, || attention_image(map, n));
+    let shown = map_ui(ui, &texture, None, n, side, marks);
+    let rect = shown.response.rect;
+    if edge < 1.0 {
+        let stroke = Stroke::new(1.0, Color32::from_white_alpha(170));
+        let x = rect.min.x + rect.width() * edge;
+        let y = rect.min.y + rect.height() * edge;
+        let painter = ui.painter_at(rect);
+        painter.vline(x, rect.y_range(), stroke);
+        painter.hline(rect.x_range(), y, stroke);
+    }
+    if let Some((q, k)) = shown.hovered {
+        let (q0, q1) = cell_positions(q, snap.seq_len, n);
+        let (k0, k1) = cell_positions(k, snap.seq_len, n);
+        let cells = if q0 == q1 && k0 == k1 {
+            format!("query {q0} -> key {k0}")
+        } else {
+            format!("queries {q0}..={q1} -> keys {k0}..={k1} (mean)")
+        };
+        shown.response.on_hover_text(format!(
+            "layer {} head {}\n{cells}\nweight {:.4}",
+            layer + 1,
+            head + 1,
+            map[q * n + k]
+        ));
+    }
+}
+
+/// Every head's statistics on the probe (sorted by `sort`), each hovering the same
+/// head's at the training length where `run` has them.
+fn probed_heads_ui(ui: &mut Ui, sort: &mut Option<Stat>, run: &RunView, probed: &ProbedLength) {
     let at_training = run
         .head_stats
         .last()
@@ -264,7 +347,7 @@ fn probed_ui(
         sort,
         &defined,
         &probed.stats,
-        snap.heads.max(1),
+        probed.snapshot.heads.max(1),
         Some(&before),
     );
 }

@@ -1,6 +1,6 @@
 //! What the window draws, one file per pane, each with a `*_ui` function that draws
-//! from (and edits) the state it is given: the tabs of [`Pane::ALL`] (`curves`,
-//! `attention`, `compare` with its `difference` maps, `sweep`, `preview`, `cost`,
+//! from (and edits) the state it is given: the tabs of [`Pane::ALL`] (`curves` with its
+//! `curve_lines`, `attention`, `compare` with its `difference` maps, `sweep`, `preview`, `cost`,
 //! `heads` with its `receptive` field, `distance`, `length` with its `length_probe`
 //! (scores against the evaluation length, the probe at a longer length), `devices`, `interventions` with its
 //! `intervention_grids` and `ablated_attention`) and the side panels
@@ -17,6 +17,7 @@ pub mod config_extras;
 pub mod config_panel;
 pub mod config_target;
 pub mod cost;
+pub mod curve_lines;
 pub mod curves;
 pub mod devices;
 pub mod difference;

@@ -5,7 +5,7 @@ use egui::{RichText, Ui};
 
 use crate::app::heatmap::{TextureCache, map_ui, mask_image};
 use crate::app::widgets::ERROR_COLOR;
-use crate::attention::{Mask, Reach, compose};
+use crate::attention::{AttentionPattern, Mask, Reach, compose};
 use crate::config::{ModelKind, Settings, TaskKind};
 
 /// Most positions previewed (and composed); longer sequences show their first
@@ -72,70 +72,15 @@ pub fn mask_preview_ui(
         return;
     }
     let n = n_full.min(MAX_PREVIEW);
-    let causal = settings.model.causal;
     let patterns = settings.model.layer_patterns();
-    let key_base = format!("{patterns:?}/{n}/{causal}/{}", settings.train.seed);
-    if !cache.computed.contains_key(&key_base) {
-        if cache.computed.len() > 32 {
-            cache.computed.clear();
-        }
-        let masks = settings.model.layer_masks(n, settings.train.seed);
-        let reach = compose(&masks);
-        let reach_mask = reach.to_mask();
-        cache
-            .computed
-            .insert(key_base.clone(), (masks, reach, reach_mask));
-    }
+    let key_base = cache.compute(settings, &patterns, n);
     let Some((masks, reach, reach_mask)) = cache.computed.get(&key_base) else {
         return;
     };
 
     ui.heading(format!("{label}: {}", settings.model.attention_label()));
-    let radius = reach.full_radius(causal);
-    let within = if radius + 1 >= n {
-        format!("every pair of positions (of the first {n}) is linked")
-    } else {
-        format!("every pair of positions up to {radius} apart is linked")
-    };
-    let mut summary = format!(
-        "{} layer(s) at seq_len {n_full}: {within}; {:.0}% of all pairs are linked.",
-        masks.len(),
-        reach.coverage() * 100.0
-    );
-    if let Some(per_layer) = patterns
-        .iter()
-        .map(|p| p.local_reach())
-        .collect::<Option<Vec<_>>>()
-    {
-        let total: usize = per_layer.iter().sum();
-        summary.push_str(&format!(
-            " Local reach per layer adds up to {total} (L x w)."
-        ));
-    }
-    ui.label(summary);
-    if matches!(settings.task.kind, TaskKind::Recall | TaskKind::Induction) {
-        let d = settings.task.distance;
-        if d >= n {
-            ui.label(format!(
-                "The task's distance {d} is beyond the {n} previewed positions."
-            ));
-        } else if reach.links_distance(d) {
-            ui.label(
-                RichText::new(format!(
-                    "The task's distance {d} is within reach: a model can link it (whether training finds the path is another matter; see the Distance pane)."
-                ))
-                .strong(),
-            );
-        } else {
-            ui.label(
-                RichText::new(format!(
-                    "The task's distance {d} is out of reach: no number of training steps can solve it (expect chance accuracy)."
-                ))
-                .color(ERROR_COLOR)
-                .strong(),
-            );
-        }
-    }
+    ui.label(reach_summary(settings, &patterns, masks, reach, n));
+    task_distance_ui(ui, settings, reach, n);
     if n < n_full {
         ui.label(RichText::new(format!("Showing the first {n} of {n_full} positions.")).small());
     }
@@ -168,6 +113,90 @@ pub fn mask_preview_ui(
                 );
             });
         });
+}
+
+impl PreviewCache {
+    /// Computes the masks of `settings` (whose layers' `patterns` they are) over `n`
+    /// positions and their composition unless they are kept already (at most 33
+    /// settings are); their key.
+    fn compute(&mut self, settings: &Settings, patterns: &[AttentionPattern], n: usize) -> String {
+        let causal = settings.model.causal;
+        let key_base = format!("{patterns:?}/{n}/{causal}/{}", settings.train.seed);
+        if !self.computed.contains_key(&key_base) {
+            if self.computed.len() > 32 {
+                self.computed.clear();
+            }
+            let masks = settings.model.layer_masks(n, settings.train.seed);
+            let reach = compose(&masks);
+            let reach_mask = reach.to_mask();
+            self.computed
+                .insert(key_base.clone(), (masks, reach, reach_mask));
+        }
+        key_base
+    }
+}
+
+/// What the stack of `masks` links over the first `n` positions, and the layers'
+/// local reach added up where every layer has one.
+fn reach_summary(
+    settings: &Settings,
+    patterns: &[AttentionPattern],
+    masks: &[Mask],
+    reach: &Reach,
+    n: usize,
+) -> String {
+    let radius = reach.full_radius(settings.model.causal);
+    let within = if radius + 1 >= n {
+        format!("every pair of positions (of the first {n}) is linked")
+    } else {
+        format!("every pair of positions up to {radius} apart is linked")
+    };
+    let mut summary = format!(
+        "{} layer(s) at seq_len {}: {within}; {:.0}% of all pairs are linked.",
+        masks.len(),
+        settings.task.seq_len,
+        reach.coverage() * 100.0
+    );
+    if let Some(per_layer) = patterns
+        .iter()
+        .map(|p| p.local_reach())
+        .collect::<Option<Vec<_>>>()
+    {
+        let total: usize = per_layer.iter().sum();
+        summary.push_str(&format!(
+            " Local reach per layer adds up to {total} (L x w)."
+        ));
+    }
+    summary
+}
+
+/// For a task with a distance (recall, induction): whether `reach` links it within
+/// the `n` positions previewed.
+fn task_distance_ui(ui: &mut Ui, settings: &Settings, reach: &Reach, n: usize) {
+    if !matches!(settings.task.kind, TaskKind::Recall | TaskKind::Induction) {
+        return;
+    }
+    let d = settings.task.distance;
+    if d >= n {
+        ui.label(format!(
+            "The task's distance {d} is beyond the {n} previewed positions."
+        ));
+    } else if reach.links_distance(d) {
+        ui.label(
+            RichText::new(format!(
+                "The task's distance {d} is within reach: a model can link it (whether training finds the path is another matter; see the Distance pane)."
+            ))
+            .strong(),
+        );
+    } else {
+        ui.label(
+            RichText::new(format!(
+                "The task's distance {d} is out of reach: no number of training steps can solve it (expect chance accuracy)."
+            ))
+            .color(ERROR_COLOR)
+            .strong(),
+        );
+    }
 }
 
 fn map_column_ui(

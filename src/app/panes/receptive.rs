@@ -4,12 +4,13 @@
 //! stacking argument (a local window w over L layers reaches L * w) on the run's own
 //! weights.
 
-use egui::{Color32, ColorImage, RichText, Slider, Ui, Vec2};
+use egui::{Color32, ColorImage, RichText, Slider, TextureHandle, Ui, Vec2};
 
 use super::attention::AttentionViewState;
 use crate::app::heatmap::{TextureCache, colorbar_ui, colormap};
 use crate::app::view_model::analysis::{FieldCache, ReceptiveField};
 use crate::app::view_model::run_views::RunView;
+use crate::records::AttentionSnapshot;
 
 /// Height of one layer's strip, points.
 const STRIP: f32 = 14.0;
@@ -28,15 +29,64 @@ pub fn receptive_field_ui(
     let snapshot = &run.snapshots[scrubber.snapshot.unwrap_or(last).min(last)];
     let n = snapshot.n;
     let scale = snapshot.seq_len.div_ceil(n.max(1)).max(1);
-    // By default the first answer's query: its source is what must be reached.
-    let dependency_of = |q: usize| {
-        run.probe.as_ref().and_then(|p| {
-            p.dependencies
-                .iter()
-                .find(|(dq, _)| dq / scale == q)
-                .map(|(_, k)| k / scale)
-        })
+    let query = query_picker_ui(ui, scrubber, run, snapshot, scale);
+    let Some(field) = fields.get(run.id, run.masks(), snapshot, query) else {
+        return;
     };
+    let source = dependency_of(run, scale, query);
+    ui.label(
+        RichText::new(match source {
+            Some(k) => format!(
+                "Its answer is read from key {k} (red tick). Left: which keys can reach it after each layer (the masks composed); right: how much does (attention rollout: heads averaged, residual path added)."
+            ),
+            None => "Left: which keys can reach it after each layer (the masks composed); right: how much does (attention rollout: heads averaged, residual path added).".into(),
+        })
+        .small(),
+    );
+    let width = ((ui.available_width() - 140.0) / 2.0).clamp(120.0, 640.0);
+    let key = |what: &str| format!("rf/{what}/{}/{}/{query}", run.id, snapshot.step);
+    let structural = cache.get(ui, &key("s"), || structural_image(field));
+    let learned = cache.get(ui, &key("l"), || learned_image(field));
+    egui::Grid::new(("receptive", run.id))
+        .spacing([8.0, 4.0])
+        .show(ui, |ui| {
+            ui.label("");
+            ui.label(RichText::new("structural (masks)").small());
+            ui.label(RichText::new("learned (rollout)").small());
+            ui.end_row();
+            ui.vertical(|ui| {
+                for l in 0..field.structural.len() {
+                    ui.add_sized(
+                        Vec2::new(80.0, STRIP),
+                        egui::Label::new(RichText::new(format!("after layer {}", l + 1)).small()),
+                    );
+                }
+            });
+            for texture in [&structural, &learned] {
+                field_strips_ui(ui, texture, field, [n, query], source, width);
+            }
+            ui.end_row();
+        });
+    colorbar_ui(
+        ui,
+        colormap,
+        "0",
+        "max",
+        "rollout weight / the row's largest (square-root scale) · columns: key position · white tick: the query",
+    );
+    reach_summary_ui(ui, field, [n, query], scale);
+}
+
+/// The query the field is drawn for (the scrubber's, by default the first answer's
+/// query: its source is what must be reached), with the header that picks it.
+fn query_picker_ui(
+    ui: &mut Ui,
+    scrubber: &mut AttentionViewState,
+    run: &RunView,
+    snapshot: &AttentionSnapshot,
+    scale: usize,
+) -> usize {
+    let n = snapshot.n;
     let default = run
         .probe
         .as_ref()
@@ -58,94 +108,80 @@ pub fn receptive_field_ui(
             ui.label(format!("(cells of {scale} positions)"));
         }
     });
-    let Some(field) = fields.get(run.id, run.masks(), snapshot, query) else {
-        return;
-    };
-    let source = dependency_of(query);
-    ui.label(
-        RichText::new(match source {
-            Some(k) => format!(
-                "Its answer is read from key {k} (red tick). Left: which keys can reach it after each layer (the masks composed); right: how much does (attention rollout: heads averaged, residual path added)."
-            ),
-            None => "Left: which keys can reach it after each layer (the masks composed); right: how much does (attention rollout: heads averaged, residual path added).".into(),
-        })
-        .small(),
-    );
-    let width = ((ui.available_width() - 140.0) / 2.0).clamp(120.0, 640.0);
+    query
+}
+
+/// The key cell query cell `q`'s answer is read from, in cells of `scale` positions.
+fn dependency_of(run: &RunView, scale: usize, q: usize) -> Option<usize> {
+    run.probe.as_ref().and_then(|p| {
+        p.dependencies
+            .iter()
+            .find(|(dq, _)| dq / scale == q)
+            .map(|(_, k)| k / scale)
+    })
+}
+
+/// One side of the field, a strip per layer: `texture` with the answer's `source`
+/// ticked red above and the query white below; hovering tells a key's reach and
+/// rollout weight. `[n, query]`: the snapshot's side and the query cell.
+fn field_strips_ui(
+    ui: &mut Ui,
+    texture: &TextureHandle,
+    field: &ReceptiveField,
+    [n, query]: [usize; 2],
+    source: Option<usize>,
+    width: f32,
+) {
     let layers = field.structural.len();
-    let key = |what: &str| format!("rf/{what}/{}/{}/{query}", run.id, snapshot.step);
-    let structural = cache.get(ui, &key("s"), || structural_image(field));
-    let learned = cache.get(ui, &key("l"), || learned_image(field));
-    egui::Grid::new(("receptive", run.id))
-        .spacing([8.0, 4.0])
-        .show(ui, |ui| {
-            ui.label("");
-            ui.label(RichText::new("structural (masks)").small());
-            ui.label(RichText::new("learned (rollout)").small());
-            ui.end_row();
-            ui.vertical(|ui| {
-                for l in 0..layers {
-                    ui.add_sized(
-                        Vec2::new(80.0, STRIP),
-                        egui::Label::new(RichText::new(format!("after layer {}", l + 1)).small()),
-                    );
-                }
-            });
-            for texture in [&structural, &learned] {
-                let size = Vec2::new(width, STRIP * layers as f32 + (layers as f32 - 1.0) * 2.0);
-                let (rect, response) = ui.allocate_exact_size(size, egui::Sense::hover());
-                let painter = ui.painter_at(rect);
-                painter.image(
-                    texture.id(),
-                    rect,
-                    egui::Rect::from_min_max(egui::Pos2::ZERO, egui::Pos2::new(1.0, 1.0)),
-                    Color32::WHITE,
-                );
-                let x = |k: usize| rect.min.x + (k as f32 + 0.5) / n as f32 * rect.width();
-                let stroke = egui::Stroke::new(1.5, Color32::from_rgb(255, 80, 80));
-                if let Some(k) = source {
-                    painter.line_segment(
-                        [
-                            egui::pos2(x(k), rect.min.y - 4.0),
-                            egui::pos2(x(k), rect.min.y),
-                        ],
-                        stroke,
-                    );
-                }
-                painter.line_segment(
-                    [
-                        egui::pos2(x(query), rect.max.y),
-                        egui::pos2(x(query), rect.max.y + 4.0),
-                    ],
-                    egui::Stroke::new(1.5, Color32::WHITE),
-                );
-                if let Some(p) = response.hover_pos() {
-                    let k = (((p.x - rect.min.x) / rect.width()) * n as f32) as usize;
-                    let l = (((p.y - rect.min.y) / rect.height()) * layers as f32) as usize;
-                    if k < n && l < layers {
-                        response.on_hover_text(format!(
-                            "key {k} after layer {}: {}, rollout weight {:.4}",
-                            l + 1,
-                            if field.structural[l][k] {
-                                "can reach"
-                            } else {
-                                "cannot reach"
-                            },
-                            field.learned[l][k]
-                        ));
-                    }
-                }
-            }
-            ui.end_row();
-        });
-    colorbar_ui(
-        ui,
-        colormap,
-        "0",
-        "max",
-        "rollout weight / the row's largest (square-root scale) · columns: key position · white tick: the query",
+    let size = Vec2::new(width, STRIP * layers as f32 + (layers as f32 - 1.0) * 2.0);
+    let (rect, response) = ui.allocate_exact_size(size, egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.image(
+        texture.id(),
+        rect,
+        egui::Rect::from_min_max(egui::Pos2::ZERO, egui::Pos2::new(1.0, 1.0)),
+        Color32::WHITE,
     );
-    for l in 0..layers {
+    let x = |k: usize| rect.min.x + (k as f32 + 0.5) / n as f32 * rect.width();
+    let stroke = egui::Stroke::new(1.5, Color32::from_rgb(255, 80, 80));
+    if let Some(k) = source {
+        painter.line_segment(
+            [
+                egui::pos2(x(k), rect.min.y - 4.0),
+                egui::pos2(x(k), rect.min.y),
+            ],
+            stroke,
+        );
+    }
+    painter.line_segment(
+        [
+            egui::pos2(x(query), rect.max.y),
+            egui::pos2(x(query), rect.max.y + 4.0),
+        ],
+        egui::Stroke::new(1.5, Color32::WHITE),
+    );
+    if let Some(p) = response.hover_pos() {
+        let k = (((p.x - rect.min.x) / rect.width()) * n as f32) as usize;
+        let l = (((p.y - rect.min.y) / rect.height()) * layers as f32) as usize;
+        if k < n && l < layers {
+            response.on_hover_text(format!(
+                "key {k} after layer {}: {}, rollout weight {:.4}",
+                l + 1,
+                if field.structural[l][k] {
+                    "can reach"
+                } else {
+                    "cannot reach"
+                },
+                field.learned[l][k]
+            ));
+        }
+    }
+}
+
+/// A line per layer: how many key cells can reach the query and the radius that
+/// holds 90% of the learned mass, in positions (`scale` per cell).
+fn reach_summary_ui(ui: &mut Ui, field: &ReceptiveField, [n, query]: [usize; 2], scale: usize) {
+    for l in 0..field.structural.len() {
         let can = field.structural[l].iter().filter(|&&b| b).count();
         let within = mass_radius(&field.learned[l], query, 0.9);
         ui.label(

@@ -9,7 +9,7 @@ use egui_plot::{Legend, Line, Plot, PlotPoints, Points};
 
 use crate::app::view_model::run_views::RunView;
 use crate::app::view_model::sweep::{
-    BestOf, CostAxis, SweepMetric, axes, pareto, sweep_table, table_csv,
+    BestOf, CostAxis, SweepMetric, SweepTable, axes, pareto, sweep_table, table_csv,
 };
 use crate::app::view_model::sweep_best::best_over;
 use crate::app::widgets::{run_color, value_cell};
@@ -37,61 +37,14 @@ pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
         ui.label("No runs of this session yet: press Run. Runs of a [sweep] (and train.seeds) are tabulated here.");
         return;
     }
-    let x = state
-        .x
-        .clone()
-        .filter(|a| axes.contains(a))
-        .unwrap_or_else(|| axes.get(1).unwrap_or(&axes[0]).clone());
-    let y = state
-        .y
-        .clone()
-        .filter(|a| axes.contains(a))
-        .unwrap_or_else(|| axes[0].clone());
-    let over = state
-        .over
-        .clone()
-        .filter(|a| axes.contains(a) && *a != x && *a != y);
+    let (x, y, over) = chosen_axes(state, &axes);
     let table = match &over {
         Some(a) => best_over(runs, &x, &y, a, state.metric),
         None => sweep_table(runs, &x, &y, state.metric),
     };
     ui.horizontal(|ui| {
-        let pick = |ui: &mut Ui, label: &str, current: &str, target: &mut Option<String>| {
-            ComboBox::from_label(label)
-                .selected_text(current)
-                .show_ui(ui, |ui| {
-                    for a in &axes {
-                        if ui.selectable_label(a == current, a).clicked() {
-                            *target = Some(a.clone());
-                        }
-                    }
-                });
-        };
-        pick(ui, "across", &x, &mut state.x);
-        pick(ui, "down", &y, &mut state.y);
-        ComboBox::from_label("best over")
-            .selected_text(over.as_deref().unwrap_or("none"))
-            .show_ui(ui, |ui| {
-                if ui.selectable_label(over.is_none(), "none").clicked() {
-                    state.over = None;
-                }
-                for a in axes.iter().filter(|a| **a != x && **a != y) {
-                    if ui.selectable_label(over.as_ref() == Some(a), a).clicked() {
-                        state.over = Some(a.clone());
-                    }
-                }
-            })
-            .response
-            .on_hover_text("Each cell shows the best, over this axis's values, of the mean over seeds and the other axes (highest accuracy, lowest loss), and the value that won: the best learning rate per model, as papers report it");
-        ComboBox::from_label("metric")
-            .selected_text(match state.metric {
-                SweepMetric::Accuracy => "final accuracy",
-                SweepMetric::Loss => "final loss",
-            })
-            .show_ui(ui, |ui| {
-                ui.selectable_value(&mut state.metric, SweepMetric::Accuracy, "final accuracy");
-                ui.selectable_value(&mut state.metric, SweepMetric::Loss, "final loss");
-            });
+        axis_pickers_ui(ui, state, &axes, [&x, &y], over.as_deref());
+        metric_picker_ui(ui, &mut state.metric);
         if ui
             .button("Copy as CSV")
             .on_hover_text("The table as y,x,mean,runs,solved (and the winning value with \"best over\"), to paste into a spreadsheet")
@@ -108,13 +61,6 @@ pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
         .small(),
     );
     pareto_ui(ui, &mut state.cost_axis, runs);
-    let max = table
-        .cells
-        .iter()
-        .flatten()
-        .flatten()
-        .map(|c| c.mean)
-        .fold(f64::NEG_INFINITY, f64::max);
     // The published figure of each row's run, where rows are runs with a reference
     // comparing the metric shown.
     let published: Vec<Option<String>> = table
@@ -122,50 +68,149 @@ pub fn sweep_ui(ui: &mut Ui, state: &mut SweepViewState, runs: &[&RunView]) {
         .iter()
         .map(|yv| published_cell(runs, &y, yv, state.metric))
         .collect();
-    let any_published = published.iter().any(Option::is_some);
     egui::ScrollArea::both().show(ui, |ui| {
-        egui::Grid::new("sweep-grid")
-            .spacing([4.0, 4.0])
-            .show(ui, |ui| {
-                ui.label(RichText::new(format!("{y} \\ {x}")).strong());
-                for xv in &table.xs {
-                    ui.label(RichText::new(xv).strong());
-                }
-                if any_published {
-                    ui.label(RichText::new("published").strong().color(PUBLISHED));
-                }
-                ui.end_row();
-                for (yi, yv) in table.ys.iter().enumerate() {
-                    ui.label(RichText::new(yv).strong());
-                    for (xi, cell) in table.cells[yi].iter().enumerate() {
-                        match cell {
-                            Some(c) => {
-                                let t = match state.metric {
-                                    SweepMetric::Accuracy => c.mean,
-                                    SweepMetric::Loss => 1.0 - c.mean / max.max(1e-12),
-                                };
-                                let text = format!("{:.3} ({}/{})", c.mean, c.solved, c.runs);
-                                match (over.as_deref(), table.best_at(yi, xi)) {
-                                    (Some(a), Some(best)) => {
-                                        best_cell_ui(ui, (yi, xi), t, text, a, best)
-                                    }
-                                    _ => value_cell(ui, t, text, 6.0),
-                                }
-                            }
-                            None => {
-                                ui.label("-");
-                            }
-                        }
+        sweep_grid_ui(
+            ui,
+            &table,
+            [&x, &y],
+            over.as_deref(),
+            state.metric,
+            &published,
+        );
+    });
+}
+
+/// The axes across, down and (if any) best over: the state's where they are among
+/// `axes` (and "best over" is neither of the others), else the second axis across and
+/// the first down.
+fn chosen_axes(state: &SweepViewState, axes: &[String]) -> (String, String, Option<String>) {
+    let x = state
+        .x
+        .clone()
+        .filter(|a| axes.contains(a))
+        .unwrap_or_else(|| axes.get(1).unwrap_or(&axes[0]).clone());
+    let y = state
+        .y
+        .clone()
+        .filter(|a| axes.contains(a))
+        .unwrap_or_else(|| axes[0].clone());
+    let over = state
+        .over
+        .clone()
+        .filter(|a| axes.contains(a) && *a != x && *a != y);
+    (x, y, over)
+}
+
+/// The "across", "down" and "best over" pickers, showing `[x, y]` and `over`.
+fn axis_pickers_ui(
+    ui: &mut Ui,
+    state: &mut SweepViewState,
+    axes: &[String],
+    [x, y]: [&str; 2],
+    over: Option<&str>,
+) {
+    let pick = |ui: &mut Ui, label: &str, current: &str, target: &mut Option<String>| {
+        ComboBox::from_label(label)
+            .selected_text(current)
+            .show_ui(ui, |ui| {
+                for a in axes {
+                    if ui.selectable_label(a == current, a).clicked() {
+                        *target = Some(a.clone());
                     }
-                    if any_published {
-                        ui.label(
-                            RichText::new(published[yi].as_deref().unwrap_or("-")).color(PUBLISHED),
-                        );
-                    }
-                    ui.end_row();
                 }
             });
-    });
+    };
+    pick(ui, "across", x, &mut state.x);
+    pick(ui, "down", y, &mut state.y);
+    ComboBox::from_label("best over")
+        .selected_text(over.unwrap_or("none"))
+        .show_ui(ui, |ui| {
+            if ui.selectable_label(over.is_none(), "none").clicked() {
+                state.over = None;
+            }
+            for a in axes.iter().filter(|a| **a != x && **a != y) {
+                if ui.selectable_label(over == Some(a.as_str()), a).clicked() {
+                    state.over = Some(a.clone());
+                }
+            }
+        })
+        .response
+        .on_hover_text("Each cell shows the best, over this axis's values, of the mean over seeds and the other axes (highest accuracy, lowest loss), and the value that won: the best learning rate per model, as papers report it");
+}
+
+/// The metric picker: final accuracy or final loss.
+fn metric_picker_ui(ui: &mut Ui, metric: &mut SweepMetric) {
+    ComboBox::from_label("metric")
+        .selected_text(match metric {
+            SweepMetric::Accuracy => "final accuracy",
+            SweepMetric::Loss => "final loss",
+        })
+        .show_ui(ui, |ui| {
+            ui.selectable_value(metric, SweepMetric::Accuracy, "final accuracy");
+            ui.selectable_value(metric, SweepMetric::Loss, "final loss");
+        });
+}
+
+/// The table: `y \ x` heading, a row per value down and a cell per value across,
+/// coloured by `metric` (loss relative to the table's largest), and each row's
+/// `published` figure where any row has one.
+fn sweep_grid_ui(
+    ui: &mut Ui,
+    table: &SweepTable,
+    [x, y]: [&str; 2],
+    over: Option<&str>,
+    metric: SweepMetric,
+    published: &[Option<String>],
+) {
+    let max = table
+        .cells
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|c| c.mean)
+        .fold(f64::NEG_INFINITY, f64::max);
+    let any_published = published.iter().any(Option::is_some);
+    egui::Grid::new("sweep-grid")
+        .spacing([4.0, 4.0])
+        .show(ui, |ui| {
+            ui.label(RichText::new(format!("{y} \\ {x}")).strong());
+            for xv in &table.xs {
+                ui.label(RichText::new(xv).strong());
+            }
+            if any_published {
+                ui.label(RichText::new("published").strong().color(PUBLISHED));
+            }
+            ui.end_row();
+            for (yi, yv) in table.ys.iter().enumerate() {
+                ui.label(RichText::new(yv).strong());
+                for (xi, cell) in table.cells[yi].iter().enumerate() {
+                    match cell {
+                        Some(c) => {
+                            let t = match metric {
+                                SweepMetric::Accuracy => c.mean,
+                                SweepMetric::Loss => 1.0 - c.mean / max.max(1e-12),
+                            };
+                            let text = format!("{:.3} ({}/{})", c.mean, c.solved, c.runs);
+                            match (over, table.best_at(yi, xi)) {
+                                (Some(a), Some(best)) => {
+                                    best_cell_ui(ui, (yi, xi), t, text, a, best)
+                                }
+                                _ => value_cell(ui, t, text, 6.0),
+                            }
+                        }
+                        None => {
+                            ui.label("-");
+                        }
+                    }
+                }
+                if any_published {
+                    ui.label(
+                        RichText::new(published[yi].as_deref().unwrap_or("-")).color(PUBLISHED),
+                    );
+                }
+                ui.end_row();
+            }
+        });
 }
 
 /// The colour of published figures (as Curves draws their lines).
