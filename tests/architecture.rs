@@ -328,10 +328,20 @@ fn mod_file_imports(key: &str, code: &str, module: &str) -> Vec<(String, Vec<Str
     let dir = key.strip_suffix("/mod").unwrap_or("");
     let declares_or_reexports = |stmt: &str| {
         let stmt = stmt.trim_start();
-        let stmt = stmt.strip_prefix("#[cfg(test)]").unwrap_or(stmt).trim_start();
-        ["mod ", "pub mod ", "pub(crate) mod ", "pub use ", "pub(crate) use ", "pub(super) use "]
-            .iter()
-            .any(|p| stmt.starts_with(p))
+        let stmt = stmt
+            .strip_prefix("#[cfg(test)]")
+            .unwrap_or(stmt)
+            .trim_start();
+        [
+            "mod ",
+            "pub mod ",
+            "pub(crate) mod ",
+            "pub use ",
+            "pub(crate) use ",
+            "pub(super) use ",
+        ]
+        .iter()
+        .any(|p| stmt.starts_with(p))
     };
     let children: Vec<String> = code
         .split(';')
@@ -634,7 +644,10 @@ fn no_source_file_is_longer_than_the_limit() {
 fn no_app_file_is_a_shell_of_everything() {
     let mut long = Vec::new();
     let app = src().join("app");
-    for path in rust_files(&app).into_iter().filter(|p| p.parent() == Some(&app)) {
+    for path in rust_files(&app)
+        .into_iter()
+        .filter(|p| p.parent() == Some(&app))
+    {
         let lines = fs::read_to_string(&path).expect("readable").lines().count();
         if lines > 420 {
             long.push(format!("{}: {lines} lines", path.display()));

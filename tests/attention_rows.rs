@@ -2,8 +2,8 @@
 //! for every pattern, computed by the model's real attention function on the CPU backend.
 
 use attnlab::attention::AttentionPattern;
-use attnlab::model::masked_attention;
 use attnlab::device::CpuBackend;
+use attnlab::model::masked_attention;
 use burn::tensor::{Distribution, Tensor};
 
 mod common;

@@ -6,9 +6,9 @@
 
 use attnlab::attention::AttentionPattern;
 use attnlab::config::{Experiment, RunPlan};
-use attnlab::model::fused::AttentionPlan;
-use attnlab::model::{Mixing, KernelKind, SparseMode};
 use attnlab::device::CpuBackend;
+use attnlab::model::fused::AttentionPlan;
+use attnlab::model::{KernelKind, Mixing, SparseMode};
 
 mod common;
 use common::attention::custom;

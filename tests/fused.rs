@@ -12,13 +12,13 @@ use std::sync::Arc;
 
 use attnlab::attention::AttentionPattern;
 use attnlab::config::{Experiment, RunPlan};
+use attnlab::device::CpuBackend;
 use attnlab::model::fused::simd::{self, Isa, with_isa};
 use attnlab::model::fused::{AttentionPlan, fused_attention};
 use attnlab::model::{
-    Alibi, Mixing, BlockSparseAttention, SparseMode, SparseUnavailable,
-    TransformerConfig, masked_attention, masked_attention_with_bias,
+    Alibi, BlockSparseAttention, Mixing, SparseMode, SparseUnavailable, TransformerConfig,
+    masked_attention, masked_attention_with_bias,
 };
-use attnlab::device::CpuBackend;
 use attnlab::trainer::{StepOptions, train_step};
 use burn::optim::AdamConfig;
 use burn::tensor::{Distribution, Tensor, TensorData};

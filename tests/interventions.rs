@@ -6,13 +6,13 @@
 //! composed ops agree under random interventions (property test).
 
 use attnlab::config::RunPlan;
+use attnlab::device::CpuBackend;
+use attnlab::model::tokens_tensor;
 use attnlab::model::{
-    Mixing, HeadEdit, HeadRef, Interventions, SequenceModel, SparseMode, Transformer,
+    HeadEdit, HeadRef, Interventions, Mixing, SequenceModel, SparseMode, Transformer,
     TransformerConfig, accuracy, head_columns, masked_cross_entropy, scalar,
 };
 use attnlab::tasks::Batch;
-use attnlab::device::CpuBackend;
-use attnlab::model::tokens_tensor;
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Tensor, TensorData};
 use proptest::prelude::*;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use attnlab::app::MAX_VIEW_SNAPSHOT_BYTES;
 use attnlab::app::{RunView, RunViews};
 use attnlab::config::{Experiment, RunPlan};
-use attnlab::records::{AttentionSnapshot, BackendInfo, Metrics, Probe, RunStatus};
 use attnlab::inspect::MAX_SNAPSHOT_SIDE;
+use attnlab::records::{AttentionSnapshot, BackendInfo, Metrics, Probe, RunStatus};
 use attnlab::trainer::Event;
 
 mod common;

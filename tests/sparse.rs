@@ -3,8 +3,8 @@
 //! layouts compute far fewer pairs than dense.
 
 use attnlab::attention::{AttentionPattern, SparseLayout};
-use attnlab::model::{BlockSparseAttention, SparseUnavailable, attention_output, masked_attention};
 use attnlab::device::CpuBackend;
+use attnlab::model::{BlockSparseAttention, SparseUnavailable, attention_output, masked_attention};
 use burn::tensor::{Bool, Distribution, Tensor};
 use proptest::prelude::*;
 

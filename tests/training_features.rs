@@ -9,15 +9,17 @@
 use std::time::Instant;
 
 use attnlab::config::{Experiment, RunPlan, Settings, parameter_count};
+use attnlab::device::CpuBackend;
+use attnlab::model::tokens_tensor;
 use attnlab::model::{
     Mixing, SequenceModel, SparseMode, StepDropout, Transformer, TransformerConfig,
     masked_cross_entropy, scalar,
 };
 use attnlab::records::{RunRecord, RunStatus};
 use attnlab::tasks::{Batch, IGNORE};
-use attnlab::device::CpuBackend;
-use attnlab::model::tokens_tensor;
-use attnlab::trainer::{Command, Event, StartRun, StepOptions, clip_grad_norm, grad_norm, optimizer, train_step};
+use attnlab::trainer::{
+    Command, Event, StartRun, StepOptions, clip_grad_norm, grad_norm, optimizer, train_step,
+};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor};

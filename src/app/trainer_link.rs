@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use super::workbench::App;
 use crate::records::RunStatus;
-use crate::trainer::{Command, Event, Placement, STOPPED_BEFORE_START, StartRun, Trainer, TryStartError};
+use crate::trainer::{
+    Command, Event, Placement, STOPPED_BEFORE_START, StartRun, Trainer, TryStartError,
+};
 
 /// How soon commands that did not fit in the trainer's channel are tried again.
 const OUTBOX_RETRY: Duration = Duration::from_millis(100);

@@ -6,8 +6,8 @@ use serde::Serialize;
 use super::workloads::{BenchError, median_ms, w2};
 use crate::attention::{AttentionPattern, SparseLayout};
 use crate::config::BackendChoice;
-use crate::model::SparseMode;
 use crate::device::select_backend;
+use crate::model::SparseMode;
 
 /// One point of the cost view: an attention layer's step at one length.
 #[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]

@@ -9,10 +9,10 @@ use serde::Serialize;
 
 use crate::attention::{AttentionPattern, PatternError, SparseLayout};
 use crate::config::{BackendChoice, ConfigErrors, Experiment, RunPlan};
-use crate::model::{
-    Mixing, KernelKind, ReadbackError, SelfAttentionConfig, SparseMode, TransformerConfig,
-};
 use crate::device::{BackendError, select_backend};
+use crate::model::{
+    KernelKind, Mixing, ReadbackError, SelfAttentionConfig, SparseMode, TransformerConfig,
+};
 use crate::trainer::{Event, Placement, StartRun, StepOptions, Trainer, train_step};
 
 /// Why a benchmark configuration could not be measured.

@@ -114,4 +114,3 @@ fn mode_name(mode: AblationMode) -> &'static str {
         AblationMode::Mean => "mean",
     }
 }
-

@@ -5,8 +5,8 @@
 //! `Args` struct (the flags, their help and defaults) and the code that carries it
 //! out; `report.rs` holds the result tables and the progress display of `run`.
 
-mod bench;
 mod ablate;
+mod bench;
 mod eval;
 mod export;
 mod head_args;
@@ -21,11 +21,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-pub use bench::BenchArgs;
 pub use ablate::AblateArgs;
-pub use patch::PatchArgs;
+pub use bench::BenchArgs;
 pub use eval::EvalArgs;
 pub use export::ExportArgs;
+pub use patch::PatchArgs;
 pub use run::RunArgs;
 pub use serve::ServeArgs;
 pub use validate::ValidateArgs;

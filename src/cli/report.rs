@@ -253,7 +253,10 @@ impl Progress {
                 bar.enable_steady_tick(Duration::from_millis(250));
                 bar.set_message(format!("on {}", backend.backend));
                 if log {
-                    eprintln!("[{name}] {}", started_line(backend, kernels, record_dir.as_deref()));
+                    eprintln!(
+                        "[{name}] {}",
+                        started_line(backend, kernels, record_dir.as_deref())
+                    );
                 }
             }
             Event::Step { metrics, .. } => {

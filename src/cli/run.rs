@@ -13,8 +13,8 @@ use anyhow::Context;
 
 use super::report::{Progress, print_bits_per_char, print_groups, print_references, print_table};
 use crate::config::{BackendSetting, Experiment, FieldSetting, RunPlan};
-use crate::records::{DEFAULT_ROOT, RecordLock, RunRecord, RunStatus, RunSummary, check_resume};
 use crate::device::{Token, set_default_token, set_server_token, split_backend_tokens};
+use crate::records::{DEFAULT_ROOT, RecordLock, RunRecord, RunStatus, RunSummary, check_resume};
 use crate::trainer::{Command, Event, Placement, STOPPED_BEFORE_START, StartRun, Trainer};
 
 /// Runs queued on the trainer ahead of the one training: enough to keep it busy,
@@ -272,8 +272,9 @@ impl Job {
     /// `out`.
     fn start(&self, id: u64, out: &Path) -> StartRun {
         match &self.resume {
-            Some(dir) => StartRun::resume(id, self.plan.clone(), dir.clone())
-                .changing(self.changes.clone()),
+            Some(dir) => {
+                StartRun::resume(id, self.plan.clone(), dir.clone()).changing(self.changes.clone())
+            }
             None => StartRun::new(id, self.plan.clone(), Some(out.to_path_buf())),
         }
     }

@@ -12,7 +12,7 @@ use super::error::{InspectError, Problem};
 use crate::config::{BackendChoice, ModelKind, RunPlan};
 use crate::device::select_backend;
 use crate::model::{
-    Mixing, LstmNetConfig, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
+    LstmNetConfig, Mixing, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
     accuracy_of, masked_cross_entropy, predictions, scalar, tokens_tensor,
 };
 use crate::records::{DistanceAccuracy, RunRecord, checkpoint_dir, read_checkpoint};
@@ -54,14 +54,9 @@ pub fn evaluate_record(
     // The run its summary names (a hand-written config.toml may hold several).
     let trained = record.resume_plan().map_err(|e| fail(e.into()))?;
     let plan = &match seq_len {
-        Some(n) if n != trained.settings().task.seq_len => {
-            trained.at_length(n).map_err(|errors| {
-                fail(Problem::Length {
-                    seq_len: n,
-                    errors,
-                })
-            })?
-        }
+        Some(n) if n != trained.settings().task.seq_len => trained
+            .at_length(n)
+            .map_err(|errors| fail(Problem::Length { seq_len: n, errors }))?,
         _ => trained.clone(),
     };
     let checkpoint = read_checkpoint(dir)

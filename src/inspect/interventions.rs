@@ -12,9 +12,7 @@ use super::error::InspectError;
 use super::evaluate::{Scores, score};
 use super::loaded::LoadedRun;
 use crate::attention::{AttentionPattern, HeadStats, StatsContext, head_stats};
-use crate::model::{
-    Mixing, HeadEdit, HeadRef, Interventions, SequenceModel, head_mean, read_back,
-};
+use crate::model::{HeadEdit, HeadRef, Interventions, Mixing, SequenceModel, head_mean, read_back};
 
 /// How an ablated head's output is replaced.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -49,8 +47,8 @@ pub fn ablate(
     run.check_heads(sets)?;
     let kernels = run.kernels();
     let data = run.batches(seed, batches);
-    let clean = score(&run.model, &kernels, &data, &run.device, run.step)
-        .map_err(|e| run.fail(e))?;
+    let clean =
+        score(&run.model, &kernels, &data, &run.device, run.step).map_err(|e| run.fail(e))?;
     let means = match mode {
         AblationMode::Zero => None,
         AblationMode::Mean => Some(reference_outputs(run, &kernels, seed)),
@@ -115,14 +113,10 @@ pub fn probe_attention(
     let kernels = run
         .kernels()
         .with_interventions(Interventions::zero(ablated));
-    let (_, weights) = run
-        .model
-        .forward_with_mixing(run.tokens(&batch), &kernels);
+    let (_, weights) = run.model.forward_with_mixing(run.tokens(&batch), &kernels);
     weights
         .into_iter()
-        .map(|w| {
-            read_back::<f32>(w.into_data(), "the attention weights").map_err(|e| run.fail(e))
-        })
+        .map(|w| read_back::<f32>(w.into_data(), "the attention weights").map_err(|e| run.fail(e)))
         .collect()
 }
 

@@ -10,9 +10,7 @@ use rand::{SeedableRng, rngs::StdRng};
 use super::error::{InspectError, Problem};
 use crate::config::{BackendChoice, Experiment, FieldSetting, ModelKind, RunPlan};
 use crate::device::select_backend;
-use crate::model::{
-    Mixing, HeadRef, SparseMode, Transformer, TransformerConfig, tokens_tensor,
-};
+use crate::model::{HeadRef, Mixing, SparseMode, Transformer, TransformerConfig, tokens_tensor};
 use crate::records::RunRecord;
 use crate::tasks::{Batch, Example};
 
@@ -110,16 +108,15 @@ impl LoadedRun {
                     PATTERN_FIELDS.join(", ")
                 )));
             }
-            changed = setting
-                .apply(&changed)
-                .map_err(|e| refuse(e.to_string()))?;
+            changed = setting.apply(&changed).map_err(|e| refuse(e.to_string()))?;
         }
         let plans = Experiment::single(self.plan.name(), changed)
             .plan()
             .map_err(|e| fail(e.into()))?;
-        self.plan = plans.into_iter().next().ok_or_else(|| {
-            fail(Problem::Task("the changed settings plan no run".into()))
-        })?;
+        self.plan = plans
+            .into_iter()
+            .next()
+            .ok_or_else(|| fail(Problem::Task("the changed settings plan no run".into())))?;
         Ok(())
     }
 

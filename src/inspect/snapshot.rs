@@ -4,9 +4,9 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
-pub use crate::records::MAX_SNAPSHOT_SIDE;
 use crate::model::{Mixing, ReadbackError, SequenceModel, read_back};
 use crate::records::AttentionSnapshot;
+pub use crate::records::MAX_SNAPSHOT_SIDE;
 
 /// Every layer's and head's attention of `model` on one example's `tokens`, read back
 /// and averaged down to at most [`MAX_SNAPSHOT_SIDE`] per side ([`downsample`]),

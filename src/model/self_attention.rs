@@ -87,11 +87,7 @@ impl SelfAttention {
 
     /// `[batch, seq, d_model]` → q, k, v as `[batch, heads, seq, head_dim]`, q and k
     /// turned by RoPE when the model is rotary.
-    fn split_heads(
-        &self,
-        x: Tensor<3>,
-        mixing: &Mixing,
-    ) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
+    fn split_heads(&self, x: Tensor<3>, mixing: &Mixing) -> (Tensor<4>, Tensor<4>, Tensor<4>) {
         let [batch, seq, d_model] = x.dims();
         let heads = self.heads;
         let head_dim = d_model / heads;

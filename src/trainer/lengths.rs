@@ -8,8 +8,8 @@
 use burn::tensor::Device;
 use rand::{SeedableRng, rngs::StdRng};
 
-use crate::inspect::score_while;
 use crate::config::RunPlan;
+use crate::inspect::score_while;
 use crate::model::{Mixing, ReadbackError, SequenceModel, SparseMode};
 use crate::records::{LengthScores, Metrics};
 use crate::tasks::Batch;

@@ -14,15 +14,15 @@ use burn::optim::ModuleOptimizer;
 use burn::tensor::Device;
 use rand::{SeedableRng, rngs::StdRng};
 
-use crate::device::{BackendError, select_device};
 use super::lengths::{EVAL_SEED_MIX, LengthSet, length_sets};
 use super::protocol::{Event, Fault, RunId, StartRun};
 use super::recorder::{CheckpointError, Recorder, RecorderError, Resume};
 use super::sink::EventSink;
 use super::step::optimizer;
 use crate::config::{ModelKind, RunPlan, Settings};
+use crate::device::{BackendError, select_device};
 use crate::model::{
-    Mixing, LstmNetConfig, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
+    LstmNetConfig, Mixing, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
 };
 use crate::records::{BackendInfo, LayerKernelInfo, Metrics, Probe, RunStatus, RunSummary};
 use crate::tasks::{Batch, FiniteSet};
@@ -349,8 +349,7 @@ impl<'a> RunContext<'a> {
     ) -> Result<(M, Prepared), RunError> {
         let plan = self.plan;
         let (task, train) = (&plan.settings().task, &plan.settings().train);
-        let kernels_train =
-            Mixing::for_plan(plan, &self.train_device, SparseMode::WherePaysOff);
+        let kernels_train = Mixing::for_plan(plan, &self.train_device, SparseMode::WherePaysOff);
         let kernels_eval = Mixing::for_plan(plan, &self.device, SparseMode::WherePaysOff);
         let kernels = self.kernel_infos(&kernels_train);
         let mut data = TrainingData::new(plan.settings(), StdRng::seed_from_u64(train.seed));

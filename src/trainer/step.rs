@@ -9,8 +9,8 @@ use burn::tensor::{Device, Tensor};
 
 use crate::config::{Settings, TrainConfig, lr_at};
 use crate::model::{
-    Mixing, ReadbackError, SequenceModel, StepDropout, accuracy, masked_cross_entropy,
-    scalar, tokens_tensor,
+    Mixing, ReadbackError, SequenceModel, StepDropout, accuracy, masked_cross_entropy, scalar,
+    tokens_tensor,
 };
 use crate::tasks::Batch;
 

@@ -24,8 +24,8 @@ use crate::app::view_model::run_views::RunView;
 use crate::app::widgets::{ERROR_COLOR, run_color};
 use crate::attention::Stat;
 use crate::config::{KeepCheckpoints, ModelKind};
-use crate::model::HeadRef;
 use crate::inspect::AblationMode;
+use crate::model::HeadRef;
 
 /// The whole pane for `run`; `stat` is the Heads pane's statistic (shared with it);
 /// `cache` holds the maps of "Attention with heads ablated".

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::intervention_jobs::Wake;
 use super::keyed_job::KeyedJobs;
 use crate::config::BackendChoice;
-use crate::model::HeadRef;
 use crate::inspect::{LoadedRun, probe_attention};
+use crate::model::HeadRef;
 
 /// Results kept; beyond it the oldest go (each is two full sets of attention maps).
 const MAX_CACHED: usize = 8;
@@ -177,8 +177,8 @@ fn compute(
     phase: &dyn Fn(String),
 ) -> Result<AblatedAttention, String> {
     phase(format!("loading the weights of step {}", key.step));
-    let run =
-        LoadedRun::load(&key.record, Some(key.step), BackendChoice::Cpu).map_err(|e| e.problem.to_string())?;
+    let run = LoadedRun::load(&key.record, Some(key.step), BackendChoice::Cpu)
+        .map_err(|e| e.problem.to_string())?;
     let stopped = || "cancelled".to_string();
     if cancel.load(Ordering::Relaxed) {
         return Err(stopped());

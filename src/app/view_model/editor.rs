@@ -347,8 +347,9 @@ mod tests {
 
     #[test]
     fn base_changes_reach_runs_that_do_not_set_the_field() {
-        let mut e =
-            editor("name = \"x\"\n[[runs]]\nname = \"a\"\n[[runs]]\nname = \"b\"\ntask.seq_len = 64\n");
+        let mut e = editor(
+            "name = \"x\"\n[[runs]]\nname = \"a\"\n[[runs]]\nname = \"b\"\ntask.seq_len = 64\n",
+        );
         let mut new = e.settings().clone();
         new.task.seq_len = 256;
         new.train.steps = 9;

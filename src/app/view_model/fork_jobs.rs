@@ -10,8 +10,8 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 use super::fork::{ForkProposal, ForkSource};
 use crate::config::RunPlan;
-use crate::records::{RunRecord, fork_record, read_checkpoint};
 use crate::inspect::checkpoint_steps;
+use crate::records::{RunRecord, fork_record, read_checkpoint};
 
 /// What the fork dialog shows.
 #[derive(Debug)]

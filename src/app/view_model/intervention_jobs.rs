@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::Sender;
 
 use crate::config::BackendChoice;
-use crate::model::HeadRef;
 use crate::inspect::{AblationMode, LoadedRun, ablate, checkpoint_steps, patch};
+use crate::model::HeadRef;
 
 /// Seed of the evaluated examples (the command line's default): every head of a
 /// grid, and every step of a curve, sees the same examples.
@@ -253,7 +253,8 @@ pub(super) fn grid_job(
     });
     let step = nearest_step(&steps?, wanted).ok_or_else(|| NO_WEIGHTS.to_string())?;
     r.progress(0.0, format!("loading the weights of step {step}"));
-    let run = LoadedRun::load(record, Some(step), BackendChoice::Cpu).map_err(|e| e.problem.to_string())?;
+    let run = LoadedRun::load(record, Some(step), BackendChoice::Cpu)
+        .map_err(|e| e.problem.to_string())?;
     let (layers, heads) = run.shape();
     let Some((clean_accuracy, ablated)) = ablate_each_head(r, &run, step, mode, batches)? else {
         return Ok(());
@@ -309,8 +310,8 @@ fn ablate_each_head(
                 ),
             );
         };
-        let (clean, ablations) =
-            ablate(run, &sets, mode, SEED, batches, &mut progress).map_err(|e| e.problem.to_string())?;
+        let (clean, ablations) = ablate(run, &sets, mode, SEED, batches, &mut progress)
+            .map_err(|e| e.problem.to_string())?;
         clean_accuracy = clean.accuracy;
         ablated.extend(ablations.iter().map(|a| a.scores.accuracy));
     }

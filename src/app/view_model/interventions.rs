@@ -18,8 +18,8 @@ use crossbeam_channel::{Receiver, Sender, bounded};
 
 pub use super::intervention_jobs::{CurvePoint, HeadGrid, SEED, Wake, nearest_step};
 use super::intervention_jobs::{Message, Reporter, grid_job, list_in_background, spawn, steps_job};
-use crate::model::HeadRef;
 use crate::inspect::AblationMode;
+use crate::model::HeadRef;
 
 /// Batches each measurement evaluates unless the user picks another count.
 pub const DEFAULT_BATCHES: usize = 4;

@@ -16,8 +16,8 @@ use super::intervention_jobs::Wake;
 use super::keyed_job::KeyedJobs;
 use crate::attention::{HeadStats, Stat};
 use crate::config::{BackendChoice, Settings};
-use crate::records::{AttentionSnapshot, Probe};
 use crate::inspect::{MAX_SNAPSHOT_SIDE, probe_at_length};
+use crate::records::{AttentionSnapshot, Probe};
 use crate::trainer::RunId;
 
 /// Results kept; beyond it the oldest go (each is a full set of attention maps).
@@ -144,7 +144,8 @@ fn compute(
     phase(format!(
         "running the last saved model on the probe at length {seq_len}"
     ));
-    let probed = probe_at_length(dir, seq_len, BackendChoice::Cpu).map_err(|e| e.problem.to_string())?;
+    let probed =
+        probe_at_length(dir, seq_len, BackendChoice::Cpu).map_err(|e| e.problem.to_string())?;
     if cancel.load(Ordering::Relaxed) {
         return Err("cancelled".into());
     }

@@ -7,11 +7,11 @@ use std::sync::{Arc, OnceLock};
 use crate::attention::HeadStats;
 use crate::attention::Mask;
 use crate::config::{RunPlan, Settings};
+use crate::inspect::MAX_SNAPSHOT_SIDE;
 use crate::records::{
     AttentionSnapshot, BackendInfo, DistanceAccuracy, ForkOrigin, LayerKernelInfo, LengthScores,
     Metrics, Probe, RecordError, RunRecord, RunStatus, RunSummary,
 };
-use crate::inspect::MAX_SNAPSHOT_SIDE;
 use crate::trainer::{Event, RunId};
 
 /// Snapshot bytes one run keeps in the window (a 10,000-step run with snapshots every

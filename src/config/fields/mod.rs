@@ -400,7 +400,10 @@ mod tests {
     #[test]
     fn lookup_suggests_the_nearest_path() {
         assert_eq!(lookup("task.seq_len").map(|f| f.path), Ok("task.seq_len"));
-        let e = lookup("task.seqlen").err().map(|e| e.to_string()).unwrap_or_default();
+        let e = lookup("task.seqlen")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(e.contains("did you mean `task.seq_len`"), "{e}");
         assert!(lookup("zzz.qqq").is_err());
     }

@@ -480,8 +480,30 @@ impl KeyGrads<'_> {
                 (&mut dkc[..], &mut dvc[..])
             }
         };
-        gemm_bcast::<FMA, false>(wide, KEY_ROWS, rows, hdp_cols, p, (1, TILE_K), go, hdp, dv_c, hdp);
-        gemm_bcast::<FMA, false>(wide, KEY_ROWS, rows, hdp_cols, ds, (1, TILE_K), q, hdp, dk_c, hdp);
+        gemm_bcast::<FMA, false>(
+            wide,
+            KEY_ROWS,
+            rows,
+            hdp_cols,
+            p,
+            (1, TILE_K),
+            go,
+            hdp,
+            dv_c,
+            hdp,
+        );
+        gemm_bcast::<FMA, false>(
+            wide,
+            KEY_ROWS,
+            rows,
+            hdp_cols,
+            ds,
+            (1, TILE_K),
+            q,
+            hdp,
+            dk_c,
+            hdp,
+        );
         if start.is_none() {
             for (j, &key) in keys.iter().enumerate() {
                 let (key, row) = (key as usize * hdp, j * hdp);
