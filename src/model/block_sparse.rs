@@ -424,9 +424,9 @@ fn block_part(
     );
     let (m, l, o) = partial_softmax(scores, vb);
     (
-        part.from_slots(m, n),
-        part.from_slots(l, n),
-        part.from_slots(o, n),
+        part.slots_back(m, n),
+        part.slots_back(l, n),
+        part.slots_back(o, n),
     )
 }
 
@@ -491,7 +491,7 @@ impl BlockPart {
 
     /// Per-slot results `[bh, blocks, block, width]` back to `[bh, n, width]` in the
     /// original order, padding dropped.
-    fn from_slots(&self, x: Tensor<4>, n: usize) -> Tensor<3> {
+    fn slots_back(&self, x: Tensor<4>, n: usize) -> Tensor<3> {
         let [bh, _, _, width] = x.dims();
         let len = self.blocks * self.block;
         let x = match self.order {

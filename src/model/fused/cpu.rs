@@ -425,6 +425,45 @@ fn forward_head<const FMA: bool>(
     }
 }
 
+/// `D_i = dO_i . O_i` for each of the head's `n` queries (its row of `out` and
+/// `grad` starts at `row_of(i)`, `hd` wide).
+#[inline(always)]
+fn output_grad_dots<const FMA: bool>(
+    out: &[f32],
+    grad: &[f32],
+    n: usize,
+    hd: usize,
+    row_of: impl Fn(usize) -> usize,
+) -> Vec<f32> {
+    (0..n)
+        .map(|q| {
+            let base = row_of(q);
+            dot::<FMA>(&out[base..base + hd], &grad[base..base + hd])
+        })
+        .collect()
+}
+
+/// Adds a tile's `dQ` rows (`dqt`, `[rows][hdp]`, for the scaled queries) into the
+/// head's `dq` at each query's row, times `scale`.
+#[inline(always)]
+fn scatter_query_grads<const FMA: bool>(
+    dq: &mut [f32],
+    dqt: &[f32],
+    queries: &[u32],
+    (hd, hdp): (usize, usize),
+    scale: f32,
+) {
+    for (r, &query) in queries.iter().enumerate() {
+        let query = query as usize * hdp;
+        axpby::<FMA>(
+            &mut dq[query..query + hd],
+            &dqt[r * hdp..r * hdp + hd],
+            scale,
+            true,
+        );
+    }
+}
+
 /// Turns a tile's scores `s` (`[rows][TILE_K]`) into probabilities `P = exp(s -
 /// lse)` in place, and `dp` (`dO V^T`) into the scores' gradient `dS = P * (dP - D)`
 /// in place (`D_i = dO_i . O_i`, `delta`).
@@ -539,13 +578,7 @@ fn backward_head<const FMA: bool>(
     let slope = plan.alibi().map(|slopes| slopes[h]);
     let lse = &lse[bh * n..(bh + 1) * n];
     let row_of = |q: usize| -> usize { (b * n + q) * dm + h * hd };
-    // D_i = dO_i . O_i
-    let delta: Vec<f32> = (0..n)
-        .map(|q| {
-            let base = row_of(q);
-            dot::<FMA>(&out[base..base + hd], &grad[base..base + hd])
-        })
-        .collect();
+    let delta = output_grad_dots::<FMA>(out, grad, n, hd, row_of);
     let kv = HeadKv::new(qkv, dims, b, h, hdp, Pass::Backward);
     // Accumulators with TILE_K rows of slack, so consecutive chunks add in place.
     let mut dq = vec![0.0f32; n * hdp];
@@ -612,15 +645,7 @@ fn backward_head<const FMA: bool>(
                 hdp,
             );
         }
-        for (r, &query) in tile.queries.iter().enumerate() {
-            let query = query as usize * hdp;
-            axpby::<FMA>(
-                &mut dq[query..query + hd],
-                &dqt[r * hdp..r * hdp + hd],
-                scale,
-                true,
-            );
-        }
+        scatter_query_grads::<FMA>(&mut dq, &dqt, &tile.queries, (hd, hdp), scale);
     }
     let parts = [&dq[..], &dk[..], &dv[..]];
     dqkv.store(move |j, part| (&parts[part][j * hdp..j * hdp + hd], 1.0));
