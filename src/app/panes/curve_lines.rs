@@ -3,7 +3,10 @@
 //! scores at other lengths (`length_lines_ui`) and the fork lines (`fork_lines_ui`),
 //! on the plot's [`Axis`].
 
-use egui_plot::{Line, LineStyle, MarkerShape, PlotPoints, PlotUi, Points, Polygon, VLine};
+use egui_plot::{
+    HoverPosition, Line, LineStyle, MarkerShape, PlotPoint, PlotPoints, PlotUi, Points, Polygon,
+    VLine,
+};
 
 use crate::app::view_model::curves::{group_band, smooth};
 use crate::app::view_model::fork::fork_text;
@@ -62,6 +65,19 @@ impl Axis {
 }
 
 /// A forked run's fork: its step, its words and its run's colour.
+/// The plot name under the pointer (empty away from any point) and where it is: what
+/// every curve chart's hover text starts from.
+pub(super) fn hover_point<'a>(hover: &HoverPosition<'a>) -> (&'a str, PlotPoint) {
+    match hover {
+        HoverPosition::NearDataPoint {
+            plot_name,
+            position,
+            ..
+        } => (*plot_name, *position),
+        HoverPosition::Elsewhere { position } => ("", *position),
+    }
+}
+
 pub(super) type ForkMark = (f64, String, egui::Color32);
 
 /// Each forked run's fork step, with its words and colour.

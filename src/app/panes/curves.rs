@@ -7,7 +7,9 @@
 use egui::Ui;
 use egui_plot::{AxisHints, GridMark, HLine, HoverPosition, Legend, LineStyle, Plot, PlotUi};
 
-use super::curve_lines::{Axis, Metric, fork_lines_ui, fork_marks, run_lines_ui, seed_groups_ui};
+use super::curve_lines::{
+    Axis, Metric, fork_lines_ui, fork_marks, hover_point, run_lines_ui, seed_groups_ui,
+};
 use crate::app::commands::UiCommand;
 use crate::app::view_model::curves::{LevelLine, level_lines};
 use crate::app::view_model::run_views::RunView;
@@ -125,14 +127,7 @@ fn curve_plot<'a>(
         .link_cursor(link, [true, false])
         .allow_scroll(false)
         .label_formatter(move |hover: &HoverPosition<'_>| {
-            let (name, p) = match hover {
-                HoverPosition::NearDataPoint {
-                    plot_name,
-                    position,
-                    ..
-                } => (*plot_name, *position),
-                HoverPosition::Elsewhere { position } => ("", *position),
-            };
+            let (name, p) = hover_point(hover);
             let y = if log { 10f64.powf(p.y) } else { p.y };
             Some(format!("{name}\nstep {:.0}\n{title} {y:.4}\n{key}", p.x))
         });

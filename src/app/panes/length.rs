@@ -11,6 +11,7 @@ use egui_plot::{
     PlotUi, Points, Polygon, VLine,
 };
 
+use super::curve_lines::hover_point;
 use super::length_probe::length_probe_ui;
 use crate::app::heatmap::TextureCache;
 use crate::app::view_model::intervention_jobs::Wake;
@@ -144,14 +145,7 @@ fn hover_texts(series: &[LengthSeries], loss: bool) -> HoverTexts {
 /// What the chart says under the pointer: the hovered series' point nearest in x,
 /// else the length and value there.
 fn hover_text(hovers: &HoverTexts, hover: &HoverPosition<'_>) -> String {
-    let (name, p) = match hover {
-        HoverPosition::NearDataPoint {
-            plot_name,
-            position,
-            ..
-        } => (*plot_name, *position),
-        HoverPosition::Elsewhere { position } => ("", *position),
-    };
+    let (name, p) = hover_point(hover);
     let near = hovers.iter().find(|(n, _)| n == name).and_then(|(_, t)| {
         t.iter()
             .min_by(|a, b| (a.0 - p.x).abs().total_cmp(&(b.0 - p.x).abs()))
