@@ -354,9 +354,20 @@ fn mod_file_imports(key: &str, code: &str, module: &str) -> Vec<(String, Vec<Str
             Some(ident_at(rest).to_string())
         })
         .collect();
+    // A `use` of another crate (`use burn::backend::{ops::Ops}`) names no file here.
+    let other_crate = |stmt: &str| {
+        let Some(path) = stmt.trim_start().strip_prefix("use ") else {
+            return false;
+        };
+        let path = path.trim_start();
+        !(["self::", "super::", "crate::"]
+            .iter()
+            .any(|p| path.starts_with(p))
+            || children.iter().any(|c| path.starts_with(&format!("{c}::"))))
+    };
     let own: String = code
         .split_inclusive(';')
-        .filter(|stmt| !declares_or_reexports(stmt))
+        .filter(|stmt| !declares_or_reexports(stmt) && !other_crate(stmt))
         .collect();
     let mut used = Vec::new();
     for child in &children {
@@ -765,4 +776,19 @@ fn architecture_md_has_a_section_per_module() {
         "ARCHITECTURE.md and src/ disagree:\n{}",
         problems.join("\n")
     );
+}
+
+/// A `mod.rs` is read for what its own code uses: a call into a child and a private
+/// `use` of one are edges; declarations, re-exports and other crates' paths are not.
+#[test]
+fn a_mod_file_s_own_imports_are_edges() {
+    let code = "mod a;\nmod b;\npub use a::Thing;\nuse burn::backend::{grads::G, b::Nope};\n\
+                use self::b::Helper;\nfn f() { a::call(); }";
+    let mut used: Vec<String> = mod_file_imports("panes/mod", code, "app")
+        .into_iter()
+        .map(|(from, segments)| format!("{from}:{}", segments.join("::")))
+        .collect();
+    used.sort();
+    used.dedup();
+    assert_eq!(used, ["panes:a::call", "panes:b::Helper"]);
 }

@@ -15,6 +15,7 @@ mod plan;
 mod reference;
 mod run_spec;
 mod schedule;
+mod setting;
 mod settings;
 mod source;
 mod suggest;
@@ -24,7 +25,7 @@ mod train_choices;
 pub use budget::{MemoryEstimate, estimate, human_bytes, over_budget, parameter_count, step_flops};
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::Experiment;
-pub use fields::{Field, FieldPathError, FieldSetting, Section};
+pub use fields::{Field, FieldPathError, Section};
 pub use limits::{MemoryLimit, MemorySource, available_memory, memory_limit};
 pub use plan::{RunPlan, check_settings};
 pub use reference::{
@@ -33,6 +34,7 @@ pub use reference::{
 };
 pub use run_spec::{ResolveError, RunSpec};
 pub use schedule::lr_at;
+pub use setting::FieldSetting;
 pub use settings::{
     BackendChoice, BackendSetting, BackendSettingError, MAX_EVAL_LENGTHS, ModelConfig, ModelKind,
     RemoteAddresses, Settings, TrainConfig,
