@@ -109,20 +109,29 @@ fn runs_spread_over_two_servers_and_match_local_training() {
     }
 }
 
-#[test]
-fn a_server_killed_mid_run_fails_that_run_and_the_others_finish() {
+/// Two servers on loopback and `attnlab run` of [`FOUR`] across them (with `env`),
+/// its first run a million steps long, once the client has connected to the first
+/// server (and when the client started): the stage of the tests where one server goes
+/// away mid-run.
+fn long_first_run_on_two_servers(
+    env: &[(&str, &str)],
+) -> (
+    tempfile::TempDir,
+    Server,
+    Server,
+    std::process::Child,
+    Instant,
+) {
     let dir = tempfile::tempdir().expect("tempdir");
-    // The first run trains long on the first server; the others are short and end up
-    // on the second.
     let file = FOUR.replace(
         "[[runs]]\nname = \"dense\"\n",
         "[[runs]]\nname = \"dense\"\ntrain.steps = 1000000\n",
     );
     std::fs::write(dir.path().join("four.toml"), file).expect("write");
-    let mut a = Server::start(dir.path(), "a");
+    let a = Server::start(dir.path(), "a");
     let b = Server::start(dir.path(), "b");
     let backend = format!("remote:{},{}", a.address, b.address);
-    let mut client = common::bin::command(&[
+    let client = common::bin::command(&[
         "run",
         "four.toml",
         "--out",
@@ -131,6 +140,7 @@ fn a_server_killed_mid_run_fails_that_run_and_the_others_finish() {
         &backend,
         "--quiet",
     ])
+    .envs(env.iter().copied())
     .current_dir(dir.path())
     .stdout(Stdio::null())
     .stderr(Stdio::null())
@@ -144,6 +154,14 @@ fn a_server_killed_mid_run_fails_that_run_and_the_others_finish() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    (dir, a, b, client, started)
+}
+
+#[test]
+fn a_server_killed_mid_run_fails_that_run_and_the_others_finish() {
+    // The first run trains long on the first server; the others are short and end up
+    // on the second.
+    let (dir, mut a, b, mut client, started) = long_first_run_on_two_servers(&[]);
     std::thread::sleep(Duration::from_secs(2));
     a.child.kill().expect("kill the first server");
     let status = loop {
@@ -179,41 +197,11 @@ fn a_server_killed_mid_run_fails_that_run_and_the_others_finish() {
 
 #[test]
 fn a_frozen_server_fails_its_run_and_the_other_server_trains_the_rest() {
-    let dir = tempfile::tempdir().expect("tempdir");
     // The first run trains long on the first server, which is then frozen (SIGSTOP:
     // its socket stays open, nothing answers); the others end up on the second.
-    let file = FOUR.replace(
-        "[[runs]]\nname = \"dense\"\n",
-        "[[runs]]\nname = \"dense\"\ntrain.steps = 1000000\n",
-    );
-    std::fs::write(dir.path().join("four.toml"), file).expect("write");
-    let a = Server::start(dir.path(), "a");
-    let b = Server::start(dir.path(), "b");
-    let backend = format!("remote:{},{}", a.address, b.address);
-    let mut client = common::bin::command(&[
-        "run",
-        "four.toml",
-        "--out",
-        "r",
-        "--backend",
-        &backend,
-        "--quiet",
-    ])
     // The shortest timeout allowed: longer than any step here, even under load.
-    .env("ATTNLAB_REMOTE_TIMEOUT", "30")
-    .current_dir(dir.path())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("client starts");
-    let started = Instant::now();
-    while !a.log().contains("connected") {
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "never connected"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (dir, a, b, mut client, started) =
+        long_first_run_on_two_servers(&[("ATTNLAB_REMOTE_TIMEOUT", "30")]);
     std::thread::sleep(Duration::from_secs(2));
     let pid = a.child.id().to_string();
     let signal = |name: &str| {
