@@ -946,3 +946,28 @@ fn eval_lengths_are_scored_at_every_evaluation_and_learned_positions_refused() {
         "{all}"
     );
 }
+
+/// A rejected credential is never quoted back: clap's own error for a refused value
+/// prints it, which would put a mistyped token into terminals and CI logs. Each
+/// refusal names the flag and the reason, exits 2 (a usage error), and the value's
+/// secret part appears nowhere in the output.
+#[test]
+fn a_rejected_token_is_not_echoed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    const SECRET: &str = "Zq7SECRETzq7";
+    let cases: [&[&str]; 5] = [
+        &["run", "x.toml", "--token", "has space Zq7SECRETzq7"],
+        &["serve", "--token", "has space Zq7SECRETzq7"],
+        &["run", "x.toml", "--backend", "remote:a b Zq7SECRETzq7@ws://127.0.0.1:9"],
+        // Not an address our parser knows: the text before `@` is still hidden.
+        &["run", "x.toml", "--backend", "remote:Zq7SECRETzq7@http://127.0.0.1:9"],
+        &["run", "x.toml", "--backend", "remote:Zq7SECRETzq7@"],
+    ];
+    for args in cases {
+        let out = attnlab(args, dir.path());
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {shown}");
+        assert!(!shown.contains(SECRET), "{args:?} echoed the secret: {shown}");
+        assert!(shown.contains("is refused"), "{args:?}: {shown}");
+    }
+}

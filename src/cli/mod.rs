@@ -13,6 +13,7 @@ mod head_args;
 mod patch;
 mod report;
 mod run;
+mod secret_arg;
 mod serve;
 mod validate;
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use super::secret_arg::{SecretArg, redact_secrets};
 use super::report::{Progress, print_bits_per_char, print_groups, print_references, print_table};
 use crate::config::{BackendSetting, Experiment, FieldSetting, RunPlan};
 use crate::device::{Token, set_default_token, set_server_token, split_backend_tokens};
@@ -35,12 +36,12 @@ pub struct RunArgs {
     /// (servers started with `attnlab serve`; several form a pool, one run each).
     /// An address may carry its server's token, TOKEN@ws://host:port; the record
     /// keeps only the address.
-    #[arg(long, value_parser = parse_backend, value_name = "BACKEND")]
+    #[arg(long, value_parser = SecretArg(parse_backend), value_name = "BACKEND")]
     pub backend: Option<BackendArg>,
     /// The token to present to every remote server without one in --backend (else
     /// ATTNLAB_TOKEN); never written into records. Visible to other users in the
     /// process list: prefer --token-file or the environment.
-    #[arg(long, value_name = "TOKEN", value_parser = super::serve::parse_token, conflicts_with = "token_file")]
+    #[arg(long, value_name = "TOKEN", value_parser = SecretArg(super::serve::parse_token), conflicts_with = "token_file")]
     pub token: Option<Token>,
     /// Read that token from this file (its first line).
     #[arg(long, value_name = "FILE")]
@@ -141,9 +142,9 @@ impl BackendArg {
 }
 
 /// Parses `--backend`, splitting `TOKEN@` off remote addresses first.
-fn parse_backend(text: &str) -> Result<BackendArg, String> {
-    let (text, tokens) = split_backend_tokens(text).map_err(|e| e.to_string())?;
-    let setting = BackendSetting::parse(&text).map_err(|e| e.to_string())?;
+fn parse_backend(value: &str) -> Result<BackendArg, String> {
+    let (text, tokens) = split_backend_tokens(value).map_err(|e| e.to_string())?;
+    let setting = BackendSetting::parse(&text).map_err(|e| redact_secrets(&e.to_string(), value))?;
     Ok(BackendArg { setting, tokens })
 }
 

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::secret_arg::SecretArg;
 use crate::config::BackendChoice;
 use crate::device::{Listening, ServeOptions, ServeTransport, TOKEN_ENV, Token};
 
@@ -36,7 +37,7 @@ pub struct ServeArgs {
     /// The token clients must present (else ATTNLAB_TOKEN; without either, one is
     /// generated when the server is reachable beyond this machine). Visible to other
     /// users in the process list: prefer --token-file or the environment.
-    #[arg(long, value_name = "TOKEN", conflicts_with = "token_file", value_parser = parse_token)]
+    #[arg(long, value_name = "TOKEN", conflicts_with = "token_file", value_parser = SecretArg(parse_token))]
     pub token: Option<Token>,
     /// Read the token from this file (its first line).
     #[arg(long, value_name = "FILE")]
@@ -88,8 +89,8 @@ impl ServeArgs {
 }
 
 /// `--token`'s value (`attnlab run` uses it too).
-pub(super) fn parse_token(text: &str) -> Result<Token, crate::device::TokenError> {
-    Token::new(text, "--token")
+pub(super) fn parse_token(text: &str) -> Result<Token, String> {
+    Token::new(text, "--token").map_err(|e| e.to_string())
 }
 
 /// Prints what clients need; the first line is `attnlab serve: listening on ADDRESS`
