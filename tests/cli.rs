@@ -958,16 +958,64 @@ fn a_rejected_token_is_not_echoed() {
     let cases: [&[&str]; 5] = [
         &["run", "x.toml", "--token", "has space Zq7SECRETzq7"],
         &["serve", "--token", "has space Zq7SECRETzq7"],
-        &["run", "x.toml", "--backend", "remote:a b Zq7SECRETzq7@ws://127.0.0.1:9"],
+        &[
+            "run",
+            "x.toml",
+            "--backend",
+            "remote:a b Zq7SECRETzq7@ws://127.0.0.1:9",
+        ],
         // Not an address our parser knows: the text before `@` is still hidden.
-        &["run", "x.toml", "--backend", "remote:Zq7SECRETzq7@http://127.0.0.1:9"],
+        &[
+            "run",
+            "x.toml",
+            "--backend",
+            "remote:Zq7SECRETzq7@http://127.0.0.1:9",
+        ],
         &["run", "x.toml", "--backend", "remote:Zq7SECRETzq7@"],
     ];
     for args in cases {
         let out = attnlab(args, dir.path());
         let shown = text(&out);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {shown}");
-        assert!(!shown.contains(SECRET), "{args:?} echoed the secret: {shown}");
+        assert!(
+            !shown.contains(SECRET),
+            "{args:?} echoed the secret: {shown}"
+        );
         assert!(shown.contains("is refused"), "{args:?}: {shown}");
     }
+}
+
+/// Sizes that would overflow the memory estimate are refused, naming the field, by
+/// validation and by every command-line change (`--set`, `--steps`): the estimate
+/// saturates instead of wrapping to a small number, and a revised plan meets the same
+/// budget as a file's. Before, `eval_batches = 2^54` validated and `--set
+/// train.eval_batches=10000000000000` aborted the process (signal 6, exit 134).
+#[test]
+fn sizes_that_overflow_the_estimate_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let huge = TINY.replace("eval_batches = 1\n", "eval_batches = 18014398509481984\n");
+    std::fs::write(dir.path().join("huge.toml"), huge).expect("write");
+    std::fs::write(dir.path().join("tiny.toml"), TINY.as_str()).expect("write");
+    let validate = attnlab(&["validate", "huge.toml"], dir.path());
+    let run = attnlab(
+        &[
+            "run",
+            "tiny.toml",
+            "--set",
+            "train.eval_batches=10000000000000",
+            "--out",
+            "r",
+            "--quiet",
+        ],
+        dir.path(),
+    );
+    for out in [validate, run] {
+        let shown = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{shown}");
+        assert!(shown.contains("train.eval_batches"), "{shown}");
+    }
+    assert!(
+        !dir.path().join("r").exists() || files_under(&dir.path().join("r")).is_empty(),
+        "nothing was trained"
+    );
 }

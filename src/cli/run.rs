@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use super::secret_arg::{SecretArg, redact_secrets};
 use super::report::{Progress, print_bits_per_char, print_groups, print_references, print_table};
+use super::secret_arg::{SecretArg, redact_secrets};
 use crate::config::{BackendSetting, Experiment, FieldSetting, RunPlan};
 use crate::device::{Token, set_default_token, set_server_token, split_backend_tokens};
 use crate::records::{DEFAULT_ROOT, RecordLock, RunRecord, RunStatus, RunSummary, check_resume};
@@ -144,7 +144,8 @@ impl BackendArg {
 /// Parses `--backend`, splitting `TOKEN@` off remote addresses first.
 fn parse_backend(value: &str) -> Result<BackendArg, String> {
     let (text, tokens) = split_backend_tokens(value).map_err(|e| e.to_string())?;
-    let setting = BackendSetting::parse(&text).map_err(|e| redact_secrets(&e.to_string(), value))?;
+    let setting =
+        BackendSetting::parse(&text).map_err(|e| redact_secrets(&e.to_string(), value))?;
     Ok(BackendArg { setting, tokens })
 }
 

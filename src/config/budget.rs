@@ -20,11 +20,29 @@
 //! counting allocator's peaks; `tests/budget.rs` checks it stays within 0.6x-1.6x
 //! of measured.
 
+use std::num::Saturating;
+
 use super::fields::{self, Field};
 use super::{BackendChoice, BackendSetting, MAX_EVAL_LENGTHS, ModelKind, Settings};
 use crate::attention::trained_pairs;
 
-const F32: u64 = 4;
+/// Bytes of an `f32`, as a saturating count.
+const F32: S = Saturating(4);
+
+/// A byte or element count that saturates instead of wrapping: settings read from a
+/// file or a record may be unchecked, and an estimate that overflowed would wrap to a
+/// small number and let an impossible run through (`eval_batches = 2^54`).
+type S = Saturating<u64>;
+
+/// `x` as a saturating count.
+fn sat(x: usize) -> S {
+    Saturating(x as u64)
+}
+
+/// The sum of `parts`, saturating.
+fn sum(parts: impl IntoIterator<Item = S>) -> S {
+    parts.into_iter().fold(Saturating(0), |a, b| a + b)
+}
 
 /// A run's estimated peak memory, in bytes, by part.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,67 +70,77 @@ pub struct MemoryEstimate {
 
 impl MemoryEstimate {
     /// The total.
+    /// The total (saturating: an estimate too large to count is `u64::MAX`, which no
+    /// machine has).
     pub fn total(&self) -> u64 {
-        self.parameters
-            + self.activations
-            + self.attention
-            + self.logits
-            + self.snapshot
-            + self.eval_data
-            + self.train_data
-            + self.eval_lengths
+        [
+            self.parameters,
+            self.activations,
+            self.attention,
+            self.logits,
+            self.snapshot,
+            self.eval_data,
+            self.train_data,
+            self.eval_lengths,
+        ]
+        .into_iter()
+        .fold(0u64, u64::saturating_add)
     }
 }
 
 /// Trainable parameters of the model `s` describes.
 pub fn parameter_count(s: &Settings) -> u64 {
-    let (v, n) = (s.task.vocab as u64, s.task.seq_len as u64);
+    let (v, n) = (sat(s.task.vocab), sat(s.task.seq_len));
     let m = &s.model;
-    let (d, f, l) = (m.d_model as u64, m.d_ff as u64, m.layers as u64);
-    match m.kind {
+    let (d, f, l) = (sat(m.d_model), sat(m.d_ff), sat(m.layers));
+    let k = |x: u64| Saturating(x);
+    let count = match m.kind {
         ModelKind::Transformer => {
             // The attention's norm, qkv and output projection; then, unless d_ff is 0
             // (attention-only), the feed-forward block's norm and two linears.
-            let attention = 2 * d + (3 * d * d + 3 * d) + (d * d + d);
-            let feed_forward = match f {
-                0 => 0,
-                f => 2 * d + (d * f + f) + (f * d + d),
+            let attention = k(2) * d + (k(3) * d * d + k(3) * d) + (d * d + d);
+            let feed_forward = if m.d_ff == 0 {
+                k(0)
+            } else {
+                k(2) * d + (d * f + f) + (f * d + d)
             };
             let block = attention + feed_forward;
-            v * d + n * d + l * block + 2 * d + (d * v + v)
+            v * d + n * d + l * block + k(2) * d + (d * v + v)
         }
         // Per LSTM layer: 4 gates, each an input and a hidden projection with biases.
-        ModelKind::Lstm => v * d + l * 4 * (2 * d * d + 2 * d) + (d * v + v),
-    }
+        ModelKind::Lstm => v * d + l * k(4) * (k(2) * d * d + k(2) * d) + (d * v + v),
+    };
+    count.0
 }
 
 /// The estimated peak memory of training `s`.
 pub fn estimate(s: &Settings) -> MemoryEstimate {
-    let (b, n, v) = (
-        s.train.batch as u64,
-        s.task.seq_len as u64,
-        s.task.vocab as u64,
-    );
+    let (b, n, v) = (sat(s.train.batch), sat(s.task.seq_len), sat(s.task.vocab));
     let m = &s.model;
     let (d, f, l, h) = (
-        m.d_model as u64,
-        m.d_ff as u64,
-        m.layers as u64,
-        m.heads.max(1) as u64,
+        sat(m.d_model),
+        sat(m.d_ff),
+        sat(m.layers),
+        sat(m.heads.max(1)),
     );
+    let k = |x: u64| Saturating(x);
     let tokens = b * n;
-    let parameters = 4 * parameter_count(s) * F32;
-    let logits = 3 * tokens * v * F32;
+    let parameters = k(4) * k(parameter_count(s)) * F32;
+    let logits = k(3) * tokens * v * F32;
     let (activations, attention, snapshot) = match m.kind {
         ModelKind::Transformer => {
-            let per_block = if f == 0 { 4 * d } else { 6 * d + 2 * f };
+            let per_block = if m.d_ff == 0 {
+                k(4) * d
+            } else {
+                k(6) * d + k(2) * f
+            };
             // Each dropout keeps its mask and its output: one after the embeddings
             // and one per residual branch (attention, feed-forward).
-            let branches = if f == 0 { 1 } else { 2 };
+            let branches = k(if m.d_ff == 0 { 1 } else { 2 });
             let dropout = if m.dropout > 0.0 {
-                (branches * l + 1) * 2 * d
+                (branches * l + k(1)) * k(2) * d
             } else {
-                0
+                k(0)
             };
             let activations = (l * per_block + dropout) * tokens * F32;
             let patterns = m.layer_patterns();
@@ -121,34 +149,30 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
             // keeps no n x n tensor (its output, log-sum-exp and per-thread scratch
             // grow like n); elsewhere burn's composed ops keep ~4 per computed pair.
             let fused = s.train.backend == BackendSetting::Local(BackendChoice::Cpu);
-            let attention: u64 = patterns
-                .iter()
-                .enumerate()
-                .map(|(i, p)| {
-                    if fused {
-                        return (2 * d + 2 * h) * tokens * F32;
-                    }
-                    let pairs = trained_pairs(p, s.task.seq_len, seed.wrapping_add(i as u64));
-                    4 * b * h * pairs as u64 * F32
-                })
-                .sum();
-            let masks = patterns.len() as u64 * n * n;
-            let snapshot = 3 * l * h * n * n * F32 + masks;
+            let attention = sum(patterns.iter().enumerate().map(|(i, p)| {
+                if fused {
+                    return (k(2) * d + k(2) * h) * tokens * F32;
+                }
+                let pairs = trained_pairs(p, s.task.seq_len, seed.wrapping_add(i as u64));
+                k(4) * b * h * sat(pairs) * F32
+            }));
+            let masks = sat(patterns.len()) * n * n;
+            let snapshot = k(3) * l * h * n * n * F32 + masks;
             (activations, attention, snapshot)
         }
-        ModelKind::Lstm => (12 * l * tokens * d * F32, 0, 0),
+        ModelKind::Lstm => (k(12) * l * tokens * d * F32, k(0), k(0)),
     };
-    let eval_data = s.train.eval_batches as u64 * tokens * 16;
-    let train_data = s.train.examples as u64 * n * 20;
+    let eval_data = sat(s.train.eval_batches) * tokens * k(16);
+    let train_data = sat(s.train.examples) * n * k(20);
     MemoryEstimate {
-        parameters,
-        activations,
-        attention,
-        logits,
-        snapshot,
-        eval_data,
-        train_data,
-        eval_lengths: eval_lengths_bytes(s, activations + attention + logits),
+        parameters: parameters.0,
+        activations: activations.0,
+        attention: attention.0,
+        logits: logits.0,
+        snapshot: snapshot.0,
+        eval_data: eval_data.0,
+        train_data: train_data.0,
+        eval_lengths: eval_lengths_bytes(s, activations + attention + logits).0,
     }
 }
 
@@ -158,28 +182,29 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
 /// intermediates and one layer's attention alive at a time, then the logits and
 /// their softmax), counted beyond `step` (the training step's transient bytes it
 /// runs after).
-fn eval_lengths_bytes(s: &Settings, step: u64) -> u64 {
-    let (b, v) = (s.train.batch as u64, s.task.vocab as u64);
+fn eval_lengths_bytes(s: &Settings, step: S) -> S {
+    let (b, v) = (sat(s.train.batch), sat(s.task.vocab));
     let m = &s.model;
-    let (d, f, h) = (m.d_model as u64, m.d_ff as u64, m.heads.max(1) as u64);
+    let (d, f, h) = (sat(m.d_model), sat(m.d_ff), sat(m.heads.max(1)));
+    let k = |x: u64| Saturating(x);
     let fused = s.train.backend == BackendSetting::Local(BackendChoice::Cpu);
     let patterns = match m.kind {
         ModelKind::Transformer => m.layer_patterns(),
         ModelKind::Lstm => Vec::new(),
     };
-    let (mut kept, mut peak) = (0u64, 0u64);
+    let (mut kept, mut peak) = (k(0), k(0));
     // Settings read from a record or a file may be unchecked: lengths validation
-    // would refuse are left out, so none makes the estimate overflow or allocate.
+    // would refuse are left out, so none makes the estimate allocate.
     let (min, max) = fields::SEQ_LEN.usize_range();
     let lengths = s
         .train
         .eval_lengths
         .iter()
         .filter(|n| (min..=max).contains(*n));
-    for &n in lengths.take(MAX_EVAL_LENGTHS) {
-        let n = n as u64;
+    for &len in lengths.take(MAX_EVAL_LENGTHS) {
+        let n = sat(len);
         let tokens = b * n;
-        kept += s.train.eval_batches as u64 * tokens * 16 + patterns.len() as u64 * n * n;
+        kept += sat(s.train.eval_batches) * tokens * k(16) + sat(patterns.len()) * n * n;
         let forward = match m.kind {
             ModelKind::Transformer => {
                 let attention = patterns
@@ -187,20 +212,20 @@ fn eval_lengths_bytes(s: &Settings, step: u64) -> u64 {
                     .enumerate()
                     .map(|(i, p)| {
                         if fused {
-                            return (2 * d + 2 * h) * tokens * F32;
+                            return (k(2) * d + k(2) * h) * tokens * F32;
                         }
                         let seed = s.train.seed.wrapping_add(i as u64);
-                        3 * b * h * trained_pairs(p, n as usize, seed) as u64 * F32
+                        k(3) * b * h * sat(trained_pairs(p, len, seed)) * F32
                     })
                     .max()
-                    .unwrap_or(0);
-                (4 * d + f) * tokens * F32 + attention
+                    .unwrap_or(k(0));
+                (k(4) * d + f) * tokens * F32 + attention
             }
-            ModelKind::Lstm => 8 * d * tokens * F32,
+            ModelKind::Lstm => k(8) * d * tokens * F32,
         };
-        peak = peak.max(forward + 2 * tokens * v * F32);
+        peak = peak.max(forward + k(2) * tokens * v * F32);
     }
-    kept + peak.saturating_sub(step)
+    kept + (peak - step)
 }
 
 /// Floating-point operations of one training step of `s` (forward, backward and

@@ -62,12 +62,24 @@ impl RunPlan {
         self.reference.as_ref()
     }
 
-    /// This plan with `change` applied to its settings, checked again (e.g. the CLI's
-    /// `--steps` and `--backend`).
+    /// This plan with `change` applied to its settings, checked again as validation
+    /// checks a file's runs, the memory budget included (e.g. the CLI's `--steps`,
+    /// `--backend` and `--set`, a fork's changes): a change that makes a run too
+    /// large is refused naming the field, never trained into an abort.
     pub fn revise(&self, change: impl FnOnce(&mut Settings)) -> Result<RunPlan, ConfigErrors> {
+        self.revise_within(change, super::available_memory())
+    }
+
+    /// [`Self::revise`] against `memory` bytes (`None`: no budget, as for a plan moved
+    /// to an evaluation length, whose cost the run's own estimate already counts).
+    pub(super) fn revise_within(
+        &self,
+        change: impl FnOnce(&mut Settings),
+        memory: Option<u64>,
+    ) -> Result<RunPlan, ConfigErrors> {
         let mut settings = self.settings.clone();
         change(&mut settings);
-        let errors = check_settings(&settings);
+        let errors = replicate_problems(&settings, memory);
         if errors.is_empty() {
             Ok(RunPlan {
                 experiment: self.experiment.clone(),

@@ -24,10 +24,13 @@ impl RunPlan {
         if let Some(why) = beyond_learned(&self.settings, n) {
             return Err(ConfigError::new(fields::POSITIONS.path, why).into());
         }
-        self.revise(|s| {
-            s.task.seq_len = n;
-            s.train.eval_lengths.clear();
-        })
+        self.revise_within(
+            |s| {
+                s.task.seq_len = n;
+                s.train.eval_lengths.clear();
+            },
+            None,
+        )
     }
 }
 
