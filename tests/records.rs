@@ -641,3 +641,20 @@ fn keep_checkpoints_reads_and_writes_its_three_forms() {
         assert_eq!(back, settings, "{text}");
     }
 }
+
+/// A hard-linked `writer.lock` is refused before anything is written: the lock's
+/// process id would otherwise land in whatever file the link shares (issue 35, case
+/// 8; before, the lock was taken and the pid written into the target).
+#[cfg(unix)]
+#[test]
+fn a_hard_linked_lock_file_is_refused_and_its_target_untouched() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = dir.path().join("record");
+    std::fs::create_dir(&record).expect("record folder");
+    let precious = dir.path().join("precious.txt");
+    std::fs::write(&precious, "keep me").expect("write");
+    std::fs::hard_link(&precious, record.join(attnlab::records::LOCK_FILE)).expect("link");
+    let refused = attnlab::records::RecordLock::acquire(&record).expect_err("refused");
+    assert!(refused.to_string().contains("hard link"), "{refused}");
+    assert_eq!(std::fs::read_to_string(&precious).expect("read"), "keep me");
+}

@@ -97,6 +97,17 @@ fn open_lock_file(path: &Path) -> Result<File, RecordError> {
                 problem: "changed while it was opened".into(),
             });
         }
+        // A hard link: the lock's pid would be written into a file someone else
+        // named (issue 35, case 8). The lock this process makes has one name only.
+        if opened.nlink() > 1 {
+            return Err(RecordError::Damaged {
+                path: path.to_path_buf(),
+                problem: format!(
+                    "a hard link ({} names for one file): the lock is refused, so nothing is written through it",
+                    opened.nlink()
+                ),
+            });
+        }
     }
     Ok(file)
 }
