@@ -540,3 +540,40 @@ fn sweeps_and_bounds_read_the_registry() {
         "{msg}"
     );
 }
+
+/// A grid's size and every run's own `train.seeds` count toward the run limit before
+/// any point is built (issue 35, case 5): a `[sweep]` of 1000 x 1000 x 1000 values is
+/// refused from its size (before, every point was built first: 11.7 GB resident when
+/// it was stopped), and so is one run with 20,000 seeds of its own (before, it went
+/// past the limit of 10,000 runs).
+#[test]
+fn sweeps_and_seeds_count_toward_the_run_limit_before_anything_is_built() {
+    let values = |from: usize| {
+        (from..from + 1000)
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let base = "name = \"big\"\n[task]\nseq_len = 64\nvocab = 16\ndistance = 8\n\
+                [model]\nlayers = 1\nheads = 1\nd_model = 8\nd_ff = 8\n[train]\nsteps = 1\n";
+    let grid = format!(
+        "{base}[sweep]\ntask.distance = [{}]\ntrain.steps = [{}]\ntrain.seed = [{}]\n[[runs]]\nname = \"a\"\n",
+        values(1),
+        values(1),
+        values(0)
+    );
+    let seeds = format!(
+        "{base}[[runs]]\nname = \"a\"\ntrain.seeds = [{}]\n",
+        (0..20_000)
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    for (text, expanded) in [(grid, "1000000000 runs"), (seeds, "20000 runs")] {
+        let experiment = Experiment::from_toml(&text).expect("parses");
+        let errors = experiment.plan_within(None).expect_err("too many runs");
+        let shown = errors.to_string();
+        assert!(shown.contains(&format!("expands to {expanded}")), "{shown}");
+        assert!(shown.contains("at most 10000"), "{shown}");
+    }
+}

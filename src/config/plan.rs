@@ -188,20 +188,26 @@ impl Experiment {
                 .into_iter()
                 .filter(|e| self.swept(&e.field).is_none()),
         );
-        let points = self.sweep.points();
-        let seeds = |s: &Settings| s.train.seeds.len().max(1);
-        let expanded = points.len() * self.runs.len() * seeds(&self.base);
+        // Counted before any point is built: a grid of 1000 x 1000 x 1000 values is
+        // refused from its size, and each run's own `train.seeds` counts too.
+        let expanded = self.sweep.len().saturating_mul(self.replicates());
         if expanded > MAX_RUNS {
+            let count = if expanded == usize::MAX {
+                format!("more than {}", usize::MAX)
+            } else {
+                expanded.to_string()
+            };
             errors.push(ConfigError::new(
                 "sweep",
                 format!(
-                    "expands to {expanded} runs ({} runs x {} points x seeds): at most {MAX_RUNS}",
+                    "expands to {count} runs ({} runs x {} points x seeds): at most {MAX_RUNS}",
                     self.runs.len(),
-                    points.len()
+                    self.sweep.len()
                 ),
             ));
             return Err(ConfigErrors(errors));
         }
+        let points = self.sweep.points();
         let mut planned = Planned {
             plans: Vec::with_capacity(expanded),
             errors,
@@ -241,6 +247,18 @@ impl Experiment {
             return Err(ConfigErrors(planned.errors));
         }
         Ok(planned.plans)
+    }
+
+    /// The runs a point of the sweep becomes: each run once per seed of its own
+    /// `train.seeds` (once without; a run that does not resolve counts once, its
+    /// error reported where it is planned), saturating.
+    fn replicates(&self) -> usize {
+        (0..self.runs.len())
+            .map(|index| {
+                self.run_settings(index)
+                    .map_or(1, |s| s.train.seeds.len().max(1))
+            })
+            .fold(0, usize::saturating_add)
     }
 
     /// The problems of the experiment as a whole: its name, how many runs it has, and

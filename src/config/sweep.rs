@@ -87,9 +87,13 @@ impl Sweep {
         self.axes.is_empty()
     }
 
-    /// The number of points (1 without a sweep).
+    /// The number of points (1 without a sweep), counted without building them and
+    /// saturating at `usize::MAX` (a grid too large to count is refused as too large).
     pub fn len(&self) -> usize {
-        self.axes.iter().map(|a| a.values.len()).product()
+        self.axes
+            .iter()
+            .map(|a| a.values.len())
+            .fold(1, usize::saturating_mul)
     }
 
     /// Every point, the first axis varying slowest: `(field, value)` per axis.
