@@ -230,7 +230,7 @@ fn w1_bare(
     let settings = plan.settings();
     device.seed(settings.train.seed);
     let train_device = device.clone().autodiff();
-    let kernels = Mixing::for_plan(plan, &train_device, mode);
+    let mixing = Mixing::for_plan(plan, &train_device, mode);
     let mut model = TransformerConfig::from_plan(plan).init(&train_device);
     let mut optim = AdamConfig::new().init();
     let mut rng = StdRng::seed_from_u64(1);
@@ -242,7 +242,7 @@ fn w1_bare(
             model,
             &mut optim,
             &batch,
-            &kernels,
+            &mixing,
             StepOptions::plain(settings.train.lr),
             &train_device,
         )?;
@@ -269,14 +269,14 @@ pub(super) fn w2(
     device.seed(1);
     let train_device = device.clone().autodiff();
     let plan = w1_plan(pattern, seq, 1, BackendChoice::Cpu, 1)?;
-    let kernels = Mixing::for_plan(&plan, &train_device, mode);
+    let mixing = Mixing::for_plan(&plan, &train_device, mode);
     let layer = SelfAttentionConfig::new(128, 4).init(&train_device);
     let mut times = Vec::with_capacity(steps);
     for step in 0..warmup + steps {
         let x = Tensor::<3>::random([4, seq, 128], Distribution::Normal(0.0, 1.0), &train_device)
             .require_grad();
         let t0 = Instant::now();
-        let out = layer.forward(x.clone(), &kernels, 0);
+        let out = layer.forward(x.clone(), &mixing, 0);
         let grads = out.powi_scalar(2).mean().backward();
         // The gradient is computed by `backward`; reading it back is what is timed.
         let _ = x.grad(&grads);
@@ -358,8 +358,8 @@ impl Setup<'_> {
     fn layer_kernel(&self) -> Result<(KernelKind, usize), BenchError> {
         let (pattern, seq) = (self.pattern, self.seq);
         let probe_plan = w1_plan(pattern, seq, 1, self.backend, 1)?;
-        let probe_kernels = Mixing::for_plan(&probe_plan, self.device, self.mode);
-        let kind = probe_kernels
+        let probe_mixing = Mixing::for_plan(&probe_plan, self.device, self.mode);
+        let kind = probe_mixing
             .layers()
             .first()
             .map_or(KernelKind::Dense, |k| k.kind);
@@ -367,7 +367,7 @@ impl Setup<'_> {
             KernelKind::BlockSparse => {
                 SparseLayout::of(pattern, seq, 1).map_or(seq * seq, |l| l.computed_pairs())
             }
-            KernelKind::Fused => probe_kernels
+            KernelKind::Fused => probe_mixing
                 .fused_plan(0)
                 .map_or(seq * seq, |p| p.computed_pairs()),
             KernelKind::Dense | KernelKind::MaskedDense => seq * seq,

@@ -65,6 +65,9 @@ pub enum Problem {
         /// Why it is refused.
         reason: String,
     },
+    /// The changed settings plan no run at all.
+    #[error("the changed settings plan no run")]
+    NoRun,
     /// The changed settings do not plan.
     #[error(transparent)]
     Plan(#[from] ConfigErrors),

@@ -107,16 +107,16 @@ pub struct Scores {
     pub by_distance: DistanceAccuracy,
 }
 
-/// `model`'s scores on `batches` with `kernels` (interventions included), on `device`;
+/// `model`'s scores on `batches` with `mixing` (interventions included), on `device`;
 /// the distance tally is stamped with `step`.
 pub fn score<M: SequenceModel>(
     model: &M,
-    kernels: &Mixing,
+    mixing: &Mixing,
     batches: &[Batch],
     device: &Device,
     step: usize,
 ) -> Result<Scores, ReadbackError> {
-    score_while(model, kernels, batches, device, step, || true)
+    score_while(model, mixing, batches, device, step, || true)
 }
 
 /// [`score`], asking `go_on` after each batch whether to score the next: when it says
@@ -124,7 +124,7 @@ pub fn score<M: SequenceModel>(
 /// one batch).
 pub fn score_while<M: SequenceModel>(
     model: &M,
-    kernels: &Mixing,
+    mixing: &Mixing,
     batches: &[Batch],
     device: &Device,
     step: usize,
@@ -136,7 +136,7 @@ pub fn score_while<M: SequenceModel>(
         counts: Vec::new(),
     };
     for batch in batches {
-        let logits = model.forward(tokens_tensor(batch, device), kernels);
+        let logits = model.forward(tokens_tensor(batch, device), mixing);
         let counted = batch.targets.iter().filter(|&&t| t != IGNORE).count() as f64;
         let loss = scalar(
             masked_cross_entropy(logits.clone(), &batch.targets),
@@ -172,12 +172,19 @@ fn measure<M: SequenceModel>(
     seed: u64,
     batches: usize,
 ) -> Result<(f64, f64, DistanceAccuracy), ReadbackError> {
-    let settings = plan.settings();
-    let kernels = Mixing::for_plan(plan, device, SparseMode::WherePaysOff);
-    let mut rng = StdRng::seed_from_u64(seed);
-    let data: Vec<Batch> = (0..batches.max(1))
-        .map(|_| settings.task.eval_batch(settings.train.batch, &mut rng))
-        .collect();
-    let s = score(model, &kernels, &data, device, 0)?;
+    let mixing = Mixing::for_plan(plan, device, SparseMode::WherePaysOff);
+    let data = eval_batches(plan, seed, batches);
+    let s = score(model, &mixing, &data, device, 0)?;
     Ok((s.loss, s.accuracy, s.by_distance))
+}
+
+/// `batches` (at least one) evaluation batches of `plan`'s task, `train.batch`
+/// examples each, drawn from `seed`: the same seed gives the same examples, so every
+/// measurement of one call sees the same data.
+pub(super) fn eval_batches(plan: &RunPlan, seed: u64, batches: usize) -> Vec<Batch> {
+    let settings = plan.settings();
+    let mut rng = StdRng::seed_from_u64(seed);
+    (0..batches.max(1))
+        .map(|_| settings.task.eval_batch(settings.train.batch, &mut rng))
+        .collect()
 }

@@ -45,13 +45,13 @@ pub fn ablate(
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<(Scores, Vec<Ablation>), InspectError> {
     run.check_heads(sets)?;
-    let kernels = run.kernels();
+    let mixing = run.mixing();
     let data = run.batches(seed, batches);
     let clean =
-        score(&run.model, &kernels, &data, &run.device, run.step).map_err(|e| run.fail(e))?;
+        score(&run.model, &mixing, &data, &run.device, run.step).map_err(|e| run.fail(e))?;
     let means = match mode {
         AblationMode::Zero => None,
-        AblationMode::Mean => Some(reference_outputs(run, &kernels, seed)),
+        AblationMode::Mean => Some(reference_outputs(run, &mixing, seed)),
     };
     let mut out = Vec::with_capacity(sets.len());
     for (i, set) in sets.iter().enumerate() {
@@ -68,7 +68,7 @@ pub fn ablate(
         }
         let scores = score(
             &run.model,
-            &kernels.with_interventions(edits),
+            &mixing.with_interventions(edits),
             &data,
             &run.device,
             run.step,
@@ -84,13 +84,13 @@ pub fn ablate(
 }
 
 /// Every layer's head outputs on a reference batch drawn apart from the scored ones.
-fn reference_outputs(run: &LoadedRun, kernels: &Mixing, seed: u64) -> Vec<Tensor<3>> {
+fn reference_outputs(run: &LoadedRun, mixing: &Mixing, seed: u64) -> Vec<Tensor<3>> {
     let reference = run.batches(seed ^ 0x5EED_0FAB_1A7E, 1);
     let (capture, captured) = Interventions::capturing();
     let batch = &reference[0];
     drop(
         run.model
-            .forward(run.tokens(batch), &kernels.with_interventions(capture)),
+            .forward(run.tokens(batch), &mixing.with_interventions(capture)),
     );
     (0..run.shape().0)
         .map_while(|l| captured.layer(l))
@@ -110,10 +110,10 @@ pub fn probe_attention(
 ) -> Result<Vec<Vec<f32>>, InspectError> {
     run.check_heads(&[ablated.to_vec()])?;
     let (_, batch) = run.probe_batch();
-    let kernels = run
-        .kernels()
+    let mixing = run
+        .mixing()
         .with_interventions(Interventions::zero(ablated));
-    let (_, weights) = run.model.forward_with_mixing(run.tokens(&batch), &kernels);
+    let (_, weights) = run.model.forward_with_mixing(run.tokens(&batch), &mixing);
     weights
         .into_iter()
         .map(|w| read_back::<f32>(w.into_data(), "the attention weights").map_err(|e| run.fail(e)))
@@ -127,7 +127,7 @@ pub fn probe_statistics(run: &LoadedRun) -> Result<Vec<Vec<HeadStats>>, InspectE
     let n = probe.tokens.len();
     let (_, weights) = run
         .model
-        .forward_with_mixing(run.tokens(&batch), &run.kernels());
+        .forward_with_mixing(run.tokens(&batch), &run.mixing());
     let patterns = run.plan.layer_patterns();
     let masks = run.plan.layer_masks();
     let heads = run.shape().1;

@@ -49,8 +49,8 @@ pub fn probe_at_length(
     let settings = plan.settings();
     let example = settings.task.probe(settings.train.seed);
     // Only the masks and ALiBi's bias serve the weights: no sparse layout is built.
-    let kernels = Mixing::for_plan(&plan, &run.device, SparseMode::Off);
-    let snapshot = attention_snapshot(&run.model, &kernels, &example.tokens, &run.device, run.step)
+    let mixing = Mixing::for_plan(&plan, &run.device, SparseMode::Off);
+    let snapshot = attention_snapshot(&run.model, &mixing, &example.tokens, &run.device, run.step)
         .map_err(|e| run.fail(e))?
         .ok_or_else(|| run.fail(Problem::NoAttention))?;
     Ok(LengthProbe {

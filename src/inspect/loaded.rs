@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
-use rand::{SeedableRng, rngs::StdRng};
 
 use super::error::{InspectError, Problem};
 use crate::config::{BackendChoice, Experiment, FieldSetting, ModelKind, RunPlan};
@@ -116,7 +115,7 @@ impl LoadedRun {
         self.plan = plans
             .into_iter()
             .next()
-            .ok_or_else(|| fail(Problem::Task("the changed settings plan no run".into())))?;
+            .ok_or_else(|| fail(Problem::NoRun))?;
         Ok(())
     }
 
@@ -148,7 +147,7 @@ impl LoadedRun {
         }
     }
 
-    pub(super) fn kernels(&self) -> Mixing {
+    pub(super) fn mixing(&self) -> Mixing {
         Mixing::for_plan(&self.plan, &self.device, SparseMode::WherePaysOff)
     }
 
@@ -158,11 +157,7 @@ impl LoadedRun {
 
     /// `batches` evaluation batches drawn from `seed`.
     pub(super) fn batches(&self, seed: u64, batches: usize) -> Vec<Batch> {
-        let settings = self.plan.settings();
-        let mut rng = StdRng::seed_from_u64(seed);
-        (0..batches.max(1))
-            .map(|_| settings.task.eval_batch(settings.train.batch, &mut rng))
-            .collect()
+        super::evaluate::eval_batches(&self.plan, seed, batches)
     }
 
     /// The run's probe (the example the Heads pane shows) as a batch of one.

@@ -47,7 +47,7 @@ pub fn patch(
     run.check_heads(sets)?;
     let settings = run.plan.settings();
     let heads = run.shape().1;
-    let kernels = run.kernels();
+    let mixing = run.mixing();
     let mut rng = StdRng::seed_from_u64(seed);
     let (mut clean_sum, mut corrupted_sum, mut examples) = (0.0, 0.0, 0usize);
     let mut patched_sum = vec![0.0; sets.len()];
@@ -67,13 +67,12 @@ pub fn patch(
             .map_err(|e| run.fail(e))
         };
         let (capture, captured) = Interventions::capturing();
-        let clean_logits = run.model.forward(
-            run.tokens(&pair.clean),
-            &kernels.with_interventions(capture),
-        );
+        let clean_logits = run
+            .model
+            .forward(run.tokens(&pair.clean), &mixing.with_interventions(capture));
         clean_sum += at(clean_logits)?;
         let corrupted_tokens = run.tokens(&pair.corrupted);
-        corrupted_sum += at(run.model.forward(corrupted_tokens.clone(), &kernels))?;
+        corrupted_sum += at(run.model.forward(corrupted_tokens.clone(), &mixing))?;
         for (i, set) in sets.iter().enumerate() {
             let mut edits = Interventions::none();
             for head in set {
@@ -86,7 +85,7 @@ pub fn patch(
             }
             let logits = run
                 .model
-                .forward(corrupted_tokens.clone(), &kernels.with_interventions(edits));
+                .forward(corrupted_tokens.clone(), &mixing.with_interventions(edits));
             patched_sum[i] += at(logits)?;
             progress(round * sets.len() + i + 1, rounds * sets.len());
         }

@@ -14,14 +14,14 @@ pub use crate::records::MAX_SNAPSHOT_SIDE;
 /// `Ok(None)` for a model without attention (the LSTM).
 pub fn attention_snapshot<M: SequenceModel>(
     model: &M,
-    kernels: &Mixing,
+    mixing: &Mixing,
     tokens: &[i64],
     device: &Device,
     step: usize,
 ) -> Result<Option<AttentionSnapshot>, ReadbackError> {
     let n = tokens.len();
     let tokens = Tensor::<2, Int>::from_data(TensorData::new(tokens.to_vec(), [1, n]), device);
-    let (_, weights) = model.forward_with_mixing(tokens, kernels);
+    let (_, weights) = model.forward_with_mixing(tokens, mixing);
     let Some(first) = weights.first() else {
         return Ok(None);
     };

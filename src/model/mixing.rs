@@ -78,11 +78,6 @@ impl Mixing {
         self.kernels.layers()
     }
 
-    /// The attention kernels.
-    pub fn kernels(&self) -> &AttentionKernels {
-        &self.kernels
-    }
-
     /// How positions enter the model.
     pub fn positions(&self) -> &Positions {
         &self.positions

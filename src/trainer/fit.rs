@@ -45,7 +45,7 @@ impl RunContext<'_> {
                 self.evaluate(&model, p, step)?;
             }
             if snapshot_at.due(step) {
-                self.snapshot(&model, &p.kernels_eval, &p.probe, step);
+                self.snapshot(&model, &p.mixing_eval, &p.probe, step);
             }
             if checkpoint_at.due(step) {
                 self.checkpoint(&model, &p.optim, step);
@@ -76,9 +76,9 @@ impl RunContext<'_> {
         let batch = prepared.data.batch(settings, step);
         let options = StepOptions::for_step(settings, step);
         let optim = &mut prepared.optim;
-        let kernels = &prepared.kernels_train;
+        let mixing = &prepared.mixing_train;
         let device = &self.train_device;
-        let step_once = move |model: M| train_step(model, optim, &batch, kernels, options, device);
+        let step_once = move |model: M| train_step(model, optim, &batch, mixing, options, device);
         // The first two steps (the second has Adam's moments live) are measured
         // alone: their peak memory is this run's own even when others train. A remote
         // run's memory is the server's, and its steps wait on the network: it takes
@@ -163,7 +163,7 @@ impl RunContext<'_> {
         let mut go_on = || !(stopping || control.stop_requested(id));
         let main = score_while(
             &model,
-            &prepared.kernels_eval,
+            &prepared.mixing_eval,
             &prepared.eval_set,
             &self.device,
             step,
@@ -207,13 +207,13 @@ impl RunContext<'_> {
     pub(super) fn snapshot<M: SequenceModel>(
         &mut self,
         model: &M,
-        kernels: &Mixing,
+        mixing: &Mixing,
         probe: &Probe,
         step: usize,
     ) {
         let t0 = Instant::now();
         let snapshot =
-            match attention_snapshot(&model.valid(), kernels, &probe.tokens, &self.device, step) {
+            match attention_snapshot(&model.valid(), mixing, &probe.tokens, &self.device, step) {
                 Ok(Some(snapshot)) => Arc::new(snapshot),
                 Ok(None) => return,
                 Err(e) => {

@@ -29,8 +29,8 @@ pub(super) fn eval_seed(seed: u64, seq_len: usize) -> u64 {
 pub(super) struct LengthSet {
     /// The sequence length.
     pub(super) seq_len: usize,
-    /// Attention kernels planned for that length, on the evaluation device.
-    pub(super) kernels: Mixing,
+    /// The layers' mixing planned for that length, on the evaluation device.
+    pub(super) mixing: Mixing,
     /// The fixed held-out batches at that length: `train.eval_batches` of
     /// `train.batch` sequences.
     pub(super) batches: Vec<Batch>,
@@ -57,7 +57,7 @@ pub(super) fn length_sets(plan: &RunPlan, device: &Device) -> Result<Vec<LengthS
                 .collect();
             Ok(LengthSet {
                 seq_len: n,
-                kernels: Mixing::for_plan(&at, device, SparseMode::WherePaysOff),
+                mixing: Mixing::for_plan(&at, device, SparseMode::WherePaysOff),
                 batches,
             })
         })
@@ -77,7 +77,7 @@ pub(super) fn score_lengths<M: SequenceModel>(
 ) -> Result<Vec<LengthScores>, ReadbackError> {
     let mut out = Vec::with_capacity(sets.len());
     for set in sets {
-        let s = score_while(model, &set.kernels, &set.batches, device, step, &mut go_on)?;
+        let s = score_while(model, &set.mixing, &set.batches, device, step, &mut go_on)?;
         out.push(LengthScores {
             seq_len: set.seq_len,
             metrics: Metrics {

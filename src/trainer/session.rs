@@ -22,7 +22,7 @@ use super::step::optimizer;
 use crate::config::{ModelKind, RunPlan, Settings};
 use crate::device::{BackendError, select_device};
 use crate::model::{
-    LstmNetConfig, Mixing, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
+    LayerMixer, LstmNetConfig, Mixing, ReadbackError, SequenceModel, SparseMode, TransformerConfig,
 };
 use crate::records::{BackendInfo, LayerKernelInfo, Metrics, Probe, RunStatus, RunSummary};
 use crate::tasks::{Batch, FiniteSet};
@@ -224,15 +224,15 @@ fn finish(
 /// What set-up hands to the loop, besides the model.
 pub(super) struct Prepared {
     pub(super) optim: ModuleOptimizer,
-    /// Attention kernels on the autodiff device (training).
-    pub(super) kernels_train: Mixing,
-    /// Attention kernels on the plain device (evaluation, snapshots).
-    pub(super) kernels_eval: Mixing,
+    /// The layers' mixing on the autodiff device (training).
+    pub(super) mixing_train: Mixing,
+    /// The layers' mixing on the plain device (evaluation, snapshots).
+    pub(super) mixing_eval: Mixing,
     /// Where the training batches come from.
     pub(super) data: TrainingData,
     /// The fixed held-out batches.
     pub(super) eval_set: Vec<Batch>,
-    /// The fixed held-out sets and kernels at `train.eval_lengths`.
+    /// The fixed held-out sets and mixing at `train.eval_lengths`.
     pub(super) lengths: Vec<LengthSet>,
     /// The example whose attention is snapshotted.
     pub(super) probe: Probe,
@@ -349,9 +349,9 @@ impl<'a> RunContext<'a> {
     ) -> Result<(M, Prepared), RunError> {
         let plan = self.plan;
         let (task, train) = (&plan.settings().task, &plan.settings().train);
-        let kernels_train = Mixing::for_plan(plan, &self.train_device, SparseMode::WherePaysOff);
-        let kernels_eval = Mixing::for_plan(plan, &self.device, SparseMode::WherePaysOff);
-        let kernels = self.kernel_infos(&kernels_train);
+        let mixing_train = Mixing::for_plan(plan, &self.train_device, SparseMode::WherePaysOff);
+        let mixing_eval = Mixing::for_plan(plan, &self.device, SparseMode::WherePaysOff);
+        let kernels = self.kernel_infos(&mixing_train);
         let mut data = TrainingData::new(plan.settings(), StdRng::seed_from_u64(train.seed));
         let mut eval_rng = StdRng::seed_from_u64(train.seed ^ EVAL_SEED_MIX);
         let eval_set: Vec<Batch> = (0..train.eval_batches)
@@ -387,12 +387,12 @@ impl<'a> RunContext<'a> {
             baselines: self.summary.baselines,
         });
         if resume.is_none() {
-            self.snapshot(&model, &kernels_eval, &probe, 0);
+            self.snapshot(&model, &mixing_eval, &probe, 0);
         }
         let prepared = Prepared {
             optim,
-            kernels_train,
-            kernels_eval,
+            mixing_train,
+            mixing_eval,
             data,
             eval_set,
             lengths,
@@ -402,18 +402,13 @@ impl<'a> RunContext<'a> {
         Ok((model, prepared))
     }
 
-    /// How each layer computes attention; warns about each layer whose sparse layout
-    /// could not be built.
-    fn kernel_infos(&mut self, kernels: &Mixing) -> Vec<LayerKernelInfo> {
-        let infos = kernels
-            .layers()
-            .iter()
-            .map(|k| LayerKernelInfo {
-                kernel: k.kind.name().into(),
-                reason: k.reason.clone(),
-            })
-            .collect();
-        for (l, k) in kernels.layers().iter().enumerate() {
+    /// How each layer mixes its tokens, read through [`Mixing::layer`] (one pass per
+    /// layer; a new kind of mixer is one more arm here); warns about each attention
+    /// layer whose sparse layout could not be built.
+    fn kernel_infos(&mut self, mixing: &Mixing) -> Vec<LayerKernelInfo> {
+        let mut infos = Vec::new();
+        for (l, mixer) in (0..).map_while(|l| mixing.layer(l)).enumerate() {
+            let LayerMixer::Attention(k) = mixer;
             if k.fault
                 && let Some(reason) = &k.reason
             {
@@ -422,6 +417,10 @@ impl<'a> RunContext<'a> {
                     l + 1
                 ));
             }
+            infos.push(LayerKernelInfo {
+                kernel: k.kind.name().into(),
+                reason: k.reason.clone(),
+            });
         }
         infos
     }

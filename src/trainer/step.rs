@@ -81,14 +81,14 @@ pub fn train_step<M: SequenceModel>(
     model: M,
     optim: &mut ModuleOptimizer,
     batch: &Batch,
-    kernels: &Mixing,
+    mixing: &Mixing,
     options: StepOptions,
     device: &Device,
 ) -> Result<(M, StepOutcome), ReadbackError> {
     let tokens = tokens_tensor(batch, device);
     let logits = match options.dropout {
-        Some(mut dropout) => model.forward_train(tokens, kernels, &mut dropout),
-        None => model.forward(tokens, kernels),
+        Some(mut dropout) => model.forward_train(tokens, mixing, &mut dropout),
+        None => model.forward(tokens, mixing),
     };
     let loss = masked_cross_entropy(logits.clone(), &batch.targets);
     let loss_value = scalar(loss.clone(), "the training loss")?;
