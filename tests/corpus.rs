@@ -310,3 +310,84 @@ fn a_corpus_outside_the_experiments_folder_is_refused_unless_allowed() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A record reads its text file again only where this machine allowed it when the
+/// run trained: `eval` of a fresh record works; once its `config.toml` names a file
+/// outside the record (`~/.ssh/id_rsa` in an attack), `eval`, `ablate`, `--resume` and
+/// `--fork` refuse it before it is read, naming `task.file` and `--allow-file`, and the
+/// file's text appears nowhere; `--allow-file` lets it through. Another machine (a
+/// different key) trusts none of the record's allowance.
+#[test]
+fn a_record_reads_only_the_text_file_this_machine_allowed_it() {
+    use common::bin::{attnlab_env, text};
+    let root = tempfile::tempdir().expect("tempdir");
+    let exp = root.path().join("exp");
+    std::fs::create_dir(&exp).expect("mkdir");
+    std::fs::write(exp.join("corpus.txt"), prose()).expect("write");
+    std::fs::write(exp.join("t.toml"), text_experiment("corpus.txt", 32, 2)).expect("write");
+    let secret = root.path().join("secret.txt");
+    std::fs::write(&secret, "hush hush zebra quartz ".repeat(40)).expect("write");
+    let run = |args: &[&str]| common::bin::attnlab(args, root.path());
+    let out = run(&["run", "exp/t.toml", "--out", "runs", "-q"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let records = attnlab::records::list_records(&root.path().join("runs"));
+    let record = records[0].dir.clone();
+    let record_arg = record.display().to_string();
+    assert!(record.join("allowance.json").is_file());
+    let out = run(&["eval", &record_arg]);
+    assert!(
+        out.status.success(),
+        "allowed when it trained: {}",
+        text(&out)
+    );
+
+    let config_path = record.join("config.toml");
+    let config = std::fs::read_to_string(&config_path).expect("config");
+    let corpus = exp.join("corpus.txt").canonicalize().expect("corpus");
+    let corpus = corpus.display().to_string();
+    assert!(config.contains(&corpus), "{config}");
+    let secret_path = secret.canonicalize().expect("secret").display().to_string();
+    std::fs::write(&config_path, config.replace(&corpus, &secret_path)).expect("edit");
+    let refused = |args: &[&str]| {
+        let out = run(args);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {said}");
+        assert!(
+            said.contains("task.file")
+                && said.contains("secret.txt")
+                && said.contains("--allow-file"),
+            "{args:?}: {said}"
+        );
+        assert!(!said.contains("zebra"), "{args:?} showed the file: {said}");
+    };
+    refused(&["eval", &record_arg]);
+    refused(&["ablate", &record_arg, "--heads", "1.1"]);
+    refused(&["run", "--resume", &record_arg, "--steps", "4", "-q"]);
+    refused(&[
+        "run",
+        "--fork",
+        &record_arg,
+        "--at",
+        "2",
+        "--steps",
+        "4",
+        "--out",
+        "forks",
+        "-q",
+    ]);
+    assert!(!root.path().join("forks").exists(), "nothing forked");
+    let out = run(&["eval", &record_arg, "--allow-file", &secret_path]);
+    assert!(out.status.success(), "allowed by the user: {}", text(&out));
+
+    // Back to the file it trained on, read on another machine: its allowance is
+    // signed with a key that machine does not have.
+    std::fs::write(&config_path, config).expect("restore");
+    let elsewhere = root.path().join("other-machine");
+    let other = attnlab_env(
+        &["eval", &record_arg],
+        root.path(),
+        &[("XDG_CONFIG_HOME", Some(&elsewhere.display().to_string()))],
+    );
+    assert_eq!(other.status.code(), Some(1), "{}", text(&other));
+    assert!(text(&other).contains("task.file"), "{}", text(&other));
+}

@@ -17,6 +17,11 @@ pub const DEFAULT_MASK: &str = "abs(q - k) <= 8 || k < 2";
 /// `task.seq_len`): a check reads every pair, so a mistyped length must not hang it.
 pub const MAX_SCANNED: usize = 1 << 14;
 
+/// The most work one check of a mask at one length may cost: pairs evaluated times
+/// the expression's size (about a second at worst). A mask that would need more is
+/// refused with the cost, never scanned for minutes.
+pub const MAX_CHECK_WORK: u64 = 1 << 28;
+
 /// Why a custom mask is refused at one length.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum MaskFault {
@@ -38,6 +43,21 @@ pub enum MaskFault {
     TooLong {
         /// Sequence length.
         n: usize,
+    },
+    /// Checking it would cost more than [`MAX_CHECK_WORK`].
+    #[error(
+        "checking it at length {n} would cost about {work} operations ({why}), more than the {max} a check may spend; {fix}",
+        max = MAX_CHECK_WORK,
+        why = if *.divides { "it may divide by zero, so every pair must be evaluated" } else { "its queries find their keys only far from themselves" },
+        fix = if *.divides { "write each divisor so it cannot be 0 (e.g. `q / (k + 1)`), or check a shorter length" } else { "simplify it, or check a shorter length" }
+    )]
+    TooCostly {
+        /// Sequence length.
+        n: usize,
+        /// Operations the check would take (or took before it stopped).
+        work: u64,
+        /// Whether it may divide by zero (then every pair is evaluated).
+        divides: bool,
     },
     /// A query sees no key: its softmax row would be empty.
     #[error("query {query} sees no key at length {n}{}", causal_note(.causal_only))]
@@ -101,7 +121,8 @@ pub const TILE: usize = 8;
 /// Which `TILE x TILE` tiles of `mask` at length `n` (causality apart) hold a visible
 /// pair, row-major, `ceil(n / TILE)` tiles per side (at least one): what a block
 /// layout is read from. Cached, as every validation of the settings estimates the
-/// run's cost again. Empty (nothing known) beyond [`MAX_SCANNED`] positions.
+/// run's cost again. Empty (nothing known) beyond [`MAX_SCANNED`] positions, and
+/// where a mask that may divide by zero would cost more than [`MAX_CHECK_WORK`].
 pub fn tiles(mask: &str, n: usize) -> Arc<Vec<bool>> {
     if n > MAX_SCANNED {
         return Arc::new(Vec::new());
@@ -114,6 +135,13 @@ pub fn tiles(mask: &str, n: usize) -> Arc<Vec<bool>> {
     let mut on = vec![false; side * side];
     if let Ok(expr) = Expr::parse(mask)
         && n > 0
+        // A mask that may divide is read pair by pair: nothing is known when that
+        // costs more than a check may spend (the check refuses it).
+        && !(expr.may_divide(n)
+            && (n as u64)
+                .saturating_mul(n as u64)
+                .saturating_mul(expr.size())
+                > MAX_CHECK_WORK)
     {
         let mut boxes = Boxes {
             expr: &expr,
@@ -221,6 +249,16 @@ fn scan(expr: &Expr, n: usize, causal: Option<bool>) -> Result<(), MaskFault> {
     if !expr.may_divide(n) {
         return scan_for_keys(expr, n, causal);
     }
+    // Every pair is evaluated: refused up front when that costs too much.
+    let pairs = (n as u64).saturating_mul(n as u64);
+    let work = pairs.saturating_mul(expr.size());
+    if work > MAX_CHECK_WORK {
+        return Err(MaskFault::TooCostly {
+            n,
+            work,
+            divides: true,
+        });
+    }
     for query in 0..n {
         let (mut earlier, mut later) = (false, false);
         for key in 0..n {
@@ -251,8 +289,22 @@ fn scan(expr: &Expr, n: usize, causal: Option<bool>) -> Result<(), MaskFault> {
 
 /// [`scan`] for an expression that cannot fault: the first query that sees no key.
 fn scan_for_keys(expr: &Expr, n: usize, causal: Option<bool>) -> Result<(), MaskFault> {
-    let sees = |query: usize, key: usize| expr.eval(query, key, n) == Ok(true);
+    // Each evaluation is counted: a mask whose queries see keys only far away (or
+    // none) stops at the bound instead of reading n^2 pairs.
+    let size = expr.size();
+    let work = std::cell::Cell::new(0u64);
+    let sees = |query: usize, key: usize| {
+        work.set(work.get().saturating_add(size));
+        expr.eval(query, key, n) == Ok(true)
+    };
     for query in 0..n {
+        if work.get() > MAX_CHECK_WORK {
+            return Err(MaskFault::TooCostly {
+                n,
+                work: work.get(),
+                divides: false,
+            });
+        }
         let ahead = query + 1..if causal == Some(true) { query + 1 } else { n };
         if (0..=query).rev().chain(ahead).any(|key| sees(query, key)) {
             continue;
@@ -466,5 +518,31 @@ mod tests {
         assert!(fault.to_string().starts_with("column 17: "), "{fault}");
         let rule = rule("abs(q - k) <= 8 ||", 8);
         assert!((0..8).all(|i| (0..8).all(|j| !rule(i, j))));
+    }
+
+    #[test]
+    fn checks_are_bounded_in_work_at_any_length() {
+        // May divide (k can be 0): every pair would be read; refused from its cost.
+        let divides = check("q / k >= 0", MAX_SCANNED, None).expect_err("too costly");
+        assert!(
+            matches!(divides, MaskFault::TooCostly { divides: true, .. }),
+            "{divides}"
+        );
+        assert!(divides.to_string().contains("k + 1"), "{divides}");
+        assert!(tiles("q / k >= 0", MAX_SCANNED).is_empty());
+        // The same mask at a short length is still read pair by pair, and refused
+        // where it divides.
+        assert!(matches!(
+            check("q / k >= 0", 64, None),
+            Err(MaskFault::DivisionByZero { key: 0, .. })
+        ));
+        // Keys found only at the far end: the count stops the scan.
+        let far = check("k == n - 1", MAX_SCANNED, Some(false)).expect_err("too costly");
+        assert!(
+            matches!(far, MaskFault::TooCostly { divides: false, .. }),
+            "{far}"
+        );
+        // A local window is found next to each query: checked in full.
+        assert_eq!(check(DEFAULT_MASK, MAX_SCANNED, Some(true)), Ok(()));
     }
 }

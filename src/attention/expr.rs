@@ -86,6 +86,11 @@ impl Expr {
         truth((lo, hi))
     }
 
+    /// Its operations and leaves: what evaluating one pair costs, at most.
+    pub fn size(&self) -> u64 {
+        self.0.size()
+    }
+
     /// Whether query `q` sees key `k` at sequence length `n`.
     pub fn eval(&self, q: usize, k: usize, n: usize) -> Result<bool, DivisionByZero> {
         let vars = [q, k, n].map(|v| i64::try_from(v).unwrap_or(i64::MAX));
@@ -211,6 +216,15 @@ impl Node {
                     || (matches!(op, Op::Div | Op::Rem)
                         && b.bounds(vars).is_none_or(|(lo, hi)| lo <= 0 && hi >= 0))
             }
+        }
+    }
+
+    /// Nodes in the tree.
+    fn size(&self) -> u64 {
+        match self {
+            Node::Num(_) | Node::Query | Node::Key | Node::Len => 1,
+            Node::Neg(a) | Node::Not(a) | Node::Abs(a) => 1 + a.size(),
+            Node::Bin(_, a, b) => 1 + a.size() + b.size(),
         }
     }
 

@@ -16,8 +16,9 @@ pub struct EvalArgs {
     /// Seed of the examples (a different seed gives different examples).
     #[arg(long, default_value_t = 12345)]
     pub seed: u64,
-    /// Batches evaluated (each the run's `train.batch` examples).
-    #[arg(long, default_value_t = 8)]
+    /// Batches evaluated, drawn and scored one at a time (each the run's
+    /// `train.batch` examples; at most 100,000).
+    #[arg(long, default_value_t = 8, value_parser = super::batches_arg())]
     pub batches: usize,
     /// Merge distances into buckets this wide (each named by its largest distance).
     #[arg(long, default_value_t = 1, value_name = "WIDTH")]
@@ -29,6 +30,11 @@ pub struct EvalArgs {
     /// auto, cpu or wgpu.
     #[arg(long, value_enum, default_value_t = BackendChoice::Cpu)]
     pub backend: BackendChoice,
+    /// Let a run's text task read this file (or the files under this folder)
+    /// although it lies outside the record's folder and this machine did not allow it
+    /// when the run trained (a record from elsewhere; repeatable).
+    #[arg(long = "allow-file", value_name = "PATH")]
+    pub allow_files: Vec<PathBuf>,
 }
 
 impl EvalArgs {
@@ -50,6 +56,7 @@ impl EvalArgs {
                     self.batches,
                     self.backend,
                     length,
+                    &self.allow_files,
                 ) {
                     Ok(e) => e,
                     // One length refused (learned positions, a task that does not

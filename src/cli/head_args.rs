@@ -86,9 +86,14 @@ pub struct Common {
     pub heads: HeadChoice,
     #[command(flatten)]
     pub step: StepChoice,
-    /// Batches evaluated (each the run's `train.batch` examples).
-    #[arg(long, default_value_t = 8)]
+    /// Batches evaluated (each the run's `train.batch` examples; at most 100,000).
+    #[arg(long, default_value_t = 8, value_parser = super::batches_arg())]
     pub batches: usize,
+    /// Let the run's text task read this file (or the files under this folder)
+    /// although it lies outside the record's folder and this machine did not allow it
+    /// when the run trained (a record from elsewhere; repeatable).
+    #[arg(long = "allow-file", value_name = "PATH")]
+    pub allow_files: Vec<PathBuf>,
     /// Seed of the examples (the same for every intervention of a call).
     #[arg(long, default_value_t = 12345)]
     pub seed: u64,
@@ -112,7 +117,7 @@ impl Common {
         Ok(each_record(command, &self.records, |folder| {
             let mut one = || {
                 for step in self.step.steps(folder)? {
-                    let mut run = LoadedRun::load(folder, step, self.backend)?;
+                    let mut run = LoadedRun::load(folder, step, self.backend, &self.allow_files)?;
                     run.swap_patterns(&self.set)?;
                     let (layers, heads) = run.shape();
                     each(&run, &self.heads.sets(layers, heads))?;

@@ -101,6 +101,12 @@ pub fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
 
 /// The record folders named on the command line: record folders as given, and every
 /// record under a folder of them.
+/// `--batches` of eval, ablate and patch: 1 to [`crate::inspect::MAX_BATCHES`].
+fn batches_arg() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new()
+        .range(1..=crate::inspect::MAX_BATCHES as u64)
+}
+
 fn record_folders(dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut folders = Vec::new();
     for dir in dirs {

@@ -64,7 +64,8 @@ pub struct RunArgs {
     #[arg(long, short)]
     pub quiet: bool,
     /// Let a text task read this file (or the files under this folder) although it
-    /// lies outside the experiment file's folder (repeatable).
+    /// lies outside the experiment file's folder, or (--resume, --fork) outside the
+    /// record's folder without this machine's allowance (repeatable).
     #[arg(long = "allow-file", value_name = "PATH")]
     pub allow_files: Vec<PathBuf>,
     /// Start a new run from this record's weights at --at STEP, with the --set
@@ -112,9 +113,15 @@ impl RunArgs {
                 })
                 .collect()
         };
-        work.extend(resume_jobs(&self.resume, &overrides)?);
+        work.extend(resume_jobs(&self.resume, &overrides, &self.allow_files)?);
         if let (Some(parent), Some(at)) = (&self.fork, self.at) {
-            work.push(fork_job(parent, at, &self.out, &overrides)?);
+            work.push(fork_job(
+                parent,
+                at,
+                &self.out,
+                &overrides,
+                &self.allow_files,
+            )?);
         }
         let plans: Vec<RunPlan> = work.iter().map(|j| j.plan.clone()).collect();
         tell_remote_corpora(&plans);
@@ -286,7 +293,11 @@ impl Job {
 /// anything trains (`records::check_resume`: the run its summary names, a checkpoint,
 /// the settings that checkpoint was trained with, changed only by `--steps` and what
 /// `--set`/`--backend` change on purpose) and refused while another process writes it.
-fn resume_jobs(dirs: &[PathBuf], overrides: &Overrides) -> anyhow::Result<Vec<Job>> {
+fn resume_jobs(
+    dirs: &[PathBuf],
+    overrides: &Overrides,
+    allowed: &[PathBuf],
+) -> anyhow::Result<Vec<Job>> {
     if !dirs.is_empty() {
         overrides.check_mid_run()?;
     }
@@ -303,7 +314,7 @@ fn resume_jobs(dirs: &[PathBuf], overrides: &Overrides) -> anyhow::Result<Vec<Jo
         let cannot =
             |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot resume {}: {e}", dir.display());
         let record = RunRecord::open(dir).map_err(|e| cannot(&e))?;
-        let plan = record.resume_plan().map_err(|e| cannot(&e))?;
+        let plan = record.plan_allowing(allowed).map_err(|e| cannot(&e))?;
         let plan = overrides.apply(&plan).map_err(|e| cannot(&e))?;
         check_resume(dir, &plan, &changes).map_err(|e| cannot(&e))?;
         // Another process writing it is refused now, before other runs train (the
@@ -321,12 +332,18 @@ fn resume_jobs(dirs: &[PathBuf], overrides: &Overrides) -> anyhow::Result<Vec<Jo
 /// The child of the run recorded in `parent`, forked at step `at` under `out` with
 /// the command line's changes (only fields that may change mid-run), to train as a
 /// resumed run.
-fn fork_job(parent: &Path, at: usize, out: &Path, overrides: &Overrides) -> anyhow::Result<Job> {
+fn fork_job(
+    parent: &Path,
+    at: usize,
+    out: &Path,
+    overrides: &Overrides,
+    allowed: &[PathBuf],
+) -> anyhow::Result<Job> {
     overrides.check_mid_run()?;
     let cannot =
         |e: &dyn std::fmt::Display| anyhow::anyhow!("cannot fork {}: {e}", parent.display());
     let record = RunRecord::open(parent).map_err(|e| cannot(&e))?;
-    let plan = record.resume_plan().map_err(|e| cannot(&e))?;
+    let plan = record.plan_allowing(allowed).map_err(|e| cannot(&e))?;
     let plan = overrides.apply(&plan).map_err(|e| cannot(&e))?;
     anyhow::ensure!(
         at < plan.settings().train.steps,

@@ -176,6 +176,17 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
     }
 }
 
+/// The estimated peak memory of evaluating `s`'s model at sequence length `n` a batch
+/// at a time (`attnlab eval --seq-len`, the Length probe): its parameters, one batch
+/// and every layer's mask at `n`, and the forward pass there.
+pub fn evaluation_estimate(s: &Settings, n: usize) -> u64 {
+    let mut at = s.clone();
+    at.train.eval_lengths = vec![n];
+    at.train.eval_batches = 1;
+    let parameters = Saturating(parameter_count(s)) * F32;
+    (parameters + eval_lengths_bytes(&at, Saturating(0))).0
+}
+
 /// Evaluation at each of `train.eval_lengths`: its held-out set (tokens and targets
 /// as i64) and every layer's mask, kept for the run; and the forward pass at the
 /// length that needs most (no autodiff: the residual stream, one block's

@@ -70,13 +70,31 @@ impl From<ConfigError> for ConfigErrors {
     }
 }
 
+/// The most problems a [`ConfigErrors`] prints (a hostile file may hold thousands);
+/// the rest are counted.
+pub const MAX_SHOWN_ERRORS: usize = 50;
+
+/// The most characters of one problem's message that are printed.
+pub const MAX_MESSAGE_CHARS: usize = 2_000;
+
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
+        for (i, e) in self.0.iter().take(MAX_SHOWN_ERRORS).enumerate() {
             if i > 0 {
                 writeln!(f)?;
             }
-            write!(f, "{e}")?;
+            let text = e.to_string();
+            match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+                Some((cut, _)) => write!(f, "{}... (cut)", &text[..cut])?,
+                None => write!(f, "{text}")?,
+            }
+        }
+        if self.0.len() > MAX_SHOWN_ERRORS {
+            write!(
+                f,
+                "\n... and {} more problems",
+                self.0.len() - MAX_SHOWN_ERRORS
+            )?;
         }
         Ok(())
     }

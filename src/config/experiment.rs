@@ -304,6 +304,29 @@ impl Experiment {
     /// allowed; a name with no file behind it reads nothing and is left to
     /// [`Experiment::plan`] (which says it is missing).
     pub fn confine_files(&mut self, dir: &Path, allowed: &[PathBuf]) -> Result<(), ConfigErrors> {
+        self.confine_within(dir, allowed, Scope::Experiment)
+    }
+
+    /// [`Experiment::confine_files`] for a record's `config.toml` in `dir`: a text
+    /// file outside the record's folder is refused unless at or under a path of
+    /// `allowed` (what this machine allowed the run when it trained, verified, and the
+    /// user's `--allow-file`).
+    pub fn confine_record_files(
+        &mut self,
+        dir: &Path,
+        allowed: &[PathBuf],
+    ) -> Result<(), ConfigErrors> {
+        self.confine_within(dir, allowed, Scope::Record)
+    }
+
+    /// Resolves the text files against `dir` and refuses those outside it and
+    /// `allowed`; `scope` says what `dir` is, for the message.
+    fn confine_within(
+        &mut self,
+        dir: &Path,
+        allowed: &[PathBuf],
+        scope: Scope,
+    ) -> Result<(), ConfigErrors> {
         self.resolve_files(dir);
         if !self.reads_text() {
             return Ok(());
@@ -322,7 +345,8 @@ impl Experiment {
             .written_files()
             .into_iter()
             .filter_map(|(field, file)| {
-                outside(&file, &root, &allowed).map(|message| ConfigError::new(field, message))
+                outside(&file, &root, &allowed, scope)
+                    .map(|message| ConfigError::new(field, message))
             })
             .collect();
         if errors.is_empty() {
@@ -385,7 +409,16 @@ pub(super) fn located(mut errors: ConfigErrors, text: &str) -> ConfigErrors {
 /// Why the text task may not read `file`, if it may not: the file it would read (what
 /// `tasks::text::load` opens: the path as it stands) lies, links followed, outside
 /// `root` and every path of `allowed`.
-fn outside(file: &str, root: &Path, allowed: &[PathBuf]) -> Option<String> {
+/// What a folder that confines text files is, for the refusal's words.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// An experiment file's folder.
+    Experiment,
+    /// A run record's folder.
+    Record,
+}
+
+fn outside(file: &str, root: &Path, allowed: &[PathBuf], scope: Scope) -> Option<String> {
     let path = Path::new(file);
     if file.is_empty() || !path.is_file() {
         return None;
@@ -402,11 +435,15 @@ fn outside(file: &str, root: &Path, allowed: &[PathBuf]) -> Option<String> {
     } else {
         format!(" (it is {})", real.display())
     };
-    Some(format!(
-        "{file:?}{via} lies outside the experiment's folder {}: an experiment reads only files in its own folder; if you trust this one, allow it with `--allow-file {}` (attnlab run or validate)",
-        root.display(),
-        real.display()
-    ))
+    let (root, real) = (root.display(), real.display());
+    Some(match scope {
+        Scope::Experiment => format!(
+            "{file:?}{via} lies outside the experiment's folder {root}: an experiment reads only files in its own folder; if you trust this one, allow it with `--allow-file {real}` (attnlab run or validate)"
+        ),
+        Scope::Record => format!(
+            "{file:?}{via} lies outside the record {root}, and this machine did not allow this record to read it when it trained (a record from elsewhere, or one whose config.toml was edited); if you trust it, allow it with `--allow-file {real}`"
+        ),
+    })
 }
 
 /// Deserialises with the dotted path of the failing field and the line it is on.

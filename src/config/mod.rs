@@ -22,7 +22,10 @@ mod suggest;
 mod sweep;
 mod train_choices;
 
-pub use budget::{MemoryEstimate, estimate, human_bytes, over_budget, parameter_count, step_flops};
+pub use budget::{
+    MemoryEstimate, estimate, evaluation_estimate, human_bytes, over_budget, parameter_count,
+    step_flops,
+};
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::Experiment;
 pub use fields::{Field, FieldPathError, Section};

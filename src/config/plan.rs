@@ -128,14 +128,25 @@ impl RunPlan {
     }
 }
 
+/// Where a text task's file may lie ([`Experiment::load_and_plan_with`]).
+#[derive(Clone, Copy)]
+enum Confinement<'a> {
+    /// Anywhere: files the tests write.
+    None,
+    /// In the experiment file's folder, or at or under these paths.
+    Experiment(&'a [std::path::PathBuf]),
+    /// In the record's folder, or at or under these paths.
+    Record(&'a [std::path::PathBuf]),
+}
+
 impl Experiment {
     /// Reads, parses and validates a file: every error carries the file and, where the
     /// field is written in it, the line. A text task's file is resolved against the
-    /// file's folder but not confined to it: for files attnlab wrote itself (a record's
-    /// `config.toml`); an experiment from the user goes through
-    /// [`Experiment::load_and_plan_allowing`].
+    /// file's folder but not confined to it: only for files the tests write; an
+    /// experiment from the user goes through [`Experiment::load_and_plan_allowing`], a
+    /// record's `config.toml` through [`Experiment::load_record_and_plan`].
     pub fn load_and_plan(path: &std::path::Path) -> Result<(Self, Vec<RunPlan>), ConfigErrors> {
-        Self::load_and_plan_with(path, None)
+        Self::load_and_plan_with(path, Confinement::None)
     }
 
     /// [`Experiment::load_and_plan`] for an experiment file from the user (what
@@ -146,24 +157,48 @@ impl Experiment {
         path: &std::path::Path,
         allowed: &[std::path::PathBuf],
     ) -> Result<(Self, Vec<RunPlan>), ConfigErrors> {
-        Self::load_and_plan_with(path, Some(allowed))
+        Self::load_and_plan_with(path, Confinement::Experiment(allowed))
     }
 
-    /// Loads and plans, text files confined unless `allowed` is `None`.
+    /// [`Experiment::load_and_plan`] for a record's `config.toml` (`path`): held to the
+    /// same bounds and memory budget as an experiment file, and its text task's file
+    /// refused, before it is read, unless it lies in the record's folder or at or
+    /// under a path of `allowed` (the record's own allowance, once verified, and the
+    /// user's `--allow-file`). A record someone sent cannot name `~/.ssh/id_rsa`.
+    pub fn load_record_and_plan(
+        path: &std::path::Path,
+        allowed: &[std::path::PathBuf],
+    ) -> Result<(Self, Vec<RunPlan>), ConfigErrors> {
+        Self::load_and_plan_with(path, Confinement::Record(allowed))
+    }
+
+    /// Loads and plans, text files confined as `confinement` says.
     fn load_and_plan_with(
         path: &std::path::Path,
-        allowed: Option<&[std::path::PathBuf]>,
+        confinement: Confinement<'_>,
     ) -> Result<(Self, Vec<RunPlan>), ConfigErrors> {
         let shown = path.display().to_string();
+        let linked = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+        if linked && matches!(confinement, Confinement::Record(_)) {
+            // attnlab never writes a link into a record.
+            return Err(ConfigErrors::from(ConfigError::new(
+                "",
+                "is a symbolic link (records hold no links)",
+            ))
+            .in_file(&shown));
+        }
         let text = read_experiment_text(path)?;
         let mut experiment = Self::from_toml(&text).map_err(|e| e.in_file(&shown))?;
         let folder = folder_of(path);
-        match allowed {
-            Some(allowed) => experiment
-                .confine_files(folder, allowed)
-                .map_err(|e| located(e, &text).in_file(&shown))?,
-            None => experiment.resolve_files(folder),
-        }
+        let confined = match confinement {
+            Confinement::None => {
+                experiment.resolve_files(folder);
+                Ok(())
+            }
+            Confinement::Experiment(allowed) => experiment.confine_files(folder, allowed),
+            Confinement::Record(allowed) => experiment.confine_record_files(folder, allowed),
+        };
+        confined.map_err(|e| located(e, &text).in_file(&shown))?;
         match experiment.plan() {
             Ok(plans) => Ok((experiment, plans)),
             Err(errors) => Err(located(errors, &text).in_file(&shown)),

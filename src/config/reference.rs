@@ -142,6 +142,30 @@ pub struct Reference {
     pub runs: BTreeMap<String, PublishedRun>,
 }
 
+/// The runs listed in a refusal: the nearest name, or the first few of many (a file
+/// of 10,000 runs and as many wrong keys must not print every name per key).
+fn some_runs(name: &str, run_names: &[&str]) -> String {
+    const LISTED: usize = 8;
+    // Bounded: a suggestion is looked for among a few short names only.
+    let nearest = (run_names.len() <= LISTED * 8 && name.len() <= 64)
+        .then(|| run_names.iter().filter(|r| r.len() <= 64))
+        .into_iter()
+        .flatten()
+        .map(|r| (strsim::levenshtein(name, r), *r))
+        .min()
+        .filter(|(d, _)| *d <= 3);
+    if let Some((_, r)) = nearest {
+        return format!("did you mean \"{r}\"?");
+    }
+    let listed: Vec<&str> = run_names.iter().take(LISTED).copied().collect();
+    let more = run_names.len().saturating_sub(LISTED);
+    if more == 0 {
+        format!("its runs: {}", listed.join(", "))
+    } else {
+        format!("its runs: {}, and {more} more", listed.join(", "))
+    }
+}
+
 impl Reference {
     /// Checks the table against the experiment's run names: every named run exists,
     /// every level is known and fits its metric, tolerances are finite and >= 0.
@@ -159,8 +183,8 @@ impl Reference {
                 errors.push(ConfigError::new(
                     format!("reference.runs.{name}"),
                     format!(
-                        "names no run of this experiment (its runs: {})",
-                        run_names.join(", ")
+                        "names no run of this experiment ({})",
+                        some_runs(name, run_names)
                     ),
                 ));
             }

@@ -336,13 +336,10 @@ fn export_one(
     }
     let snapshots = record.snapshots()?;
     if let Some((header, snapshots)) = &snapshots {
-        // The statistics need the run's settings (patterns, masks); a record whose
+        // The statistics need the run's settings (patterns, masks), held to every
+        // bound (a record's `layers = 2^50` must not size a mask); a record whose
         // configuration no longer reads still gets its maps exported.
-        if let Some(settings) = record
-            .experiment()
-            .ok()
-            .and_then(|e| e.run_settings(0).ok())
-        {
+        if let Ok(settings) = record.checked_settings() {
             let masks = settings.model.fitted_layer_masks(
                 settings.task.seq_len,
                 settings.train.seed,

@@ -83,6 +83,19 @@ pub enum Problem {
         /// Heads per layer.
         heads: usize,
     },
+    /// The batches asked for, held together (ablation and patching score every
+    /// intervention on the same examples), would not fit in memory.
+    #[error(
+        "--batches {batches}: holding them takes about {needed} of memory, more than the {available} available (fewer batches, or `attnlab eval`, which scores them one at a time)"
+    )]
+    Batches {
+        /// The batches asked for.
+        batches: usize,
+        /// The memory they need, in words.
+        needed: String,
+        /// The memory available, in words.
+        available: String,
+    },
     /// The task has no clean/corrupted pairs, or an answer is outside the vocabulary.
     #[error("{0}")]
     Task(String),

@@ -41,18 +41,21 @@ pub struct RecordEval {
 /// from `seed` (fresh: not the run's training or evaluation stream unless the seed
 /// says so), on `backend`; at `seq_len` when given (the task generated at that length,
 /// the masks planned for it: [`RunPlan::at_length`]), which learned positions refuse
-/// beyond their own length.
+/// beyond their own length. The batches are drawn and scored one at a time; the
+/// record's settings are read as [`crate::records::RunRecord::plan_allowing`] says,
+/// `allowed` being the user's `--allow-file`.
 pub fn evaluate_record(
     dir: &Path,
     seed: u64,
     batches: usize,
     backend: BackendChoice,
     seq_len: Option<usize>,
+    allowed: &[std::path::PathBuf],
 ) -> Result<RecordEval, InspectError> {
     let fail = |problem: Problem| InspectError::new(dir, problem);
     let record = RunRecord::open(dir).map_err(|e| fail(e.into()))?;
     // The run its summary names (a hand-written config.toml may hold several).
-    let trained = record.resume_plan().map_err(|e| fail(e.into()))?;
+    let trained = record.plan_allowing(allowed).map_err(|e| fail(e.into()))?;
     let plan = &match seq_len {
         Some(n) if n != trained.settings().task.seq_len => trained
             .at_length(n)
@@ -109,10 +112,10 @@ pub struct Scores {
 
 /// `model`'s scores on `batches` with `mixing` (interventions included), on `device`;
 /// the distance tally is stamped with `step`.
-pub fn score<M: SequenceModel>(
+pub fn score<M: SequenceModel, B: std::borrow::Borrow<Batch>>(
     model: &M,
     mixing: &Mixing,
-    batches: &[Batch],
+    batches: impl IntoIterator<Item = B>,
     device: &Device,
     step: usize,
 ) -> Result<Scores, ReadbackError> {
@@ -122,10 +125,10 @@ pub fn score<M: SequenceModel>(
 /// [`score`], asking `go_on` after each batch whether to score the next: when it says
 /// no, the scores cover the batches scored so far (a run being stopped evaluates
 /// one batch).
-pub fn score_while<M: SequenceModel>(
+pub fn score_while<M: SequenceModel, B: std::borrow::Borrow<Batch>>(
     model: &M,
     mixing: &Mixing,
-    batches: &[Batch],
+    batches: impl IntoIterator<Item = B>,
     device: &Device,
     step: usize,
     mut go_on: impl FnMut() -> bool,
@@ -136,6 +139,7 @@ pub fn score_while<M: SequenceModel>(
         counts: Vec::new(),
     };
     for batch in batches {
+        let batch = batch.borrow();
         let logits = model.forward(tokens_tensor(batch, device), mixing);
         let counted = batch.targets.iter().filter(|&&t| t != IGNORE).count() as f64;
         let loss = scalar(
@@ -173,8 +177,14 @@ fn measure<M: SequenceModel>(
     batches: usize,
 ) -> Result<(f64, f64, DistanceAccuracy), ReadbackError> {
     let mixing = Mixing::for_plan(plan, device, SparseMode::WherePaysOff);
-    let data = eval_batches(plan, seed, batches);
-    let s = score(model, &mixing, &data, device, 0)?;
+    // Drawn one at a time as they are scored: `--batches` costs time, not memory.
+    let s = score(
+        model,
+        &mixing,
+        eval_batch_stream(plan, seed, batches),
+        device,
+        0,
+    )?;
     Ok((s.loss, s.accuracy, s.by_distance))
 }
 
@@ -182,9 +192,12 @@ fn measure<M: SequenceModel>(
 /// examples each, drawn from `seed`: the same seed gives the same examples, so every
 /// measurement of one call sees the same data.
 pub(super) fn eval_batches(plan: &RunPlan, seed: u64, batches: usize) -> Vec<Batch> {
-    let settings = plan.settings();
+    eval_batch_stream(plan, seed, batches).collect()
+}
+
+/// [`eval_batches`], each batch drawn when it is asked for.
+fn eval_batch_stream(plan: &RunPlan, seed: u64, batches: usize) -> impl Iterator<Item = Batch> {
+    let settings = plan.settings().clone();
     let mut rng = StdRng::seed_from_u64(seed);
-    (0..batches.max(1))
-        .map(|_| settings.task.eval_batch(settings.train.batch, &mut rng))
-        .collect()
+    (0..batches.max(1)).map(move |_| settings.task.eval_batch(settings.train.batch, &mut rng))
 }

@@ -46,12 +46,12 @@ pub fn ablate(
 ) -> Result<(Scores, Vec<Ablation>), InspectError> {
     run.check_heads(sets)?;
     let mixing = run.mixing();
-    let data = run.batches(seed, batches);
+    let data = run.batches(seed, batches)?;
     let clean =
         score(&run.model, &mixing, &data, &run.device, run.step).map_err(|e| run.fail(e))?;
     let means = match mode {
         AblationMode::Zero => None,
-        AblationMode::Mean => Some(reference_outputs(run, &mixing, seed)),
+        AblationMode::Mean => Some(reference_outputs(run, &mixing, seed)?),
     };
     let mut out = Vec::with_capacity(sets.len());
     for (i, set) in sets.iter().enumerate() {
@@ -84,17 +84,21 @@ pub fn ablate(
 }
 
 /// Every layer's head outputs on a reference batch drawn apart from the scored ones.
-fn reference_outputs(run: &LoadedRun, mixing: &Mixing, seed: u64) -> Vec<Tensor<3>> {
-    let reference = run.batches(seed ^ 0x5EED_0FAB_1A7E, 1);
+fn reference_outputs(
+    run: &LoadedRun,
+    mixing: &Mixing,
+    seed: u64,
+) -> Result<Vec<Tensor<3>>, InspectError> {
+    let reference = run.batches(seed ^ 0x5EED_0FAB_1A7E, 1)?;
     let (capture, captured) = Interventions::capturing();
     let batch = &reference[0];
     drop(
         run.model
             .forward(run.tokens(batch), &mixing.with_interventions(capture)),
     );
-    (0..run.shape().0)
+    Ok((0..run.shape().0)
         .map_while(|l| captured.layer(l))
-        .collect()
+        .collect())
 }
 
 /// Every layer's attention weights on the run's probe (the example the Heads pane

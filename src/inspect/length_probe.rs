@@ -38,7 +38,7 @@ pub fn probe_at_length(
     seq_len: usize,
     backend: BackendChoice,
 ) -> Result<LengthProbe, InspectError> {
-    let run = LoadedRun::load(dir, None, backend)?;
+    let run = LoadedRun::load(dir, None, backend, &[])?;
     let plan = if seq_len == run.plan.settings().task.seq_len {
         run.plan.clone()
     } else {

@@ -48,16 +48,19 @@ pub fn checkpoint_steps(dir: &Path) -> Result<Vec<usize>, InspectError> {
 
 impl LoadedRun {
     /// The transformer of the record in `dir` at `step` (a kept checkpoint, or the
-    /// latest), or at its latest checkpoint, on `backend`.
+    /// latest), or at its latest checkpoint, on `backend`. Its settings are read as
+    /// every record's are ([`RunRecord::plan_allowing`]: bounds, budget, its text file
+    /// confined unless this machine allowed it or it is under a path of `allowed`).
     pub fn load(
         dir: &Path,
         step: Option<usize>,
         backend: BackendChoice,
+        allowed: &[PathBuf],
     ) -> Result<Self, InspectError> {
         let fail = |problem: Problem| InspectError::new(dir, problem);
         let record = RunRecord::open(dir).map_err(|e| fail(e.into()))?;
         // The run its summary names (a hand-written config.toml may hold several).
-        let plan = record.resume_plan().map_err(|e| fail(e.into()))?;
+        let plan = record.plan_allowing(allowed).map_err(|e| fail(e.into()))?;
         if plan.settings().model.kind != ModelKind::Transformer {
             return Err(fail(Problem::NoHeads));
         }
@@ -155,9 +158,23 @@ impl LoadedRun {
         tokens_tensor(batch, &self.device)
     }
 
-    /// `batches` evaluation batches drawn from `seed`.
-    pub(super) fn batches(&self, seed: u64, batches: usize) -> Vec<Batch> {
-        super::evaluate::eval_batches(&self.plan, seed, batches)
+    /// `batches` evaluation batches drawn from `seed`, held together: refused when
+    /// they would not fit in the memory available (tokens, targets and distances,
+    /// 8 bytes each per position).
+    pub(super) fn batches(&self, seed: u64, batches: usize) -> Result<Vec<Batch>, InspectError> {
+        let s = self.plan.settings();
+        let needed = (batches as u64)
+            .saturating_mul(s.train.batch as u64)
+            .saturating_mul(s.task.seq_len as u64)
+            .saturating_mul(24);
+        if let Some(available) = crate::config::available_memory().filter(|&a| needed > a / 2) {
+            return Err(self.fail(Problem::Batches {
+                batches,
+                needed: crate::config::human_bytes(needed),
+                available: crate::config::human_bytes(available),
+            }));
+        }
+        Ok(super::evaluate::eval_batches(&self.plan, seed, batches))
     }
 
     /// The run's probe (the example the Heads pane shows) as a batch of one.

@@ -25,6 +25,10 @@ mod patching;
 mod snapshot;
 
 pub use error::{InspectError, Problem};
+
+/// The most batches `attnlab eval`, `ablate` and `patch` take (`--batches`).
+pub const MAX_BATCHES: usize = 100_000;
+
 pub use evaluate::{RecordEval, Scores, evaluate_record, score, score_while};
 pub use interventions::{Ablation, AblationMode, ablate, probe_attention, probe_statistics};
 pub use length_probe::{LengthProbe, probe_at_length};

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::files::{RecordError, io_at, open_regular, read_small, write_atomically};
+use super::files::{RecordError, io_at, not_plain, open_regular, read_small, write_atomically};
 use crate::config::KeepCheckpoints;
 
 /// The folder of kept models inside `checkpoint/`.
@@ -70,6 +70,9 @@ pub fn read_checkpoint(record_dir: &Path) -> Result<Option<CheckpointState>, Rec
     if !path.exists() {
         return Ok(None);
     }
+    if !real_folder(&checkpoint_dir(record_dir))? {
+        return Ok(None);
+    }
     let text = read_small(&path)?;
     let state: CheckpointState =
         serde_json::from_str(&text).map_err(|source| RecordError::Summary {
@@ -80,11 +83,15 @@ pub fn read_checkpoint(record_dir: &Path) -> Result<Option<CheckpointState>, Rec
     let optimizer = (!state.optimizer.is_empty()).then_some(&state.optimizer);
     for file in std::iter::once(&state.model).chain(optimizer) {
         let named = checkpoint_dir(record_dir).join(file);
-        if file.contains('/') || file.contains("..") || !named.is_file() {
+        if file.contains(['/', '\\']) || file.contains("..") || !named.is_file() {
             return Err(RecordError::Damaged {
                 path,
                 problem: format!("names {file}, which is not in the checkpoint"),
             });
+        }
+        // Loaded by eval, resume and fork: never through a link.
+        if let Some(why) = not_plain(&named) {
+            return Err(damaged(&named, why));
         }
     }
     Ok(Some(state))
@@ -192,8 +199,8 @@ pub fn kept_checkpoints(record_dir: &Path) -> Result<Vec<KeptCheckpoint>, Record
             ));
         }
         let entry = entry.map_err(io_at(&dir))?;
-        // The entry's own type: a link is not followed.
-        if !entry.file_type().is_ok_and(|t| t.is_file()) {
+        // The entry's own type: a link is not followed, nor a hard link read.
+        if !entry.file_type().is_ok_and(|t| t.is_file()) || not_plain(&entry.path()).is_some() {
             continue;
         }
         let name = entry.file_name();

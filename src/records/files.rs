@@ -63,7 +63,7 @@ pub(super) fn io_at(path: &Path) -> impl FnOnce(io::Error) -> RecordError + '_ {
     }
 }
 
-fn damaged(path: &Path, problem: impl Into<String>) -> RecordError {
+pub(super) fn damaged(path: &Path, problem: impl Into<String>) -> RecordError {
     RecordError::Damaged {
         path: path.to_path_buf(),
         problem: problem.into(),
@@ -313,6 +313,34 @@ pub(super) fn open_regular(path: &Path, max_bytes: u64) -> Result<(BoundedFile, 
         limit: max_bytes,
     };
     Ok((file, opened.len()))
+}
+
+/// Why `path` is not a file a record may hold: a symbolic link, not a regular file,
+/// or (on Unix) a hard link, one file under several names, which attnlab never
+/// makes (kept models are copies) and through which a record could read or be made to
+/// write a file elsewhere. `None` when it is a plain file.
+pub(super) fn not_plain(path: &Path) -> Option<String> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) => return Some(e.to_string()),
+    };
+    if meta.file_type().is_symlink() {
+        return Some("is a symbolic link (records hold no links)".into());
+    }
+    if !meta.is_file() {
+        return Some("not a regular file".into());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if meta.nlink() > 1 {
+            return Some(format!(
+                "a hard link ({} names for one file; records hold no links)",
+                meta.nlink()
+            ));
+        }
+    }
+    None
 }
 
 /// Reads a small text file (summary, config, checkpoint state) defensively: at most

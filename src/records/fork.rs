@@ -101,6 +101,8 @@ fn create_child(
         .map_err(|e| ForkError::Config(e.to_string()))?;
     let writer = RecordWriter::create(root, plan.experiment(), plan.name(), &config, summary)?;
     let child = writer.dir().to_path_buf();
+    // The parent's file was allowed (its loader checked): so is the child's.
+    super::write_allowance(&child, plan.settings())?;
     // The writer's summary says running; the child is stopped at the fork step until
     // it resumes.
     summary.pid = None;

@@ -11,6 +11,7 @@
 //!                    checkpoint/     model and optimiser state + state.json (see `checkpoint`)
 //!                      kept/000400.bpk  with train.keep_checkpoints: the model at each
 //!                                    kept checkpoint step (see `checkpoint`)
+//!                    allowance.json  the text file this machine allowed the run to read, signed (see `allowance`)
 //!                    writer.lock     locked by the process writing the record; its pid (see `lock`)
 //! ```
 //!
@@ -18,6 +19,7 @@
 //! checkpoint, the settings it was trained with; only then is the record locked and
 //! rewritten.
 
+mod allowance;
 mod checkpoint;
 mod distance;
 mod files;
@@ -29,6 +31,7 @@ mod resume;
 mod snapshots;
 mod summary;
 
+pub use allowance::{ALLOWANCE_FILE, config_home, verified_allowance, write_allowance};
 pub use checkpoint::{
     CheckpointState, KeptCheckpoint, MAX_KEPT_ENTRIES, ModelAtError, checkpoint_dir,
     commit_checkpoint, keep_checkpoint_model, kept_checkpoints, kept_dir, model_at,

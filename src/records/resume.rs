@@ -226,13 +226,55 @@ pub fn check_resume(
 }
 
 impl RunRecord {
-    /// The plan that resumes this record: the run of its `config.toml` that
+    /// The plan that resumes this record: [`RunRecord::plan_allowing`] with only the
+    /// record's own verified allowance.
+    pub fn resume_plan(&self) -> Result<RunPlan, ResumeError> {
+        self.plan_allowing(&[])
+    }
+
+    /// The run's settings, for showing its record (export, the window) where it does
+    /// not plan (over this machine's memory budget, say): its text file confined as
+    /// [`RunRecord::plan_allowing`] confines it (nothing else allowed) and every
+    /// setting within the bounds an experiment file's are held to, so nothing sized
+    /// from them (masks, overlays) can exhaust memory; else the reason.
+    pub fn checked_settings(&self) -> Result<Settings, RecordError> {
+        let shown = self.dir.join("config.toml").display().to_string();
+        let mut experiment = self.experiment()?;
+        experiment
+            .confine_record_files(&self.dir, &super::verified_allowance(&self.dir))
+            .map_err(|e| e.in_file(&shown))?;
+        let name = &self.summary.name;
+        let index = experiment
+            .runs
+            .iter()
+            .position(|r| &r.name == name)
+            .unwrap_or(0);
+        let settings = experiment
+            .run_settings(index)
+            .map_err(|e| crate::config::ConfigErrors::from(e).in_file(&shown))?;
+        let errors = crate::config::check_settings(&settings);
+        if errors.is_empty() {
+            Ok(settings)
+        } else {
+            Err(crate::config::ConfigErrors(errors).in_file(&shown).into())
+        }
+    }
+
+    /// The one way a record's settings are read to be run or measured (eval, ablate,
+    /// patch, the Length probe, resume, fork, the window): its `config.toml` held to
+    /// the same bounds and memory budget as an experiment file, its text task's file
+    /// confined to the record's folder unless this machine allowed it when the run
+    /// trained ([`super::verified_allowance`]) or it lies at or under a path of
+    /// `allowed` (the user's `--allow-file`). Then the run of the file that
     /// `summary.json` names (a hand-written file may hold several; none of that name
     /// is an error listing those it has), planned for the steps the summary last
     /// planned when that is more than the file says (a run extended with `--steps`).
-    pub fn resume_plan(&self) -> Result<RunPlan, ResumeError> {
+    pub fn plan_allowing(&self, allowed: &[std::path::PathBuf]) -> Result<RunPlan, ResumeError> {
         let path = self.dir.join("config.toml");
-        let (_, plans) = Experiment::load_and_plan(&path).map_err(RecordError::from)?;
+        let mut allowance = super::verified_allowance(&self.dir);
+        allowance.extend(allowed.iter().cloned());
+        let (_, plans) =
+            Experiment::load_record_and_plan(&path, &allowance).map_err(RecordError::from)?;
         let names: Vec<String> = plans.iter().map(|p| format!("\"{}\"", p.name())).collect();
         let plan = plans
             .into_iter()

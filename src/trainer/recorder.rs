@@ -210,6 +210,14 @@ impl Recorder {
                 root: root.clone(),
                 source,
             })?;
+            // The plan's text file was confined when it was loaded: this machine
+            // allows the record to read it again (eval, resume, the window).
+            crate::records::write_allowance(writer.dir(), run.plan.settings()).map_err(
+                |source| RecorderError::Create {
+                    root: root.clone(),
+                    source,
+                },
+            )?;
             recorder.writer = Some(writer);
         }
         Ok(recorder)

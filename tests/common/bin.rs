@@ -12,7 +12,15 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_attnlab");
 pub fn command(args: &[&str]) -> Command {
     let mut command = Command::new(BIN);
     command.args(args);
+    // The user's attnlab folder (the key that signs records' allowances): the tests'
+    // own, shared by every test, never the tester's.
+    command.env("XDG_CONFIG_HOME", config_home());
     command
+}
+
+/// The configuration folder the binary sees in the tests.
+pub fn config_home() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("config-home")
 }
 
 /// Runs the binary with `args` in `cwd` and returns what it printed and its status.

@@ -177,7 +177,7 @@ fn compute(
     phase: &dyn Fn(String),
 ) -> Result<AblatedAttention, String> {
     phase(format!("loading the weights of step {}", key.step));
-    let run = LoadedRun::load(&key.record, Some(key.step), BackendChoice::Cpu)
+    let run = LoadedRun::load(&key.record, Some(key.step), BackendChoice::Cpu, &[])
         .map_err(|e| e.problem.to_string())?;
     let stopped = || "cancelled".to_string();
     if cancel.load(Ordering::Relaxed) {

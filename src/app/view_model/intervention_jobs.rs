@@ -253,7 +253,7 @@ pub(super) fn grid_job(
     });
     let step = nearest_step(&steps?, wanted).ok_or_else(|| NO_WEIGHTS.to_string())?;
     r.progress(0.0, format!("loading the weights of step {step}"));
-    let run = LoadedRun::load(record, Some(step), BackendChoice::Cpu)
+    let run = LoadedRun::load(record, Some(step), BackendChoice::Cpu, &[])
         .map_err(|e| e.problem.to_string())?;
     let (layers, heads) = run.shape();
     let Some((clean_accuracy, ablated)) = ablate_each_head(r, &run, step, mode, batches)? else {
@@ -380,7 +380,7 @@ pub(super) fn steps_job(
         }
         let what = format!("head {head} at step {step} ({} of {})", i + 1, todo.len());
         r.progress(i as f32 / todo.len() as f32, what);
-        let measured = LoadedRun::load(record, Some(step), BackendChoice::Cpu)
+        let measured = LoadedRun::load(record, Some(step), BackendChoice::Cpu, &[])
             .and_then(|run| ablate(&run, &[vec![head]], mode, SEED, batches, &mut |_, _| {}));
         match measured {
             Ok((clean, ablations)) => {

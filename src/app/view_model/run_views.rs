@@ -211,20 +211,25 @@ impl RunView {
     /// parses but no longer validates still opens (curves and maps), with a warning
     /// and without mask overlays.
     pub fn from_record(id: RunId, record: &RunRecord) -> Result<Self, RecordError> {
-        let experiment = record.experiment()?;
-        let mut view = match experiment.plan() {
-            Ok(mut plans) if !plans.is_empty() => Self::live(id, &plans.remove(0)),
-            planned => {
-                let settings = experiment
-                    .run_settings(0)
-                    .unwrap_or_else(|_| experiment.base.clone());
-                let why = match planned {
-                    Err(e) => e.to_string(),
-                    Ok(_) => "it has no run".into(),
+        // Read as every record is (bounds, budget, its text file confined): a record
+        // from elsewhere cannot make the window read `~/.ssh/id_rsa` or size a mask
+        // from `layers = 2^50`.
+        let mut view = match record.resume_plan() {
+            Ok(plan) => Self::live(id, &plan),
+            Err(why) => {
+                // Its settings where they are within every bound (a run over this
+                // machine's memory budget still shows its masks), else the defaults.
+                let (settings, bounds) = match record.checked_settings() {
+                    Ok(settings) => (settings, None),
+                    Err(e) => (Settings::default(), Some(e)),
                 };
-                let mut view = Self::new(id, "", &experiment.name, settings, false);
+                let mut view = Self::new(id, "", &record.summary.experiment, settings, false);
                 view.warnings
                     .push(format!("the record's config.toml is not valid: {why}"));
+                if let Some(e) = bounds {
+                    view.warnings
+                        .push(format!("its settings are not shown (nor its masks): {e}"));
+                }
                 view
             }
         };

@@ -24,6 +24,18 @@ impl RunPlan {
         if let Some(why) = beyond_learned(&self.settings, n) {
             return Err(ConfigError::new(fields::POSITIONS.path, why).into());
         }
+        let needed = crate::config::evaluation_estimate(&self.settings, n);
+        if let Some(available) = crate::config::available_memory().filter(|&a| needed > a) {
+            return Err(ConfigError::new(
+                fields::SEQ_LEN.path,
+                format!(
+                    "evaluating at {n} needs about {} of memory, more than the {} available",
+                    crate::config::human_bytes(needed),
+                    crate::config::human_bytes(available)
+                ),
+            )
+            .into());
+        }
         self.revise_within(
             |s| {
                 s.task.seq_len = n;
