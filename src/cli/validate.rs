@@ -49,8 +49,10 @@ impl ValidateArgs {
                 Err(errors) => {
                     ok = false;
                     println!("invalid {}", file.display());
-                    for e in &errors.0 {
-                        println!("  {e}");
+                    // Capped as ConfigErrors' Display caps them: a hostile file may
+                    // hold thousands of problems.
+                    for line in errors.to_string().lines() {
+                        println!("  {line}");
                     }
                 }
             }

@@ -176,6 +176,29 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
     }
 }
 
+/// How many checkpoints' models `s` keeps (`train.keep_checkpoints`): its count, or
+/// for `"all"` every checkpoint (one each `train.checkpoint_every` steps and the
+/// last), whichever is fewer.
+pub fn kept_checkpoints(s: &Settings) -> u64 {
+    let t = &s.train;
+    let checkpoints = match t.checkpoint_every {
+        0 => 1,
+        every => (t.steps / every) as u64 + 1,
+    };
+    t.keep_checkpoints
+        .limit()
+        .map_or(checkpoints, |n| checkpoints.min(n as u64))
+}
+
+/// The disk a run of `s` writes for its checkpoints: the latest (model and
+/// optimiser state, about 3 x 4 bytes per parameter) and each kept model (4 bytes
+/// per parameter), with 64 KiB of each file's names and framing.
+pub fn checkpoint_disk_bytes(s: &Settings) -> u64 {
+    let model = Saturating(parameter_count(s)) * F32 + Saturating(1 << 16);
+    let latest = Saturating(3) * model;
+    (latest + Saturating(kept_checkpoints(s)) * model).0
+}
+
 /// The estimated peak memory of evaluating `s`'s model at sequence length `n` a batch
 /// at a time (`attnlab eval --seq-len`, the Length probe): its parameters, one batch
 /// and every layer's mask at `n`, and the forward pass there.

@@ -23,8 +23,8 @@ mod sweep;
 mod train_choices;
 
 pub use budget::{
-    MemoryEstimate, estimate, evaluation_estimate, human_bytes, over_budget, parameter_count,
-    step_flops,
+    MemoryEstimate, checkpoint_disk_bytes, estimate, evaluation_estimate, human_bytes,
+    kept_checkpoints, over_budget, parameter_count, step_flops,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::Experiment;
@@ -44,7 +44,7 @@ pub use settings::{
 };
 pub use suggest::did_you_mean;
 pub use sweep::{Sweep, SweepAxis, group_of, point_label, value_label};
-pub use train_choices::{KeepCheckpoints, LrSchedule, PositionScheme};
+pub use train_choices::{KeepCheckpoints, LrSchedule, MAX_KEPT_CHECKPOINTS, PositionScheme};
 
 pub use crate::attention::AttentionPattern;
 pub use crate::tasks::{TaskConfig, TaskKind};

@@ -8,6 +8,10 @@ use std::num::NonZeroUsize;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+/// The most checkpoints a run may keep the models of (`train.keep_checkpoints`, a
+/// count or what `"all"` comes to): the most a record's `kept/` folder is read with.
+pub const MAX_KEPT_CHECKPOINTS: usize = 100_000;
+
 /// `train.keep_checkpoints`: the checkpoints whose model weights a run keeps besides
 /// its latest checkpoint (which always holds the model and the optimiser state, for a
 /// resume). Written `"all"`, a count (`5`), or `"latest"` (the default, as when the

@@ -33,9 +33,11 @@ use crate::config::KeepCheckpoints;
 /// The folder of kept models inside `checkpoint/`.
 const KEPT: &str = "kept";
 
-/// Most entries `kept/` is read with: far more than a run keeps (100 000 checkpoints),
-/// few enough to list in a moment; a folder with more is refused, not read.
-pub const MAX_KEPT_ENTRIES: usize = 100_000;
+/// Most entries `kept/` is read with: as many as a run may keep
+/// ([`crate::config::MAX_KEPT_CHECKPOINTS`], which validation holds
+/// `train.keep_checkpoints` to), few enough to list in a moment; a folder with more
+/// is refused, not read.
+pub const MAX_KEPT_ENTRIES: usize = crate::config::MAX_KEPT_CHECKPOINTS;
 
 /// What `checkpoint/state.json` holds.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

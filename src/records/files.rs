@@ -315,6 +315,22 @@ pub(super) fn open_regular(path: &Path, max_bytes: u64) -> Result<(BoundedFile, 
     Ok((file, opened.len()))
 }
 
+/// The bytes this user may still write on the file system holding `path` (or its
+/// nearest existing folder); `None` where that cannot be told.
+pub fn disk_available(path: &Path) -> Option<u64> {
+    let existing = path.ancestors().find(|p| p.exists())?;
+    #[cfg(unix)]
+    {
+        let stats = rustix::fs::statvfs(existing).ok()?;
+        Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = existing;
+        None
+    }
+}
+
 /// Why `path` is not a file a record may hold: a symbolic link, not a regular file,
 /// or (on Unix) a hard link, one file under several names, which attnlab never
 /// makes (kept models are copies) and through which a record could read or be made to

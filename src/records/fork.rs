@@ -35,6 +35,33 @@ pub enum ForkError {
     /// The child's settings could not be written.
     #[error("cannot write the child's config.toml: {0}")]
     Config(String),
+    /// A weights file of the parent is larger than a model of its settings can be
+    /// (a sparse or swapped file): it is not copied.
+    #[error(
+        "{}: {bytes} bytes, more than the {limit} a model of this run's settings can take; refused, nothing copied",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        bytes: u64,
+        /// The most such a file can be.
+        limit: u64,
+    },
+    /// The child would not fit on the disk.
+    #[error(
+        "the child needs about {needed} of disk and {} has {available} free; nothing copied",
+        root.display()
+    )]
+    NoSpace {
+        /// Where the child goes.
+        root: PathBuf,
+        /// What it needs, in words.
+        needed: String,
+        /// What is free, in words.
+        available: String,
+    },
 }
 
 /// Makes the child record of `parent` at `step` under `root`, for `plan` (the
@@ -49,10 +76,11 @@ pub fn fork_record(
     let record = RunRecord::open(parent)?;
     let latest = read_checkpoint(parent)?;
     let model = model_at(parent, step)?;
+    let same = latest.as_ref().filter(|l| l.step == step);
+    check_room(parent, root, &model, same, plan)?;
     let mut summary = child_summary(&record, parent, step, plan);
     let child = create_child(root, plan, &mut summary)?;
     copy_history(parent, &child, step)?;
-    let same = latest.as_ref().filter(|l| l.step == step);
     let (model_name, optimizer) = copy_weights(parent, &child, &model, step, same)?;
     let state = CheckpointState {
         step,
@@ -63,6 +91,50 @@ pub fn fork_record(
     };
     commit_checkpoint(&child, &state)?;
     Ok(child)
+}
+
+/// Refuses a fork before anything is written when a weights file to copy is larger
+/// than a model of `plan`'s settings can be (the model: 4 bytes per parameter; the
+/// optimiser state: 3 times that; each with 16 MiB of framing), or when what it
+/// copies (those files and the parent's history, at most) exceeds the disk space
+/// free under `root`.
+fn check_room(
+    parent: &Path,
+    root: &Path,
+    model: &Path,
+    same: Option<&CheckpointState>,
+    plan: &RunPlan,
+) -> Result<(), ForkError> {
+    let weights = crate::config::parameter_count(plan.settings()).saturating_mul(4);
+    let size = |path: &Path| fs::symlink_metadata(path).map_or(0, |m| m.len());
+    let mut files = vec![(model.to_path_buf(), weights)];
+    if let Some(l) = same {
+        files.push((
+            checkpoint_dir(parent).join(&l.optimizer),
+            weights.saturating_mul(3),
+        ));
+    }
+    let mut needed = 0u64;
+    for (path, expected) in files {
+        let (bytes, limit) = (size(&path), expected.saturating_add(16 << 20));
+        if bytes > limit {
+            return Err(ForkError::TooLarge { path, bytes, limit });
+        }
+        needed = needed.saturating_add(bytes);
+    }
+    for file in ["metrics.csv", super::distance::FILE, super::lengths::FILE] {
+        needed = needed.saturating_add(size(&parent.join(file)));
+    }
+    let snapshots = size(&parent.join("attention.bin")).min(MAX_SNAPSHOT_BYTES);
+    needed = needed.saturating_add(snapshots);
+    match super::disk_available(root) {
+        Some(available) if needed > available => Err(ForkError::NoSpace {
+            root: root.to_path_buf(),
+            needed: crate::config::human_bytes(needed),
+            available: crate::config::human_bytes(available),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// The child's summary: `plan`'s run stopped at `step`, on the parent's backend and

@@ -73,7 +73,8 @@ pub fn truncate_after(dir: &Path, step: usize) -> Result<(), RecordError> {
 }
 
 /// Every evaluation at other lengths, steps ascending and lengths ascending within a
-/// step; empty when the record has none. Malformed lines (and lines over
+/// step; empty when the record has none. Rows of lengths beyond the first
+/// `MAX_EVAL_LENGTHS + 1` the file names are skipped. Malformed lines (and lines over
 /// [`super::files::MAX_LINE`] bytes) are skipped, and distance rows of a (step,
 /// length) without its metrics row; a file of more than
 /// [`super::files::MAX_TABLE_FILE`] bytes actually read is refused.
@@ -85,6 +86,10 @@ pub fn read(dir: &Path) -> Result<Vec<LengthScores>, RecordError> {
         Ok(_) => {}
     }
     type Key = (usize, usize);
+    // A run evaluates at most MAX_EVAL_LENGTHS lengths besides its own: rows of
+    // further lengths are skipped, so a hostile file cannot make every reader (the
+    // Curves pane, each frame) walk any number of lines of lengths.
+    let mut lengths = std::collections::BTreeSet::new();
     let mut metrics: BTreeMap<Key, Metrics> = BTreeMap::new();
     let mut counts: BTreeMap<Key, BTreeMap<usize, (usize, usize)>> = BTreeMap::new();
     for line in table_lines(&path)?.skip(1) {
@@ -99,6 +104,12 @@ pub fn read(dir: &Path) -> Result<Vec<LengthScores>, RecordError> {
         let (Ok(step), Ok(seq_len)) = (step.parse::<usize>(), seq_len.parse::<usize>()) else {
             continue;
         };
+        if !lengths.contains(&seq_len) {
+            if lengths.len() > crate::config::MAX_EVAL_LENGTHS {
+                continue;
+            }
+            lengths.insert(seq_len);
+        }
         match kind {
             "metrics" => {
                 let (Ok(loss), Ok(accuracy), Ok(elapsed_secs)) = (a.parse(), b.parse(), c.parse())

@@ -38,7 +38,7 @@ pub use checkpoint::{
     read_checkpoint,
 };
 pub use distance::{DistanceAccuracy, DistanceCount};
-pub use files::{RecordError, write_atomically};
+pub use files::{RecordError, disk_available, write_atomically};
 pub use fork::{ForkError, fork_record};
 pub use lengths::LengthScores;
 pub use lock::{LOCK_FILE, RecordLock};

@@ -43,6 +43,21 @@ pub(super) enum RecorderError {
         /// Why.
         source: RecordError,
     },
+    /// The checkpoints the run would write do not fit on the disk.
+    #[error(
+        "train.keep_checkpoints: the run's checkpoints need about {needed} of disk ({kept} kept models and the latest checkpoint), and {} has {available} free; keep fewer (train.keep_checkpoints = N) or free space",
+        root.display()
+    )]
+    Disk {
+        /// The records root.
+        root: PathBuf,
+        /// Kept models.
+        kept: u64,
+        /// What they need, in words.
+        needed: String,
+        /// What is free, in words.
+        available: String,
+    },
     /// A metric, snapshot or summary could not be written.
     #[error("the run record could not be written: {0}")]
     Write(#[source] RecordError),
@@ -198,6 +213,7 @@ impl Recorder {
             return Ok(recorder);
         }
         if let Some(root) = &run.record_root {
+            check_disk(root, run.plan.settings())?;
             let config = run.plan.config_toml().map_err(RecorderError::Config)?;
             let writer = RecordWriter::create(
                 root,
@@ -344,4 +360,22 @@ fn save_checkpoint<M: SequenceModel>(
         .map_err(|source| CheckpointError::SaveOptimizer { path, source })?;
     commit_checkpoint(dir, state).map_err(CheckpointError::Commit)?;
     keep_checkpoint_model(dir, state, keep).map_err(CheckpointError::Keep)
+}
+
+/// Refuses a run whose checkpoints (the latest and every kept model) would not fit
+/// in the disk space free under `root`, before anything is written.
+fn check_disk(
+    root: &std::path::Path,
+    settings: &crate::config::Settings,
+) -> Result<(), RecorderError> {
+    let needed = crate::config::checkpoint_disk_bytes(settings);
+    match crate::records::disk_available(root) {
+        Some(available) if needed > available => Err(RecorderError::Disk {
+            root: root.to_path_buf(),
+            kept: crate::config::kept_checkpoints(settings),
+            needed: crate::config::human_bytes(needed),
+            available: crate::config::human_bytes(available),
+        }),
+        _ => Ok(()),
+    }
 }

@@ -178,18 +178,20 @@ fn group_curves_ui(
 
 /// The group's mean at each other evaluation length, `(seq_len, points)`.
 fn group_length_means(members: &[&RunView], axis: Axis) -> Vec<(usize, Vec<[f64; 2]>)> {
-    let curves: Vec<Vec<(usize, Vec<Metrics>)>> =
-        members.iter().map(|r| length_curves(r)).collect();
-    let mut lengths: Vec<usize> = curves.iter().flatten().map(|(n, _)| *n).collect();
-    lengths.sort_unstable();
-    lengths.dedup();
+    // Looked up by length: linear in the lengths and members, every frame.
+    let curves: Vec<std::collections::BTreeMap<usize, Vec<Metrics>>> = members
+        .iter()
+        .map(|r| length_curves(r).into_iter().collect())
+        .collect();
+    let lengths: std::collections::BTreeSet<usize> =
+        curves.iter().flat_map(|c| c.keys().copied()).collect();
     lengths
         .into_iter()
         .map(|n| {
             let lists: Vec<&[Metrics]> = curves
                 .iter()
-                .filter_map(|c| c.iter().find(|(m, _)| *m == n))
-                .map(|(_, m)| &m[..])
+                .filter_map(|c| c.get(&n))
+                .map(|m| &m[..])
                 .collect();
             let band = group_band(&lists, axis.value);
             (n, band.iter().map(|b| [b[0], axis.scale(b[1])]).collect())

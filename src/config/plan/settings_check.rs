@@ -4,7 +4,8 @@
 
 use super::eval_lengths;
 use crate::config::{
-    ConfigError, ModelConfig, ModelKind, PositionScheme, Settings, TrainConfig, fields,
+    ConfigError, MAX_KEPT_CHECKPOINTS, ModelConfig, ModelKind, PositionScheme, Settings,
+    TrainConfig, fields,
 };
 
 /// Every problem in one set of settings, fields relative to the file's top level:
@@ -43,6 +44,7 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
         check_attention(m, s.task.seq_len, &mut errors);
     }
     check_seeds(&s.train, &mut errors);
+    check_kept(s, &mut errors);
     let others_valid = errors.is_empty();
     errors.extend(eval_lengths::check(s, others_valid));
     errors
@@ -138,6 +140,21 @@ fn check_attention(m: &ModelConfig, n: usize, errors: &mut Vec<ConfigError>) {
                 ));
             }
         }
+    }
+}
+
+/// Kept checkpoints: at most [`MAX_KEPT_CHECKPOINTS`] models (the most a record's
+/// `kept/` folder is read with, so more would make the record unforkable).
+fn check_kept(s: &Settings, errors: &mut Vec<ConfigError>) {
+    let kept = crate::config::kept_checkpoints(s);
+    if kept > MAX_KEPT_CHECKPOINTS as u64 {
+        errors.push(ConfigError::new(
+            fields::KEEP_CHECKPOINTS.path,
+            format!(
+                "\"{}\" keeps {kept} checkpoints' models with train.steps = {} and train.checkpoint_every = {}: at most {MAX_KEPT_CHECKPOINTS}",
+                s.train.keep_checkpoints, s.train.steps, s.train.checkpoint_every
+            ),
+        ));
     }
 }
 
