@@ -133,15 +133,20 @@ pub fn tiles(mask: &str, n: usize) -> Arc<Vec<bool>> {
     }
     let side = n.div_ceil(TILE).max(1);
     let mut on = vec![false; side * side];
-    if let Ok(expr) = Expr::parse(mask)
-        && n > 0
-        // A mask that may divide is read pair by pair: nothing is known when that
-        // costs more than a check may spend (the check refuses it).
-        && !(expr.may_divide(n)
+    // A mask that may divide is read pair by pair: nothing is known when that costs
+    // more than a check may spend (the check refuses it).
+    let costly = |expr: &Expr| {
+        expr.may_divide(n)
             && (n as u64)
                 .saturating_mul(n as u64)
                 .saturating_mul(expr.size())
-                > MAX_CHECK_WORK)
+                > MAX_CHECK_WORK
+    };
+    if Expr::parse(mask).is_ok_and(|expr| costly(&expr)) {
+        return Arc::new(Vec::new());
+    }
+    if let Ok(expr) = Expr::parse(mask)
+        && n > 0
     {
         let mut boxes = Boxes {
             expr: &expr,
