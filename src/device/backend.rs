@@ -73,9 +73,14 @@ fn how_to_allow() -> String {
 /// The reason of [`BackendError::Refused`].
 fn refusal(sent_token: bool, withheld: Option<&Withheld>) -> String {
     match (sent_token, withheld) {
-        (true, _) => "the token sent is not the server's (check the token given for this address)".into(),
+        (true, _) => {
+            "the token sent is not the server's (check the token given for this address)".into()
+        }
         (false, Some(withheld)) => {
-            format!("it requires a token and none was sent: {withheld}; {}", how_to_allow())
+            format!(
+                "it requires a token and none was sent: {withheld}; {}",
+                how_to_allow()
+            )
         }
         (false, None) => format!("it requires a token and none was sent; {}", how_to_allow()),
     }

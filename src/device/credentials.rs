@@ -284,7 +284,9 @@ pub fn is_loopback(address: &str) -> bool {
     };
     let host = match host_port.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or_default(),
-        None => host_port.rsplit_once(':').map_or(host_port, |(host, _)| host),
+        None => host_port
+            .rsplit_once(':')
+            .map_or(host_port, |(host, _)| host),
     };
     host == "localhost" || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
@@ -294,9 +296,7 @@ pub fn is_loopback(address: &str) -> bool {
 /// is given once.
 pub fn first_send_in_clear(address: &str) -> bool {
     let key = normalise_address(address);
-    key.starts_with("ws://")
-        && !is_loopback(&key)
-        && with_store(|s| s.warned_in_clear.insert(key))
+    key.starts_with("ws://") && !is_loopback(&key) && with_store(|s| s.warned_in_clear.insert(key))
 }
 
 /// Splits the tokens off a `--backend` value: `remote:TOKEN@ws://host:port,...`
@@ -473,13 +473,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("credentials.toml");
         assert!(file_tokens(&path).unwrap().is_empty(), "no file, no tokens");
-        std::fs::write(&path, "[tokens]\n\"ws://10.0.0.5:3000/\" = \"f1le-token\"\n").unwrap();
+        std::fs::write(
+            &path,
+            "[tokens]\n\"ws://10.0.0.5:3000/\" = \"f1le-token\"\n",
+        )
+        .unwrap();
         let mode = |m: u32| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(m));
         for open in [0o644, 0o640, 0o602] {
             mode(open).unwrap();
             let e = file_tokens(&path).unwrap_err().to_string();
             assert!(e.contains(&path.display().to_string()), "{e}");
-            assert!(e.contains("other users") && !e.contains("f1le-token"), "{e}");
+            assert!(
+                e.contains("other users") && !e.contains("f1le-token"),
+                "{e}"
+            );
         }
         mode(0o600).unwrap();
         let found = file_tokens(&path).unwrap();
@@ -487,7 +494,10 @@ mod tests {
         let link = dir.path().join("link.toml");
         std::os::unix::fs::symlink(&path, &link).unwrap();
         let e = file_tokens(&link).unwrap_err().to_string();
-        assert!(e.contains("symbolic link") && !e.contains("f1le-token"), "{e}");
+        assert!(
+            e.contains("symbolic link") && !e.contains("f1le-token"),
+            "{e}"
+        );
         std::fs::write(&path, "[tokens]\n\"ws://h:1\" = \"two words\"\n").unwrap();
         let e = file_tokens(&path).unwrap_err().to_string();
         assert!(e.contains("ws://h:1") && !e.contains("words"), "{e}");

@@ -103,10 +103,14 @@ fn parse_entries(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut entries = Vec::new();
     for (key, value) in table {
         let toml::Value::Table(tokens) = value else {
-            return Err(format!("`{key}` is not a table (the file holds a [tokens] table)"));
+            return Err(format!(
+                "`{key}` is not a table (the file holds a [tokens] table)"
+            ));
         };
         if key != "tokens" {
-            return Err(format!("unknown table [{key}] (the file holds a [tokens] table)"));
+            return Err(format!(
+                "unknown table [{key}] (the file holds a [tokens] table)"
+            ));
         }
         for (address, token) in tokens {
             let toml::Value::String(token) = token else {

@@ -32,7 +32,8 @@ const MAX_LOGGED_ORIGIN: usize = 120;
 
 /// The answer to a request from a web page: 403, with the reason in one line.
 fn forbidden() -> String {
-    let body = "attnlab serve refuses connections made by web pages (a request with an Origin header)\n";
+    let body =
+        "attnlab serve refuses connections made by web pages (a request with an Origin header)\n";
     format!(
         "HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -136,7 +137,9 @@ fn read_head(mut client: &TcpStream) -> Result<Option<Vec<u8>>, String> {
                 HEAD_TIMEOUT.as_secs()
             ));
         }
-        client.set_read_timeout(Some(left)).map_err(|e| e.to_string())?;
+        client
+            .set_read_timeout(Some(left))
+            .map_err(|e| e.to_string())?;
         let room = (MAX_HEAD - head.len()).min(chunk.len());
         match client.read(&mut chunk[..room]) {
             Ok(0) if head.is_empty() => return Ok(None),
@@ -227,7 +230,8 @@ mod tests {
 
     #[test]
     fn the_origin_header_is_found_in_any_case_and_cleaned() {
-        let head = b"GET /session HTTP/1.1\r\nHost: x\r\nORIGIN:  https://evil.example\x07 \r\n\r\n";
+        let head =
+            b"GET /session HTTP/1.1\r\nHost: x\r\nORIGIN:  https://evil.example\x07 \r\n\r\n";
         assert_eq!(origin_of(head).as_deref(), Some("https://evil.example"));
         let head = b"GET / HTTP/1.1\r\nHost: x\r\n\r\nOrigin: after the head\r\n";
         assert_eq!(origin_of(head), None);

@@ -20,8 +20,7 @@ pub use backend::{
     server_answers,
 };
 pub use credentials::{
-    FileRefused, MAX_TOKEN_LEN, Presented, TOKEN_ENV, Token, TokenError, Withheld,
-    credential_for, credentials_path, is_loopback, normalise_address, set_server_token,
-    split_backend_tokens,
+    FileRefused, MAX_TOKEN_LEN, Presented, TOKEN_ENV, Token, TokenError, Withheld, credential_for,
+    credentials_path, is_loopback, normalise_address, set_server_token, split_backend_tokens,
 };
 pub use serve::{Listening, ServeOptions, ServeTransport, serve};

@@ -26,8 +26,8 @@ use burn::server::{
 };
 
 use super::backend::select_backend;
-use super::gate::{self, Forwarded};
 use super::credentials::{TOKEN_ENV, Token};
+use super::gate::{self, Forwarded};
 use crate::config::BackendChoice;
 
 /// How clients reach the server.
