@@ -21,7 +21,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 3000)]
     pub port: u16,
     /// Address to listen on (both transports). The default, 127.0.0.1, serves only
-    /// this machine; any other (0.0.0.0: every interface) requires a token.
+    /// this machine; 0.0.0.0 serves every interface. A token is required either way
+    /// (--no-token only on 127.0.0.1).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// The device served: auto (a hardware GPU, else the CPU), cpu or wgpu.
