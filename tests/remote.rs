@@ -2,9 +2,10 @@
 //! loopback interface only: runs spread over two servers and match local training; a
 //! server killed mid-run fails that run and the others finish, and so does one frozen
 //! with SIGSTOP (the client's timeout); an unreachable address
-//! is a clear error; both transports listen on loopback by default; a server beyond
-//! loopback requires a token, refuses clients without it, and the token stays out of
-//! records.
+//! is a clear error; both transports listen on loopback by default; every server
+//! requires a token unless `--no-token` on loopback, refuses clients without it, and
+//! the token stays out of records; a token goes only to the host it was given for;
+//! WebSocket upgrades from web pages (an `Origin` header) are refused.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -308,6 +309,7 @@ fn iroh_without_relays_trains_on_loopback() {
             &port,
             "--device",
             "cpu",
+            "--no-token",
         ],
     );
     assert!(
@@ -340,14 +342,14 @@ fn iroh_without_relays_trains_on_loopback() {
 }
 
 /// Both transports listen on the loopback interface unless `--host` says otherwise,
-/// and there a server without a token is open (and says so).
+/// and there a server started with `--no-token` is open (and says so).
 #[test]
 fn both_transports_listen_on_loopback_by_default() {
     let dir = tempfile::tempdir().expect("tempdir");
     let ws = Server::start_with(
         dir.path(),
         "ws",
-        &["serve", "--port", "0", "--device", "cpu"],
+        &["serve", "--port", "0", "--device", "cpu", "--no-token"],
     );
     assert!(ws.address.starts_with("ws://127.0.0.1:"), "{}", ws.address);
     assert!(
@@ -367,6 +369,7 @@ fn both_transports_listen_on_loopback_by_default() {
             "0",
             "--device",
             "cpu",
+            "--no-token",
         ],
     );
     let (_, at) = iroh
@@ -393,8 +396,8 @@ fn both_transports_listen_on_loopback_by_default() {
 
 /// A server on every interface without --token generates one and shows it once;
 /// clients without it, or with a wrong one, are refused with a message naming the
-/// credential; the right one trains (given in the address or in ATTNLAB_TOKEN), and
-/// no file of the record holds it.
+/// credential; the right one trains (given in the address, or in ATTNLAB_TOKEN for
+/// this loopback address), and no file of the record holds it.
 #[test]
 fn a_server_beyond_loopback_requires_its_token() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -507,5 +510,219 @@ fn assert_no_file_holds(dir: &Path, secret: &str) {
                 path.display()
             );
         }
+    }
+}
+
+/// The status line a server answers to a WebSocket upgrade of `/session` sent over raw
+/// TCP to `address` (`ws://host:port`) with the header lines `extra`.
+fn upgrade_status(address: &str, extra: &str) -> String {
+    use std::io::{BufRead, Write};
+    let host_port = address.strip_prefix("ws://").expect("a ws:// address");
+    let mut stream = std::net::TcpStream::connect(host_port).expect("connects");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET /session HTTP/1.1\r\nHost: {host_port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
+    )
+    .expect("sends the request");
+    let mut line = String::new();
+    std::io::BufReader::new(stream)
+        .read_line(&mut line)
+        .expect("an answer");
+    line
+}
+
+/// A web page's WebSocket (a browser sends `Origin`) gets 403 and the server logs why;
+/// the same upgrade without `Origin` gets through the gate to burn (101).
+#[test]
+fn web_pages_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), "gate");
+    let refused = upgrade_status(&server.address, "Origin: https://evil.example\r\n");
+    assert!(refused.starts_with("HTTP/1.1 403"), "{refused}");
+    let accepted = upgrade_status(&server.address, "");
+    assert!(accepted.starts_with("HTTP/1.1 101"), "{accepted}");
+    let log = server.log();
+    assert!(
+        log.contains("a web page (Origin: https://evil.example) tried to connect"),
+        "{log}"
+    );
+}
+
+/// Without a token, a loopback server generates one and shows it once; `--no-token`
+/// beyond loopback is refused with the reason.
+#[test]
+fn serve_requires_a_token_on_loopback_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start_with(
+        dir.path(),
+        "loopback",
+        &["serve", "--port", "0", "--device", "cpu"],
+    );
+    assert!(
+        server.address.starts_with("ws://127.0.0.1:"),
+        "{}",
+        server.address
+    );
+    assert!(server.notes.contains("token required"), "{}", server.notes);
+    let log = server.log();
+    assert!(log.contains("shown only once"), "{log}");
+    let out = attnlab(
+        &[
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--device",
+            "cpu",
+            "--no-token",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("--no-token is refused: other machines can reach this server"),
+        "{}",
+        text(&out)
+    );
+}
+
+/// A token goes only to the host it was given for: `--token` with the server named
+/// only by the experiment file is refused before anything connects; with
+/// `--backend remote:ADDRESS --token-file` it trains; a credentials file is used for
+/// its own address only, and refused while others may read it. The token appears in
+/// no output, no log line and no record file.
+#[test]
+fn a_token_goes_only_to_the_host_it_was_given_for() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let token = "e2e-token-5f3a9c0d1b2e4f60";
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, format!("{token}\n")).expect("write");
+    let token_path = token_file.to_str().expect("a UTF-8 path");
+    let server = Server::start_with(
+        dir.path(),
+        "bound",
+        &[
+            "serve",
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--device",
+            "cpu",
+            "--token-file",
+            token_path,
+        ],
+    );
+    let port = server
+        .address
+        .rsplit_once(':')
+        .expect("a port")
+        .1
+        .to_string();
+    let address = format!("ws://127.0.0.1:{port}");
+    let one = FOUR.split("[[runs]]").next().expect("base");
+    let from_file = one.replace(
+        "backend = \"cpu\"",
+        &format!("backend = {{ remote = \"{address}\" }}"),
+    );
+    assert_ne!(from_file, one);
+    std::fs::write(dir.path().join("one.toml"), from_file).expect("write");
+    let config = dir.path().join("config");
+    let config_env = config.to_str().expect("a UTF-8 path");
+    let mut outputs = Vec::new();
+    let mut client = |args: &[&str]| {
+        let out = common::bin::attnlab_env(
+            args,
+            dir.path(),
+            &[
+                ("ATTNLAB_TOKEN", None),
+                ("XDG_CONFIG_HOME", Some(config_env)),
+            ],
+        );
+        outputs.push(text(&out));
+        out
+    };
+
+    let out = client(&["run", "one.toml", "--out", "r1", "--token", token]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let message = text(&out);
+    assert!(
+        message.contains("remote:TOKEN@ADDRESS") && message.contains("credentials file"),
+        "{message}"
+    );
+    assert!(!server.log().contains("connected"), "{}", server.log());
+    assert!(!dir.path().join("r1").exists(), "nothing trained");
+
+    let backend = format!("remote:{address}");
+    let out = client(&[
+        "run",
+        "one.toml",
+        "--out",
+        "r2",
+        "--backend",
+        &backend,
+        "--token-file",
+        token_path,
+        "--quiet",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // The credentials file: only for its own address, and only while private.
+    let credentials = config.join("attnlab").join("credentials.toml");
+    std::fs::create_dir_all(config.join("attnlab")).expect("mkdir");
+    let private = |mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(mode))
+            .expect("chmod");
+    };
+    std::fs::write(
+        &credentials,
+        format!("[tokens]\n\"ws://10.9.8.7:3000\" = \"{token}\"\n"),
+    )
+    .expect("write");
+    private(0o600);
+    let out = client(&["run", "one.toml", "--out", "r3"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("given for another host"),
+        "{}",
+        text(&out)
+    );
+    std::fs::write(
+        &credentials,
+        format!("[tokens]\n\"{address}/\" = \"{token}\"\n"),
+    )
+    .expect("write");
+    private(0o644);
+    let out = client(&["run", "one.toml", "--out", "r4"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("readable or writable by other users"),
+        "{}",
+        text(&out)
+    );
+    private(0o600);
+    let out = client(&["run", "one.toml", "--out", "r5", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    for out_dir in ["r2", "r5"] {
+        let all = summaries(&dir.path().join(out_dir));
+        assert_eq!(all.len(), 1, "{all:?}");
+        assert_eq!(all[0].status, RunStatus::Finished, "{:?}", all[0].message);
+    }
+    for out_dir in ["r2", "r3", "r4", "r5"] {
+        let path = dir.path().join(out_dir);
+        if path.exists() {
+            assert_no_file_holds(&path, token);
+        }
+    }
+    outputs.push(server.log());
+    for output in &outputs {
+        assert!(!output.contains(token), "the token was printed: {output}");
     }
 }

@@ -14,7 +14,7 @@ use anyhow::Context;
 use super::report::{Progress, print_bits_per_char, print_groups, print_references, print_table};
 use super::secret_arg::{SecretArg, redact_secrets};
 use crate::config::{BackendSetting, Experiment, FieldSetting, RunPlan};
-use crate::device::{Token, set_default_token, set_server_token, split_backend_tokens};
+use crate::device::{Token, credentials_path, set_server_token, split_backend_tokens};
 use crate::records::{DEFAULT_ROOT, RecordLock, RunRecord, RunStatus, RunSummary, check_resume};
 use crate::trainer::{Command, Event, Placement, STOPPED_BEFORE_START, StartRun, Trainer};
 
@@ -38,12 +38,14 @@ pub struct RunArgs {
     /// keeps only the address.
     #[arg(long, value_parser = SecretArg(parse_backend), value_name = "BACKEND")]
     pub backend: Option<BackendArg>,
-    /// The token to present to every remote server without one in --backend (else
-    /// ATTNLAB_TOKEN); never written into records. Visible to other users in the
-    /// process list: prefer --token-file or the environment.
+    /// The token to present to the servers of --backend (those without one of their
+    /// own there), and to no other: refused without a remote --backend. Never written
+    /// into records. Visible to other users in the process list: prefer --token-file
+    /// or the credentials file.
     #[arg(long, value_name = "TOKEN", value_parser = SecretArg(super::serve::parse_token), conflicts_with = "token_file")]
     pub token: Option<Token>,
-    /// Read that token from this file (its first line).
+    /// Read that token from this file (its first line); for the servers of --backend
+    /// only, as --token.
     #[arg(long, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Folder for run records.
@@ -91,13 +93,13 @@ impl RunArgs {
     /// diverged, 130 if stopped by Ctrl+C.
     pub(super) fn execute(self) -> anyhow::Result<ExitCode> {
         // Tokens go to the process's credential store, never into the settings.
-        if let Some(token) = self.token {
-            set_default_token(token);
-        } else if let Some(path) = &self.token_file {
-            set_default_token(Token::from_file(path)?);
-        }
+        let token = match (self.token, &self.token_file) {
+            (Some(token), _) => Some(token),
+            (None, Some(path)) => Some(Token::from_file(path)?),
+            (None, None) => None,
+        };
         let overrides = Overrides {
-            backend: self.backend.map(BackendArg::into_setting),
+            backend: bind_tokens(self.backend, token)?,
             steps: self.steps,
             set: self.set,
         };
@@ -138,14 +140,41 @@ pub struct BackendArg {
     tokens: Vec<(String, Token)>,
 }
 
-impl BackendArg {
-    /// The setting, its tokens handed to the process's credential store.
-    fn into_setting(self) -> BackendSetting {
-        for (address, token) in self.tokens {
+/// `--backend`'s setting, its tokens handed to the process's credential store, each
+/// for its own address, and `token` (`--token`, `--token-file`) for the addresses of
+/// `--backend` without one. A token without a remote `--backend` is refused: the
+/// servers an experiment file or a record names are never sent it.
+fn bind_tokens(
+    backend: Option<BackendArg>,
+    token: Option<Token>,
+) -> anyhow::Result<Option<BackendSetting>> {
+    let addresses = backend
+        .as_ref()
+        .map(|b| b.setting.addresses())
+        .unwrap_or_default();
+    if let Some(token) = token {
+        anyhow::ensure!(
+            !addresses.is_empty(),
+            "--token and --token-file are sent only to the servers --backend names on the same command line, \
+             and there is no remote --backend here (the servers an experiment file or a record names are never \
+             sent them). To allow it, give --backend remote:ADDRESS with the token, or --backend \
+             remote:TOKEN@ADDRESS, or put the address in the credentials file {} \
+             (\"ws://host:port\" = \"TOKEN\" under [tokens], readable only by you)",
+            credentials_path().map_or_else(
+                || "(attnlab/credentials.toml under $XDG_CONFIG_HOME or ~/.config)".to_string(),
+                |p| p.display().to_string()
+            )
+        );
+        for address in &addresses {
+            set_server_token(address, token.clone());
+        }
+    }
+    Ok(backend.map(|backend| {
+        for (address, token) in backend.tokens {
             set_server_token(&address, token);
         }
-        self.setting
-    }
+        backend.setting
+    }))
 }
 
 /// Parses `--backend`, splitting `TOKEN@` off remote addresses first.

@@ -1,7 +1,7 @@
 //! `attnlab serve`: this machine's best device served to other machines (burn's
 //! remote backend) until the process is stopped. Loopback only unless `--host` says
-//! otherwise; beyond it clients need a token (`--token`, `--token-file`,
-//! `ATTNLAB_TOKEN`, or one generated and shown once).
+//! otherwise; clients need a token, loopback included (`--token`, `--token-file`,
+//! `ATTNLAB_TOKEN`, or one generated and shown once), unless `--no-token` on loopback.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -21,7 +21,8 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 3000)]
     pub port: u16,
     /// Address to listen on (both transports). The default, 127.0.0.1, serves only
-    /// this machine; any other (0.0.0.0: every interface) requires a token.
+    /// this machine; 0.0.0.0 serves every interface. A token is required either way
+    /// (--no-token only on 127.0.0.1).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     /// The device served: auto (a hardware GPU, else the CPU), cpu or wgpu.
@@ -35,18 +36,22 @@ pub struct ServeArgs {
     #[arg(long)]
     pub no_relays: bool,
     /// The token clients must present (else ATTNLAB_TOKEN; without either, one is
-    /// generated when the server is reachable beyond this machine). Visible to other
-    /// users in the process list: prefer --token-file or the environment.
-    #[arg(long, value_name = "TOKEN", conflicts_with = "token_file", value_parser = SecretArg(parse_token))]
+    /// generated and shown once). Visible to other users in the process list: prefer
+    /// --token-file or the environment.
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["token_file", "no_token"], value_parser = SecretArg(parse_token))]
     pub token: Option<Token>,
     /// Read the token from this file (its first line).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "no_token")]
     pub token_file: Option<PathBuf>,
+    /// Require no token (ATTNLAB_TOKEN is ignored): any program on this machine may
+    /// use the server. Only on loopback (--host 127.0.0.1; Iroh also --no-relays).
+    #[arg(long)]
+    pub no_token: bool,
 }
 
 impl ServeArgs {
     /// The options to serve with: the token from --token, --token-file or
-    /// `ATTNLAB_TOKEN`, in that order.
+    /// `ATTNLAB_TOKEN`, in that order (none with --no-token).
     fn options(self) -> anyhow::Result<ServeOptions> {
         // Destructured whole, so a new flag cannot be forgotten here.
         let ServeArgs {
@@ -58,10 +63,12 @@ impl ServeArgs {
             no_relays,
             token,
             token_file,
+            no_token,
         } = self;
         let token = match (token, token_file) {
             (Some(token), _) => Some(token),
             (None, Some(path)) => Some(Token::from_file(&path)?),
+            (None, None) if no_token => None,
             (None, None) => Token::from_env()?,
         };
         Ok(ServeOptions {
@@ -72,6 +79,7 @@ impl ServeArgs {
             identity,
             no_relays,
             token,
+            no_token,
         })
     }
 
@@ -100,7 +108,7 @@ fn announce(listening: &Listening) {
     if let Some(token) = &listening.generated_token {
         // Only here, and only on stderr: it is never written anywhere else.
         eprintln!(
-            "attnlab serve: clients must present this token (generated now, shown only once):\n  {}\n  e.g. {TOKEN_ENV}=<the token> attnlab run FILE --backend remote:{address}",
+            "attnlab serve: clients must present this token (generated now, shown only once):\n  {}\n  e.g. attnlab run FILE --backend remote:{address} --token-file <a file holding it>\n  (or remote:<the token>@{address}; {TOKEN_ENV} is sent only to loopback addresses)",
             token.reveal()
         );
     }

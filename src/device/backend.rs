@@ -11,7 +11,10 @@ use std::time::Duration;
 use burn::tensor::wgpu::wgpu;
 use burn::tensor::{Device, DeviceKind};
 
-use super::credentials::{TokenError, token_for};
+use super::credentials::{
+    Presented, TOKEN_ENV, TokenError, Withheld, credential_for, credentials_path,
+    first_send_in_clear,
+};
 use crate::config::{BackendChoice, BackendSetting};
 use crate::records::BackendInfo;
 
@@ -35,17 +38,15 @@ pub enum BackendError {
     /// A remote server's authorizer refused the credential this client presented.
     #[error(
         "the remote server {address} refused this client's credential: {}",
-        if *sent_token {
-            "the token sent is not the server's (check --token, ATTNLAB_TOKEN or remote:TOKEN@ADDRESS)"
-        } else {
-            "it requires a token and none was sent (give it with --token, --token-file, ATTNLAB_TOKEN or remote:TOKEN@ADDRESS)"
-        }
+        refusal(*sent_token, withheld.as_ref())
     )]
     Refused {
         /// `ws://host:port` or `iroh:<id>`.
         address: String,
         /// Whether a token was sent (a wrong one) or none.
         sent_token: bool,
+        /// Why none was sent although the process holds tokens for other hosts.
+        withheld: Option<Withheld>,
     },
     /// The token to present is unusable (e.g. `ATTNLAB_TOKEN` holds a space).
     #[error(transparent)]
@@ -53,6 +54,36 @@ pub enum BackendError {
     /// A fault injected by a test (`trainer::Fault::NoBackend`).
     #[error("no backend available (injected for a test)")]
     Injected,
+}
+
+/// How to give a server its token, for [`BackendError::Refused`].
+fn how_to_allow() -> String {
+    let file = credentials_path().map_or_else(
+        || "attnlab/credentials.toml under $XDG_CONFIG_HOME or ~/.config".to_string(),
+        |p| p.display().to_string(),
+    );
+    format!(
+        "to send one to this address, give --backend remote:TOKEN@ADDRESS (or --backend \
+         remote:ADDRESS with --token or --token-file), or put the address in the credentials \
+         file {file} (\"ADDRESS\" = \"TOKEN\" under [tokens], readable only by you); {TOKEN_ENV} \
+         goes only to loopback addresses"
+    )
+}
+
+/// The reason of [`BackendError::Refused`].
+fn refusal(sent_token: bool, withheld: Option<&Withheld>) -> String {
+    match (sent_token, withheld) {
+        (true, _) => {
+            "the token sent is not the server's (check the token given for this address)".into()
+        }
+        (false, Some(withheld)) => {
+            format!(
+                "it requires a token and none was sent: {withheld}; {}",
+                how_to_allow()
+            )
+        }
+        (false, None) => format!("it requires a token and none was sent; {}", how_to_allow()),
+    }
 }
 
 /// The CPU backend attnlab trains on.
@@ -233,7 +264,8 @@ pub fn select_device(
 
 /// Connects to a server started with `attnlab serve`, on a helper thread so a server
 /// that never answers costs at most [`CONNECT_TIMEOUT`]. Presents the token the
-/// process holds for `address` ([`super::credentials::token_for`]), if any.
+/// process holds for `address` ([`super::credentials::credential_for`]), if any,
+/// warning once on stderr before one crosses the network in clear.
 pub fn connect(address: &str) -> Result<Device, BackendError> {
     use burn::tensor::remote::{ConnectError, RemoteHost};
     let unreachable = |reason: String| BackendError::Unreachable {
@@ -269,11 +301,17 @@ pub fn connect(address: &str) -> Result<Device, BackendError> {
     } else {
         RemoteHost::websocket(address)
     };
-    let token = token_for(address)?;
-    let sent_token = token.is_some();
-    let host = match token {
-        Some(token) => host.with_credential(token.reveal()),
-        None => host,
+    let (host, sent_token, withheld) = match credential_for(address)? {
+        Presented::Token(token) => {
+            if first_send_in_clear(address) {
+                eprintln!(
+                    "warning: sending the token for {address} over plain WebSocket: it travels in clear; \
+                     across a network you do not trust, use an SSH tunnel (ssh -L) or --transport iroh"
+                );
+            }
+            (host.with_credential(token.reveal()), true, None)
+        }
+        Presented::Nothing(withheld) => (host, false, withheld),
     };
     let (tx, rx) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
@@ -288,6 +326,7 @@ pub fn connect(address: &str) -> Result<Device, BackendError> {
         Ok(Err(ConnectError::Unauthorized)) => Err(BackendError::Refused {
             address: address.to_string(),
             sent_token,
+            withheld,
         }),
         Ok(Err(e)) => Err(unreachable(e.to_string())),
         Err(_) => Err(unreachable(format!(

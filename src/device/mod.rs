@@ -3,12 +3,16 @@
 //! tokens shown to remote servers, and the server itself.
 //!
 //! `backend` picks and describes devices (`auto` never picks a software adapter);
-//! `credentials` holds the tokens a process presents to remote servers; `serve` is
-//! `attnlab serve`, burn's remote server on this machine's best device. Nothing here
+//! `credentials` holds the tokens a process presents to remote servers, each only to
+//! the host it was given for (`credentials_file` reads the user's credentials file);
+//! `serve` is `attnlab serve`, burn's remote server on this machine's best device,
+//! behind `gate`, which refuses WebSocket upgrades from web pages. Nothing here
 //! knows about runs: the trainer and the inspection tools ask for a device and get one.
 
 mod backend;
 mod credentials;
+mod credentials_file;
+mod gate;
 mod serve;
 
 pub use backend::{
@@ -16,7 +20,7 @@ pub use backend::{
     server_answers,
 };
 pub use credentials::{
-    MAX_TOKEN_LEN, TOKEN_ENV, Token, TokenError, set_default_token, set_server_token,
-    split_backend_tokens, token_for,
+    FileRefused, MAX_TOKEN_LEN, Presented, TOKEN_ENV, Token, TokenError, Withheld, credential_for,
+    credentials_path, is_loopback, normalise_address, set_server_token, split_backend_tokens,
 };
 pub use serve::{Listening, ServeOptions, ServeTransport, serve};

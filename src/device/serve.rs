@@ -4,10 +4,13 @@
 //! operations. Logs clients as they connect, are refused and leave.
 //!
 //! Safe by default: both transports listen on the loopback interface unless `--host`
-//! names another address. A server other machines can reach (a non-loopback address,
-//! or Iroh through relays, which reach any bound address) requires a token, checked by
-//! burn's `TokenAuthorizer`; when none is given, one is generated from the system's
-//! random number generator and shown once. A token given is required on loopback too.
+//! names another address, and every server requires a token, checked by burn's
+//! `TokenAuthorizer`, loopback included (any local program, and any web page the user
+//! visits, can reach a loopback port): when none is given, one is generated from the
+//! system's random number generator and shown once. `--no-token` opts out, only for a
+//! server nothing beyond this machine can reach (not a non-loopback address, nor Iroh
+//! through relays, which reach any bound address). The WebSocket server sits behind
+//! [`super::gate`], which refuses upgrades from web pages (an `Origin` header).
 //!
 //! Limits burn 0.22.1 does not let a server set (docs/remote-and-security.md says so): the
 //! largest message (1 GiB: `MAX_MESSAGE_SIZE` in burn-communication's
@@ -18,12 +21,13 @@ use std::net::{Ipv6Addr, SocketAddr, TcpListener, ToSocketAddrs};
 
 use burn::server::telemetry::{TelemetryEvent, TelemetryProbe};
 use burn::server::{
-    AuthorizationRequest, BURN_REMOTE_ALPN, IrohIdentity, PeerAuthorizer, RemoteServer,
+    AuthorizationRequest, BURN_REMOTE_ALPN, ClientId, IrohIdentity, PeerAuthorizer, RemoteServer,
     ServerLogging, TokenAuthorizer, WebSocketTransport,
 };
 
 use super::backend::select_backend;
 use super::credentials::{TOKEN_ENV, Token};
+use super::gate::{self, Forwarded};
 use crate::config::BackendChoice;
 
 /// How clients reach the server.
@@ -53,9 +57,11 @@ pub struct ServeOptions {
     /// Iroh: no relays, direct connections only (clients dial `iroh:<id>@host:port`);
     /// for networks without the internet.
     pub no_relays: bool,
-    /// The token clients must present. `None`: none on loopback, a generated one
-    /// where other machines can connect.
+    /// The token clients must present. `None`: a generated one, unless `no_token`.
     pub token: Option<Token>,
+    /// `--no-token`: no token at all, allowed only for a server nothing beyond this
+    /// machine can reach.
+    pub no_token: bool,
 }
 
 /// What the server tells its operator once it listens.
@@ -73,7 +79,8 @@ pub struct Listening {
 /// Who may open a session.
 #[derive(Clone, Debug)]
 enum Access {
-    /// Anyone who can reach the socket: only for a server bound to loopback.
+    /// Any program on this machine (`--no-token`): only for a server bound to
+    /// loopback.
     Open,
     /// Clients presenting this token.
     Token {
@@ -85,15 +92,22 @@ enum Access {
 }
 
 impl Access {
-    /// A token given is always required; without one, a server only this machine can
-    /// reach is open and any other gets a generated token.
-    fn choose(token: Option<Token>, loopback_only: bool) -> anyhow::Result<Self> {
+    /// A token given is required; without one, a generated one is, unless
+    /// `no_token` asks for none, which only a server this machine alone can reach
+    /// (`loopback_only`) may do.
+    fn choose(token: Option<Token>, no_token: bool, loopback_only: bool) -> anyhow::Result<Self> {
         Ok(match token {
             Some(token) => Self::Token {
                 token,
                 generated: false,
             },
-            None if loopback_only => Self::Open,
+            None if no_token => {
+                anyhow::ensure!(
+                    loopback_only,
+                    "--no-token is refused: other machines can reach this server (it listens beyond the loopback interface, or through Iroh's relays), so it requires a token; drop --no-token (a token is generated and shown once), or serve on --host 127.0.0.1 (with Iroh, --no-relays too)"
+                );
+                Self::Open
+            }
             None => Self::Token {
                 token: Token::generate()?,
                 generated: true,
@@ -104,7 +118,7 @@ impl Access {
     /// The words for [`Listening::access`].
     fn describe(&self, transport: ServeTransport) -> String {
         let clients = format!(
-            "clients give it with --token, --token-file, {TOKEN_ENV} or remote:TOKEN@ADDRESS"
+            "clients give it with remote:TOKEN@ADDRESS, --token or --token-file with --backend remote:ADDRESS, their credentials file, or {TOKEN_ENV} on this machine"
         );
         let plain = if transport == ServeTransport::Websocket {
             "; WebSocket sends it unencrypted: across an untrusted network use an SSH tunnel or --transport iroh"
@@ -112,7 +126,7 @@ impl Access {
             ""
         };
         match self {
-            Self::Open => "loopback only, no token: any program on this machine may use it (--token to require one)".into(),
+            Self::Open => "loopback only, no token (--no-token): any program on this machine may use it; web pages are refused".into(),
             Self::Token { generated: false, .. } => {
                 format!("token required ({clients}{plain})")
             }
@@ -133,11 +147,13 @@ impl Access {
         }
     }
 
-    /// The authorizer: the token checked by burn's `TokenAuthorizer`, every decision
-    /// logged (never the token).
+    /// The authorizer: a WebSocket client only through the `gate` (when given), then
+    /// the token checked by burn's `TokenAuthorizer`; every decision logged with the
+    /// real client's address (never the token).
     fn authorizer<L: Fn(String) + Send + Sync + 'static>(
         &self,
         log: L,
+        gate: Option<Forwarded>,
     ) -> anyhow::Result<impl PeerAuthorizer + use<L>> {
         let check = match self {
             Self::Open => None,
@@ -147,7 +163,7 @@ impl Access {
             ),
         };
         Ok(move |request: AuthorizationRequest<'_>| {
-            let client = request.client;
+            let client = through_gate(gate.as_ref(), request.client, &log)?;
             let presented = !request.credential.is_empty();
             match check.as_ref().map_or(Ok(()), |c| c.authorize(request)) {
                 Ok(()) => {
@@ -165,6 +181,28 @@ impl Access {
                 }
             }
         })
+    }
+}
+
+/// The client as the log names it: for a WebSocket client behind the `gate`, the real
+/// address the gate forwarded from; refused (and logged) when the gate did not forward
+/// it, i.e. a program dialled burn's internal port directly.
+fn through_gate(
+    gate: Option<&Forwarded>,
+    client: ClientId,
+    log: &impl Fn(String),
+) -> Result<String, String> {
+    match (gate, client) {
+        (Some(gate), ClientId::WebSocket(seen)) => match gate.client_of(seen) {
+            Some(real) => Ok(format!("WebSocket client {real}")),
+            None => {
+                log(format!(
+                    "refused {seen}: it dialled the server's internal port, not its address"
+                ));
+                Err("not through the gate".into())
+            }
+        },
+        (_, client) => Ok(client.to_string()),
     }
 }
 
@@ -214,8 +252,13 @@ fn serve_websocket(
     let listener = TcpListener::bind((options.host.as_str(), options.port))
         .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", options.host, options.port))?;
     let local = listener.local_addr()?;
-    let access = Access::choose(options.token.clone(), local.ip().is_loopback())?;
-    let server = server.with_authorizer(access.authorizer(log)?);
+    let access = Access::choose(
+        options.token.clone(),
+        options.no_token,
+        local.ip().is_loopback(),
+    )?;
+    let (internal, forwarded) = gate::start(listener, log.clone())?;
+    let server = server.with_authorizer(access.authorizer(log, Some(forwarded))?);
     let address = if local.ip().is_unspecified() {
         format!("ws://<this machine's address>:{}", local.port())
     } else {
@@ -226,7 +269,7 @@ fn serve_websocket(
         access: access.describe(ServeTransport::Websocket),
         generated_token: access.generated(),
     });
-    server.serve(WebSocketTransport::from_listener(listener))?;
+    server.serve(WebSocketTransport::from_listener(internal))?;
     Ok(())
 }
 
@@ -262,9 +305,9 @@ fn serve_iroh(
         log(format!("Iroh sockets bound: {sockets:?}"));
         // Through a relay, any bound address is reachable from anywhere.
         let loopback_only = !relays && sockets.iter().all(|s| s.ip().is_loopback());
-        let access = Access::choose(options.token.clone(), loopback_only)?;
+        let access = Access::choose(options.token.clone(), options.no_token, loopback_only)?;
         let protocol = server
-            .with_authorizer(access.authorizer(log.clone())?)
+            .with_authorizer(access.authorizer(log.clone(), None)?)
             .into_protocol(&endpoint)?;
         let port = sockets.first().map_or(bind.port(), SocketAddr::port);
         let address = iroh_address(&identity.id().to_string(), bind, port, relays);
@@ -364,13 +407,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_without_a_token_is_open_and_anything_else_needs_one() {
-        assert!(matches!(Access::choose(None, true).unwrap(), Access::Open));
-        let generated = Access::choose(None, false).unwrap();
-        let token = generated.generated().expect("a generated token");
-        assert!(token.reveal().len() >= 32);
+    fn a_token_is_always_required_unless_no_token_on_loopback() {
+        for loopback_only in [true, false] {
+            let generated = Access::choose(None, false, loopback_only).unwrap();
+            let token = generated.generated().expect("a generated token");
+            assert!(token.reveal().len() >= 32);
+        }
+        let open = Access::choose(None, true, true).unwrap();
+        assert!(matches!(open, Access::Open));
+        assert!(
+            open.describe(ServeTransport::Websocket)
+                .starts_with("loopback only, no token")
+        );
+        let e = Access::choose(None, true, false).unwrap_err().to_string();
+        assert!(e.contains("--no-token is refused"), "{e}");
         let given = Token::new("given", "test").unwrap();
-        let access = Access::choose(Some(given), true).unwrap();
+        let access = Access::choose(Some(given), false, true).unwrap();
         assert!(matches!(
             access,
             Access::Token {
@@ -384,5 +436,17 @@ mod tests {
                 .describe(ServeTransport::Websocket)
                 .contains("unencrypted")
         );
+    }
+
+    #[test]
+    fn a_websocket_client_not_forwarded_by_the_gate_is_refused() {
+        let gate = Forwarded::default();
+        let seen: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let logged = std::sync::Mutex::new(Vec::new());
+        let log = |line: String| logged.lock().unwrap().push(line);
+        assert!(through_gate(Some(&gate), ClientId::WebSocket(seen), &log).is_err());
+        assert!(logged.lock().unwrap()[0].contains("internal port"));
+        let label = through_gate(None, ClientId::WebSocket(seen), &log).unwrap();
+        assert_eq!(label, "WebSocket client 127.0.0.1:5000");
     }
 }

@@ -85,7 +85,8 @@ pub struct Server {
 }
 
 impl Server {
-    /// A server on 127.0.0.1, on a free port, training on the CPU; its stderr goes to
+    /// A server on 127.0.0.1, on a free port, training on the CPU, without a token
+    /// (`--no-token`, for tests about something else); its stderr goes to
     /// `<dir>/<name>.log`.
     pub fn start(dir: &Path, name: &str) -> Self {
         Self::start_with(
@@ -99,6 +100,7 @@ impl Server {
                 "0",
                 "--device",
                 "cpu",
+                "--no-token",
             ],
         )
     }

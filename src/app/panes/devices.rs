@@ -3,8 +3,9 @@
 //! launches), each with its state (reachable, busy with which run, unreachable).
 //! With "Train on these servers" on, queued runs go to whichever server is free, one
 //! run per server at a time; the runs panel says where each ran. A server that
-//! requires a token gets the one in `ATTNLAB_TOKEN` (the pane never stores tokens: an
-//! address written `TOKEN@ws://...` is refused as not an address).
+//! requires a token gets the one the credentials file names for its address, or, on
+//! loopback only, `ATTNLAB_TOKEN` (the pane never stores tokens: an address written
+//! `TOKEN@ws://...` is refused as not an address).
 
 use std::time::{Duration, Instant};
 
@@ -75,7 +76,7 @@ pub fn devices_ui(ui: &mut Ui, app: &mut App) {
     ui.label(RichText::new("Remote servers").strong());
     ui.label(
         RichText::new(
-            "Machines running `attnlab serve` (docs/remote-and-security.md). Records, curves and attention maps stay on this machine. A server that requires a token: start the window with ATTNLAB_TOKEN set (tokens are never remembered).",
+            "Machines running `attnlab serve` (docs/remote-and-security.md). Records, curves and attention maps stay on this machine. A server that requires a token gets the one your credentials file (~/.config/attnlab/credentials.toml, readable only by you) gives for its address; ATTNLAB_TOKEN is sent only to servers on this machine (ws://127.0.0.1). Tokens are never remembered.",
         )
         .small()
         .weak(),
