@@ -11,6 +11,7 @@ mod error;
 mod experiment;
 pub mod fields;
 mod limits;
+mod mixer;
 mod plan;
 mod reference;
 mod run_spec;
@@ -30,6 +31,7 @@ pub use error::{ConfigError, ConfigErrors};
 pub use experiment::Experiment;
 pub use fields::{Field, FieldPathError, Section};
 pub use limits::{MemoryLimit, MemorySource, available_memory, memory_limit};
+pub use mixer::{MAX_FEATURE_DIM, MAX_SSM_STATE, Mixer};
 pub use plan::{RunPlan, check_settings};
 pub use reference::{
     Published, PublishedRun, Reference, ReferenceCheck, ReferenceMetric, Rule, RunReference,

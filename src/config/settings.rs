@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::mixer::Mixer;
 use super::train_choices::{KeepCheckpoints, LrSchedule, PositionScheme};
 use crate::attention::{AttentionPattern, Mask};
 use crate::tasks::TaskConfig;
@@ -94,6 +95,13 @@ pub struct ModelConfig {
     /// a run turns a base's per-layer patterns off with `layer_attention = []`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub layer_attention: Vec<AttentionPattern>,
+    /// What mixes tokens in every layer, unless `layer_mixers` is given: softmax
+    /// attention under the layer's pattern (the default), or a sub-quadratic mixer.
+    #[serde(skip_serializing_if = "Mixer::is_attention")]
+    pub mixer: Mixer,
+    /// One mixer per layer, first layer first (overrides `mixer` unless empty): hybrids.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub layer_mixers: Vec<Mixer>,
     /// Heads ablated for good, `"LAYER.HEAD"` from `"1.1"`: their output is zero in
     /// training and evaluation (a fork may prune the heads ablation shows unneeded).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -114,6 +122,8 @@ impl Default for ModelConfig {
             rope_base: DEFAULT_ROPE_BASE,
             attention: AttentionPattern::Dense,
             layer_attention: Vec::new(),
+            mixer: Mixer::Attention,
+            layer_mixers: Vec::new(),
             ablated_heads: Vec::new(),
         }
     }
@@ -143,6 +153,15 @@ impl ModelConfig {
                 }
             })
             .collect()
+    }
+
+    /// The token mixer of each layer, first layer first.
+    pub fn layer_mixers(&self) -> Vec<Mixer> {
+        if self.layer_mixers.is_empty() {
+            vec![self.mixer.clone(); self.layers]
+        } else {
+            self.layer_mixers.clone()
+        }
     }
 
     /// The pattern of each layer, first layer first.

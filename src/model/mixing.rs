@@ -19,13 +19,16 @@ use super::fused::AttentionPlan;
 use super::interventions::{HeadEdits, HeadRef, Interventions};
 use super::kernels::{AttentionKernels, LayerKernel, SparseMode};
 use super::positions::Positions;
-use crate::config::RunPlan;
+use crate::config::{Mixer, RunPlan};
 
 /// What mixes tokens in one layer, as built for a run.
 #[derive(Clone, Copy, Debug)]
 pub enum LayerMixer<'a> {
     /// Softmax attention under the layer's pattern, computed by its kernel.
     Attention(&'a LayerKernel),
+    /// Another token mixer (`model.mixer`): linear attention, Based, a gated
+    /// convolution or a selective SSM, composed of burn ops.
+    Other(&'a Mixer),
 }
 
 /// Every layer's token mixer, the positions and the head edits of one run on one
@@ -35,6 +38,8 @@ pub struct Mixing {
     kernels: AttentionKernels,
     positions: Positions,
     edits: HeadEdits,
+    /// Each layer's mixer (empty for the LSTM).
+    mixers: Vec<Mixer>,
 }
 
 impl Mixing {
@@ -51,10 +56,15 @@ impl Mixing {
             .into_iter()
             .map(|(layer, head)| HeadRef { layer, head })
             .collect();
+        let mixers = match model.kind {
+            crate::config::ModelKind::Transformer => model.layer_mixers(),
+            crate::config::ModelKind::Lstm => Vec::new(),
+        };
         Self {
             kernels,
             positions,
             edits: HeadEdits::ablated(&ablated),
+            mixers,
         }
     }
 
@@ -65,12 +75,16 @@ impl Mixing {
             kernels: self.kernels.clone(),
             positions: self.positions.clone(),
             edits: self.edits.with_interventions(interventions),
+            mixers: self.mixers.clone(),
         }
     }
 
-    /// What mixes tokens in layer `l` (`None` beyond the last attention layer).
+    /// What mixes tokens in layer `l` (`None` beyond the last layer).
     pub fn layer(&self, l: usize) -> Option<LayerMixer<'_>> {
-        self.kernels.layers().get(l).map(LayerMixer::Attention)
+        match self.mixers.get(l) {
+            Some(m) if !m.is_attention() => Some(LayerMixer::Other(m)),
+            _ => self.kernels.layers().get(l).map(LayerMixer::Attention),
+        }
     }
 
     /// Every attention layer's kernel, first layer first.

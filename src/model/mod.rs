@@ -20,6 +20,7 @@ mod interventions;
 mod kernels;
 mod loss;
 mod lstm;
+mod mixers;
 mod mixing;
 pub mod positions;
 mod reference;
@@ -44,6 +45,10 @@ pub use loss::{
     ReadbackError, accuracy, accuracy_of, masked_cross_entropy, predictions, read_back, scalar,
 };
 pub use lstm::{LstmNet, LstmNetConfig};
+pub use mixers::{
+    Based, GatedConv, LinearAttention, SelectiveSsm, TokenMixer, elu_feature, linear_recurrent,
+    taylor_features, taylor_recurrent,
+};
 pub use mixing::{LayerMixer, Mixing};
 pub use positions::Positions;
 pub use reference::{

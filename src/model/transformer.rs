@@ -10,9 +10,10 @@ use burn::tensor::{Device, Int, Tensor};
 
 use super::dropout::StepDropout;
 use super::fused::{gelu, layer_norm, linear};
+use super::mixers::TokenMixer;
 use super::self_attention::{SelfAttention, SelfAttentionConfig};
 use super::{Mixing, Positions, SequenceModel};
-use crate::config::RunPlan;
+use crate::config::{Mixer, RunPlan};
 
 /// The shape of a [`Transformer`].
 #[derive(Config, Debug)]
@@ -33,14 +34,29 @@ pub struct TransformerConfig {
     /// other scheme enters through [`Mixing::positions`] at run time).
     #[config(default = true)]
     pub learned_positions: bool,
+    /// Each layer's token mixer (empty: attention in every layer).
+    #[config(default = "Vec::new()")]
+    pub mixers: Vec<Mixer>,
+    /// Whether a position may only see those before it (the mixers' causality;
+    /// attention's comes with its mask).
+    #[config(default = false)]
+    pub causal: bool,
 }
 
 impl TransformerConfig {
     /// The transformer a validated run describes.
     pub fn from_plan(plan: &RunPlan) -> Self {
         let (m, t) = (&plan.settings().model, &plan.settings().task);
+        let mixers = m.layer_mixers();
+        let mixers = if mixers.iter().all(Mixer::is_attention) {
+            Vec::new()
+        } else {
+            mixers
+        };
         Self::new(t.vocab, t.seq_len, m.layers, m.d_model, m.heads, m.d_ff)
             .with_learned_positions(Positions::of(m).is_learned())
+            .with_mixers(mixers)
+            .with_causal(m.causal)
     }
 
     /// A model with fresh parameters (drawn from the device's RNG). With `d_ff` 0 the
@@ -49,12 +65,21 @@ impl TransformerConfig {
         let d = self.d_model;
         let feed_forward = self.d_ff > 0;
         let blocks = (0..self.layers)
-            .map(|_| Block {
-                norm_attn: LayerNormConfig::new(d).init(device),
-                attention: SelfAttentionConfig::new(d, self.heads).init(device),
-                norm_ff: feed_forward.then(|| LayerNormConfig::new(d).init(device)),
-                ff_in: feed_forward.then(|| LinearConfig::new(d, self.d_ff).init(device)),
-                ff_out: feed_forward.then(|| LinearConfig::new(self.d_ff, d).init(device)),
+            .map(|l| {
+                let mixer = self.mixers.get(l).and_then(|m| {
+                    TokenMixer::new(m, d, self.heads, self.seq_len, self.causal, device)
+                });
+                Block {
+                    norm_attn: LayerNormConfig::new(d).init(device),
+                    attention: mixer
+                        .is_none()
+                        .then(|| SelfAttentionConfig::new(d, self.heads).init(device)),
+                    mixer,
+                    heads: self.heads,
+                    norm_ff: feed_forward.then(|| LayerNormConfig::new(d).init(device)),
+                    ff_in: feed_forward.then(|| LinearConfig::new(d, self.d_ff).init(device)),
+                    ff_out: feed_forward.then(|| LinearConfig::new(self.d_ff, d).init(device)),
+                }
             })
             .collect();
         Transformer {
@@ -87,7 +112,12 @@ pub struct Transformer {
 #[derive(Module, Debug)]
 pub struct Block {
     norm_attn: LayerNorm,
-    attention: SelfAttention,
+    /// Softmax attention, in a layer whose mixer is attention (the record's names of
+    /// attention layers stay `blocks.L.attention.*`).
+    attention: Option<SelfAttention>,
+    /// Any other token mixer (`model.mixer`).
+    mixer: Option<TokenMixer>,
+    heads: usize,
     norm_ff: Option<LayerNorm>,
     ff_in: Option<Linear>,
     ff_out: Option<Linear>,
@@ -110,11 +140,18 @@ impl Block {
         mut dropout: Option<&mut StepDropout>,
     ) -> (Tensor<3>, Option<Tensor<4>>) {
         let normed = layer_norm(&self.norm_attn, x.clone());
-        let (mut attended, weights) = if weights {
-            let (out, w) = self.attention.forward_with_weights(normed, mixing, layer);
-            (out, Some(w))
-        } else {
-            (self.attention.forward(normed, mixing, layer), None)
+        let (mut attended, weights) = match (&self.attention, &self.mixer) {
+            (_, Some(mixer)) => {
+                let w = weights.then(|| mixer.mixing_matrices(normed.clone(), self.heads));
+                (mixer.forward(normed, mixing, layer, self.heads), w)
+            }
+            (Some(attention), None) if weights => {
+                let (out, w) = attention.forward_with_weights(normed, mixing, layer);
+                (out, Some(w))
+            }
+            (Some(attention), None) => (attention.forward(normed, mixing, layer), None),
+            // A block is built with one or the other.
+            (None, None) => (normed.zeros_like(), None),
         };
         if let Some(d) = dropout.as_deref_mut() {
             attended = d.apply(attended);

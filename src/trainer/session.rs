@@ -408,7 +408,16 @@ impl<'a> RunContext<'a> {
     fn kernel_infos(&mut self, mixing: &Mixing) -> Vec<LayerKernelInfo> {
         let mut infos = Vec::new();
         for (l, mixer) in (0..).map_while(|l| mixing.layer(l)).enumerate() {
-            let LayerMixer::Attention(k) = mixer;
+            let k = match mixer {
+                LayerMixer::Attention(k) => k,
+                LayerMixer::Other(m) => {
+                    infos.push(LayerKernelInfo {
+                        kernel: m.name().into(),
+                        reason: Some(format!("{}, composed burn ops", m.label())),
+                    });
+                    continue;
+                }
+            };
             if k.fault
                 && let Some(reason) = &k.reason
             {

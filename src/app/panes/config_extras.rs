@@ -7,7 +7,7 @@ use std::num::NonZeroUsize;
 use egui::{ComboBox, DragValue, RichText, TextEdit, Ui};
 
 use crate::app::view_model::editor::{Editor, format_lengths, parse_lengths};
-use crate::config::{Field, KeepCheckpoints, Settings};
+use crate::config::{Field, KeepCheckpoints, Mixer, Settings};
 
 /// A checkbox beside each text file outside the experiment's folder: ticked, the
 /// file may be read, for this session only (the window's `--allow-file`; the
@@ -101,4 +101,58 @@ pub(super) fn eval_lengths_ui(ui: &mut Ui, field: &Field, prefix: &str, s: &mut 
     if let Some(p) = problem {
         ui.label(RichText::new(p).small().color(ui.visuals().error_fg_color));
     }
+}
+
+/// `model.mixer`: the token mixer of every layer and its parameters; a per-layer list
+/// (`model.layer_mixers`) is shown, and edited in the file.
+pub(super) fn mixer_ui(ui: &mut Ui, field: &Field, s: &mut Settings) {
+    let m = &mut s.model;
+    if !m.layer_mixers.is_empty() {
+        let names: Vec<String> = m.layer_mixers.iter().map(Mixer::label).collect();
+        ui.label(
+            RichText::new(format!(
+                "mixers per layer: {} (edit in the file)",
+                names.join(", ")
+            ))
+            .small(),
+        )
+        .on_hover_text(field.help);
+        return;
+    }
+    ui.horizontal(|ui| {
+        ComboBox::from_id_salt("model.mixer")
+            .selected_text(m.mixer.name())
+            .show_ui(ui, |ui| {
+                for kind in Mixer::KINDS {
+                    if ui.selectable_label(m.mixer.name() == kind, kind).clicked()
+                        && m.mixer.name() != kind
+                        && let Some(chosen) = Mixer::of_kind(kind)
+                    {
+                        m.mixer = chosen;
+                    }
+                }
+            })
+            .response
+            .on_hover_text(field.help);
+        ui.label(field.label);
+    });
+    ui.horizontal(|ui| match &mut m.mixer {
+        Mixer::Based {
+            feature_dim,
+            window,
+        } => {
+            ui.label("feature_dim");
+            ui.add(DragValue::new(feature_dim).range(1..=crate::config::MAX_FEATURE_DIM));
+            ui.label("window");
+            ui.add(DragValue::new(window).range(1..=4096));
+        }
+        Mixer::Conv { short } => {
+            ui.checkbox(short, "short conv (3 taps)");
+        }
+        Mixer::Ssm { state } => {
+            ui.label("state N");
+            ui.add(DragValue::new(state).range(1..=crate::config::MAX_SSM_STATE));
+        }
+        Mixer::Attention | Mixer::Linear => {}
+    });
 }

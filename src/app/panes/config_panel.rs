@@ -5,7 +5,7 @@
 
 use egui::{ComboBox, DragValue, RichText, TextEdit, Ui};
 
-use super::config_extras::{eval_lengths_ui, keep_checkpoints_ui, outside_files_ui};
+use super::config_extras::{eval_lengths_ui, keep_checkpoints_ui, mixer_ui, outside_files_ui};
 use super::config_target::target_ui;
 use super::pattern_editor::pattern_ui;
 use crate::app::view_model::editor::Editor;
@@ -97,6 +97,10 @@ fn section_ui(
                 patterns_ui(ui, s, layers_before, err);
             }
             Access::Structured if is(field, &fields::BACKEND) => backend_ui(ui, field, s),
+            Access::Structured if is(field, &fields::MIXER) => {
+                mixer_ui(ui, field, s);
+                error_ui(ui, error.as_deref());
+            }
             Access::Structured if is(field, &fields::KEEP_CHECKPOINTS) => {
                 keep_checkpoints_ui(ui, field, s);
                 error_ui(ui, error.as_deref());

@@ -197,6 +197,26 @@ pub static LAYER_ATTENTION: Field = Field {
     ..BASE
 };
 
+/// `model.mixer`
+pub static MIXER: Field = Field {
+    path: "model.mixer",
+    label: "token mixer",
+    help: "What mixes tokens in every layer: attention (softmax under the pattern), linear (linear attention, elu+1), based (Taylor linear attention + a sliding window), conv (a gated long convolution) or ssm (a selective state space, Mamba's form); see Token mixers",
+    access: Access::Structured,
+    applies: transformer,
+    ..BASE
+};
+
+/// `model.layer_mixers`
+pub static LAYER_MIXERS: Field = Field {
+    path: "model.layer_mixers",
+    label: "a mixer per layer",
+    help: "One token mixer per layer, first layer first (hybrids); overrides mixer unless empty",
+    access: Access::Structured,
+    applies: transformer,
+    ..BASE
+};
+
 /// `model.ablated_heads`
 pub static ABLATED_HEADS: Field = Field {
     path: "model.ablated_heads",
@@ -436,6 +456,8 @@ pub static FIELDS: &[&Field] = &[
     &CAUSAL,
     &ATTENTION,
     &LAYER_ATTENTION,
+    &MIXER,
+    &LAYER_MIXERS,
     &ABLATED_HEADS,
     &STEPS,
     &BATCH,

@@ -42,6 +42,7 @@ pub fn check_settings(s: &Settings) -> Vec<ConfigError> {
         }
         check_head_width(m, &mut errors);
         check_attention(m, s.task.seq_len, &mut errors);
+        check_mixers(m, s.task.seq_len, &mut errors);
     }
     check_seeds(&s.train, &mut errors);
     check_kept(s, &mut errors);
@@ -101,6 +102,36 @@ fn check_head_width(m: &ModelConfig, errors: &mut Vec<ConfigError>) {
                 m.d_model / m.heads
             ),
         );
+    }
+}
+
+/// A transformer's token mixers: as many as layers when given per layer, each
+/// mixer's parameters within bounds at length `n`.
+fn check_mixers(m: &ModelConfig, n: usize, errors: &mut Vec<ConfigError>) {
+    let mut check = |path: String, mixer: &crate::config::Mixer| {
+        if let Err((param, why)) = mixer.check(n) {
+            errors.push(ConfigError::new(
+                format!("{path}.{param}"),
+                format!("is not allowed for {}: {why}", mixer.name()),
+            ));
+        }
+    };
+    if m.layer_mixers.is_empty() {
+        check(fields::MIXER.path.to_string(), &m.mixer);
+        return;
+    }
+    for (l, mixer) in m.layer_mixers.iter().enumerate() {
+        check(format!("{}[{l}]", fields::LAYER_MIXERS.path), mixer);
+    }
+    if m.layer_mixers.len() != m.layers {
+        errors.push(ConfigError::new(
+            fields::LAYER_MIXERS.path,
+            format!(
+                "has {} mixers but model.layers = {}: give one mixer per layer",
+                m.layer_mixers.len(),
+                m.layers
+            ),
+        ));
     }
 }
 
