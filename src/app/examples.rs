@@ -11,7 +11,7 @@ pub struct ShippedExperiment {
 }
 
 /// Every shipped experiment, in menu order.
-pub const SHIPPED: [ShippedExperiment; 15] = [
+pub const SHIPPED: [ShippedExperiment; 16] = [
     ShippedExperiment {
         file: "dense_vs_local.toml",
         text: include_str!("../../experiments/dense_vs_local.toml"),
@@ -47,6 +47,10 @@ pub const SHIPPED: [ShippedExperiment; 15] = [
     ShippedExperiment {
         file: "seeds_sweep.toml",
         text: include_str!("../../experiments/seeds_sweep.toml"),
+    },
+    ShippedExperiment {
+        file: "mixers.toml",
+        text: include_str!("../../experiments/mixers.toml"),
     },
     ShippedExperiment {
         file: "mqar_reach.toml",

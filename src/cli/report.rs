@@ -151,13 +151,21 @@ pub(super) fn print_references(summaries: &BTreeMap<u64, RunSummary>) {
 /// memory, backend and record.
 pub(super) fn print_table(summaries: &BTreeMap<u64, RunSummary>) {
     println!(
-        "{:<28} {:<9} {:>7} {:>9} {:>9} {:>8} {:>8} {:>7}  record",
-        "run", "status", "steps", "eval loss", "eval acc", "steps/s", "peak MiB", "backend"
+        "{:<28} {:<9} {:>7} {:>9} {:>9} {:>8} {:>8} {:>9} {:>7}  record",
+        "run",
+        "status",
+        "steps",
+        "eval loss",
+        "eval acc",
+        "steps/s",
+        "peak MiB",
+        "state",
+        "backend"
     );
     for s in summaries.values() {
         let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
         println!(
-            "{:<28} {:<9} {:>7} {:>9} {:>9} {:>8.2} {:>8} {:>7}  {}",
+            "{:<28} {:<9} {:>7} {:>9} {:>9} {:>8.2} {:>8} {:>9} {:>7}  {}",
             truncate(&s.name, 28),
             s.status.name(),
             s.steps,
@@ -168,6 +176,7 @@ pub(super) fn print_table(summaries: &BTreeMap<u64, RunSummary>) {
                 "{:.1}",
                 b as f64 / (1 << 20) as f64
             )),
+            s.state_floats.map_or("-".to_string(), floats_text),
             s.backend,
             s.record_id.as_deref().unwrap_or("-")
         );
@@ -177,6 +186,15 @@ pub(super) fn print_table(summaries: &BTreeMap<u64, RunSummary>) {
         if let Some(m) = &s.message {
             println!("    {m}");
         }
+    }
+}
+
+/// A count of floats, short: `1536`, `24.6k`, `1.2M`.
+fn floats_text(n: u64) -> String {
+    match n {
+        0..10_000 => n.to_string(),
+        10_000..10_000_000 => format!("{:.1}k", n as f64 / 1e3),
+        _ => format!("{:.1}M", n as f64 / 1e6),
     }
 }
 

@@ -24,7 +24,7 @@ use std::num::Saturating;
 
 use super::fields::{self, Field};
 use super::{BackendChoice, BackendSetting, MAX_EVAL_LENGTHS, ModelKind, Settings};
-use crate::attention::trained_pairs;
+use crate::attention::{AttentionPattern, trained_pairs};
 
 /// Bytes of an `f32`, as a saturating count.
 const F32: S = Saturating(4);
@@ -149,7 +149,11 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
             // keeps no n x n tensor (its output, log-sum-exp and per-thread scratch
             // grow like n); elsewhere burn's composed ops keep ~4 per computed pair.
             let fused = s.train.backend == BackendSetting::Local(BackendChoice::Cpu);
+            let mixers = m.layer_mixers();
             let attention = sum(patterns.iter().enumerate().map(|(i, p)| {
+                if let Some(bytes) = mixers.get(i).and_then(|mx| mixer_bytes(mx, b, n, d, h)) {
+                    return bytes;
+                }
                 if fused {
                     return (k(2) * d + k(2) * h) * tokens * F32;
                 }
@@ -173,6 +177,44 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
         eval_data: eval_data.0,
         train_data: train_data.0,
         eval_lengths: eval_lengths_bytes(s, activations + attention + logits).0,
+    }
+}
+
+/// What a layer whose token mixer is not attention keeps for its backward pass
+/// (`None` for attention): linear attention and Based their `n x n` matrices per head
+/// (Based two), the convolution its Toeplitz matrices per channel, the SSM each
+/// step's decay, input and state per channel and state.
+fn mixer_bytes(mixer: &super::Mixer, b: S, n: S, d: S, h: S) -> Option<S> {
+    let k = |x: u64| Saturating(x);
+    Some(match mixer {
+        super::Mixer::Attention => return None,
+        super::Mixer::Linear => k(4) * b * h * n * n * F32,
+        super::Mixer::Based { .. } => k(8) * b * h * n * n * F32,
+        super::Mixer::Conv { .. } => k(3) * d * n * n * F32 + k(4) * b * n * d * F32,
+        super::Mixer::Ssm { state } => k(6) * b * n * d * sat(*state) * F32,
+    })
+}
+
+/// Floats of state a model of `s` carries per sequence at inference, at its training
+/// length, summed over layers: attention's KV cache, a recurrent mixer's state
+/// ([`super::Mixer::state_floats`]); the LSTM's hidden and cell state.
+pub fn state_floats(s: &Settings) -> u64 {
+    let m = &s.model;
+    match m.kind {
+        ModelKind::Lstm => 2 * m.d_model as u64 * m.layers as u64,
+        ModelKind::Transformer => m
+            .layer_mixers()
+            .iter()
+            .zip(m.layer_patterns())
+            .map(|(mixer, pattern)| {
+                // A causal local window needs only its last keys cached.
+                let cached = match pattern {
+                    AttentionPattern::Local { window } if m.causal => window + 1,
+                    _ => s.task.seq_len,
+                };
+                mixer.state_floats(cached.min(s.task.seq_len), m.d_model, m.heads)
+            })
+            .sum(),
     }
 }
 

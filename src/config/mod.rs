@@ -25,7 +25,7 @@ mod train_choices;
 
 pub use budget::{
     MemoryEstimate, checkpoint_disk_bytes, estimate, evaluation_estimate, human_bytes,
-    kept_checkpoints, over_budget, parameter_count, step_flops,
+    kept_checkpoints, over_budget, parameter_count, state_floats, step_flops,
 };
 pub use error::{ConfigError, ConfigErrors};
 pub use experiment::Experiment;

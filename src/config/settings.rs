@@ -164,13 +164,24 @@ impl ModelConfig {
         }
     }
 
-    /// The pattern of each layer, first layer first.
+    /// The pattern of each layer, first layer first. A layer whose token mixer is not
+    /// attention links every pair it may (dense; causal with `causal`): its pattern
+    /// is not used.
     pub fn layer_patterns(&self) -> Vec<AttentionPattern> {
-        if self.layer_attention.is_empty() {
+        let patterns = if self.layer_attention.is_empty() {
             vec![self.attention.clone(); self.layers]
         } else {
             self.layer_attention.clone()
-        }
+        };
+        let mixers = self.layer_mixers();
+        patterns
+            .into_iter()
+            .enumerate()
+            .map(|(l, p)| match mixers.get(l) {
+                Some(m) if !m.is_attention() => AttentionPattern::Dense,
+                _ => p,
+            })
+            .collect()
     }
 
     /// The mask of each layer at sequence length `n` (empty for the LSTM). Layer `l`'s

@@ -111,6 +111,11 @@ pub struct RunSummary {
     pub kernels: Vec<LayerKernelInfo>,
     /// Trainable parameters.
     pub params: usize,
+    /// Floats of state the model carries per sequence at inference, at its training
+    /// length (`config::state_floats`: attention's KV cache, a recurrent mixer's
+    /// state); `None` in records written before it was counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_floats: Option<u64>,
     /// Wall time training, seconds.
     pub elapsed_secs: f64,
     /// Mean optimiser steps per second.
@@ -188,6 +193,7 @@ impl RunSummary {
             adapter: String::new(),
             kernels: Vec::new(),
             params: 0,
+            state_floats: None,
             elapsed_secs: 0.0,
             steps_per_sec: 0.0,
             dropped_snapshots: 0,

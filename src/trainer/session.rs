@@ -364,6 +364,7 @@ impl<'a> RunContext<'a> {
             dependencies: probe.dependencies,
         };
         self.summary.params = model.num_params();
+        self.summary.state_floats = Some(crate::config::state_floats(plan.settings()));
         self.summary.kernels = kernels.clone();
         self.summary.baselines = task.in_context_baselines(&eval_set);
         let resume = self.recorder.take_resume();

@@ -289,6 +289,8 @@ fn pareto_ui(ui: &mut Ui, axis: &mut CostAxis, runs: &[&RunView]) {
             ui.selectable_value(axis, CostAxis::Time, "time per step (measured)");
             ui.selectable_value(axis, CostAxis::Memory, "peak memory")
                 .on_hover_text("Each run's training step measured alone (parameters, Adam's moments, activations and gradients); the estimate where a run has no measurement");
+            ui.selectable_value(axis, CostAxis::State, "state size")
+                .on_hover_text("The floats a model carries per sequence at inference: attention's KV cache (grows with the length), a linear-attention, Based or SSM layer's fixed state, a convolution's input history (Based's Figure 1: recall against state size)");
         });
         let axis = *axis;
         let points = pareto(runs, axis);
@@ -306,6 +308,7 @@ fn pareto_ui(ui: &mut Ui, axis: &mut CostAxis, runs: &[&RunView]) {
                 CostAxis::Time => "ms per training step (mean over seeds)",
                 CostAxis::Memory if all_measured => "measured peak memory per run (MiB)",
                 CostAxis::Memory => "peak memory per run (MiB; estimated where not measured)",
+                CostAxis::State => "state carried per sequence at inference (floats)",
             })
             .y_axis_label("final accuracy")
             .include_y(0.0)

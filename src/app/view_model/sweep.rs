@@ -158,11 +158,14 @@ pub struct ParetoPoint {
     pub memory_measured: bool,
     /// Mean final held-out accuracy.
     pub accuracy: f64,
+    /// Floats of state a model of the group carries per sequence at inference
+    /// (`config::state_floats`: attention's KV cache, a recurrent mixer's state).
+    pub state_floats: f64,
 }
 
-/// A group's name, estimated memory (MiB) and its runs' (ms per step, accuracy,
-/// measured peak memory in MiB).
-type GroupCosts = (String, f64, Vec<(f64, f64, Option<f64>)>);
+/// A group's name, estimated memory (MiB), state floats and its runs' (ms per step,
+/// accuracy, measured peak memory in MiB).
+type GroupCosts = (String, f64, f64, Vec<(f64, f64, Option<f64>)>);
 
 /// What a Pareto chart counts as cost.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -172,6 +175,9 @@ pub enum CostAxis {
     Time,
     /// Peak memory (measured where the runs have it).
     Memory,
+    /// The state carried per sequence at inference (recall against state size, as
+    /// Based's Figure 1 draws it).
+    State,
 }
 
 impl ParetoPoint {
@@ -180,6 +186,7 @@ impl ParetoPoint {
         match axis {
             CostAxis::Time => self.ms_per_step,
             CostAxis::Memory => self.memory_mib,
+            CostAxis::State => self.state_floats,
         }
     }
 }
@@ -197,17 +204,18 @@ pub fn pareto(runs: &[&RunView], axis: CostAxis) -> Vec<(ParetoPoint, bool)> {
         };
         let measured = s.peak_memory_bytes.map(|b| b as f64 / (1 << 20) as f64);
         let point = (1000.0 / s.steps_per_sec, acc, measured);
-        match groups.iter_mut().find(|(g, _, _)| *g == run.group) {
-            Some((_, _, points)) => points.push(point),
+        match groups.iter_mut().find(|(g, ..)| *g == run.group) {
+            Some((.., points)) => points.push(point),
             None => {
                 let memory = run.estimated_bytes as f64 / (1 << 20) as f64;
-                groups.push((run.group.clone(), memory, vec![point]));
+                let state = crate::config::state_floats(&run.settings) as f64;
+                groups.push((run.group.clone(), memory, state, vec![point]));
             }
         }
     }
     let points: Vec<ParetoPoint> = groups
         .into_iter()
-        .map(|(group, estimate_mib, ps)| {
+        .map(|(group, estimate_mib, state_floats, ps)| {
             let n = ps.len() as f64;
             let measured: Option<Vec<f64>> = ps.iter().map(|p| p.2).collect();
             ParetoPoint {
@@ -218,6 +226,7 @@ pub fn pareto(runs: &[&RunView], axis: CostAxis) -> Vec<(ParetoPoint, bool)> {
                     .map_or(estimate_mib, |m| m.iter().sum::<f64>() / n),
                 memory_measured: measured.is_some(),
                 accuracy: ps.iter().map(|p| p.1).sum::<f64>() / n,
+                state_floats,
             }
         })
         .collect();

@@ -27,6 +27,7 @@ mod linear;
 mod ops;
 mod plan;
 mod rope;
+mod scan;
 pub mod simd;
 mod uninit;
 
@@ -46,6 +47,7 @@ use burn::tensor::{Bytes, DType, Shape, Tensor};
 pub use ops::{FusedCrossEntropy, FusedGelu, FusedLayerNorm, FusedLinear};
 pub use plan::{AttentionPlan, PlanError, TILE_K, TILE_Q, Tile};
 pub use rope::{FusedRope, fused_rope_qkv, rope_angle};
+pub use scan::{FusedScan, selective_scan};
 
 /// Multi-head attention from a tile plan.
 #[backend_extension(Flex, Autodiff)]
@@ -353,15 +355,18 @@ pub enum Op {
     CrossEntropy,
     /// [`linear`].
     Linear,
+    /// [`selective_scan`].
+    Scan,
 }
 
 impl Op {
-    const ALL: [Op; 5] = [
+    const ALL: [Op; 6] = [
         Op::Attention,
         Op::LayerNorm,
         Op::Gelu,
         Op::CrossEntropy,
         Op::Linear,
+        Op::Scan,
     ];
 
     fn name(self) -> &'static str {
@@ -371,6 +376,7 @@ impl Op {
             Op::Gelu => "gelu",
             Op::CrossEntropy => "cross_entropy",
             Op::Linear => "linear",
+            Op::Scan => "scan",
         }
     }
 }
@@ -379,7 +385,7 @@ impl Op {
 /// on, `0` every one off, and a list such as `attention,gelu` only those (to measure
 /// each); read once.
 pub fn enabled_op(op: Op) -> bool {
-    static ON: std::sync::OnceLock<[bool; 5]> = std::sync::OnceLock::new();
+    static ON: std::sync::OnceLock<[bool; 6]> = std::sync::OnceLock::new();
     let on = ON.get_or_init(|| {
         let value = std::env::var("ATTNLAB_FUSED").unwrap_or_else(|_| "1".into());
         let value = value.trim();

@@ -95,6 +95,16 @@ impl SelectiveSsm {
 
     /// The scan, token by token: `y` before the gate, `[batch, seq, d_model]`.
     pub fn scan(&self, s: &Selected) -> Tensor<3> {
+        let skip = s.x.clone() * self.skip.val().unsqueeze::<3>();
+        match crate::model::fused::selective_scan(&s.delta, &s.x, &s.b, &s.c, &self.a()) {
+            Some(y) => y + skip,
+            None => self.scan_composed(s) + skip,
+        }
+    }
+
+    /// [`Self::scan`] in burn's ops, without the skip: every step a slice, product and
+    /// sum (what wgpu and remote devices run, and the fused scan's reference).
+    pub fn scan_composed(&self, s: &Selected) -> Tensor<3> {
         let [batch, seq, d] = s.x.dims();
         let n = self.state;
         let a = self.a().unsqueeze::<4>(); // [1, 1, d, n]
@@ -114,7 +124,7 @@ impl SelectiveSsm {
             h = at(&decay, d) * h + at(&drive, d);
             ys.push((h.clone() * at(&c, 1)).sum_dim(2).swap_dims(1, 2));
         }
-        Tensor::cat(ys, 1) + s.x.clone() * self.skip.val().unsqueeze::<3>()
+        Tensor::cat(ys, 1)
     }
 
     /// The layer's output before its projection: the scan gated by SiLU(z).
