@@ -58,6 +58,55 @@ pub enum Workload {
     W2,
     /// W1 through the trainer thread vs the bare loop.
     Overhead,
+    /// One token-mixer layer (linear attention, Based, gated convolution, SSM),
+    /// forward + backward, in W2's shape.
+    Mixers,
+}
+
+/// The mixers the `mixers` workload times, with its parameters: Based with a window
+/// of 64 (as the local pattern), the SSM with 16 states.
+pub fn bench_mixer(name: &str) -> Option<crate::config::Mixer> {
+    use crate::config::Mixer;
+    Some(match name {
+        "linear" => Mixer::Linear,
+        "based" => Mixer::Based {
+            feature_dim: 16,
+            window: 64,
+        },
+        "conv" => Mixer::Conv { short: true },
+        "ssm" => Mixer::Ssm { state: 16 },
+        _ => return None,
+    })
+}
+
+/// Times one token mixer layer, causal, d_model 128, 4 heads, batch 4, forward +
+/// backward (W2's shape, another mixer in attention's place).
+pub(super) fn mixer_layer(
+    mixer: &crate::config::Mixer,
+    seq: usize,
+    device: &Device,
+    warmup: usize,
+    steps: usize,
+) -> Result<Vec<Duration>, BenchError> {
+    device.seed(1);
+    let train_device = device.clone().autodiff();
+    let layer = crate::model::TokenMixer::new(mixer, 128, 4, seq, true, &train_device)
+        .ok_or_else(|| BenchError::UnknownPattern(mixer.name().into()))?;
+    let mut times = Vec::with_capacity(steps);
+    for step in 0..warmup + steps {
+        let x = Tensor::<3>::random([4, seq, 128], Distribution::Normal(0.0, 1.0), &train_device)
+            .require_grad();
+        let t0 = Instant::now();
+        let out = layer.mixed(x.clone());
+        let grads = out.powi_scalar(2).mean().backward();
+        let _ = x.grad(&grads);
+        // Ignored: a failed sync shows as a faster step, not as a wrong result.
+        let _ = device.sync();
+        if step >= warmup {
+            times.push(t0.elapsed());
+        }
+    }
+    Ok(times)
 }
 
 /// One JSON line of output.
@@ -153,6 +202,7 @@ pub fn bench_patterns(workload: Workload) -> Vec<&'static str> {
             "longformer",
             "bigbird",
         ],
+        Workload::Mixers => vec!["linear", "based", "conv", "ssm"],
     }
 }
 
@@ -344,6 +394,8 @@ fn checked_pattern(attn: &str, seq: usize) -> Result<AttentionPattern, BenchErro
 /// `steps` timed ones.
 struct Setup<'a> {
     pattern: &'a AttentionPattern,
+    /// The name asked for (a mixer's, in the mixers workload).
+    attn: &'a str,
     seq: usize,
     backend: BackendChoice,
     device: &'a Device,
@@ -397,6 +449,12 @@ impl Setup<'_> {
                 let (bare, through) = self.overhead()?;
                 ("trainer_overhead", 16, through, Some(bare))
             }
+            Workload::Mixers => {
+                let mixer = bench_mixer(self.attn)
+                    .ok_or_else(|| BenchError::UnknownPattern(self.attn.into()))?;
+                let times = mixer_layer(&mixer, self.seq, device, warmup, steps)?;
+                ("mixer_layer", 4, median_ms(times), None)
+            }
         })
     }
 
@@ -434,7 +492,13 @@ pub fn run_one(
     warmup: usize,
     steps: usize,
 ) -> Result<BenchResult, BenchError> {
-    let pattern = checked_pattern(attn, seq)?;
+    let pattern = if workload == Workload::Mixers {
+        bench_mixer(attn).ok_or_else(|| BenchError::UnknownPattern(attn.into()))?;
+        // A mixer layer links every earlier position.
+        AttentionPattern::Dense
+    } else {
+        checked_pattern(attn, seq)?
+    };
     let (device, info) = select_backend(backend)?;
     let mode = if sparse {
         SparseMode::WherePaysOff
@@ -443,6 +507,7 @@ pub fn run_one(
     };
     let setup = Setup {
         pattern: &pattern,
+        attn,
         seq,
         backend,
         device: &device,
@@ -452,7 +517,13 @@ pub fn run_one(
     };
     let attended_pairs = pattern.mask(seq, false, 1).attended_pairs();
     let (kind, computed_pairs) = setup.layer_kernel()?;
-    let kernel = kind.name();
+    let kernel = match workload {
+        Workload::Mixers if attn == "ssm" && crate::model::fused::supported(&device) => {
+            "fused_scan"
+        }
+        Workload::Mixers => "composed",
+        _ => kind.name(),
+    };
     let alloc_before = crate::memory::reset_peak();
     let (workload_name, batch, step_ms, bare) = setup.measure(workload)?;
     Ok(BenchResult {

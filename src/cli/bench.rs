@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use serde::Deserialize;
 
-use crate::bench::{Workload, bench_patterns, default_pattern, run_one};
+use crate::bench::{Workload, bench_mixer, bench_patterns, default_pattern, run_one};
 use crate::config::BackendChoice;
 
 /// `attnlab bench` options.
@@ -103,9 +103,9 @@ impl BenchArgs {
         for &workload in &self.workload {
             let seqs = match (self.seq.is_empty(), self.quick, workload) {
                 (false, _, _) => self.seq.clone(),
-                (true, true, Workload::W2) => vec![256, 512],
+                (true, true, Workload::W2 | Workload::Mixers) => vec![256, 512],
                 (true, true, _) => vec![64],
-                (true, false, Workload::W2) => vec![256, 512, 1024, 2048, 4096],
+                (true, false, Workload::W2 | Workload::Mixers) => vec![256, 512, 1024, 2048, 4096],
                 (true, false, _) => vec![256, 1024],
             };
             let attns: Vec<String> = if self.attn.is_empty() {
@@ -118,7 +118,13 @@ impl BenchArgs {
             };
             for seq in &seqs {
                 for attn in &attns {
-                    if default_pattern(attn).is_none() {
+                    if workload == Workload::Mixers {
+                        if bench_mixer(attn).is_none() {
+                            anyhow::bail!(
+                                "unknown mixer `{attn}`; one of linear, based, conv, ssm"
+                            );
+                        }
+                    } else if default_pattern(attn).is_none() {
                         anyhow::bail!(
                             "unknown pattern `{attn}`; one of {:?}",
                             crate::attention::PATTERN_KINDS
