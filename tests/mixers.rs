@@ -355,3 +355,61 @@ fn composed_scan(
     }
     Tensor::cat(ys, 1)
 }
+
+/// The fused prefix-sum linear attention against the parallel form (normalised
+/// `phi(q) phi(k)^T`, masked causal) in value and in the gradients of q, k and v.
+#[test]
+fn the_fused_prefix_sums_equal_the_parallel_form_in_value_and_gradient() {
+    use attnlab::model::fused::prefix_attention;
+    let device = CpuBackend::device().autodiff();
+    device.seed(23);
+    let (batch, heads, n, f, e) = (2, 3, 11, 5, 4);
+    let positive = |shape: [usize; 4]| {
+        elu_feature(Tensor::<4>::random(
+            shape,
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        ))
+    };
+    let (q0, k0) = (
+        positive([batch, heads, n, f]),
+        positive([batch, heads, n, f]),
+    );
+    let v0 = Tensor::<4>::random(
+        [batch, heads, n, e],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let weight = Tensor::<4>::random(
+        [batch, heads, n, e],
+        Distribution::Normal(0.0, 1.0),
+        &device,
+    );
+    let run = |fused: bool| {
+        let [q, k, v] = [q0.clone(), k0.clone(), v0.clone()].map(|t| t.detach().require_grad());
+        let out = if fused {
+            prefix_attention(&q, &k, &v).expect("the fused op applies on the CPU")
+        } else {
+            let scores = q.clone().matmul(k.clone().swap_dims(2, 3));
+            let above = Tensor::<2, Bool>::tril_mask([n, n], 0, &device).unsqueeze::<4>();
+            let scores = scores.mask_fill(above, 0.0);
+            (scores.clone() / (scores.sum_dim(3) + 1e-6)).matmul(v.clone())
+        };
+        let grads = (out.clone() * weight.clone()).sum().backward();
+        let mut all = vec![values(out)];
+        all.extend([&q, &k, &v].map(|t| values(t.grad(&grads).expect("gradient"))));
+        all
+    };
+    let (fused, parallel) = (run(true), run(false));
+    for (i, name) in ["o", "q", "k", "v"].iter().enumerate() {
+        assert_close(
+            &fused[i],
+            &parallel[i],
+            Tolerance {
+                abs: 1e-4,
+                rel: 1e-3,
+            },
+            name,
+        );
+    }
+}

@@ -26,6 +26,7 @@ mod heads;
 mod linear;
 mod ops;
 mod plan;
+mod prefix;
 mod rope;
 mod scan;
 pub mod simd;
@@ -46,6 +47,7 @@ use burn::tensor::{Bytes, DType, Shape, Tensor};
 
 pub use ops::{FusedCrossEntropy, FusedGelu, FusedLayerNorm, FusedLinear};
 pub use plan::{AttentionPlan, PlanError, TILE_K, TILE_Q, Tile};
+pub use prefix::{FusedPrefixAttention, prefix_attention};
 pub use rope::{FusedRope, fused_rope_qkv, rope_angle};
 pub use scan::{FusedScan, selective_scan};
 
@@ -357,16 +359,19 @@ pub enum Op {
     Linear,
     /// [`selective_scan`].
     Scan,
+    /// [`prefix_attention`].
+    Prefix,
 }
 
 impl Op {
-    const ALL: [Op; 6] = [
+    const ALL: [Op; 7] = [
         Op::Attention,
         Op::LayerNorm,
         Op::Gelu,
         Op::CrossEntropy,
         Op::Linear,
         Op::Scan,
+        Op::Prefix,
     ];
 
     fn name(self) -> &'static str {
@@ -377,6 +382,7 @@ impl Op {
             Op::CrossEntropy => "cross_entropy",
             Op::Linear => "linear",
             Op::Scan => "scan",
+            Op::Prefix => "prefix",
         }
     }
 }
@@ -385,7 +391,7 @@ impl Op {
 /// on, `0` every one off, and a list such as `attention,gelu` only those (to measure
 /// each); read once.
 pub fn enabled_op(op: Op) -> bool {
-    static ON: std::sync::OnceLock<[bool; 6]> = std::sync::OnceLock::new();
+    static ON: std::sync::OnceLock<[bool; 7]> = std::sync::OnceLock::new();
     let on = ON.get_or_init(|| {
         let value = std::env::var("ATTNLAB_FUSED").unwrap_or_else(|_| "1".into());
         let value = value.trim();

@@ -103,10 +103,11 @@ impl LinearAttention {
         (normalised(scores, self.causal), v)
     }
 
-    /// The layer's output before its projection, `[batch, seq, d_model]`.
+    /// The layer's output before its projection, `[batch, seq, d_model]`: by prefix
+    /// sums, never an `n x n` matrix ([`attend`]).
     pub fn mixed(&self, x: Tensor<3>) -> Tensor<3> {
-        let (m, v) = self.mixing(x);
-        HeadProjections::merge(m.matmul(v))
+        let [q, k, v] = self.heads.split(x);
+        HeadProjections::merge(attend(elu_feature(q), elu_feature(k), v, self.causal))
     }
 
     pub fn project(&self, x: Tensor<3>) -> Tensor<3> {
@@ -187,9 +188,27 @@ impl Based {
         ((taylor + window) / 2.0, v)
     }
 
+    /// The layer's output before its projection: the Taylor part by prefix sums
+    /// ([`attend`]), the window by masked softmax.
     pub fn mixed(&self, x: Tensor<3>) -> Tensor<3> {
-        let (m, v) = self.mixing(x);
-        HeadProjections::merge(m.matmul(v))
+        let [q, k, v] = self.heads.split(x.clone());
+        let (fq, fk) = self.feature_qk(x);
+        let taylor = attend(
+            taylor_features(fq),
+            taylor_features(fk),
+            v.clone(),
+            self.causal,
+        );
+        let [_, _, n, head_dim] = q.dims();
+        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt();
+        let window = softmax(
+            scores.mask_fill(
+                window_blocked(n, self.window, self.causal, &v.device()),
+                -1e30,
+            ),
+            3,
+        );
+        HeadProjections::merge((taylor + window.matmul(v)) / 2.0)
     }
 
     pub fn project(&self, x: Tensor<3>) -> Tensor<3> {
@@ -203,6 +222,23 @@ impl Based {
     pub fn feature_dim(&self) -> usize {
         self.feature_dim
     }
+}
+
+/// Linear attention of featurised `fq`, `fk` `[batch, heads, n, f]` over `v`
+/// `[batch, heads, n, e]`, each row normalised: causal by prefix sums (the fused CPU
+/// op, else the parallel form), otherwise by the global sums `phi(q) (phi(k)^T v) /
+/// (phi(q) . sum phi(k))`, O(n) either way on the CPU.
+pub fn attend(fq: Tensor<4>, fk: Tensor<4>, v: Tensor<4>, causal: bool) -> Tensor<4> {
+    if !causal {
+        let kv = fk.clone().swap_dims(2, 3).matmul(v);
+        let total = fk.sum_dim(2);
+        let denominator = (fq.clone() * total).sum_dim(3) + EPS;
+        return fq.matmul(kv) / denominator;
+    }
+    if let Some(out) = crate::model::fused::prefix_attention(&fq, &fk, &v) {
+        return out;
+    }
+    normalised(fq.matmul(fk.swap_dims(2, 3)), true).matmul(v)
 }
 
 /// The pairs the window hides: `|i - j| > window`, and `j > i` when causal.
