@@ -210,10 +210,28 @@ impl ModelConfig {
             .collect()
     }
 
-    /// A short description of the attention, e.g. `local w=8` or `local w=8 / dense`.
+    /// A short description of how the layers mix tokens, e.g. `local w=8`,
+    /// `local w=8 / dense` or `SSM N=16 / dense`.
     pub fn attention_label(&self) -> String {
+        let mixers = self.layer_mixers();
         match self.kind {
             ModelKind::Lstm => "lstm".into(),
+            ModelKind::Transformer if mixers.iter().any(|m| !m.is_attention()) => {
+                // Each layer: its mixer, or its pattern where it attends.
+                let patterns = self.layer_patterns();
+                let layers: Vec<String> = mixers
+                    .iter()
+                    .zip(&patterns)
+                    .map(|(m, p)| if m.is_attention() { p.label() } else { m.label() })
+                    .collect();
+                let mut distinct = layers.clone();
+                distinct.dedup();
+                if distinct.len() == 1 {
+                    distinct.remove(0)
+                } else {
+                    layers.join(" / ")
+                }
+            }
             ModelKind::Transformer if self.layer_attention.is_empty() => self.attention.label(),
             ModelKind::Transformer => self
                 .layer_attention
