@@ -413,3 +413,59 @@ fn the_fused_prefix_sums_equal_the_parallel_form_in_value_and_gradient() {
         );
     }
 }
+
+/// The fused causal convolution against burn's ops (a sum of shifted copies), in value
+/// and in the gradients of the input and the taps; filters shorter and longer than
+/// the sequence.
+#[test]
+fn the_fused_convolution_equals_shifted_sums_in_value_and_gradient() {
+    use attnlab::model::fused::causal_conv;
+    let device = CpuBackend::device().autodiff();
+    device.seed(29);
+    for taps in [3, 9, 14] {
+        let (batch, n, d) = (2, 9, 5);
+        let u0 = Tensor::<3>::random([batch, n, d], Distribution::Normal(0.0, 1.0), &device);
+        let h0 = Tensor::<2>::random([d, taps], Distribution::Normal(0.0, 1.0), &device);
+        let weight = Tensor::<3>::random([batch, n, d], Distribution::Normal(0.0, 1.0), &device);
+        let run = |fused: bool| {
+            let (u, h) = (
+                u0.clone().detach().require_grad(),
+                h0.clone().detach().require_grad(),
+            );
+            let y = if fused {
+                causal_conv(&u, &h).expect("the fused op applies on the CPU")
+            } else {
+                let mut y = Tensor::<3>::zeros([batch, n, d], &device);
+                for k in 0..taps.min(n) {
+                    let shifted = Tensor::cat(
+                        vec![
+                            Tensor::zeros([batch, k, d], &device),
+                            u.clone().slice([0..batch, 0..n - k, 0..d]),
+                        ],
+                        1,
+                    );
+                    y = y + shifted * h.clone().slice([0..d, k..k + 1]).reshape([1, 1, d]);
+                }
+                y
+            };
+            let grads = (y.clone() * weight.clone()).sum().backward();
+            let gh = h
+                .grad(&grads)
+                .map(values)
+                .unwrap_or_else(|| vec![0.0; d * taps]);
+            vec![values(y), values(u.grad(&grads).expect("gradient")), gh]
+        };
+        let (fused, composed) = (run(true), run(false));
+        for (i, name) in ["y", "u", "taps"].iter().enumerate() {
+            assert_close(
+                &fused[i],
+                &composed[i],
+                Tolerance {
+                    abs: 1e-4,
+                    rel: 1e-3,
+                },
+                &format!("{name}, {taps} taps"),
+            );
+        }
+    }
+}

@@ -151,7 +151,10 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
             let fused = s.train.backend == BackendSetting::Local(BackendChoice::Cpu);
             let mixers = m.layer_mixers();
             let attention = sum(patterns.iter().enumerate().map(|(i, p)| {
-                if let Some(bytes) = mixers.get(i).and_then(|mx| mixer_bytes(mx, b, n, d, h)) {
+                if let Some(bytes) = mixers
+                    .get(i)
+                    .and_then(|mx| mixer_bytes(mx, fused, [b, n, d, h]))
+                {
                     return bytes;
                 }
                 if fused {
@@ -181,17 +184,30 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
 }
 
 /// What a layer whose token mixer is not attention keeps for its backward pass
-/// (`None` for attention): linear attention and Based their `n x n` matrices per head
-/// (Based two), the convolution its Toeplitz matrices per channel, the SSM each
-/// step's decay, input and state per channel and state.
-fn mixer_bytes(mixer: &super::Mixer, b: S, n: S, d: S, h: S) -> Option<S> {
+/// (`None` for attention). With the fused CPU ops (`fused`): linear attention its
+/// featurised q and k, Based its Taylor features (1 + f + f^2 per head and token) and
+/// the window kernel's rows, the convolution and the SSM their inputs, all linear in
+/// n. Composed (wgpu, remote): linear attention and Based their `n x n` matrices per
+/// head, the convolution its Toeplitz matrices per channel, the SSM each step's
+/// decay, input and state per channel and state.
+fn mixer_bytes(mixer: &super::Mixer, fused: bool, [b, n, d, h]: [S; 4]) -> Option<S> {
     let k = |x: u64| Saturating(x);
-    Some(match mixer {
-        super::Mixer::Attention => return None,
-        super::Mixer::Linear => k(4) * b * h * n * n * F32,
-        super::Mixer::Based { .. } => k(8) * b * h * n * n * F32,
-        super::Mixer::Conv { .. } => k(3) * d * n * n * F32 + k(4) * b * n * d * F32,
-        super::Mixer::Ssm { state } => k(6) * b * n * d * sat(*state) * F32,
+    let tokens = b * n;
+    Some(match (mixer, fused) {
+        (super::Mixer::Attention, _) => return None,
+        (super::Mixer::Linear, true) => k(8) * tokens * d * F32,
+        (super::Mixer::Linear, false) => k(4) * b * h * n * n * F32,
+        (super::Mixer::Based { feature_dim, .. }, true) => {
+            let f = sat(*feature_dim);
+            k(2) * tokens * h * (k(1) + f + f * f) * F32 + k(8) * tokens * d * F32
+        }
+        (super::Mixer::Based { .. }, false) => k(8) * b * h * n * n * F32,
+        (super::Mixer::Conv { .. }, true) => k(8) * tokens * d * F32,
+        (super::Mixer::Conv { .. }, false) => k(3) * d * n * n * F32 + k(4) * tokens * d * F32,
+        (super::Mixer::Ssm { state }, true) => {
+            k(8) * tokens * d * F32 + k(4) * tokens * sat(*state) * F32
+        }
+        (super::Mixer::Ssm { state }, false) => k(6) * tokens * d * sat(*state) * F32,
     })
 }
 

@@ -222,7 +222,13 @@ impl ModelConfig {
                 let layers: Vec<String> = mixers
                     .iter()
                     .zip(&patterns)
-                    .map(|(m, p)| if m.is_attention() { p.label() } else { m.label() })
+                    .map(|(m, p)| {
+                        if m.is_attention() {
+                            p.label()
+                        } else {
+                            m.label()
+                        }
+                    })
                     .collect();
                 let mut distinct = layers.clone();
                 distinct.dedup();

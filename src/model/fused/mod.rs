@@ -19,6 +19,7 @@
 //! `unsafe fn` with a `# Safety` section, and each `unsafe` block says why it holds
 //! (`// SAFETY:`), as in BurntSushi/memchr.
 
+mod conv;
 pub mod cpu;
 mod elementwise;
 mod gemm;
@@ -45,6 +46,7 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::tensor::{Bytes, DType, Shape, Tensor};
 
+pub use conv::{FusedCausalConv, causal_conv};
 pub use ops::{FusedCrossEntropy, FusedGelu, FusedLayerNorm, FusedLinear};
 pub use plan::{AttentionPlan, PlanError, TILE_K, TILE_Q, Tile};
 pub use prefix::{FusedPrefixAttention, prefix_attention};
@@ -361,10 +363,12 @@ pub enum Op {
     Scan,
     /// [`prefix_attention`].
     Prefix,
+    /// [`causal_conv`].
+    Conv,
 }
 
 impl Op {
-    const ALL: [Op; 7] = [
+    const ALL: [Op; 8] = [
         Op::Attention,
         Op::LayerNorm,
         Op::Gelu,
@@ -372,6 +376,7 @@ impl Op {
         Op::Linear,
         Op::Scan,
         Op::Prefix,
+        Op::Conv,
     ];
 
     fn name(self) -> &'static str {
@@ -383,6 +388,7 @@ impl Op {
             Op::Linear => "linear",
             Op::Scan => "scan",
             Op::Prefix => "prefix",
+            Op::Conv => "conv",
         }
     }
 }
@@ -391,7 +397,7 @@ impl Op {
 /// on, `0` every one off, and a list such as `attention,gelu` only those (to measure
 /// each); read once.
 pub fn enabled_op(op: Op) -> bool {
-    static ON: std::sync::OnceLock<[bool; 7]> = std::sync::OnceLock::new();
+    static ON: std::sync::OnceLock<[bool; 8]> = std::sync::OnceLock::new();
     let on = ON.get_or_init(|| {
         let value = std::env::var("ATTNLAB_FUSED").unwrap_or_else(|_| "1".into());
         let value = value.trim();

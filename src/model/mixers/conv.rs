@@ -96,17 +96,16 @@ impl GatedConv {
         (toeplitz * gate, u.swap_dims(1, 2).unsqueeze_dim::<4>(3))
     }
 
-    /// The layer's output before its projection, `[batch, seq, d_model]`.
+    /// The layer's output before its projection, `[batch, seq, d_model]`: the short
+    /// and the long convolution by the fused CPU op where it runs (memory like
+    /// `n x d`), else by the Toeplitz matrices.
     pub fn mixed(&self, x: Tensor<3>) -> Tensor<3> {
-        let [_, seq, _] = x.dims();
-        let device = x.device();
         let (u, g) = self.split(x);
-        let toeplitz = self.toeplitz(seq, &device).unsqueeze::<4>();
-        let convolved = toeplitz
-            .matmul(u.swap_dims(1, 2).unsqueeze_dim::<4>(3))
-            .squeeze_dim::<3>(3)
-            .swap_dims(1, 2);
-        convolved * g
+        let u = match &self.short {
+            Some(short) => convolve(u, short.val()),
+            None => u,
+        };
+        convolve(u, self.filter.val()) * g
     }
 
     pub fn project(&self, x: Tensor<3>) -> Tensor<3> {
@@ -123,6 +122,19 @@ impl GatedConv {
     pub fn inputs(&self, x: Tensor<3>) -> (Tensor<3>, Tensor<3>) {
         self.split(x)
     }
+}
+
+/// `u` `[batch, n, d]` convolved causally with each channel's `taps` `[d, taps]`.
+fn convolve(u: Tensor<3>, taps: Tensor<2>) -> Tensor<3> {
+    if let Some(y) = crate::model::fused::causal_conv(&u, &taps) {
+        return y;
+    }
+    let [_, n, _] = u.dims();
+    let device = u.device();
+    // One product per channel, the batch as its columns: [d, n, n] x [d, n, batch].
+    toeplitz_of(taps, n, &device)
+        .matmul(u.permute([2, 1, 0]))
+        .permute([2, 1, 0])
 }
 
 /// `[channels, n, n]` with entry `[c, t, s] = taps[c, t - s]` for `0 <= t - s < taps`,

@@ -6,12 +6,15 @@
 //! forms, which carry a `d_k x d_v` state per head, are [`linear_recurrent`] and
 //! [`taylor_recurrent`], for the tests.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::activation::{elu, softmax};
 use burn::tensor::{Bool, Device, Tensor};
 
-use crate::model::fused::linear;
+use crate::attention::AttentionPattern;
+use crate::model::fused::{AttentionPlan, linear};
 
 /// Added to each row's normaliser.
 pub const EPS: f64 = 1e-6;
@@ -35,9 +38,20 @@ impl HeadProjections {
 
     /// `[batch, seq, d_model]` → q, k, v as `[batch, heads, seq, head_dim]`.
     pub fn split(&self, x: Tensor<3>) -> [Tensor<4>; 3] {
-        let [batch, seq, d_model] = x.dims();
+        self.split_packed(self.packed(x))
+    }
+
+    /// The packed projection q|k|v, `[batch, seq, 3 d_model]` (what the fused
+    /// attention kernel reads).
+    pub fn packed(&self, x: Tensor<3>) -> Tensor<3> {
+        linear(&self.qkv, x)
+    }
+
+    /// A packed q|k|v split into heads.
+    pub fn split_packed(&self, qkv: Tensor<3>) -> [Tensor<4>; 3] {
+        let [batch, seq, width] = qkv.dims();
+        let d_model = width / 3;
         let head_dim = d_model / self.heads;
-        let qkv = linear(&self.qkv, x);
         [0, 1, 2].map(|part| {
             qkv.clone()
                 .slice([0..batch, 0..seq, part * d_model..(part + 1) * d_model])
@@ -191,24 +205,28 @@ impl Based {
     /// The layer's output before its projection: the Taylor part by prefix sums
     /// ([`attend`]), the window by masked softmax.
     pub fn mixed(&self, x: Tensor<3>) -> Tensor<3> {
-        let [q, k, v] = self.heads.split(x.clone());
+        let qkv = self.heads.packed(x.clone());
+        let [q, k, v] = self.heads.split_packed(qkv.clone());
         let (fq, fk) = self.feature_qk(x);
-        let taylor = attend(
+        let taylor = HeadProjections::merge(attend(
             taylor_features(fq),
             taylor_features(fk),
             v.clone(),
             self.causal,
-        );
+        ));
         let [_, _, n, head_dim] = q.dims();
-        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt();
-        let window = softmax(
-            scores.mask_fill(
-                window_blocked(n, self.window, self.causal, &v.device()),
-                -1e30,
-            ),
-            3,
-        );
-        HeadProjections::merge((taylor + window.matmul(v)) / 2.0)
+        // The window by the fused tile kernel where it runs (O(n w), no n x n matrix).
+        let fused = window_plan(n, self.window, self.causal)
+            .and_then(|plan| crate::model::fused::fused_attention(qkv, &plan, self.heads.heads()));
+        let window = match fused {
+            Some(out) => out,
+            None => {
+                let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt();
+                let blocked = window_blocked(n, self.window, self.causal, &v.device());
+                HeadProjections::merge(softmax(scores.mask_fill(blocked, -1e30), 3).matmul(v))
+            }
+        };
+        (taylor + window) / 2.0
     }
 
     pub fn project(&self, x: Tensor<3>) -> Tensor<3> {
@@ -239,6 +257,29 @@ pub fn attend(fq: Tensor<4>, fk: Tensor<4>, v: Tensor<4>, causal: bool) -> Tenso
         return out;
     }
     normalised(fq.matmul(fk.swap_dims(2, 3)), true).matmul(v)
+}
+
+/// The fused kernel's tile plan of a window of `window` at length `n` (a local
+/// pattern), built once per `(n, window, causal)` and kept; `None` where the fused
+/// kernel is off.
+fn window_plan(n: usize, window: usize, causal: bool) -> Option<Arc<AttentionPlan>> {
+    type Plans = Vec<((usize, usize, bool), Arc<AttentionPlan>)>;
+    static PLANS: Mutex<Plans> = Mutex::new(Vec::new());
+    if !crate::model::fused::enabled() {
+        return None;
+    }
+    let key = (n, window, causal);
+    let mut plans = PLANS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, plan)) = plans.iter().find(|(k, _)| *k == key) {
+        return Some(plan.clone());
+    }
+    let pattern = AttentionPattern::Local { window };
+    let plan = Arc::new(AttentionPlan::new(&pattern, &pattern.mask(n, causal, 0)).ok()?);
+    if plans.len() >= 16 {
+        plans.remove(0);
+    }
+    plans.push((key, plan.clone()));
+    Some(plan)
 }
 
 /// The pairs the window hides: `|i - j| > window`, and `j > i` when causal.
