@@ -27,6 +27,7 @@ use super::view_model::interventions::InterventionsView;
 use super::view_model::outbox::Outbox;
 use super::view_model::run_list::RunViews;
 use crate::attention::AttentionPattern;
+use crate::bench::CostLayer;
 use crate::config::{Experiment, ModelKind};
 use crate::records::RunRecord;
 use crate::trainer::{RunId, StartRun, Trainer};
@@ -235,20 +236,27 @@ impl App {
         self.textures.count()
     }
 
-    /// Every distinct attention pattern of the experiment's runs, dense first.
-    pub fn experiment_patterns(&self) -> Vec<AttentionPattern> {
-        let mut patterns = vec![AttentionPattern::Dense];
+    /// Every distinct layer the experiment's runs train, for the Cost pane: dense
+    /// attention first, then each attention pattern and each other token mixer.
+    pub fn experiment_patterns(&self) -> Vec<CostLayer> {
+        let mut layers = vec![CostLayer::Attention(AttentionPattern::Dense)];
         for (_, settings) in self.editor.resolved_runs() {
             if settings.model.kind != ModelKind::Transformer {
                 continue;
             }
-            for p in settings.model.layer_patterns() {
-                if !patterns.contains(&p) {
-                    patterns.push(p);
+            let m = &settings.model;
+            for (mixer, pattern) in m.layer_mixers().into_iter().zip(m.layer_patterns()) {
+                let layer = if mixer.is_attention() {
+                    CostLayer::Attention(pattern)
+                } else {
+                    CostLayer::Mixer(mixer)
+                };
+                if !layers.contains(&layer) {
+                    layers.push(layer);
                 }
             }
         }
-        patterns
+        layers
     }
 
     /// Whether past runs are being read (the records list, a record opening, a

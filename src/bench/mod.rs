@@ -13,7 +13,7 @@ mod workloads;
 
 pub use crate::memory::{CountingAlloc, is_counting, peak_bytes, reset_peak};
 
-pub use cost::{LayerCost, measure_layer};
+pub use cost::{CostLayer, LayerCost, measure_layer};
 pub use workloads::{
     BenchError, BenchResult, Workload, bench_mixer, bench_patterns, default_pattern, peak_rss_mb,
     run_one, w1_plan,

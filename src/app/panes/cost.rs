@@ -11,19 +11,20 @@ use egui_plot::{GridMark, Legend, Line, Plot, Points};
 
 use crate::app::view_model::cost::{COST_LENGTHS, CostView};
 use crate::app::widgets::{ERROR_COLOR, run_color};
-use crate::attention::AttentionPattern;
+use crate::bench::CostLayer;
 
 /// The view for the experiment's distinct patterns (dense always included).
 pub fn cost_ui(
     ui: &mut Ui,
     view: &mut CostView,
-    patterns: &[AttentionPattern],
+    patterns: &[CostLayer],
     busy_training: bool,
     wake: impl Fn() + Send + 'static,
 ) {
     ui.label(
-        "One attention layer (d_model 128, 4 heads, batch 4), forward + backward, on the CPU backend: \
-         block-sparse patterns compute only the pairs they attend, so their cost grows like n * w while dense grows like n^2.",
+        "One attention or token-mixer layer (d_model 128, 4 heads, batch 4), forward + backward, on the CPU backend: \
+         block-sparse patterns compute only the pairs they attend, so their cost grows like n * w while dense grows like n^2; \
+         linear attention and the SSM grow like n, the gated convolution (a direct sum over its full-length filter) like n^2.",
     );
     cost_controls_ui(ui, view, patterns, busy_training, wake);
     if view.is_running() {
@@ -34,7 +35,7 @@ pub fn cost_ui(
     if let Some(e) = view.error() {
         ui.label(RichText::new(e).color(ERROR_COLOR));
     }
-    let labels: Vec<String> = patterns.iter().map(AttentionPattern::label).collect();
+    let labels: Vec<String> = patterns.iter().map(CostLayer::label).collect();
     if labels.iter().all(|l| view.points(l).is_empty()) {
         ui.label("Nothing measured yet for these patterns: press Measure.");
         return;
@@ -57,7 +58,7 @@ pub fn cost_ui(
 fn cost_controls_ui(
     ui: &mut Ui,
     view: &mut CostView,
-    patterns: &[AttentionPattern],
+    patterns: &[CostLayer],
     busy_training: bool,
     wake: impl Fn() + Send + 'static,
 ) {

@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use crossbeam_channel::{Receiver, bounded};
 
 use super::cost_cache::{CostCache, key, machine};
-use crate::attention::AttentionPattern;
-use crate::bench::{LayerCost, measure_layer};
+use crate::bench::{CostLayer, LayerCost, measure_layer};
 use crate::config::BackendChoice;
 
 /// Lengths measured.
@@ -63,7 +62,7 @@ impl CostView {
     }
 
     /// Measures every (pattern, length) not cached yet, on a background thread.
-    pub fn start(&mut self, patterns: &[AttentionPattern], wake: impl Fn() + Send + 'static) {
+    pub fn start(&mut self, patterns: &[CostLayer], wake: impl Fn() + Send + 'static) {
         if self.running.is_some() {
             return;
         }
@@ -72,11 +71,11 @@ impl CostView {
             .copied()
             .filter(|&n| n <= self.max_len)
             .collect();
-        let todo: Vec<(AttentionPattern, usize)> = patterns
+        let todo: Vec<(CostLayer, usize)> = patterns
             .iter()
             .flat_map(|p| lengths.iter().map(move |&n| (p.clone(), n)))
             .filter(|(p, n)| {
-                p.check(*n).is_ok()
+                p.fits(*n)
                     && !self
                         .cache
                         .points
