@@ -11,7 +11,7 @@ pub struct ShippedExperiment {
 }
 
 /// Every shipped experiment, in menu order.
-pub const SHIPPED: [ShippedExperiment; 16] = [
+pub const SHIPPED: [ShippedExperiment; 17] = [
     ShippedExperiment {
         file: "dense_vs_local.toml",
         text: include_str!("../../experiments/dense_vs_local.toml"),
@@ -75,6 +75,10 @@ pub const SHIPPED: [ShippedExperiment; 16] = [
     ShippedExperiment {
         file: "reference/markov_phases.toml",
         text: include_str!("../../experiments/reference/markov_phases.toml"),
+    },
+    ShippedExperiment {
+        file: "reference/mamba_selective_copy.toml",
+        text: include_str!("../../experiments/reference/mamba_selective_copy.toml"),
     },
 ];
 
