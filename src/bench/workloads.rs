@@ -92,13 +92,27 @@ pub(super) fn mixer_layer(
     let train_device = device.clone().autodiff();
     let layer = crate::model::TokenMixer::new(mixer, 128, 4, seq, true, &train_device)
         .ok_or_else(|| BenchError::UnknownPattern(mixer.name().into()))?;
+    Ok(time_layer(seq, device, warmup, steps, |x| layer.mixed(x)))
+}
+
+/// Times `layer`'s forward and backward on a fresh random input `[4, seq, 128]` per
+/// step (W2's shape): `warmup` untimed steps, then `steps` timed ones.
+fn time_layer(
+    seq: usize,
+    device: &Device,
+    warmup: usize,
+    steps: usize,
+    layer: impl Fn(Tensor<3>) -> Tensor<3>,
+) -> Vec<Duration> {
+    let train_device = device.clone().autodiff();
     let mut times = Vec::with_capacity(steps);
     for step in 0..warmup + steps {
         let x = Tensor::<3>::random([4, seq, 128], Distribution::Normal(0.0, 1.0), &train_device)
             .require_grad();
         let t0 = Instant::now();
-        let out = layer.mixed(x.clone());
+        let out = layer(x.clone());
         let grads = out.powi_scalar(2).mean().backward();
+        // The gradient is computed by `backward`; reading it back is what is timed.
         let _ = x.grad(&grads);
         // Ignored: a failed sync shows as a faster step, not as a wrong result.
         let _ = device.sync();
@@ -106,7 +120,7 @@ pub(super) fn mixer_layer(
             times.push(t0.elapsed());
         }
     }
-    Ok(times)
+    times
 }
 
 /// One JSON line of output.
@@ -321,22 +335,9 @@ pub(super) fn w2(
     let plan = w1_plan(pattern, seq, 1, BackendChoice::Cpu, 1)?;
     let mixing = Mixing::for_plan(&plan, &train_device, mode);
     let layer = SelfAttentionConfig::new(128, 4).init(&train_device);
-    let mut times = Vec::with_capacity(steps);
-    for step in 0..warmup + steps {
-        let x = Tensor::<3>::random([4, seq, 128], Distribution::Normal(0.0, 1.0), &train_device)
-            .require_grad();
-        let t0 = Instant::now();
-        let out = layer.forward(x.clone(), &mixing, 0);
-        let grads = out.powi_scalar(2).mean().backward();
-        // The gradient is computed by `backward`; reading it back is what is timed.
-        let _ = x.grad(&grads);
-        // Ignored: a failed sync shows as a faster step, not as a wrong result.
-        let _ = device.sync();
-        if step >= warmup {
-            times.push(t0.elapsed());
-        }
-    }
-    Ok(times)
+    Ok(time_layer(seq, device, warmup, steps, |x| {
+        layer.forward(x, &mixing, 0)
+    }))
 }
 
 /// Times W1 through the trainer thread (every event consumed, a run record written);

@@ -13,10 +13,11 @@ use burn::backend::autodiff::{
 };
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{AutodiffBackend, Backend, Dispatch, TensorMetadata, backend_extension};
+use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
+use super::ops::lift;
 use super::{Op, applies, f32_data, flex_from, slice};
 
 /// The causal depthwise convolution.
@@ -144,10 +145,6 @@ impl FusedCausalConv for Flex {
             flex_from(gh.concat(), [d, len]),
         )
     }
-}
-
-fn lift<B: Backend, C: CheckpointStrategy>(t: FloatTensor<B>) -> FloatTensor<Autodiff<B, C>> {
-    <Autodiff<B, C> as AutodiffBackend>::from_inner(t)
 }
 
 impl<B: FusedCausalConv, C: CheckpointStrategy> FusedCausalConv for Autodiff<B, C> {

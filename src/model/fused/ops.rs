@@ -293,7 +293,11 @@ impl FusedCrossEntropy for Flex {
     }
 }
 
-fn lift<B: Backend, C: CheckpointStrategy>(t: FloatTensor<B>) -> FloatTensor<Autodiff<B, C>> {
+/// An inner backend's tensor as an untracked autodiff tensor (a gradient itself:
+/// no second-order gradients).
+pub(super) fn lift<B: Backend, C: CheckpointStrategy>(
+    t: FloatTensor<B>,
+) -> FloatTensor<Autodiff<B, C>> {
     <Autodiff<B, C> as AutodiffBackend>::from_inner(t)
 }
 

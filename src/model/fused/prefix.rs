@@ -16,10 +16,11 @@ use burn::backend::autodiff::{
 };
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{AutodiffBackend, Backend, Dispatch, TensorMetadata, backend_extension};
+use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
+use super::ops::lift;
 use super::{Op, applies, check_shape, f32_data, flex_from, slice};
 
 /// Added to each normaliser, as the composed path does
@@ -251,10 +252,6 @@ impl FusedPrefixAttention for Flex {
             flex_from(gv, v_shape),
         )
     }
-}
-
-fn lift<B: Backend, C: CheckpointStrategy>(t: FloatTensor<B>) -> FloatTensor<Autodiff<B, C>> {
-    <Autodiff<B, C> as AutodiffBackend>::from_inner(t)
 }
 
 impl<B: FusedPrefixAttention, C: CheckpointStrategy> FusedPrefixAttention for Autodiff<B, C> {

@@ -17,10 +17,11 @@ use burn::backend::autodiff::{
 };
 use burn::backend::flex::{Flex, FlexTensor};
 use burn::backend::tensor::FloatTensor;
-use burn::backend::{AutodiffBackend, Backend, Dispatch, TensorMetadata, backend_extension};
+use burn::backend::{Backend, Dispatch, TensorMetadata, backend_extension};
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
+use super::ops::lift;
 use super::{Op, applies, check_shape, f32_data, flex_from, slice};
 
 /// The selective scan.
@@ -308,10 +309,6 @@ impl FusedScan for Flex {
             flex_from(ga, [d, state]),
         )
     }
-}
-
-fn lift<B: Backend, C: CheckpointStrategy>(t: FloatTensor<B>) -> FloatTensor<Autodiff<B, C>> {
-    <Autodiff<B, C> as AutodiffBackend>::from_inner(t)
 }
 
 impl<B: FusedScan, C: CheckpointStrategy> FusedScan for Autodiff<B, C> {
