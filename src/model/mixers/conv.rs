@@ -125,7 +125,7 @@ impl GatedConv {
 }
 
 /// `u` `[batch, n, d]` convolved causally with each channel's `taps` `[d, taps]`.
-fn convolve(u: Tensor<3>, taps: Tensor<2>) -> Tensor<3> {
+pub(super) fn convolve(u: Tensor<3>, taps: Tensor<2>) -> Tensor<3> {
     if let Some(y) = crate::model::fused::causal_conv(&u, &taps) {
         return y;
     }

@@ -2,8 +2,8 @@
 //! `c` and state `k`, `h_t = exp(Δ_t A) h_{t-1} + Δ_t B_t x_t`, `y_t = C_t h_t + D x_t`,
 //! with the step `Δ_t` (per channel), `B_t` and `C_t` computed from the input (the
 //! selection), `A = -exp(A_log)` per channel and state; the output gated by SiLU(z).
-//! Mamba's short convolution before the scan is left out (the layer mixes only
-//! through the scan, which is what the Mixing matrices show).
+//! As in Mamba's block, `x` is first a 4-tap causal convolution of the input's
+//! projection, through SiLU; the mixing matrix is the scan's, over those `x`.
 //!
 //! The scan is computed exactly, token by token ([`SelectiveSsm::mixed`]). For a
 //! given input the layer is also, per channel, the lower-triangular matrix
@@ -31,9 +31,14 @@ pub struct SelectiveSsm {
     a_log: Param<Tensor<2>>,
     /// `[d_model]`: the skip.
     skip: Param<Tensor<1>>,
+    /// `[d_model, SHORT_TAPS]`: the causal convolution before the scan.
+    short: Param<Tensor<2>>,
     proj: Linear,
     state: usize,
 }
+
+/// Taps of the convolution before the scan (Mamba's `d_conv`).
+const SHORT_TAPS: usize = 4;
 
 /// What the scan needs of an input: `x` and `z` `[batch, seq, d]`, `Δ` `[batch, seq, d]`,
 /// `B` and `C` `[batch, seq, state]`.
@@ -65,6 +70,12 @@ impl SelectiveSsm {
             selection: LinearConfig::new(d_model, 2 * state).init(device),
             a_log: Param::from_tensor(a_log),
             skip: Param::from_tensor(Tensor::ones([d_model], device)),
+            // PyTorch's Conv1d initialisation, as Mamba's: U(-1/sqrt(k), 1/sqrt(k)).
+            short: Param::from_tensor(Tensor::random(
+                [d_model, SHORT_TAPS],
+                Distribution::Uniform(-0.5, 0.5),
+                device,
+            )),
             proj: LinearConfig::new(d_model, d_model).init(device),
             state,
         }
@@ -74,7 +85,10 @@ impl SelectiveSsm {
     pub fn select(&self, input: Tensor<3>) -> Selected {
         let [batch, seq, d] = input.dims();
         let both = linear(&self.input, input);
-        let x = both.clone().slice([0..batch, 0..seq, 0..d]);
+        let x = silu(super::conv::convolve(
+            both.clone().slice([0..batch, 0..seq, 0..d]),
+            self.short.val(),
+        ));
         let z = both.slice([0..batch, 0..seq, d..2 * d]);
         let delta = softplus(linear(&self.step, x.clone()), 1.0);
         let bc = linear(&self.selection, x.clone());
