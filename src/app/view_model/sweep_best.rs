@@ -229,4 +229,47 @@ mod tests {
             "{csv}"
         );
     }
+
+    /// The state-size axis: an SSM carries a fixed state, attention its KV cache; a
+    /// less accurate SSM with less state and an accurate attention run are both on the
+    /// front, each at `config::state_floats` of its settings.
+    #[test]
+    fn the_state_axis_places_each_run_at_the_state_it_carries() {
+        use super::super::sweep::{CostAxis, pareto};
+        let view = |model: &str, group: &str, accuracy: f64| {
+            let text = format!("name = \"t\"\n[model]\n{model}[train]\nsteps = 1\n");
+            let plan = Experiment::from_toml(&text)
+                .and_then(|e| e.plan())
+                .map(|mut p| p.remove(0))
+                .expect("valid");
+            let mut view = RunView::live(0, &plan);
+            view.group = group.into();
+            view.status = RunStatus::Finished;
+            let mut summary = RunSummary::unstarted("t", group, 1, RunStatus::Finished);
+            summary.final_accuracy = Some(accuracy);
+            summary.steps_per_sec = 1.0;
+            view.summary = Some(summary);
+            view
+        };
+        let attention = view("", "attention", 1.0);
+        let ssm = view("mixer = { kind = \"ssm\", state = 4 }\n", "ssm", 0.5);
+        let points = pareto(&[&attention, &ssm], CostAxis::State);
+        let at = |group: &str| {
+            points
+                .iter()
+                .find(|(p, _)| p.group == group)
+                .expect("a point")
+        };
+        let (a, s) = (at("attention"), at("ssm"));
+        assert_eq!(
+            a.0.state_floats,
+            crate::config::state_floats(&attention.settings) as f64
+        );
+        assert_eq!(
+            s.0.state_floats,
+            crate::config::state_floats(&ssm.settings) as f64
+        );
+        assert!(s.0.state_floats < a.0.state_floats);
+        assert!(a.1 && s.1, "neither dominates the other");
+    }
 }
