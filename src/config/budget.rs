@@ -164,7 +164,16 @@ pub fn estimate(s: &Settings) -> MemoryEstimate {
                 k(4) * b * h * sat(pairs) * F32
             }));
             let masks = sat(patterns.len()) * n * n;
-            let snapshot = k(3) * l * h * n * n * F32 + masks;
+            // The probe's mixing matrices: per head for attention, linear attention
+            // and Based; per channel (d of them, before they are averaged into
+            // heads) for the convolution and the SSM, whose matrix is built state by
+            // state beside its running-sum gaps.
+            let per_layer = |mx: &super::Mixer| match mx {
+                super::Mixer::Conv { .. } => k(3) * d,
+                super::Mixer::Ssm { .. } => k(5) * d,
+                _ => k(3) * h,
+            };
+            let snapshot = sum(mixers.iter().map(per_layer)) * n * n * F32 + masks;
             (activations, attention, snapshot)
         }
         ModelKind::Lstm => (k(12) * l * tokens * d * F32, k(0), k(0)),
@@ -534,5 +543,20 @@ mod tests {
         let mut local = dense.clone();
         local.model.attention = crate::attention::AttentionPattern::Local { window: 32 };
         assert!(estimate(&local).attention * 20 < estimate(&dense).attention);
+    }
+
+    /// A channel-wise mixer's probe matrices are per channel before they are averaged
+    /// into heads: its snapshot term is d / heads times attention's (3 or 5 matrices
+    /// per channel against 3 per head).
+    #[test]
+    fn a_per_channel_mixer_s_snapshot_counts_every_channel() {
+        let mut s = Settings::default();
+        let attention = estimate(&s).snapshot;
+        s.model.mixer = crate::config::Mixer::Ssm { state: 16 };
+        let ssm = estimate(&s).snapshot;
+        let (d, h) = (s.model.d_model as u64, s.model.heads as u64);
+        let n = s.task.seq_len as u64;
+        let masks = s.model.layers as u64 * n * n;
+        assert_eq!((ssm - masks) * 3 * h, (attention - masks) * 5 * d);
     }
 }
